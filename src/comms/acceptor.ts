@@ -1,0 +1,131 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../logging.js';
+import type { CertificateIdentity } from '../pki/certificate.js';
+import { thumbprintOfDer } from '../pki/thumbprint.js';
+import { createFriendlyPageServer } from './friendly-page.js';
+import type { CommsLimits } from './limits.js';
+import type { PeerInfo, TrustCheck } from './peer.js';
+import { baseTlsOptions, COMMS_ALPN, selectAlpn } from './tls-config.js';
+import { writeVerdict } from './verdict.js';
+
+export interface AcceptorOptions {
+  identity: CertificateIdentity;
+  trust: TrustCheck;
+  /** What the refused peer and the log are told: which thumbprint came, what to run. */
+  explainRefusal(presented: string, remoteAddress: string): string;
+  limits: CommsLimits;
+  logger: Logger;
+  /** A trusted peer passed the verdict; the socket is now the caller's. */
+  onSession(socket: tls.TLSSocket, peer: PeerInfo): void;
+}
+
+export interface Acceptor {
+  /** Listens on TCP; resolves with the bound port (pass 0 for any). */
+  listen(port: number, host?: string): Promise<number>;
+  /** Hands over a raw byte stream that carries a client's TLS (front door, WebSocket). */
+  accept(raw: Duplex, carrier: string): void;
+  close(): Promise<void>;
+}
+
+const kCarrier = Symbol('reef.carrier');
+
+/**
+ * The accepting end of a comms connection: the server's polling listener and a listening
+ * tentacle both use it. TLS ends here with our certificate; the peer must present a
+ * certificate whose thumbprint `trust` accepts, else it is told why and disconnected.
+ * Anything that does not negotiate ALPN `reef-comms` (a browser, curl) gets the friendly page.
+ */
+export function createAcceptor(options: AcceptorOptions): Acceptor {
+  const { limits, logger } = options;
+  const friendly = createFriendlyPageServer(limits.handshakeTimeoutMs);
+  const open = new Set<Duplex>();
+  const listeners: net.Server[] = [];
+
+  const tlsServer = tls.createServer({
+    ...baseTlsOptions(options.identity),
+    requestCert: true,
+    ALPNCallback: selectAlpn,
+    handshakeTimeout: limits.handshakeTimeoutMs,
+  });
+  tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, 'comms: TLS handshake failed');
+    socket.destroy();
+  });
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    track(socket);
+    if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
+    const raw = (socket as unknown as { _parent?: Duplex & { [kCarrier]?: string } })._parent;
+    verify(socket, raw?.[kCarrier] ?? 'tcp').catch((err) => {
+      logger.warn({ err }, 'comms: could not complete a connection');
+      socket.destroy();
+    });
+  });
+
+  async function verify(socket: tls.TLSSocket, carrier: string): Promise<void> {
+    const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    const raw = socket.getPeerCertificate()?.raw;
+    if (!raw) {
+      void writeVerdict(socket, {
+        ok: false,
+        code: 'REEF_NO_CLIENT_CERTIFICATE',
+        message: 'This listener only accepts peers that present a client certificate; none was presented.',
+      });
+      logger.warn({ remote: remoteAddress }, 'comms: refused a peer without a client certificate');
+      return endSoon(socket, deadline);
+    }
+    const thumbprint = thumbprintOfDer(raw);
+    if (!(await options.trust(thumbprint))) {
+      const message = options.explainRefusal(thumbprint, remoteAddress);
+      void writeVerdict(socket, { ok: false, code: 'REEF_UNTRUSTED_CERTIFICATE', message });
+      logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
+      return endSoon(socket, deadline);
+    }
+    await writeVerdict(socket, { ok: true });
+    clearTimeout(deadline);
+    if (socket.destroyed) return;
+    options.onSession(socket, { thumbprint, remoteAddress, carrier });
+  }
+
+  function endSoon(socket: tls.TLSSocket, deadline: NodeJS.Timeout): void {
+    clearTimeout(deadline);
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  function track(socket: Duplex): void {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  }
+
+  return {
+    listen(port, host = '0.0.0.0') {
+      const server = net.createServer({ noDelay: true }, (socket) => {
+        socket.on('error', () => socket.destroy());
+        track(socket);
+        tlsServer.emit('connection', socket);
+      });
+      listeners.push(server);
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as net.AddressInfo).port);
+        });
+      });
+    },
+    accept(raw, carrier) {
+      (raw as Duplex & { [kCarrier]?: string })[kCarrier] = carrier;
+      raw.on('error', () => raw.destroy());
+      track(raw);
+      tlsServer.emit('connection', raw);
+    },
+    async close() {
+      await Promise.all(listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      for (const socket of open) socket.destroy();
+      friendly.close();
+    },
+  };
+}

@@ -1,0 +1,114 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { ReefError } from '../errors.js';
+import type { CertificateIdentity } from '../pki/certificate.js';
+import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
+import type { PeerInfo } from './peer.js';
+import { baseTlsOptions, COMMS_ALPN } from './tls-config.js';
+import { readVerdict } from './verdict.js';
+
+export interface DialOptions {
+  identity: CertificateIdentity;
+  host: string;
+  port: number;
+  /** TLS server name (SNI). Defaults to `host` unless it is an IP address. */
+  servername?: string;
+  /** A byte stream already connected towards the peer (proxy tunnel, WebSocket); TCP to host:port otherwise. */
+  transport?: () => Promise<Duplex>;
+  /** The thumbprints the peer may present. */
+  expected: readonly Thumbprint[];
+  /** What to tell the operator when the peer presents another thumbprint. */
+  explainMismatch(presented: Thumbprint): string;
+  carrier: string;
+  handshakeTimeoutMs: number;
+  /** A TLS session from an earlier connection to the same, verified peer: makes reconnects cheap. */
+  resume?: { session: Buffer; thumbprint: Thumbprint };
+  /** Receives new TLS sessions, only once the peer's thumbprint has been verified. */
+  onResumableSession?(session: Buffer, thumbprint: Thumbprint): void;
+}
+
+export interface DialedSession {
+  socket: tls.TLSSocket;
+  peer: PeerInfo;
+  resumed: boolean;
+}
+
+/**
+ * Opens a comms connection: TLS with our certificate, ALPN `reef-comms`, the peer's
+ * thumbprint checked against `expected`, then the acceptor's verdict on ours.
+ *
+ * A resumed TLS 1.3 session does not show the peer's certificate again; that is safe
+ * because sessions are only kept after a verified handshake with the same expected
+ * thumbprint, and resumption proves the peer holds that session's secret.
+ */
+export async function dialSecure(options: DialOptions): Promise<DialedSession> {
+  const raw = options.transport ? await options.transport() : undefined;
+  const resume = options.resume && options.expected.includes(options.resume.thumbprint) ? options.resume : undefined;
+  const socket = tls.connect({
+    ...baseTlsOptions(options.identity),
+    host: options.host,
+    port: options.port,
+    socket: raw,
+    servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host),
+    ALPNProtocols: [COMMS_ALPN],
+    session: resume?.session,
+  });
+  socket.setNoDelay(true);
+  const where = `${options.host}:${options.port}`;
+  const timer = setTimeout(() => {
+    socket.destroy(
+      new ReefError('REEF_HANDSHAKE_TIMEOUT', `The TLS handshake with ${where} did not complete within ${options.handshakeTimeoutMs} ms.`),
+    );
+  }, options.handshakeTimeoutMs);
+
+  let verifiedThumbprint: Thumbprint | undefined;
+  const pendingSessions: Buffer[] = [];
+  socket.on('session', (session: Buffer) => {
+    if (verifiedThumbprint) options.onResumableSession?.(session, verifiedThumbprint);
+    else pendingSessions.push(session);
+  });
+
+  let fail: (err: Error) => void = () => {};
+  const onError = (err: Error) => fail(err);
+  const onClose = () => fail(new ReefError('REEF_CONNECTION_CLOSED', `${where} closed the connection during the handshake.`));
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      fail = reject;
+      socket.once('secureConnect', resolve);
+    });
+    if (socket.alpnProtocol !== COMMS_ALPN) {
+      throw new ReefError('REEF_PROTOCOL_ERROR', `${where} is not a Reef comms listener (it did not negotiate ${COMMS_ALPN}).`);
+    }
+    const resumed = socket.isSessionReused();
+    let thumbprint: Thumbprint;
+    if (resumed && resume) {
+      thumbprint = resume.thumbprint;
+    } else {
+      const der = socket.getPeerCertificate()?.raw;
+      if (!der) throw new ReefError('REEF_PROTOCOL_ERROR', `${where} presented no certificate.`);
+      thumbprint = thumbprintOfDer(der);
+      if (!options.expected.includes(thumbprint)) {
+        throw new ReefError('REEF_UNTRUSTED_CERTIFICATE', options.explainMismatch(thumbprint));
+      }
+    }
+    verifiedThumbprint = thumbprint;
+    for (const session of pendingSessions.splice(0)) options.onResumableSession?.(session, thumbprint);
+
+    fail = () => {}; // readVerdict reports errors and early closes itself
+    const verdict = await readVerdict(socket);
+    if (!verdict.ok) {
+      throw new ReefError(verdict.code ?? 'REEF_REFUSED', verdict.message ?? `${where} refused the connection.`);
+    }
+    socket.off('error', onError);
+    socket.off('close', onClose);
+    return { socket, resumed, peer: { thumbprint, remoteAddress: where, carrier: options.carrier } };
+  } catch (err) {
+    socket.destroy();
+    throw err instanceof ReefError ? err : new ReefError('REEF_CONNECT_FAILED', `Could not connect to ${where}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,12 @@
+import type { Thumbprint } from '../pki/thumbprint.js';
+
+/** Who is on the other end of a comms connection, and how they reached us. */
+export interface PeerInfo {
+  thumbprint: Thumbprint;
+  remoteAddress: string;
+  /** How the connection arrived or left: 'tcp', 'listening', later 'sni', 'alpn', 'websocket', 'proxy'. */
+  carrier: string;
+}
+
+/** Decides whether a thumbprint is trusted; asked on every connection, so changes apply at once. */
+export type TrustCheck = (thumbprint: Thumbprint) => boolean | Promise<boolean>;

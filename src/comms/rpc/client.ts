@@ -1,0 +1,160 @@
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type { Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ReefError } from '../../errors.js';
+import type { Logger } from '../../logging.js';
+import { encodeFrame, readFrame } from '../frame.js';
+import { startHeartbeat } from '../heartbeat.js';
+import type { CommsLimits } from '../limits.js';
+import type { PeerInfo } from '../peer.js';
+import { translateStreamError } from './errors.js';
+import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope } from './types.js';
+import { http2Settings, SESSION_WINDOW_BYTES } from './settings.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/**
+ * The calling end of a comms connection: the Reef server's side, whichever side dialled.
+ * It is an HTTP/2 client on the secured socket; each call is one HTTP/2 stream, so calls
+ * are multiplexed with per-call flow control, and cancelling one resets only its stream.
+ */
+export class RpcClient {
+  readonly peer: PeerInfo;
+  readonly connectedAt = new Date();
+  /** Calls in flight, for routing to the least busy connection. */
+  inflight = 0;
+  lastCallAt = Date.now();
+  /** Resolves once the connection is gone, with the reason if it failed. */
+  readonly closed: Promise<Error | undefined>;
+
+  private readonly session: ClientHttp2Session;
+  private readonly limits: CommsLimits;
+
+  constructor(socket: Duplex, peer: PeerInfo, limits: CommsLimits, logger: Logger) {
+    this.peer = peer;
+    this.limits = limits;
+    this.session = http2.connect('http://reef.invalid', {
+      createConnection: () => socket,
+      settings: http2Settings(limits),
+      maxSessionMemory: 64,
+    });
+    this.session.on('connect', () => this.session.setLocalWindowSize(SESSION_WINDOW_BYTES));
+    let failure: Error | undefined;
+    this.session.on('error', (err) => {
+      failure = err;
+      logger.info({ err: err.message, thumbprint: peer.thumbprint }, 'comms: connection error');
+    });
+    const stopHeartbeat = startHeartbeat(this.session, { intervalMs: limits.heartbeatIntervalMs, timeoutMs: limits.heartbeatTimeoutMs }, (err) => {
+      logger.warn({ thumbprint: peer.thumbprint, remote: peer.remoteAddress }, err.message);
+      this.close(err);
+    });
+    this.closed = new Promise((resolve) =>
+      this.session.once('close', () => {
+        stopHeartbeat();
+        socket.destroy();
+        resolve(failure);
+      }),
+    );
+  }
+
+  get isOpen(): boolean {
+    return !this.session.closed && !this.session.destroyed;
+  }
+
+  /** Calls `method` and resolves with its JSON result. */
+  async call(method: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
+    const { result, body } = await this.request(method, args, options);
+    body?.resume();
+    return result;
+  }
+
+  /** Calls a method that answers with a streamed body (a download, say). */
+  async callForBody(method: string, args: unknown, options: CallOptions = {}): Promise<{ result: unknown; body: Readable }> {
+    const { result, body } = await this.request(method, args, options);
+    if (!body) throw new ReefError('REEF_PROTOCOL_ERROR', `${method} answered without the body it should stream.`);
+    return { result, body };
+  }
+
+  close(reason?: Error): void {
+    if (reason) this.session.destroy(reason);
+    else this.session.close();
+  }
+
+  private request(method: string, args: unknown, options: CallOptions): Promise<{ result: unknown; body: Readable | null }> {
+    const what = `The call ${method} to ${this.peer.remoteAddress}`;
+    const frame = encodeFrame(args, this.limits.maxMessageBytes);
+    if (options.signal?.aborted) return Promise.reject(new ReefError('REEF_CALL_CANCELLED', `${what} was cancelled.`));
+    if (!this.isOpen) return Promise.reject(new ReefError('REEF_CONNECTION_LOST', `${what} could not start: the connection is closed.`));
+    const deadlineMs = options.deadlineMs ?? this.limits.defaultCallDeadlineMs;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = this.session.request(
+        { ':method': 'POST', ':path': RPC_PATH_PREFIX + method, [HEADER_DEADLINE]: String(deadlineMs), [HEADER_BODY]: options.body ? '1' : '0' },
+        { endStream: false },
+      );
+    } catch (err) {
+      return Promise.reject(translateStreamError(err as NodeJS.ErrnoException, what));
+    }
+    this.inflight++;
+    this.lastCallAt = Date.now();
+
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (err: Error | null, value?: { result: unknown; body: Readable | null }) => {
+        if (settled) return;
+        settled = true;
+        if (err) reject(err);
+        else resolve(value!);
+      };
+      // Cancellation and the deadline cover the whole call, a streamed answer included.
+      const abort = (err: ReefError) => {
+        options.body?.destroy();
+        if (!stream.destroyed) {
+          stream.close(NGHTTP2_CANCEL);
+          stream.destroy(err);
+        }
+        settle(err);
+      };
+      const timer = deadlineMs > 0 ? setTimeout(() => abort(new ReefError('REEF_DEADLINE_EXCEEDED', `${what} did not finish within ${deadlineMs} ms.`)), deadlineMs) : undefined;
+      const onAbort = () => abort(new ReefError('REEF_CALL_CANCELLED', `${what} was cancelled.`));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+
+      stream.on('error', (err) => settle(translateStreamError(err, what)));
+      stream.on('close', () => {
+        this.inflight--;
+        this.lastCallAt = Date.now();
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        settle(new ReefError('REEF_CONNECTION_LOST', `${what} ended before its answer arrived (the connection was lost or the call was reset).`));
+      });
+      stream.on('response', (headers) => {
+        readFrame(stream, this.limits.maxMessageBytes).then(
+          (value) => {
+            const envelope = value as Envelope;
+            if (!envelope || typeof envelope !== 'object' || typeof envelope.ok !== 'boolean') {
+              return abort(new ReefError('REEF_PROTOCOL_ERROR', `${what} got a malformed answer.`));
+            }
+            if (!envelope.ok) {
+              // The service has given up on this call; stop sending it a body.
+              options.body?.unpipe(stream);
+              options.body?.destroy();
+              if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+              return settle(new ReefError(envelope.error.code, envelope.error.message));
+            }
+            settle(null, { result: envelope.result, body: headers[HEADER_BODY] === '1' ? stream : null });
+          },
+          (err: Error) => abort(err instanceof ReefError ? err : translateStreamError(err, what)),
+        );
+      });
+
+      stream.write(frame);
+      if (options.body) {
+        pipeline(options.body, stream).catch((err: Error) => {
+          if (!settled) abort(new ReefError('REEF_BODY_FAILED', `${what} failed while sending its body: ${err.message}`, { cause: err }));
+        });
+      } else {
+        stream.end();
+      }
+    });
+  }
+}

@@ -1,0 +1,189 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex, Readable } from 'node:stream';
+import { ReefError } from '../errors.js';
+import { silentLogger, type Logger } from '../logging.js';
+import type { CertificateIdentity } from '../pki/certificate.js';
+import type { Thumbprint } from '../pki/thumbprint.js';
+import { createAcceptor, type Acceptor } from './acceptor.js';
+import { dialSecure } from './dialer.js';
+import { resolveLimits, type CommsLimits } from './limits.js';
+import type { TrustCheck } from './peer.js';
+import { LinkRegistry } from './registry.js';
+import { RpcClient } from './rpc/client.js';
+import type { CallOptions } from './rpc/types.js';
+
+/** How the server reaches one tentacle. */
+export interface TentacleAddress {
+  thumbprint: Thumbprint;
+  /** Name for messages. */
+  name?: string;
+  /** Set for a listening tentacle: the server dials it. Polling tentacles dial the server. */
+  listening?: { host: string; port: number };
+}
+
+export interface CommsServerOptions {
+  identity: CertificateIdentity;
+  /** Which tentacle thumbprints may connect; asked on every connection. */
+  trust: TrustCheck;
+  limits?: Partial<CommsLimits>;
+  logger?: Logger;
+  /** When a tentacle was last seen by anyone (the store knows more than this process). */
+  lastSeenAt?(thumbprint: Thumbprint): Date | null | undefined;
+}
+
+export interface CommsServerEvents {
+  connected: [client: RpcClient];
+  disconnected: [client: RpcClient, reason: Error | undefined];
+}
+
+/**
+ * The server's side of comms: accepts polling tentacles (on its own port, or sockets
+ * handed over by the front door and WebSocket endpoint), dials listening ones, and routes
+ * each call to a live connection of the right tentacle.
+ */
+export class CommsServer extends EventEmitter<CommsServerEvents> {
+  readonly links = new LinkRegistry();
+  readonly limits: CommsLimits;
+  private readonly options: CommsServerOptions;
+  private readonly logger: Logger;
+  private readonly acceptor: Acceptor;
+  private readonly dialing = new Map<Thumbprint, Promise<RpcClient>>();
+  private readonly resumable = new Map<Thumbprint, Buffer>();
+  private readonly idleSweep: NodeJS.Timeout;
+
+  constructor(options: CommsServerOptions) {
+    super();
+    this.options = options;
+    this.limits = resolveLimits(options.limits);
+    this.logger = options.logger ?? silentLogger;
+    this.acceptor = createAcceptor({
+      identity: options.identity,
+      trust: options.trust,
+      limits: this.limits,
+      logger: this.logger,
+      explainRefusal: (tp) =>
+        `The Reef server does not trust the Tentacle certificate with thumbprint ${tp}: no registered machine has it. ` +
+        'Register the Tentacle with "tentacle register-with" (or "register-worker"); if it was deleted on the server, register it again.',
+      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)),
+    });
+    this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
+    this.idleSweep.unref();
+  }
+
+  /** Starts the comms listener for polling tentacles; resolves with its port. */
+  listen(port: number, host?: string): Promise<number> {
+    return this.acceptor.listen(port, host);
+  }
+
+  /** Takes a raw byte stream carrying a tentacle's TLS (from the front door or a WebSocket). */
+  accept(raw: Duplex, carrier: string): void {
+    this.acceptor.accept(raw, carrier);
+  }
+
+  async call(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
+    const client = await this.connectionFor(target, options.signal);
+    return client.call(method, args, options);
+  }
+
+  async callForBody(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<{ result: unknown; body: Readable }> {
+    const client = await this.connectionFor(target, options.signal);
+    return client.callForBody(method, args, options);
+  }
+
+  /**
+   * A live connection to the tentacle: for a listening one, dialled now if needed; for a
+   * polling one, waiting up to the pickup timeout for it to connect.
+   */
+  async connectionFor(target: TentacleAddress, signal?: AbortSignal): Promise<RpcClient> {
+    const live = this.links.pick(target.thumbprint);
+    if (live) return live;
+    if (target.listening) return this.dial({ ...target, listening: target.listening });
+    const client = await this.links.waitFor(target.thumbprint, this.limits.pickupTimeoutMs, signal);
+    if (client) return client;
+    if (signal?.aborted) throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
+    const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
+    throw new ReefError(
+      'REEF_TENTACLE_NOT_CONNECTED',
+      `${describe(target)} did not connect to collect its work within ${formatDuration(this.limits.pickupTimeoutMs)}; ` +
+        (seen ? `it was last seen ${seen.toISOString()} (${formatDuration(Date.now() - seen.getTime())} ago).` : 'it has never been seen by this server.') +
+        ' Check that the Tentacle is running and can reach the server.',
+    );
+  }
+
+  /** Stops trusting a tentacle's live connections: closes them now. (New ones are refused by `trust`.) */
+  disconnect(thumbprint: Thumbprint, reason: string): number {
+    const clients = this.links.connections(thumbprint);
+    for (const client of clients) {
+      this.logger.info({ thumbprint, remote: client.peer.remoteAddress }, `comms: closing connection: ${reason}`);
+      client.close(new ReefError('REEF_TRUST_REVOKED', reason));
+    }
+    this.resumable.delete(thumbprint);
+    return clients.length;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.idleSweep);
+    await this.acceptor.close();
+    const clients = this.links.all();
+    for (const client of clients) client.close(new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down.'));
+    await Promise.all(clients.map((client) => client.closed));
+  }
+
+  private adopt(client: RpcClient): RpcClient {
+    this.links.add(client);
+    this.logger.info({ thumbprint: client.peer.thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
+    this.emit('connected', client);
+    void client.closed.then((reason) => {
+      this.links.remove(client);
+      this.logger.info({ thumbprint: client.peer.thumbprint, reason: reason?.message }, 'comms: tentacle disconnected');
+      this.emit('disconnected', client, reason);
+    });
+    return client;
+  }
+
+  private dial(target: TentacleAddress & { listening: { host: string; port: number } }): Promise<RpcClient> {
+    const pending = this.dialing.get(target.thumbprint);
+    if (pending) return pending;
+    const { host, port } = target.listening;
+    const attempt = dialSecure({
+      identity: this.options.identity,
+      host,
+      port,
+      expected: [target.thumbprint],
+      carrier: 'listening',
+      handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+      explainMismatch: (presented) =>
+        `The Tentacle at ${host}:${port} presented certificate thumbprint ${presented}, but ${describe(target)} is registered with ${target.thumbprint}. ` +
+        'If its certificate was replaced, register it again with "tentacle register-with --force".',
+      resume: this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
+      onResumableSession: (session, thumbprint) => this.resumable.set(thumbprint, session),
+    }).then(({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)));
+    this.dialing.set(target.thumbprint, attempt);
+    const forget = () => this.dialing.delete(target.thumbprint);
+    attempt.then(forget, forget);
+    return attempt;
+  }
+
+  private closeIdleDialedLinks(): void {
+    if (this.limits.idleTimeoutMs <= 0) return;
+    const cutoff = Date.now() - this.limits.idleTimeoutMs;
+    for (const client of this.links.all()) {
+      if (client.peer.carrier === 'listening' && client.inflight === 0 && client.lastCallAt < cutoff) {
+        this.logger.debug({ thumbprint: client.peer.thumbprint }, 'comms: closing idle connection to listening tentacle');
+        client.close();
+      }
+    }
+  }
+}
+
+function describe(target: TentacleAddress): string {
+  return target.name ? `Tentacle "${target.name}" (${target.thumbprint})` : `Tentacle ${target.thumbprint}`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m} min`;
+  return `${Math.round(m / 60)} h`;
+}

@@ -1,0 +1,184 @@
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Duplex } from 'node:stream';
+import { errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../logging.js';
+import type { CertificateIdentity } from '../pki/certificate.js';
+import type { Thumbprint } from '../pki/thumbprint.js';
+import { createAcceptor, type Acceptor } from './acceptor.js';
+import { backoffDelay } from './backoff.js';
+import { dialSecure } from './dialer.js';
+import { resolveLimits, type CommsLimits } from './limits.js';
+import type { PeerInfo, TrustCheck } from './peer.js';
+import { ServiceHost, type ServedConnection } from './rpc/host.js';
+import type { ServiceTable } from './rpc/types.js';
+
+export interface TentacleCommsOptions {
+  identity: CertificateIdentity;
+  services: ServiceTable;
+  limits?: Partial<CommsLimits>;
+  logger?: Logger;
+  /** Instance name, for the commands suggested in error messages. */
+  instance?: string;
+}
+
+/** Where and how a polling tentacle reaches one server node. */
+export interface PollTarget {
+  host: string;
+  port: number;
+  servername?: string;
+  /** A byte stream towards the server (proxy tunnel, WebSocket); plain TCP when absent. */
+  transport?: () => Promise<Duplex>;
+  carrier: string;
+  /** The server thumbprints trusted for this node; read on every connection attempt. */
+  trusted(): readonly Thumbprint[];
+}
+
+export interface PollerEvents {
+  connected: [peer: PeerInfo, resumed: boolean];
+  disconnected: [reason: Error | undefined];
+  failed: [err: Error, retryInMs: number];
+}
+
+/**
+ * A tentacle's comms: polling loops (one per server node) and the listening endpoint,
+ * all serving the same services.
+ */
+export class TentacleComms {
+  readonly limits: CommsLimits;
+  readonly host: ServiceHost;
+  private readonly options: TentacleCommsOptions;
+  private readonly logger: Logger;
+  private readonly pollers = new Set<Poller>();
+  private acceptor: Acceptor | undefined;
+
+  constructor(options: TentacleCommsOptions) {
+    this.options = options;
+    this.limits = resolveLimits(options.limits);
+    this.logger = options.logger ?? silentLogger;
+    this.host = new ServiceHost(options.services, this.limits, this.logger);
+  }
+
+  /** Starts polling one server node; the loop reconnects until closed. */
+  poll(target: PollTarget): Poller {
+    const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle');
+    this.pollers.add(poller);
+    poller.start();
+    return poller;
+  }
+
+  /** Listens for the server to dial in (listening mode); resolves with the bound port. */
+  listen(port: number, host: string | undefined, trust: TrustCheck, trustedForMessages: () => readonly Thumbprint[]): Promise<number> {
+    const instance = this.options.instance ?? 'Tentacle';
+    this.acceptor ??= createAcceptor({
+      identity: this.options.identity,
+      trust,
+      limits: this.limits,
+      logger: this.logger,
+      explainRefusal: (tp) =>
+        `This Tentacle does not trust the server certificate with thumbprint ${tp} (it trusts: ${trustedForMessages().join(', ') || 'none'}). ` +
+        `If this is your Reef server, run on the Tentacle: tentacle configure --instance ${instance} --trust ${tp}`,
+      onSession: (socket, peer) => {
+        this.logger.info({ remote: peer.remoteAddress, thumbprint: peer.thumbprint }, 'comms: server connected');
+        this.host.serve(socket, peer);
+      },
+    });
+    return this.acceptor.listen(port, host);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pollers].map((poller) => poller.close()));
+    await this.acceptor?.close();
+    this.host.close();
+  }
+}
+
+/**
+ * One polling loop: dial, serve calls until the link drops, wait, dial again. The first
+ * retry comes within a second; repeated failures back off exponentially with full jitter
+ * up to a minute, so a restarted server is not stampeded by its whole fleet at once.
+ */
+export class Poller extends EventEmitter<PollerEvents> {
+  private closing = false;
+  private readonly stop = new AbortController();
+  private loop: Promise<void> | undefined;
+  private resume: { session: Buffer; thumbprint: Thumbprint } | undefined;
+  private current: ServedConnection | undefined;
+  private lastError = '';
+  connected = false;
+
+  constructor(
+    private readonly target: PollTarget,
+    private readonly identity: CertificateIdentity,
+    private readonly host: ServiceHost,
+    private readonly limits: CommsLimits,
+    private readonly logger: Logger,
+    private readonly instance: string,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.stop.abort();
+    this.current?.close();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const where = `${this.target.host}:${this.target.port}`;
+    let attempt = 0;
+    while (!this.closing) {
+      try {
+        const trusted = this.target.trusted();
+        const dialed = await dialSecure({
+          identity: this.identity,
+          host: this.target.host,
+          port: this.target.port,
+          servername: this.target.servername,
+          transport: this.target.transport,
+          expected: trusted,
+          carrier: this.target.carrier,
+          handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+          explainMismatch: (presented) =>
+            `The server at ${where} presented certificate thumbprint ${presented}, but this Tentacle trusts only ${trusted.join(', ') || '(none)'}. ` +
+            `If the server's certificate was replaced on purpose, run: tentacle configure --instance ${this.instance} --trust ${presented}`,
+          resume: this.resume,
+          onResumableSession: (session, thumbprint) => (this.resume = { session, thumbprint }),
+        });
+        if (this.closing) {
+          dialed.socket.destroy();
+          break;
+        }
+        attempt = 0;
+        this.lastError = '';
+        this.connected = true;
+        this.logger.info({ server: where, carrier: this.target.carrier, resumed: dialed.resumed }, 'comms: connected to server');
+        this.emit('connected', dialed.peer, dialed.resumed);
+        this.current = this.host.serve(dialed.socket, dialed.peer);
+        const reason = await this.current.closed;
+        this.current = undefined;
+        this.connected = false;
+        this.logger.info({ server: where, reason: reason?.message }, 'comms: disconnected from server');
+        this.emit('disconnected', reason);
+      } catch (err) {
+        if (this.closing) break;
+        const delay = backoffDelay(attempt);
+        const message = errorMessage(err);
+        // The same failure every few seconds would drown the log; say it once, then quietly.
+        if (message !== this.lastError) this.logger.warn({ server: where, retryInMs: delay }, `comms: ${message}`);
+        this.lastError = message;
+        this.emit('failed', err as Error, delay);
+        attempt++;
+        await sleep(delay, undefined, { signal: this.stop.signal }).catch(() => {});
+        continue;
+      }
+      if (this.closing) break;
+      await sleep(backoffDelay(attempt++), undefined, { signal: this.stop.signal }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { CertificateIdentity } from '../pki/certificate.js';
+
+/** ALPN protocol a Tentacle offers; anything else on a comms port gets the friendly page. */
+export const COMMS_ALPN = 'reef-comms';
+
+/**
+ * TLS 1.3 preferred; TLS 1.2 allowed only with forward-secret AEAD suites. (The TLS 1.3
+ * suites are all strong and are configured separately by Node.)
+ */
+const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export function baseTlsOptions(identity: CertificateIdentity) {
+  return {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: 'TLSv1.2' as const,
+    ciphers: TLS12_CIPHERS,
+    // Reef pins thumbprints itself; there is no CA chain to verify (see session.ts).
+    rejectUnauthorized: false,
+  };
+}
+
+/**
+ * The accepting side negotiates `reef-comms` for tentacles and servers, and HTTP/1.1 for
+ * browsers and curl (which get the friendly page). A client offering only other protocols
+ * (h2 alone) is refused at the handshake rather than left hanging.
+ */
+export function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes(COMMS_ALPN)) return COMMS_ALPN;
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return undefined;
+}
