@@ -123,9 +123,12 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       tlsServer.emit('connection', raw);
     },
     async close() {
-      await Promise.all(listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      // net.Server#close waits for its connections to end, so stop listening first,
+      // then end the connections, then wait.
+      const stopped = listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
       for (const socket of open) socket.destroy();
       friendly.close();
+      await Promise.all(stopped);
     },
   };
 }

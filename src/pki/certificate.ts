@@ -1,17 +1,13 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { ReefError } from '../errors.js';
+import { identityFromParts, partsFromPem, readCertificate, type CertificateIdentity } from './identity.js';
 import { thumbprintOfDer, type Thumbprint } from './thumbprint.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+export type { CertificateIdentity } from './identity.js';
 
-/** A certificate with its private key, both PEM, and the certificate's thumbprint. */
-export interface CertificateIdentity {
-  certPem: string;
-  keyPem: string;
-  thumbprint: Thumbprint;
-}
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 export interface GenerateOptions {
   /** Validity in years from now; self-signed identities are pinned, not expired, so long by default. */
@@ -32,7 +28,7 @@ export async function generateCertificate(
   const notAfter = new Date(notBefore);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + years);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01' + randomBytes(15).toString('hex'), // positive, 128 bits of randomness
+    serialNumber: '01' + randomBytes(15).toString('hex'), // positive (leading 01), then 120 random bits
     name: new x509.Name([{ CN: [commonName] }]),
     notBefore,
     notAfter,
@@ -52,35 +48,32 @@ export async function generateCertificate(
   return { certPem, keyPem, thumbprint: thumbprintOfDer(new Uint8Array(cert.rawData)) };
 }
 
-/** Builds an identity from PEM text, checking that the key belongs to the certificate. */
+/**
+ * Builds an identity from PEM text, checking that the key belongs to the certificate.
+ * `certPem` may hold a chain; the certificate matching the key is kept. `passphrase`
+ * opens an encrypted key.
+ */
 export function identityFromPem(certPem: string, keyPem: string, passphrase?: string): CertificateIdentity {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (err) {
-    throw new ReefError('REEF_BAD_CERTIFICATE', `The certificate could not be read: ${(err as Error).message}.`, { cause: err });
-  }
-  let key;
-  try {
-    key = createPrivateKey({ key: keyPem, passphrase });
-  } catch (err) {
-    throw new ReefError(
-      'REEF_BAD_PRIVATE_KEY',
-      `The private key could not be read (${(err as Error).message}). If it is encrypted, pass its password.`,
-      { cause: err },
-    );
-  }
-  if (!cert.checkPrivateKey(key)) {
-    throw new ReefError('REEF_KEY_MISMATCH', 'The private key does not belong to the certificate.');
-  }
-  return {
-    certPem: cert.toString(),
-    keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    thumbprint: thumbprintOfDer(cert.raw),
-  };
+  const certs = partsFromPem(certPem);
+  const keys = partsFromPem(keyPem, passphrase);
+  return identityFromParts({ certificates: certs.certificates, keys: keys.keys });
 }
 
-export function describeCertificate(certPem: string): { subject: string; notAfter: string; thumbprint: Thumbprint } {
-  const cert = new X509Certificate(certPem);
-  return { subject: cert.subject, notAfter: cert.validTo, thumbprint: thumbprintOfDer(cert.raw) };
+export interface CertificateDescription {
+  subject: string;
+  issuer: string;
+  notBefore: Date;
+  notAfter: Date;
+  thumbprint: Thumbprint;
+}
+
+export function describeCertificate(certPem: string): CertificateDescription {
+  const cert = readCertificate(certPem);
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    issuer: cert.issuer.replace(/\n/g, ', '),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    thumbprint: thumbprintOfDer(cert.raw),
+  };
 }

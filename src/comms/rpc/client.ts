@@ -9,7 +9,7 @@ import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
 import { translateStreamError } from './errors.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope } from './types.js';
-import { http2Settings, SESSION_WINDOW_BYTES } from './settings.js';
+import { http2Settings, widenSessionWindow } from './settings.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -38,7 +38,7 @@ export class RpcClient {
       settings: http2Settings(limits),
       maxSessionMemory: 64,
     });
-    this.session.on('connect', () => this.session.setLocalWindowSize(SESSION_WINDOW_BYTES));
+    this.session.on('connect', () => widenSessionWindow(this.session));
     let failure: Error | undefined;
     this.session.on('error', (err) => {
       failure = err;

@@ -7,7 +7,7 @@ import { encodeFrame, readFrame } from '../frame.js';
 import { startHeartbeat } from '../heartbeat.js';
 import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
-import { http2Settings, SESSION_WINDOW_BYTES } from './settings.js';
+import { http2Settings, widenSessionWindow } from './settings.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, StreamingResult, type Envelope, type ServiceTable } from './types.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -39,7 +39,7 @@ export class ServiceHost {
       maxSessionMemory: 64,
     });
     this.sessions.add(session);
-    session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+    widenSessionWindow(session);
     let failure: Error | undefined;
     session.on('error', (err) => {
       failure = err;

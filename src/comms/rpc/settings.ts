@@ -1,4 +1,4 @@
-import type { Settings } from 'node:http2';
+import type { Http2Session, Settings } from 'node:http2';
 import type { CommsLimits } from '../limits.js';
 
 /**
@@ -6,7 +6,7 @@ import type { CommsLimits } from '../limits.js';
  * fast link; windows are credit, not buffers, so idle connections cost nothing for it.
  */
 const STREAM_WINDOW_BYTES = 1024 * 1024;
-export const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
+const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export function http2Settings(limits: CommsLimits): Settings {
   return {
@@ -17,4 +17,14 @@ export function http2Settings(limits: CommsLimits): Settings {
     maxHeaderListSize: 16 * 1024,
     headerTableSize: 1024,
   };
+}
+
+/** Widens the connection-level window; a session that died already has nothing to widen. */
+export function widenSessionWindow(session: Http2Session): void {
+  if (session.destroyed || session.closed) return;
+  try {
+    session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+  } catch {
+    // closed between the check and the call; its close handling takes over
+  }
 }

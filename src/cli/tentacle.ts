@@ -1,0 +1,403 @@
+import { Command } from 'commander';
+import { realpathSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { arch, platform } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { errorMessage, ReefError } from '../errors.js';
+import { normalizeThumbprint } from '../pki/thumbprint.js';
+import type { CertificateResult } from '../tentacle/certificate.js';
+import { loadInstance, redactConfig, updateConfig, type TentacleConfig } from '../tentacle/config.js';
+import { createInstance, deleteInstance, listInstances, moveApp, moveHome, prepareFolders } from '../tentacle/instances.js';
+import { homeFiles, packageJsonPath, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
+import { runServiceActions } from '../tentacle/service.js';
+import { runSupervisor, SUPERVISOR_MARKER } from '../tentacle/supervisor.js';
+import {
+  absolutePath,
+  addInstanceOption,
+  addOptionAlias,
+  collect,
+  configureProgram,
+  note,
+  parseBoolean,
+  parseFormat,
+  parsePort,
+  printJson,
+  printLine,
+  runAction,
+  runProgram,
+} from './common.js';
+
+/**
+ * The `tentacle` command line. Command and option names follow Octopus Tentacle, with kebab
+ * aliases where Octopus uses camelCase. stdout carries only results (thumbprints, lists,
+ * JSON); progress and notes go to stderr.
+ */
+
+/**
+ * Certificate code pulls in the X.509 libraries (about half a second to load), so commands
+ * load it only when they need it.
+ */
+const certificates = () => import('../tentacle/certificate.js');
+const identityStore = () => import('../pki/identity-files.js');
+
+/** Adds commands to the program; how other modules plug into `tentacle`. */
+export type CommandRegistrar = (program: Command) => void;
+
+/*
+ * ---- Registration point -------------------------------------------------------------
+ * Commands implemented in other modules are added here, e.g.
+ *
+ *   import { registerRegistrationCommands } from './tentacle-registration.js';
+ *   const extraCommands: CommandRegistrar[] = [registerRegistrationCommands];
+ *
+ * Any PLANNED_COMMANDS name that no registrar adds gets a placeholder that fails clearly,
+ * so the name is reserved in --help and a registrar can claim it without touching this file.
+ */
+const extraCommands: CommandRegistrar[] = [];
+
+/** Commands the product defines whose implementation lives outside this file. */
+export const PLANNED_COMMANDS: ReadonlyArray<readonly [name: string, description: string]> = [
+  ['register-with', 'register this machine with a Reef server as a deployment target'],
+  ['register-worker', 'register this machine with a Reef server as a worker'],
+  ['deregister-from', 'remove this deployment target from a Reef server'],
+  ['deregister-worker', 'remove this worker from a Reef server'],
+  ['poll-server', 'poll one more server node'],
+  ['polling-proxy', 'set the HTTP proxy for polling connections'],
+  ['proxy', 'set the HTTP proxy for calls to the server API'],
+];
+
+export function buildTentacleProgram(registrars: readonly CommandRegistrar[] = extraCommands): Command {
+  const program = configureProgram(new Command('tentacle'))
+    .description('Reef Tentacle: the deployment agent. Run "tentacle <command> --help" for details.')
+    .helpCommand(true);
+
+  addInstanceCommands(program);
+  addCertificateCommands(program);
+  addConfigureCommand(program);
+  addInfoCommands(program);
+  addServiceCommands(program);
+
+  for (const register of registrars) register(program);
+  for (const [name, description] of PLANNED_COMMANDS) {
+    if (program.commands.some((c) => c.name() === name)) continue;
+    program
+      .command(name)
+      .description(`${description} (not available in this build)`)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(
+        runAction(() => {
+          throw new ReefError('REEF_NOT_IMPLEMENTED', `"tentacle ${name}" is not available in this build of Reef yet.`);
+        }),
+      );
+  }
+  return program;
+}
+
+interface InstanceOpts {
+  instance: string;
+}
+
+function addInstanceCommands(program: Command): void {
+  addInstanceOption(
+    program
+      .command('create-instance')
+      .description('create a named Tentacle instance: an entry in the instance index and a config file')
+      .option('--config <path>', 'config file path (default <root>/instances/<name>/tentacle.json; an existing file is adopted)')
+      .option('--home <dir>', 'home folder for certificate, workspace and logs (default: the config file folder)'),
+  ).action(
+    runAction(async (opts: InstanceOpts & { config?: string; home?: string }) => {
+      const result = await createInstance(opts.instance, {
+        ...(opts.config !== undefined ? { config: absolutePath(opts.config, '--config') } : {}),
+        ...(opts.home !== undefined ? { home: absolutePath(opts.home, '--home') } : {}),
+      });
+      note(
+        result.created
+          ? `Created instance "${result.name}" with config file ${result.configPath} and home ${result.config.home}.`
+          : `Instance "${result.name}" already exists with config file ${result.configPath}; nothing changed.`,
+      );
+    }),
+  );
+
+  addInstanceOption(
+    program
+      .command('delete-instance')
+      .description('remove an instance from the index; its files stay unless --purge')
+      .option(
+        '--purge',
+        'also delete the config file, certificate, workspace and logs (deployed applications are never deleted)',
+      ),
+  ).action(
+    runAction(async (opts: InstanceOpts & { purge?: boolean }) => {
+      const removed = await deleteInstance(opts.instance, { purge: opts.purge === true });
+      note(
+        opts.purge
+          ? `Deleted instance "${removed.name}" and its files.`
+          : `Deleted instance "${removed.name}" from the index; its files remain (re-add with "tentacle create-instance --instance ${removed.name} --config ${removed.configPath}").`,
+      );
+    }),
+  );
+
+  addInstanceOption(
+    program
+      .command('list-instances')
+      .description('list instances, one per line: name and config file')
+      .option('--json', 'print JSON')
+      .option('--format <format>', 'text or json'),
+  ).action(
+    runAction(async (opts: { json?: boolean; format?: string }) => {
+      const format = opts.json ? 'json' : parseFormat(opts.format, ['text', 'json'] as const, 'text');
+      const instances = await listInstances();
+      if (format === 'json') printJson(instances);
+      else for (const i of instances) printLine(`${i.name}\t${i.configPath}`);
+    }),
+  );
+}
+
+function addCertificateCommands(program: Command): void {
+  const report = (result: CertificateResult, what: string) => {
+    if (!result.created) note(`A certificate already exists; kept it (--if-blank).`);
+    else note(what);
+    if (result.replaced) {
+      note(`Replaced certificate ${result.replaced}: servers that trusted it must be given the new thumbprint (re-run register-with).`);
+    }
+    printLine(result.thumbprint);
+  };
+
+  addInstanceOption(
+    program
+      .command('new-certificate')
+      .description('generate a new ECDSA P-256 certificate for the instance (replaces the current one) and print its thumbprint')
+      .option('--if-blank', 'only generate one if the instance has none yet'),
+  ).action(
+    runAction(async (opts: InstanceOpts & { ifBlank?: boolean }) => {
+      const { config } = await loadInstance(opts.instance);
+      const { newCertificate } = await certificates();
+      report(await newCertificate(config, { ifBlank: opts.ifBlank === true }), 'Generated a new certificate.');
+    }),
+  );
+
+  const importCommand = program
+    .command('import-certificate')
+    .description('import a certificate with its private key (PEM, or PKCS#12 .pfx/.p12) and print its thumbprint')
+    .requiredOption('--from-file <file>', 'PEM file holding certificate and private key, or a .pfx/.p12 file')
+    .option('--pfx-password <password>', 'password of the PKCS#12 file or of an encrypted PEM key');
+  addOptionAlias(importCommand, '--fromFile <file>', 'fromFile');
+  addOptionAlias(importCommand, '--pfxPassword <password>', 'pfxPassword');
+  addInstanceOption(importCommand).action(
+    runAction(async (opts: InstanceOpts & { fromFile: string; pfxPassword?: string }) => {
+      const { config } = await loadInstance(opts.instance);
+      const { importCertificateFile } = await certificates();
+      report(await importCertificateFile(config, absolutePath(opts.fromFile, '--from-file'), opts.pfxPassword), 'Imported the certificate.');
+    }),
+  );
+
+  const showCommand = program
+    .command('show-thumbprint')
+    .description("print the instance's certificate thumbprint (SHA-256)")
+    .option('--export-file <file>', 'also write it to this file')
+    .option('--format <format>', 'text (the thumbprint alone) or json', 'text');
+  addOptionAlias(showCommand, '--exportFile <file>', 'exportFile');
+  addInstanceOption(showCommand).action(
+    runAction(async (opts: InstanceOpts & { exportFile?: string; format?: string }) => {
+      const format = parseFormat(opts.format, ['text', 'json'] as const, 'text');
+      const { config } = await loadInstance(opts.instance);
+      const thumbprint = await (await certificates()).currentThumbprint(config);
+      const text = format === 'json' ? `${JSON.stringify({ thumbprint })}\n` : `${thumbprint}\n`;
+      if (opts.exportFile !== undefined) {
+        const file = absolutePath(opts.exportFile, '--export-file');
+        await writeFile(file, text);
+        note(`Wrote the thumbprint to ${file}.`);
+      }
+      process.stdout.write(text);
+    }),
+  );
+}
+
+interface ConfigureOpts extends InstanceOpts {
+  resetTrust?: boolean;
+  trust?: string[];
+  removeTrust?: string[];
+  port?: string;
+  noListen?: string | boolean;
+  listenIpAddress?: string;
+  home?: string;
+  app?: string;
+  allowPath?: string[];
+}
+
+function addConfigureCommand(program: Command): void {
+  const command = program
+    .command('configure')
+    .description('change instance settings: trusted servers, listening, folders')
+    .option('--reset-trust', 'remove all trusted server thumbprints (applied before --trust)')
+    .option('--trust <thumbprint>', 'trust a server thumbprint (repeatable)', collect)
+    .option('--remove-trust <thumbprint>', 'stop trusting a server thumbprint (repeatable)', collect)
+    .option('--port <port>', 'port to listen on in listening mode; also turns listening on')
+    .option('--noListen [bool]', 'true: do not listen (polling only); false: listen (alias --no-listen)')
+    .option('--listenIpAddress <address>', 'IP address to listen on (alias --listen-ip-address)')
+    .option('--home <dir>', 'home folder (certificate, workspace, logs); the certificate is copied along')
+    .option('--app <dir>', 'application folder packages are deployed to')
+    .option('--allow-path <dir>', 'add a folder push-file may write into (repeatable)', collect);
+  addOptionAlias(command, '--no-listen [bool]', 'noListen');
+  addOptionAlias(command, '--listen-ip-address <address>', 'listenIpAddress');
+  addOptionAlias(command, '--resetTrust', 'resetTrust');
+  addOptionAlias(command, '--removeTrust <thumbprint>', 'removeTrust', collect);
+  addOptionAlias(command, '--allowPath <dir>', 'allowPath', collect);
+  addInstanceOption(command).action(runAction(async (opts: ConfigureOpts) => configure(opts)));
+}
+
+async function configure(opts: ConfigureOpts): Promise<void> {
+  // Everything is validated before anything is written, so a bad value changes nothing.
+  const trust = (opts.trust ?? []).map(normalizeThumbprint);
+  const removeTrust = (opts.removeTrust ?? []).map(normalizeThumbprint);
+  const port = opts.port !== undefined ? parsePort(opts.port, '--port') : undefined;
+  const noListen = opts.noListen !== undefined ? parseBoolean(opts.noListen, '--noListen') : undefined;
+  if (opts.listenIpAddress !== undefined && isIP(opts.listenIpAddress.trim()) === 0) {
+    throw new ReefError('REEF_BAD_ADDRESS', `--listenIpAddress must be an IPv4 or IPv6 address such as 0.0.0.0 or ::, not "${opts.listenIpAddress}".`);
+  }
+  const home = opts.home !== undefined ? absolutePath(opts.home, '--home') : undefined;
+  const app = opts.app !== undefined ? absolutePath(opts.app, '--app') : undefined;
+  const allowPaths = (opts.allowPath ?? []).map((p) => absolutePath(p, '--allow-path'));
+  const nothing =
+    !opts.resetTrust && !trust.length && !removeTrust.length && port === undefined && noListen === undefined &&
+    opts.listenIpAddress === undefined && home === undefined && app === undefined && !allowPaths.length;
+  if (nothing) throw new ReefError('REEF_NOTHING_TO_CONFIGURE', 'Nothing to change: pass at least one option (see "tentacle configure --help").');
+
+  const before = await loadInstance(opts.instance);
+  const notes: string[] = [];
+  const updated = await updateConfig(opts.instance, (config) => {
+    let next: TentacleConfig = { ...config, listen: { ...config.listen } };
+    if (opts.resetTrust) {
+      next.trust = [];
+      notes.push('Removed all trusted thumbprints.');
+    }
+    for (const tp of removeTrust) {
+      if (next.trust.includes(tp)) next.trust = next.trust.filter((t) => t !== tp);
+      else notes.push(`${tp} was not trusted; nothing to remove.`);
+    }
+    for (const tp of trust) if (!next.trust.includes(tp)) next.trust = [...next.trust, tp];
+    if (port !== undefined) next.listen = { ...next.listen, port, enabled: true };
+    if (noListen !== undefined) next.listen = { ...next.listen, enabled: !noListen };
+    if (opts.listenIpAddress !== undefined) next.listen = { ...next.listen, host: opts.listenIpAddress.trim() };
+    if (home !== undefined) next = moveHome(next, home);
+    if (app !== undefined) next = moveApp(next, app);
+    for (const dir of allowPaths) if (!next.allowedRoots.includes(dir)) next.allowedRoots = [...next.allowedRoots, dir];
+    return next;
+  });
+  await prepareFolders(updated);
+  if (updated.home !== before.config.home) await carryCertificate(before.config.home, updated.home, notes);
+  for (const line of notes) note(line);
+  note(`Updated ${before.configPath}.`);
+}
+
+/** The certificate lives in home, so moving home must not silently give the instance a new identity. */
+async function carryCertificate(fromHome: string, toHome: string, notes: string[]): Promise<void> {
+  const { identityFiles, loadIdentity, saveIdentity } = await identityStore();
+  const target = identityFiles(toHome, homeFiles.certBaseName);
+  const hasTarget = await readFile(target.certFile).then(() => true, () => false);
+  if (hasTarget) {
+    notes.push(`${toHome} already has a certificate; using it.`);
+    return;
+  }
+  const identity = await loadIdentity(fromHome, homeFiles.certBaseName).catch(() => null);
+  if (identity) {
+    await saveIdentity(toHome, identity, homeFiles.certBaseName);
+    notes.push(`Copied the certificate (${identity.thumbprint}) to ${toHome}.`);
+  }
+}
+
+function addInfoCommands(program: Command): void {
+  addInstanceOption(
+    program.command('show-configuration').description('print the instance configuration as JSON (proxy passwords hidden)'),
+  ).action(
+    runAction(async (opts: InstanceOpts) => {
+      const { config, configPath } = await loadInstance(opts.instance);
+      // A damaged certificate should not hide the rest of the configuration.
+      const thumbprint = await (await certificates()).thumbprintIfAny(config).catch((err: unknown) => {
+        note(`warning: ${errorMessage(err)}`);
+        return null;
+      });
+      printJson({ ...redactConfig(config), configFile: configPath, thumbprint });
+    }),
+  );
+
+  addInstanceOption(
+    program
+      .command('version')
+      .description('print the Reef Tentacle and Node.js versions')
+      .option('--format <format>', 'text or json', 'text'),
+  ).action(
+    runAction(async (opts: { format?: string }) => {
+      const format = parseFormat(opts.format, ['text', 'json'] as const, 'text');
+      const pkg = JSON.parse(await readFile(packageJsonPath, 'utf8')) as { version: string };
+      const info = { version: pkg.version, node: process.version, platform: platform(), arch: arch() };
+      if (format === 'json') printJson(info);
+      else printLine(`Reef Tentacle ${info.version} (Node.js ${info.node}, ${info.platform}-${info.arch})`);
+    }),
+  );
+}
+
+function addServiceCommands(program: Command): void {
+  addInstanceOption(
+    program
+      .command('service')
+      .description('run the instance in the background: a systemd unit where systemd runs, otherwise a supervised process')
+      .option('--install', 'install the service (systemd: write and enable the unit)')
+      .option('--uninstall', 'stop and remove the service')
+      .option('--start', 'start the service')
+      .option('--stop', 'stop the service')
+      .option('--restart', 'restart the service'),
+  ).action(
+    runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean }) => {
+      const { config } = await loadInstance(opts.instance);
+      const { instance: _instance, ...actions } = opts;
+      for (const line of await runServiceActions(config, actions)) note(line);
+    }),
+  );
+
+  addInstanceOption(program.command('agent').description('run the agent in the foreground (what the service runs)')).action(
+    runAction(async (opts: InstanceOpts) => {
+      const runAgent = await loadAgent();
+      await runAgent(opts.instance);
+    }),
+  );
+
+  // Internal: the process `service --start` leaves running in supervised mode.
+  addInstanceOption(program.command(SUPERVISOR_MARKER, { hidden: true }).description('supervise the agent (internal)')).action(
+    runAction(async (opts: InstanceOpts) => runSupervisor(opts.instance, { root: tentacleRoot() })),
+  );
+}
+
+/** The agent lives in tentacle/agent.ts; imported lazily so the other commands start fast and work without it. */
+async function loadAgent(): Promise<(instanceName: string) => Promise<void>> {
+  const specifier = new URL('../tentacle/agent.js', import.meta.url).href;
+  let mod: { runAgent?: unknown };
+  try {
+    mod = (await import(specifier)) as { runAgent?: unknown };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { url?: string };
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && (e.url === specifier || e.message.includes(fileURLToPath(specifier)))) {
+      throw new ReefError('REEF_AGENT_UNAVAILABLE', 'The agent is not part of this build of Reef yet (src/tentacle/agent.ts is missing).');
+    }
+    throw err;
+  }
+  if (typeof mod.runAgent !== 'function') {
+    throw new ReefError('REEF_AGENT_UNAVAILABLE', 'src/tentacle/agent.ts does not export runAgent(instanceName).');
+  }
+  return mod.runAgent as (instanceName: string) => Promise<void>;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    const real = realpathSync(entry);
+    return real === tentacleBinPath || real === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await runProgram(buildTentacleProgram());

@@ -1,0 +1,219 @@
+import { createHash, scrypt, timingSafeEqual, randomBytes, type ScryptOptions } from 'node:crypto';
+import { isReefError } from '../../errors.js';
+import { randomBase32 } from '../store/ids.js';
+import type { ApiKey, ApiKeyCredential, Store } from '../store/types.js';
+
+/**
+ * API keys look like `API-` + 32 base32 characters (160 random bits). The first 8 after
+ * `API-` are a non-secret prefix that finds the row; the whole key is checked against an
+ * scrypt hash. The key itself is shown once at creation and never stored or logged.
+ */
+
+const KEY_BODY = 32;
+const PREFIX_LENGTH = 8;
+const KEY_FORMAT = /^API-[A-Z2-7]{32}$/;
+const SCRYPT: ScryptOptions = { N: 16384, r: 8, p: 1 };
+const HASH_BYTES = 32;
+const SALT_BYTES = 16;
+
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  /** The secret: print it once, then forget it. */
+  key: string;
+}
+
+function hashKey(key: string, salt: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(key, salt, HASH_BYTES, SCRYPT, (err, derived) => (err ? reject(err) : resolve(derived)));
+  });
+}
+
+export function isApiKeyFormat(presented: string): boolean {
+  return KEY_FORMAT.test(presented);
+}
+
+export async function createApiKey(store: Store, name: string): Promise<CreatedApiKey> {
+  // A prefix collision (40 bits) is unlikely but possible: draw again.
+  for (let attempt = 1; ; attempt++) {
+    const key = `API-${randomBase32(KEY_BODY)}`;
+    const salt = randomBytes(SALT_BYTES);
+    const hash = await hashKey(key, salt);
+    try {
+      const row = await store.insertApiKey({
+        name,
+        prefix: key.slice(4, 4 + PREFIX_LENGTH),
+        hash: hash.toString('base64'),
+        salt: salt.toString('base64'),
+      });
+      return { id: row.id, name: row.name, key };
+    } catch (err) {
+      if (attempt < 3 && isReefError(err, 'REEF_CONFLICT')) continue;
+      throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- cache
+
+export interface ApiKeyCacheOptions {
+  /** Verified keys remembered; the least recently used goes first. Default 1000. */
+  maxEntries?: number;
+  /**
+   * How long a remembered key is trusted before its row is read again (not re-hashed).
+   * Bounds how late a revocation made on another server node takes effect. Default 60 s.
+   */
+  ttlMs?: number;
+  /** Minimum interval between lastUsedAt writes for one key. Default 60 s. */
+  touchIntervalMs?: number;
+  now?: () => number;
+}
+
+interface CacheEntry {
+  key: ApiKey;
+  hash: string;
+  checkedAt: number;
+  touchedAt: number;
+}
+
+/**
+ * Successful verifications keyed by sha256 of the presented key (the key itself is not
+ * kept), so a hot API path does not pay ~50 ms of scrypt per request.
+ */
+export class ApiKeyCache {
+  readonly maxEntries: number;
+  readonly ttlMs: number;
+  readonly touchIntervalMs: number;
+  readonly now: () => number;
+  readonly #entries = new Map<string, CacheEntry>();
+  /** Verifications running now, so a burst with one new key hashes it once. */
+  readonly inFlight = new Map<string, Promise<ApiKey | null>>();
+  /** Bumped by forgetKey, so a verification that began before a revoke is not cached. */
+  generation = 0;
+
+  constructor(options: ApiKeyCacheOptions = {}) {
+    this.maxEntries = options.maxEntries ?? 1000;
+    this.ttlMs = options.ttlMs ?? 60_000;
+    this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(digest: string): CacheEntry | undefined {
+    const entry = this.#entries.get(digest);
+    if (entry) {
+      // Re-insert: Map order is the LRU order.
+      this.#entries.delete(digest);
+      this.#entries.set(digest, entry);
+    }
+    return entry;
+  }
+
+  set(digest: string, entry: CacheEntry): void {
+    this.#entries.delete(digest);
+    this.#entries.set(digest, entry);
+    while (this.#entries.size > this.maxEntries) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  delete(digest: string): void {
+    this.#entries.delete(digest);
+  }
+
+  forgetKey(id: string): void {
+    this.generation++;
+    for (const [digest, entry] of this.#entries) if (entry.key.id === id) this.#entries.delete(digest);
+  }
+}
+
+const caches = new WeakMap<Store, ApiKeyCache>();
+
+/** The cache verifyApiKey and revokeApiKey use for a store unless given one. */
+export function apiKeyCacheFor(store: Store): ApiKeyCache {
+  let cache = caches.get(store);
+  if (!cache) {
+    cache = new ApiKeyCache();
+    caches.set(store, cache);
+  }
+  return cache;
+}
+
+// ---------------------------------------------------------------- verify, revoke, list
+
+function usable(cred: ApiKeyCredential | null): cred is ApiKeyCredential {
+  return cred !== null && cred.revokedAt === null;
+}
+
+function publicPart(cred: ApiKeyCredential): ApiKey {
+  const { hash: _hash, salt: _salt, ...key } = cred;
+  return key;
+}
+
+async function verifyUncached(store: Store, cache: ApiKeyCache, presented: string, digest: string): Promise<ApiKey | null> {
+  const generation = cache.generation;
+  const cred = await store.getApiKeyCredential(presented.slice(4, 4 + PREFIX_LENGTH));
+  if (!usable(cred)) return null;
+  const expected = Buffer.from(cred.hash, 'base64');
+  const actual = await hashKey(presented, Buffer.from(cred.salt, 'base64'));
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return null;
+  const now = cache.now();
+  await store.markApiKeyUsed(cred.id, new Date(now));
+  const key = { ...publicPart(cred), lastUsedAt: new Date(now).toISOString() };
+  if (cache.generation === generation) cache.set(digest, { key, hash: cred.hash, checkedAt: now, touchedAt: now });
+  return key;
+}
+
+/**
+ * The key record if `presented` is a valid, unrevoked key; null otherwise (wrong format,
+ * unknown, wrong secret, revoked). Never throws for bad input, never echoes the key.
+ */
+export async function verifyApiKey(
+  store: Store,
+  presented: string,
+  cache: ApiKeyCache = apiKeyCacheFor(store),
+): Promise<ApiKey | null> {
+  if (typeof presented !== 'string' || !isApiKeyFormat(presented)) return null;
+  const digest = createHash('sha256').update(presented).digest('hex');
+  const entry = cache.get(digest);
+  if (entry) {
+    const now = cache.now();
+    if (now - entry.checkedAt >= cache.ttlMs) {
+      // Cheap re-check: same row, same hash, still not revoked.
+      const cred = await store.getApiKeyCredential(entry.key.prefix);
+      if (!usable(cred) || cred.id !== entry.key.id || cred.hash !== entry.hash) {
+        cache.delete(digest);
+        return null;
+      }
+      entry.checkedAt = now;
+    }
+    if (now - entry.touchedAt >= cache.touchIntervalMs) {
+      entry.touchedAt = now;
+      entry.key = { ...entry.key, lastUsedAt: new Date(now).toISOString() };
+      await store.markApiKeyUsed(entry.key.id, new Date(now));
+    }
+    return entry.key;
+  }
+  let pending = cache.inFlight.get(digest);
+  if (!pending) {
+    pending = verifyUncached(store, cache, presented, digest).finally(() => cache.inFlight.delete(digest));
+    cache.inFlight.set(digest, pending);
+  }
+  return pending;
+}
+
+/** Revokes the key and forgets it in this process's cache at once. false if missing or already revoked. */
+export async function revokeApiKey(store: Store, id: string, cache: ApiKeyCache = apiKeyCacheFor(store)): Promise<boolean> {
+  const revoked = await store.revokeApiKey(id);
+  cache.forgetKey(id);
+  return revoked;
+}
+
+/** Every key, revoked ones included; never the hash or salt. */
+export async function listApiKeys(store: Store): Promise<ApiKey[]> {
+  return store.listApiKeys();
+}

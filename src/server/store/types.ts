@@ -1,0 +1,333 @@
+/**
+ * The server's durable state, behind one async interface. SQLite (embedded default) and
+ * PostgreSQL (several server nodes) implement it with the same numbered migrations, so
+ * nothing here may mention a driver's types.
+ *
+ * Conventions every implementation keeps:
+ * - Timestamps come out as ISO-8601 UTC strings (`2024-05-01T12:00:00.000Z`); inputs
+ *   accept a `Date` or such a string.
+ * - Names of environments, worker pools and machines are unique case-insensitively and
+ *   kept as first written.
+ * - Failures are `ReefError`s with stable codes: REEF_CONFLICT (duplicate name,
+ *   thumbprint), REEF_NOT_FOUND (a referenced row is missing), REEF_IN_USE (delete of
+ *   something still referenced), REEF_INVALID_ARGUMENT (input that can never be valid),
+ *   REEF_BAD_THUMBPRINT, REEF_STORE_TOO_NEW (database migrated by a newer Reef).
+ * - State transitions (`startTask`, `finishTaskMachine`, ...) never throw for a race or a
+ *   repeat: they return `false` when the row is not in a state the transition starts
+ *   from (already finished, already running), `true` when applied. They throw
+ *   REEF_NOT_FOUND only when the task or machine row does not exist at all.
+ */
+
+import type { Thumbprint } from '../../pki/thumbprint.js';
+
+/** ISO-8601 UTC timestamp with milliseconds. */
+export type Timestamp = string;
+export type TimeInput = Date | Timestamp;
+/** A JSON object the store serializes as is; read it back through a schema. */
+export type JsonObject = Record<string, unknown>;
+
+// ---------------------------------------------------------------- environments, pools
+
+export interface Environment {
+  id: string;
+  name: string;
+  createdAt: Timestamp;
+}
+
+export interface WorkerPool {
+  id: string;
+  name: string;
+  createdAt: Timestamp;
+}
+
+// ---------------------------------------------------------------- machines
+
+export type MachineKind = 'target' | 'worker';
+export type CommsStyle = 'polling' | 'listening';
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface Machine {
+  /** `m-` followed by 12 random lowercase base32 characters. */
+  id: string;
+  name: string;
+  kind: MachineKind;
+  thumbprint: Thumbprint;
+  commsStyle: CommsStyle;
+  /** Where the server dials a listening tentacle; null for polling. */
+  endpoint: Endpoint | null;
+  /** Environment names (targets only), sorted. */
+  environments: string[];
+  /** Roles (targets only), sorted. */
+  roles: string[];
+  /** Worker pool names (workers only), sorted. */
+  workerPools: string[];
+  /** The carrier the tentacle last came in on (e.g. `tcp`, `sni-443`, `websocket`). */
+  carrier: string | null;
+  tentacleVersion: string | null;
+  /** OS / platform facts the tentacle reported. */
+  platform: JsonObject | null;
+  lastSeenAt: Timestamp | null;
+  lastHealth: HealthStatus;
+  lastHealthAt: Timestamp | null;
+  createdAt: Timestamp;
+}
+
+export interface MachineInput {
+  name: string;
+  kind: MachineKind;
+  /** Any case, colons allowed; stored normalized. */
+  thumbprint: string;
+  commsStyle: CommsStyle;
+  /** Required for listening, must be absent or null for polling. */
+  endpoint?: Endpoint | null;
+  /** Targets: at least one. Missing environments are created on demand. */
+  environments?: string[];
+  /** Targets: at least one. */
+  roles?: string[];
+  /** Workers: at least one. Missing pools are created on demand. */
+  workerPools?: string[];
+  tentacleVersion?: string | null;
+  platform?: JsonObject | null;
+}
+
+export interface MachineFilter {
+  kind?: MachineKind;
+  /** Environment name, case-insensitive. */
+  environment?: string;
+  /** Role, case-insensitive. */
+  role?: string;
+  /** Worker pool name, case-insensitive. */
+  workerPool?: string;
+  /** Only these machine names (case-insensitive). */
+  names?: string[];
+}
+
+export interface MachineTouch {
+  lastSeenAt?: TimeInput;
+  carrier?: string | null;
+  version?: string | null;
+  platform?: JsonObject | null;
+}
+
+export interface HealthInput {
+  ok: boolean;
+  details?: JsonObject | null;
+  at?: TimeInput;
+}
+
+export interface HealthCheck {
+  id: number;
+  machineId: string;
+  ok: boolean;
+  details: JsonObject | null;
+  at: Timestamp;
+}
+
+// ---------------------------------------------------------------- api keys
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** Non-secret first characters of the key, used to find its row. */
+  prefix: string;
+  createdAt: Timestamp;
+  lastUsedAt: Timestamp | null;
+  revokedAt: Timestamp | null;
+}
+
+/** What only the verifier needs: never leaves the auth module. */
+export interface ApiKeyCredential extends ApiKey {
+  /** scrypt output, base64. */
+  hash: string;
+  /** scrypt salt, base64. */
+  salt: string;
+}
+
+export interface ApiKeyInsert {
+  name: string;
+  prefix: string;
+  hash: string;
+  salt: string;
+}
+
+// ---------------------------------------------------------------- tasks
+
+export type TaskKind = 'run-script' | 'push-file' | 'health-check';
+export type TaskState = 'Queued' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+export type TaskMachineState = 'Pending' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+export type FinalState = 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+
+export const FINAL_STATES: readonly FinalState[] = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
+
+export interface Task {
+  /** `T-000123`: numbered in creation order (wider past a million, still ordered). */
+  id: string;
+  kind: TaskKind;
+  spec: JsonObject;
+  /** How the machines were chosen (environment + role, pool, names), for display. */
+  target: JsonObject;
+  state: TaskState;
+  createdAt: Timestamp;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  cancelRequestedAt: Timestamp | null;
+  error: string | null;
+}
+
+export interface TaskMachine {
+  taskId: string;
+  /** No foreign key: task history outlives a deleted machine. */
+  machineId: string;
+  /** The machine's name when the task was created. */
+  machineName: string;
+  state: TaskMachineState;
+  exitCode: number | null;
+  error: string | null;
+  /** Unique, chosen by the server; the tentacle's script is started and found by it. */
+  ticket: string;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  /** Highest tentacle-side log sequence number already stored (0 = none). */
+  logCursor: number;
+}
+
+export interface TaskWithMachines extends Task {
+  machines: TaskMachine[];
+}
+
+export interface TaskInput {
+  kind: TaskKind;
+  spec: JsonObject;
+  target: JsonObject;
+  /** Machine ids; names are snapshotted. Unknown ids fail with REEF_NOT_FOUND. */
+  machineIds: string[];
+}
+
+export interface TaskFilter {
+  state?: TaskState;
+  /** Default 50, at most 1000. */
+  limit?: number;
+  /** A task id: return only tasks created before it (paging, newest first). */
+  before?: string;
+}
+
+export interface FinishTaskMachine {
+  state: FinalState;
+  exitCode?: number | null;
+  error?: string | null;
+  at?: TimeInput;
+}
+
+export interface FinishTask {
+  state: FinalState;
+  error?: string | null;
+  at?: TimeInput;
+}
+
+// ---------------------------------------------------------------- task log
+
+export type LogStream = 'stdout' | 'stderr' | 'info' | 'error';
+
+export interface LogLine {
+  taskId: string;
+  /** 1-based, contiguous per task, in the order lines were stored. */
+  seq: number;
+  /** null for task-level lines. */
+  machineId: string | null;
+  at: Timestamp;
+  stream: LogStream;
+  text: string;
+}
+
+export interface TentacleLogLine {
+  /** The tentacle's own sequence number for this script's output, 1-based. */
+  tentacleSeq: number;
+  at: TimeInput;
+  stream: LogStream;
+  text: string;
+}
+
+// ---------------------------------------------------------------- the store
+
+export interface Store {
+  // environments and worker pools
+  /** Returns the environment with this name (any case), creating it if missing. */
+  ensureEnvironment(name: string): Promise<Environment>;
+  getEnvironment(idOrName: string): Promise<Environment | null>;
+  listEnvironments(): Promise<Environment[]>;
+  /** false if missing; REEF_IN_USE while machines belong to it. */
+  deleteEnvironment(idOrName: string): Promise<boolean>;
+  ensureWorkerPool(name: string): Promise<WorkerPool>;
+  getWorkerPool(idOrName: string): Promise<WorkerPool | null>;
+  listWorkerPools(): Promise<WorkerPool[]>;
+  /** false if missing; REEF_IN_USE while workers belong to it. */
+  deleteWorkerPool(idOrName: string): Promise<boolean>;
+
+  // machines
+  /** REEF_CONFLICT if the name or the thumbprint is taken. */
+  createMachine(input: MachineInput): Promise<Machine>;
+  /**
+   * Re-registration with `--force`: updates the machine with this thumbprint, or else the
+   * one with this name (a reinstalled tentacle with a new certificate), keeping its id,
+   * history and health; creates it when neither exists. REEF_CONFLICT when the thumbprint
+   * and the name belong to two different machines.
+   */
+  upsertMachine(input: MachineInput): Promise<{ machine: Machine; created: boolean }>;
+  getMachine(idOrName: string): Promise<Machine | null>;
+  getMachineByThumbprint(thumbprint: string): Promise<Machine | null>;
+  /** Sorted by name. */
+  listMachines(filter?: MachineFilter): Promise<Machine[]>;
+  /** false if missing. Health history goes with it; task history stays. */
+  deleteMachine(idOrName: string): Promise<boolean>;
+  /** Records a contact from a tentacle. false if no machine has this thumbprint. */
+  touchMachine(thumbprint: string, touch: MachineTouch): Promise<boolean>;
+  /** Appends to the health history and sets lastHealth. REEF_NOT_FOUND if no machine. */
+  recordHealth(machineId: string, health: HealthInput): Promise<HealthCheck>;
+  /** Newest first; default 20. */
+  listHealth(machineId: string, limit?: number): Promise<HealthCheck[]>;
+
+  // api keys (hashing is src/server/auth's job)
+  insertApiKey(key: ApiKeyInsert): Promise<ApiKey>;
+  getApiKeyCredential(prefix: string): Promise<ApiKeyCredential | null>;
+  listApiKeys(): Promise<ApiKey[]>;
+  /** false if missing or already revoked. */
+  revokeApiKey(id: string, at?: TimeInput): Promise<boolean>;
+  markApiKeyUsed(id: string, at?: TimeInput): Promise<void>;
+
+  // tasks
+  createTask(input: TaskInput): Promise<TaskWithMachines>;
+  getTask(id: string): Promise<TaskWithMachines | null>;
+  getTaskMachineByTicket(ticket: string): Promise<TaskMachine | null>;
+  /** Newest first. */
+  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  /** Queued and Running tasks with their machines, oldest first: recovery after a restart. */
+  listUnfinishedTasks(): Promise<TaskWithMachines[]>;
+  /** Queued -> Running. */
+  startTask(taskId: string, at?: TimeInput): Promise<boolean>;
+  /** Queued | Running -> final. */
+  finishTask(taskId: string, finish: FinishTask): Promise<boolean>;
+  /** Marks an unfinished task for cancellation; false if finished or already requested. */
+  requestCancel(taskId: string, at?: TimeInput): Promise<boolean>;
+  /** Pending -> Running. */
+  startTaskMachine(taskId: string, machineId: string, at?: TimeInput): Promise<boolean>;
+  /** Pending | Running -> final. */
+  finishTaskMachine(taskId: string, machineId: string, finish: FinishTaskMachine): Promise<boolean>;
+
+  // task log
+  /**
+   * In one transaction: drops lines at or below the machine's logCursor (and repeats
+   * within the batch), numbers the rest after the task's last line, stores them and
+   * advances logCursor. Returns the stored lines. A retried fetch is therefore harmless.
+   */
+  appendMachineLog(taskId: string, machineId: string, lines: TentacleLogLine[]): Promise<LogLine[]>;
+  appendTaskLog(taskId: string, machineId: string | null, stream: LogStream, text: string, at?: TimeInput): Promise<LogLine>;
+  /** Lines with seq > afterSeq, ascending; default limit 1000, at most 10000. */
+  readLog(taskId: string, afterSeq?: number, limit?: number): Promise<LogLine[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,70 @@
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ReefError } from '../errors.js';
+
+/**
+ * Where a machine's Tentacle instances are recorded. One root per machine account:
+ * `$REEF_TENTACLE_ROOT` wins (tests, containers, side-by-side installs); root uses
+ * `/etc/reef/tentacle` like any system service; anyone else gets
+ * `$XDG_CONFIG_HOME/reef/tentacle` (`~/.config/reef/tentacle` when XDG_CONFIG_HOME is unset),
+ * so a developer can try Reef without sudo.
+ */
+export function tentacleRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.REEF_TENTACLE_ROOT?.trim();
+  if (fromEnv) return resolve(fromEnv);
+  if (process.getuid?.() === 0) return '/etc/reef/tentacle';
+  const xdg = env.XDG_CONFIG_HOME?.trim();
+  return join(xdg ? resolve(xdg) : join(homedir(), '.config'), 'reef', 'tentacle');
+}
+
+/** `<root>/instances.json`: instance name -> config file path. */
+export function instanceIndexPath(root = tentacleRoot()): string {
+  return join(root, 'instances.json');
+}
+
+/** The folder a new instance gets when `create-instance` is not given `--config`/`--home`. */
+export function defaultInstanceDir(name: string, root = tentacleRoot()): string {
+  return join(root, 'instances', name);
+}
+
+export function defaultConfigPath(name: string, root = tentacleRoot()): string {
+  return join(defaultInstanceDir(name, root), 'tentacle.json');
+}
+
+/** Files an instance keeps in its home folder. */
+export const homeFiles = {
+  certBaseName: 'comms', // comms.cert.pem + comms.key.pem, written by pki/store
+  workspace: 'workspace',
+  logs: 'logs',
+  log: join('logs', 'tentacle.log'),
+  pid: 'tentacle.pid',
+  agentPid: 'agent.pid', // the supervised agent, so one orphaned by a killed supervisor can be found
+
+  serviceMarker: 'service.json',
+} as const;
+
+export function defaultAppDir(home: string): string {
+  return join(home, 'Applications');
+}
+
+/** The CLI entry point, used to start the agent from systemd units and the supervisor. */
+export const tentacleBinPath = fileURLToPath(new URL('../../bin/tentacle.js', import.meta.url));
+export const packageJsonPath = fileURLToPath(new URL('../../package.json', import.meta.url));
+export const projectDir = dirname(packageJsonPath);
+
+/**
+ * Instance names end up in file names and systemd unit names (`reef-tentacle-<name>.service`),
+ * so they are restricted to characters that need no escaping anywhere.
+ */
+const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function validateInstanceName(name: string): string {
+  if (!INSTANCE_NAME.test(name)) {
+    throw new ReefError(
+      'REEF_BAD_INSTANCE_NAME',
+      `"${name}" is not a valid instance name: use 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit.`,
+    );
+  }
+  return name;
+}
