@@ -1,0 +1,24 @@
+import type { EventEmitter } from 'node:events';
+import type { CreateTaskRequest } from '../../api/contract.js';
+import type { LogLine, TaskWithMachines } from '../store/types.js';
+
+/** What the task engine tells listeners (SSE streams, the portal). */
+export interface TaskEvents {
+  /** New durable log lines of a task, in sequence order. */
+  log: [taskId: string, lines: LogLine[]];
+  /** The task's or one of its machines' state changed. */
+  changed: [taskId: string];
+}
+
+/** The part of the task engine the REST API uses. */
+export interface TaskEngineApi {
+  /**
+   * Resolves the target to machines (REEF_NOT_FOUND naming the unknown environment, pool
+   * or machine; REEF_NO_MACHINES when the target matches none), stores the task and
+   * starts it. Resolves once stored.
+   */
+  createTask(request: CreateTaskRequest): Promise<TaskWithMachines>;
+  /** Requests cancellation; null when no such task. Finished tasks are returned as they are. */
+  cancelTask(taskId: string): Promise<TaskWithMachines | null>;
+  readonly events: EventEmitter<TaskEvents>;
+}
