@@ -27,6 +27,7 @@ import {
   runAction,
   runProgram,
 } from './common.js';
+import { registerRegistrationCommands } from './tentacle-registration.js';
 
 /**
  * The `tentacle` command line. Command and option names follow Octopus Tentacle, with kebab
@@ -54,7 +55,7 @@ export type CommandRegistrar = (program: Command) => void;
  * Any PLANNED_COMMANDS name that no registrar adds gets a placeholder that fails clearly,
  * so the name is reserved in --help and a registrar can claim it without touching this file.
  */
-const extraCommands: CommandRegistrar[] = [];
+const extraCommands: CommandRegistrar[] = [registerRegistrationCommands];
 
 /** Commands the product defines whose implementation lives outside this file. */
 export const PLANNED_COMMANDS: ReadonlyArray<readonly [name: string, description: string]> = [

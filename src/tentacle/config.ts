@@ -47,6 +47,8 @@ export interface ProxySettings {
 
 export const DEFAULT_LISTEN_PORT = 10933;
 export const DEFAULT_LISTEN_HOST = '0.0.0.0';
+/** The server's comms port polling Tentacles dial when none is named. */
+export const DEFAULT_SERVER_COMMS_PORT = 10943;
 
 const absolutePath = z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
 

@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { ReefError } from '../errors.js';
+import { createLogger } from '../logging.js';
+import type { ServerSettings } from '../server/runtime.js';
+import { parsePort, printLine, runAction } from './common.js';
+import { setOfflineApiKeyCreator } from './reef-apikeys.js';
+
+/** The server code (store, comms, engine) loads only for the commands that need it. */
+const runtime = () => import('../server/runtime.js');
+
+export const DEFAULT_HTTPS_PORT = 8443;
+export const DEFAULT_COMMS_PORT = 10943;
+
+/** `$REEF_HOME`, else `./.reef`. */
+export function defaultDataDir(): string {
+  return resolve(process.env.REEF_HOME || '.reef');
+}
+
+const ConfigFile = z
+  .object({
+    dataDir: z.string().min(1).optional(),
+    httpsPort: z.number().int().min(0).max(65535).optional(),
+    commsPort: z.number().int().min(0).max(65535).optional(),
+    host: z.string().min(1).optional(),
+    nodeName: z.string().min(1).optional(),
+    pickupTimeoutSeconds: z.number().positive().optional(),
+  })
+  .strict();
+
+async function readConfigFile(file: string): Promise<z.infer<typeof ConfigFile>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ReefError('REEF_CONFIG_UNREADABLE', `Cannot read the config file ${file}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ReefError('REEF_CONFIG_INVALID', `The config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = ConfigFile.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+    throw new ReefError('REEF_CONFIG_INVALID', `The config file ${file} is invalid: ${problems}`);
+  }
+  return parsed.data;
+}
+
+interface RunOptions {
+  data?: string;
+  httpsPort?: string;
+  commsPort?: string;
+  host?: string;
+  nodeName?: string;
+  pickupTimeout?: string;
+  config?: string;
+}
+
+/** Flags win over the config file, which wins over defaults. */
+export async function resolveServerSettings(opts: RunOptions): Promise<ServerSettings> {
+  const file = opts.config ? await readConfigFile(resolve(opts.config)) : {};
+  return {
+    dataDir: resolve(opts.data ?? file.dataDir ?? defaultDataDir()),
+    httpsPort: opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (file.httpsPort ?? DEFAULT_HTTPS_PORT),
+    commsPort: opts.commsPort !== undefined ? parsePort(opts.commsPort, '--comms-port') : (file.commsPort ?? DEFAULT_COMMS_PORT),
+    host: opts.host ?? file.host,
+    nodeName: opts.nodeName ?? file.nodeName,
+    limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
+  };
+}
+
+function parsePositive(value: string, option: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a positive number of seconds, got "${value}".`);
+  return n;
+}
+
+export function registerServerCommands(program: Command): void {
+  setOfflineApiKeyCreator(async ({ dataDir, name }) => (await runtime()).createApiKeyOffline(dataDir, name));
+  const server = program.command('server').description('run and inspect a Reef server node');
+
+  server
+    .command('run')
+    .description('start the server: portal and REST API, comms listener, task engine')
+    .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
+    .option('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`)
+    .option('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`)
+    .option('--host <address>', 'address to listen on (default all)')
+    .option('--node-name <name>', 'this node\'s name (default the host name)')
+    .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds)')
+    .action(
+      runAction(async (opts: RunOptions) => {
+        const settings = await resolveServerSettings(opts);
+        const { startReefServer } = await runtime();
+        const running = await startReefServer({ ...settings, logger: createLogger('reef-server') });
+        const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
+        printLine('Reef server is running.');
+        printLine(`  REST API:        https://${shown}:${running.httpsPort}/api`);
+        printLine(`  Comms port:      ${running.commsPort}`);
+        printLine(`  Thumbprint:      ${running.info.commsThumbprint}`);
+        printLine(`  Data directory:  ${settings.dataDir}`);
+        if (running.initialAdminKey) printLine(`  Admin API key (shown only this once): ${running.initialAdminKey}`);
+        await new Promise<void>((resolveStop) => {
+          const stop = () => resolveStop();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        await running.close();
+      }),
+    );
+
+  server
+    .command('show-thumbprint')
+    .description('print the server certificate thumbprint that Tentacles trust')
+    .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
+    .action(
+      runAction(async (opts: { data?: string }) => {
+        const { readServerThumbprint } = await runtime();
+        printLine(await readServerThumbprint(resolve(opts.data ?? defaultDataDir())));
+      }),
+    );
+}

@@ -1,0 +1,318 @@
+import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { pipeline } from 'node:stream';
+import type { ApiClient } from '../api/client.js';
+import { CreateTaskRequest, type TaskState, type TaskTarget, type TaskView, type UploadedFile } from '../api/contract.js';
+import { ReefError } from '../errors.js';
+import { absolutePath, collect, note, printJson, printLine, runAction } from './common.js';
+import { cell, formatAge, formatTable } from './output.js';
+import { countingStream, createProgress, progressMode } from './progress.js';
+import { addConnectionOptions, connect, httpStatus, itemsOf, query, segment, type ConnectionOpts } from './reef-connection.js';
+import { assertSucceeded, followTask, isFinal } from './reef-follow.js';
+
+/**
+ * `reef tasks ...`. Routes:
+ *   POST /api/tasks  CreateTaskRequest -> TaskView
+ *   GET  /api/tasks?state=&limit=       -> { items: TaskView[] }
+ *   GET  /api/tasks/:id                 -> TaskView
+ *   POST /api/tasks/:id/cancel          -> TaskView
+ *   GET  /api/files/:sha256             -> UploadedFile, 404 when the server does not have it
+ *   POST /api/files  raw body, x-reef-sha256 -> UploadedFile
+ * and the log routes in reef-follow.ts.
+ */
+
+export const SHA256_HEADER = 'x-reef-sha256';
+
+const FOLLOW_HELP =
+  'stream the log until the task ends: "[machine] text" on stdout ("!" marks stderr and errors, "*" Reef\'s own messages), ' +
+  'a summary on stderr; exit code 1 unless the task succeeds';
+
+interface TargetOpts {
+  environment?: string;
+  role?: string;
+  workerPool?: string;
+  machine?: string[];
+}
+
+interface FollowOpts extends ConnectionOpts {
+  follow?: boolean;
+}
+
+export function registerTaskCommands(program: Command): void {
+  const tasks = program.command('tasks').description('run scripts, push files and check health on machines; watch and cancel tasks');
+
+  addConnectionOptions(
+    addTargetOptions(
+      tasks
+        .command('run-script')
+        .description('run a script on the target machines; prints the task id, or follows the log with --follow')
+        .option('--script <text>', 'the script itself')
+        .option('--file <file>', 'read the script from a file ("-" for stdin)')
+        .option('--syntax <syntax>', 'bash, sh or powershell (default: from the file extension, else bash)')
+        .option('--timeout <seconds>', 'fail the script on a machine that runs longer than this')
+        .option('--follow', FOLLOW_HELP),
+    ),
+  ).action(
+    runAction(async (opts: FollowOpts & TargetOpts & { script?: string; file?: string; syntax?: string; timeout?: string }) => {
+      const target = targetOf(opts);
+      const script = await scriptOf(opts);
+      const timeoutSeconds = opts.timeout === undefined ? undefined : positiveInteger(opts.timeout, '--timeout');
+      const request = validRequest({
+        kind: 'run-script',
+        target,
+        script,
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      });
+      await startTask(connect(opts), request, opts);
+    }),
+  );
+
+  addConnectionOptions(
+    addTargetOptions(
+      tasks
+        .command('push-file')
+        .description('upload a file to the server (skipped when it already has it) and copy it to the target machines')
+        .argument('<src>', 'local file')
+        .argument('<dest>', 'absolute path on the machines')
+        .option('--follow', FOLLOW_HELP),
+    ),
+  ).action(
+    runAction(async (src: string, dest: string, opts: FollowOpts & TargetOpts) => {
+      const target = targetOf(opts);
+      const file = absolutePath(src, 'SRC');
+      const info = await stat(file).catch(() => null);
+      if (!info?.isFile()) throw new ReefError('REEF_NO_SUCH_FILE', `${file} is not a file that can be read.`);
+      // Checked before hashing and uploading, so a bad DEST costs nothing.
+      validRequest({ kind: 'push-file', target, file: { sha256: '0'.repeat(64), destination: dest } });
+      const api = connect(opts);
+      const sha256 = await hashFile(file);
+      await ensureUploaded(api, file, sha256, info.size, opts.json === true);
+      await startTask(api, validRequest({ kind: 'push-file', target, file: { sha256, destination: dest } }), opts);
+    }),
+  );
+
+  addConnectionOptions(
+    addTargetOptions(
+      tasks.command('health-check').description('check that the target machines answer and report their health').option('--follow', FOLLOW_HELP),
+    ),
+  ).action(
+    runAction(async (opts: FollowOpts & TargetOpts) => {
+      await startTask(connect(opts), validRequest({ kind: 'health-check', target: targetOf(opts) }), opts);
+    }),
+  );
+
+  addConnectionOptions(
+    tasks
+      .command('watch')
+      .description(`follow a task's log until it ends; exit code 1 unless it succeeds (${FOLLOW_HELP.split(': ')[1]})`)
+      .argument('<id>', 'task id'),
+  ).action(
+    runAction(async (id: string, opts: ConnectionOpts) => {
+      assertSucceeded(await followTask(connect(opts), id, { json: opts.json === true }));
+    }),
+  );
+
+  addConnectionOptions(
+    tasks.command('cancel').description('ask the server to cancel a task on every machine it still runs on').argument('<id>', 'task id'),
+  ).action(
+    runAction(async (id: string, opts: ConnectionOpts) => {
+      const task = await connect(opts).json<TaskView>('POST', `/api/tasks/${segment(id)}/cancel`);
+      if (opts.json) return printJson(task);
+      note(
+        isFinal(task.state)
+          ? `Task ${task.id} already ended ${task.state}.`
+          : `Cancellation requested for task ${task.id}; follow it with "reef tasks watch ${task.id}".`,
+      );
+    }),
+  );
+
+  addConnectionOptions(tasks.command('show').description('show a task and its state on each machine').argument('<id>', 'task id')).action(
+    runAction(async (id: string, opts: ConnectionOpts) => {
+      const task = await connect(opts).json<TaskView>('GET', `/api/tasks/${segment(id)}`);
+      if (opts.json) return printJson(task);
+      printLine(describeTask(task));
+    }),
+  );
+
+  addConnectionOptions(
+    tasks
+      .command('list')
+      .description('list recent tasks, newest first')
+      .option('--state <state>', 'only tasks in this state: Queued, Running, Success, Failed, Cancelled, TimedOut')
+      .option('--limit <n>', 'at most this many'),
+  ).action(
+    runAction(async (opts: ConnectionOpts & { state?: string; limit?: string }) => {
+      const state = opts.state === undefined ? undefined : taskState(opts.state);
+      const limit = opts.limit === undefined ? undefined : positiveInteger(opts.limit, '--limit');
+      const items = itemsOf<TaskView>(await connect(opts).json('GET', `/api/tasks${query({ state, limit })}`));
+      if (opts.json) return printJson(items);
+      if (!items.length) return note('No tasks match.');
+      printLine(
+        formatTable(
+          ['ID', 'KIND', 'STATE', 'MACHINES', 'CREATED', 'FINISHED'],
+          items.map((t) => [t.id, t.kind, t.state, String(t.machines?.length ?? 0), formatAge(t.createdAt), t.finishedAt ? formatAge(t.finishedAt) : '-']),
+        ),
+      );
+    }),
+  );
+}
+
+function addTargetOptions(command: Command): Command {
+  return command
+    .option('--environment <name>', 'target the machines in this environment')
+    .option('--role <role>', 'with --environment: only machines with this role')
+    .option('--worker-pool <name>', 'target the workers in this pool')
+    .option('--machine <name>', 'target this machine (repeatable)', collect);
+}
+
+function targetOf(opts: TargetOpts): TaskTarget {
+  if (opts.role !== undefined && opts.environment === undefined) {
+    throw new ReefError('REEF_BAD_TARGET', '--role needs --environment: roles select deployment targets within an environment.');
+  }
+  const chosen = [opts.environment !== undefined, opts.workerPool !== undefined, (opts.machine?.length ?? 0) > 0].filter(Boolean).length;
+  if (chosen !== 1) {
+    throw new ReefError(
+      'REEF_BAD_TARGET',
+      chosen === 0
+        ? 'Say which machines: --environment NAME [--role ROLE], --worker-pool NAME, or --machine NAME (repeatable).'
+        : 'Use only one of --environment, --worker-pool and --machine.',
+    );
+  }
+  if (opts.environment !== undefined) return { environment: opts.environment, ...(opts.role !== undefined ? { role: opts.role } : {}) };
+  if (opts.workerPool !== undefined) return { workerPool: opts.workerPool };
+  return { machines: opts.machine ?? [] };
+}
+
+async function scriptOf(opts: { script?: string; file?: string; syntax?: string }): Promise<{ syntax: 'bash' | 'sh' | 'powershell'; body: string }> {
+  if ((opts.script === undefined) === (opts.file === undefined)) {
+    throw new ReefError('REEF_BAD_SCRIPT', 'Give the script with exactly one of --script TEXT or --file FILE.');
+  }
+  let body: string;
+  if (opts.script !== undefined) body = opts.script;
+  else if (opts.file === '-') body = await readStdin();
+  else {
+    const file = absolutePath(opts.file!, '--file');
+    body = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new ReefError('REEF_NO_SUCH_FILE', `Could not read the script file ${file}: ${err.code ?? err.message}.`);
+    });
+  }
+  const fromExtension = opts.file && extname(opts.file).toLowerCase() === '.ps1' ? 'powershell' : opts.file?.toLowerCase().endsWith('.sh') ? 'bash' : undefined;
+  const syntax = (opts.syntax?.trim().toLowerCase() ?? fromExtension ?? 'bash') as 'bash' | 'sh' | 'powershell';
+  if (!['bash', 'sh', 'powershell'].includes(syntax)) {
+    throw new ReefError('REEF_BAD_SYNTAX', `--syntax must be bash, sh or powershell, not "${opts.syntax}".`);
+  }
+  return { syntax, body };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const OPTION_OF_PATH: Record<string, string> = {
+  'target.environment': '--environment',
+  'target.role': '--role',
+  'target.workerPool': '--worker-pool',
+  'target.machines': '--machine',
+  'script.body': 'the script',
+  'file.destination': 'DEST',
+  timeoutSeconds: '--timeout',
+};
+
+/** Checks the request against the contract the server enforces, naming the option at fault. */
+function validRequest(request: CreateTaskRequest): CreateTaskRequest {
+  const result = CreateTaskRequest.safeParse(request);
+  if (result.success) return request;
+  const issue = result.error.issues[0]!;
+  const path = issue.path.filter((p) => typeof p === 'string').join('.');
+  const what = OPTION_OF_PATH[path] ?? (path || 'the request');
+  const message = issue.code === 'invalid_union' ? 'is not valid' : issue.message;
+  throw new ReefError('REEF_BAD_REQUEST', `${what} ${message}${/[.]$/.test(message) ? '' : '.'}`);
+}
+
+async function startTask(api: ApiClient, request: CreateTaskRequest, opts: FollowOpts): Promise<void> {
+  const task = await api.json<TaskView>('POST', '/api/tasks', { body: request });
+  if (!opts.follow) {
+    if (opts.json) printJson(task);
+    else printLine(task.id);
+    return;
+  }
+  if (!opts.json) note(`Task ${task.id} created on ${task.machines?.length ?? 0} machine(s); following its log (Ctrl-C stops following, not the task).`);
+  assertSucceeded(await followTask(api, task.id, { json: opts.json === true }));
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function ensureUploaded(api: ApiClient, file: string, sha256: string, size: number, json: boolean): Promise<void> {
+  const existing = await api.json<UploadedFile>('GET', `/api/files/${sha256}`).catch((err: unknown) => {
+    if (httpStatus(err) === 404) return null;
+    throw err;
+  });
+  if (existing) {
+    if (!json) note(`The server already has ${basename(file)} (sha256 ${sha256}); skipping the upload.`);
+    return;
+  }
+  const progress = createProgress(size, { label: `Uploading ${basename(file)}`, mode: progressMode(json) });
+  const counter = countingStream((bytes) => progress.update(bytes));
+  const source = createReadStream(file);
+  pipeline(source, counter, (err) => {
+    if (err) counter.destroy(err);
+  });
+  try {
+    const uploaded = await api.json<UploadedFile>('POST', '/api/files', {
+      stream: counter,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), [SHA256_HEADER]: sha256 },
+      timeoutMs: 120_000,
+    });
+    if (uploaded?.sha256 && uploaded.sha256 !== sha256) {
+      throw new ReefError('REEF_UPLOAD_MISMATCH', `The server stored the upload as sha256 ${uploaded.sha256}, but the file's is ${sha256}; try again.`);
+    }
+    progress.done();
+  } catch (err) {
+    progress.abort();
+    source.destroy();
+    throw err;
+  }
+}
+
+function describeTask(task: TaskView): string {
+  const lines = [
+    `Task ${task.id}: ${task.kind}, ${task.state}`,
+    `Target: ${JSON.stringify(task.target)}`,
+    `Created: ${task.createdAt}${task.startedAt ? `  Started: ${task.startedAt}` : ''}${task.finishedAt ? `  Finished: ${task.finishedAt}` : ''}`,
+  ];
+  if (task.cancelRequestedAt) lines.push(`Cancel requested: ${task.cancelRequestedAt}`);
+  if (task.error) lines.push(`Error: ${task.error}`);
+  lines.push(
+    '',
+    formatTable(
+      ['MACHINE', 'STATE', 'EXIT CODE', 'STARTED', 'FINISHED', 'ERROR'],
+      (task.machines ?? []).map((m) => [m.machineName, m.state, cell(m.exitCode), cell(m.startedAt), cell(m.finishedAt), cell(m.error)]),
+    ),
+  );
+  return lines.join('\n');
+}
+
+const TASK_STATES: readonly TaskState[] = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'];
+
+function taskState(value: string): TaskState {
+  const found = TASK_STATES.find((s) => s.toLowerCase() === value.trim().toLowerCase());
+  if (!found) throw new ReefError('REEF_BAD_STATE', `--state must be one of ${TASK_STATES.join(', ')}, not "${value}".`);
+  return found;
+}
+
+function positiveInteger(value: string, option: string): number {
+  const n = Number(value.trim());
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new ReefError('REEF_BAD_NUMBER', `${option} must be a whole number above 0, not "${value}".`);
+  }
+  return n;
+}

@@ -1,0 +1,153 @@
+import { Option, type Command } from 'commander';
+import { ReefError } from '../errors.js';
+import type { CommsStyle, ServerApiOptions } from '../tentacle/registration.js';
+import { addInstanceOption, addOptionAlias, collect, note, parsePort, printLine, runAction } from './common.js';
+import type { CommandRegistrar } from './tentacle.js';
+
+/**
+ * `tentacle register-with | register-worker | deregister-from | deregister-worker | poll-server`.
+ * Spellings follow Octopus Tentacle (`--apiKey`, `--workerpool`, `--publicHostName`), with
+ * kebab-case aliases. stdout carries the machine id only; everything else goes to stderr.
+ */
+
+/** Registration pulls in the API client and certificate code, so it loads only when used. */
+const registration = () => import('../tentacle/registration.js');
+
+interface InstanceOpts {
+  instance: string;
+}
+
+interface ServerOpts extends InstanceOpts {
+  server: string;
+  apiKey: string;
+  serverThumbprint?: string;
+}
+
+interface RegisterOpts extends ServerOpts {
+  commsStyle?: string;
+  serverCommsPort?: string;
+  name?: string;
+  publicHostName?: string;
+  force?: boolean;
+  environment?: string[];
+  role?: string[];
+  workerpool?: string[];
+}
+
+export const registerRegistrationCommands: CommandRegistrar = (program) => {
+  const target = serverOptions(
+    program.command('register-with').description('register this machine with a Reef server as a deployment target'),
+  );
+  registrationOptions(target)
+    .requiredOption('--environment <name>', 'environment the target belongs to (repeatable)', collect)
+    .requiredOption('--role <name>', 'role of the target (repeatable)', collect);
+  addOptionAlias(target, '--env <name>', 'environment', collect);
+  target.action(runAction((opts: RegisterOpts) => registerCommand(opts, 'target')));
+
+  const worker = serverOptions(program.command('register-worker').description('register this machine with a Reef server as a worker'));
+  registrationOptions(worker).requiredOption('--workerpool <name>', 'worker pool the worker joins (repeatable)', collect);
+  addOptionAlias(worker, '--worker-pool <name>', 'workerpool', collect);
+  addOptionAlias(worker, '--workerPool <name>', 'workerpool', collect);
+  worker.action(runAction((opts: RegisterOpts) => registerCommand(opts, 'worker')));
+
+  for (const [name, kind] of [
+    ['deregister-from', 'deployment target'],
+    ['deregister-worker', 'worker'],
+  ] as const) {
+    serverOptions(
+      program
+        .command(name)
+        .description(`remove this ${kind} from a Reef server, stop polling that server and stop trusting its certificate`),
+    ).action(runAction((opts: ServerOpts) => deregisterCommand(opts, kind)));
+  }
+
+  const poll = serverOptions(
+    program.command('poll-server').description('poll one more server node (its comms certificate becomes trusted); registers nothing'),
+  ).option('--server-comms-port <port>', `the server's comms port (default: the port the server reports, else 10943)`);
+  addOptionAlias(poll, '--serverCommsPort <port>', 'serverCommsPort');
+  poll.action(runAction((opts: ServerOpts & { serverCommsPort?: string }) => pollServerCommand(opts)));
+};
+
+/** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint, --instance. */
+function serverOptions(command: Command): Command {
+  command
+    .requiredOption('--server <url>', 'the Reef portal URL, https://host[:port]')
+    .addOption(new Option('--apiKey <key>', 'an API key for the Reef server (alias --api-key)').env('REEF_API_KEY').makeOptionMandatory())
+    .option(
+      '--server-thumbprint <thumbprint>',
+      'thumbprint of the portal certificate, printed by "reef server show-thumbprint"; needed unless the certificate is valid for a public CA',
+    );
+  addOptionAlias(command, '--api-key <key>', 'apiKey');
+  addOptionAlias(command, '--serverThumbprint <thumbprint>', 'serverThumbprint');
+  return addInstanceOption(command);
+}
+
+function registrationOptions(command: Command): Command {
+  command
+    .option('--comms-style <style>', 'TentacleActive (the Tentacle polls the server) or TentaclePassive (the server dials the Tentacle)', 'TentacleActive')
+    .option('--server-comms-port <port>', `the server's comms port to poll (default: the port the server reports, else 10943)`)
+    .option('--name <name>', 'machine name on the server (default: this host name)')
+    .option('--publicHostName <host>', 'TentaclePassive: the host name the server dials (default: this host name)')
+    .option('--force', 'replace an existing registration with the same name or thumbprint');
+  addOptionAlias(command, '--commsStyle <style>', 'commsStyle');
+  addOptionAlias(command, '--serverCommsPort <port>', 'serverCommsPort');
+  addOptionAlias(command, '--public-host-name <host>', 'publicHostName');
+  return command;
+}
+
+function parseCommsStyle(value: string | undefined): CommsStyle {
+  const text = (value ?? 'TentacleActive').trim().toLowerCase();
+  if (text === 'tentacleactive' || text === 'polling') return 'TentacleActive';
+  if (text === 'tentaclepassive' || text === 'listening') return 'TentaclePassive';
+  throw new ReefError('REEF_BAD_COMMS_STYLE', `--comms-style must be TentacleActive (polling) or TentaclePassive (listening), not "${value}".`);
+}
+
+function apiOptions(opts: ServerOpts): ServerApiOptions {
+  return { server: opts.server, apiKey: opts.apiKey, ...(opts.serverThumbprint !== undefined ? { serverThumbprint: opts.serverThumbprint } : {}) };
+}
+
+async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): Promise<void> {
+  const commsStyle = parseCommsStyle(opts.commsStyle);
+  const serverCommsPort = opts.serverCommsPort !== undefined ? parsePort(opts.serverCommsPort, '--server-comms-port') : undefined;
+  const { register } = await registration();
+  const result = await register({
+    ...apiOptions(opts),
+    instance: opts.instance,
+    kind,
+    commsStyle,
+    ...(serverCommsPort !== undefined ? { serverCommsPort } : {}),
+    ...(kind === 'target' ? { environments: opts.environment ?? [], roles: opts.role ?? [] } : { workerPools: opts.workerpool ?? [] }),
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    ...(opts.publicHostName !== undefined ? { publicHostName: opts.publicHostName } : {}),
+    force: opts.force === true,
+  });
+  const m = result.machine;
+  const how = result.polled
+    ? `polling ${result.polled.address}`
+    : `listening on port ${result.config.listen.port} (the server dials ${m.endpoint?.host ?? '?'}:${m.endpoint?.port ?? '?'})`;
+  const membership = kind === 'target' ? `environments ${m.environments.join(', ')}; roles ${m.roles.join(', ')}` : `worker pools ${m.workerPools.join(', ')}`;
+  note(
+    `${result.created ? 'Registered' : 'Re-registered'} "${m.name}" with ${result.config.registration?.serverUrl ?? opts.server} as a ${kind === 'target' ? 'deployment target' : 'worker'} ` +
+      `(${membership}), ${how}; trusting server certificate ${result.server.commsThumbprint}. A running agent picks this up by itself.`,
+  );
+  printLine(m.id);
+}
+
+async function deregisterCommand(opts: ServerOpts, kind: string): Promise<void> {
+  const { deregister } = await registration();
+  const result = await deregister({ ...apiOptions(opts), instance: opts.instance });
+  note(
+    result.found
+      ? `Removed this ${kind} (${result.thumbprint}) from ${opts.server}.`
+      : `${opts.server} had no machine with this Tentacle's thumbprint (${result.thumbprint}); cleaned up the local configuration only.`,
+  );
+  if (result.removedServers.length) note(`No longer polling ${result.removedServers.map((s) => s.address).join(', ')}.`);
+  if (result.removedTrust.length) note(`No longer trusting ${result.removedTrust.join(', ')}.`);
+}
+
+async function pollServerCommand(opts: ServerOpts & { serverCommsPort?: string }): Promise<void> {
+  const serverCommsPort = opts.serverCommsPort !== undefined ? parsePort(opts.serverCommsPort, '--server-comms-port') : undefined;
+  const { pollServer } = await registration();
+  const { polled, server } = await pollServer({ ...apiOptions(opts), instance: opts.instance, ...(serverCommsPort !== undefined ? { serverCommsPort } : {}) });
+  note(`Polling ${polled.address} (server node ${server.nodeName}), trusting its certificate ${polled.thumbprint}. A running agent picks this up by itself.`);
+}

@@ -1,0 +1,82 @@
+import type { IncomingMessage } from 'node:http';
+import { HttpError } from './errors.js';
+
+/**
+ * Request bodies: the media type is checked before a byte is read, the declared length
+ * before reading, the actual length while reading (chunked bodies declare none).
+ */
+
+/** The media type without parameters, lowercased; '' when absent. */
+export function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+export function requireMediaType(req: IncomingMessage, expected: string): void {
+  const got = mediaType(req);
+  if (got !== expected) {
+    throw new HttpError(
+      415,
+      'REEF_UNSUPPORTED_MEDIA_TYPE',
+      `This endpoint takes a body of type ${expected}, but the request sent ${got ? `"${got}"` : 'no Content-Type'}. Set Content-Type: ${expected}.`,
+    );
+  }
+}
+
+export function tooLarge(limit: number, what: string): HttpError {
+  return new HttpError(413, 'REEF_TOO_LARGE', `The ${what} is larger than the limit of ${limit} bytes.`);
+}
+
+/** Refuses early when Content-Length already says the body is over the limit. */
+export function checkDeclaredLength(req: IncomingMessage, limit: number, what: string): void {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit, what);
+}
+
+/** Reads and parses a JSON body (Content-Type application/json, at most `limit` bytes). */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  requireMediaType(req, 'application/json');
+  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.headers['content-type'] ?? '')?.[2]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new HttpError(415, 'REEF_UNSUPPORTED_MEDIA_TYPE', `JSON bodies must be UTF-8, but the request declared charset "${charset}".`);
+  }
+  checkDeclaredLength(req, limit, 'request body');
+  const text = await readText(req, limit);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'REEF_BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function readText(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const detach = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        detach();
+        req.pause();
+        reject(tooLarge(limit, 'request body'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      detach();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (err: Error) => {
+      detach();
+      reject(err);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}

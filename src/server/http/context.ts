@@ -1,0 +1,58 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerInfo } from '../../api/contract.js';
+import type { CommsServer } from '../../comms/server.js';
+import type { Logger } from '../../logging.js';
+import type { BlobStore } from '../files/blobs.js';
+import type { ApiKey, Store } from '../store/types.js';
+import type { TaskEngineApi } from '../tasks/api.js';
+
+export interface ApiLimits {
+  /** Largest JSON request body. Default 8 MiB. */
+  maxJsonBytes?: number;
+  /** Largest file upload. Default 10 GiB. */
+  maxUploadBytes?: number;
+  /** Failed API key attempts per remote address per minute before 429. Default 20. */
+  authFailuresPerMinute?: number;
+  /** Interval of `: ping` comments on event streams. Default 15 s. */
+  sseHeartbeatMs?: number;
+}
+
+export interface ApiDeps {
+  store: Store;
+  engine: TaskEngineApi;
+  comms: CommsServer;
+  blobs: BlobStore;
+  info: ServerInfo;
+  logger: Logger;
+  limits?: ApiLimits;
+}
+
+export interface ResolvedDeps extends ApiDeps {
+  limits: Required<ApiLimits>;
+}
+
+export const DEFAULT_LIMITS: Readonly<Required<ApiLimits>> = {
+  maxJsonBytes: 8 * 1024 * 1024,
+  maxUploadBytes: 10 * 1024 * 1024 * 1024,
+  authFailuresPerMinute: 20,
+  sseHeartbeatMs: 15_000,
+};
+
+/** What a route handler gets for one request. */
+export interface ApiContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The authenticated key (null only on public routes). */
+  key: ApiKey | null;
+  deps: ResolvedDeps;
+  logger: Logger;
+}
+
+export type RouteHandler = (ctx: ApiContext) => Promise<void>;
+
+/** Registers routes; each resource module exports one of these. */
+export interface RouteTable {
+  add(method: string, pattern: string, handler: RouteHandler, options?: { public?: boolean }): unknown;
+}

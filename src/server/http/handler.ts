@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authenticate, FailureLimiter } from './auth.js';
+import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler, type RouteTable } from './context.js';
+import { HttpError, sendError } from './errors.js';
+import { drainRequest, setSecurityHeaders } from './respond.js';
+import { Router } from './router.js';
+import { apiKeyRoutes } from './routes/apikeys.js';
+import { fileRoutes } from './routes/files.js';
+import { groupRoutes } from './routes/groups.js';
+import { infoRoutes } from './routes/info.js';
+import { machineRoutes } from './routes/machines.js';
+import { taskRoutes } from './routes/tasks.js';
+
+interface Entry {
+  handler: RouteHandler;
+  public: boolean;
+}
+
+/**
+ * The REST API as a plain request listener: mount it on any https.Server (or one the
+ * front door feeds sockets to). It holds no timers and no sockets of its own; the only
+ * state is the per-address count of failed API key attempts.
+ */
+export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
+  const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
+  const router = new Router<Entry>();
+  const table: RouteTable = {
+    add: (method, pattern, handler, options) => router.add(method, pattern, { handler, public: options?.public ?? false }),
+  };
+  infoRoutes(table);
+  machineRoutes(table);
+  groupRoutes(table);
+  fileRoutes(table);
+  taskRoutes(table);
+  apiKeyRoutes(table);
+
+  return (req, res) => {
+    void handle(req, res, resolved, router, limiter);
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter): Promise<void> {
+  const started = Date.now();
+  const method = req.method ?? 'GET';
+  let path = '(unparsed)';
+  let keyId: string | undefined;
+  setSecurityHeaders(res);
+  res.once('finish', () => {
+    // Method, path and key id only: never headers (they carry the key) or query values.
+    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId }, 'api: request');
+  });
+  try {
+    const url = new URL(req.url ?? '/', 'https://reef.invalid');
+    path = url.pathname;
+    const match = router.match(method, url.pathname);
+    if (match.kind === 'not-found') {
+      throw new HttpError(404, 'REEF_NO_ROUTE', `No API route matches ${method} ${url.pathname}. The routes are listed in docs/api.md.`);
+    }
+    if (match.kind === 'wrong-method') {
+      const allow = match.allow.join(', ');
+      throw new HttpError(405, 'REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
+    }
+    const key = match.handler.public ? null : await authenticate(req, deps.store, limiter);
+    keyId = key?.id;
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, deps, logger: deps.logger };
+    await match.handler.handler(ctx);
+  } catch (err) {
+    if (err instanceof HttpError && (err.status === 401 || err.status === 429)) {
+      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
+    }
+    if (res.destroyed || req.socket.destroyed) {
+      // The client is gone (an upload cut off): nobody to answer.
+      deps.logger.info({ method, path, err: err instanceof Error ? err.message : String(err) }, 'api: client went away');
+      return;
+    }
+    sendError(res, err, deps.logger, { method, path });
+    drainRequest(req);
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,161 @@
+import { FINAL_TASK_STATES } from '../../api/contract.js';
+import type { LogLine, TaskWithMachines } from '../store/types.js';
+import type { ApiContext } from './context.js';
+import { queryInt } from './validation.js';
+import { logLineView, taskView } from './views.js';
+
+/** Lines held for a slow client before the stream falls back to re-reading the store. */
+const MAX_PENDING_LINES = 10_000;
+const REPLAY_PAGE = 1000;
+
+/**
+ * GET /api/tasks/:id/log/stream: the task's log as Server-Sent Events.
+ *
+ * One pump writes everything, in order, one step at a time. Engine events only queue
+ * work for it. The listeners are attached before the first store read, so a line stored
+ * during the replay arrives as an event too; every line goes through `lastSent`, so none
+ * is sent twice and a gap in sequence numbers is filled from the store. When the task is
+ * final the log is read once more (the engine stores lines before it finishes a task),
+ * then come a last `state` and `end`.
+ */
+export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Promise<void> {
+  const { req, res, deps, logger } = ctx;
+  const { store, engine } = deps;
+  const taskId = task.id;
+  let lastSent = startSeq(ctx);
+
+  let pending: LogLine[] = [];
+  let rereadStore = true;
+  let stateDirty = true;
+  let pumping = false;
+  let done = false;
+
+  res.statusCode = 200;
+  res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+  res.setHeader('x-accel-buffering', 'no');
+  res.flushHeaders();
+  req.socket.setNoDelay(true);
+  res.write('retry: 2000\n\n');
+
+  const onLog = (id: string, lines: LogLine[]) => {
+    if (id !== taskId || done || rereadStore) return;
+    pending.push(...lines);
+    if (pending.length > MAX_PENDING_LINES) {
+      pending = [];
+      rereadStore = true;
+    }
+    pump();
+  };
+  const onChanged = (id: string) => {
+    if (id !== taskId || done) return;
+    stateDirty = true;
+    pump();
+  };
+  const heartbeat = setInterval(() => write(': ping\n\n'), deps.limits.sseHeartbeatMs);
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearInterval(heartbeat);
+    engine.events.off('log', onLog);
+    engine.events.off('changed', onChanged);
+    res.off('close', finish);
+    pending = [];
+    if (!res.writableEnded) res.end();
+  };
+  engine.events.on('log', onLog);
+  engine.events.on('changed', onChanged);
+  res.on('close', finish);
+
+  function write(text: string): Promise<void> | undefined {
+    if (done || res.writableEnded) return undefined;
+    if (res.write(text)) return undefined;
+    return new Promise((resolve) => {
+      const go = () => {
+        res.off('drain', go);
+        res.off('close', go);
+        resolve();
+      };
+      res.once('drain', go);
+      res.once('close', go);
+    });
+  }
+
+  async function sendLines(lines: LogLine[]): Promise<void> {
+    let text = '';
+    for (const line of lines) {
+      if (line.seq <= lastSent) continue;
+      text += `id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(logLineView(line))}\n\n`;
+      lastSent = line.seq;
+    }
+    if (text) await write(text);
+  }
+
+  async function replayFromStore(): Promise<void> {
+    for (;;) {
+      const page = await store.readLog(taskId, lastSent, REPLAY_PAGE);
+      if (done) return;
+      await sendLines(page);
+      if (page.length < REPLAY_PAGE) return;
+    }
+  }
+
+  async function step(): Promise<boolean> {
+    if (rereadStore) {
+      rereadStore = false;
+      pending = [];
+      await replayFromStore();
+    } else if (pending.length) {
+      const batch = pending;
+      pending = [];
+      const first = batch.find((l) => l.seq > lastSent);
+      if (first && first.seq > lastSent + 1) await replayFromStore();
+      await sendLines(batch);
+    } else if (stateDirty) {
+      stateDirty = false;
+      const current = await store.getTask(taskId);
+      if (done) return false;
+      if (!current) {
+        finish();
+        return false;
+      }
+      const final = FINAL_TASK_STATES.includes(current.state);
+      if (final) await replayFromStore();
+      await write(`event: state\ndata: ${JSON.stringify(taskView(current))}\n\n`);
+      if (final) {
+        await write('event: end\ndata: {}\n\n');
+        finish();
+        return false;
+      }
+    } else {
+      return false;
+    }
+    return !done;
+  }
+
+  function pump(): void {
+    if (pumping || done) return;
+    pumping = true;
+    void (async () => {
+      try {
+        while (await step());
+      } catch (err) {
+        logger.error({ err, task: taskId }, 'api: log stream failed');
+        finish();
+      } finally {
+        pumping = false;
+      }
+      // Work queued while the last step was finishing.
+      if (!done && (rereadStore || pending.length || stateDirty)) pump();
+    })();
+  }
+
+  pump();
+}
+
+/** Where to resume: Last-Event-ID (a reconnecting EventSource) wins over ?after=. */
+function startSeq(ctx: ApiContext): number {
+  const header = ctx.req.headers['last-event-id'];
+  const fromHeader = typeof header === 'string' && /^\d+$/.test(header.trim()) ? Number(header.trim()) : undefined;
+  if (fromHeader !== undefined && Number.isSafeInteger(fromHeader)) return fromHeader;
+  return queryInt(ctx.query, 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+}

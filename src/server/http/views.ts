@@ -1,0 +1,64 @@
+import type { ConnectionView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
+import type { CommsServer } from '../../comms/server.js';
+import type { LogLine, Machine, Task, TaskMachine, TaskWithMachines } from '../store/types.js';
+
+/** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
+
+export function machineView(machine: Machine, comms: CommsServer): MachineView {
+  const connections: ConnectionView[] = comms.links.connections(machine.thumbprint).map((client) => ({
+    carrier: client.peer.carrier,
+    remoteAddress: client.peer.remoteAddress,
+    connectedAt: client.connectedAt.toISOString(),
+  }));
+  return {
+    id: machine.id,
+    name: machine.name,
+    kind: machine.kind,
+    thumbprint: machine.thumbprint,
+    commsStyle: machine.commsStyle,
+    endpoint: machine.endpoint,
+    environments: machine.environments,
+    roles: machine.roles,
+    workerPools: machine.workerPools,
+    carrier: machine.carrier,
+    tentacleVersion: machine.tentacleVersion,
+    lastSeenAt: machine.lastSeenAt,
+    lastHealth: machine.lastHealth,
+    lastHealthAt: machine.lastHealthAt,
+    createdAt: machine.createdAt,
+    connections,
+    online: connections.length > 0,
+  };
+}
+
+function taskMachineView(m: TaskMachine): TaskMachineView {
+  return {
+    machineId: m.machineId,
+    machineName: m.machineName,
+    state: m.state,
+    exitCode: m.exitCode,
+    error: m.error,
+    startedAt: m.startedAt,
+    finishedAt: m.finishedAt,
+  };
+}
+
+export function taskView(task: Task | TaskWithMachines): TaskView {
+  return {
+    id: task.id,
+    kind: task.kind,
+    state: task.state,
+    target: task.target,
+    spec: task.spec,
+    createdAt: task.createdAt,
+    startedAt: task.startedAt,
+    finishedAt: task.finishedAt,
+    cancelRequestedAt: task.cancelRequestedAt,
+    error: task.error,
+    machines: 'machines' in task ? task.machines.map(taskMachineView) : [],
+  };
+}
+
+export function logLineView(line: LogLine): LogLineView {
+  return { seq: line.seq, machineId: line.machineId, at: line.at, stream: line.stream, text: line.text };
+}

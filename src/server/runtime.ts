@@ -1,0 +1,131 @@
+import https from 'node:https';
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
+import { CommsServer, type CommsLimits } from '../comms/index.js';
+import { baseTlsOptions } from '../comms/tls-config.js';
+import { silentLogger, type Logger } from '../logging.js';
+import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
+import type { Thumbprint } from '../pki/thumbprint.js';
+import { createApiKey } from './auth/apikeys.js';
+import { createBlobStore } from './files/blobs.js';
+import { createApiHandler } from './http/handler.js';
+import { createSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/types.js';
+import { TaskEngine } from './tasks/engine.js';
+import { VERSION } from '../version.js';
+
+export interface ServerSettings {
+  /** Holds the certificate, the SQLite store and uploaded files. Created on first run. */
+  dataDir: string;
+  /** Portal and REST API. */
+  httpsPort: number;
+  /** Comms listener for polling tentacles. */
+  commsPort: number;
+  /** Address both listen on. */
+  host?: string;
+  nodeName?: string;
+  limits?: Partial<CommsLimits>;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  httpsPort: number;
+  commsPort: number;
+  info: ServerInfo;
+  /** Set on the very first run only: the admin API key, shown once. */
+  initialAdminKey?: string;
+  store: Store;
+  comms: CommsServer;
+  engine: TaskEngine;
+  close(): Promise<void>;
+}
+
+const IDENTITY = 'server';
+const MISSING_IDENTITY_HINT = 'Start the server once with "reef server run" to create it.';
+
+/**
+ * Starts a Reef server node: store, comms listener, task engine and HTTPS API, all on
+ * one certificate (the portal and comms thumbprints are the same unless an operator
+ * configures a separate portal certificate). Unfinished tasks from an earlier run resume.
+ */
+export async function startReefServer(settings: ServerSettings): Promise<RunningServer> {
+  const logger = settings.logger ?? silentLogger;
+  await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+  const identity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
+  const store = await createSqliteStore(join(settings.dataDir, 'reef.db'));
+  const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
+  const blobs = createBlobStore(join(settings.dataDir, 'files'));
+
+  const lastSeen = new Map<Thumbprint, Date>();
+  for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
+  const comms = new CommsServer({
+    identity,
+    // Asked on every connection: a deleted machine is refused at once.
+    trust: async (thumbprint) => (await store.getMachineByThumbprint(thumbprint)) !== null,
+    limits: settings.limits,
+    logger,
+    lastSeenAt: (thumbprint) => lastSeen.get(thumbprint),
+  });
+  const touch = (thumbprint: Thumbprint, carrier?: string) => {
+    const now = new Date();
+    lastSeen.set(thumbprint, now);
+    store.touchMachine(thumbprint, { lastSeenAt: now, ...(carrier ? { carrier } : {}) }).catch((err) => logger.warn({ err }, 'could not record a tentacle contact'));
+  };
+  comms.on('connected', (client) => touch(client.peer.thumbprint, client.peer.carrier));
+  comms.on('disconnected', (client) => touch(client.peer.thumbprint));
+
+  const engine = new TaskEngine({ store, comms, blobs, logger });
+  const host = settings.host ?? '0.0.0.0';
+  const commsPort = await comms.listen(settings.commsPort, host);
+  const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName: settings.nodeName ?? hostname(), commsThumbprint: identity.thumbprint, commsPort };
+
+  const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, createApiHandler({ store, engine, comms, blobs, info, logger }));
+  // Uploads may take long; an idle connection may not.
+  api.requestTimeout = 0;
+  api.headersTimeout = 30_000;
+  api.setTimeout(120_000);
+  api.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'https: TLS handshake failed'));
+  await new Promise<void>((resolve, reject) => {
+    api.once('error', reject);
+    api.listen(settings.httpsPort, host, () => resolve());
+  });
+  const httpsPort = (api.address() as AddressInfo).port;
+  const resumed = await engine.recover();
+  logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, resumedTasks: resumed, dataDir: settings.dataDir }, 'Reef server started');
+
+  return {
+    httpsPort,
+    commsPort,
+    info,
+    initialAdminKey,
+    store,
+    comms,
+    engine,
+    async close() {
+      api.close();
+      api.closeAllConnections();
+      await engine.close();
+      await comms.close();
+      await store.close();
+    },
+  };
+}
+
+/** The server's certificate thumbprint, read from its data directory. */
+export async function readServerThumbprint(dataDir: string): Promise<Thumbprint> {
+  return (await loadIdentity(dataDir, IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
+}
+
+/** Creates an API key directly in the data directory's store (works while the server runs). */
+export async function createApiKeyOffline(dataDir: string, name: string): Promise<CreatedApiKey> {
+  const store = await createSqliteStore(join(dataDir, 'reef.db'));
+  try {
+    const created = await createApiKey(store, name);
+    return { id: created.id, name: created.name, key: created.key };
+  } finally {
+    await store.close();
+  }
+}

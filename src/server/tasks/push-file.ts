@@ -1,0 +1,67 @@
+import { Transform } from 'node:stream';
+import { TentacleMethods, type UploadResultWire } from '../../api/tentacle-rpc.js';
+import { ReefError } from '../../errors.js';
+import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+
+export interface PushFileSpec {
+  file: { sha256: string; destination: string };
+}
+
+const MAX_RESUMES = 20;
+
+/**
+ * Streams an uploaded file to one machine. The tentacle keeps a partial upload across
+ * dropped links, so each attempt asks where to resume and sends only the rest; the
+ * tentacle checks the SHA-256 of the whole file before moving it into place.
+ */
+export async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOutcome> {
+  const { sha256, destination } = spec.file;
+  const blob = await run.blobs.stat(sha256);
+  if (!blob) throw new ReefError('REEF_NOT_FOUND', `The file ${sha256} is no longer on the server; upload it again.`);
+  const args = { path: destination, size: blob.size, sha256 };
+  for (let attempt = 0; ; attempt++) {
+    const { offset } = await callTentacle<{ offset: number }>(run, TentacleMethods.beginUpload, args);
+    await run.log('info', offset > 0 ? `Resuming the upload of ${destination} at byte ${offset} of ${blob.size}.` : `Uploading ${formatBytes(blob.size)} to ${destination}.`);
+    try {
+      const result = (await run.comms.call(run.target, TentacleMethods.upload, { ...args, offset }, {
+        signal: run.signal,
+        deadlineMs: 0,
+        body: run.blobs.open(sha256, offset).pipe(progress(offset, blob.size, (text) => void run.log('info', text))),
+      })) as UploadResultWire;
+      await run.log('info', `Uploaded ${destination} (${formatBytes(result.size)}, SHA-256 ${result.sha256} verified by the Tentacle).`);
+      return { state: 'Success', exitCode: null };
+    } catch (err) {
+      const resumable = err instanceof ReefError && ['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_BODY_FAILED'].includes(err.code);
+      if (!resumable || run.signal.aborted || attempt >= MAX_RESUMES) throw err;
+      await run.log('info', `The connection dropped during the upload (${err.message}); resuming.`);
+    }
+  }
+}
+
+/** Logs progress at every quarter, so a follower sees a long transfer move. */
+function progress(start: number, total: number, report: (text: string) => void): Transform {
+  let sent = start;
+  let nextMark = total > 0 ? Math.floor((Math.floor((start / total) * 4) + 1) * (total / 4)) : Infinity;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      sent += chunk.length;
+      if (sent >= nextMark && sent < total) {
+        report(`Sent ${Math.round((sent / total) * 100)}% (${formatBytes(sent)} of ${formatBytes(total)}).`);
+        nextMark += total / 4;
+      }
+      done(null, chunk);
+    },
+  });
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}

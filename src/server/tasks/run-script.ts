@@ -1,0 +1,83 @@
+import { TentacleMethods, type ScriptStatusWire, type ScriptSummaryWire } from '../../api/tentacle-rpc.js';
+import { ReefError } from '../../errors.js';
+import type { LogStream } from '../store/types.js';
+import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+
+export interface RunScriptSpec {
+  script: { syntax: 'bash' | 'sh' | 'powershell'; body: string };
+  timeoutSeconds?: number;
+}
+
+/** How long one status call may wait on the tentacle for new output. */
+const STATUS_WAIT_MS = 10_000;
+
+/**
+ * Runs a script on one machine and copies its log into the task, line by line.
+ *
+ * The script is started under the ticket the server chose, so a start repeated after a
+ * dropped link or a server restart finds the running script instead of starting it again;
+ * log lines are fetched after the last tentacle sequence number stored, so none is lost
+ * or stored twice. The status loop is not tied to the task's cancel signal: cancelling
+ * asks the tentacle to stop the script, and the loop then collects its final lines.
+ */
+export async function runScript(run: MachineRun, spec: RunScriptSpec, untilClosed: AbortSignal): Promise<MachineOutcome> {
+  const ticket = run.taskMachine.ticket;
+  await callTentacle<ScriptSummaryWire>(run, TentacleMethods.startScript, {
+    ticket,
+    syntax: spec.script.syntax,
+    body: spec.script.body,
+    timeoutMs: spec.timeoutSeconds ? spec.timeoutSeconds * 1000 : undefined,
+  });
+
+  let cancelSent = false;
+  const sendCancel = () => {
+    if (cancelSent) return;
+    cancelSent = true;
+    callTentacle(run, TentacleMethods.cancelScript, { ticket }, { signal: untilClosed }).catch((err: Error) =>
+      run.logger.warn({ machine: run.machine.name, err: err.message }, 'task: cancelling the script failed'),
+    );
+  };
+  if (run.signal.aborted) sendCancel();
+  run.signal.addEventListener('abort', sendCancel, { once: true });
+  try {
+    for (;;) {
+      const status = await callTentacle<ScriptStatusWire>(
+        run,
+        TentacleMethods.scriptStatus,
+        { ticket, afterSeq: run.logCursor(), maxLines: 1000, waitMs: STATUS_WAIT_MS },
+        { signal: untilClosed, deadlineMs: STATUS_WAIT_MS + 30_000 },
+      );
+      if (status.lines.length) {
+        await run.appendTentacleLines(
+          status.lines.map((line) => ({ tentacleSeq: line.seq, at: line.at, stream: streamOf(line.stream), text: line.text })),
+        );
+      }
+      if (status.state === 'Running' || status.more) continue;
+      return outcomeOf(status);
+    }
+  } finally {
+    run.signal.removeEventListener('abort', sendCancel);
+  }
+}
+
+/** The tentacle may forget a ticket once told the server has everything. Best effort. */
+export async function completeScript(run: MachineRun, untilClosed: AbortSignal): Promise<void> {
+  await run.comms.call(run.target, TentacleMethods.completeScript, { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
+}
+
+function streamOf(stream: string): LogStream {
+  return stream === 'stdout' || stream === 'stderr' ? stream : 'info';
+}
+
+function outcomeOf(status: ScriptStatusWire): MachineOutcome {
+  const exitCode = status.exitCode ?? null;
+  if (status.state === 'Orphaned') {
+    return { state: 'Failed', exitCode, error: status.error ?? 'The Tentacle restarted while the script was running and its process is gone.' };
+  }
+  if (status.error) return { state: 'Failed', exitCode, error: status.error };
+  if (status.timedOut) return { state: 'TimedOut', exitCode, error: 'The script ran longer than its timeout and was stopped.' };
+  if (status.cancelled) return { state: 'Cancelled', exitCode, error: null };
+  if (exitCode === 0) return { state: 'Success', exitCode: 0 };
+  if (exitCode === null) throw new ReefError('REEF_PROTOCOL_ERROR', 'The Tentacle reported a finished script without an exit code.');
+  return { state: 'Failed', exitCode, error: `The script exited with code ${exitCode}.` };
+}

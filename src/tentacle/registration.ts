@@ -1,0 +1,284 @@
+/**
+ * Registering this Tentacle with a Reef server over the REST API, and the config changes
+ * that go with it: `register-with`, `register-worker`, `deregister-from`,
+ * `deregister-worker` and `poll-server`. The API client pins the portal certificate when
+ * given its thumbprint, and checks it before the API key is sent.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import net from 'node:net';
+import tls from 'node:tls';
+import { ApiClient } from '../api/client.js';
+import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
+import { isReefError, ReefError } from '../errors.js';
+import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
+import { currentThumbprint } from './certificate.js';
+import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
+import { packageJsonPath, tentacleRoot } from './paths.js';
+
+export type CommsStyle = 'TentacleActive' | 'TentaclePassive';
+
+export interface ServerApiOptions {
+  /** The portal URL, https://host[:port]. */
+  server: string;
+  apiKey: string;
+  /** The portal certificate's thumbprint; without it the certificate must be valid for a public CA. */
+  serverThumbprint?: string;
+}
+
+export interface RegisterOptions extends ServerApiOptions {
+  instance: string;
+  kind: 'target' | 'worker';
+  /** TentacleActive: the Tentacle polls the server (default). TentaclePassive: it listens. */
+  commsStyle: CommsStyle;
+  /** The server's comms port to poll; default the port the server reports, else 10943. */
+  serverCommsPort?: number;
+  environments?: string[];
+  roles?: string[];
+  workerPools?: string[];
+  /** Default: this machine's hostname. */
+  name?: string;
+  /** Listening: the host name the server dials. Default: this machine's hostname. */
+  publicHostName?: string;
+  force?: boolean;
+  root?: string;
+}
+
+export interface RegisterResult {
+  machine: MachineView;
+  created: boolean;
+  server: ServerInfo;
+  /** The server node now polled (polling registrations). */
+  polled?: PolledServer;
+  config: TentacleConfig;
+}
+
+export async function register(options: RegisterOptions): Promise<RegisterResult> {
+  const root = options.root ?? tentacleRoot();
+  const { config } = await loadInstance(options.instance, root);
+  const thumbprint = await currentThumbprint(config);
+  const api = apiFor(options);
+  const polling = options.commsStyle === 'TentacleActive';
+  const request: RegisterMachineRequest = {
+    name: options.name?.trim() || hostname(),
+    kind: options.kind,
+    thumbprint,
+    commsStyle: polling ? 'polling' : 'listening',
+    endpoint: polling ? null : { host: options.publicHostName?.trim() || hostname(), port: config.listen.port },
+    ...(options.kind === 'target' ? { environments: options.environments ?? [], roles: options.roles ?? [] } : { workerPools: options.workerPools ?? [] }),
+    tentacleVersion: await tentacleVersion(),
+    force: options.force === true,
+  };
+  const response = await callApi(options, () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request }), {
+    conflictHint: 'Pass --force to replace the existing registration.',
+  });
+  const serverInfo = checkServerInfo(response?.server, options.server);
+  const commsThumbprint = serverInfo.commsThumbprint;
+  const polled = polling ? polledServer(api.url, commsThumbprint, options.serverCommsPort ?? serverInfo.commsPort) : undefined;
+
+  const updated = await updateConfig(
+    options.instance,
+    (current) => {
+      const next: TentacleConfig = { ...current, listen: { ...current.listen } };
+      next.trust = addOnce(next.trust, commsThumbprint);
+      if (polled) next.servers = [...next.servers.filter((s) => s.address !== polled.address), polled];
+      else next.listen.enabled = true;
+      next.registration = {
+        serverUrl: api.url.origin,
+        machineName: response.machine.name,
+        kind: options.kind,
+        ...(api.pin ? { apiThumbprint: api.pin } : {}),
+      };
+      return next;
+    },
+    root,
+  );
+  return { machine: response.machine, created: response.created, server: serverInfo, polled, config: updated };
+}
+
+export interface DeregisterOptions extends ServerApiOptions {
+  instance: string;
+  root?: string;
+}
+
+export interface DeregisterResult {
+  /** false when the server had no machine with this Tentacle's thumbprint (the local config is cleaned up anyway). */
+  found: boolean;
+  thumbprint: Thumbprint;
+  removedServers: PolledServer[];
+  removedTrust: Thumbprint[];
+}
+
+/**
+ * Deletes this Tentacle's machine on the server (by its certificate thumbprint), then
+ * stops polling that server and stops trusting its comms certificate.
+ */
+export async function deregister(options: DeregisterOptions): Promise<DeregisterResult> {
+  const root = options.root ?? tentacleRoot();
+  const { config } = await loadInstance(options.instance, root);
+  const thumbprint = await currentThumbprint(config);
+  const api = apiFor(options);
+  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  let found = true;
+  try {
+    await callApi(options, () => api.client.json<unknown>('DELETE', `/api/machines/by-thumbprint/${thumbprint}`));
+  } catch (err) {
+    if (!(isReefError(err) && statusOf(err) === 404)) throw err;
+    found = false;
+  }
+
+  let removedServers: PolledServer[] = [];
+  let removedTrust: Thumbprint[] = [];
+  await updateConfig(
+    options.instance,
+    (current) => {
+      const next: TentacleConfig = { ...current };
+      removedServers = current.servers.filter((s) => s.apiUrl === api.url.origin || s.thumbprint === info.commsThumbprint);
+      next.servers = current.servers.filter((s) => !removedServers.includes(s));
+      const candidates = new Set([info.commsThumbprint, ...removedServers.map((s) => s.thumbprint)]);
+      // A thumbprint another configured server still uses stays trusted.
+      removedTrust = [...candidates].filter((tp) => current.trust.includes(tp) && !next.servers.some((s) => s.thumbprint === tp));
+      next.trust = current.trust.filter((tp) => !removedTrust.includes(tp));
+      if (current.registration?.serverUrl === api.url.origin) next.registration = null;
+      return next;
+    },
+    root,
+  );
+  return { found, thumbprint, removedServers, removedTrust };
+}
+
+export interface PollServerOptions extends ServerApiOptions {
+  instance: string;
+  serverCommsPort?: number;
+  root?: string;
+}
+
+/** Adds one more server node to poll (high availability): trusts its comms certificate; registers nothing. */
+export async function pollServer(options: PollServerOptions): Promise<{ polled: PolledServer; server: ServerInfo }> {
+  const root = options.root ?? tentacleRoot();
+  await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
+  const api = apiFor(options);
+  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  const polled = polledServer(api.url, info.commsThumbprint, options.serverCommsPort ?? info.commsPort);
+  await updateConfig(
+    options.instance,
+    (current) => ({
+      ...current,
+      trust: addOnce(current.trust, info.commsThumbprint),
+      servers: [...current.servers.filter((s) => s.address !== polled.address), polled],
+    }),
+    root,
+  );
+  return { polled, server: info };
+}
+
+// ---- helpers ------------------------------------------------------------------------
+
+function apiFor(options: ServerApiOptions): { client: ApiClient; url: URL; pin: Thumbprint | undefined } {
+  const pin = options.serverThumbprint !== undefined ? normalizeThumbprint(options.serverThumbprint) : undefined;
+  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin });
+  return { client, url: client.baseUrl, pin };
+}
+
+function polledServer(apiUrl: URL, thumbprint: Thumbprint, port: number | undefined): PolledServer {
+  const commsPort = Number.isInteger(port) && port! >= 1 && port! <= 65535 ? port! : DEFAULT_SERVER_COMMS_PORT;
+  return { thumbprint, address: `tcp://${apiUrl.hostname}:${commsPort}`, apiUrl: apiUrl.origin };
+}
+
+function addOnce(list: string[], value: string): string[] {
+  return list.includes(value) ? list : [...list, value];
+}
+
+function checkServerInfo(info: ServerInfo | undefined, server: string): ServerInfo {
+  if (!info || typeof info.commsThumbprint !== 'string') {
+    throw new ReefError('REEF_BAD_RESPONSE', `${server} did not say which comms certificate to trust (no commsThumbprint); is it a Reef server?`);
+  }
+  return { ...info, commsThumbprint: normalizeThumbprint(info.commsThumbprint) };
+}
+
+function statusOf(err: ReefError): number | undefined {
+  const status = (err as ReefError & { status?: number }).status;
+  if (typeof status === 'number') return status;
+  const match = /^HTTP_(\d{3})$/.exec(err.code);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Certificate verification failures that mean "not valid for a public CA", as Node names them. */
+const UNTRUSTED_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** Runs an API call, turning the failures people hit while registering into advice. */
+async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string } = {}): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!(err instanceof ReefError)) throw err;
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+    if (options.serverThumbprint === undefined && cause?.code && UNTRUSTED_CERT_CODES.has(cause.code)) {
+      throw await untrustedPortal(options.server, cause);
+    }
+    const status = statusOf(err);
+    if (status === 409 && hints.conflictHint && !err.message.includes('--force')) {
+      throw new ReefError(err.code, `${err.message.replace(/\.?\s*$/, '.')} ${hints.conflictHint}`);
+    }
+    if (status === 401 || status === 403) {
+      throw new ReefError(err.code, `${err.message.replace(/\.?\s*$/, '.')} Check --apiKey (create one with "reef apikey create").`);
+    }
+    throw err;
+  }
+}
+
+async function untrustedPortal(server: string, cause: NodeJS.ErrnoException): Promise<ReefError> {
+  const url = new URL(server);
+  const presented = await presentedThumbprint(url).catch(() => null);
+  const what = cause.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || cause.code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'a self-signed certificate' : `a certificate that does not verify (${cause.message})`;
+  return new ReefError(
+    'REEF_UNTRUSTED_CERTIFICATE',
+    `The server at ${url.origin} presented ${what}${presented ? ` with thumbprint ${presented}` : ''}, which no public certificate authority vouches for; nothing was sent. ` +
+      `Reef servers use a self-signed certificate unless given another: run "reef server show-thumbprint" on the server and pass what it prints as --server-thumbprint` +
+      (presented ? ` (if it prints ${presented}, that is this server).` : '.'),
+    { cause },
+  );
+}
+
+/** The portal certificate's thumbprint, read without trusting it, for the advice above only. */
+function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host,
+      port: Number(url.port || 443),
+      servername: net.isIP(host) ? undefined : host,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const done = (value: Thumbprint | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => done(null), 5000);
+    socket.once('error', () => done(null));
+    socket.once('secureConnect', () => {
+      const der = socket.getPeerCertificate()?.raw;
+      done(der ? thumbprintOfDer(der) : null);
+    });
+  });
+}
+
+let version: Promise<string> | undefined;
+function tentacleVersion(): Promise<string> {
+  version ??= readFile(packageJsonPath, 'utf8').then(
+    (text) => String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown'),
+    () => 'unknown',
+  );
+  return version;
+}

@@ -1,0 +1,143 @@
+/**
+ * Starts real `reef` and `tentacle` processes from the CLI, as a user would, on loopback
+ * with ports chosen here. Every process is killed when the test file's `after` calls
+ * `stopAll()`; stderr logs are kept under test-output/ for post-mortems.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+const REEF = join(REPO, 'bin/reef.js');
+const TENTACLE = join(REPO, 'bin/tentacle.js');
+const OUTPUT = join(REPO, 'test-output', 'e2e');
+
+const children = new Set<ChildProcess>();
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `reef-${prefix}-`));
+}
+
+/** A port that was free a moment ago (processes need fixed ports to survive restarts). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(bin: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [bin === 'reef' ? REEF : TENTACLE, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'warn', ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolvePromise, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Runs a CLI command that must succeed; returns its trimmed stdout. */
+export async function ok(bin: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const result = await cli(bin, args, env);
+  if (result.code !== 0) throw new Error(`${bin} ${args.join(' ')} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+async function logFile(name: string) {
+  await mkdir(OUTPUT, { recursive: true });
+  return createWriteStream(join(OUTPUT, `${name}-${Date.now()}.log`));
+}
+
+export interface ServerProcess {
+  url: string;
+  httpsPort: number;
+  commsPort: number;
+  thumbprint: string;
+  adminKey: string | undefined;
+  child: ChildProcess;
+  /** Environment for `reef` admin commands against this server. */
+  env(apiKey: string): NodeJS.ProcessEnv;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string }): Promise<ServerProcess> {
+  const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
+  if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));
+  const child = spawn(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.stderr!.pipe(await logFile(options.name ?? 'server'));
+  let out = '';
+  child.stdout!.setEncoding('utf8');
+  await new Promise<void>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within 60 s; stdout so far:\n${out}`)), 60_000);
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      if (/Data directory:/.test(out)) {
+        clearTimeout(timer);
+        resolvePromise();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code} before starting:\n${out}`)));
+  });
+  const thumbprint = /Thumbprint:\s+([0-9A-F]{64})/.exec(out)![1]!;
+  const adminKey = /Admin API key[^:]*:\s+(API-\S+)/.exec(out)?.[1];
+  const url = `https://127.0.0.1:${options.httpsPort}`;
+  return {
+    url,
+    httpsPort: options.httpsPort,
+    commsPort: options.commsPort,
+    thumbprint,
+    adminKey,
+    child,
+    env: (apiKey) => ({ REEF_SERVER: url, REEF_API_KEY: apiKey, REEF_SERVER_THUMBPRINT: thumbprint }),
+    kill: (signal = 'SIGTERM') => stop(child, signal),
+  };
+}
+
+/** Starts `tentacle agent` for an instance; resolves once it logged that it started. */
+export async function startAgent(root: string, instance: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [TENTACLE, 'agent', '--instance', instance], { env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' } });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.stderr!.pipe(await logFile(`tentacle-${instance}`));
+  return child;
+}
+
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...children].map((child) => stop(child)));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
