@@ -1,0 +1,134 @@
+/**
+ * The README's first command: a Reef server on the embedded store with a local polling
+ * Tentacle registered to it, a script run on that Tentacle with its log printed, and then
+ * both kept running until Ctrl+C. Everything lives under ./.reef (or $REEF_HOME), so a
+ * second run reuses the same server, certificate and registration.
+ *
+ * Ports: REEF_HTTPS_PORT (default 8443) and REEF_COMMS_PORT (default 10943).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const repo = resolve(import.meta.dirname, '..');
+const home = resolve(process.env.REEF_HOME || '.reef');
+const dataDir = join(home, 'server');
+const tentacleRoot = join(home, 'tentacle');
+const httpsPort = Number(process.env.REEF_HTTPS_PORT || 8443);
+const commsPort = Number(process.env.REEF_COMMS_PORT || 10943);
+const server = `https://localhost:${httpsPort}`;
+const instance = 'Quickstart';
+const tentacleEnv = { ...process.env, REEF_TENTACLE_ROOT: tentacleRoot };
+
+function bin(name: 'reef' | 'tentacle') {
+  return join(repo, 'bin', `${name}.js`);
+}
+
+/** Runs a CLI command; returns stdout, or exits with its error. */
+async function run(name: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = process.env, inherit = false): Promise<string> {
+  const child = spawn(process.execPath, [bin(name), ...args], { env, stdio: ['ignore', inherit ? 'inherit' : 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) {
+    process.stderr.write(`\n${name} ${args.join(' ')} failed:\n${err || out}\n`);
+    throw Object.assign(new Error('step failed'), { exitCode: code });
+  }
+  return out.trim();
+}
+
+function step(text: string) {
+  process.stdout.write(`\n==> ${text}\n`);
+}
+
+async function startBackground(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<ChildProcess> {
+  const logPath = join(home, `${name}.log`);
+  const { createWriteStream } = await import('node:fs');
+  const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr!.pipe(createWriteStream(logPath, { flags: 'a' }));
+  let out = '';
+  child.stdout!.setEncoding('utf8');
+  await new Promise<void>((resolveReady, reject) => {
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      if (ready.test(out)) resolveReady();
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with code ${code}; see ${logPath}\n${out}`)));
+  });
+  return child;
+}
+
+async function main() {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  step(`Starting the Reef server (data in ${dataDir})`);
+  const serverProcess = await startBackground(
+    'server',
+    bin('reef'),
+    ['server', 'run', '--data', dataDir, '--https-port', String(httpsPort), '--comms-port', String(commsPort)],
+    process.env,
+    /Data directory:/,
+  );
+  const stopAll: ChildProcess[] = [serverProcess];
+  process.on('exit', () => stopAll.forEach((c) => c.kill('SIGTERM')));
+
+  const thumbprint = await run('reef', ['server', 'show-thumbprint', '--data', dataDir]);
+  const apiKey = await run('reef', ['apikey', 'create', '--data', dataDir, '--name', `quickstart-${Date.now()}`]);
+  process.stdout.write(`Server thumbprint: ${thumbprint}\n`);
+
+  step('Setting up a local polling Tentacle');
+  const instances = await run('tentacle', ['list-instances'], tentacleEnv);
+  if (!instances.split('\n').some((line) => line.split(/\s+/)[0] === instance)) {
+    await run('tentacle', ['create-instance', '--instance', instance], tentacleEnv);
+  }
+  await run('tentacle', ['new-certificate', '--instance', instance, '--if-blank'], tentacleEnv);
+  await run(
+    'tentacle',
+    ['register-with', '--instance', instance, '--server', server, '--server-thumbprint', thumbprint, '--apiKey', apiKey,
+      '--comms-style', 'TentacleActive', '--server-comms-port', String(commsPort), '--environment', 'Development', '--role', 'demo',
+      '--name', `${hostname()}-quickstart`, '--force'],
+    tentacleEnv,
+  );
+  const agent = spawn(process.execPath, [bin('tentacle'), 'agent', '--instance', instance], { env: tentacleEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const { createWriteStream } = await import('node:fs');
+  agent.stderr!.pipe(createWriteStream(join(home, 'tentacle.log'), { flags: 'a' }));
+  stopAll.push(agent);
+
+  step('Running a script on every Development machine with the role "demo"');
+  const adminEnv = { ...process.env, REEF_SERVER: server, REEF_API_KEY: apiKey, REEF_SERVER_THUMBPRINT: thumbprint };
+  await run(
+    'reef',
+    ['tasks', 'run-script', '--environment', 'Development', '--role', 'demo', '--follow',
+      '--script', 'echo "Hello from $(hostname), user $(id -un)"; uname -sr; echo "Reef ran this script through a polling Tentacle."'],
+    adminEnv,
+    true,
+  );
+
+  step('Reef is running');
+  process.stdout.write(
+    [
+      `REST API:      ${server}/api   (certificate thumbprint ${thumbprint})`,
+      `Admin commands: export REEF_SERVER=${server} REEF_SERVER_THUMBPRINT=${thumbprint} REEF_API_KEY=${apiKey}`,
+      `               node bin/reef.js machines list`,
+      `Logs:          ${join(home, 'server.log')}, ${join(home, 'tentacle.log')}`,
+      'Press Ctrl+C to stop the server and the Tentacle.',
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
+  for (const child of stopAll.reverse()) {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+}
+
+main().catch((err: Error & { exitCode?: number }) => {
+  if (err.message !== 'step failed') process.stderr.write(`quickstart failed: ${err.message}\n`);
+  process.exit(err.exitCode ?? 1);
+});
