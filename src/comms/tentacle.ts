@@ -38,6 +38,7 @@ export interface PollerEvents {
   connected: [peer: PeerInfo, resumed: boolean];
   disconnected: [reason: Error | undefined];
   failed: [err: Error, retryInMs: number];
+  closed: [];
 }
 
 /**
@@ -63,6 +64,7 @@ export class TentacleComms {
   poll(target: PollTarget): Poller {
     const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle');
     this.pollers.add(poller);
+    poller.once('closed', () => this.pollers.delete(poller));
     poller.start();
     return poller;
   }
@@ -84,6 +86,11 @@ export class TentacleComms {
       },
     });
     return this.acceptor.listen(port, host);
+  }
+
+  /** Ends every connection with this server thumbprint, polling and listening. */
+  disconnect(thumbprint: string): number {
+    return this.host.disconnect(thumbprint);
   }
 
   async close(): Promise<void> {
@@ -127,6 +134,7 @@ export class Poller extends EventEmitter<PollerEvents> {
     this.stop.abort();
     this.current?.close();
     await this.loop;
+    this.emit('closed');
   }
 
   private async run(): Promise<void> {

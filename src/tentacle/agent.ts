@@ -172,12 +172,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await Promise.all(closing);
     for (const server of next.servers) if (!nodes.has(server.address)) startPolling(server);
 
-    // Listening connections cannot be told apart per peer from here; calls from a removed
-    // thumbprint are refused by guardTrust anyway, and closing all sessions ends its link
-    // (polling loops reconnect within a second).
-    if (removed.length && listeningPort !== undefined) {
-      logger.info({ removed }, 'closing live connections so no removed server keeps one');
-      comms.host.close();
+    for (const thumbprint of removed) {
+      const closed = comms.disconnect(thumbprint);
+      if (closed) logger.info({ thumbprint, closed }, 'closed connections of a server that is no longer trusted');
     }
     const needsRestart = (['listen', 'home', 'allowedRoots'] as const).filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
     if (needsRestart.length) logger.warn({ changed: needsRestart }, 'these settings take effect when the agent restarts');

@@ -109,13 +109,21 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
   };
 }
 
-/** Starts `tentacle agent` for an instance; resolves once it logged that it started. */
-export async function startAgent(root: string, instance: string): Promise<ChildProcess> {
+export interface AgentProcess {
+  child: ChildProcess;
+  /** Everything the agent logged so far (JSON lines). */
+  log(): string;
+}
+
+/** Starts `tentacle agent` for an instance. */
+export async function startAgent(root: string, instance: string): Promise<AgentProcess> {
   const child = spawn(process.execPath, [TENTACLE, 'agent', '--instance', instance], { env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' } });
   children.add(child);
   child.once('exit', () => children.delete(child));
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
   child.stderr!.pipe(await logFile(`tentacle-${instance}`));
-  return child;
+  return { child, log: () => log };
 }
 
 export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -24,7 +24,7 @@ export interface ServedConnection {
  * same service code.
  */
 export class ServiceHost {
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions = new Map<ServerHttp2Session, PeerInfo>();
 
   constructor(
     private readonly services: ServiceTable,
@@ -38,7 +38,7 @@ export class ServiceHost {
       settings: http2Settings(this.limits),
       maxSessionMemory: 64,
     });
-    this.sessions.add(session);
+    this.sessions.set(session, peer);
     widenSessionWindow(session);
     let failure: Error | undefined;
     session.on('error', (err) => {
@@ -66,7 +66,18 @@ export class ServiceHost {
 
   /** Closes every connection this host serves. */
   close(): void {
-    for (const session of this.sessions) session.destroy();
+    for (const session of this.sessions.keys()) session.destroy();
+  }
+
+  /** Closes the connections of one peer (its trust was withdrawn); returns how many. */
+  disconnect(thumbprint: string): number {
+    let closed = 0;
+    for (const [session, peer] of this.sessions) {
+      if (peer.thumbprint !== thumbprint) continue;
+      session.destroy();
+      closed++;
+    }
+    return closed;
   }
 
   private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: PeerInfo): Promise<void> {

@@ -1,0 +1,191 @@
+/**
+ * Reef's main job end to end, with real `reef` and `tentacle` processes driven through
+ * their command lines on the embedded store: register a polling target, a listening
+ * target and a worker; run scripts, push a file, cancel, survive a server kill -9,
+ * refuse a deleted machine, answer bad input clearly, fail work for an offline tentacle.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApiClient } from '../../src/api/client.js';
+import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
+import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Gone, or a zombie nobody reaped (pid 1 in a container may not reap). */
+function processGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+describe('Reef server and Tentacles on the embedded store', () => {
+  let server: ServerProcess;
+  let dataDir: string;
+  let root: string;
+  let apiKey: string;
+  let api: ApiClient;
+  const agents = new Map<string, AgentProcess>();
+  let ports: { https: number; comms: number };
+
+  const tentacle = (args: string[]) => ok('tentacle', args, { REEF_TENTACLE_ROOT: root });
+  const reef = (args: string[]) => cli('reef', args, server.env(apiKey));
+
+  async function setUpInstance(instance: string, register: string[]) {
+    await tentacle(['create-instance', '--instance', instance]);
+    await tentacle(['new-certificate', '--instance', instance]);
+    await tentacle([...register, '--instance', instance, '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', apiKey, '--server-comms-port', String(server.commsPort)]);
+  }
+
+  async function machine(name: string): Promise<MachineView> {
+    return api.json<MachineView>('GET', `/api/machines/${encodeURIComponent(name)}`);
+  }
+
+  async function finished(taskId: string): Promise<TaskView> {
+    return waitFor(`task ${taskId} to finish`, async () => {
+      const task = await api.json<TaskView>('GET', `/api/tasks/${taskId}`);
+      return ['Success', 'Failed', 'Cancelled', 'TimedOut'].includes(task.state) ? task : undefined;
+    }, 90_000);
+  }
+
+  async function logText(taskId: string): Promise<LogPage['items']> {
+    return (await api.json<LogPage>('GET', `/api/tasks/${taskId}/log?after=0&limit=10000`)).items;
+  }
+
+  before(async () => {
+    dataDir = await tempDir('server');
+    root = await tempDir('tentacles');
+    ports = { https: await freePort(), comms: await freePort() };
+    server = await startServer({ dataDir, httpsPort: ports.https, commsPort: ports.comms, pickupTimeoutSeconds: 5 });
+    assert.ok(server.adminKey, 'the first run prints an admin key');
+    apiKey = server.adminKey!;
+    api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
+
+    const listenPort = await freePort();
+    await setUpInstance('Poll1', ['register-with', '--environment', 'Test', '--role', 'web', '--name', 'poll-1']);
+    await tentacle(['create-instance', '--instance', 'Listen1']);
+    await tentacle(['new-certificate', '--instance', 'Listen1']);
+    await tentacle(['configure', '--instance', 'Listen1', '--port', String(listenPort), '--listenIpAddress', '127.0.0.1']);
+    await tentacle(['register-with', '--instance', 'Listen1', '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', apiKey,
+      '--comms-style', 'TentaclePassive', '--publicHostName', '127.0.0.1', '--environment', 'Test', '--role', 'web', '--name', 'listen-1']);
+    await setUpInstance('Worker1', ['register-worker', '--workerpool', 'Builders', '--name', 'worker-1']);
+    await setUpInstance('Offline1', ['register-with', '--environment', 'Staging', '--role', 'web', '--name', 'offline-1']);
+    for (const instance of ['Poll1', 'Listen1', 'Worker1']) agents.set(instance, await startAgent(root, instance));
+    await waitFor('the polling tentacles to connect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online);
+  });
+
+  after(stopAll);
+
+  test('a script by environment and role runs on the polling and the listening target, with output and exit codes', async () => {
+    const good = await reef(['tasks', 'run-script', '--environment', 'Test', '--role', 'web', '--script', 'echo "out from $(basename $PWD)"; echo "to stderr" >&2; echo done', '--follow']);
+    assert.equal(good.code, 0, good.stderr);
+    for (const name of ['poll-1', 'listen-1']) {
+      assert.match(good.stdout, new RegExp(`\\[${name}\\] out from`));
+      assert.match(good.stdout, new RegExp(`\\[${name}\\] ! to stderr`));
+      assert.match(good.stdout, new RegExp(`\\[${name}\\] done`));
+    }
+    const listed = await api.json<{ items: MachineView[] }>('GET', '/api/machines?environment=Test');
+    assert.deepEqual(listed.items.map((m) => [m.name, m.commsStyle]).sort(), [['listen-1', 'listening'], ['poll-1', 'polling']]);
+
+    const bad = await reef(['tasks', 'run-script', '--environment', 'Test', '--role', 'web', '--script', 'echo failing; exit 7', '--follow', '--json']);
+    assert.notEqual(bad.code, 0, 'a failed task makes the command fail');
+    const final = JSON.parse(bad.stdout.trim().split('\n').at(-1)!) as { task?: TaskView } & TaskView;
+    const task = final.task ?? final;
+    assert.equal(task.state, 'Failed');
+    assert.deepEqual(task.machines.map((m) => [m.machineName, m.state, m.exitCode]).sort(), [['listen-1', 'Failed', 7], ['poll-1', 'Failed', 7]]);
+  });
+
+  test('a worker pool task runs on one worker', async () => {
+    const result = await reef(['tasks', 'run-script', '--worker-pool', 'Builders', '--script', 'echo "worker says hi"', '--follow']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\[worker-1\] worker says hi/);
+  });
+
+  test('a 50 MiB file is pushed and lands with its hash intact', async () => {
+    const source = join(await tempDir('payload'), 'payload.bin');
+    await writeFile(source, randomBytes(50 * 1024 * 1024));
+    const config = JSON.parse(await ok('tentacle', ['show-configuration', '--instance', 'Poll1'], { REEF_TENTACLE_ROOT: root })) as { app?: string; config?: { app: string } };
+    const app = config.app ?? config.config!.app;
+    const destination = join(app, 'drop', 'payload.bin');
+    const result = await reef(['tasks', 'push-file', source, destination, '--machine', 'poll-1', '--follow']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(existsSync(destination));
+    assert.equal(await sha256File(destination), await sha256File(source));
+  });
+
+  test('cancelling a long script kills its process and ends Cancelled', async () => {
+    const pidFile = join(await tempDir('cancel'), 'pid');
+    const taskId = await ok('reef', ['tasks', 'run-script', '--machine', 'poll-1', '--script', `echo $$ > ${pidFile}; echo started; sleep 300`], server.env(apiKey));
+    await waitFor('the script to start', async () => (await logText(taskId)).some((l) => l.text === 'started'));
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.equal(processGone(pid), false);
+    const cancel = await reef(['tasks', 'cancel', taskId]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const task = await finished(taskId);
+    assert.equal(task.state, 'Cancelled');
+    assert.equal(task.machines[0]!.state, 'Cancelled');
+    await waitFor('the script process to be gone', async () => processGone(pid), 10_000);
+  });
+
+  test('after kill -9 of the server mid-script, the restarted server collects the whole log and completes the task', async () => {
+    const taskId = await ok('reef', ['tasks', 'run-script', '--machine', 'poll-1', '--script', 'for i in $(seq 1 60); do echo "line $i"; sleep 0.1; done'], server.env(apiKey));
+    await waitFor('some lines', async () => (await logText(taskId)).length >= 5);
+    await server.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500)); // the script runs on without a server
+    server = await startServer({ dataDir, httpsPort: ports.https, commsPort: ports.comms, pickupTimeoutSeconds: 5, name: 'server-restarted' });
+    assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
+    const task = await finished(taskId);
+    assert.equal(task.state, 'Success');
+    const lines = (await logText(taskId)).filter((l) => l.stream === 'stdout').map((l) => l.text);
+    assert.deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line ${i + 1}`));
+  });
+
+  test('a deleted machine loses its connection and is refused when it reconnects', async () => {
+    await setUpInstance('Doomed', ['register-with', '--environment', 'Test', '--role', 'db', '--name', 'doomed-1']);
+    const doomed = await startAgent(root, 'Doomed');
+    await waitFor('doomed-1 to connect', async () => (await machine('doomed-1')).online);
+    const deleted = await reef(['machines', 'delete', 'doomed-1']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    await waitFor('the tentacle to be refused', async () => /does not trust the Tentacle certificate/.test(doomed.log()), 15_000);
+    const list = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
+    assert.ok(!list.items.some((m) => m.name === 'doomed-1'));
+  });
+
+  test('bad input gets clear errors: unknown environment, missing or wrong key, malformed JSON', async () => {
+    const unknown = await reef(['tasks', 'run-script', '--environment', 'Nowhere', '--script', 'true']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Environment "Nowhere" does not exist/);
+
+    const noKey = await cli('reef', ['machines', 'list'], { ...server.env(apiKey), REEF_API_KEY: '' });
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.stderr, /API key/i);
+
+    const wrongKey = await cli('reef', ['machines', 'list'], server.env('API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'));
+    assert.equal(wrongKey.code, 1);
+    assert.match(wrongKey.stderr, /key/i);
+
+    const res = await api.request('POST', '/api/tasks', { stream: (await import('node:stream')).Readable.from([Buffer.from('{"kind": "run-script",')]), headers: { 'content-type': 'application/json' } }).catch((err: Error & { code: string }) => err);
+    assert.ok(res instanceof Error);
+    assert.equal((res as Error & { code: string }).code, 'REEF_BAD_JSON');
+    assert.match(res.message, /not valid JSON/);
+  });
+
+  test('a task for an offline polling tentacle fails after the pickup timeout, naming it', async () => {
+    const result = await reef(['tasks', 'run-script', '--machine', 'offline-1', '--script', 'true', '--follow']);
+    assert.equal(result.code, 1);
+    const task = await api.json<{ items: TaskView[] }>('GET', '/api/tasks?limit=1');
+    const machineState = (await api.json<TaskView>('GET', `/api/tasks/${task.items[0]!.id}`)).machines[0]!;
+    assert.equal(machineState.state, 'Failed');
+    assert.match(machineState.error!, /Tentacle "offline-1" .* did not connect to collect its work within 5 s; it has never been seen/);
+  });
+});
