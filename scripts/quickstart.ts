@@ -28,11 +28,11 @@ function bin(name: 'reef' | 'tentacle') {
 
 /** Runs a CLI command; returns stdout, or exits with its error. */
 async function run(name: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = process.env, inherit = false): Promise<string> {
-  const child = spawn(process.execPath, [bin(name), ...args], { env, stdio: ['ignore', inherit ? 'inherit' : 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin(name), ...args], { env, stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
   const [code] = (await once(child, 'close')) as [number];
   if (code !== 0) {
     process.stderr.write(`\n${name} ${args.join(' ')} failed:\n${err || out}\n`);

@@ -1,33 +1,13 @@
 import type { Command } from 'commander';
 import type { CreatedApiKey } from '../api/contract.js';
-import { ReefError } from '../errors.js';
 import { absolutePath, note, printJson, printLine, runAction } from './common.js';
 import { addConnectionOptions, connect, type ConnectionOpts } from './reef-connection.js';
 
 /**
  * `reef apikey create --name NAME`: over the REST API (POST /api/apikeys { name }) by
- * default, or offline against a server's data directory with `--data DIR`.
- *
- * The offline implementation belongs to the server side (src/cli/reef-server.ts opens the
- * store), so this module only offers a hook: that module's registrar calls
- * `setOfflineApiKeyCreator(fn)` and must NOT add its own `apikey create` command (commander
- * would refuse a second `apikey`). Until the hook is set, `--data` fails with a clear message.
+ * default, or with `--data DIR` directly in a server's data directory (for bootstrapping,
+ * before any key exists; works whether the server runs or not).
  */
-
-export interface OfflineApiKeyRequest {
-  /** Absolute path of the server's data directory. */
-  dataDir: string;
-  name: string;
-}
-
-export type OfflineApiKeyCreator = (request: OfflineApiKeyRequest) => Promise<CreatedApiKey>;
-
-let offlineCreator: OfflineApiKeyCreator | undefined;
-
-export function setOfflineApiKeyCreator(creator: OfflineApiKeyCreator | undefined): void {
-  offlineCreator = creator;
-}
-
 export function registerApiKeyCommands(program: Command): void {
   const apikey = program.command('apikey').description('API keys for the REST API and the reef admin commands');
 
@@ -41,13 +21,8 @@ export function registerApiKeyCommands(program: Command): void {
     runAction(async (opts: ConnectionOpts & { name: string; data?: string }) => {
       let created: CreatedApiKey;
       if (opts.data !== undefined) {
-        if (!offlineCreator) {
-          throw new ReefError(
-            'REEF_NOT_IMPLEMENTED',
-            '"reef apikey create --data" is not available in this build; create the key over the API with --server and --api-key.',
-          );
-        }
-        created = await offlineCreator({ dataDir: absolutePath(opts.data, '--data'), name: opts.name });
+        const { createApiKeyOffline } = await import('../server/runtime.js');
+        created = await createApiKeyOffline(absolutePath(opts.data, '--data'), opts.name);
       } else {
         created = await connect(opts).json<CreatedApiKey>('POST', '/api/apikeys', { body: { name: opts.name } });
       }

@@ -6,7 +6,6 @@ import { ReefError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import type { ServerSettings } from '../server/runtime.js';
 import { parsePort, printLine, runAction } from './common.js';
-import { setOfflineApiKeyCreator } from './reef-apikeys.js';
 
 /** The server code (store, comms, engine) loads only for the commands that need it. */
 const runtime = () => import('../server/runtime.js');
@@ -81,7 +80,6 @@ function parsePositive(value: string, option: string): number {
 }
 
 export function registerServerCommands(program: Command): void {
-  setOfflineApiKeyCreator(async ({ dataDir, name }) => (await runtime()).createApiKeyOffline(dataDir, name));
   const server = program.command('server').description('run and inspect a Reef server node');
 
   server

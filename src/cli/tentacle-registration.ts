@@ -2,7 +2,6 @@ import { Option, type Command } from 'commander';
 import { ReefError } from '../errors.js';
 import type { CommsStyle, ServerApiOptions } from '../tentacle/registration.js';
 import { addInstanceOption, addOptionAlias, collect, note, parsePort, printLine, runAction } from './common.js';
-import type { CommandRegistrar } from './tentacle.js';
 
 /**
  * `tentacle register-with | register-worker | deregister-from | deregister-worker | poll-server`.
@@ -34,7 +33,7 @@ interface RegisterOpts extends ServerOpts {
   workerpool?: string[];
 }
 
-export const registerRegistrationCommands: CommandRegistrar = (program) => {
+export function registerRegistrationCommands(program: Command): void {
   const target = serverOptions(
     program.command('register-with').description('register this machine with a Reef server as a deployment target'),
   );
@@ -66,7 +65,7 @@ export const registerRegistrationCommands: CommandRegistrar = (program) => {
   ).option('--server-comms-port <port>', `the server's comms port (default: the port the server reports, else 10943)`);
   addOptionAlias(poll, '--serverCommsPort <port>', 'serverCommsPort');
   poll.action(runAction((opts: ServerOpts & { serverCommsPort?: string }) => pollServerCommand(opts)));
-};
+}
 
 /** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint, --instance. */
 function serverOptions(command: Command): Command {

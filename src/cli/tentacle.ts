@@ -42,33 +42,7 @@ import { registerRegistrationCommands } from './tentacle-registration.js';
 const certificates = () => import('../tentacle/certificate.js');
 const identityStore = () => import('../pki/identity-files.js');
 
-/** Adds commands to the program; how other modules plug into `tentacle`. */
-export type CommandRegistrar = (program: Command) => void;
-
-/*
- * ---- Registration point -------------------------------------------------------------
- * Commands implemented in other modules are added here, e.g.
- *
- *   import { registerRegistrationCommands } from './tentacle-registration.js';
- *   const extraCommands: CommandRegistrar[] = [registerRegistrationCommands];
- *
- * Any PLANNED_COMMANDS name that no registrar adds gets a placeholder that fails clearly,
- * so the name is reserved in --help and a registrar can claim it without touching this file.
- */
-const extraCommands: CommandRegistrar[] = [registerRegistrationCommands];
-
-/** Commands the product defines whose implementation lives outside this file. */
-export const PLANNED_COMMANDS: ReadonlyArray<readonly [name: string, description: string]> = [
-  ['register-with', 'register this machine with a Reef server as a deployment target'],
-  ['register-worker', 'register this machine with a Reef server as a worker'],
-  ['deregister-from', 'remove this deployment target from a Reef server'],
-  ['deregister-worker', 'remove this worker from a Reef server'],
-  ['poll-server', 'poll one more server node'],
-  ['polling-proxy', 'set the HTTP proxy for polling connections'],
-  ['proxy', 'set the HTTP proxy for calls to the server API'],
-];
-
-export function buildTentacleProgram(registrars: readonly CommandRegistrar[] = extraCommands): Command {
+export function buildTentacleProgram(): Command {
   const program = configureProgram(new Command('tentacle'))
     .description('Reef Tentacle: the deployment agent. Run "tentacle <command> --help" for details.')
     .helpCommand(true);
@@ -78,21 +52,7 @@ export function buildTentacleProgram(registrars: readonly CommandRegistrar[] = e
   addConfigureCommand(program);
   addInfoCommands(program);
   addServiceCommands(program);
-
-  for (const register of registrars) register(program);
-  for (const [name, description] of PLANNED_COMMANDS) {
-    if (program.commands.some((c) => c.name() === name)) continue;
-    program
-      .command(name)
-      .description(`${description} (not available in this build)`)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .action(
-        runAction(() => {
-          throw new ReefError('REEF_NOT_IMPLEMENTED', `"tentacle ${name}" is not available in this build of Reef yet.`);
-        }),
-      );
-  }
+  registerRegistrationCommands(program);
   return program;
 }
 

@@ -111,6 +111,17 @@ describe('Reef server and Tentacles on the embedded store', () => {
     assert.match(result.stdout, /\[worker-1\] worker says hi/);
   });
 
+  test('a health check reaches a polling and a listening target and records their health and version', async () => {
+    const result = await reef(['tasks', 'health-check', '--machine', 'poll-1', '--machine', 'listen-1', '--follow']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\[poll-1\] .*Healthy: Tentacle \d+\.\d+\.\d+ on linux/);
+    for (const name of ['poll-1', 'listen-1']) {
+      const m = await machine(name);
+      assert.equal(m.lastHealth, 'healthy');
+      assert.match(m.tentacleVersion ?? '', /^\d+\.\d+\.\d+/);
+    }
+  });
+
   test('a 50 MiB file is pushed and lands with its hash intact', async () => {
     const source = join(await tempDir('payload'), 'payload.bin');
     await writeFile(source, randomBytes(50 * 1024 * 1024));

@@ -1,0 +1,56 @@
+/**
+ * The README's first command stays true: `npm run quickstart` starts a server and a local
+ * polling Tentacle, runs a script through them, prints its log, keeps running, and stops
+ * everything on Ctrl+C.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { join } from 'node:path';
+import { freePort, REPO, tempDir } from './harness.js';
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+test('npm run quickstart runs a script end to end, keeps running, and stops cleanly on Ctrl+C', async () => {
+  const home = await tempDir('quickstart');
+  const httpsPort = await freePort();
+  const commsPort = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/quickstart.ts')], {
+    cwd: REPO,
+    env: { ...process.env, REEF_HOME: home, REEF_HTTPS_PORT: String(httpsPort), REEF_COMMS_PORT: String(commsPort) },
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`quickstart did not get ready in 90 s:\n${out}`)), 90_000);
+      child.stdout.on('data', () => {
+        if (out.includes('Press Ctrl+C')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`quickstart exited early with ${code}:\n${out}`)));
+    });
+    assert.match(out, /\] Hello from .*, user /);
+    assert.match(out, /Task T-000001 Success/);
+    assert.match(out, new RegExp(`REST API: +https://localhost:${httpsPort}/api`));
+    assert.equal(await portOpen(httpsPort), true, 'the server keeps running');
+    child.kill('SIGINT');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0, out);
+    assert.equal(await portOpen(httpsPort), false, 'the server stopped with it');
+    assert.equal(await portOpen(commsPort), false);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
