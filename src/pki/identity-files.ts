@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDir, writeFileAtomic } from '../durable-fs.js';
 import { ReefError } from '../errors.js';
 import { generateCertificate, identityFromPem, type CertificateIdentity } from './certificate.js';
 
@@ -100,34 +100,12 @@ async function ensurePrivateDir(dir: string): Promise<void> {
 }
 
 async function writePrivateFile(file: string, contents: string): Promise<void> {
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.chmod(0o600); // the umask may have removed bits; set exactly
-      await handle.writeFile(contents);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    // rename replaces any earlier file, and with it any looser mode that file had.
-    await rename(temp, file);
+    await writeFileAtomic(file, contents, { mode: 0o600 });
   } catch (err) {
-    await rm(temp, { force: true });
     throw new ReefError('REEF_IDENTITY_UNWRITABLE', `Could not write ${file}: ${(err as Error).message}.`, {
       cause: err,
     });
-  }
-}
-
-/** Makes the renames durable; not possible on Windows, where opening a folder fails. */
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

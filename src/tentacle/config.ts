@@ -3,7 +3,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
 import { normalizeThumbprint } from '../pki/thumbprint.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../durable-fs.js';
 import { withFileLock } from './file-lock.js';
 import { resolveInstance } from './instance-index.js';
 import { defaultAppDir, tentacleRoot } from './paths.js';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../durable-fs.js';
 import { withFileLock } from './file-lock.js';
 import { instanceIndexPath, tentacleRoot, validateInstanceName } from './paths.js';
 

@@ -4,7 +4,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReefError } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../durable-fs.js';
 import type { TentacleConfig } from './config.js';
 import { homeFiles, tentacleBinPath, tentacleRoot } from './paths.js';
 import { isProcessAlive, processHasEnv, readPidFile } from './pid-file.js';

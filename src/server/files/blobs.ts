@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { syncDir } from '../../durable-fs.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ReefError } from '../../errors.js';
@@ -211,16 +212,3 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Makes the rename durable; best effort, as some filesystems refuse fsync on a directory. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // not supported here: the rename is still atomic, only its durability is weaker
-  }
-}

@@ -21,7 +21,7 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
-import { syncDir, writeFileAtomic } from './durable.js';
+import { syncDir, writeFileAtomic } from '../../durable-fs.js';
 
 export interface FileServiceOptions {
   /** Absolute directories that transfers may read and write under (symlinks resolved). */

@@ -41,7 +41,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
-import { syncDir, writeFileAtomic } from './durable.js';
+import { syncDir, writeFileAtomic } from '../../durable-fs.js';
 import { isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './processes.js';
 import {
   INDEX_EVERY,
