@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
 import { ReefError, isReefError } from '../errors.js';
@@ -137,4 +139,19 @@ export function printJson(value: unknown): void {
 /** Messages for the person at the terminal: stderr, so stdout stays machine-readable. */
 export function note(text: string): void {
   process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Whether this module was started as the program (through its bin/ launcher or directly),
+ * rather than imported by a test or another module.
+ */
+export function isEntryPoint(moduleUrl: string, binPath: string): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    const real = realpathSync(entry);
+    return real === binPath || real === fileURLToPath(moduleUrl);
+  } catch {
+    return false;
+  }
 }

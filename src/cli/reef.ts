@@ -1,7 +1,6 @@
 import { Command } from 'commander';
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { configureProgram, reportError, runProgram } from './common.js';
+import { configureProgram, isEntryPoint, reportError, runProgram } from './common.js';
 import { registerApiKeyCommands } from './reef-apikeys.js';
 import { registerMachineCommands } from './reef-machines.js';
 import { registerServerCommands } from './reef-server.js';
@@ -23,18 +22,7 @@ export function buildReefProgram(): Command {
 
 const reefBinPath = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    const real = realpathSync(entry);
-    return real === reefBinPath || real === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url, reefBinPath)) {
   try {
     await runProgram(buildReefProgram());
   } catch (err) {

@@ -1,9 +1,7 @@
 import { Command } from 'commander';
-import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { arch, platform } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { errorMessage, ReefError } from '../errors.js';
 import { normalizeThumbprint } from '../pki/thumbprint.js';
 import type { CertificateResult } from '../tentacle/certificate.js';
@@ -18,6 +16,7 @@ import {
   addOptionAlias,
   collect,
   configureProgram,
+  isEntryPoint,
   note,
   parseBoolean,
   parseFormat,
@@ -320,7 +319,8 @@ function addServiceCommands(program: Command): void {
 
   addInstanceOption(program.command('agent').description('run the agent in the foreground (what the service runs)')).action(
     runAction(async (opts: InstanceOpts) => {
-      const runAgent = await loadAgent();
+      // Loaded only here: the other commands start faster without the comms stack.
+      const { runAgent } = await import('../tentacle/agent.js');
       await runAgent(opts.instance);
     }),
   );
@@ -331,34 +331,4 @@ function addServiceCommands(program: Command): void {
   );
 }
 
-/** The agent lives in tentacle/agent.ts; imported lazily so the other commands start fast and work without it. */
-async function loadAgent(): Promise<(instanceName: string) => Promise<void>> {
-  const specifier = new URL('../tentacle/agent.js', import.meta.url).href;
-  let mod: { runAgent?: unknown };
-  try {
-    mod = (await import(specifier)) as { runAgent?: unknown };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { url?: string };
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && (e.url === specifier || e.message.includes(fileURLToPath(specifier)))) {
-      throw new ReefError('REEF_AGENT_UNAVAILABLE', 'The agent is not part of this build of Reef yet (src/tentacle/agent.ts is missing).');
-    }
-    throw err;
-  }
-  if (typeof mod.runAgent !== 'function') {
-    throw new ReefError('REEF_AGENT_UNAVAILABLE', 'src/tentacle/agent.ts does not export runAgent(instanceName).');
-  }
-  return mod.runAgent as (instanceName: string) => Promise<void>;
-}
-
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    const real = realpathSync(entry);
-    return real === tentacleBinPath || real === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) await runProgram(buildTentacleProgram());
+if (isEntryPoint(import.meta.url, tentacleBinPath)) await runProgram(buildTentacleProgram());

@@ -4,7 +4,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { once } from 'node:events';
 import { StreamingResult, TentacleComms, CommsServer, type Handler } from '../../src/comms/index.js';
 import { connected, echo, services, startPollingTentacle, startServer, testIdentities } from './harness.js';
 
