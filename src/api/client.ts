@@ -17,6 +17,8 @@ export interface ApiClientOptions {
   serverThumbprint?: string;
   /** Per-request timeout; 0 for none (streams). */
   timeoutMs?: number;
+  /** Opens the TCP connection (through a proxy, to a fixed address); direct otherwise. */
+  transport?: (host: string, port: number) => Promise<net.Socket>;
 }
 
 export interface RequestOptions {
@@ -103,12 +105,15 @@ export class ApiClient {
     });
   }
 
-  private connect(url: URL): Promise<tls.TLSSocket> {
+  private async connect(url: URL): Promise<tls.TLSSocket> {
     const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 443);
+    const raw = this.options.transport ? await this.options.transport(host, port) : undefined;
     return new Promise((resolve, reject) => {
       const socket = tls.connect({
+        socket: raw,
         host,
-        port: Number(url.port || 443),
+        port,
         servername: net.isIP(host) ? undefined : host,
         ALPNProtocols: ['http/1.1'],
         rejectUnauthorized: !this.pin,

@@ -79,3 +79,9 @@ export interface CapabilitiesWire {
   nodeVersion: string;
   time: string;
 }
+
+export interface PingWire {
+  time: string;
+  /** How the Tentacle reached the server on this connection: tcp, sni, websocket, with "+proxy" when through a proxy. */
+  carrier: string;
+}

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ReefError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import type { ServerSettings } from '../server/runtime.js';
-import { parsePort, printLine, runAction } from './common.js';
+import { collect, parsePort, printLine, runAction } from './common.js';
 
 /** The server code (store, comms, engine) loads only for the commands that need it. */
 const runtime = () => import('../server/runtime.js');
@@ -26,6 +26,9 @@ const ConfigFile = z
     host: z.string().min(1).optional(),
     nodeName: z.string().min(1).optional(),
     pickupTimeoutSeconds: z.number().positive().optional(),
+    pollingHostnames: z.array(z.string().min(1)).optional(),
+    websocketPath: z.string().startsWith('/').optional(),
+    proxyProtocol: z.boolean().optional(),
   })
   .strict();
 
@@ -57,6 +60,9 @@ interface RunOptions {
   host?: string;
   nodeName?: string;
   pickupTimeout?: string;
+  pollingHostname?: string[];
+  websocketPath?: string;
+  proxyProtocol?: boolean;
   config?: string;
 }
 
@@ -69,8 +75,18 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     commsPort: opts.commsPort !== undefined ? parsePort(opts.commsPort, '--comms-port') : (file.commsPort ?? DEFAULT_COMMS_PORT),
     host: opts.host ?? file.host,
     nodeName: opts.nodeName ?? file.nodeName,
+    pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
+    websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
+    proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
   };
+}
+
+function checkWebsocketPath(path: string | undefined): string | undefined {
+  if (path !== undefined && !/^\/[\x21-\x7e]*$/.test(path)) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--websocket-path must start with "/" and contain no spaces (got "${path}").`);
+  }
+  return path;
 }
 
 function parsePositive(value: string, option: string): number {
@@ -90,8 +106,11 @@ export function registerServerCommands(program: Command): void {
     .option('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`)
     .option('--host <address>', 'address to listen on (default all)')
     .option('--node-name <name>', 'this node\'s name (default the host name)')
+    .option('--polling-hostname <name>', 'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com', collect)
+    .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
+    .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
@@ -101,9 +120,12 @@ export function registerServerCommands(program: Command): void {
         printLine('Reef server is running.');
         printLine(`  REST API:        https://${shown}:${running.httpsPort}/api`);
         printLine(`  Comms port:      ${running.commsPort}`);
+        if (settings.pollingHostnames?.length) printLine(`  Polling on ${running.httpsPort} for: ${settings.pollingHostnames.join(', ')} (SNI), and any name with ALPN reef-comms`);
+        printLine(`  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`);
         printLine(`  Thumbprint:      ${running.info.commsThumbprint}`);
         printLine(`  Data directory:  ${settings.dataDir}`);
         if (running.initialAdminKey) printLine(`  Admin API key (shown only this once): ${running.initialAdminKey}`);
+        if (running.initialAdminPassword) printLine(`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`);
         await new Promise<void>((resolveStop) => {
           const stop = () => resolveStop();
           process.once('SIGINT', stop);

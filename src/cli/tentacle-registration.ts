@@ -20,11 +20,17 @@ interface ServerOpts extends InstanceOpts {
   server: string;
   apiKey: string;
   serverThumbprint?: string;
+  resolve?: string[];
 }
 
-interface RegisterOpts extends ServerOpts {
-  commsStyle?: string;
+interface CarrierOpts {
   serverCommsPort?: string;
+  serverCommsAddress?: string;
+  serverWebSocket?: string;
+}
+
+interface RegisterOpts extends ServerOpts, CarrierOpts {
+  commsStyle?: string;
   name?: string;
   publicHostName?: string;
   force?: boolean;
@@ -60,11 +66,30 @@ export function registerRegistrationCommands(program: Command): void {
     ).action(runAction((opts: ServerOpts) => deregisterCommand(opts, kind)));
   }
 
-  const poll = serverOptions(
-    program.command('poll-server').description('poll one more server node (its comms certificate becomes trusted); registers nothing'),
-  ).option('--server-comms-port <port>', `the server's comms port (default: the port the server reports, else 10943)`);
-  addOptionAlias(poll, '--serverCommsPort <port>', 'serverCommsPort');
-  poll.action(runAction((opts: ServerOpts & { serverCommsPort?: string }) => pollServerCommand(opts)));
+  const poll = carrierOptions(
+    serverOptions(program.command('poll-server').description('poll one more server node (its comms certificate becomes trusted); registers nothing')),
+  );
+  poll.action(runAction((opts: ServerOpts & CarrierOpts) => pollServerCommand(opts)));
+}
+
+/** How a polling Tentacle reaches the server: the comms port, 443 by SNI, or a WebSocket. */
+function carrierOptions(command: Command): Command {
+  command
+    .option('--server-comms-port <port>', `the server's comms port to poll (default: the port the server reports, else 10943)`)
+    .option('--server-comms-address <url>', 'poll over HTTPS port 443 instead: https://polling.example.com[:port] (SNI is its host)')
+    .option('--server-web-socket <url>', 'poll over a secure WebSocket instead: wss://example.com/reef/comms');
+  addOptionAlias(command, '--serverCommsPort <port>', 'serverCommsPort');
+  addOptionAlias(command, '--serverCommsAddress <url>', 'serverCommsAddress');
+  addOptionAlias(command, '--serverWebSocket <url>', 'serverWebSocket');
+  return command;
+}
+
+function carrierChoice(opts: CarrierOpts) {
+  return {
+    ...(opts.serverCommsPort !== undefined ? { serverCommsPort: parsePort(opts.serverCommsPort, '--server-comms-port') } : {}),
+    ...(opts.serverCommsAddress !== undefined ? { serverCommsAddress: opts.serverCommsAddress } : {}),
+    ...(opts.serverWebSocket !== undefined ? { serverWebSocket: opts.serverWebSocket } : {}),
+  };
 }
 
 /** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint, --instance. */
@@ -75,7 +100,8 @@ function serverOptions(command: Command): Command {
     .option(
       '--server-thumbprint <thumbprint>',
       'thumbprint of the portal certificate, printed by "reef server show-thumbprint"; needed unless the certificate is valid for a public CA',
-    );
+    )
+    .option('--resolve <host:port:address>', 'connect to this address for host:port, like curl --resolve (repeatable; kept in the config)', collect);
   addOptionAlias(command, '--api-key <key>', 'apiKey');
   addOptionAlias(command, '--serverThumbprint <thumbprint>', 'serverThumbprint');
   return addInstanceOption(command);
@@ -84,14 +110,12 @@ function serverOptions(command: Command): Command {
 function registrationOptions(command: Command): Command {
   command
     .option('--comms-style <style>', 'TentacleActive (the Tentacle polls the server) or TentaclePassive (the server dials the Tentacle)', 'TentacleActive')
-    .option('--server-comms-port <port>', `the server's comms port to poll (default: the port the server reports, else 10943)`)
     .option('--name <name>', 'machine name on the server (default: this host name)')
     .option('--publicHostName <host>', 'TentaclePassive: the host name the server dials (default: this host name)')
     .option('--force', 'replace an existing registration with the same name or thumbprint');
   addOptionAlias(command, '--commsStyle <style>', 'commsStyle');
-  addOptionAlias(command, '--serverCommsPort <port>', 'serverCommsPort');
   addOptionAlias(command, '--public-host-name <host>', 'publicHostName');
-  return command;
+  return carrierOptions(command);
 }
 
 function parseCommsStyle(value: string | undefined): CommsStyle {
@@ -102,19 +126,23 @@ function parseCommsStyle(value: string | undefined): CommsStyle {
 }
 
 function apiOptions(opts: ServerOpts): ServerApiOptions {
-  return { server: opts.server, apiKey: opts.apiKey, ...(opts.serverThumbprint !== undefined ? { serverThumbprint: opts.serverThumbprint } : {}) };
+  return {
+    server: opts.server,
+    apiKey: opts.apiKey,
+    ...(opts.serverThumbprint !== undefined ? { serverThumbprint: opts.serverThumbprint } : {}),
+    ...(opts.resolve ? { resolve: opts.resolve } : {}),
+  };
 }
 
 async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): Promise<void> {
   const commsStyle = parseCommsStyle(opts.commsStyle);
-  const serverCommsPort = opts.serverCommsPort !== undefined ? parsePort(opts.serverCommsPort, '--server-comms-port') : undefined;
   const { register } = await registration();
   const result = await register({
     ...apiOptions(opts),
     instance: opts.instance,
     kind,
     commsStyle,
-    ...(serverCommsPort !== undefined ? { serverCommsPort } : {}),
+    ...carrierChoice(opts),
     ...(kind === 'target' ? { environments: opts.environment ?? [], roles: opts.role ?? [] } : { workerPools: opts.workerpool ?? [] }),
     ...(opts.name !== undefined ? { name: opts.name } : {}),
     ...(opts.publicHostName !== undefined ? { publicHostName: opts.publicHostName } : {}),
@@ -144,9 +172,8 @@ async function deregisterCommand(opts: ServerOpts, kind: string): Promise<void> 
   if (result.removedTrust.length) note(`No longer trusting ${result.removedTrust.join(', ')}.`);
 }
 
-async function pollServerCommand(opts: ServerOpts & { serverCommsPort?: string }): Promise<void> {
-  const serverCommsPort = opts.serverCommsPort !== undefined ? parsePort(opts.serverCommsPort, '--server-comms-port') : undefined;
+async function pollServerCommand(opts: ServerOpts & CarrierOpts): Promise<void> {
   const { pollServer } = await registration();
-  const { polled, server } = await pollServer({ ...apiOptions(opts), instance: opts.instance, ...(serverCommsPort !== undefined ? { serverCommsPort } : {}) });
+  const { polled, server } = await pollServer({ ...apiOptions(opts), instance: opts.instance, ...carrierChoice(opts) });
   note(`Polling ${polled.address} (server node ${server.nodeName}), trusting its certificate ${polled.thumbprint}. A running agent picks this up by itself.`);
 }

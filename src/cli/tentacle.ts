@@ -26,6 +26,7 @@ import {
   runAction,
   runProgram,
 } from './common.js';
+import { registerProxyCommands } from './tentacle-proxy.js';
 import { registerRegistrationCommands } from './tentacle-registration.js';
 
 /**
@@ -52,6 +53,7 @@ export function buildTentacleProgram(): Command {
   addInfoCommands(program);
   addServiceCommands(program);
   registerRegistrationCommands(program);
+  registerProxyCommands(program);
   return program;
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer } from '../pki/thumbprint.js';
 import { createFriendlyPageServer } from './friendly-page.js';
+import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { baseTlsOptions, COMMS_ALPN, selectAlpn } from './tls-config.js';
@@ -64,7 +65,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   });
 
   async function verify(socket: tls.TLSSocket, carrier: string): Promise<void> {
-    const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const remoteAddress = remoteAddressOf(socket);
     const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
     const raw = socket.getPeerCertificate()?.raw;
     if (!raw) {

@@ -26,10 +26,7 @@ const HEADERS = {
  * never a hang or a reset. Every request, whatever its method or path, gets the same page.
  */
 export function createFriendlyPageServer(timeoutMs: number): { serve(socket: Duplex): void; close(): void } {
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, HEADERS);
-    res.end(req.method === 'HEAD' ? undefined : PAGE);
-  });
+  const server = http.createServer(writeFriendlyPage);
   server.headersTimeout = timeoutMs;
   server.requestTimeout = timeoutMs;
   server.keepAliveTimeout = 1000;
@@ -48,3 +45,9 @@ export function createFriendlyPageServer(timeoutMs: number): { serve(socket: Dup
 }
 
 export const FRIENDLY_PAGE_TITLE = 'Reef comms listener';
+
+/** Answers one HTTP request with the friendly page (also used on the WebSocket path). */
+export function writeFriendlyPage(req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(200, HEADERS);
+  res.end(req.method === 'HEAD' ? undefined : PAGE);
+}

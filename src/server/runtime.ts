@@ -2,7 +2,6 @@ import https from 'node:https';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
 import { CommsServer, type CommsLimits } from '../comms/index.js';
 import { baseTlsOptions } from '../comms/tls-config.js';
@@ -12,6 +11,13 @@ import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
 import { createApiHandler } from './http/handler.js';
+import { ensureInitialAdmin } from './auth/users.js';
+import { createPortalHandler } from './portal/index.js';
+import { TentacleMethods, type PingWire } from '../api/tentacle-rpc.js';
+import { createWebSocketEndpoint } from '../comms/carriers/websocket.js';
+import { writeFriendlyPage } from '../comms/friendly-page.js';
+import { createFrontDoor } from '../comms/front-door/front-door.js';
+import { remoteAddressOf, setAnnouncedAddress } from '../comms/front-door/remote-address.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
@@ -28,8 +34,16 @@ export interface ServerSettings {
   host?: string;
   nodeName?: string;
   limits?: Partial<CommsLimits>;
+  /** SNI names that mean "a Tentacle" on the HTTPS port (the 443 front door). */
+  pollingHostnames?: string[];
+  /** Where Tentacles open WebSockets on the HTTPS port. */
+  websocketPath?: string;
+  /** Expect a PROXY protocol header on the HTTPS port (nginx or HAProxy in front). */
+  proxyProtocol?: boolean;
   logger?: Logger;
 }
+
+export const DEFAULT_WEBSOCKET_PATH = '/reef/comms';
 
 export interface RunningServer {
   httpsPort: number;
@@ -37,6 +51,8 @@ export interface RunningServer {
   info: ServerInfo;
   /** Set on the very first run only: the admin API key, shown once. */
   initialAdminKey?: string;
+  /** Set when the store had no portal user: the `admin` password, shown once. */
+  initialAdminPassword?: string;
   store: Store;
   comms: CommsServer;
   engine: TaskEngine;
@@ -57,6 +73,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   const identity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
   const store = await createSqliteStore(join(settings.dataDir, 'reef.db'));
   const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
+  const initialAdminPassword = await ensureInitialAdmin(store);
   const blobs = createBlobStore(join(settings.dataDir, 'files'));
 
   const lastSeen = new Map<Thumbprint, Date>();
@@ -74,7 +91,19 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     lastSeen.set(thumbprint, now);
     store.touchMachine(thumbprint, { lastSeenAt: now, ...(carrier ? { carrier } : {}) }).catch((err) => logger.warn({ err }, 'could not record a tentacle contact'));
   };
-  comms.on('connected', (client) => touch(client.peer.thumbprint, client.peer.carrier));
+  comms.on('connected', (client) => {
+    touch(client.peer.thumbprint, client.peer.carrier);
+    // Only the tentacle knows whether it came through an HTTP proxy: ask it.
+    client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(
+      (pong) => {
+        if ((pong as PingWire).carrier?.endsWith('+proxy') && !client.peer.carrier.endsWith('+proxy')) {
+          client.peer.carrier += '+proxy';
+          touch(client.peer.thumbprint, client.peer.carrier);
+        }
+      },
+      () => {}, // a link that fails this early is logged by comms
+    );
+  });
   comms.on('disconnected', (client) => touch(client.peer.thumbprint));
 
   const engine = new TaskEngine({ store, comms, blobs, logger });
@@ -82,17 +111,36 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   const commsPort = await comms.listen(settings.commsPort, host);
   const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName: settings.nodeName ?? hostname(), commsThumbprint: identity.thumbprint, commsPort };
 
-  const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, createApiHandler({ store, engine, comms, blobs, info, logger }));
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger }) });
+  const websockets = createWebSocketEndpoint({
+    path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
+    onStream: (stream, request) => {
+      setAnnouncedAddress(stream, remoteAddressOf(request.socket));
+      comms.accept(stream, 'websocket');
+    },
+    friendlyPage: writeFriendlyPage,
+  });
+  const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, (req, res) => {
+    if (!websockets.handleRequest(req, res)) apiHandler(req, res);
+  });
+  api.on('upgrade', (req, socket, head) => {
+    if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
+  });
   // Uploads may take long; an idle connection may not.
   api.requestTimeout = 0;
   api.headersTimeout = 30_000;
   api.setTimeout(120_000);
   api.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'https: TLS handshake failed'));
-  await new Promise<void>((resolve, reject) => {
-    api.once('error', reject);
-    api.listen(settings.httpsPort, host, () => resolve());
+  // The HTTPS port is a front door: tentacles (by SNI or ALPN) go to comms with their TLS
+  // untouched, everyone else to the portal and API.
+  const frontDoor = createFrontDoor({
+    pollingHostnames: settings.pollingHostnames ?? [],
+    proxyProtocol: settings.proxyProtocol,
+    logger,
+    toComms: (socket, carrier) => comms.accept(socket, carrier),
+    toPortal: (socket) => api.emit('connection', socket),
   });
-  const httpsPort = (api.address() as AddressInfo).port;
+  const httpsPort = await frontDoor.listen(settings.httpsPort, host);
   const resumed = await engine.recover();
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, resumedTasks: resumed, dataDir: settings.dataDir }, 'Reef server started');
 
@@ -101,12 +149,14 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     commsPort,
     info,
     initialAdminKey,
+    initialAdminPassword,
     store,
     comms,
     engine,
     async close() {
-      api.close();
+      await frontDoor.close();
       api.closeAllConnections();
+      websockets.close();
       await engine.close();
       await comms.close();
       await store.close();

@@ -16,7 +16,8 @@ import { createLogger, silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { loadIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
-import { DEFAULT_SERVER_COMMS_PORT, loadInstance, readConfigFile, type PolledServer, type TentacleConfig } from './config.js';
+import { loadInstance, readConfigFile, type PolledServer, type TentacleConfig } from './config.js';
+import { pollTargetFor } from './network.js';
 import { homeFiles } from './paths.js';
 import { createTentacleServices } from './rpc-services.js';
 import { CapabilitiesService } from './services/capabilities.js';
@@ -50,40 +51,6 @@ export interface Agent {
  * 'tcp://host:port' or plain 'host:port' (port defaults to 10943). Other carriers
  * (https:// over 443 with SNI, wss://) are refused here with a clear error until they exist.
  */
-export function pollTargetFor(server: PolledServer, trusted: () => readonly Thumbprint[]): PollTarget {
-  const address = server.address.trim();
-  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(address) ? address : `tcp://${address}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new ReefError('REEF_BAD_SERVER_ADDRESS', `Server address "${server.address}" is not valid: expected tcp://host:port (or host:port).`);
-  }
-  switch (url.protocol) {
-    case 'tcp:': {
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      if (!host) throw new ReefError('REEF_BAD_SERVER_ADDRESS', `Server address "${server.address}" names no host: expected tcp://host:port.`);
-      if (url.pathname && url.pathname !== '/') {
-        throw new ReefError('REEF_BAD_SERVER_ADDRESS', `Server address "${server.address}" has a path; a tcp:// address is just tcp://host:port.`);
-      }
-      const port = url.port ? Number(url.port) : DEFAULT_SERVER_COMMS_PORT;
-      return { host, port, carrier: 'tcp', trusted };
-    }
-    case 'https:':
-    case 'wss:':
-      throw new ReefError(
-        'REEF_CARRIER_UNSUPPORTED',
-        `Server address "${server.address}": polling over ${url.protocol.slice(0, -1)}:// is not supported by this build of Reef yet. ` +
-          `Poll the server's comms port instead: tentacle poll-server --server <portal URL> --server-comms-port ${DEFAULT_SERVER_COMMS_PORT}.`,
-      );
-    default:
-      throw new ReefError(
-        'REEF_BAD_SERVER_ADDRESS',
-        `Server address "${server.address}" uses ${url.protocol}//, which Reef does not know: expected tcp://host:port.`,
-      );
-  }
-}
-
 interface PolledNode {
   server: PolledServer;
   poller: Poller;
@@ -107,7 +74,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const startPolling = (server: PolledServer): void => {
     let target: PollTarget;
     try {
-      target = pollTargetFor(server, trusted);
+      target = pollTargetFor(server, () => config, trusted);
     } catch (err) {
       logger.error({ server: server.address }, `not polling: ${errorMessage(err)}`);
       return;

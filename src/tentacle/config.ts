@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
@@ -28,6 +29,12 @@ export interface TentacleConfig {
   proxy: ProxySettings | null;
   /** HTTP CONNECT proxy for polling connections (`tentacle polling-proxy`). */
   pollingProxy: ProxySettings | null;
+  /**
+   * Fixed addresses for host names, like curl's --resolve: `"polling.example.com:443":
+   * "10.0.0.5"` connects there while TLS still uses the name (SNI). For split-horizon DNS,
+   * and for tests without DNS. Applies to comms and to REST calls.
+   */
+  resolve?: Record<string, string>;
   registration: { serverUrl: string; machineName: string; kind: 'target' | 'worker'; apiThumbprint?: string } | null;
 }
 
@@ -38,9 +45,15 @@ export interface PolledServer {
   apiUrl?: string;
 }
 
+/**
+ * null (not configured): HTTPS_PROXY / NO_PROXY from the environment apply. `enabled:
+ * false`: never use a proxy. Enabled without a host: the environment's proxy.
+ */
 export interface ProxySettings {
-  host: string;
-  port: number;
+  /** Absent means enabled. */
+  enabled?: boolean;
+  host?: string;
+  port?: number;
   username?: string;
   password?: string;
 }
@@ -78,12 +91,20 @@ const url = (protocols: string[]) =>
 
 const proxySchema = z
   .object({
-    host: z.string().min(1),
-    port,
+    enabled: z.boolean().optional(),
+    host: z.string().min(1).optional(),
+    port: port.optional(),
     username: z.string().optional(),
     password: z.string().optional(),
   })
-  .strict();
+  .strict()
+  .refine((p) => (p.host === undefined) === (p.port === undefined), { message: 'host and port go together' });
+
+/** "host:port" -> IP address, as curl's --resolve. */
+const resolveSchema = z.record(
+  z.string().regex(/^[^\s:]+:\d{1,5}$/, 'keys are host:port'),
+  z.string().refine((address) => isIP(address) !== 0, 'values are IP addresses'),
+);
 
 /** Unknown keys are rejected: in a hand-edited file they are nearly always typos. */
 export const TentacleConfigSchema = z
@@ -106,6 +127,7 @@ export const TentacleConfigSchema = z
     allowedRoots: z.array(absolutePath),
     proxy: proxySchema.nullable(),
     pollingProxy: proxySchema.nullable(),
+    resolve: resolveSchema.optional(),
     registration: z
       .object({
         serverUrl: url(['http:', 'https:']),

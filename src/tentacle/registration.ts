@@ -14,6 +14,7 @@ import { isReefError, ReefError } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import { currentThumbprint } from './certificate.js';
 import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
+import { parseResolveEntries, restTransport } from './network.js';
 import { packageJsonPath, tentacleRoot } from './paths.js';
 
 export type CommsStyle = 'TentacleActive' | 'TentaclePassive';
@@ -24,15 +25,25 @@ export interface ServerApiOptions {
   apiKey: string;
   /** The portal certificate's thumbprint; without it the certificate must be valid for a public CA. */
   serverThumbprint?: string;
+  /** curl-style HOST:PORT:ADDRESS entries, kept in the config for REST and comms alike. */
+  resolve?: string[];
 }
 
-export interface RegisterOptions extends ServerApiOptions {
+/** Which carrier to poll with; the comms port of the server by default. */
+export interface PollingCarrierOptions {
+  /** The server's comms port to poll; default the port the server reports, else 10943. */
+  serverCommsPort?: number;
+  /** https://host[:port]: the 443 front door (or an SNI-routing proxy); SNI is the host. */
+  serverCommsAddress?: string;
+  /** wss://host[:port]/path: a WebSocket on the portal's port. */
+  serverWebSocket?: string;
+}
+
+export interface RegisterOptions extends ServerApiOptions, PollingCarrierOptions {
   instance: string;
   kind: 'target' | 'worker';
   /** TentacleActive: the Tentacle polls the server (default). TentaclePassive: it listens. */
   commsStyle: CommsStyle;
-  /** The server's comms port to poll; default the port the server reports, else 10943. */
-  serverCommsPort?: number;
   environments?: string[];
   roles?: string[];
   workerPools?: string[];
@@ -57,7 +68,7 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
-  const api = apiFor(options);
+  const api = apiFor(options, config);
   const polling = options.commsStyle === 'TentacleActive';
   const request: RegisterMachineRequest = {
     name: options.name?.trim() || hostname(),
@@ -74,12 +85,12 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   });
   const serverInfo = checkServerInfo(response?.server, options.server);
   const commsThumbprint = serverInfo.commsThumbprint;
-  const polled = polling ? polledServer(api.url, commsThumbprint, options.serverCommsPort ?? serverInfo.commsPort) : undefined;
+  const polled = polling ? polledServer(api.url, commsThumbprint, options, serverInfo.commsPort) : undefined;
 
   const updated = await updateConfig(
     options.instance,
     (current) => {
-      const next: TentacleConfig = { ...current, listen: { ...current.listen } };
+      const next: TentacleConfig = { ...current, listen: { ...current.listen }, resolve: { ...current.resolve, ...api.resolve } };
       next.trust = addOnce(next.trust, commsThumbprint);
       if (polled) next.servers = [...next.servers.filter((s) => s.address !== polled.address), polled];
       else next.listen.enabled = true;
@@ -117,7 +128,7 @@ export async function deregister(options: DeregisterOptions): Promise<Deregister
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
-  const api = apiFor(options);
+  const api = apiFor(options, config);
   const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   let found = true;
   try {
@@ -147,23 +158,23 @@ export async function deregister(options: DeregisterOptions): Promise<Deregister
   return { found, thumbprint, removedServers, removedTrust };
 }
 
-export interface PollServerOptions extends ServerApiOptions {
+export interface PollServerOptions extends ServerApiOptions, PollingCarrierOptions {
   instance: string;
-  serverCommsPort?: number;
   root?: string;
 }
 
 /** Adds one more server node to poll (high availability): trusts its comms certificate; registers nothing. */
 export async function pollServer(options: PollServerOptions): Promise<{ polled: PolledServer; server: ServerInfo }> {
   const root = options.root ?? tentacleRoot();
-  await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
-  const api = apiFor(options);
+  const { config } = await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
+  const api = apiFor(options, config);
   const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
-  const polled = polledServer(api.url, info.commsThumbprint, options.serverCommsPort ?? info.commsPort);
+  const polled = polledServer(api.url, info.commsThumbprint, options, info.commsPort);
   await updateConfig(
     options.instance,
     (current) => ({
       ...current,
+      resolve: { ...current.resolve, ...api.resolve },
       trust: addOnce(current.trust, info.commsThumbprint),
       servers: [...current.servers.filter((s) => s.address !== polled.address), polled],
     }),
@@ -174,15 +185,42 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
 
 // ---- helpers ------------------------------------------------------------------------
 
-function apiFor(options: ServerApiOptions): { client: ApiClient; url: URL; pin: Thumbprint | undefined } {
+/** An API client that reaches the server the way the config says (resolve, `tentacle proxy`). */
+function apiFor(options: ServerApiOptions, config: TentacleConfig): { client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string> } {
   const pin = options.serverThumbprint !== undefined ? normalizeThumbprint(options.serverThumbprint) : undefined;
-  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin });
-  return { client, url: client.baseUrl, pin };
+  const resolve = parseResolveEntries(options.resolve ?? []);
+  const transport = restTransport({ ...config, resolve: { ...config.resolve, ...resolve } });
+  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin, transport });
+  return { client, url: client.baseUrl, pin, resolve };
 }
 
-function polledServer(apiUrl: URL, thumbprint: Thumbprint, port: number | undefined): PolledServer {
+/** The server node to poll, by the carrier the options chose. */
+function polledServer(apiUrl: URL, thumbprint: Thumbprint, options: PollingCarrierOptions, reportedPort: number | undefined): PolledServer {
+  const apiUrlText = apiUrl.origin;
+  if (options.serverWebSocket !== undefined && options.serverCommsAddress !== undefined) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'Choose one of --server-web-socket and --server-comms-address.');
+  }
+  if (options.serverWebSocket !== undefined) {
+    return { thumbprint, address: checkedUrl(options.serverWebSocket, 'wss:', '--server-web-socket', 'wss://example.com/reef/comms'), apiUrl: apiUrlText };
+  }
+  if (options.serverCommsAddress !== undefined) {
+    return { thumbprint, address: checkedUrl(options.serverCommsAddress, 'https:', '--server-comms-address', 'https://polling.example.com'), apiUrl: apiUrlText };
+  }
+  const port = options.serverCommsPort ?? reportedPort;
   const commsPort = Number.isInteger(port) && port! >= 1 && port! <= 65535 ? port! : DEFAULT_SERVER_COMMS_PORT;
-  return { thumbprint, address: `tcp://${apiUrl.hostname}:${commsPort}`, apiUrl: apiUrl.origin };
+  return { thumbprint, address: `tcp://${apiUrl.hostname}:${commsPort}`, apiUrl: apiUrlText };
+}
+
+function checkedUrl(value: string, protocol: string, option: string, example: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} "${value}" is not a URL; expected e.g. ${example}.`);
+  }
+  if (url.protocol !== protocol || !url.hostname) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must look like ${example} (got "${value}").`);
+  if (protocol === 'https:' && url.pathname !== '/') throw new ReefError('REEF_INVALID_ARGUMENT', `${option} takes no path (got "${value}").`);
+  return protocol === 'https:' ? url.origin : url.href;
 }
 
 function addOnce(list: string[], value: string): string[] {

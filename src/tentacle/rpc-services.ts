@@ -10,6 +10,7 @@ import { z } from 'zod';
 import {
   TentacleMethods,
   type CapabilitiesWire,
+  type PingWire,
   type ScriptStatusWire,
   type ScriptSummaryWire,
   type UploadResultWire,
@@ -131,9 +132,10 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
       return { ...caps, shells: { ...caps.shells } } satisfies CapabilitiesWire;
     },
 
-    [M.ping]: async (args) => {
+    [M.ping]: async (args, ctx) => {
       parseArgs(M.ping, noArgs, args);
-      return { time: new Date().toISOString() };
+      // How this connection was dialled, as only the Tentacle knows it (e.g. through a proxy).
+      return { time: new Date().toISOString(), carrier: ctx.peer.carrier } satisfies PingWire;
     },
 
     [M.startScript]: async (args) => {

@@ -12,7 +12,7 @@ import { TentacleMethods as M, type ScriptStatusWire, type ScriptSummaryWire, ty
 import { CommsServer, type TentacleAddress } from '../../src/comms/index.js';
 import { isReefError } from '../../src/errors.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
-import { startAgent, pollTargetFor, type Agent } from '../../src/tentacle/agent.js';
+import { startAgent, type Agent } from '../../src/tentacle/agent.js';
 import { defaultConfig, writeConfigFile, type TentacleConfig } from '../../src/tentacle/config.js';
 
 /**
@@ -60,28 +60,6 @@ async function sha256Of(body: Readable): Promise<string> {
   await pipeline(body, new Writable({ write(chunk: Buffer, _e, done) { hash.update(chunk); done(); } }));
   return hash.digest('hex');
 }
-
-describe('pollTargetFor', () => {
-  const trusted = () => [];
-  test('tcp:// and bare host:port, IPv6 too; the comms port is the default', () => {
-    assert.deepEqual(
-      ((t) => [t.host, t.port, t.carrier])(pollTargetFor({ thumbprint: 'x', address: 'tcp://reef.example.com:10999' }, trusted)),
-      ['reef.example.com', 10999, 'tcp'],
-    );
-    assert.equal(pollTargetFor({ thumbprint: 'x', address: 'reef.example.com:11000' }, trusted).port, 11000);
-    assert.equal(pollTargetFor({ thumbprint: 'x', address: 'tcp://reef.example.com' }, trusted).port, 10943);
-    const v6 = pollTargetFor({ thumbprint: 'x', address: 'tcp://[::1]:10943' }, trusted);
-    assert.equal(v6.host, '::1');
-  });
-
-  test('carriers not built yet and unknown schemes are refused clearly', () => {
-    assert.throws(() => pollTargetFor({ thumbprint: 'x', address: 'https://polling.example.com' }, trusted), (err) =>
-      isReefError(err, 'REEF_CARRIER_UNSUPPORTED') && /not supported by this build/.test(err.message),
-    );
-    assert.throws(() => pollTargetFor({ thumbprint: 'x', address: 'wss://example.com/reef/comms' }, trusted), (err) => isReefError(err, 'REEF_CARRIER_UNSUPPORTED'));
-    assert.throws(() => pollTargetFor({ thumbprint: 'x', address: 'ftp://example.com' }, trusted), (err) => isReefError(err, 'REEF_BAD_SERVER_ADDRESS'));
-  });
-});
 
 describe('a polling agent', () => {
   let server: CommsServer;
