@@ -70,7 +70,7 @@ async function main() {
     bin('reef'),
     ['server', 'run', '--data', dataDir, '--https-port', String(httpsPort), '--comms-port', String(commsPort)],
     process.env,
-    /Data directory:/,
+    /Stop it with Ctrl\+C/,
   );
   const stopAll: ChildProcess[] = [serverProcess];
   process.on('exit', () => stopAll.forEach((c) => c.kill('SIGTERM')));
@@ -107,6 +107,11 @@ async function main() {
     true,
   );
 
+  // Listen for Ctrl+C before saying it works: someone may press it the moment they read it.
+  const stopRequested = new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
   step('Reef is running');
   process.stdout.write(
     [
@@ -118,10 +123,7 @@ async function main() {
       '',
     ].join('\n'),
   );
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', resolveStop);
-    process.once('SIGTERM', resolveStop);
-  });
+  await stopRequested;
   for (const child of stopAll.reverse()) {
     child.kill('SIGTERM');
     await once(child, 'exit');

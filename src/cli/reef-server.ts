@@ -117,15 +117,22 @@ export function registerServerCommands(program: Command): void {
         const { startReefServer } = await runtime();
         const running = await startReefServer({ ...settings, logger: createLogger('reef-server') });
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
-        printLine('Reef server is running.');
-        printLine(`  REST API:        https://${shown}:${running.httpsPort}/api`);
-        printLine(`  Comms port:      ${running.commsPort}`);
-        if (settings.pollingHostnames?.length) printLine(`  Polling on ${running.httpsPort} for: ${settings.pollingHostnames.join(', ')} (SNI), and any name with ALPN reef-comms`);
-        printLine(`  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`);
-        printLine(`  Thumbprint:      ${running.info.commsThumbprint}`);
-        printLine(`  Data directory:  ${settings.dataDir}`);
-        if (running.initialAdminKey) printLine(`  Admin API key (shown only this once): ${running.initialAdminKey}`);
-        if (running.initialAdminPassword) printLine(`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`);
+        // One write, ending with a fixed line: scripts that start the server read up to it.
+        const banner = [
+          'Reef server is running.',
+          `  REST API:        https://${shown}:${running.httpsPort}/api`,
+          `  Comms port:      ${running.commsPort}`,
+          ...(settings.pollingHostnames?.length
+            ? [`  Polling on ${running.httpsPort} for: ${settings.pollingHostnames.join(', ')} (SNI), and any name with ALPN reef-comms`]
+            : []),
+          `  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`,
+          `  Thumbprint:      ${running.info.commsThumbprint}`,
+          `  Data directory:  ${settings.dataDir}`,
+          ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
+          ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
+          'Stop it with Ctrl+C or SIGTERM.',
+        ];
+        printLine(banner.join('\n'));
         await new Promise<void>((resolveStop) => {
           const stop = () => resolveStop();
           process.once('SIGINT', stop);

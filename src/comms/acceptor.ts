@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -30,8 +31,6 @@ export interface Acceptor {
   close(): Promise<void>;
 }
 
-const kCarrier = Symbol('reef.carrier');
-
 /**
  * The accepting end of a comms connection: the server's polling listener and a listening
  * tentacle both use it. TLS ends here with our certificate; the peer must present a
@@ -43,26 +42,37 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   const friendly = createFriendlyPageServer(limits.handshakeTimeoutMs);
   const open = new Set<Duplex>();
   const listeners: net.Server[] = [];
+  // One TLS server per carrier, so each connection's carrier is known by which server
+  // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
+  // stream). They share ticket keys, so a session resumes whichever way a peer returns.
+  const ticketKeys = randomBytes(48);
+  const tlsServers = new Map<string, tls.Server>();
 
-  const tlsServer = tls.createServer({
-    ...baseTlsOptions(options.identity),
-    requestCert: true,
-    ALPNCallback: selectAlpn,
-    handshakeTimeout: limits.handshakeTimeoutMs,
-  });
-  tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-    logger.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, 'comms: TLS handshake failed');
-    socket.destroy();
-  });
-  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
-    track(socket);
-    if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
-    const raw = (socket as unknown as { _parent?: Duplex & { [kCarrier]?: string } })._parent;
-    verify(socket, raw?.[kCarrier] ?? 'tcp').catch((err) => {
-      logger.warn({ err }, 'comms: could not complete a connection');
+  function tlsServerFor(carrier: string): tls.Server {
+    const existing = tlsServers.get(carrier);
+    if (existing) return existing;
+    const server = tls.createServer({
+      ...baseTlsOptions(options.identity),
+      requestCert: true,
+      ALPNCallback: selectAlpn,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      ticketKeys,
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      logger.debug({ err: err.code ?? err.message, carrier }, 'comms: TLS handshake failed');
       socket.destroy();
     });
-  });
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      track(socket);
+      if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
+      verify(socket, carrier).catch((err) => {
+        logger.warn({ err }, 'comms: could not complete a connection');
+        socket.destroy();
+      });
+    });
+    tlsServers.set(carrier, server);
+    return server;
+  }
 
   async function verify(socket: tls.TLSSocket, carrier: string): Promise<void> {
     const remoteAddress = remoteAddressOf(socket);
@@ -106,7 +116,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       const server = net.createServer({ noDelay: true }, (socket) => {
         socket.on('error', () => socket.destroy());
         track(socket);
-        tlsServer.emit('connection', socket);
+        tlsServerFor('tcp').emit('connection', socket);
       });
       listeners.push(server);
       return new Promise((resolve, reject) => {
@@ -118,10 +128,9 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       });
     },
     accept(raw, carrier) {
-      (raw as Duplex & { [kCarrier]?: string })[kCarrier] = carrier;
       raw.on('error', () => raw.destroy());
       track(raw);
-      tlsServer.emit('connection', raw);
+      tlsServerFor(carrier).emit('connection', raw);
     },
     async close() {
       // net.Server#close waits for its connections to end, so stop listening first,

@@ -72,7 +72,7 @@ export function pollTargetFor(server: PolledServer, config: () => TentacleConfig
         ? connectThroughProxy(proxy, fixed ?? host, port, { timeoutMs: CONNECT_TIMEOUT_MS })
         : connectTcp(host, port, { resolveTo: fixed, timeoutMs: CONNECT_TIMEOUT_MS });
     };
-    const carrier = (url.protocol === 'tcp:' ? 'tcp' : 'sni') + (proxy ? '+proxy' : '');
+    const carrier = (url.protocol === 'tcp:' ? 'tcp' : 'https') + (proxy ? '+proxy' : '');
     return { host, port, servername: url.protocol === 'https:' ? host : undefined, transport, carrier, trusted };
   }
   if (url.protocol === 'wss:') {

@@ -68,15 +68,18 @@ export interface ServerProcess {
   commsPort: number;
   thumbprint: string;
   adminKey: string | undefined;
+  /** The portal's `admin` password, printed on the first run only. */
+  adminPassword: string | undefined;
   child: ChildProcess;
   /** Environment for `reef` admin commands against this server. */
   env(apiKey: string): NodeJS.ProcessEnv;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string }): Promise<ServerProcess> {
+export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string; extraArgs?: string[] }): Promise<ServerProcess> {
   const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
   if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));
+  args.push(...(options.extraArgs ?? []));
   const child = spawn(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -87,7 +90,7 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
     const timer = setTimeout(() => reject(new Error(`the server did not start within 60 s; stdout so far:\n${out}`)), 60_000);
     child.stdout!.on('data', (d: string) => {
       out += d;
-      if (/Data directory:/.test(out)) {
+      if (/Stop it with Ctrl\+C/.test(out)) {
         clearTimeout(timer);
         resolvePromise();
       }
@@ -96,6 +99,7 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
   });
   const thumbprint = /Thumbprint:\s+([0-9A-F]{64})/.exec(out)![1]!;
   const adminKey = /Admin API key[^:]*:\s+(API-\S+)/.exec(out)?.[1];
+  const adminPassword = /Admin sign-in[^:]*:\s+admin \/ (\S+)/.exec(out)?.[1];
   const url = `https://127.0.0.1:${options.httpsPort}`;
   return {
     url,
@@ -103,6 +107,7 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
     commsPort: options.commsPort,
     thumbprint,
     adminKey,
+    adminPassword,
     child,
     env: (apiKey) => ({ REEF_SERVER: url, REEF_API_KEY: apiKey, REEF_SERVER_THUMBPRINT: thumbprint }),
     kill: (signal = 'SIGTERM') => stop(child, signal),

@@ -76,6 +76,13 @@ async function ensureTemplate(admin: pg.Client, template: string): Promise<void>
   // Renamed only once complete, and closed to connections: a clone needs it untouched.
   await admin.query(`ALTER DATABASE ${quote(building)} RENAME TO ${quote(template)}`);
   await admin.query(`ALTER DATABASE ${quote(template)} WITH ALLOW_CONNECTIONS false`);
+  // Templates of older migrations are not needed again (a checkout that still has them
+  // rebuilds its own, under this same lock).
+  const { rows } = await admin.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE datname LIKE 'reef\\_test\\_template\\_%' AND datname NOT IN ($1, $2)`,
+    [template, building],
+  );
+  for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS ${quote(datname)}`);
 }
 
 /** A new database with a unique name: a clone of the migrated template, or empty. */

@@ -5,10 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface Daemon {
   /** The first port of `ports`: the one the daemon was waited on. */
@@ -45,7 +48,12 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     const ports: number[] = [];
     for (let i = 0; i < (spec.ports ?? 1); i += 1) ports.push(await freePort(ports));
     for (const [name, content] of Object.entries(spec.files({ dir, ports }))) await writeFile(join(dir, name), content);
-    const child = spawn(spec.command, spec.args({ dir, ports }), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = spec.args({ dir, ports });
+    // setpriv --pdeathsig: the daemon gets SIGTERM if this process dies without stopping
+    // it (a test killed on timeout), instead of living on with its ports.
+    const child = existsSync(SETPRIV)
+      ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', spec.command, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(spec.command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-64 * 1024);

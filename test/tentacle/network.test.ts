@@ -17,7 +17,7 @@ describe('poll targets', () => {
 
   test('https:// means port 443 by default with the host as SNI', () => {
     const t = target('https://Polling.Example.com');
-    assert.deepEqual([t.host, t.port, t.servername, t.carrier], ['polling.example.com', 443, 'polling.example.com', 'sni']);
+    assert.deepEqual([t.host, t.port, t.servername, t.carrier], ['polling.example.com', 443, 'polling.example.com', 'https']);
     assert.equal(target('https://polling.example.com:8443').port, 8443);
   });
 
@@ -29,7 +29,7 @@ describe('poll targets', () => {
 
   test('a configured polling proxy marks the carrier', () => {
     const config = { ...defaultConfig('T', '/h'), pollingProxy: { host: 'proxy.local', port: 3128 } };
-    assert.equal(target('https://polling.example.com', config).carrier, 'sni+proxy');
+    assert.equal(target('https://polling.example.com', config).carrier, 'https+proxy');
     assert.equal(target('wss://example.com/reef/comms', config).carrier, 'websocket+proxy');
   });
 

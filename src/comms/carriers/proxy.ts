@@ -135,7 +135,7 @@ export function parseResponseHead(data: Buffer, limit = MAX_PROXY_HEAD_BYTES): R
  * caller's TLS then runs over it. Bytes that followed the proxy's head are put back.
  *
  * Errors: REEF_PROXY_UNREACHABLE (cannot connect to the proxy), REEF_PROXY_AUTH_REQUIRED
- * (407), REEF_PROXY_REFUSED (any other status), REEF_PROXY_PROTOCOL (not an HTTP answer),
+ * (407, or 401), REEF_PROXY_REFUSED (any other status), REEF_PROXY_PROTOCOL (not an HTTP answer),
  * REEF_PROXY_TIMEOUT, REEF_ABORTED. The password appears in no message.
  */
 export async function connectThroughProxy(
@@ -185,8 +185,13 @@ export async function connectThroughProxy(
             (received.length ? ` (after ${describeBytes(received)}).` : '.'),
         ),
       );
-    const onData = (chunk: Buffer) => {
-      received = received.length ? Buffer.concat([received, chunk]) : chunk;
+    // Read with 'readable' rather than 'data': once that listener is gone the socket is
+    // back in its initial mode, so whoever takes it next (tls.connect, an HTTP client, a
+    // 'data' listener) receives every byte, the unshifted ones first.
+    const onReadable = () => {
+      for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) {
+        received = received.length ? Buffer.concat([received, chunk]) : chunk;
+      }
       let head: ResponseHead | null;
       try {
         head = parseResponseHead(received);
@@ -196,10 +201,10 @@ export async function connectThroughProxy(
       if (!head) return;
       if (head.status >= 200 && head.status < 300) {
         cleanup();
-        socket.pause();
         const rest = received.subarray(head.length);
         if (rest.length) socket.unshift(rest);
-        return resolve(socket);
+        // After the stream's own tick that ends 'readable' mode (see removeListener).
+        return process.nextTick(resolve, socket);
       }
       fail(refusal(proxy, proxyAt, target, head));
     };
@@ -211,13 +216,13 @@ export async function connectThroughProxy(
     function cleanup() {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      socket.off('data', onData);
+      socket.off('readable', onReadable);
       socket.off('error', onError);
       socket.off('close', onClose);
     }
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('data', onData);
+    socket.on('readable', onReadable);
     socket.on('error', onError);
     socket.on('close', onClose);
   });
@@ -225,9 +230,10 @@ export async function connectThroughProxy(
 
 function refusal(proxy: ProxySettings, proxyAt: string, target: string, head: ResponseHead): ReefError {
   const status = head.statusLine.replace(/^HTTP\/1\.[01] /, '');
-  if (head.status === 407) {
+  // 407 is the standard answer; tinyproxy (and others) answer 401 to wrong credentials.
+  if (head.status === 407 || head.status === 401) {
     const hasCredentials = proxy.username !== undefined || proxy.password !== undefined;
-    const scheme = head.headers.get('proxy-authenticate')?.split(/\s/)[0];
+    const scheme = (head.headers.get('proxy-authenticate') ?? head.headers.get('www-authenticate'))?.split(/\s/)[0];
     const wants = scheme && scheme.toLowerCase() !== 'basic' ? ` It asks for ${scheme} authentication; Reef sends Basic.` : '';
     return new ReefError(
       'REEF_PROXY_AUTH_REQUIRED',

@@ -8,17 +8,27 @@ import { connectThroughProxy, type ProxySettings } from './proxy.js';
 import { aborted, connectTcp } from './tcp.js';
 
 /**
- * Largest WebSocket message either side accepts. The payload is ciphertext of the inner
- * TLS session, written as TLS hands it over: a few records at a time (well under 1 MiB
- * even for multi-megabyte writes), so this bounds a hostile peer without ever cutting a
- * real session. ws's own default is 100 MiB.
+ * Largest WebSocket message this side sends. TLS hands over ciphertext in chunks as large
+ * as the application's write (a 4 MiB write is one 4 MiB chunk), so chunks are cut into
+ * messages of at most this size: the receiver's limit then holds whatever is written.
  */
-export const DEFAULT_WEBSOCKET_MAX_PAYLOAD = 4 * 1024 * 1024;
+export const WEBSOCKET_MESSAGE_BYTES = 64 * 1024;
+
+/**
+ * Largest WebSocket message either side accepts: room for WEBSOCKET_MESSAGE_BYTES many
+ * times over, while bounding what a hostile peer can make us buffer (ws's own default is
+ * 100 MiB).
+ */
+export const DEFAULT_WEBSOCKET_MAX_PAYLOAD = 1024 * 1024;
 
 export interface WebSocketConnectOptions {
   /** Tunnel through this HTTP proxy first (CONNECT to the URL's host and port). */
   proxy?: ProxySettings | null;
-  /** Dial this address instead of resolving the URL's host (ignored with a proxy, which resolves). */
+  /**
+   * Dial this address instead of resolving the URL's host; with a proxy, ask the proxy for
+   * this address (it cannot resolve a name only this side pins). TLS and the Host header
+   * keep the URL's name.
+   */
   resolveTo?: string;
   /** From the first TCP attempt to the 101 Switching Protocols answer. */
   timeoutMs: number;
@@ -49,7 +59,7 @@ export async function connectWebSocket(url: string, options: WebSocketConnectOpt
   const remaining = () => Math.max(1, deadline - Date.now());
 
   const raw = options.proxy
-    ? await connectThroughProxy(options.proxy, target.host, target.port, { timeoutMs: options.timeoutMs, signal: options.signal })
+    ? await connectThroughProxy(options.proxy, options.resolveTo ?? target.host, target.port, { timeoutMs: options.timeoutMs, signal: options.signal })
     : await connectTcp(target.host, target.port, { resolveTo: options.resolveTo, timeoutMs: options.timeoutMs, signal: options.signal });
   const socket = target.secure ? await outerTls(raw, target.host, where, remaining(), options.signal) : raw;
 
@@ -80,7 +90,7 @@ export async function connectWebSocket(url: string, options: WebSocketConnectOpt
     };
     const onOpen = () => {
       cleanup();
-      resolve(createWebSocketStream(ws));
+      resolve(byteStream(ws));
     };
     function fail(err: ReefError) {
       cleanup();
@@ -220,10 +230,7 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
   return {
     handleUpgrade(req, socket, head) {
       if (!matches(req)) return false;
-      server.handleUpgrade(req, socket, head, (ws) => {
-        const stream = createWebSocketStream(ws);
-        options.onStream(stream, req);
-      });
+      server.handleUpgrade(req, socket, head, (ws) => options.onStream(byteStream(ws), req));
       return true;
     },
     handleRequest(req, res) {
@@ -241,6 +248,21 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
       server.close();
     },
   };
+}
+
+/** An open WebSocket as a byte stream, sending messages of at most WEBSOCKET_MESSAGE_BYTES. */
+function byteStream(ws: WebSocket): Duplex {
+  const stream = createWebSocketStream(ws);
+  const write = stream._write.bind(stream);
+  stream._write = (chunk: Buffer, encoding, callback) => {
+    // In order; ws reports a failed send to the last callback as well.
+    let offset = 0;
+    for (; chunk.length - offset > WEBSOCKET_MESSAGE_BYTES; offset += WEBSOCKET_MESSAGE_BYTES) {
+      write(chunk.subarray(offset, offset + WEBSOCKET_MESSAGE_BYTES), encoding, () => {});
+    }
+    write(offset ? chunk.subarray(offset) : chunk, encoding, callback);
+  };
+  return stream;
 }
 
 function normalizePath(path: string): string {

@@ -125,7 +125,12 @@ export class RpcClient {
         this.lastCallAt = Date.now();
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
-        settle(new ReefError('REEF_CONNECTION_LOST', `${what} ended before its answer arrived (the connection was lost or the call was reset).`));
+        // When headers, data and END_STREAM arrive in one read, Node emits 'close' on the
+        // next tick, before the promise that delivers the already-read answer settles; so
+        // "lost" may only be concluded once that promise work has run.
+        setImmediate(() =>
+          settle(new ReefError('REEF_CONNECTION_LOST', `${what} ended before its answer arrived (the connection was lost or the call was reset).`)),
+        );
       });
       stream.on('response', (headers) => {
         readFrame(stream, this.limits.maxMessageBytes).then(

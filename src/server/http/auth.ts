@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { API_KEY_HEADER } from '../../api/contract.js';
 import { verifyApiKey } from '../auth/apikeys.js';
-import type { ApiKey, Store } from '../store/types.js';
+import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
+import type { ApiKey, Session, Store } from '../store/types.js';
 import { HttpError } from './errors.js';
 
 /**
@@ -106,4 +107,37 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
     );
   }
   return key;
+}
+
+/** Who made an API request: a key (scripts, the CLI, tentacles) or a portal session. */
+export interface Principal {
+  key: ApiKey | null;
+  session: Session | null;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * An API key when the request sends one; otherwise the portal's session cookie, which on
+ * anything but GET and HEAD must come with the session's CSRF token in X-Reef-Csrf.
+ * Session ids are 256 random bits, so a bad cookie is not counted as a guess.
+ */
+export async function authenticateRequest(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<Principal> {
+  const cookie = presentedKey(req) === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
+  if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
+  const session = await findSession(store, cookie);
+  if (!session) {
+    throw new HttpError(401, 'REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.');
+  }
+  if (!SAFE_METHODS.has(req.method ?? 'GET')) {
+    const header = req.headers[CSRF_HEADER];
+    if (!csrfMatches(session, Array.isArray(header) ? header[0] : header)) {
+      throw new HttpError(
+        403,
+        'REEF_CSRF_REJECTED',
+        `This request changes something but did not carry the session's CSRF token in ${CSRF_HEADER}; reload the page and try again.`,
+      );
+    }
+  }
+  return { key: null, session };
 }

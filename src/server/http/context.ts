@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/server.js';
 import type { Logger } from '../../logging.js';
@@ -25,6 +25,8 @@ export interface ApiDeps {
   info: ServerInfo;
   logger: Logger;
   limits?: ApiLimits;
+  /** Serves every path outside /api (the web portal); without it those paths answer 404. */
+  portal?: RequestListener;
 }
 
 export interface ResolvedDeps extends ApiDeps {
@@ -46,6 +48,8 @@ export interface ApiContext {
   query: URLSearchParams;
   /** The authenticated key (null only on public routes). */
   key: ApiKey | null;
+  /** The portal user, when the request came with a session cookie instead of a key. */
+  user?: { id: string; username: string };
   deps: ResolvedDeps;
   logger: Logger;
 }

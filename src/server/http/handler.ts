@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticate, FailureLimiter } from './auth.js';
+import { authenticateRequest, FailureLimiter } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler, type RouteTable } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
@@ -45,14 +45,19 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   const method = req.method ?? 'GET';
   let path = '(unparsed)';
   let keyId: string | undefined;
+  let userName: string | undefined;
   setSecurityHeaders(res);
   res.once('finish', () => {
     // Method, path and key id only: never headers (they carry the key) or query values.
-    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId }, 'api: request');
+    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName }, 'api: request');
   });
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
     path = url.pathname;
+    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
+      deps.portal(req, res);
+      return;
+    }
     const match = router.match(method, url.pathname);
     if (match.kind === 'not-found') {
       throw new HttpError(404, 'REEF_NO_ROUTE', `No API route matches ${method} ${url.pathname}. The routes are listed in docs/api.md.`);
@@ -61,12 +66,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       const allow = match.allow.join(', ');
       throw new HttpError(405, 'REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
-    const key = match.handler.public ? null : await authenticate(req, deps.store, limiter);
+    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
+    const key = principal?.key ?? null;
+    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
     keyId = key?.id;
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, deps, logger: deps.logger };
+    userName = user?.username;
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
-    if (err instanceof HttpError && (err.status === 401 || err.status === 429)) {
+    if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
       deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
     }
     if (res.destroyed || req.socket.destroyed) {

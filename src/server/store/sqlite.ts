@@ -32,6 +32,8 @@ import type {
   MachineFilter,
   MachineInput,
   MachineTouch,
+  Session,
+  SessionInsert,
   Store,
   Task,
   TaskFilter,
@@ -40,6 +42,9 @@ import type {
   TaskWithMachines,
   TentacleLogLine,
   TimeInput,
+  User,
+  UserCredential,
+  UserInsert,
   WorkerPool,
 } from './types.js';
 
@@ -126,6 +131,22 @@ interface ApiKeyRow {
   revoked_at: string | null;
 }
 
+interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  created_at: string;
+}
+
+interface SessionRow {
+  id_hash: string;
+  user_id: string;
+  username: string;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+}
+
 interface TaskRow {
   id: string;
   kind: Task['kind'];
@@ -177,6 +198,21 @@ function toApiKey(r: ApiKeyRow): ApiKey {
     createdAt: r.created_at,
     lastUsedAt: r.last_used_at,
     revokedAt: r.revoked_at,
+  };
+}
+
+function toUser(r: UserRow): User {
+  return { id: r.id, username: r.username, createdAt: r.created_at };
+}
+
+function toSession(r: SessionRow): Session {
+  return {
+    idHash: r.id_hash,
+    userId: r.user_id,
+    username: r.username,
+    csrfToken: r.csrf_token,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
   };
 }
 
@@ -646,6 +682,71 @@ class SqliteStore implements Store {
   async markApiKeyUsed(id: string, at?: TimeInput): Promise<void> {
     const when = toTimestamp(at);
     this.#write(() => this.#sql('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(when, id));
+  }
+
+  // ------------------------------------------------------------ portal users, sessions
+
+  async insertUser(user: UserInsert): Promise<User> {
+    const username = checkName('Username', user.username);
+    if (typeof user.passwordHash !== 'string' || user.passwordHash === '') throw invalid('A user needs a password hash.');
+    return this.#write(() => {
+      if (this.#sql('SELECT 1 FROM users WHERE lower(username) = lower(?)').get(username)) {
+        throw new ReefError('REEF_CONFLICT', `A user named "${username}" exists already; choose another name.`);
+      }
+      const row = this.#sql('INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING *').get(
+        newId('user'),
+        username,
+        user.passwordHash,
+        new Date().toISOString(),
+      ) as UserRow;
+      return toUser(row);
+    });
+  }
+
+  async getUserCredential(username: string): Promise<UserCredential | null> {
+    const row = this.#sql('SELECT * FROM users WHERE lower(username) = lower(?)').get(String(username)) as UserRow | undefined;
+    return row ? { ...toUser(row), passwordHash: row.password_hash } : null;
+  }
+
+  async countUsers(): Promise<number> {
+    return this.#sql('SELECT count(*) FROM users').pluck().get() as number;
+  }
+
+  #getSession(idHash: string): SessionRow | undefined {
+    return this.#sql(
+      'SELECT s.*, u.username FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?',
+    ).get(idHash) as SessionRow | undefined;
+  }
+
+  async insertSession(session: SessionInsert): Promise<Session> {
+    const expiresAt = toTimestamp(session.expiresAt);
+    return this.#write(() => {
+      if (!this.#sql('SELECT 1 FROM users WHERE id = ?').get(session.userId)) {
+        throw new ReefError('REEF_NOT_FOUND', `No user has id "${session.userId}".`);
+      }
+      this.#sql('INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
+        session.idHash,
+        session.userId,
+        session.csrfToken,
+        new Date().toISOString(),
+        expiresAt,
+      );
+      return toSession(this.#getSession(session.idHash)!);
+    });
+  }
+
+  async getSession(idHash: string): Promise<Session | null> {
+    const row = this.#getSession(String(idHash));
+    return row ? toSession(row) : null;
+  }
+
+  async deleteSession(idHash: string): Promise<boolean> {
+    return this.#write(() => this.#sql('DELETE FROM sessions WHERE id_hash = ?').run(String(idHash)).changes > 0);
+  }
+
+  async deleteExpiredSessions(at?: TimeInput): Promise<number> {
+    const when = toTimestamp(at);
+    return this.#write(() => this.#sql('DELETE FROM sessions WHERE expires_at <= ?').run(when).changes);
   }
 
   // ------------------------------------------------------------ tasks

@@ -155,6 +155,48 @@ export interface ApiKeyInsert {
   salt: string;
 }
 
+// ---------------------------------------------------------------- portal users, sessions
+
+/** A person who signs in to the portal. */
+export interface User {
+  /** `user-` followed by 12 random lowercase base32 characters. */
+  id: string;
+  /** Unique case-insensitively, kept as first written. */
+  username: string;
+  createdAt: Timestamp;
+}
+
+/** What only the password verifier needs: never leaves src/server/auth. */
+export interface UserCredential extends User {
+  /** Self-describing scrypt hash, stored and returned as an opaque string. */
+  passwordHash: string;
+}
+
+export interface UserInsert {
+  username: string;
+  passwordHash: string;
+}
+
+/** A signed-in browser. The session id itself is never stored, only its SHA-256. */
+export interface Session {
+  /** Lowercase hex SHA-256 of the session id in the browser's cookie. */
+  idHash: string;
+  userId: string;
+  /** The user's name, joined in so a request needs one read. */
+  username: string;
+  /** Sent back by the page on every state-changing request. */
+  csrfToken: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+}
+
+export interface SessionInsert {
+  idHash: string;
+  userId: string;
+  csrfToken: string;
+  expiresAt: TimeInput;
+}
+
 // ---------------------------------------------------------------- tasks
 
 export type TaskKind = 'run-script' | 'push-file' | 'health-check';
@@ -298,6 +340,21 @@ export interface Store {
   /** false if missing or already revoked. */
   revokeApiKey(id: string, at?: TimeInput): Promise<boolean>;
   markApiKeyUsed(id: string, at?: TimeInput): Promise<void>;
+
+  // portal users and sessions (hashing and expiry checks are src/server/auth's job)
+  /** REEF_CONFLICT if the username (any case) is taken. */
+  insertUser(user: UserInsert): Promise<User>;
+  /** By username, any case. */
+  getUserCredential(username: string): Promise<UserCredential | null>;
+  countUsers(): Promise<number>;
+  /** REEF_NOT_FOUND if the user does not exist. */
+  insertSession(session: SessionInsert): Promise<Session>;
+  /** The session with this id hash, expired or not (the caller compares expiresAt). */
+  getSession(idHash: string): Promise<Session | null>;
+  /** false if missing. */
+  deleteSession(idHash: string): Promise<boolean>;
+  /** Deletes sessions whose expiresAt is at or before `at`; returns how many. */
+  deleteExpiredSessions(at?: TimeInput): Promise<number>;
 
   // tasks
   createTask(input: TaskInput): Promise<TaskWithMachines>;

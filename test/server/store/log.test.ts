@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import type { LogLine, Machine, Store, TentacleLogLine } from '../../../src/server/store/types.js';
-import { target, tempStore, type TempStore } from './helpers.js';
+import { forEachStore, target, type TempStore } from './helpers.js';
 
 // Worker threads do not inherit the tsx loader: register it, then load the TypeScript file.
 const WORKER_BOOT = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(
@@ -34,164 +34,192 @@ function assertContiguous(lines: LogLine[]): void {
   );
 }
 
-describe('store: task log', () => {
-  let t: TempStore;
-  let store: Store;
-  let machines: Machine[];
-  before(async () => {
-    t = await tempStore();
-    store = t.store;
-    machines = [];
-    for (const name of ['m1', 'm2', 'm3', 'm4']) machines.push(await store.createMachine(target(name)));
-  });
-  after(() => t.cleanup());
+forEachStore((kind, open) => {
+  describe(`${kind} store: task log`, () => {
+    let t: TempStore;
+    let store: Store;
+    let machines: Machine[];
+    before(async () => {
+      t = await open();
+      store = t.store;
+      machines = [];
+      for (const name of ['m1', 'm2', 'm3', 'm4']) machines.push(await store.createMachine(target(name)));
+    });
+    after(() => t.cleanup());
 
-  const newTask = () =>
-    store.createTask({ kind: 'run-script', spec: {}, target: {}, machineIds: machines.map((m) => m.id) });
+    const newTask = () =>
+      store.createTask({ kind: 'run-script', spec: {}, target: {}, machineIds: machines.map((m) => m.id) });
 
-  it('skips lines at or below the cursor, so a retried fetch stores nothing twice', async () => {
-    const task = await newTask();
-    const m = machines[0]!.id;
-    const first = await store.appendMachineLog(task.id, m, [line(1), line(2), line(3)]);
-    assert.deepEqual(first.map((l) => [l.seq, l.text, l.machineId]), [
-      [1, 'line 1', m],
-      [2, 'line 2', m],
-      [3, 'line 3', m],
-    ]);
-    assert.equal(first[0]!.at, '2024-03-01T00:00:00.000Z');
-    assert.deepEqual(await store.appendMachineLog(task.id, m, [line(2), line(3)]), [], 'pure retry');
-    const more = await store.appendMachineLog(task.id, m, [line(5), line(3), line(4), line(4)]);
-    assert.deepEqual(more.map((l) => [l.seq, l.text]), [
-      [4, 'line 4'],
-      [5, 'line 5'],
-    ], 'overlap dropped, unordered batch sorted, repeat in batch dropped');
-    const tm = (await store.getTask(task.id))!.machines.find((x) => x.machineId === m)!;
-    assert.equal(tm.logCursor, 5);
-    assert.deepEqual(await store.appendMachineLog(task.id, m, []), []);
-  });
+    it('skips lines at or below the cursor, so a retried fetch stores nothing twice', async () => {
+      const task = await newTask();
+      const m = machines[0]!.id;
+      const first = await store.appendMachineLog(task.id, m, [line(1), line(2), line(3)]);
+      assert.deepEqual(first.map((l) => [l.seq, l.text, l.machineId]), [
+        [1, 'line 1', m],
+        [2, 'line 2', m],
+        [3, 'line 3', m],
+      ]);
+      assert.equal(first[0]!.at, '2024-03-01T00:00:00.000Z');
+      assert.deepEqual(await store.appendMachineLog(task.id, m, [line(2), line(3)]), [], 'pure retry');
+      const more = await store.appendMachineLog(task.id, m, [line(5), line(3), line(4), line(4)]);
+      assert.deepEqual(more.map((l) => [l.seq, l.text]), [
+        [4, 'line 4'],
+        [5, 'line 5'],
+      ], 'overlap dropped, unordered batch sorted, repeat in batch dropped');
+      const tm = (await store.getTask(task.id))!.machines.find((x) => x.machineId === m)!;
+      assert.equal(tm.logCursor, 5);
+      assert.deepEqual(await store.appendMachineLog(task.id, m, []), []);
+    });
 
-  it('interleaves machine lines and task-level lines in one contiguous sequence', async () => {
-    const task = await newTask();
-    const [a, b] = [machines[0]!.id, machines[1]!.id];
-    await store.appendTaskLog(task.id, null, 'info', 'Task started');
-    await store.appendMachineLog(task.id, a, [line(1, 'a1'), line(2, 'a2')]);
-    await store.appendMachineLog(task.id, b, [line(1, 'b1')]);
-    const err = await store.appendTaskLog(task.id, b, 'error', 'b lost its connection; resuming', '2024-03-01T00:00:01Z');
-    assert.equal(err.seq, 5);
-    await store.appendMachineLog(task.id, b, [line(1, 'b1'), line(2, 'b2')]);
-    const all = await readAll(store, task.id);
-    assertContiguous(all);
-    assert.deepEqual(all.map((l) => [l.machineId, l.stream, l.text]), [
-      [null, 'info', 'Task started'],
-      [a, 'stdout', 'a1'],
-      [a, 'stdout', 'a2'],
-      [b, 'stdout', 'b1'],
-      [b, 'error', 'b lost its connection; resuming'],
-      [b, 'stdout', 'b2'],
-    ]);
-    assert.deepEqual((await store.readLog(task.id, 4, 1)).map((l) => l.seq), [5]);
-    assert.deepEqual(await store.readLog(task.id, 6), []);
-  });
+    it('interleaves machine lines and task-level lines in one contiguous sequence', async () => {
+      const task = await newTask();
+      const [a, b] = [machines[0]!.id, machines[1]!.id];
+      await store.appendTaskLog(task.id, null, 'info', 'Task started');
+      await store.appendMachineLog(task.id, a, [line(1, 'a1'), line(2, 'a2')]);
+      await store.appendMachineLog(task.id, b, [line(1, 'b1')]);
+      const err = await store.appendTaskLog(task.id, b, 'error', 'b lost its connection; resuming', '2024-03-01T00:00:01Z');
+      assert.equal(err.seq, 5);
+      await store.appendMachineLog(task.id, b, [line(1, 'b1'), line(2, 'b2')]);
+      const all = await readAll(store, task.id);
+      assertContiguous(all);
+      assert.deepEqual(all.map((l) => [l.machineId, l.stream, l.text]), [
+        [null, 'info', 'Task started'],
+        [a, 'stdout', 'a1'],
+        [a, 'stdout', 'a2'],
+        [b, 'stdout', 'b1'],
+        [b, 'error', 'b lost its connection; resuming'],
+        [b, 'stdout', 'b2'],
+      ]);
+      assert.deepEqual((await store.readLog(task.id, 4, 1)).map((l) => l.seq), [5]);
+      assert.deepEqual(await store.readLog(task.id, 6), []);
+    });
 
-  it('refuses unknown tasks, machines and malformed lines', async () => {
-    const task = await newTask();
-    await assert.rejects(store.appendMachineLog('T-999999', machines[0]!.id, [line(1)]), { code: 'REEF_NOT_FOUND' });
-    await assert.rejects(store.appendMachineLog(task.id, 'm-none', [line(1)]), { code: 'REEF_NOT_FOUND' });
-    await assert.rejects(store.appendTaskLog('T-999999', null, 'info', 'x'), { code: 'REEF_NOT_FOUND' });
-    await assert.rejects(store.appendMachineLog(task.id, machines[0]!.id, [line(0)]), { code: 'REEF_INVALID_ARGUMENT' });
-    await assert.rejects(
-      store.appendMachineLog(task.id, machines[0]!.id, [{ ...line(1), stream: 'stdin' as 'stdout' }]),
-      { code: 'REEF_INVALID_ARGUMENT' },
-    );
-    assert.deepEqual(await store.readLog(task.id), [], 'nothing stored by the refused calls');
-  });
+    it('refuses unknown tasks, machines and malformed lines', async () => {
+      const task = await newTask();
+      await assert.rejects(store.appendMachineLog('T-999999', machines[0]!.id, [line(1)]), { code: 'REEF_NOT_FOUND' });
+      await assert.rejects(store.appendMachineLog(task.id, 'm-none', [line(1)]), { code: 'REEF_NOT_FOUND' });
+      await assert.rejects(store.appendTaskLog('T-999999', null, 'info', 'x'), { code: 'REEF_NOT_FOUND' });
+      await assert.rejects(store.appendMachineLog(task.id, machines[0]!.id, [line(0)]), { code: 'REEF_INVALID_ARGUMENT' });
+      await assert.rejects(
+        store.appendMachineLog(task.id, machines[0]!.id, [{ ...line(1), stream: 'stdin' as 'stdout' }]),
+        { code: 'REEF_INVALID_ARGUMENT' },
+      );
+      assert.deepEqual(await store.readLog(task.id), [], 'nothing stored by the refused calls');
+    });
 
-  it('keeps seqs contiguous under concurrent appends for several machines', async () => {
-    const task = await newTask();
-    const perMachine = 60;
-    await Promise.all(
-      machines.map(async (m) => {
-        for (let from = 1; from <= perMachine; from += 7) {
-          const batch = [];
-          for (let s = Math.max(1, from - 2); s < Math.min(from + 7, perMachine + 1); s++) batch.push(line(s, `${m.name}:${s}`));
-          await store.appendMachineLog(task.id, m.id, batch);
-        }
-      }),
-    );
-    const all = await readAll(store, task.id);
-    assertContiguous(all);
-    assert.equal(all.length, perMachine * machines.length);
-    for (const m of machines) {
-      const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
-      assert.deepEqual(mine, Array.from({ length: perMachine }, (_, i) => `${m.name}:${i + 1}`), `${m.name} in order`);
-    }
-  });
-
-  it('keeps seqs contiguous when separate connections append at once', async () => {
-    const task = await newTask();
-    const lines = 300;
-    const workers = machines.map(
-      (m) =>
-        new Worker(WORKER_BOOT, {
-          eval: true,
-          workerData: { path: t.path, taskId: task.id, machineId: m.id, lines, batch: 3 },
-        }),
-    );
-    const exited = workers.map(
-      (w) =>
-        new Promise<void>((resolve, reject) => {
-          w.once('error', reject);
-          w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
-        }),
-    );
-    // Start them together once every connection is open, so their transactions interleave.
-    await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
-    for (const w of workers) w.postMessage('go');
-    await Promise.all(exited);
-    const all = await readAll(store, task.id);
-    assertContiguous(all);
-    assert.equal(all.length, lines * machines.length);
-    const switches = all.filter((l, i) => i > 0 && l.machineId !== all[i - 1]!.machineId).length;
-    assert.ok(switches > machines.length, `appends interleaved (${switches} switches between machines)`);
-    for (const m of machines) {
-      const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
-      assert.deepEqual(mine, Array.from({ length: lines }, (_, i) => `${m.id} line ${i + 1}`));
-    }
-    const cursors = (await store.getTask(task.id))!.machines.map((x) => x.logCursor);
-    assert.deepEqual(cursors, machines.map(() => lines));
-  });
-
-  it('property: any mix of overlapping, repeated, reordered batches stores each line once, in order', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(
-          fc.record({
-            machine: fc.integer({ min: 0, max: 3 }),
-            seqs: fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 12 }),
-          }),
-          { maxLength: 25 },
-        ),
-        async (batches) => {
-          const task = await newTask();
-          const cursor = [0, 0, 0, 0];
-          const expected: string[][] = [[], [], [], []];
-          for (const { machine, seqs } of batches) {
-            const m = machines[machine]!;
-            // Model: lines above the cursor, deduplicated, ascending.
-            const fresh = [...new Set(seqs)].filter((s) => s > cursor[machine]!).sort((x, y) => x - y);
-            expected[machine]!.push(...fresh.map((s) => `${machine}:${s}`));
-            if (fresh.length) cursor[machine] = fresh.at(-1)!;
-            const stored = await store.appendMachineLog(task.id, m.id, seqs.map((s) => line(s, `${machine}:${s}`)));
-            assert.deepEqual(stored.map((l) => l.text), fresh.map((s) => `${machine}:${s}`));
+    it('keeps seqs contiguous under concurrent appends for several machines', async () => {
+      const task = await newTask();
+      const perMachine = 60;
+      await Promise.all(
+        machines.map(async (m) => {
+          for (let from = 1; from <= perMachine; from += 7) {
+            const batch = [];
+            for (let s = Math.max(1, from - 2); s < Math.min(from + 7, perMachine + 1); s++) batch.push(line(s, `${m.name}:${s}`));
+            await store.appendMachineLog(task.id, m.id, batch);
           }
-          const all = await readAll(store, task.id);
-          assertContiguous(all);
-          machines.forEach((m, i) => {
-            assert.deepEqual(all.filter((l) => l.machineId === m.id).map((l) => l.text), expected[i]);
-          });
-        },
-      ),
-      { numRuns: 40 },
-    );
+        }),
+      );
+      const all = await readAll(store, task.id);
+      assertContiguous(all);
+      assert.equal(all.length, perMachine * machines.length);
+      for (const m of machines) {
+        const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
+        assert.deepEqual(mine, Array.from({ length: perMachine }, (_, i) => `${m.name}:${i + 1}`), `${m.name} in order`);
+      }
+    });
+
+    it('keeps seqs contiguous when separate connections append at once', async () => {
+      const task = await newTask();
+      const lines = 300;
+      const workers = machines.map(
+        (m) =>
+          new Worker(WORKER_BOOT, {
+            eval: true,
+            workerData: { location: t.location, taskId: task.id, machineId: m.id, lines, batch: 3 },
+          }),
+      );
+      const exited = workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('error', reject);
+            w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+          }),
+      );
+      // Start them together once every connection is open, so their transactions interleave.
+      await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
+      for (const w of workers) w.postMessage('go');
+      await Promise.all(exited);
+      const all = await readAll(store, task.id);
+      assertContiguous(all);
+      assert.equal(all.length, lines * machines.length);
+      const switches = all.filter((l, i) => i > 0 && l.machineId !== all[i - 1]!.machineId).length;
+      assert.ok(switches > machines.length, `appends interleaved (${switches} switches between machines)`);
+      for (const m of machines) {
+        const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
+        assert.deepEqual(mine, Array.from({ length: lines }, (_, i) => `${m.id} line ${i + 1}`));
+      }
+      const cursors = (await store.getTask(task.id))!.machines.map((x) => x.logCursor);
+      assert.deepEqual(cursors, machines.map(() => lines));
+    });
+
+    it('stores each line once when several nodes carry the same machine\'s output at once', async () => {
+      // A failover: the tentacle's retried fetches reach other nodes while the first one is
+      // still storing. Each node has its own connections.
+      const task = await newTask();
+      const m = machines[0]!.id;
+      const nodes = [store, await t.reopen(), await t.reopen()];
+      try {
+        const lines = 120;
+        await Promise.all(
+          nodes.map(async (node, n) => {
+            for (let from = 1 + n; from <= lines; from += 5) {
+              const batch = [];
+              for (let s = Math.max(1, from - 4); s < Math.min(from + 5, lines + 1); s++) batch.push(line(s, `m:${s}`));
+              await node.appendMachineLog(task.id, m, batch);
+            }
+          }),
+        );
+        const all = await readAll(store, task.id);
+        assertContiguous(all);
+        assert.deepEqual(all.map((l) => l.text), Array.from({ length: lines }, (_, i) => `m:${i + 1}`));
+        assert.equal((await store.getTask(task.id))!.machines.find((x) => x.machineId === m)!.logCursor, lines);
+      } finally {
+        await Promise.all(nodes.slice(1).map((node) => node.close()));
+      }
+    });
+
+    it('property: any mix of overlapping, repeated, reordered batches stores each line once, in order', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              machine: fc.integer({ min: 0, max: 3 }),
+              seqs: fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 12 }),
+            }),
+            { maxLength: 25 },
+          ),
+          async (batches) => {
+            const task = await newTask();
+            const cursor = [0, 0, 0, 0];
+            const expected: string[][] = [[], [], [], []];
+            for (const { machine, seqs } of batches) {
+              const m = machines[machine]!;
+              // Model: lines above the cursor, deduplicated, ascending.
+              const fresh = [...new Set(seqs)].filter((s) => s > cursor[machine]!).sort((x, y) => x - y);
+              expected[machine]!.push(...fresh.map((s) => `${machine}:${s}`));
+              if (fresh.length) cursor[machine] = fresh.at(-1)!;
+              const stored = await store.appendMachineLog(task.id, m.id, seqs.map((s) => line(s, `${machine}:${s}`)));
+              assert.deepEqual(stored.map((l) => l.text), fresh.map((s) => `${machine}:${s}`));
+            }
+            const all = await readAll(store, task.id);
+            assertContiguous(all);
+            machines.forEach((m, i) => {
+              assert.deepEqual(all.filter((l) => l.machineId === m.id).map((l) => l.text), expected[i]);
+            });
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
   });
 });

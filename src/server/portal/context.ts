@@ -1,0 +1,34 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerInfo } from '../../api/contract.js';
+import type { CommsServer } from '../../comms/server.js';
+import type { Logger } from '../../logging.js';
+import type { Session, Store } from '../store/types.js';
+
+export interface PortalOptions {
+  /** Session lifetime. Default 12 h. */
+  sessionTtlMs?: number;
+  /** Failed sign-ins per remote address per minute before 429. Default 10. */
+  signInFailuresPerMinute?: number;
+  /** Where the static assets live. Default: the repository's web/ folder. */
+  webDir?: string;
+}
+
+export interface PortalDeps {
+  store: Store;
+  comms: CommsServer;
+  info: ServerInfo;
+  logger: Logger;
+  options?: PortalOptions;
+}
+
+/** What a page gets for one request by a signed-in user. */
+export interface PageContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  session: Session;
+  deps: PortalDeps;
+}
+
+export type PageHandler = (ctx: PageContext) => Promise<void>;

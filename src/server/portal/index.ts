@@ -1,0 +1,2 @@
+export { createPortalHandler } from './handler.js';
+export type { PortalDeps, PortalOptions } from './context.js';

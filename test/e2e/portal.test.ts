@@ -1,0 +1,210 @@
+/**
+ * The web portal end to end: a real `reef server run` and real `tentacle agent`
+ * processes, driven through Debian's Chromium with playwright-core, as an operator would.
+ * Each test saves a screenshot of the page it checked under test-output/portal/.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { ApiClient } from '../../src/api/client.js';
+import type { MachineView, TaskView } from '../../src/api/contract.js';
+import { freePort, ok, REPO, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
+
+const SHOTS = join(REPO, 'test-output', 'portal');
+const CHROMIUM = {
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+};
+const UI_TIMEOUT = 15_000;
+
+describe('web portal in Chromium, against a real server with real Tentacles', () => {
+  let server: ServerProcess;
+  let api: ApiClient;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  /** Content-Security-Policy violations and page errors seen by any page: there must be none. */
+  const problems: string[] = [];
+
+  async function newContext(viewport = { width: 1280, height: 900 }): Promise<BrowserContext> {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
+    ctx.setDefaultTimeout(UI_TIMEOUT);
+    ctx.on('console', (message) => {
+      if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(message.text())) problems.push(message.text());
+    });
+    ctx.on('weberror', (error) => problems.push(String(error.error())));
+    return ctx;
+  }
+
+  async function shot(target: Page, name: string): Promise<void> {
+    await target.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  }
+
+  async function machine(name: string): Promise<MachineView | undefined> {
+    const { items } = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
+    return items.find((m) => m.name === name);
+  }
+
+  /** The log section of one machine on a task page. */
+  const logOf = (target: Page, machineName: string) => target.locator('section.log', { has: target.locator('h3', { hasText: machineName }) }).locator('.log-lines');
+
+  before(async () => {
+    await mkdir(SHOTS, { recursive: true });
+    const [dataDir, root, httpsPort, commsPort] = await Promise.all([tempDir('portal-server'), tempDir('portal-tentacles'), freePort(), freePort()]);
+    const launching = chromium.launch(CHROMIUM);
+    server = await startServer({ dataDir, httpsPort, commsPort, name: 'portal-server' });
+    assert.ok(server.adminKey && server.adminPassword, 'the first run prints the admin key and the admin password');
+    api = new ApiClient({ server: server.url, apiKey: server.adminKey, serverThumbprint: server.thumbprint });
+
+    const tentacle = (args: string[]) => ok('tentacle', args, { REEF_TENTACLE_ROOT: root });
+    const setUp = async (instance: string, name: string, role: string) => {
+      await tentacle(['create-instance', '--instance', instance]);
+      await tentacle(['new-certificate', '--instance', instance]);
+      await tentacle(['register-with', '--instance', instance, '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', server.adminKey!,
+        '--server-comms-port', String(server.commsPort), '--environment', 'Test', '--role', role, '--name', name]);
+      await startAgent(root, instance);
+    };
+    await Promise.all([setUp('Web1', 'web-1', 'web'), setUp('Doomed1', 'doomed-1', 'db')]);
+    await waitFor('both tentacles to connect', async () => (await machine('web-1'))?.online && (await machine('doomed-1'))?.online);
+    browser = await launching;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopAll();
+  });
+
+  test('a failed sign-in is refused with a clear message and no session', async () => {
+    const ctx = await newContext();
+    const p = await ctx.newPage();
+    await p.goto(`${server.url}/tasks`);
+    assert.match(p.url(), /\/login\?next=%2Ftasks$/, 'a signed-out visitor is sent to sign in');
+    await p.getByLabel('Username').fill('admin');
+    await p.getByLabel('Password').fill('not-the-password');
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('alert').filter({ hasText: 'Sign-in failed' }).waitFor();
+    assert.match(p.url(), /\/login$/);
+    assert.equal((await ctx.cookies()).find((c) => c.name === 'reef_session'), undefined);
+    await shot(p, 'sign-in-refused');
+    await ctx.close();
+  });
+
+  test('sign in, then the dashboard shows the connected Tentacle, its carrier, version and roles', async () => {
+    context = await newContext();
+    page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(server.adminPassword!);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    const cookie = (await context.cookies()).find((c) => c.name === 'reef_session');
+    assert.ok(cookie, 'signed in with a session cookie');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.secure, true);
+    assert.equal(cookie.sameSite, 'Strict');
+
+    const row = page.locator('tr', { has: page.getByRole('link', { name: 'web-1' }) });
+    const status = await row.locator('[data-field="status"]').innerText();
+    assert.match(status, /Online/);
+    const carrier = await row.locator('[data-field="carrier"]').innerText();
+    assert.match(carrier, /tcp/);
+    assert.match(carrier, new RegExp(`comms port ${server.commsPort}`));
+    assert.match(await row.locator('[data-field="version"]').innerText(), /^\d+\.\d+\.\d+/);
+    assert.match(await row.innerText(), /web/);
+    assert.match(await page.locator('#summary').innerText(), /2 machines: 2 online, 0 offline/);
+    await shot(page, 'dashboard');
+
+    // Narrow screen: no sideways scrolling, and the status still reads in words.
+    await page.setViewportSize({ width: 380, height: 800 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `the dashboard scrolls sideways by ${overflow} px on a narrow screen`);
+    await shot(page, 'dashboard-narrow');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('run a script from the form and watch its log arrive live', async () => {
+    await page.goto(`${server.url}/tasks/new`);
+    await page.getByLabel('an environment and role').check();
+    await page.locator('select[name="environment"]').selectOption('Test');
+    await page.locator('input[name="role"]').fill('web');
+    await page.getByLabel('Script body').fill('echo "first line <b>not bold</b>"; sleep 2; echo "second line"');
+    await page.getByRole('button', { name: 'Run script' }).click();
+    await page.waitForURL(/\/tasks\/T-\d+$/);
+
+    const log = logOf(page, 'web-1');
+    await log.getByText('first line <b>not bold</b>').waitFor();
+    // The first line is on screen while the script still runs: it arrived live, not at the end.
+    assert.doesNotMatch(await log.innerText(), /second line/);
+    assert.match(await page.locator('#task-state').innerText(), /Running/);
+    assert.equal(await log.locator('b').count(), 0, 'log text is shown as text, never as markup');
+
+    await log.getByText('second line').waitFor();
+    await page.locator('#task-state').getByText('Success').waitFor();
+    const machineRow = page.locator('table.task-machines tr', { hasText: 'web-1' });
+    await machineRow.locator('[data-field="state"]').getByText('Success').waitFor();
+    assert.equal(await machineRow.locator('[data-field="exit-code"]').innerText(), '0');
+    assert.equal(await page.locator('#stream-status').innerText(), 'Finished');
+    await shot(page, 'task-live-log');
+  });
+
+  test('cancel a long task from its page', async () => {
+    await page.goto(`${server.url}/tasks/new?kind=run-script`);
+    await page.getByLabel('chosen machines').check();
+    await page.getByRole('checkbox', { name: 'web-1' }).check();
+    await page.getByLabel('Script body').fill('echo started; sleep 300');
+    await page.getByRole('button', { name: 'Run script' }).click();
+    await page.waitForURL(/\/tasks\/T-\d+$/);
+    const taskId = page.url().split('/').pop()!;
+    await logOf(page, 'web-1').getByText('started').waitFor();
+
+    await page.getByRole('button', { name: 'Cancel task' }).click();
+    await page.locator('#task-state').getByText('Cancelled').waitFor({ timeout: 30_000 });
+    await page.locator('table.task-machines [data-field="state"]').getByText('Cancelled').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Cancel task' }).isVisible(), false);
+    const task = await api.json<TaskView>('GET', `/api/tasks/${taskId}`);
+    assert.equal(task.state, 'Cancelled');
+    await shot(page, 'task-cancelled');
+
+    await page.goto(`${server.url}/tasks?state=Cancelled`);
+    assert.match(await page.locator('table.tasks').innerText(), new RegExp(taskId));
+  });
+
+  test('remove a machine after confirming', async () => {
+    await page.goto(`${server.url}/machines/doomed-1`);
+    await page.getByRole('heading', { name: 'doomed-1' }).waitFor();
+    assert.match(await page.locator('.thumbprint').innerText(), /^[0-9A-F]{64}$/);
+    await page.getByRole('button', { name: 'Remove machine…' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await shot(page, 'machine-remove-confirm');
+    await dialog.getByRole('button', { name: 'Remove doomed-1' }).click();
+    await page.waitForURL(/\/\?removed=doomed-1$/);
+    await page.getByRole('status').filter({ hasText: 'doomed-1 was removed' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'doomed-1' }).count(), 0);
+    assert.equal(await machine('doomed-1'), undefined);
+    await shot(page, 'machine-removed');
+  });
+
+  test('the server nodes and API keys pages', async () => {
+    await page.goto(`${server.url}/nodes`);
+    assert.match(await page.locator('table.nodes').innerText(), new RegExp(server.thumbprint));
+    assert.match(await page.locator('#connected-count').innerText(), /^1 /);
+    await shot(page, 'nodes');
+
+    await page.goto(`${server.url}/apikeys`);
+    await page.getByLabel('Name for a new key').fill('ci-pipeline');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.locator('#new-key').waitFor();
+    const key = await page.locator('#new-key-value').innerText();
+    assert.match(key, /^API-[A-Z2-7]{32}$/);
+    const viaKey = new ApiClient({ server: server.url, apiKey: key, serverThumbprint: server.thumbprint });
+    assert.equal((await viaKey.json<{ nodeName: string }>('GET', '/api')).nodeName.length > 0, true);
+    await shot(page, 'apikeys');
+  });
+
+  test('no page broke its Content-Security-Policy or threw', () => {
+    assert.deepEqual(problems, []);
+  });
+});

@@ -1,0 +1,88 @@
+// Task page: per-machine logs live from the Server-Sent Events stream, states and exit
+// codes as they change, and cancel. EventSource reconnects by itself and resumes after
+// the last line it saw (Last-Event-ID), so nothing is shown twice or skipped.
+import { api, clearError, setBadge, showError, timeElement } from './common.js';
+
+const taskId = document.body.dataset.taskId;
+const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
+const streamStatus = document.getElementById('stream-status');
+const cancelButton = document.getElementById('cancel');
+const cancelRequested = document.getElementById('cancel-requested');
+const errorBox = document.getElementById('action-error');
+const MARKS = { stderr: '! ', info: '· ', error: '✖ ' };
+
+function logFor(machineId) {
+  for (const section of document.querySelectorAll('section.log')) {
+    if (section.dataset.logFor === (machineId ?? '')) return section;
+  }
+  return null;
+}
+
+function appendLine(line) {
+  const section = logFor(line.machineId) ?? logFor(null);
+  if (!section) return;
+  section.hidden = false;
+  const pre = section.querySelector('.log-lines');
+  pre.querySelector('.empty')?.remove();
+  const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  const span = document.createElement('span');
+  span.className = `line stream-${line.stream}`;
+  span.dataset.seq = String(line.seq);
+  span.textContent = `${MARKS[line.stream] ?? ''}${line.text}\n`;
+  pre.append(span);
+  if (stick) pre.scrollTop = pre.scrollHeight;
+}
+
+function setTime(element, iso) {
+  if (element) element.replaceChildren(timeElement(iso, '—'));
+}
+
+function applyState(task) {
+  setBadge(document.getElementById('task-state'), task.state);
+  setTime(document.getElementById('task-started'), task.startedAt);
+  setTime(document.getElementById('task-finished'), task.finishedAt);
+  const errorRow = document.getElementById('task-error-row');
+  document.getElementById('task-error').textContent = task.error ?? '';
+  errorRow.hidden = !task.error;
+  for (const m of task.machines) {
+    const row = document.querySelector(`tr[data-machine-id="${CSS.escape(m.machineId)}"]`);
+    if (!row) continue;
+    setBadge(row.querySelector('[data-field="state"]'), m.state);
+    row.querySelector('[data-field="exit-code"]').textContent = m.exitCode === null ? '—' : String(m.exitCode);
+    setTime(row.querySelector('[data-field="started"]'), m.startedAt);
+    setTime(row.querySelector('[data-field="finished"]'), m.finishedAt);
+    row.querySelector('[data-field="error"]').textContent = m.error ?? '';
+  }
+  const final = FINAL.includes(task.state);
+  cancelButton.hidden = final || Boolean(task.cancelRequestedAt);
+  cancelRequested.hidden = final || !task.cancelRequestedAt;
+}
+
+function connect() {
+  const source = new EventSource(`/api/tasks/${encodeURIComponent(taskId)}/log/stream`);
+  source.addEventListener('open', () => (streamStatus.textContent = 'Live'));
+  source.addEventListener('log', (event) => appendLine(JSON.parse(event.data)));
+  source.addEventListener('state', (event) => applyState(JSON.parse(event.data)));
+  source.addEventListener('end', () => {
+    source.close();
+    streamStatus.textContent = 'Finished';
+  });
+  source.addEventListener('error', () => {
+    // CLOSED means the server refused the stream (signed out, task gone): no retry.
+    streamStatus.textContent = source.readyState === EventSource.CLOSED ? 'Live log stopped: reload the page.' : 'Reconnecting…';
+  });
+}
+
+cancelButton.addEventListener('click', async () => {
+  cancelButton.disabled = true;
+  clearError(errorBox);
+  try {
+    applyState(await api('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
+  } catch (err) {
+    showError(errorBox, err);
+  } finally {
+    cancelButton.disabled = false;
+  }
+});
+
+connect();
