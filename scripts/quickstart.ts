@@ -45,7 +45,7 @@ function step(text: string) {
   process.stdout.write(`\n==> ${text}\n`);
 }
 
-async function startBackground(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<ChildProcess> {
+async function startBackground(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; banner: string }> {
   const logPath = join(home, `${name}.log`);
   const { createWriteStream } = await import('node:fs');
   const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,13 +59,13 @@ async function startBackground(name: string, file: string, args: string[], env: 
     });
     child.once('exit', (code) => reject(new Error(`${name} exited with code ${code}; see ${logPath}\n${out}`)));
   });
-  return child;
+  return { child, banner: out };
 }
 
 async function main() {
   await mkdir(home, { recursive: true, mode: 0o700 });
   step(`Starting the Reef server (data in ${dataDir})`);
-  const serverProcess = await startBackground(
+  const { child: serverProcess, banner } = await startBackground(
     'server',
     bin('reef'),
     ['server', 'run', '--data', dataDir, '--https-port', String(httpsPort), '--comms-port', String(commsPort)],
@@ -113,9 +113,14 @@ async function main() {
     process.once('SIGTERM', resolveStop);
   });
   step('Reef is running');
+  const adminPassword = /Admin sign-in[^:]*:\s+admin \/ (\S+)/.exec(banner)?.[1];
   process.stdout.write(
     [
-      `REST API:      ${server}/api   (certificate thumbprint ${thumbprint})`,
+      `Portal:        ${server}/   (self-signed certificate, thumbprint ${thumbprint})`,
+      adminPassword
+        ? `Sign in:       admin / ${adminPassword}   (shown only on this first run; keep it)`
+        : 'Sign in:       as admin, with the password printed on the first run',
+      `REST API:      ${server}/api`,
       `Admin commands: export REEF_SERVER=${server} REEF_SERVER_THUMBPRINT=${thumbprint} REEF_API_KEY=${apiKey}`,
       `               node bin/reef.js machines list`,
       `Logs:          ${join(home, 'server.log')}, ${join(home, 'tentacle.log')}`,

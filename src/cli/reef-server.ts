@@ -120,6 +120,7 @@ export function registerServerCommands(program: Command): void {
         // One write, ending with a fixed line: scripts that start the server read up to it.
         const banner = [
           'Reef server is running.',
+          `  Portal:          https://${shown}:${running.httpsPort}/`,
           `  REST API:        https://${shown}:${running.httpsPort}/api`,
           `  Comms port:      ${running.commsPort}`,
           ...(settings.pollingHostnames?.length

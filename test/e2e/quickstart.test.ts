@@ -43,6 +43,8 @@ test('npm run quickstart runs a script end to end, keeps running, and stops clea
     });
     assert.match(out, /\] Hello from .*, user /);
     assert.match(out, /Task T-000001 Success/);
+    assert.match(out, new RegExp(`Portal: +https://localhost:${httpsPort}/ `));
+    assert.match(out, /Sign in: +admin \/ \S{12,}/, 'the first run shows the admin password');
     assert.match(out, new RegExp(`REST API: +https://localhost:${httpsPort}/api`));
     assert.equal(await portOpen(httpsPort), true, 'the server keeps running');
     child.kill('SIGINT');
