@@ -16,13 +16,14 @@ export function registerApiKeyCommands(program: Command): void {
       .command('create')
       .description('create an API key and print it (shown once; only its hash is stored)')
       .requiredOption('--name <name>', 'what the key is for, e.g. "ci" or "alice"')
-      .option('--data <dir>', "create it offline in this server data directory instead of over the API (server stopped or not)"),
+      .option('--data <dir>', "create it offline in this server data directory instead of over the API (server stopped or not)")
+      .option('--store <url>', 'with --data: the server\'s PostgreSQL store, when it uses one'),
   ).action(
-    runAction(async (opts: ConnectionOpts & { name: string; data?: string }) => {
+    runAction(async (opts: ConnectionOpts & { name: string; data?: string; store?: string }) => {
       let created: CreatedApiKey;
       if (opts.data !== undefined) {
         const { createApiKeyOffline } = await import('../server/runtime.js');
-        created = await createApiKeyOffline(absolutePath(opts.data, '--data'), opts.name);
+        created = await createApiKeyOffline(absolutePath(opts.data, '--data'), opts.name, opts.store);
       } else {
         created = await connect(opts).json<CreatedApiKey>('POST', '/api/apikeys', { body: { name: opts.name } });
       }

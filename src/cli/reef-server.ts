@@ -21,6 +21,7 @@ export function defaultDataDir(): string {
 const ConfigFile = z
   .object({
     dataDir: z.string().min(1).optional(),
+    store: z.string().min(1).optional(),
     httpsPort: z.number().int().min(0).max(65535).optional(),
     commsPort: z.number().int().min(0).max(65535).optional(),
     host: z.string().min(1).optional(),
@@ -55,6 +56,7 @@ async function readConfigFile(file: string): Promise<z.infer<typeof ConfigFile>>
 
 interface RunOptions {
   data?: string;
+  store?: string;
   httpsPort?: string;
   commsPort?: string;
   host?: string;
@@ -71,6 +73,7 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
   const file = opts.config ? await readConfigFile(resolve(opts.config)) : {};
   return {
     dataDir: resolve(opts.data ?? file.dataDir ?? defaultDataDir()),
+    store: opts.store ?? file.store,
     httpsPort: opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (file.httpsPort ?? DEFAULT_HTTPS_PORT),
     commsPort: opts.commsPort !== undefined ? parsePort(opts.commsPort, '--comms-port') : (file.commsPort ?? DEFAULT_COMMS_PORT),
     host: opts.host ?? file.host,
@@ -102,6 +105,7 @@ export function registerServerCommands(program: Command): void {
     .command('run')
     .description('start the server: portal and REST API, comms listener, task engine')
     .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
+    .option('--store <url>', 'postgres://user@host/db for a PostgreSQL store (default: SQLite reef.db in the data directory)')
     .option('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`)
     .option('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`)
     .option('--host <address>', 'address to listen on (default all)')
@@ -110,7 +114,7 @@ export function registerServerCommands(program: Command): void {
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);

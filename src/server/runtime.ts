@@ -18,7 +18,7 @@ import { createWebSocketEndpoint } from '../comms/carriers/websocket.js';
 import { writeFriendlyPage } from '../comms/friendly-page.js';
 import { createFrontDoor } from '../comms/front-door/front-door.js';
 import { remoteAddressOf, setAnnouncedAddress } from '../comms/front-door/remote-address.js';
-import { createSqliteStore } from './store/sqlite.js';
+import { createStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { VERSION } from '../version.js';
@@ -26,6 +26,8 @@ import { VERSION } from '../version.js';
 export interface ServerSettings {
   /** Holds the certificate, the SQLite store and uploaded files. Created on first run. */
   dataDir: string;
+  /** Where the store lives: a postgres:// URL, or by default reef.db in the data directory. */
+  store?: string;
   /** Portal and REST API. */
   httpsPort: number;
   /** Comms listener for polling tentacles. */
@@ -71,7 +73,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   const logger = settings.logger ?? silentLogger;
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const identity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
-  const store = await createSqliteStore(join(settings.dataDir, 'reef.db'));
+  const store = await createStore(storeLocation(settings.dataDir, settings.store));
   const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
   const initialAdminPassword = await ensureInitialAdmin(store);
   const blobs = createBlobStore(join(settings.dataDir, 'files'));
@@ -169,9 +171,14 @@ export async function readServerThumbprint(dataDir: string): Promise<Thumbprint>
   return (await loadIdentity(dataDir, IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
 }
 
-/** Creates an API key directly in the data directory's store (works while the server runs). */
-export async function createApiKeyOffline(dataDir: string, name: string): Promise<CreatedApiKey> {
-  const store = await createSqliteStore(join(dataDir, 'reef.db'));
+/** The embedded SQLite file in the data directory, unless another store is named. */
+export function storeLocation(dataDir: string, store?: string): string {
+  return store ?? join(dataDir, 'reef.db');
+}
+
+/** Creates an API key directly in the server's store (works while the server runs). */
+export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string): Promise<CreatedApiKey> {
+  const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
     const created = await createApiKey(store, name);
     return { id: created.id, name: created.name, key: created.key };

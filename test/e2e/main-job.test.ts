@@ -12,6 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
 
 async function sha256File(path: string): Promise<string> {
@@ -29,8 +30,11 @@ function processGone(pid: number): boolean {
   }
 }
 
-describe('Reef server and Tentacles on the embedded store', () => {
+for (const storeKind of ['sqlite', 'postgres'] as const)
+describe(`Reef server and Tentacles (${storeKind} store)`, () => {
   let server: ServerProcess;
+  let serverOptions: Parameters<typeof startServer>[0];
+  let database: TestDatabase | undefined;
   let dataDir: string;
   let root: string;
   let apiKey: string;
@@ -66,7 +70,10 @@ describe('Reef server and Tentacles on the embedded store', () => {
     dataDir = await tempDir('server');
     root = await tempDir('tentacles');
     ports = { https: await freePort(), comms: await freePort() };
-    server = await startServer({ dataDir, httpsPort: ports.https, commsPort: ports.comms, pickupTimeoutSeconds: 5 });
+    // PostgreSQL: an empty database, so the server's own migrations run.
+    database = storeKind === 'postgres' ? await createTestDatabase({ empty: true }) : undefined;
+    serverOptions = { dataDir, httpsPort: ports.https, commsPort: ports.comms, pickupTimeoutSeconds: 5, extraArgs: database ? ['--store', database.url] : [] };
+    server = await startServer(serverOptions);
     assert.ok(server.adminKey, 'the first run prints an admin key');
     apiKey = server.adminKey!;
     api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
@@ -84,7 +91,10 @@ describe('Reef server and Tentacles on the embedded store', () => {
     await waitFor('the polling tentacles to connect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online);
   });
 
-  after(stopAll);
+  after(async () => {
+    await stopAll();
+    await database?.drop();
+  });
 
   test('a script by environment and role runs on the polling and the listening target, with output and exit codes', async () => {
     const good = await reef(['tasks', 'run-script', '--environment', 'Test', '--role', 'web', '--script', 'echo "out from $(basename $PWD)"; echo "to stderr" >&2; echo done', '--follow']);
@@ -153,7 +163,7 @@ describe('Reef server and Tentacles on the embedded store', () => {
     await waitFor('some lines', async () => (await logText(taskId)).length >= 5);
     await server.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 1500)); // the script runs on without a server
-    server = await startServer({ dataDir, httpsPort: ports.https, commsPort: ports.comms, pickupTimeoutSeconds: 5, name: 'server-restarted' });
+    server = await startServer({ ...serverOptions, name: 'server-restarted' });
     assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
     const task = await finished(taskId);
     assert.equal(task.state, 'Success');
