@@ -24,7 +24,6 @@ import type {
   FinishTaskMachine,
   HealthCheck,
   HealthInput,
-  HealthStatus,
   JsonObject,
   LogLine,
   LogStream,
@@ -47,6 +46,25 @@ import type {
   UserInsert,
   WorkerPool,
 } from './types.js';
+import {
+  named,
+  toApiKey,
+  toHealth,
+  toLogLine,
+  toSession,
+  toTask,
+  toTaskMachine,
+  toUser,
+  type ApiKeyRow,
+  type HealthRow,
+  type LogRow,
+  type MachineRow,
+  type NamedRow,
+  type SessionRow,
+  type TaskMachineRow,
+  type TaskRow,
+  type UserRow,
+} from './rows.js';
 
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's write lock before failing. Default 5000 ms. */
@@ -89,166 +107,14 @@ export async function createSqliteStore(path: string, options: SqliteStoreOption
 
 // ---------------------------------------------------------------- rows
 
-interface NamedRow {
-  id: string;
-  name: string;
-  created_at: string;
-}
-
-interface MachineRow {
-  id: string;
-  name: string;
-  kind: Machine['kind'];
-  thumbprint: string;
-  comms_style: Machine['commsStyle'];
-  endpoint_host: string | null;
-  endpoint_port: number | null;
-  carrier: string | null;
-  tentacle_version: string | null;
-  platform: string | null;
-  last_seen_at: string | null;
-  last_health: HealthStatus;
-  last_health_at: string | null;
-  created_at: string;
-}
-
-interface HealthRow {
-  id: number;
-  machine_id: string;
-  ok: number;
-  details: string | null;
-  at: string;
-}
-
-interface ApiKeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  hash: string;
-  salt: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
-
-interface UserRow {
-  id: string;
-  username: string;
-  password_hash: string;
-  created_at: string;
-}
-
-interface SessionRow {
-  id_hash: string;
-  user_id: string;
-  username: string;
-  csrf_token: string;
-  created_at: string;
-  expires_at: string;
-}
-
-interface TaskRow {
-  id: string;
-  kind: Task['kind'];
-  spec: string;
-  target: string;
-  state: Task['state'];
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  cancel_requested_at: string | null;
-  error: string | null;
-}
-
-interface TaskMachineRow {
-  task_id: string;
-  machine_id: string;
-  machine_name: string;
-  state: TaskMachine['state'];
-  exit_code: number | null;
-  error: string | null;
-  ticket: string;
-  started_at: string | null;
-  finished_at: string | null;
-  log_cursor: number;
-}
-
-interface LogRow {
-  task_id: string;
-  seq: number;
-  machine_id: string | null;
-  at: string;
-  stream: LogStream;
-  text: string;
-}
-
-const named = (r: NamedRow): Environment & WorkerPool => ({ id: r.id, name: r.name, createdAt: r.created_at });
+/** SQLite keeps JSON as text and booleans as 0/1; these rows are decoded before mapping. */
+type SqliteMachineRow = Omit<MachineRow, 'platform'> & { platform: string | null };
+type SqliteHealthRow = Omit<HealthRow, 'ok' | 'details'> & { ok: number; details: string | null };
+type SqliteTaskRow = Omit<TaskRow, 'spec' | 'target'> & { spec: string; target: string };
 
 const parseJson = (text: string | null): JsonObject | null => (text === null ? null : (JSON.parse(text) as JsonObject));
-
-function toHealth(r: HealthRow): HealthCheck {
-  return { id: r.id, machineId: r.machine_id, ok: r.ok === 1, details: parseJson(r.details), at: r.at };
-}
-
-function toApiKey(r: ApiKeyRow): ApiKey {
-  return {
-    id: r.id,
-    name: r.name,
-    prefix: r.prefix,
-    createdAt: r.created_at,
-    lastUsedAt: r.last_used_at,
-    revokedAt: r.revoked_at,
-  };
-}
-
-function toUser(r: UserRow): User {
-  return { id: r.id, username: r.username, createdAt: r.created_at };
-}
-
-function toSession(r: SessionRow): Session {
-  return {
-    idHash: r.id_hash,
-    userId: r.user_id,
-    username: r.username,
-    csrfToken: r.csrf_token,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-  };
-}
-
-function toTask(r: TaskRow): Task {
-  return {
-    id: r.id,
-    kind: r.kind,
-    spec: parseJson(r.spec) ?? {},
-    target: parseJson(r.target) ?? {},
-    state: r.state,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    cancelRequestedAt: r.cancel_requested_at,
-    error: r.error,
-  };
-}
-
-function toTaskMachine(r: TaskMachineRow): TaskMachine {
-  return {
-    taskId: r.task_id,
-    machineId: r.machine_id,
-    machineName: r.machine_name,
-    state: r.state,
-    exitCode: r.exit_code,
-    error: r.error,
-    ticket: r.ticket,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    logCursor: r.log_cursor,
-  };
-}
-
-function toLogLine(r: LogRow): LogLine {
-  return { taskId: r.task_id, seq: r.seq, machineId: r.machine_id, at: r.at, stream: r.stream, text: r.text };
-}
+const healthOf = (r: SqliteHealthRow): HealthCheck => toHealth({ ...r, ok: r.ok === 1, details: parseJson(r.details) });
+const taskOf = (r: SqliteTaskRow): Task => toTask({ ...r, spec: parseJson(r.spec) ?? {}, target: parseJson(r.target) ?? {} });
 
 function groupBy<T>(rows: T[], key: (row: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -391,7 +257,7 @@ class SqliteStore implements Store {
   // ------------------------------------------------------------ machines
 
   /** Machines with their environments, roles and pools, in three queries whatever the count. */
-  #hydrate(rows: MachineRow[]): Machine[] {
+  #hydrate(rows: SqliteMachineRow[]): Machine[] {
     if (rows.length === 0) return [];
     const ids = JSON.stringify(rows.map((r) => r.id));
     const envs = groupBy(
@@ -436,20 +302,20 @@ class SqliteStore implements Store {
     }));
   }
 
-  #machineRow(idOrName: string): MachineRow | undefined {
+  #machineRow(idOrName: string): SqliteMachineRow | undefined {
     return this.#sql('SELECT * FROM machines WHERE id = ? OR lower(name) = lower(?) ORDER BY id = ? DESC LIMIT 1').get(
       idOrName,
       idOrName,
       idOrName,
-    ) as MachineRow | undefined;
+    ) as SqliteMachineRow | undefined;
   }
 
-  #machineByThumbprint(thumbprint: string): MachineRow | undefined {
-    return this.#sql('SELECT * FROM machines WHERE thumbprint = ?').get(thumbprint) as MachineRow | undefined;
+  #machineByThumbprint(thumbprint: string): SqliteMachineRow | undefined {
+    return this.#sql('SELECT * FROM machines WHERE thumbprint = ?').get(thumbprint) as SqliteMachineRow | undefined;
   }
 
   #loadMachine(id: string): Machine {
-    const row = this.#sql('SELECT * FROM machines WHERE id = ?').get(id) as MachineRow;
+    const row = this.#sql('SELECT * FROM machines WHERE id = ?').get(id) as SqliteMachineRow;
     return this.#hydrate([row])[0]!;
   }
 
@@ -521,7 +387,7 @@ class SqliteStore implements Store {
     const m = checkMachineInput(input);
     return this.#write(() => {
       const byThumbprint = this.#machineByThumbprint(m.thumbprint);
-      const byName = this.#sql('SELECT * FROM machines WHERE lower(name) = lower(?)').get(m.name) as MachineRow | undefined;
+      const byName = this.#sql('SELECT * FROM machines WHERE lower(name) = lower(?)').get(m.name) as SqliteMachineRow | undefined;
       if (byThumbprint && byName && byThumbprint.id !== byName.id) {
         throw new ReefError(
           'REEF_CONFLICT',
@@ -587,7 +453,7 @@ class SqliteStore implements Store {
       params.push(JSON.stringify(filter.names));
     }
     const sql = `SELECT m.* FROM machines m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY lower(m.name)`;
-    return this.#hydrate(this.#sql(sql).all(...params) as MachineRow[]);
+    return this.#hydrate(this.#sql(sql).all(...params) as SqliteMachineRow[]);
   }
 
   async deleteMachine(idOrName: string): Promise<boolean> {
@@ -634,8 +500,8 @@ class SqliteStore implements Store {
         health.ok ? 1 : 0,
         details,
         at,
-      ) as HealthRow;
-      return toHealth(row);
+      ) as SqliteHealthRow;
+      return healthOf(row);
     });
   }
 
@@ -643,8 +509,8 @@ class SqliteStore implements Store {
     const rows = this.#sql('SELECT * FROM health_checks WHERE machine_id = ? ORDER BY id DESC LIMIT ?').all(
       machineId,
       clampLimit(limit, 20, 1000),
-    ) as HealthRow[];
-    return rows.map(toHealth);
+    ) as SqliteHealthRow[];
+    return rows.map(healthOf);
   }
 
   // ------------------------------------------------------------ api keys
@@ -759,9 +625,9 @@ class SqliteStore implements Store {
     return groupBy(rows.map(toTaskMachine), (m) => m.taskId);
   }
 
-  #withMachines(rows: TaskRow[]): TaskWithMachines[] {
+  #withMachines(rows: SqliteTaskRow[]): TaskWithMachines[] {
     const machines = this.#machinesOf(rows.map((r) => r.id));
-    return rows.map((r) => ({ ...toTask(r), machines: machines.get(r.id) ?? [] }));
+    return rows.map((r) => ({ ...taskOf(r), machines: machines.get(r.id) ?? [] }));
   }
 
   /** Distinguishes "no such task" (throws) from "not in the right state" (false). */
@@ -805,12 +671,12 @@ class SqliteStore implements Store {
         `INSERT INTO task_machines (task_id, machine_id, machine_name, state, ticket) VALUES (?, ?, ?, 'Pending', ?)`,
       );
       for (const m of machines) insert.run(id, m.id, m.name, newTicket());
-      return this.#withMachines([this.#sql('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow])[0]!;
+      return this.#withMachines([this.#sql('SELECT * FROM tasks WHERE id = ?').get(id) as SqliteTaskRow])[0]!;
     });
   }
 
   async getTask(id: string): Promise<TaskWithMachines | null> {
-    const row = this.#sql('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    const row = this.#sql('SELECT * FROM tasks WHERE id = ?').get(id) as SqliteTaskRow | undefined;
     return row ? this.#withMachines([row])[0]! : null;
   }
 
@@ -834,11 +700,11 @@ class SqliteStore implements Store {
     }
     params.push(clampLimit(filter.limit, 50, 1000));
     const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY num DESC LIMIT ?`;
-    return (this.#sql(sql).all(...params) as TaskRow[]).map(toTask);
+    return (this.#sql(sql).all(...params) as SqliteTaskRow[]).map(taskOf);
   }
 
   async listUnfinishedTasks(): Promise<TaskWithMachines[]> {
-    const rows = this.#sql(`SELECT * FROM tasks WHERE state IN ${UNFINISHED_TASK} ORDER BY num`).all() as TaskRow[];
+    const rows = this.#sql(`SELECT * FROM tasks WHERE state IN ${UNFINISHED_TASK} ORDER BY num`).all() as SqliteTaskRow[];
     return this.#withMachines(rows);
   }
 

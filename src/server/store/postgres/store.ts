@@ -45,11 +45,10 @@ import type {
 } from '../types.js';
 import { APPEND_MACHINE_LINES, APPEND_TASK_LINE, LOCK_MACHINE_CURSOR, READ_LOG } from './log.js';
 import { migratePostgres } from './migrate.js';
+import { pgJson, pgText, typeParsers } from './rows.js';
 import {
   fold,
   named,
-  pgJson,
-  pgText,
   toApiKey,
   toHealth,
   toLogLine,
@@ -57,7 +56,6 @@ import {
   toTask,
   toTaskMachine,
   toUser,
-  typeParsers,
   type ApiKeyRow,
   type HealthRow,
   type LogRow,
@@ -67,7 +65,7 @@ import {
   type TaskMachineRow,
   type TaskRow,
   type UserRow,
-} from './rows.js';
+} from '../rows.js';
 
 export interface PostgresStoreOptions {
   /**

@@ -1,0 +1,184 @@
+/**
+ * Rows as both stores deliver them once decoded (timestamps as ISO strings, JSON parsed,
+ * booleans as booleans), and their mapping to the domain types. SQLite decodes its JSON
+ * text and 0/1 first; PostgreSQL's type parsers do it on the way in.
+ */
+import type {
+  ApiKey,
+  Environment,
+  HealthCheck,
+  HealthStatus,
+  JsonObject,
+  LogLine,
+  LogStream,
+  Machine,
+  Session,
+  Task,
+  TaskMachine,
+  User,
+  WorkerPool,
+} from './types.js';
+
+/** SQLite's lower() and PostgreSQL's under COLLATE "C" (every name column): ASCII only. */
+export function fold(name: string): string {
+  return name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+}
+
+export interface NamedRow {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface MachineRow {
+  id: string;
+  name: string;
+  kind: Machine['kind'];
+  thumbprint: string;
+  comms_style: Machine['commsStyle'];
+  endpoint_host: string | null;
+  endpoint_port: number | null;
+  carrier: string | null;
+  tentacle_version: string | null;
+  platform: JsonObject | null;
+  last_seen_at: string | null;
+  last_health: HealthStatus;
+  last_health_at: string | null;
+  created_at: string;
+}
+
+export interface HealthRow {
+  id: number;
+  machine_id: string;
+  ok: boolean;
+  details: JsonObject | null;
+  at: string;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  salt: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  created_at: string;
+}
+
+export interface SessionRow {
+  id_hash: string;
+  user_id: string;
+  username: string;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface TaskRow {
+  id: string;
+  kind: Task['kind'];
+  spec: JsonObject;
+  target: JsonObject;
+  state: Task['state'];
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  cancel_requested_at: string | null;
+  error: string | null;
+}
+
+export interface TaskMachineRow {
+  task_id: string;
+  machine_id: string;
+  machine_name: string;
+  state: TaskMachine['state'];
+  exit_code: number | null;
+  error: string | null;
+  ticket: string;
+  started_at: string | null;
+  finished_at: string | null;
+  log_cursor: number;
+}
+
+export interface LogRow {
+  task_id: string;
+  seq: number;
+  machine_id: string | null;
+  at: string;
+  stream: LogStream;
+  text: string;
+}
+
+export const named = (r: NamedRow): Environment & WorkerPool => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+export function toHealth(r: HealthRow): HealthCheck {
+  return { id: r.id, machineId: r.machine_id, ok: r.ok, details: r.details, at: r.at };
+}
+
+export function toApiKey(r: ApiKeyRow): ApiKey {
+  return {
+    id: r.id,
+    name: r.name,
+    prefix: r.prefix,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
+  };
+}
+
+export function toUser(r: UserRow): User {
+  return { id: r.id, username: r.username, createdAt: r.created_at };
+}
+
+export function toSession(r: SessionRow): Session {
+  return {
+    idHash: r.id_hash,
+    userId: r.user_id,
+    username: r.username,
+    csrfToken: r.csrf_token,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+export function toTask(r: TaskRow): Task {
+  return {
+    id: r.id,
+    kind: r.kind,
+    spec: r.spec,
+    target: r.target,
+    state: r.state,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    cancelRequestedAt: r.cancel_requested_at,
+    error: r.error,
+  };
+}
+
+export function toTaskMachine(r: TaskMachineRow): TaskMachine {
+  return {
+    taskId: r.task_id,
+    machineId: r.machine_id,
+    machineName: r.machine_name,
+    state: r.state,
+    exitCode: r.exit_code,
+    error: r.error,
+    ticket: r.ticket,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    logCursor: r.log_cursor,
+  };
+}
+
+export function toLogLine(r: LogRow): LogLine {
+  return { taskId: r.task_id, seq: r.seq, machineId: r.machine_id, at: r.at, stream: r.stream, text: r.text };
+}
