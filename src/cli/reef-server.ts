@@ -18,6 +18,9 @@ export function defaultDataDir(): string {
   return resolve(process.env.REEF_HOME || '.reef');
 }
 
+/** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
+const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+
 const ConfigFile = z
   .object({
     dataDir: z.string().min(1).optional(),
@@ -26,7 +29,7 @@ const ConfigFile = z
     commsPort: z.number().int().min(0).max(65535).optional(),
     host: z.string().min(1).optional(),
     nodeName: z.string().min(1).optional(),
-    pickupTimeoutSeconds: z.number().positive().optional(),
+    pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
@@ -94,7 +97,9 @@ function checkWebsocketPath(path: string | undefined): string | undefined {
 
 function parsePositive(value: string, option: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a positive number of seconds, got "${value}".`);
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_PICKUP_TIMEOUT_SECONDS) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a positive number of seconds up to ${MAX_PICKUP_TIMEOUT_SECONDS}, got "${value}".`);
+  }
   return n;
 }
 

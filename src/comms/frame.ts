@@ -38,8 +38,10 @@ export function readFrame(stream: Readable, maxBytes: number, magic?: Buffer): P
     const chunks: Buffer[] = [];
     let received = 0;
     let payloadLength = -1;
+    let done = false;
 
     const finish = (err: Error | null, value?: unknown) => {
+      done = true;
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
       stream.off('close', onEnd);
@@ -79,5 +81,7 @@ export function readFrame(stream: Readable, maxBytes: number, magic?: Buffer): P
     stream.on('close', onEnd);
     stream.on('error', onError);
     onReadable();
+    // A stream that has already ended or been destroyed emits neither event again.
+    if (!done && (stream.readableEnded || stream.destroyed)) onEnd();
   });
 }

@@ -26,6 +26,10 @@ function coalescingPair(): [Duplex, Duplex] {
   });
   b = new Duplex({
     read() {},
+    destroy(err, done) {
+      clearTimeout(timer);
+      done(err);
+    },
     write(chunk: Buffer, _enc, done) {
       held.push(chunk);
       timer ??= setTimeout(() => {
@@ -49,7 +53,10 @@ test('an answer whose headers, data and end of stream arrive in one read is deli
   try {
     for (let i = 0; i < 20; i++) assert.deepEqual(await client.call('echo', { i }), { i });
   } finally {
-    client.close();
+    // Tear everything down hard: nothing of this in-memory pipe may keep the process alive.
+    client.close(new Error('test over'));
     served.close();
+    callerSide.destroy();
+    serviceSide.destroy();
   }
 });

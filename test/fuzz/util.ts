@@ -3,7 +3,11 @@
  * functions taking a number of runs, so `npm test` runs them bounded (RUNS, below) and
  * `npm run fuzz` (scripts/fuzz.ts) runs the very same properties much longer.
  */
+import fc from 'fast-check';
 import { ReefError } from '../../src/errors.js';
+
+// Failures print the property's own error, not only the counterexample.
+fc.configureGlobal({ ...fc.readConfigureGlobal(), includeErrorInReport: true });
 
 /** Runs per property inside `npm test`: small, so the folder stays within seconds. */
 export const TEST_RUNS = Number(process.env.FUZZ_TEST_RUNS ?? 100);
