@@ -182,3 +182,46 @@ export function toTaskMachine(r: TaskMachineRow): TaskMachine {
 export function toLogLine(r: LogRow): LogLine {
   return { taskId: r.task_id, seq: r.seq, machineId: r.machine_id, at: r.at, stream: r.stream, text: r.text };
 }
+
+export function groupBy<T>(rows: T[], key: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const list = groups.get(k);
+    if (list) list.push(row);
+    else groups.set(k, [row]);
+  }
+  return groups;
+}
+
+/** One row of a machine's environments, roles or worker pools. */
+export interface Membership {
+  machine_id: string;
+  name: string;
+}
+
+/** Machines with their environments, roles and pools (names sorted), from rows of the three link tables. */
+export function toMachines(rows: MachineRow[], environments: Membership[], roles: Membership[], pools: Membership[]): Machine[] {
+  const [envsOf, rolesOf, poolsOf] = [environments, roles, pools].map((members) => {
+    const groups = groupBy(members, (m) => m.machine_id);
+    return (id: string) => (groups.get(id) ?? []).map((m) => m.name).sort((a, b) => a.localeCompare(b));
+  }) as [(id: string) => string[], (id: string) => string[], (id: string) => string[]];
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    thumbprint: r.thumbprint,
+    commsStyle: r.comms_style,
+    endpoint: r.endpoint_host !== null && r.endpoint_port !== null ? { host: r.endpoint_host, port: r.endpoint_port } : null,
+    environments: envsOf(r.id),
+    roles: rolesOf(r.id),
+    workerPools: poolsOf(r.id),
+    carrier: r.carrier,
+    tentacleVersion: r.tentacle_version,
+    platform: r.platform,
+    lastSeenAt: r.last_seen_at,
+    lastHealth: r.last_health,
+    lastHealthAt: r.last_health_at,
+    createdAt: r.created_at,
+  }));
+}

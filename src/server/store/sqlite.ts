@@ -47,10 +47,12 @@ import type {
   WorkerPool,
 } from './types.js';
 import {
+  groupBy,
   named,
   toApiKey,
   toHealth,
   toLogLine,
+  toMachines,
   toSession,
   toTask,
   toTaskMachine,
@@ -59,6 +61,7 @@ import {
   type HealthRow,
   type LogRow,
   type MachineRow,
+  type Membership,
   type NamedRow,
   type SessionRow,
   type TaskMachineRow,
@@ -116,18 +119,7 @@ const parseJson = (text: string | null): JsonObject | null => (text === null ? n
 const healthOf = (r: SqliteHealthRow): HealthCheck => toHealth({ ...r, ok: r.ok === 1, details: parseJson(r.details) });
 const taskOf = (r: SqliteTaskRow): Task => toTask({ ...r, spec: parseJson(r.spec) ?? {}, target: parseJson(r.target) ?? {} });
 
-function groupBy<T>(rows: T[], key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const list = groups.get(k);
-    if (list) list.push(row);
-    else groups.set(k, [row]);
-  }
-  return groups;
-}
 
-const byText = (a: string, b: string): number => a.localeCompare(b);
 
 const UNFINISHED_TASK = `('Queued', 'Running')`;
 const UNFINISHED_MACHINE = `('Pending', 'Running')`;
@@ -260,46 +252,18 @@ class SqliteStore implements Store {
   #hydrate(rows: SqliteMachineRow[]): Machine[] {
     if (rows.length === 0) return [];
     const ids = JSON.stringify(rows.map((r) => r.id));
-    const envs = groupBy(
-      this.#sql(
+    const envs = this.#sql(
         `SELECT l.machine_id AS machine_id, e.name AS name FROM machine_environments l
          JOIN environments e ON e.id = l.environment_id WHERE l.machine_id IN (SELECT value FROM json_each(?))`,
-      ).all(ids) as { machine_id: string; name: string }[],
-      (r) => r.machine_id,
-    );
-    const roles = groupBy(
-      this.#sql(
+    ).all(ids) as Membership[];
+    const roles = this.#sql(
         `SELECT machine_id, role AS name FROM machine_roles WHERE machine_id IN (SELECT value FROM json_each(?))`,
-      ).all(ids) as { machine_id: string; name: string }[],
-      (r) => r.machine_id,
-    );
-    const pools = groupBy(
-      this.#sql(
+    ).all(ids) as Membership[];
+    const pools = this.#sql(
         `SELECT l.machine_id AS machine_id, p.name AS name FROM machine_worker_pools l
          JOIN worker_pools p ON p.id = l.pool_id WHERE l.machine_id IN (SELECT value FROM json_each(?))`,
-      ).all(ids) as { machine_id: string; name: string }[],
-      (r) => r.machine_id,
-    );
-    const names = (groups: Map<string, { name: string }[]>, id: string): string[] =>
-      (groups.get(id) ?? []).map((r) => r.name).sort(byText);
-    return rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      kind: r.kind,
-      thumbprint: r.thumbprint,
-      commsStyle: r.comms_style,
-      endpoint: r.endpoint_host !== null && r.endpoint_port !== null ? { host: r.endpoint_host, port: r.endpoint_port } : null,
-      environments: names(envs, r.id),
-      roles: names(roles, r.id),
-      workerPools: names(pools, r.id),
-      carrier: r.carrier,
-      tentacleVersion: r.tentacle_version,
-      platform: parseJson(r.platform),
-      lastSeenAt: r.last_seen_at,
-      lastHealth: r.last_health,
-      lastHealthAt: r.last_health_at,
-      createdAt: r.created_at,
-    }));
+    ).all(ids) as Membership[];
+    return toMachines(rows.map((r) => ({ ...r, platform: parseJson(r.platform) })), envs, roles, pools);
   }
 
   #machineRow(idOrName: string): SqliteMachineRow | undefined {

@@ -48,10 +48,12 @@ import { migratePostgres } from './migrate.js';
 import { pgJson, pgText, typeParsers } from './rows.js';
 import {
   fold,
+  groupBy,
   named,
   toApiKey,
   toHealth,
   toLogLine,
+  toMachines,
   toSession,
   toTask,
   toTaskMachine,
@@ -201,18 +203,6 @@ function isConnectionError(err: unknown): boolean {
   );
 }
 
-const byText = (a: string, b: string): number => a.localeCompare(b);
-
-function groupBy<T>(rows: T[], key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const list = groups.get(k);
-    if (list) list.push(row);
-    else groups.set(k, [row]);
-  }
-  return groups;
-}
 
 const UNFINISHED_TASK = `('Queued', 'Running')`;
 const UNFINISHED_MACHINE = `('Pending', 'Running')`;
@@ -388,32 +378,8 @@ class PostgresStore implements Store {
          JOIN worker_pools p ON p.id = l.pool_id WHERE l.machine_id = ANY($1::text[])`,
       [rows.map((r) => r.id)],
     );
-    const [envs, roles, pools] = (['env', 'role', 'pool'] as const).map((what) =>
-      groupBy(
-        members.filter((m) => m.what === what),
-        (m) => m.machine_id,
-      ),
-    ) as [Map<string, Member[]>, Map<string, Member[]>, Map<string, Member[]>];
-    const names = (groups: Map<string, Member[]>, id: string): string[] =>
-      (groups.get(id) ?? []).map((r) => r.name).sort(byText);
-    return rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      kind: r.kind,
-      thumbprint: r.thumbprint,
-      commsStyle: r.comms_style,
-      endpoint: r.endpoint_host !== null && r.endpoint_port !== null ? { host: r.endpoint_host, port: r.endpoint_port } : null,
-      environments: names(envs, r.id),
-      roles: names(roles, r.id),
-      workerPools: names(pools, r.id),
-      carrier: r.carrier,
-      tentacleVersion: r.tentacle_version,
-      platform: r.platform,
-      lastSeenAt: r.last_seen_at,
-      lastHealth: r.last_health,
-      lastHealthAt: r.last_health_at,
-      createdAt: r.created_at,
-    }));
+    const of = (what: Member['what']) => members.filter((m) => m.what === what);
+    return toMachines(rows, of('env'), of('role'), of('pool'));
   }
 
   #machineRow(db: Db, idOrName: string): Promise<MachineRow | undefined> {
