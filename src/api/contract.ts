@@ -88,6 +88,26 @@ export interface ServerInfo {
   commsPort: number;
 }
 
+/** One server node sharing the store (GET /api/nodes). */
+export interface NodeView {
+  name: string;
+  /** The node answering this request. */
+  thisNode: boolean;
+  /** Heartbeat fresh and not stopped. */
+  alive: boolean;
+  /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
+  stopped: boolean;
+  startedAt: string;
+  heartbeatAt: string;
+  version: string | null;
+  host: string | null;
+  httpsPort: number | null;
+  commsPort: number | null;
+  connectedTentacles: number;
+  /** Machines' parts of unfinished tasks it supervises. */
+  runningWork: number;
+}
+
 export interface ConnectionView {
   carrier: string;
   remoteAddress: string;

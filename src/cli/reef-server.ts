@@ -29,6 +29,7 @@ const ConfigFile = z
     commsPort: z.number().int().min(0).max(65535).optional(),
     host: z.string().min(1).optional(),
     nodeName: z.string().min(1).optional(),
+    filesDir: z.string().min(1).optional(),
     pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
@@ -64,6 +65,7 @@ interface RunOptions {
   commsPort?: string;
   host?: string;
   nodeName?: string;
+  filesDir?: string;
   pickupTimeout?: string;
   pollingHostname?: string[];
   websocketPath?: string;
@@ -81,6 +83,7 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     commsPort: opts.commsPort !== undefined ? parsePort(opts.commsPort, '--comms-port') : (file.commsPort ?? DEFAULT_COMMS_PORT),
     host: opts.host ?? file.host,
     nodeName: opts.nodeName ?? file.nodeName,
+    filesDir: opts.filesDir !== undefined || file.filesDir !== undefined ? resolve(opts.filesDir ?? file.filesDir!) : undefined,
     pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
@@ -114,12 +117,13 @@ export function registerServerCommands(program: Command): void {
     .option('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`)
     .option('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`)
     .option('--host <address>', 'address to listen on (default all)')
-    .option('--node-name <name>', 'this node\'s name (default the host name)')
+    .option('--node-name <name>', 'this node\'s name, unique in a cluster (default the host name)')
+    .option('--files-dir <dir>', 'uploaded files (default <data>/files); the nodes of a cluster must share one directory')
     .option('--polling-hostname <name>', 'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com', collect)
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
@@ -137,6 +141,7 @@ export function registerServerCommands(program: Command): void {
             : []),
           `  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`,
           `  Thumbprint:      ${running.info.commsThumbprint}`,
+          `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
           `  Data directory:  ${settings.dataDir}`,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
@@ -156,10 +161,11 @@ export function registerServerCommands(program: Command): void {
     .command('show-thumbprint')
     .description('print the server certificate thumbprint that Tentacles trust')
     .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
+    .option('--store <url>', 'a cluster\'s PostgreSQL store: print the certificate its nodes share')
     .action(
-      runAction(async (opts: { data?: string }) => {
+      runAction(async (opts: { data?: string; store?: string }) => {
         const { readServerThumbprint } = await runtime();
-        printLine(await readServerThumbprint(resolve(opts.data ?? defaultDataDir())));
+        printLine(await readServerThumbprint(resolve(opts.data ?? defaultDataDir()), opts.store));
       }),
     );
 }

@@ -81,12 +81,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   async call(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
-    const client = await this.connectionFor(target, options.signal);
+    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs);
     return client.call(method, args, options);
   }
 
   async callForBody(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<{ result: unknown; body: Readable }> {
-    const client = await this.connectionFor(target, options.signal);
+    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs);
     return client.callForBody(method, args, options);
   }
 
@@ -94,17 +94,17 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
    * A live connection to the tentacle: for a listening one, dialled now if needed; for a
    * polling one, waiting up to the pickup timeout for it to connect.
    */
-  async connectionFor(target: TentacleAddress, signal?: AbortSignal): Promise<RpcClient> {
+  async connectionFor(target: TentacleAddress, signal?: AbortSignal, pickupTimeoutMs = this.limits.pickupTimeoutMs): Promise<RpcClient> {
     const live = this.links.pick(target.thumbprint);
     if (live) return live;
     if (target.listening) return this.dial({ ...target, listening: target.listening });
-    const client = await this.links.waitFor(target.thumbprint, this.limits.pickupTimeoutMs, signal);
+    const client = await this.links.waitFor(target.thumbprint, pickupTimeoutMs, signal);
     if (client) return client;
     if (signal?.aborted) throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
     const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
     throw new ReefError(
       'REEF_TENTACLE_NOT_CONNECTED',
-      `${describe(target)} did not connect to collect its work within ${formatDuration(this.limits.pickupTimeoutMs)}; ` +
+      `${describe(target)} did not connect to collect its work within ${formatDuration(pickupTimeoutMs)}; ` +
         (seen ? `it was last seen ${seen.toISOString()} (${formatDuration(Date.now() - seen.getTime())} ago).` : 'it has never been seen by this server.') +
         ' Check that the Tentacle is running and can reach the server.',
     );

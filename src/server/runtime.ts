@@ -18,7 +18,13 @@ import { createWebSocketEndpoint } from '../comms/carriers/websocket.js';
 import { writeFriendlyPage } from '../comms/friendly-page.js';
 import { createFrontDoor } from '../comms/front-door/front-door.js';
 import { remoteAddressOf, setAnnouncedAddress } from '../comms/front-door/remote-address.js';
-import { createStore } from './store/index.js';
+import { randomUUID } from 'node:crypto';
+import { LocalBus } from './cluster/bus.js';
+import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
+import { PostgresBus } from './cluster/postgres-bus.js';
+import { LinkPresence } from './cluster/presence.js';
+import { createStore, parseStoreLocation } from './store/index.js';
+import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { VERSION } from '../version.js';
@@ -34,8 +40,13 @@ export interface ServerSettings {
   commsPort: number;
   /** Address both listen on. */
   host?: string;
+  /** Unique per node of a cluster; default the host name. */
   nodeName?: string;
+  /** Uploaded files; nodes of a cluster must share one directory. Default `<dataDir>/files`. */
+  filesDir?: string;
   limits?: Partial<CommsLimits>;
+  /** Heartbeat, lease and sweep periods of the cluster (tests shorten them). */
+  clusterTiming?: Partial<ClusterTiming>;
   /** SNI names that mean "a Tentacle" on the HTTPS port (the 443 front door). */
   pollingHostnames?: string[];
   /** Where Tentacles open WebSockets on the HTTPS port. */
@@ -51,6 +62,8 @@ export interface RunningServer {
   httpsPort: number;
   commsPort: number;
   info: ServerInfo;
+  /** On PostgreSQL: other nodes may share the store and its work. */
+  clustered: boolean;
   /** Set on the very first run only: the admin API key, shown once. */
   initialAdminKey?: string;
   /** Set when the store had no portal user: the `admin` password, shown once. */
@@ -72,11 +85,15 @@ const MISSING_IDENTITY_HINT = 'Start the server once with "reef server run" to c
 export async function startReefServer(settings: ServerSettings): Promise<RunningServer> {
   const logger = settings.logger ?? silentLogger;
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
-  const identity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
-  const store = await createStore(storeLocation(settings.dataDir, settings.store));
+  const location = storeLocation(settings.dataDir, settings.store);
+  const store = await createStore(location);
+  const clustered = parseStoreLocation(location).kind === 'postgres';
+  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
+  const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
+  const nodeName = settings.nodeName ?? hostname();
   const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
   const initialAdminPassword = await ensureInitialAdmin(store);
-  const blobs = createBlobStore(join(settings.dataDir, 'files'));
+  const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
@@ -93,7 +110,26 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     lastSeen.set(thumbprint, now);
     store.touchMachine(thumbprint, { lastSeenAt: now, ...(carrier ? { carrier } : {}) }).catch((err) => logger.warn({ err }, 'could not record a tentacle contact'));
   };
+  const host = settings.host ?? '0.0.0.0';
+  const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName, commsThumbprint: identity.thumbprint, commsPort: 0 };
+  const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
+  const engine = new TaskEngine({
+    store,
+    comms,
+    blobs,
+    logger,
+    bus,
+    node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
+    timing: settings.clusterTiming,
+  });
+  const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
+    const { thumbprint, carrier } = client.peer;
+    // Recorded before claiming, so the claim sees the tentacle here.
+    void presence.connected(thumbprint, carrier).then(() => {
+      bus.publish({ kind: 'link', thumbprint });
+      engine.scheduler.claimSoon();
+    });
     touch(client.peer.thumbprint, client.peer.carrier);
     // Only the tentacle knows whether it came through an HTTP proxy: ask it.
     client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(
@@ -106,14 +142,17 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
       () => {}, // a link that fails this early is logged by comms
     );
   });
-  comms.on('disconnected', (client) => touch(client.peer.thumbprint));
+  comms.on('disconnected', (client) => {
+    touch(client.peer.thumbprint);
+    void presence.disconnected(client.peer.thumbprint);
+  });
 
-  const engine = new TaskEngine({ store, comms, blobs, logger });
-  const host = settings.host ?? '0.0.0.0';
+  // Joined before the first tentacle can connect: its link row names this node.
+  await engine.start();
   const commsPort = await comms.listen(settings.commsPort, host);
-  const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName: settings.nodeName ?? hostname(), commsThumbprint: identity.thumbprint, commsPort };
+  info.commsPort = commsPort;
 
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes() }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -143,13 +182,14 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     toPortal: (socket) => api.emit('connection', socket),
   });
   const httpsPort = await frontDoor.listen(settings.httpsPort, host);
-  const resumed = await engine.recover();
-  logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, resumedTasks: resumed, dataDir: settings.dataDir }, 'Reef server started');
+  await engine.scheduler.announce({ httpsPort, commsPort });
+  logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
     httpsPort,
     commsPort,
     info,
+    clustered,
     initialAdminKey,
     initialAdminPassword,
     store,
@@ -161,13 +201,26 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
       websockets.close();
       await engine.close();
       await comms.close();
+      await bus.close();
       await store.close();
     },
   };
 }
 
-/** The server's certificate thumbprint, read from its data directory. */
-export async function readServerThumbprint(dataDir: string): Promise<Thumbprint> {
+/**
+ * The thumbprint tentacles must trust: a cluster's shared certificate when the store is
+ * PostgreSQL and a node has started on it, else the one in the data directory.
+ */
+export async function readServerThumbprint(dataDir: string, storeUrl?: string): Promise<Thumbprint> {
+  if (storeUrl && parseStoreLocation(storeUrl).kind === 'postgres') {
+    const store = await createStore(storeUrl);
+    try {
+      const shared = await readClusterThumbprint(store.coordination);
+      if (shared) return shared as Thumbprint;
+    } finally {
+      await store.close();
+    }
+  }
   return (await loadIdentity(dataDir, IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
 }
 

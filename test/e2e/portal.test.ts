@@ -189,8 +189,9 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
 
   test('the server nodes and API keys pages', async () => {
     await page.goto(`${server.url}/nodes`);
-    assert.match(await page.locator('table.nodes').innerText(), new RegExp(server.thumbprint));
-    assert.match(await page.locator('#connected-count').innerText(), /^1 /);
+    assert.match(await page.locator('main').innerText(), new RegExp(server.thumbprint));
+    assert.match(await page.locator('table.nodes').innerText(), /Online/);
+    assert.match(await page.locator('tr[data-node] .connected-count').innerText(), /^1$/);
     await shot(page, 'nodes');
 
     await page.goto(`${server.url}/apikeys`);

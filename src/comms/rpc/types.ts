@@ -29,6 +29,8 @@ export interface CallOptions {
   deadlineMs?: number;
   /** Streamed request body (a file upload, say). */
   body?: Readable;
+  /** Server side: how long to wait for a polling tentacle to connect, instead of the pickup timeout. */
+  pickupTimeoutMs?: number;
 }
 
 /** Wire details shared by both ends (docs/protocol.md). */

@@ -51,6 +51,13 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
     stateDirty = true;
     pump();
   };
+  // Another node stored lines: read them from the store.
+  const onStored = (id: string | null) => {
+    if ((id !== null && id !== taskId) || done) return;
+    rereadStore = true;
+    stateDirty = true;
+    pump();
+  };
   const heartbeat = setInterval(() => write(': ping\n\n'), deps.limits.sseHeartbeatMs);
   const finish = () => {
     if (done) return;
@@ -58,12 +65,14 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
     clearInterval(heartbeat);
     engine.events.off('log', onLog);
     engine.events.off('changed', onChanged);
+    engine.events.off('stored', onStored);
     res.off('close', finish);
     pending = [];
     if (!res.writableEnded) res.end();
   };
   engine.events.on('log', onLog);
   engine.events.on('changed', onChanged);
+  engine.events.on('stored', onStored);
   res.on('close', finish);
 
   function write(text: string): Promise<void> | undefined {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ServerInfo } from '../../api/contract.js';
+import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/server.js';
 import type { Logger } from '../../logging.js';
 import type { Session, Store } from '../store/types.js';
@@ -18,6 +18,8 @@ export interface PortalDeps {
   comms: CommsServer;
   info: ServerInfo;
   logger: Logger;
+  /** Every server node on the store (the task engine knows them). */
+  nodes(): Promise<NodeView[]>;
   options?: PortalOptions;
 }
 

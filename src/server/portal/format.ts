@@ -26,6 +26,8 @@ const STATES: Readonly<Record<string, Badge>> = {
   unknown: { icon: '?', label: 'Unknown', tone: 'idle' },
   active: { icon: '✔', label: 'Active', tone: 'ok' },
   revoked: { icon: '⊘', label: 'Revoked', tone: 'warn' },
+  down: { icon: '✖', label: 'Down', tone: 'bad' },
+  stopped: { icon: '■', label: 'Stopped', tone: 'idle' },
 };
 
 /** A status badge; `data-state` lets the page's script update it in place. */

@@ -15,6 +15,7 @@ import {
   type CheckedMachine,
 } from './input.js';
 import { migrateSqlite } from './migrate.js';
+import { SqliteCoordination } from './sqlite-coordination.js';
 import type {
   ApiKey,
   ApiKeyCredential,
@@ -129,10 +130,15 @@ const UNFINISHED_MACHINE = `('Pending', 'Running')`;
 class SqliteStore implements Store {
   readonly #db: Database;
   readonly #statements = new Map<string, Statement>();
+  readonly coordination: SqliteCoordination;
   #closed = false;
 
   constructor(db: Database) {
     this.#db = db;
+    this.coordination = new SqliteCoordination(
+      (sql) => this.#sql(sql),
+      (fn) => this.#write(fn),
+    );
   }
 
   /** Prepared once per distinct SQL text. */

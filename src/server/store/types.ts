@@ -19,6 +19,7 @@
  */
 
 import type { Thumbprint } from '../../pki/thumbprint.js';
+import type { Coordination } from './coordination.js';
 
 /** ISO-8601 UTC timestamp with milliseconds. */
 export type Timestamp = string;
@@ -385,6 +386,9 @@ export interface Store {
   appendTaskLog(taskId: string, machineId: string | null, stream: LogStream, text: string, at?: TimeInput): Promise<LogLine>;
   /** Lines with seq > afterSeq, ascending; default limit 1000, at most 10000. */
   readLog(taskId: string, afterSeq?: number, limit?: number): Promise<LogLine[]>;
+
+  /** How server nodes on this store divide the work (see coordination.ts). */
+  readonly coordination: Coordination;
 
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { CreateTaskRequest } from '../../api/contract.js';
+import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { LogLine, TaskWithMachines } from '../store/types.js';
 
 /** What the task engine tells listeners (SSE streams, the portal). */
@@ -8,6 +8,11 @@ export interface TaskEvents {
   log: [taskId: string, lines: LogLine[]];
   /** The task's or one of its machines' state changed. */
   changed: [taskId: string];
+  /**
+   * Another node stored log lines of this task (null: of any task, notifications may have
+   * been missed): listeners read them from the store.
+   */
+  stored: [taskId: string | null];
 }
 
 /** The part of the task engine the REST API uses. */
@@ -21,4 +26,6 @@ export interface TaskEngineApi {
   /** Requests cancellation; null when no such task. Finished tasks are returned as they are. */
   cancelTask(taskId: string): Promise<TaskWithMachines | null>;
   readonly events: EventEmitter<TaskEvents>;
+  /** Every server node on the store, this one included, with its health. */
+  nodes(): Promise<NodeView[]>;
 }

@@ -1,14 +1,28 @@
 import { EventEmitter } from 'node:events';
-import type { CreateTaskRequest } from '../../api/contract.js';
+import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import { errorMessage, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
-import { FINAL_STATES, type FinalState, type LogStream, type Store, type TaskMachine, type TaskWithMachines } from '../store/types.js';
+import type { ClusterBus } from '../cluster/bus.js';
+import type { NodeRecord, WorkKey } from '../store/coordination.js';
+import { groupBy } from '../store/rows.js';
+import {
+  FINAL_STATES,
+  type FinalState,
+  type JsonObject,
+  type LogLine,
+  type LogStream,
+  type Machine,
+  type Store,
+  type TaskMachine,
+  type TaskWithMachines,
+} from '../store/types.js';
 import type { TaskEngineApi, TaskEvents } from './api.js';
 import { healthCheck } from './health-check.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { pushFile, type PushFileSpec } from './push-file.js';
 import { completeScript, runScript, type RunScriptSpec } from './run-script.js';
+import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
 
 export interface TaskEngineOptions {
@@ -16,27 +30,74 @@ export interface TaskEngineOptions {
   comms: CommsServer;
   blobs: BlobSource;
   logger: Logger;
+  /** This server node, as the other nodes on the store see it. */
+  node: { name: string; info: JsonObject };
+  /** Tells the other nodes; a LocalBus when there are none. */
+  bus: ClusterBus;
+  timing?: Partial<ClusterTiming>;
 }
 
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
  * (Pending, Running, then Success, Failed, Cancelled or TimedOut), with its log made
- * durable line by line. Tasks survive a server restart: `recover()` picks up every
- * unfinished task where the store says it was, and scripts are found again by ticket.
+ * durable line by line. A task belongs to no node: each machine's part is claimed by a
+ * node that can reach its tentacle (see WorkScheduler), and whichever node finishes the
+ * last machine finishes the task. So tasks survive a restart or a node's death: another
+ * claim picks each part up where the store says it was, and scripts are found again by
+ * ticket, so none starts twice.
  */
 export class TaskEngine implements TaskEngineApi {
   readonly events = new EventEmitter<TaskEvents>();
-  private readonly runs = new Map<string, { cancel: AbortController; done: Promise<void> }>();
-  private readonly closing = new AbortController();
+  readonly scheduler: WorkScheduler;
+  private readonly active = new Set<Promise<void>>();
+  private closing = false;
 
   constructor(private readonly options: TaskEngineOptions) {
     // Every SSE follower adds listeners; that is expected, not a leak.
     this.events.setMaxListeners(0);
+    this.scheduler = new WorkScheduler({
+      coordination: options.store.coordination,
+      comms: options.comms,
+      bus: options.bus,
+      logger: options.logger,
+      node: options.node,
+      timing: options.timing,
+      launch: (claimed) => this.launch(claimed),
+    });
+    options.bus.subscribe((event) => {
+      switch (event.kind) {
+        case 'work':
+          return this.scheduler.claimSoon();
+        case 'link':
+          this.scheduler.linkElsewhere();
+          return this.scheduler.claimSoon();
+        case 'cancel':
+          this.scheduler.cancelLocal(event.taskId);
+          return this.events.emit('changed', event.taskId);
+        case 'changed':
+          return this.events.emit('changed', event.taskId);
+        case 'log':
+          return this.events.emit('stored', event.taskId);
+        case 'resync':
+          this.scheduler.claimSoon();
+          return this.events.emit('stored', null);
+      }
+    });
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    const records = await this.options.store.coordination.listNodes(this.scheduler.timing.staleAfterMs);
+    return records.map((r) => nodeView(r, this.scheduler.nodeName));
+  }
+
+  /** Joins the cluster (or the single node's store) and starts claiming work. */
+  async start(): Promise<void> {
+    await this.scheduler.start();
   }
 
   async createTask(request: CreateTaskRequest): Promise<TaskWithMachines> {
     const { store, comms } = this.options;
-    if (this.closing.signal.aborted) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
+    if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
     const machines = await resolveTarget(store, comms, request.target);
     let spec: Record<string, unknown>;
     if (request.kind === 'run-script') spec = { script: request.script, timeoutSeconds: request.timeoutSeconds };
@@ -47,63 +108,63 @@ export class TaskEngine implements TaskEngineApi {
       spec = { file: request.file };
     } else spec = {};
     const task = await store.createTask({ kind: request.kind, spec, target: request.target, machineIds: machines.map((m) => m.id) });
-    this.schedule(task);
+    this.options.bus.publish({ kind: 'work' });
+    this.scheduler.claimSoon();
     return task;
   }
 
   async cancelTask(taskId: string): Promise<TaskWithMachines | null> {
-    const { store } = this.options;
+    const { store, bus } = this.options;
     const task = await store.getTask(taskId);
     if (!task || isFinal(task.state)) return task;
     await store.requestCancel(taskId);
-    const run = this.runs.get(taskId);
-    if (run) run.cancel.abort();
-    else this.schedule((await store.getTask(taskId))!);
+    this.scheduler.cancelLocal(taskId);
+    bus.publish({ kind: 'cancel', taskId });
+    // Parts nobody runs yet (waiting for their tentacle) can be recorded as cancelled by anyone.
+    this.scheduler.claimSoon();
     this.changed(taskId);
     return store.getTask(taskId);
   }
 
-  /** Resumes every task a previous server process left unfinished. */
-  async recover(): Promise<number> {
-    const unfinished = await this.options.store.listUnfinishedTasks();
-    for (const task of unfinished) this.schedule(task);
-    return unfinished.length;
-  }
-
-  /** Stops working without changing any task's state, so the next start resumes them. */
+  /** Stops working without recording anything, releases this node's claims, leaves the cluster. */
   async close(): Promise<void> {
-    this.closing.abort();
-    await Promise.all([...this.runs.values()].map((run) => run.done));
+    this.closing = true;
+    this.scheduler.stopAll();
+    await Promise.all([...this.active]);
+    await this.scheduler.leave().catch((err: Error) => this.options.logger.warn({ err: err.message }, 'cluster: leaving failed; leases will lapse'));
   }
 
-  private schedule(task: TaskWithMachines): void {
-    if (this.runs.has(task.id)) return;
-    const cancel = new AbortController();
-    if (task.cancelRequestedAt) cancel.abort();
-    const done = this.execute(task, cancel.signal)
-      .catch((err) => this.options.logger.error({ err, task: task.id }, 'task: engine failure'))
-      .finally(() => this.runs.delete(task.id));
-    this.runs.set(task.id, { cancel, done });
-  }
-
-  private async execute(task: TaskWithMachines, cancelled: AbortSignal): Promise<void> {
-    const { store } = this.options;
-    if (task.state === 'Queued') {
-      await store.startTask(task.id);
-      this.changed(task.id);
+  /** Starts claimed work: one read per task, then each machine's run in the background. */
+  private async launch(claimed: WorkKey[]): Promise<void> {
+    const { store, logger } = this.options;
+    for (const [taskId, keys] of groupBy(claimed, (work) => work.taskId)) {
+      const task = await store.getTask(taskId);
+      if (!task) continue;
+      if (task.state === 'Queued' && (await store.startTask(task.id))) this.changed(task.id);
+      for (const key of keys) {
+        const tm = task.machines.find((m) => m.machineId === key.machineId);
+        if (!tm || isFinal(tm.state)) continue;
+        const machine = await store.getMachine(tm.machineId);
+        const run = this.scheduler.track(key, machine?.commsStyle === 'polling' ? machine.thumbprint : null);
+        if (!run) continue;
+        if (task.cancelRequestedAt) run.cancel.abort();
+        const done: Promise<void> = this.executeMachine(task, tm, machine, run)
+          .then((outcome) => (outcome ? this.finishTaskIfComplete(task.id) : undefined))
+          .catch((err) => logger.error({ err, task: task.id, machine: tm.machineName }, 'task: engine failure'))
+          .finally(() => {
+            this.active.delete(done);
+            return this.scheduler.untrack(run);
+          });
+        this.active.add(done);
+      }
     }
-    const outcomes = await Promise.all(
-      task.machines.map((tm) => (isFinal(tm.state) ? Promise.resolve({ state: tm.state as FinalState }) : this.executeMachine(task, tm, cancelled))),
-    );
-    if (this.closing.signal.aborted) return;
-    const { state, error } = overall(outcomes, cancelled.aborted);
-    await store.finishTask(task.id, { state, error });
-    this.changed(task.id);
   }
 
-  private async executeMachine(task: TaskWithMachines, tm: TaskMachine, cancelled: AbortSignal): Promise<MachineOutcome> {
+  /** Runs one machine's part; resolves with its outcome, or null when stopped before one. */
+  private async executeMachine(task: TaskWithMachines, tm: TaskMachine, machine: Machine | null, local: LocalRun): Promise<MachineOutcome | null> {
     const { store, comms, blobs, logger } = this.options;
-    const machine = await store.getMachine(tm.machineId);
+    const cancelled = local.cancel.signal;
+    const stopped = local.stop.signal;
     let outcome: MachineOutcome;
     /** Set when a script finished on the tentacle, which may then forget its ticket. */
     let finishedScript: MachineRun | undefined;
@@ -112,10 +173,7 @@ export class TaskEngine implements TaskEngineApi {
     } else if (cancelled.aborted && tm.state === 'Pending') {
       outcome = { state: 'Cancelled' };
     } else {
-      if (tm.state === 'Pending') {
-        await store.startTaskMachine(task.id, tm.machineId);
-        this.changed(task.id);
-      }
+      if (tm.state === 'Pending' && (await store.startTaskMachine(task.id, tm.machineId))) this.changed(task.id);
       let cursor = tm.logCursor;
       const run: MachineRun = {
         task,
@@ -126,12 +184,13 @@ export class TaskEngine implements TaskEngineApi {
         comms,
         blobs,
         logger,
-        signal: AbortSignal.any([cancelled, this.closing.signal]),
+        signal: AbortSignal.any([cancelled, stopped]),
+        stopped,
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
           const stored = await store.appendMachineLog(task.id, tm.machineId, lines);
           cursor = Math.max(cursor, ...lines.map((l) => l.tentacleSeq));
-          if (stored.length) this.events.emit('log', task.id, stored);
+          if (stored.length) this.logged(task.id, stored);
         },
         logCursor: () => cursor,
       };
@@ -139,17 +198,17 @@ export class TaskEngine implements TaskEngineApi {
         outcome = await this.perform(run, task, cancelled);
         if (task.kind === 'run-script') finishedScript = run;
       } catch (err) {
-        if (this.closing.signal.aborted) return { state: 'Failed' }; // not recorded: the next start resumes it
+        if (stopped.aborted) return null; // not recorded: whoever claims it next resumes it
         outcome = cancelled.aborted ? { state: 'Cancelled' } : { state: 'Failed', error: errorMessage(err) };
       }
-      if (this.closing.signal.aborted) return outcome;
+      if (stopped.aborted) return null;
     }
     if (outcome.error) await this.log(task.id, tm.machineId, 'error', outcome.error);
     else if (outcome.state === 'Cancelled') await this.log(task.id, tm.machineId, 'info', 'Cancelled.');
     await store.finishTaskMachine(task.id, tm.machineId, { state: outcome.state, exitCode: outcome.exitCode ?? null, error: outcome.error ?? null });
     this.changed(task.id);
     // Only once the store holds the whole log and the outcome may the tentacle forget the ticket.
-    if (finishedScript) void completeScript(finishedScript, this.closing.signal);
+    if (finishedScript) void completeScript(finishedScript, stopped);
     return outcome;
   }
 
@@ -157,11 +216,11 @@ export class TaskEngine implements TaskEngineApi {
     switch (task.kind) {
       case 'run-script': {
         try {
-          return await runScript(run, task.spec as unknown as RunScriptSpec, this.closing.signal);
+          return await runScript(run, task.spec as unknown as RunScriptSpec);
         } catch (err) {
           // Cancelled before the start was confirmed: the start may still arrive, so
           // retire the ticket on the tentacle (a later start is then refused).
-          if (cancelled.aborted) void completeScript(run, this.closing.signal);
+          if (cancelled.aborted) void completeScript(run, run.stopped);
           throw err;
         }
       }
@@ -172,13 +231,32 @@ export class TaskEngine implements TaskEngineApi {
     }
   }
 
+  /** Whoever finishes a task's last machine finishes the task (a repeat is a no-op). */
+  private async finishTaskIfComplete(taskId: string): Promise<void> {
+    const { store } = this.options;
+    if ((await store.coordination.unfinishedMachines(taskId)) > 0) return;
+    const task = await store.getTask(taskId);
+    if (!task || isFinal(task.state)) return;
+    const { state, error } = overall(
+      task.machines.map((m) => ({ state: m.state as FinalState })),
+      task.cancelRequestedAt !== null,
+    );
+    if (await store.finishTask(taskId, { state, error })) this.changed(taskId);
+  }
+
   private async log(taskId: string, machineId: string | null, stream: LogStream, text: string): Promise<void> {
     const line = await this.options.store.appendTaskLog(taskId, machineId, stream, text);
-    this.events.emit('log', taskId, [line]);
+    this.logged(taskId, [line]);
+  }
+
+  private logged(taskId: string, lines: LogLine[]): void {
+    this.events.emit('log', taskId, lines);
+    this.options.bus.publish({ kind: 'log', taskId });
   }
 
   private changed(taskId: string): void {
     this.events.emit('changed', taskId);
+    this.options.bus.publish({ kind: 'changed', taskId });
   }
 }
 
@@ -193,4 +271,24 @@ function overall(outcomes: MachineOutcome[], cancelled: boolean): { state: Final
   const failed = count('Failed');
   if (failed === 0 && count('TimedOut') > 0) return { state: 'TimedOut', error: `${count('TimedOut')} of ${outcomes.length} machines timed out.` };
   return { state: 'Failed', error: `${failed + count('TimedOut') + count('Cancelled')} of ${outcomes.length} machines did not succeed.` };
+}
+
+/** A node as the API shows it; `self` names the node answering. */
+export function nodeView(r: NodeRecord, self: string): NodeView {
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  const port = (v: unknown) => (typeof v === 'number' ? v : null);
+  return {
+    name: r.name,
+    thisNode: r.name === self,
+    alive: r.alive,
+    stopped: r.stoppedAt !== null,
+    startedAt: r.startedAt,
+    heartbeatAt: r.heartbeatAt,
+    version: text(r.info.version),
+    host: text(r.info.host),
+    httpsPort: port(r.info.httpsPort),
+    commsPort: port(r.info.commsPort),
+    connectedTentacles: r.connectedTentacles,
+    runningWork: r.ownedWork,
+  };
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { CommsServer, TentacleAddress } from '../../comms/index.js';
+import { formatDuration } from '../../comms/server.js';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import type { FinalState, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
@@ -26,8 +27,13 @@ export interface MachineRun {
   comms: CommsServer;
   blobs: BlobSource;
   logger: Logger;
-  /** Aborted when the task is cancelled. */
+  /** Aborted when the task is cancelled or this node stops working on it. */
   signal: AbortSignal;
+  /**
+   * Aborted when this node stops working on it (shutdown, handover to another node, lost
+   * lease) without recording an outcome. Calls that must outlive a cancel use this one.
+   */
+  stopped: AbortSignal;
   /** Appends a server-side line to this machine's log. */
   log(stream: LogStream, text: string): Promise<void>;
   /** Persists lines from the tentacle (deduplicated by its sequence numbers). */
@@ -43,24 +49,40 @@ const TRANSIENT = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEAR
  * connection went away is made again once the tentacle is back (the comms layer waits up
  * to the pickup timeout for a polling tentacle to reconnect, then fails with a message
  * naming it). Only idempotent methods go through here.
+ *
+ * `lostContactMs` bounds the wait once the tentacle was reached: while a script runs, a
+ * tentacle that stays away longer than a heartbeat window has most likely died, and the
+ * task should say so now rather than after the pickup timeout.
  */
 export async function callTentacle<T>(
   run: MachineRun,
   method: string,
   args: unknown,
-  options: { deadlineMs?: number; body?: () => Readable; signal?: AbortSignal } = {},
+  options: { deadlineMs?: number; body?: () => Readable; signal?: AbortSignal; lostContactMs?: number } = {},
 ): Promise<T> {
   const signal = options.signal ?? run.signal;
   let lastReported = '';
+  let lostAt: number | undefined;
   for (let attempt = 0; ; attempt++) {
+    let pickupTimeoutMs: number | undefined;
+    if (lostAt !== undefined && options.lostContactMs !== undefined) {
+      pickupTimeoutMs = lostAt + options.lostContactMs - Date.now();
+      if (pickupTimeoutMs <= 0) throw lostContact(run, lostAt, options.lostContactMs);
+    }
     try {
       return (await run.comms.call(run.target, method, args, {
         signal,
         deadlineMs: options.deadlineMs,
         body: options.body?.(),
+        pickupTimeoutMs,
       })) as T;
     } catch (err) {
-      if (!(err instanceof ReefError) || !TRANSIENT.has(err.code) || signal.aborted) throw err;
+      if (!(err instanceof ReefError) || signal.aborted) throw err;
+      if (err.code === 'REEF_TENTACLE_NOT_CONNECTED' && lostAt !== undefined && options.lostContactMs !== undefined) {
+        throw lostContact(run, lostAt, options.lostContactMs);
+      }
+      if (!TRANSIENT.has(err.code)) throw err;
+      lostAt ??= Date.now();
       if (err.message !== lastReported) {
         lastReported = err.message;
         run.logger.info({ machine: run.machine.name, method, err: err.message }, 'task: link lost; waiting for the tentacle to come back');
@@ -68,4 +90,13 @@ export async function callTentacle<T>(
       await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
     }
   }
+}
+
+function lostContact(run: MachineRun, lostAt: number, waitedMs: number): ReefError {
+  return new ReefError(
+    'REEF_TENTACLE_LOST',
+    `Lost contact with Tentacle "${run.machine.name}" at ${new Date(lostAt).toISOString()} while its script was running, ` +
+      `and it did not come back within ${formatDuration(waitedMs)}: the Tentacle or its machine probably stopped. ` +
+      'If the Tentacle restarts, it finds the script (still running or orphaned) under the same ticket and logs what became of it.',
+  );
 }

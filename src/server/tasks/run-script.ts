@@ -20,7 +20,7 @@ const STATUS_WAIT_MS = 10_000;
  * or stored twice. The status loop is not tied to the task's cancel signal: cancelling
  * asks the tentacle to stop the script, and the loop then collects its final lines.
  */
-export async function runScript(run: MachineRun, spec: RunScriptSpec, untilClosed: AbortSignal): Promise<MachineOutcome> {
+export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
   const ticket = run.taskMachine.ticket;
   await callTentacle<ScriptSummaryWire>(run, TentacleMethods.startScript, {
     ticket,
@@ -33,7 +33,7 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec, untilClose
   const sendCancel = () => {
     if (cancelSent) return;
     cancelSent = true;
-    callTentacle(run, TentacleMethods.cancelScript, { ticket }, { signal: untilClosed }).catch((err: Error) =>
+    callTentacle(run, TentacleMethods.cancelScript, { ticket }, { signal: run.stopped }).catch((err: Error) =>
       run.logger.warn({ machine: run.machine.name, err: err.message }, 'task: cancelling the script failed'),
     );
   };
@@ -45,7 +45,7 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec, untilClose
         run,
         TentacleMethods.scriptStatus,
         { ticket, afterSeq: run.logCursor(), maxLines: 1000, waitMs: STATUS_WAIT_MS },
-        { signal: untilClosed, deadlineMs: STATUS_WAIT_MS + 30_000 },
+        { signal: run.stopped, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
       );
       if (status.lines.length) {
         await run.appendTentacleLines(
@@ -58,6 +58,16 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec, untilClose
   } finally {
     run.signal.removeEventListener('abort', sendCancel);
   }
+}
+
+/**
+ * How long a running script's tentacle may stay away: the time the heartbeat takes to
+ * notice a dead link, which is also ample for a Tentacle service to restart (and never
+ * longer than the pickup timeout).
+ */
+function heartbeatWindowMs(run: MachineRun): number {
+  const { heartbeatIntervalMs, heartbeatTimeoutMs, pickupTimeoutMs } = run.comms.limits;
+  return Math.min(heartbeatIntervalMs + heartbeatTimeoutMs, pickupTimeoutMs);
 }
 
 /** The tentacle may forget a ticket once told the server has everything. Best effort. */

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../../src/api/client.js';
-import type { CreateTaskRequest, ServerInfo } from '../../../src/api/contract.js';
+import type { CreateTaskRequest, NodeView, ServerInfo } from '../../../src/api/contract.js';
 import { CommsServer } from '../../../src/comms/server.js';
 import { ReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
@@ -21,6 +21,7 @@ import { createApiHandler, type ApiLimits } from '../../../src/server/http/index
 import { createSqliteStore } from '../../../src/server/store/sqlite.js';
 import type { Machine, Store, TaskWithMachines } from '../../../src/server/store/types.js';
 import type { TaskEngineApi, TaskEvents } from '../../../src/server/tasks/api.js';
+import { nodeView } from '../../../src/server/tasks/engine.js';
 
 export class TestEngine implements TaskEngineApi {
   readonly events = new EventEmitter<TaskEvents>();
@@ -52,6 +53,11 @@ export class TestEngine implements TaskEngineApi {
     if (!(await this.store.getTask(taskId))) return null;
     await this.store.requestCancel(taskId);
     return this.store.getTask(taskId);
+  }
+
+  /** No scheduler here: the nodes the store knows, none of them this one. */
+  async nodes(): Promise<NodeView[]> {
+    return (await this.store.coordination.listNodes(15_000)).map((record) => nodeView(record, ''));
   }
 }
 

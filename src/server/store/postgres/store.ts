@@ -44,6 +44,7 @@ import type {
   WorkerPool,
 } from '../types.js';
 import { APPEND_MACHINE_LINES, APPEND_TASK_LINE, LOCK_MACHINE_CURSOR, READ_LOG } from './log.js';
+import { PostgresCoordination } from './coordination.js';
 import { migratePostgres } from './migrate.js';
 import { pgJson, pgText, typeParsers } from './rows.js';
 import {
@@ -153,7 +154,7 @@ function unreachable(url: string, err: unknown, code: string): ReefError {
 // ---------------------------------------------------------------- plumbing
 
 /** What a method body runs its SQL on: the pool, or the client of its transaction. */
-interface Db {
+export interface Db {
   rows<R>(sql: string, params?: unknown[]): Promise<R[]>;
   one<R>(sql: string, params?: unknown[]): Promise<R | undefined>;
   run(sql: string, params?: unknown[]): Promise<number>;
@@ -222,12 +223,14 @@ class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #url: string;
   readonly #db: Db;
+  readonly coordination: PostgresCoordination;
   #closed = false;
 
   constructor(pool: pg.Pool, url: string) {
     this.#pool = pool;
     this.#url = url;
     this.#db = this.#guard(dbOn(pool));
+    this.coordination = new PostgresCoordination(this.#db, (fn) => this.#tx(fn));
   }
 
   #checkOpen(): void {

@@ -1,0 +1,26 @@
+/**
+ * Worker role: a real Reef server in a process of its own, so that its memory can be
+ * measured alone and it can be killed and started again (fleet, reconnect).
+ */
+import { registerMachines, startBenchServer, type BenchServer, type BenchServerOptions, type MachineToRegister } from '../support/reef-server.js';
+import { settledRss } from '../support/memory.js';
+
+let running: BenchServer | undefined;
+
+export const operations = {
+  async start(options: BenchServerOptions & { machines?: MachineToRegister[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string }> {
+    running = await startBenchServer(options);
+    await registerMachines(running.server, options.machines ?? []);
+    const { server, thumbprint, dataDir } = running;
+    return { thumbprint, commsPort: server.commsPort, httpsPort: server.httpsPort, dataDir };
+  },
+
+  /** Live tentacle connections. */
+  async links(): Promise<number> {
+    return running?.server.comms.links.all().length ?? 0;
+  },
+
+  async rss(): Promise<number> {
+    return settledRss();
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * Worker role: simulated polling Tentacles. Each is the real agent (`startAgent`: poll
+ * loop with backoff, pinned mutual TLS, HTTP/2 RPC host, script and file services) with a
+ * home directory of its own; thousands share one process so a fleet fits on a small
+ * machine. They connect a window at a time, as a fleet coming online would, not in one
+ * burst that only measures the listen backlog.
+ */
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CertificateIdentity } from '../../src/pki/certificate.js';
+import { startAgent, type Agent } from '../../src/tentacle/agent.js';
+import { defaultConfig, type TentacleConfig } from '../../src/tentacle/config.js';
+import { settledRss } from '../support/memory.js';
+
+export interface TentacleGroup {
+  /** Tentacle i uses identities[i % identities.length]. */
+  identities: CertificateIdentity[];
+  count: number;
+  serverThumbprint: string;
+  /** As in a tentacle's config: tcp://127.0.0.1:PORT, https://NAME:PORT, wss://127.0.0.1:PORT/reef/comms. */
+  address: string;
+  /** Fixed addresses for names (the config's `resolve`, curl's --resolve). */
+  resolve?: Record<string, string>;
+  /** An HTTP CONNECT proxy on 127.0.0.1 to poll through. */
+  proxyPort?: number;
+  /** Home directories go under this directory. */
+  root: string;
+  /** Tentacles connecting at the same time. */
+  window: number;
+  /** A tentacle not connected within this long fails the start. */
+  connectTimeoutMs: number;
+}
+
+const agents: Agent[] = [];
+
+/** A tentacle's config as `tentacle register-with` and `polling-proxy` would leave it. */
+function configFor(name: string, home: string, group: Omit<TentacleGroup, 'identities' | 'count' | 'root' | 'window' | 'connectTimeoutMs'>): TentacleConfig {
+  return {
+    ...defaultConfig(name, home),
+    trust: [group.serverThumbprint],
+    servers: [{ thumbprint: group.serverThumbprint, address: group.address }],
+    resolve: group.resolve,
+    // Loopback only: an HTTPS_PROXY in the environment must not capture the fleet.
+    pollingProxy: group.proxyPort ? { host: '127.0.0.1', port: group.proxyPort } : { enabled: false },
+  };
+}
+
+async function startOne(group: TentacleGroup, identity: CertificateIdentity): Promise<string> {
+  const name = `t${agents.length}`;
+  const home = join(group.root, name);
+  await mkdir(home, { recursive: true });
+  const agent = await startAgent({ config: configFor(name, home, group), identity });
+  agents.push(agent);
+  const [poller] = agent.pollers.values();
+  if (!poller) throw new Error(`tentacle ${name} is not polling ${group.address}`);
+  if (poller.connected) return home;
+  const timeout = AbortSignal.timeout(group.connectTimeoutMs);
+  await once(poller, 'connected', { signal: timeout }).catch(() => {
+    throw new Error(`tentacle ${name} did not connect to ${group.address} within ${group.connectTimeoutMs} ms`);
+  });
+  return home;
+}
+
+/** How many tentacles of this process have a live connection right now. */
+function connectedCount(): number {
+  let connected = 0;
+  for (const agent of agents) for (const poller of agent.pollers.values()) if (poller.connected) connected++;
+  return connected;
+}
+
+export const operations = {
+  /** Starts `count` more tentacles; resolves with their homes once every one of them has connected. */
+  async start(group: TentacleGroup): Promise<{ homes: string[] }> {
+    const homes: string[] = [];
+    let next = 0;
+    const connectWindow = async () => {
+      while (next < group.count) {
+        const index = next++;
+        homes[index] = await startOne(group, group.identities[index % group.identities.length]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(group.window, group.count) }, connectWindow));
+    return { homes };
+  },
+
+  async connected(): Promise<number> {
+    return connectedCount();
+  },
+
+  async rss(): Promise<number> {
+    return settledRss();
+  },
+
+  async close(): Promise<void> {
+    await Promise.all(agents.splice(0).map((agent) => agent.close()));
+  },
+};

@@ -1,0 +1,222 @@
+/**
+ * The soak: one real `reef server run` process, a simulated fleet of polling Tentacles
+ * (fleet.ts), run-script tasks in a loop for a while (workload.ts), then three checks:
+ * every task finished, every log is exactly what its script printed, and the server's
+ * memory did not grow. `npm run soak` (scripts/soak.ts) runs it at full size; the e2e
+ * test runs it small. docs/reliability.md describes it.
+ */
+import { rm } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { ApiClient } from '../../src/api/client.js';
+import type { MachineView, TaskState, TaskView } from '../../src/api/contract.js';
+import { freePort, ok, startServer, tempDir, waitFor, type ServerProcess } from '../../test/e2e/harness.js';
+import { startFleet, type Fleet, type FleetSummary } from './fleet.js';
+import { judgeMemory, sampleRss, windowsFor, type MemoryVerdict } from './memory.js';
+import { distribution, type Distribution } from './stats.js';
+import { runWorkload } from './workload.js';
+
+export interface SoakOptions {
+  tentacles: number;
+  durationMs: number;
+  /** Fleet processes the tentacles are spread over. */
+  processes: number;
+  /** Machines per task. */
+  batchSize: number;
+  /** Tasks in flight at once. */
+  parallel: number;
+  linesPerScript: number;
+  graceMs: number;
+  /** How often the server's RSS is read. */
+  sampleMs: number;
+  /** Largest accepted RSS growth between the first and the last window, as a fraction. */
+  memoryTolerance: number;
+  /** How often a running task's state is read. */
+  pollMs: number;
+  /** A postgres:// URL; the embedded SQLite store when absent. */
+  store?: string;
+}
+
+/** Processes for the fleet: about 250 tentacles each, at most 8 (a 2-core machine gains nothing from more). */
+export function defaultProcesses(tentacles: number): number {
+  return Math.min(8, Math.ceil(tentacles / 250));
+}
+
+export const DEFAULT_SOAK_OPTIONS: SoakOptions = {
+  tentacles: 2000,
+  durationMs: 5 * 60_000,
+  processes: defaultProcesses(2000),
+  batchSize: 50,
+  parallel: 8,
+  linesPerScript: 20,
+  graceMs: 120_000,
+  sampleMs: 5000,
+  memoryTolerance: 0.1,
+  pollMs: 500,
+};
+
+export interface Check {
+  passed: boolean;
+  detail: string;
+}
+
+export interface SoakResult {
+  passed: boolean;
+  checks: { tasksFinished: Check; logsComplete: Check; memoryStable: Check };
+  environment: { date: string; node: string; cpu: string; cores: number; memoryGiB: number; kernel: string; store: 'sqlite' | 'postgres' };
+  options: SoakOptions;
+  setup: { registerAndConnectMs: number };
+  load: {
+    durationMs: number;
+    tasks: number;
+    tasksSucceeded: number;
+    machineRuns: number;
+    linesExpected: number;
+    linesReceived: number;
+    leftUnfinished: number;
+    requestFailures: number;
+    /** The first problems found (all are counted in problemCount). */
+    problems: string[];
+    problemCount: number;
+  };
+  throughput: { tasksPerMinute: number; machineRunsPerSecond: number; linesPerSecond: number };
+  latency: { taskMs: Distribution; machineRunMs: Distribution };
+  memory: MemoryVerdict & { samples: { atSeconds: number; rssMiB: number }[] };
+  fleet: FleetSummary;
+}
+
+const MiB = 1024 * 1024;
+const ENVIRONMENT = 'Soak';
+const ROLE = 'soak';
+const PROBLEMS_KEPT = 20;
+
+export async function runSoak(options: SoakOptions, progress: (line: string) => void = () => {}): Promise<SoakResult> {
+  const dataDir = await tempDir('soak-server');
+  const root = await tempDir('soak-tentacles');
+  let server: ServerProcess | undefined;
+  let fleet: Fleet | undefined;
+  try {
+    server = await startServer({
+      name: 'soak-server',
+      dataDir,
+      httpsPort: await freePort(),
+      commsPort: await freePort(),
+      extraArgs: options.store ? ['--store', options.store] : [],
+    });
+    const apiKey = server.adminKey ?? (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', `soak-${Date.now()}`, ...(options.store ? ['--store', options.store] : [])]));
+    const api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
+    const sampler = sampleRss(server.child.pid!, options.sampleMs);
+    progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles in ${options.processes} processes`);
+
+    const names = Array.from({ length: options.tentacles }, (_, i) => `soak-${String(i + 1).padStart(5, '0')}`);
+    const setupStarted = Date.now();
+    fleet = await startFleet(
+      { serverUrl: server.url, serverThumbprint: server.thumbprint, commsPort: server.commsPort, apiKey, root, environment: ENVIRONMENT, role: ROLE },
+      names,
+      options.processes,
+      Math.max(120_000, options.tentacles * 200),
+    );
+    await waitFor(`all ${options.tentacles} tentacles online`, async () => (await onlineCount(api)) === options.tentacles, 60_000);
+    const registerAndConnectMs = Date.now() - setupStarted;
+    progress(`${options.tentacles} tentacles online after ${(registerAndConnectMs / 1000).toFixed(1)} s; running tasks for ${options.durationMs / 1000} s`);
+
+    const workload = await runWorkload({ api, machineNames: names, ...options });
+    const leftUnfinished = await unfinishedTaskCount(api);
+    const samples = sampler.stop();
+    const memory = judgeMemory(samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance));
+    progress(`load done: ${workload.tasks.length} tasks; stopping the fleet`);
+    const fleetSummary = await fleet.stop();
+    fleet = undefined;
+
+    const tasks = workload.tasks;
+    const problems = [...workload.requestFailures.map((message) => `request failed: ${message}`), ...tasks.flatMap((t) => t.problems)];
+    const stuck = tasks.filter((t) => t.state === 'stuck').length;
+    const finishedMachineRuns = tasks.filter((t) => t.state !== 'stuck').reduce((sum, t) => sum + t.machines, 0);
+    const linesExpected = finishedMachineRuns * options.linesPerScript;
+    const linesReceived = tasks.reduce((sum, t) => sum + t.linesReceived, 0);
+    const logProblems = tasks.reduce((sum, t) => sum + t.problems.length, 0) - stuck;
+    // Every task created counts, and the last of them finished only at finishedAt.
+    const loadSeconds = (workload.finishedAt - workload.startedAt) / 1000;
+    const checks = {
+      tasksFinished: {
+        passed: stuck === 0 && leftUnfinished === 0 && workload.requestFailures.length === 0 && tasks.length > 0,
+        detail: `${tasks.length} tasks created, ${stuck} not finished within the grace period, ${leftUnfinished} left Queued or Running on the server, ${workload.requestFailures.length} API requests failed`,
+      },
+      logsComplete: {
+        passed: logProblems === 0 && linesReceived === linesExpected,
+        detail: `${linesReceived} of ${linesExpected} expected lines stored; ${logProblems} machine logs or outcomes not as expected`,
+      },
+      memoryStable: {
+        passed: memory.passed,
+        detail:
+          `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the first ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
+          `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% (tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)`,
+      },
+    };
+    return {
+      passed: checks.tasksFinished.passed && checks.logsComplete.passed && checks.memoryStable.passed,
+      checks,
+      environment: describeMachine(options.store),
+      options,
+      setup: { registerAndConnectMs },
+      load: {
+        durationMs: workload.stoppedAt - workload.startedAt,
+        tasks: tasks.length,
+        tasksSucceeded: tasks.filter((t) => t.state === 'Success').length,
+        machineRuns: finishedMachineRuns,
+        linesExpected,
+        linesReceived,
+        leftUnfinished,
+        requestFailures: workload.requestFailures.length,
+        problems: problems.slice(0, PROBLEMS_KEPT),
+        problemCount: problems.length,
+      },
+      throughput: {
+        tasksPerMinute: round((tasks.length / loadSeconds) * 60),
+        machineRunsPerSecond: round(finishedMachineRuns / loadSeconds),
+        linesPerSecond: round(linesReceived / loadSeconds),
+      },
+      latency: {
+        taskMs: distribution(tasks.flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]))),
+        machineRunMs: distribution(tasks.flatMap((t) => t.machineRunMs)),
+      },
+      memory: { ...memory, samples: samples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), rssMiB: mib(s.rssBytes) })) },
+      fleet: fleetSummary,
+    };
+  } finally {
+    fleet?.kill();
+    await server?.kill();
+    await Promise.all([rm(root, { recursive: true, force: true }), rm(dataDir, { recursive: true, force: true })]);
+  }
+}
+
+async function onlineCount(api: ApiClient): Promise<number> {
+  const { items } = await api.json<{ items: MachineView[] }>('GET', `/api/machines?environment=${ENVIRONMENT}`);
+  return items.filter((m) => m.online).length;
+}
+
+/** Tasks the server still has Queued or Running (the list is newest first, 1000 at most a page). */
+async function unfinishedTaskCount(api: ApiClient): Promise<number> {
+  const states: TaskState[] = ['Queued', 'Running'];
+  const pages = await Promise.all(states.map((state) => api.json<{ items: TaskView[] }>('GET', `/api/tasks?state=${state}&limit=1000`)));
+  return pages.reduce((sum, page) => sum + page.items.length, 0);
+}
+
+function describeMachine(store: string | undefined): SoakResult['environment'] {
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    kernel: release(),
+    store: store ? 'postgres' : 'sqlite',
+  };
+}
+
+function mib(bytes: number): number {
+  return round(bytes / MiB);
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}

@@ -1,0 +1,46 @@
+/**
+ * Tells the other server nodes that something happened, so they act at once instead of at
+ * their next sweep. Only a hint: every node also sweeps the store on a timer, so a lost
+ * notification delays work, it never loses it.
+ */
+export type ClusterEvent =
+  /** Work became claimable: a task was created, a lease released. */
+  | { kind: 'work' }
+  /** A task was cancelled: nodes running part of it stop. */
+  | { kind: 'cancel'; taskId: string }
+  /** New log lines of a task were stored. */
+  | { kind: 'log'; taskId: string }
+  /** A task or one of its machines changed state. */
+  | { kind: 'changed'; taskId: string }
+  /** A tentacle connected to the sending node. */
+  | { kind: 'link'; thumbprint: string };
+
+export interface ClusterBus {
+  /** Queued and sent in batches; never throws. */
+  publish(event: ClusterEvent): void;
+  /**
+   * Events from other nodes. `resync` after the bus was disconnected: notifications may
+   * have been missed, so listeners should re-read what they show.
+   */
+  subscribe(listener: (event: ClusterEvent | { kind: 'resync' }) => void): void;
+  close(): Promise<void>;
+}
+
+/** One node alone (the embedded SQLite store): there is nobody to tell. */
+export class LocalBus implements ClusterBus {
+  publish(): void {}
+  subscribe(): void {}
+  async close(): Promise<void> {}
+}
+
+/** A stable key per event, so a batch sends each event once. */
+export function eventKey(event: ClusterEvent): string {
+  switch (event.kind) {
+    case 'work':
+      return 'work';
+    case 'link':
+      return `link:${event.thumbprint}`;
+    default:
+      return `${event.kind}:${event.taskId}`;
+  }
+}

@@ -1,0 +1,168 @@
+import pg from 'pg';
+import type { Logger } from '../../logging.js';
+import { eventKey, type ClusterBus, type ClusterEvent } from './bus.js';
+
+const CHANNEL = 'reef_cluster';
+/** Events published within this window go out as one NOTIFY. */
+const BATCH_MS = 10;
+/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
+const MAX_PAYLOAD = 7000;
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5000;
+
+interface Envelope {
+  /** Node name and incarnation of the sender: a node ignores its own notifications. */
+  from: string;
+  events: ClusterEvent[];
+}
+
+/**
+ * The cluster bus on PostgreSQL LISTEN/NOTIFY, on one connection of its own (a pooled
+ * connection cannot hold a LISTEN). Events are deduplicated and batched; when the
+ * connection drops it is reopened with backoff and listeners get `resync`, since
+ * notifications sent meanwhile are gone.
+ */
+export class PostgresBus implements ClusterBus {
+  readonly #url: string;
+  readonly #origin: string;
+  readonly #logger: Logger;
+  readonly #listeners: ((event: ClusterEvent | { kind: 'resync' }) => void)[] = [];
+  readonly #pending = new Map<string, ClusterEvent>();
+  #client: pg.Client | null = null;
+  #flushTimer: NodeJS.Timeout | null = null;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #reconnectDelay = RECONNECT_MIN_MS;
+  #closed = false;
+
+  private constructor(url: string, origin: string, logger: Logger) {
+    this.#url = url;
+    this.#origin = origin;
+    this.#logger = logger;
+  }
+
+  /** Connects and listens; fails if the database cannot be reached now. */
+  static async open(url: string, origin: string, logger: Logger): Promise<PostgresBus> {
+    const bus = new PostgresBus(url, origin, logger);
+    await bus.#connect();
+    return bus;
+  }
+
+  publish(event: ClusterEvent): void {
+    if (this.#closed) return;
+    this.#pending.set(eventKey(event), event);
+    this.#flushTimer ??= setTimeout(() => void this.#flush(), BATCH_MS);
+  }
+
+  subscribe(listener: (event: ClusterEvent | { kind: 'resync' }) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#flushTimer) {
+      clearTimeout(this.#flushTimer);
+      await this.#flush();
+    }
+    this.#closed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, application_name: 'reef-bus' });
+    client.on('notification', (message) => this.#receive(message.payload));
+    client.on('error', (err) => this.#lost(client, err));
+    client.on('end', () => this.#lost(client));
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.#client = client;
+    this.#reconnectDelay = RECONNECT_MIN_MS;
+  }
+
+  #lost(client: pg.Client, err?: Error): void {
+    if (this.#client !== client || this.#closed) return;
+    this.#client = null;
+    client.end().catch(() => undefined);
+    this.#logger.warn({ err: err?.message }, 'cluster: notification connection lost; reconnecting');
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer) return;
+    const delay = this.#reconnectDelay;
+    this.#reconnectDelay = Math.min(RECONNECT_MAX_MS, delay * 2);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#connect().then(
+        () => {
+          this.#logger.info('cluster: notification connection restored');
+          this.#deliver({ kind: 'resync' });
+        },
+        (err: Error) => {
+          this.#logger.debug({ err: err.message }, 'cluster: reconnecting the notification connection failed');
+          this.#scheduleReconnect();
+        },
+      );
+    }, delay);
+  }
+
+  #receive(payload: string | undefined): void {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(payload ?? '') as Envelope;
+    } catch {
+      this.#logger.warn('cluster: ignored a notification that is not JSON');
+      return;
+    }
+    if (envelope.from === this.#origin || !Array.isArray(envelope.events)) return;
+    for (const event of envelope.events) this.#deliver(event);
+  }
+
+  #deliver(event: ClusterEvent | { kind: 'resync' }): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.#logger.error({ err }, 'cluster: event listener failed');
+      }
+    }
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushTimer = null;
+    const events = [...this.#pending.values()];
+    this.#pending.clear();
+    const client = this.#client;
+    // No connection: the other nodes' sweeps find the work anyway.
+    if (!client || events.length === 0) return;
+    for (const payload of payloads(this.#origin, events)) {
+      await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch((err: Error) => {
+        this.#logger.debug({ err: err.message }, 'cluster: NOTIFY failed');
+      });
+    }
+  }
+}
+
+/** Splits events into envelopes that each fit in one NOTIFY payload. */
+export function payloads(origin: string, events: ClusterEvent[]): string[] {
+  const out: string[] = [];
+  const overhead = Buffer.byteLength(JSON.stringify({ from: origin, events: [] } satisfies Envelope));
+  let batch: string[] = [];
+  let size = overhead;
+  const flush = () => out.push(`{"from":${JSON.stringify(origin)},"events":[${batch.join(',')}]}`);
+  for (const event of events) {
+    const encoded = JSON.stringify(event);
+    const added = Buffer.byteLength(encoded) + (batch.length ? 1 : 0);
+    if (batch.length && size + added > MAX_PAYLOAD) {
+      flush();
+      batch = [];
+      size = overhead;
+    }
+    size += Buffer.byteLength(encoded) + (batch.length ? 1 : 0);
+    batch.push(encoded);
+  }
+  if (batch.length) flush();
+  return out;
+}

@@ -1,0 +1,29 @@
+/**
+ * The soak (`npm run soak`, docs/reliability.md) in miniature, so its code cannot rot:
+ * the same server process, fleet processes and checks, with 50 tentacles for 10 s.
+ * The memory check is computed but not held to its full-run tolerance: windows of two
+ * seconds right after start-up measure warm-up, not leaks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_SOAK_OPTIONS, runSoak } from '../../scripts/soak/run.js';
+
+test('a small soak: every task finishes and every log line arrives, once and in order', async () => {
+  const result = await runSoak({
+    ...DEFAULT_SOAK_OPTIONS,
+    tentacles: 50,
+    processes: 2,
+    durationMs: 10_000,
+    batchSize: 10,
+    parallel: 3,
+    graceMs: 30_000,
+    sampleMs: 500,
+    pollMs: 200,
+  });
+  assert.ok(result.checks.tasksFinished.passed, result.checks.tasksFinished.detail);
+  assert.ok(result.checks.logsComplete.passed, `${result.checks.logsComplete.detail}\n${result.load.problems.join('\n')}`);
+  assert.ok(result.load.tasks >= 3, `only ${result.load.tasks} tasks ran in 10 s`);
+  assert.equal(result.load.linesReceived, result.load.machineRuns * DEFAULT_SOAK_OPTIONS.linesPerScript);
+  assert.deepEqual(result.memory.samplesInWindows.map((n) => n > 0), [true, true], 'RSS was sampled in both windows');
+  assert.equal(result.fleet.disconnects, 0, 'no tentacle link dropped');
+});
