@@ -8,10 +8,13 @@
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { dialSecure } from '../../src/comms/dialer.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { startAgent, type Agent } from '../../src/tentacle/agent.js';
 import { defaultConfig, type TentacleConfig } from '../../src/tentacle/config.js';
+import { pollTargetFor } from '../../src/tentacle/network.js';
 import { settledRss } from '../support/memory.js';
+import { timeEach } from '../support/stats.js';
 
 export interface TentacleGroup {
   /** Tentacle i uses identities[i % identities.length]. */
@@ -34,8 +37,10 @@ export interface TentacleGroup {
 
 const agents: Agent[] = [];
 
+type PollSettings = Pick<TentacleGroup, 'serverThumbprint' | 'address' | 'resolve' | 'proxyPort'>;
+
 /** A tentacle's config as `tentacle register-with` and `polling-proxy` would leave it. */
-function configFor(name: string, home: string, group: Omit<TentacleGroup, 'identities' | 'count' | 'root' | 'window' | 'connectTimeoutMs'>): TentacleConfig {
+function configFor(name: string, home: string, group: PollSettings): TentacleConfig {
   return {
     ...defaultConfig(name, home),
     trust: [group.serverThumbprint],
@@ -86,6 +91,30 @@ export const operations = {
 
   async connected(): Promise<number> {
     return connectedCount();
+  },
+
+  /**
+   * Connection set-up as a polling tentacle does it (its poll target, dialer, pinning and
+   * the server's verdict), `count` times one after the other, each a fresh TLS handshake
+   * closed at once; resolves with each duration in ms.
+   */
+  async timeConnects({ identity, count, ...settings }: PollSettings & { identity: CertificateIdentity; count: number }): Promise<number[]> {
+    const config = configFor('dialer', '/nonexistent', settings);
+    const target = pollTargetFor(config.servers[0]!, () => config, () => config.trust);
+    return timeEach(count, async () => {
+      const { socket } = await dialSecure({
+        identity,
+        host: target.host,
+        port: target.port,
+        servername: target.servername,
+        transport: target.transport,
+        expected: config.trust,
+        carrier: target.carrier,
+        handshakeTimeoutMs: 10_000,
+        explainMismatch: (presented) => `unexpected server thumbprint ${presented}`,
+      });
+      socket.destroy();
+    });
   },
 
   async rss(): Promise<number> {

@@ -10,6 +10,9 @@
  * Every worker started is remembered, so the runner can stop whatever a benchmark left
  * behind, even after a failure or time-out; a worker whose parent dies exits too (its IPC
  * channel closes).
+ *
+ * REEF_BENCH_WORKER_FLAGS adds Node flags to every worker, to profile one:
+ * `REEF_BENCH_WORKER_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench -- fleet`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -33,7 +36,11 @@ export interface Worker<Ops extends Operations> {
   readonly pid: number;
   readonly name: string;
   call<K extends keyof Ops & string>(op: K, ...args: Parameters<Ops[K]>): Promise<Awaited<ReturnType<Ops[K]>>>;
-  /** Kills the process (SIGKILL unless told otherwise) and waits for it to exit. */
+  /**
+   * Without a signal: closes its IPC channel, which makes it exit (writing a CPU profile
+   * when asked to), killed if it has not within two seconds. With one: sends it (SIGKILL
+   * for a crash). Resolves once it has exited.
+   */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -42,7 +49,8 @@ const running = new Set<ChildProcess>();
 /** Starts `bench/roles/<role>.ts` in a process of its own; `name` appears in error messages. */
 export async function startWorker<Ops extends Operations>(role: string, name = role): Promise<Worker<Ops>> {
   const raise = 'ulimit -n "$0" 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
-  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), process.execPath, '--import', 'tsx', '--expose-gc', ENTRY, role], {
+  const flags = (process.env.REEF_BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), process.execPath, '--import', 'tsx', '--expose-gc', ...flags, ENTRY, role], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
@@ -50,6 +58,7 @@ export async function startWorker<Ops extends Operations>(role: string, name = r
   const exited = once(child, 'exit').then(() => {
     running.delete(child);
   });
+  child.on('error', () => {}); // a send to a worker that just died; its exit rejects the pending calls
   const pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
   let nextId = 1;
   child.on('message', (answer: Answer) => {
@@ -74,9 +83,8 @@ export async function startWorker<Ops extends Operations>(role: string, name = r
       child.send({ id, op, args: args[0] } satisfies Request);
       return new Promise((resolve, reject) => pending.set(id, { resolve: resolve as (value: unknown) => void, reject }));
     },
-    async stop(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
+    async stop(signal) {
+      await stopChild(child, signal);
     },
   };
 }
@@ -86,13 +94,17 @@ export function startWorkers<Ops extends Operations>(role: string, count: number
   return Promise.all(Array.from({ length: count }, (_, i) => startWorker<Ops>(role, `${role}-${i + 1}`)));
 }
 
-/** Kills every worker still running; the runner calls this after each benchmark. */
+/** Stops every worker still running; the runner calls this after each benchmark. */
 export async function stopAllWorkers(): Promise<void> {
-  await Promise.all(
-    [...running].map(async (child) => {
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    }),
-  );
+  await Promise.all([...running].map((child) => stopChild(child)));
+}
+
+async function stopChild(child: ChildProcess, signal?: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  if (signal) child.kill(signal);
+  else if (child.connected) child.disconnect();
+  const timer = setTimeout(() => child.kill('SIGKILL'), signal ? 10_000 : 2000);
+  await exited;
+  clearTimeout(timer);
 }

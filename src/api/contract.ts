@@ -130,8 +130,11 @@ export interface MachineView {
   lastHealth: 'healthy' | 'unhealthy' | 'unknown';
   lastHealthAt: string | null;
   createdAt: string;
-  /** Live connections to this server process. */
+  /** Live connections to the server node answering. */
   connections: ConnectionView[];
+  /** Every server node its tentacle is connected to now (a cluster has several). */
+  nodes: { name: string; carrier: string }[];
+  /** Connected to some node. */
   online: boolean;
 }
 

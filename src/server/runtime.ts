@@ -152,7 +152,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   const commsPort = await comms.listen(settings.commsPort, host);
   info.commsPort = commsPort;
 
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes() }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {

@@ -115,6 +115,7 @@ function machineView(over: Partial<MachineView> & { name: string }): MachineView
     lastHealthAt: null,
     createdAt: new Date().toISOString(),
     connections: [],
+    nodes: [],
     online: false,
     ...over,
   };

@@ -84,7 +84,7 @@ describe('portal over HTTPS', () => {
     comms = new CommsServer({ identity, trust: () => false });
     const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: 'node-<1>', commsThumbprint: identity.thumbprint, commsPort: 10943 };
     const engine = new TestEngine(store);
-    const portal = createPortalHandler({ store, comms, info, logger: silentLogger, nodes: () => engine.nodes(), options: { signInFailuresPerMinute: 3 } });
+    const portal = createPortalHandler({ store, comms, info, logger: silentLogger, nodes: () => engine.nodes(), links: () => engine.links(), options: { signInFailuresPerMinute: 3 } });
     const handler = createApiHandler({ store, engine, comms, blobs: createBlobStore(join(dir, 'files')), info, logger: silentLogger, portal });
     server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

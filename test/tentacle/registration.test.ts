@@ -80,6 +80,7 @@ async function startFakeApi(): Promise<FakeApi> {
           lastHealthAt: null,
           createdAt: new Date().toISOString(),
           connections: [],
+          nodes: [],
           online: false,
         };
         machines.set(r.thumbprint, machine);

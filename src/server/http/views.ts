@@ -1,10 +1,13 @@
 import type { ConnectionView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/server.js';
 import type { LogLine, Machine, Task, TaskMachine, TaskWithMachines } from '../store/types.js';
+import type { TentacleLinks } from '../tasks/api.js';
 
 /** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
 
-export function machineView(machine: Machine, comms: CommsServer): MachineView {
+/** `links`: the cluster's live tentacle links (engine.links()); this node's own are in `comms`. */
+export function machineView(machine: Machine, comms: CommsServer, links: TentacleLinks): MachineView {
+  const nodes = (links.get(machine.thumbprint) ?? []).map((l) => ({ name: l.node, carrier: l.carrier }));
   const connections: ConnectionView[] = comms.links.connections(machine.thumbprint).map((client) => ({
     carrier: client.peer.carrier,
     remoteAddress: client.peer.remoteAddress,
@@ -27,7 +30,8 @@ export function machineView(machine: Machine, comms: CommsServer): MachineView {
     lastHealthAt: machine.lastHealthAt,
     createdAt: machine.createdAt,
     connections,
-    online: connections.length > 0,
+    nodes,
+    online: connections.length > 0 || nodes.length > 0,
   };
 }
 

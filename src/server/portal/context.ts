@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeView, ServerInfo } from '../../api/contract.js';
+import type { TentacleLinks } from '../tasks/api.js';
 import type { CommsServer } from '../../comms/server.js';
 import type { Logger } from '../../logging.js';
 import type { Session, Store } from '../store/types.js';
@@ -20,6 +21,8 @@ export interface PortalDeps {
   logger: Logger;
   /** Every server node on the store (the task engine knows them). */
   nodes(): Promise<NodeView[]>;
+  /** Which live nodes each tentacle is connected to. */
+  links(): Promise<TentacleLinks>;
   options?: PortalOptions;
 }
 

@@ -41,6 +41,13 @@ export interface NodeRecord {
   ownedWork: number;
 }
 
+/** A tentacle connected to a node. */
+export interface TentacleLink {
+  thumbprint: string;
+  node: string;
+  carrier: string;
+}
+
 /** A machine's part of a task, as claimed or owned by a node. */
 export interface WorkKey {
   taskId: string;
@@ -76,6 +83,8 @@ export interface Coordination {
   addLink(node: string, thumbprint: string, carrier: string): Promise<void>;
   /** Its last connection to this node closed. */
   removeLink(node: string, thumbprint: string): Promise<void>;
+  /** Every tentacle connection held by a live node. */
+  listLinks(staleAfterMs: number): Promise<TentacleLink[]>;
   /** Live nodes (heartbeat fresh, not stopped) that hold a connection from this tentacle. */
   linkHolders(thumbprint: string, staleAfterMs: number): Promise<string[]>;
 

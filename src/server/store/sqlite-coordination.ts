@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { ClaimOptions, Coordination, NodeInput, NodeRecord, WorkKey } from './coordination.js';
+import type { ClaimOptions, Coordination, NodeInput, NodeRecord, TentacleLink, WorkKey } from './coordination.js';
 import type { JsonObject } from './types.js';
 
 interface NodeRow {
@@ -93,6 +93,13 @@ export class SqliteCoordination implements Coordination {
 
   async removeLink(node: string, thumbprint: string): Promise<void> {
     this.write(() => this.sql('DELETE FROM tentacle_links WHERE node_name = ? AND thumbprint = ?').run(node, thumbprint));
+  }
+
+  async listLinks(staleAfterMs: number): Promise<TentacleLink[]> {
+    return this.sql(
+      `SELECT l.thumbprint, l.node_name AS node, l.carrier FROM tentacle_links l JOIN nodes n ON n.name = l.node_name
+       WHERE ${LIVE_NODE('n')} ORDER BY l.thumbprint, l.node_name`,
+    ).all(isoIn(-staleAfterMs)) as TentacleLink[];
   }
 
   async linkHolders(thumbprint: string, staleAfterMs: number): Promise<string[]> {

@@ -1,6 +1,10 @@
 import type { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
+import type { TentacleLink } from '../store/coordination.js';
 import type { LogLine, TaskWithMachines } from '../store/types.js';
+
+/** Live links by tentacle thumbprint. */
+export type TentacleLinks = ReadonlyMap<string, TentacleLink[]>;
 
 /** What the task engine tells listeners (SSE streams, the portal). */
 export interface TaskEvents {
@@ -28,4 +32,6 @@ export interface TaskEngineApi {
   readonly events: EventEmitter<TaskEvents>;
   /** Every server node on the store, this one included, with its health. */
   nodes(): Promise<NodeView[]>;
+  /** Which live nodes each tentacle is connected to, by thumbprint. */
+  links(): Promise<TentacleLinks>;
 }

@@ -17,7 +17,7 @@ import {
   type TaskMachine,
   type TaskWithMachines,
 } from '../store/types.js';
-import type { TaskEngineApi, TaskEvents } from './api.js';
+import type { TaskEngineApi, TaskEvents, TentacleLinks } from './api.js';
 import { healthCheck } from './health-check.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { pushFile, type PushFileSpec } from './push-file.js';
@@ -88,6 +88,10 @@ export class TaskEngine implements TaskEngineApi {
   async nodes(): Promise<NodeView[]> {
     const records = await this.options.store.coordination.listNodes(this.scheduler.timing.staleAfterMs);
     return records.map((r) => nodeView(r, this.scheduler.nodeName));
+  }
+
+  async links(): Promise<TentacleLinks> {
+    return groupBy(await this.options.store.coordination.listLinks(this.scheduler.timing.staleAfterMs), (l) => l.thumbprint);
   }
 
   /** Joins the cluster (or the single node's store) and starts claiming work. */

@@ -20,7 +20,8 @@ import { createBlobStore, type BlobStore } from '../../../src/server/files/blobs
 import { createApiHandler, type ApiLimits } from '../../../src/server/http/index.js';
 import { createSqliteStore } from '../../../src/server/store/sqlite.js';
 import type { Machine, Store, TaskWithMachines } from '../../../src/server/store/types.js';
-import type { TaskEngineApi, TaskEvents } from '../../../src/server/tasks/api.js';
+import type { TaskEngineApi, TaskEvents, TentacleLinks } from '../../../src/server/tasks/api.js';
+import { groupBy } from '../../../src/server/store/rows.js';
 import { nodeView } from '../../../src/server/tasks/engine.js';
 
 export class TestEngine implements TaskEngineApi {
@@ -53,6 +54,10 @@ export class TestEngine implements TaskEngineApi {
     if (!(await this.store.getTask(taskId))) return null;
     await this.store.requestCancel(taskId);
     return this.store.getTask(taskId);
+  }
+
+  async links(): Promise<TentacleLinks> {
+    return groupBy(await this.store.coordination.listLinks(15_000), (l) => l.thumbprint);
   }
 
   /** No scheduler here: the nodes the store knows, none of them this one. */

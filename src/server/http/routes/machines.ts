@@ -12,7 +12,7 @@ import { machineView } from '../views.js';
 export function machineRoutes(routes: RouteTable): void {
   routes.add('POST', '/api/machines', register);
   routes.add('GET', '/api/machines', list);
-  routes.add('GET', '/api/machines/:idOrName', async (ctx) => sendJson(ctx.res, 200, machineView(await find(ctx), ctx.deps.comms)));
+  routes.add('GET', '/api/machines/:idOrName', async (ctx) => sendJson(ctx.res, 200, machineView(await find(ctx), ctx.deps.comms, await ctx.deps.engine.links())));
   routes.add('GET', '/api/machines/:idOrName/health', health);
   routes.add('DELETE', '/api/machines/:idOrName', async (ctx) => remove(ctx, await find(ctx)));
   routes.add('DELETE', '/api/machines/by-thumbprint/:thumbprint', async (ctx) => {
@@ -59,7 +59,7 @@ async function register(ctx: ApiContext): Promise<void> {
     created = true;
   }
   ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id }, 'api: machine registered');
-  const response: RegisterMachineResponse = { machine: machineView(machine, comms), created, server: info };
+  const response: RegisterMachineResponse = { machine: machineView(machine, comms, await ctx.deps.engine.links()), created, server: info };
   sendJson(ctx.res, created ? 201 : 200, response);
 }
 
@@ -81,7 +81,8 @@ async function list(ctx: ApiContext): Promise<void> {
   const role = queryString(ctx.query, 'role');
   if (role !== undefined) filter.role = role;
   const machines = await store.listMachines(filter);
-  sendJson(ctx.res, 200, { items: machines.map((m) => machineView(m, comms)) });
+  const links = await ctx.deps.engine.links();
+  sendJson(ctx.res, 200, { items: machines.map((m) => machineView(m, comms, links)) });
 }
 
 async function health(ctx: ApiContext): Promise<void> {

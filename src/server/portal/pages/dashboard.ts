@@ -9,7 +9,8 @@ import { signedIn } from './common.js';
 /** Machines grouped by environment and by worker pool; dashboard.js refreshes the live columns. */
 export async function dashboardPage(ctx: PageContext): Promise<void> {
   const { store, comms, info } = ctx.deps;
-  const machines = (await store.listMachines()).map((m) => machineView(m, comms));
+  const links = await ctx.deps.links();
+  const machines = (await store.listMachines()).map((m) => machineView(m, comms, links));
   const environments = await store.listEnvironments();
   const pools = await store.listWorkerPools();
   const online = machines.filter((m) => m.online).length;
@@ -54,8 +55,9 @@ export function machineRow(m: MachineView, commsPort: number, showRoles: boolean
   </tr>`;
 }
 
-/** The live connections' carriers, or the last one recorded while offline. */
+/** The live connections' carriers (to this node, else to others), or the last one recorded while offline. */
 export function currentCarriers(m: MachineView): string[] {
   if (m.connections.length) return [...new Set(m.connections.map((c) => c.carrier))];
+  if (m.nodes.length) return [...new Set(m.nodes.map((n) => n.carrier))];
   return m.carrier ? [m.carrier] : [];
 }

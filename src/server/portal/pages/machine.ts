@@ -12,7 +12,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
   const { store, comms, info } = ctx.deps;
   const found = await store.getMachine(ctx.params.idOrName!);
   if (!found) throw new ReefError('REEF_NOT_FOUND', `No machine has the id or name "${ctx.params.idOrName}". It may have been removed.`);
-  const m = machineView(found, comms);
+  const m = machineView(found, comms, await ctx.deps.links());
   const health = await store.listHealth(m.id, 20);
   const row = (label: string, value: HtmlValue) => html`<div class="row"><dt>${label}</dt><dd>${value}</dd></div>`;
   const list = (items: string[]) => (items.length ? items.map((i) => html`<span class="tag">${i}</span> `) : html`<span class="muted">none</span>`);

@@ -1,4 +1,4 @@
-import type { ClaimOptions, Coordination, NodeInput, NodeRecord, WorkKey } from '../coordination.js';
+import type { ClaimOptions, Coordination, NodeInput, NodeRecord, TentacleLink, WorkKey } from '../coordination.js';
 import type { JsonObject } from '../types.js';
 import { pgJson } from './rows.js';
 import type { Db } from './store.js';
@@ -91,6 +91,14 @@ export class PostgresCoordination implements Coordination {
 
   async removeLink(node: string, thumbprint: string): Promise<void> {
     await this.db.run('DELETE FROM tentacle_links WHERE node_name = $1 AND thumbprint = $2', [node, thumbprint]);
+  }
+
+  async listLinks(staleAfterMs: number): Promise<TentacleLink[]> {
+    return this.db.rows<TentacleLink>(
+      `SELECT l.thumbprint, l.node_name AS node, l.carrier FROM tentacle_links l JOIN nodes n ON n.name = l.node_name
+       WHERE ${LIVE_NODE('n', '$1')} ORDER BY l.thumbprint, l.node_name`,
+      [staleAfterMs],
+    );
   }
 
   async linkHolders(thumbprint: string, staleAfterMs: number): Promise<string[]> {

@@ -1,0 +1,18 @@
+import { startFleet } from '../bench/support/fleet.js';
+import { tentacleIdentities } from '../bench/support/identities.js';
+import { POLLING_HOSTNAME, registerMachines, startBenchServer } from '../bench/support/reef-server.js';
+import { distribution } from '../bench/support/stats.js';
+import { stopAllWorkers } from '../bench/support/workers.js';
+const cleanups: (() => unknown)[] = [];
+const ctx = { param: (_: string, f: number) => f, log: console.log, defer: (f: () => unknown) => cleanups.push(f) };
+const ids = await tentacleIdentities(2);
+const bench = await startBenchServer();
+await registerMachines(bench.server, [{ name: 'd', thumbprint: ids[0]!.thumbprint }]);
+const fleet = await startFleet(ctx, 1);
+const n = Number(process.argv[2] ?? 300);
+const t = performance.now();
+const s = await fleet.workers[0]!.call('timeConnects', { serverThumbprint: bench.thumbprint, address: `tcp://127.0.0.1:${bench.server.commsPort}`, identity: ids[0]!, count: n });
+console.log('total', ((performance.now() - t) / n).toFixed(2), 'ms/conn', distribution(s));
+for (const c of cleanups.reverse()) await c();
+await bench.close(); await bench.removeData(); await stopAllWorkers();
+process.exit(0);
