@@ -11,9 +11,9 @@ import { ApiClient } from '../../src/api/client.js';
 import type { MachineView, TaskState, TaskView } from '../../src/api/contract.js';
 import { freePort, ok, startServer, tempDir, waitFor, type ServerProcess } from '../../test/e2e/harness.js';
 import { startFleet, type Fleet, type FleetSummary } from './fleet.js';
-import { judgeMemory, sampleRss, windowsFor, type MemoryVerdict } from './memory.js';
+import { judgeMemory, sampleRss, windowsFor, type MemoryVerdict, type RssSample } from './memory.js';
 import { distribution, type Distribution } from './stats.js';
-import { runWorkload } from './workload.js';
+import { runWorkload, type WorkloadResult } from './workload.js';
 
 export interface SoakOptions {
   tentacles: number;
@@ -94,6 +94,7 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
   const root = await tempDir('soak-tentacles');
   let server: ServerProcess | undefined;
   let fleet: Fleet | undefined;
+  let sampler: ReturnType<typeof sampleRss> | undefined;
   try {
     server = await startServer({
       name: 'soak-server',
@@ -104,7 +105,7 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     });
     const apiKey = server.adminKey ?? (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', `soak-${Date.now()}`, ...(options.store ? ['--store', options.store] : [])]));
     const api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
-    const sampler = sampleRss(server.child.pid!, options.sampleMs);
+    sampler = sampleRss(server.child.pid!, options.sampleMs);
     progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles in ${options.processes} processes`);
 
     const names = Array.from({ length: options.tentacles }, (_, i) => `soak-${String(i + 1).padStart(5, '0')}`);
@@ -122,71 +123,86 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     const workload = await runWorkload({ api, machineNames: names, ...options });
     const leftUnfinished = await unfinishedTaskCount(api);
     const samples = sampler.stop();
-    const memory = judgeMemory(samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance));
     progress(`load done: ${workload.tasks.length} tasks; stopping the fleet`);
     const fleetSummary = await fleet.stop();
     fleet = undefined;
-
-    const tasks = workload.tasks;
-    const problems = [...workload.requestFailures.map((message) => `request failed: ${message}`), ...tasks.flatMap((t) => t.problems)];
-    const stuck = tasks.filter((t) => t.state === 'stuck').length;
-    const finishedMachineRuns = tasks.filter((t) => t.state !== 'stuck').reduce((sum, t) => sum + t.machines, 0);
-    const linesExpected = finishedMachineRuns * options.linesPerScript;
-    const linesReceived = tasks.reduce((sum, t) => sum + t.linesReceived, 0);
-    const logProblems = tasks.reduce((sum, t) => sum + t.problems.length, 0) - stuck;
-    // Every task created counts, and the last of them finished only at finishedAt.
-    const loadSeconds = (workload.finishedAt - workload.startedAt) / 1000;
-    const checks = {
-      tasksFinished: {
-        passed: stuck === 0 && leftUnfinished === 0 && workload.requestFailures.length === 0 && tasks.length > 0,
-        detail: `${tasks.length} tasks created, ${stuck} not finished within the grace period, ${leftUnfinished} left Queued or Running on the server, ${workload.requestFailures.length} API requests failed`,
-      },
-      logsComplete: {
-        passed: logProblems === 0 && linesReceived === linesExpected,
-        detail: `${linesReceived} of ${linesExpected} expected lines stored; ${logProblems} machine logs or outcomes not as expected`,
-      },
-      memoryStable: {
-        passed: memory.passed,
-        detail:
-          `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the first ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
-          `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% (tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)`,
-      },
-    };
-    return {
-      passed: checks.tasksFinished.passed && checks.logsComplete.passed && checks.memoryStable.passed,
-      checks,
-      environment: describeMachine(options.store),
-      options,
-      setup: { registerAndConnectMs },
-      load: {
-        durationMs: workload.stoppedAt - workload.startedAt,
-        tasks: tasks.length,
-        tasksSucceeded: tasks.filter((t) => t.state === 'Success').length,
-        machineRuns: finishedMachineRuns,
-        linesExpected,
-        linesReceived,
-        leftUnfinished,
-        requestFailures: workload.requestFailures.length,
-        problems: problems.slice(0, PROBLEMS_KEPT),
-        problemCount: problems.length,
-      },
-      throughput: {
-        tasksPerMinute: round((tasks.length / loadSeconds) * 60),
-        machineRunsPerSecond: round(finishedMachineRuns / loadSeconds),
-        linesPerSecond: round(linesReceived / loadSeconds),
-      },
-      latency: {
-        taskMs: distribution(tasks.flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]))),
-        machineRunMs: distribution(tasks.flatMap((t) => t.machineRunMs)),
-      },
-      memory: { ...memory, samples: samples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), rssMiB: mib(s.rssBytes) })) },
-      fleet: fleetSummary,
-    };
+    return judge(options, { registerAndConnectMs, workload, leftUnfinished, samples, fleet: fleetSummary });
   } finally {
+    sampler?.stop();
     fleet?.kill();
     await server?.kill();
     await Promise.all([rm(root, { recursive: true, force: true }), rm(dataDir, { recursive: true, force: true })]);
   }
+}
+
+interface Observations {
+  registerAndConnectMs: number;
+  workload: WorkloadResult;
+  /** Tasks the server still had Queued or Running after the grace period. */
+  leftUnfinished: number;
+  samples: RssSample[];
+  fleet: FleetSummary;
+}
+
+/** Turns what the run saw into figures and the three verdicts. */
+function judge(options: SoakOptions, seen: Observations): SoakResult {
+  const { workload, leftUnfinished } = seen;
+  const tasks = workload.tasks;
+  const memory = judgeMemory(seen.samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance));
+  const problems = [...workload.requestFailures.map((message) => `request failed: ${message}`), ...tasks.flatMap((t) => t.problems)];
+  const stuck = tasks.filter((t) => t.state === 'stuck').length;
+  const finishedMachineRuns = tasks.filter((t) => t.state !== 'stuck').reduce((sum, t) => sum + t.machines, 0);
+  const linesExpected = finishedMachineRuns * options.linesPerScript;
+  const linesReceived = tasks.reduce((sum, t) => sum + t.linesReceived, 0);
+  const logProblems = tasks.reduce((sum, t) => sum + t.problems.length, 0) - stuck;
+  // Every task created counts, and the last of them finished only at finishedAt.
+  const loadSeconds = (workload.finishedAt - workload.startedAt) / 1000;
+  const checks = {
+    tasksFinished: {
+      passed: stuck === 0 && leftUnfinished === 0 && workload.requestFailures.length === 0 && tasks.length > 0,
+      detail: `${tasks.length} tasks created, ${stuck} not finished within the grace period, ${leftUnfinished} left Queued or Running on the server, ${workload.requestFailures.length} API requests failed`,
+    },
+    logsComplete: {
+      passed: logProblems === 0 && linesReceived === linesExpected,
+      detail: `${linesReceived} of ${linesExpected} expected lines stored; ${logProblems} machine logs or outcomes not as expected`,
+    },
+    memoryStable: {
+      passed: memory.passed,
+      detail:
+        `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the first ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
+        `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% (tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)`,
+    },
+  };
+  return {
+    passed: checks.tasksFinished.passed && checks.logsComplete.passed && checks.memoryStable.passed,
+    checks,
+    environment: describeMachine(options.store),
+    options,
+    setup: { registerAndConnectMs: seen.registerAndConnectMs },
+    load: {
+      durationMs: workload.stoppedAt - workload.startedAt,
+      tasks: tasks.length,
+      tasksSucceeded: tasks.filter((t) => t.state === 'Success').length,
+      machineRuns: finishedMachineRuns,
+      linesExpected,
+      linesReceived,
+      leftUnfinished,
+      requestFailures: workload.requestFailures.length,
+      problems: problems.slice(0, PROBLEMS_KEPT),
+      problemCount: problems.length,
+    },
+    throughput: {
+      tasksPerMinute: round((tasks.length / loadSeconds) * 60),
+      machineRunsPerSecond: round(finishedMachineRuns / loadSeconds),
+      linesPerSecond: round(linesReceived / loadSeconds),
+    },
+    latency: {
+      taskMs: distribution(tasks.flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]))),
+      machineRunMs: distribution(tasks.flatMap((t) => t.machineRunMs)),
+    },
+    memory: { ...memory, samples: seen.samples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), rssMiB: mib(s.rssBytes) })) },
+    fleet: seen.fleet,
+  };
 }
 
 async function onlineCount(api: ApiClient): Promise<number> {

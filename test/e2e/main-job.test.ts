@@ -166,7 +166,7 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
     server = await startServer({ ...serverOptions, name: 'server-restarted' });
     assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
     const task = await finished(taskId);
-    assert.equal(task.state, 'Success');
+    assert.equal(task.state, 'Success', JSON.stringify(task.machines));
     const lines = (await logText(taskId)).filter((l) => l.stream === 'stdout').map((l) => l.text);
     assert.deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line ${i + 1}`));
   });

@@ -210,6 +210,7 @@ export class TaskEngine implements TaskEngineApi {
     if (outcome.error) await this.log(task.id, tm.machineId, 'error', outcome.error);
     else if (outcome.state === 'Cancelled') await this.log(task.id, tm.machineId, 'info', 'Cancelled.');
     await store.finishTaskMachine(task.id, tm.machineId, { state: outcome.state, exitCode: outcome.exitCode ?? null, error: outcome.error ?? null });
+    logger.info({ task: task.id, machine: tm.machineName, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error }, 'task: machine finished');
     this.changed(task.id);
     // Only once the store holds the whole log and the outcome may the tentacle forget the ticket.
     if (finishedScript) void completeScript(finishedScript, stopped);
