@@ -59,12 +59,13 @@ async function runOne(benchmark: Benchmark, params: Record<string, number>): Pro
     context.log(`FAILED: ${error}`);
   } finally {
     clearTimeout(timer);
+    // Workers first: after a time-out they may still be busy with files the cleanups remove.
+    await stopAllWorkers();
     for (const cleanup of cleanups.reverse()) {
       await Promise.resolve()
         .then(cleanup)
         .catch((err: unknown) => context.log(`cleanup failed: ${errorMessage(err)}`));
     }
-    await stopAllWorkers();
   }
   return writeResult({
     benchmark: benchmark.name,

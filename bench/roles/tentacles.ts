@@ -13,7 +13,6 @@ import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { startAgent, type Agent } from '../../src/tentacle/agent.js';
 import { defaultConfig, type TentacleConfig } from '../../src/tentacle/config.js';
 import { pollTargetFor } from '../../src/tentacle/network.js';
-import { settledRss } from '../support/memory.js';
 import { timeEach } from '../support/stats.js';
 
 export interface TentacleGroup {
@@ -115,13 +114,5 @@ export const operations = {
       });
       socket.destroy();
     });
-  },
-
-  async rss(): Promise<number> {
-    return settledRss();
-  },
-
-  async close(): Promise<void> {
-    await Promise.all(agents.splice(0).map((agent) => agent.close()));
   },
 };

@@ -21,7 +21,10 @@ export interface BenchContext {
   param(name: string, fallback: number): number;
   /** Progress for the person watching (stderr). */
   log(message: string): void;
-  /** Runs after the benchmark, whether it finished, failed or timed out (last registered first). */
+  /**
+   * Runs after the benchmark, whether it finished, failed or timed out (last registered
+   * first), once its workers have been stopped.
+   */
   defer(cleanup: () => unknown): void;
 }
 

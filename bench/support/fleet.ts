@@ -36,14 +36,13 @@ export interface Fleet {
 /** Where simulated tentacles keep their homes: tmpfs when the machine has it. */
 export async function tentacleRoot(context: BenchContext): Promise<string> {
   const root = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'reef-bench-tentacles-'));
-  context.defer(() => rm(root, { recursive: true, force: true }));
+  context.defer(() => rm(root, { recursive: true, force: true, maxRetries: 3 }));
   return root;
 }
 
 export async function startFleet(context: BenchContext, processes: number): Promise<Fleet> {
   const root = await tentacleRoot(context);
   const workers = await startWorkers<typeof operations>('tentacles', processes);
-  context.defer(() => Promise.all(workers.map((worker) => worker.call('close').catch(() => {}))));
   return {
     workers,
     async grow(group, count) {

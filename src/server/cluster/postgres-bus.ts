@@ -3,8 +3,6 @@ import type { Logger } from '../../logging.js';
 import { eventKey, type ClusterBus, type ClusterEvent } from './bus.js';
 
 const CHANNEL = 'reef_cluster';
-/** Events published within this window go out as one NOTIFY. */
-const BATCH_MS = 10;
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7000;
 const RECONNECT_MIN_MS = 250;
@@ -18,7 +16,10 @@ interface Envelope {
 
 /**
  * The cluster bus on PostgreSQL LISTEN/NOTIFY, on one connection of its own (a pooled
- * connection cannot hold a LISTEN). Events are deduplicated and batched; when the
+ * connection cannot hold a LISTEN). Events are deduplicated and batched without waiting:
+ * what is published in one tick goes out on the next, and what is published while a
+ * NOTIFY is in flight goes out together right after it, so a busy node sends few large
+ * notifications and an idle one adds no delay. When the
  * connection drops it is reopened with backoff and listeners get `resync`, since
  * notifications sent meanwhile are gone.
  */
@@ -29,7 +30,8 @@ export class PostgresBus implements ClusterBus {
   readonly #listeners: ((event: ClusterEvent | { kind: 'resync' }) => void)[] = [];
   readonly #pending = new Map<string, ClusterEvent>();
   #client: pg.Client | null = null;
-  #flushTimer: NodeJS.Timeout | null = null;
+  /** A flush is scheduled or running; it drains `#pending` until it is empty. */
+  #flushing: Promise<void> | null = null;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #reconnectDelay = RECONNECT_MIN_MS;
   #closed = false;
@@ -50,7 +52,7 @@ export class PostgresBus implements ClusterBus {
   publish(event: ClusterEvent): void {
     if (this.#closed) return;
     this.#pending.set(eventKey(event), event);
-    this.#flushTimer ??= setTimeout(() => void this.#flush(), BATCH_MS);
+    this.#scheduleFlush();
   }
 
   subscribe(listener: (event: ClusterEvent | { kind: 'resync' }) => void): void {
@@ -59,10 +61,7 @@ export class PostgresBus implements ClusterBus {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#flushTimer) {
-      clearTimeout(this.#flushTimer);
-      await this.#flush();
-    }
+    await this.#flushing;
     this.#closed = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     const client = this.#client;
@@ -130,17 +129,28 @@ export class PostgresBus implements ClusterBus {
     }
   }
 
-  async #flush(): Promise<void> {
-    this.#flushTimer = null;
-    const events = [...this.#pending.values()];
-    this.#pending.clear();
-    const client = this.#client;
-    // No connection: the other nodes' sweeps find the work anyway.
-    if (!client || events.length === 0) return;
-    for (const payload of payloads(this.#origin, events)) {
-      await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch((err: Error) => {
-        this.#logger.debug({ err: err.message }, 'cluster: NOTIFY failed');
+  #scheduleFlush(): void {
+    if (this.#flushing || this.#pending.size === 0) return;
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#drain())
+      .finally(() => {
+        this.#flushing = null;
+        this.#scheduleFlush(); // published between the drain's end and now
       });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending.size > 0) {
+      const events = [...this.#pending.values()];
+      this.#pending.clear();
+      const client = this.#client;
+      // No connection: the other nodes' sweeps find the work anyway.
+      if (!client) return;
+      for (const payload of payloads(this.#origin, events)) {
+        await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch((err: Error) => {
+          this.#logger.debug({ err: err.message }, 'cluster: NOTIFY failed');
+        });
+      }
     }
   }
 }
