@@ -5,7 +5,7 @@ import { ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import type { PeerInfo } from './peer.js';
-import { baseTlsOptions, COMMS_ALPN } from './tls-config.js';
+import { clientSecureContext, COMMS_ALPN } from './tls-config.js';
 import { readVerdict } from './verdict.js';
 
 export interface DialOptions {
@@ -46,7 +46,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
   const raw = options.transport ? await options.transport() : undefined;
   const resume = options.resume && options.expected.includes(options.resume.thumbprint) ? options.resume : undefined;
   const socket = tls.connect({
-    secureContext: secureContextFor(options.identity),
+    secureContext: clientSecureContext(options.identity),
     rejectUnauthorized: false, // the thumbprint is checked below instead
     host: options.host,
     port: options.port,
@@ -112,22 +112,4 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * The TLS context (our key and certificate, versions, ciphers) is built once per
- * identity: parsing the PEM key and certificate costs more CPU than the rest of a
- * client's side of a handshake, and a fleet (or a server dialling listening tentacles)
- * dials with the same identity again and again.
- */
-const secureContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
-
-function secureContextFor(identity: CertificateIdentity): tls.SecureContext {
-  let context = secureContexts.get(identity);
-  if (!context) {
-    const { rejectUnauthorized: _, ...contextOptions } = baseTlsOptions(identity);
-    context = tls.createSecureContext(contextOptions);
-    secureContexts.set(identity, context);
-  }
-  return context;
 }

@@ -1,3 +1,4 @@
+import tls from 'node:tls';
 import type { CertificateIdentity } from '../pki/certificate.js';
 
 /** ALPN protocol a Tentacle offers; anything else on a comms port gets the friendly page. */
@@ -26,6 +27,25 @@ export function baseTlsOptions(identity: CertificateIdentity) {
     rejectUnauthorized: false,
   };
 }
+
+/**
+ * The dialling side's TLS context (our key and certificate, versions, ciphers), built once
+ * per identity: parsing the PEM key and certificate costs more CPU than the rest of a
+ * client's side of a handshake, and a tentacle (or a server dialling listening tentacles)
+ * dials with the same identity again and again. Connect with `rejectUnauthorized: false`
+ * beside it: the peer's thumbprint is checked after the handshake instead.
+ */
+export function clientSecureContext(identity: CertificateIdentity): tls.SecureContext {
+  let context = clientContexts.get(identity);
+  if (!context) {
+    const { rejectUnauthorized: _, ...contextOptions } = baseTlsOptions(identity);
+    context = tls.createSecureContext(contextOptions);
+    clientContexts.set(identity, context);
+  }
+  return context;
+}
+
+const clientContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
 
 /**
  * The accepting side negotiates `reef-comms` for tentacles and servers, and HTTP/1.1 for
