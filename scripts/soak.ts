@@ -9,7 +9,8 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO, stopAll } from '../test/e2e/harness.js';
+import { errorMessage } from '../src/errors.js';
+import { REPO } from '../test/e2e/harness.js';
 import { ensureOpenFileLimit } from './soak/open-files.js';
 import { formatSummary, updateReliabilityDoc, writeResultFile } from './soak/report.js';
 import { DEFAULT_SOAK_OPTIONS, defaultProcesses, runSoak, type SoakOptions } from './soak/run.js';
@@ -64,17 +65,18 @@ function parseOptions(argv: string[]): SoakOptions {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  // Two sockets per tentacle plus script files, with room to spare.
-  ensureOpenFileLimit(4 * options.tentacles + 4096);
+  // A socket per tentacle, with room for the store, API clients and logs.
+  ensureOpenFileLimit(options.tentacles + 1024);
+  const started = performance.now();
   const result = await runSoak(options, (line) => process.stderr.write(`soak: ${line}\n`));
   process.stdout.write(`${formatSummary(result)}\n`);
-  await writeResultFile(result, join(REPO, 'bench/results/soak.json'));
+  await writeResultFile(result, (performance.now() - started) / 1000);
   await updateReliabilityDoc(result, join(REPO, 'docs/reliability.md'), ['npm run soak', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '));
   process.exitCode = result.passed ? 0 : 1;
 }
 
-main().catch(async (err: unknown) => {
-  process.stderr.write(`soak: ${err instanceof Error ? err.message : String(err)}\n`);
-  await stopAll();
+// runSoak has stopped whatever it started by the time an error gets here.
+main().catch((err: unknown) => {
+  process.stderr.write(`soak: ${errorMessage(err)}\n`);
   process.exitCode = 2;
 });

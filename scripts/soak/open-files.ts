@@ -1,9 +1,9 @@
 /**
- * Every tentacle holds a socket in the server and one in its fleet process, and each
- * running script a few files more: a soft limit of 1024 open files, common by default,
- * is far too low for 2,000 of them. Node cannot raise its own limit, so a process whose
+ * The server holds a socket per tentacle: a soft limit of 1024 open files, common by
+ * default, is too low for 2,000 of them. Node cannot raise its own limit, so a soak whose
  * limit is too low runs itself again under bash with `ulimit -n` raised (as far as the
- * hard limit allows; root may raise that too). Child processes inherit the new limit.
+ * hard limit allows; root may raise that too), and the server it starts inherits it.
+ * (The fleet's worker processes raise their own, bench/support/workers.ts.)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,18 +1,23 @@
 /**
  * The soak: one real `reef server run` process, a simulated fleet of polling Tentacles
- * (fleet.ts), run-script tasks in a loop for a while (workload.ts), then three checks:
- * every task finished, every log is exactly what its script printed, and the server's
- * memory did not grow. `npm run soak` (scripts/soak.ts) runs it at full size; the e2e
- * test runs it small. docs/reliability.md describes it.
+ * (the benchmarks' fleet: the real agent, spread over worker processes), run-script tasks
+ * in a loop for a while (workload.ts), then three checks: every task finished, every log
+ * is exactly what its script printed, and the server's memory did not grow. `npm run
+ * soak` (scripts/soak.ts) runs it at full size; the e2e test runs it small.
+ * docs/reliability.md describes it.
  */
 import { rm } from 'node:fs/promises';
-import { cpus, release, totalmem } from 'node:os';
+import type { BenchContext } from '../../bench/support/benchmark.js';
+import { startFleet } from '../../bench/support/fleet.js';
+import { tentacleIdentities } from '../../bench/support/identities.js';
+import { describeMachine, type Machine } from '../../bench/support/report.js';
+import { distribution, MiB, type Distribution } from '../../bench/support/stats.js';
+import { stopAllWorkers } from '../../bench/support/workers.js';
 import { ApiClient } from '../../src/api/client.js';
-import type { MachineView, TaskState, TaskView } from '../../src/api/contract.js';
+import type { TaskState, TaskView } from '../../src/api/contract.js';
 import { freePort, ok, startServer, tempDir, waitFor, type ServerProcess } from '../../test/e2e/harness.js';
-import { startFleet, type Fleet, type FleetSummary } from './fleet.js';
-import { judgeMemory, sampleRss, windowsFor, type MemoryVerdict, type RssSample } from './memory.js';
-import { distribution, type Distribution } from './stats.js';
+import { machinesIn, registerMachines, relinkedSince } from './machines.js';
+import { judgeMemory, readRss, sampleRss, SHORTEST_JUDGED_LOAD_MS, windowsFor, type MemoryVerdict, type RssSample } from './memory.js';
 import { runWorkload, type WorkloadResult } from './workload.js';
 
 export interface SoakOptions {
@@ -36,9 +41,9 @@ export interface SoakOptions {
   store?: string;
 }
 
-/** Processes for the fleet: about 250 tentacles each, at most 8 (a 2-core machine gains nothing from more). */
+/** Fleet processes: about 500 tentacles each, at most 4 (a 2-core machine gains nothing from more). */
 export function defaultProcesses(tentacles: number): number {
-  return Math.min(8, Math.ceil(tentacles / 250));
+  return Math.min(4, Math.ceil(tentacles / 500));
 }
 
 export const DEFAULT_SOAK_OPTIONS: SoakOptions = {
@@ -56,13 +61,23 @@ export const DEFAULT_SOAK_OPTIONS: SoakOptions = {
 
 export interface Check {
   passed: boolean;
+  /** Set when the run could not tell (the check then does not fail it). */
+  skipped?: true;
   detail: string;
+}
+
+export interface FleetSummary {
+  processes: number;
+  /** Machines whose link dropped during the load (offline at its end, or reconnected): 0 when healthy. */
+  relinked: number;
+  /** RSS of each fleet process at the end of the load. */
+  rssMiB: number[];
 }
 
 export interface SoakResult {
   passed: boolean;
   checks: { tasksFinished: Check; logsComplete: Check; memoryStable: Check };
-  environment: { date: string; node: string; cpu: string; cores: number; memoryGiB: number; kernel: string; store: 'sqlite' | 'postgres' };
+  environment: { date: string; node: string; machine: Machine; store: 'sqlite' | 'postgres' };
   options: SoakOptions;
   setup: { registerAndConnectMs: number };
   load: {
@@ -84,16 +99,16 @@ export interface SoakResult {
   fleet: FleetSummary;
 }
 
-const MiB = 1024 * 1024;
 const ENVIRONMENT = 'Soak';
 const ROLE = 'soak';
 const PROBLEMS_KEPT = 20;
 
 export async function runSoak(options: SoakOptions, progress: (line: string) => void = () => {}): Promise<SoakResult> {
   const dataDir = await tempDir('soak-server');
-  const root = await tempDir('soak-tentacles');
+  const cleanups: (() => unknown)[] = [() => rm(dataDir, { recursive: true, force: true })];
+  // The benchmarks' fleet wants their context; of it the soak needs only the clean-ups.
+  const context: BenchContext = { param: (_name, fallback) => fallback, log: progress, defer: (cleanup) => cleanups.push(cleanup) };
   let server: ServerProcess | undefined;
-  let fleet: Fleet | undefined;
   let sampler: ReturnType<typeof sampleRss> | undefined;
   try {
     server = await startServer({
@@ -106,32 +121,33 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     const apiKey = server.adminKey ?? (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', `soak-${Date.now()}`, ...(options.store ? ['--store', options.store] : [])]));
     const api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
     sampler = sampleRss(server.child.pid!, options.sampleMs);
-    progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles in ${options.processes} processes`);
+    progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles and starting them in ${options.processes} processes`);
 
-    const names = Array.from({ length: options.tentacles }, (_, i) => `soak-${String(i + 1).padStart(5, '0')}`);
     const setupStarted = Date.now();
-    fleet = await startFleet(
-      { serverUrl: server.url, serverThumbprint: server.thumbprint, commsPort: server.commsPort, apiKey, root, environment: ENVIRONMENT, role: ROLE },
-      names,
-      options.processes,
-      Math.max(120_000, options.tentacles * 200),
-    );
-    await waitFor(`all ${options.tentacles} tentacles online`, async () => (await onlineCount(api)) === options.tentacles, 60_000);
+    const identities = await tentacleIdentities(options.tentacles);
+    const machines = identities.map((identity, i) => ({ name: `soak-${String(i + 1).padStart(5, '0')}`, thumbprint: identity.thumbprint }));
+    await registerMachines(api, machines, ENVIRONMENT, ROLE);
+    const fleet = await startFleet(context, options.processes);
+    await fleet.grow({ identities, serverThumbprint: server.thumbprint, address: `tcp://127.0.0.1:${server.commsPort}` }, options.tentacles);
+    await waitFor(`all ${options.tentacles} tentacles online`, async () => (await machinesIn(api, ENVIRONMENT)).every((m) => m.online), 60_000);
     const registerAndConnectMs = Date.now() - setupStarted;
     progress(`${options.tentacles} tentacles online after ${(registerAndConnectMs / 1000).toFixed(1)} s; running tasks for ${options.durationMs / 1000} s`);
 
-    const workload = await runWorkload({ api, machineNames: names, ...options });
+    const workload = await runWorkload({ api, machineNames: machines.map((m) => m.name), ...options });
     const leftUnfinished = await unfinishedTaskCount(api);
     const samples = sampler.stop();
-    progress(`load done: ${workload.tasks.length} tasks; stopping the fleet`);
-    const fleetSummary = await fleet.stop();
-    fleet = undefined;
-    return judge(options, { registerAndConnectMs, workload, leftUnfinished, samples, fleet: fleetSummary });
+    const fleetSummary: FleetSummary = {
+      processes: fleet.workers.length,
+      relinked: relinkedSince(await machinesIn(api, ENVIRONMENT), workload.startedAt),
+      rssMiB: fleet.workers.map((worker) => mib(readRss(worker.pid) ?? 0)),
+    };
+    progress(`load done: ${workload.tasks.length} tasks`);
+    return assess(options, { registerAndConnectMs, workload, leftUnfinished, samples, fleet: fleetSummary });
   } finally {
     sampler?.stop();
-    fleet?.kill();
+    await stopAllWorkers();
     await server?.kill();
-    await Promise.all([rm(root, { recursive: true, force: true }), rm(dataDir, { recursive: true, force: true })]);
+    for (const cleanup of cleanups.reverse()) await cleanup();
   }
 }
 
@@ -143,9 +159,8 @@ interface Observations {
   samples: RssSample[];
   fleet: FleetSummary;
 }
-
 /** Turns what the run saw into figures and the three verdicts. */
-function judge(options: SoakOptions, seen: Observations): SoakResult {
+function assess(options: SoakOptions, seen: Observations): SoakResult {
   const { workload, leftUnfinished } = seen;
   const tasks = workload.tasks;
   const memory = judgeMemory(seen.samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance));
@@ -168,15 +183,17 @@ function judge(options: SoakOptions, seen: Observations): SoakResult {
     },
     memoryStable: {
       passed: memory.passed,
+      ...(memory.judged ? {} : { skipped: true as const }),
       detail:
         `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the first ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
-        `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% (tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)`,
+        `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% ` +
+        (memory.judged ? `(tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)` : `(not judged: a load under ${SHORTEST_JUDGED_LOAD_MS / 60_000} minutes measures warm-up)`),
     },
   };
   return {
     passed: checks.tasksFinished.passed && checks.logsComplete.passed && checks.memoryStable.passed,
     checks,
-    environment: describeMachine(options.store),
+    environment: { date: new Date().toISOString(), node: process.version, machine: describeMachine(), store: options.store ? 'postgres' : 'sqlite' },
     options,
     setup: { registerAndConnectMs: seen.registerAndConnectMs },
     load: {
@@ -205,28 +222,11 @@ function judge(options: SoakOptions, seen: Observations): SoakResult {
   };
 }
 
-async function onlineCount(api: ApiClient): Promise<number> {
-  const { items } = await api.json<{ items: MachineView[] }>('GET', `/api/machines?environment=${ENVIRONMENT}`);
-  return items.filter((m) => m.online).length;
-}
-
 /** Tasks the server still has Queued or Running (the list is newest first, 1000 at most a page). */
 async function unfinishedTaskCount(api: ApiClient): Promise<number> {
   const states: TaskState[] = ['Queued', 'Running'];
   const pages = await Promise.all(states.map((state) => api.json<{ items: TaskView[] }>('GET', `/api/tasks?state=${state}&limit=1000`)));
   return pages.reduce((sum, page) => sum + page.items.length, 0);
-}
-
-function describeMachine(store: string | undefined): SoakResult['environment'] {
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    kernel: release(),
-    store: store ? 'postgres' : 'sqlite',
-  };
 }
 
 function mib(bytes: number): number {

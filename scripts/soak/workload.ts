@@ -70,8 +70,13 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(options.parallel, idle.length) }, loop));
+  await Promise.all(Array.from({ length: tasksInFlight(options.machineNames.length, options.batchSize, options.parallel) }, loop));
   return { startedAt, stoppedAt: createUntil, finishedAt: Date.now(), tasks, requestFailures };
+}
+
+/** As many tasks at once as asked, but never two on one batch of machines. */
+export function tasksInFlight(machines: number, batchSize: number, parallel: number): number {
+  return Math.min(parallel, Math.ceil(machines / batchSize));
 }
 
 function batchesOf(names: readonly string[], size: number): string[][] {

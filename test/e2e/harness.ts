@@ -57,8 +57,7 @@ export async function ok(bin: 'reef' | 'tentacle', args: string[], env: NodeJS.P
   return result.stdout.trim();
 }
 
-/** A new file under test-output/e2e/ for a process's log, named after it. */
-export async function logFile(name: string) {
+async function logFile(name: string) {
   await mkdir(OUTPUT, { recursive: true });
   return createWriteStream(join(OUTPUT, `${name}-${Date.now()}.log`));
 }
