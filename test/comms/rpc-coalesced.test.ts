@@ -33,9 +33,12 @@ function coalescingPair(): [Duplex, Duplex] {
     write(chunk: Buffer, _enc, done) {
       held.push(chunk);
       timer ??= setTimeout(() => {
-        timer = undefined;
-        a.push(Buffer.concat(held));
+        // Take the chunks before pushing: the reader may write back (and queue new chunks)
+        // within push() itself.
+        const chunk = Buffer.concat(held);
         held = [];
+        timer = undefined;
+        a.push(chunk);
       }, 20);
       done();
     },

@@ -163,12 +163,18 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
     await waitFor('some lines', async () => (await logText(taskId)).length >= 5);
     await server.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 1500)); // the script runs on without a server
-    server = await startServer({ ...serverOptions, name: 'server-restarted' });
+    // The tentacle's reconnect backoff grows while the server is down (up to 16 s after
+    // ~15 s of downtime), so the restart gets a pickup timeout that allows for it.
+    server = await startServer({ ...serverOptions, pickupTimeoutSeconds: 60, name: 'server-restarted' });
     assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
     const task = await finished(taskId);
     assert.equal(task.state, 'Success', JSON.stringify(task.machines));
     const lines = (await logText(taskId)).filter((l) => l.stream === 'stdout').map((l) => l.text);
     assert.deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line ${i + 1}`));
+    // Back to the short pickup timeout the later tests rely on.
+    await server.kill();
+    server = await startServer({ ...serverOptions, name: 'server-restarted-again' });
+    await waitFor('the polling tentacles to reconnect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online, 90_000);
   });
 
   test('a deleted machine loses its connection and is refused when it reconnects', async () => {
