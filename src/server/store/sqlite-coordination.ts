@@ -114,8 +114,8 @@ export class SqliteCoordination implements Coordination {
   async claimWork(node: string, options: ClaimOptions): Promise<WorkKey[]> {
     const now = new Date().toISOString();
     const lease = isoIn(options.leaseMs);
-    return this.write(() => {
-      const rows = this.sql(
+    const candidates = () =>
+      this.sql(
         `SELECT c.task_id AS taskId, c.machine_id AS machineId FROM task_machines c
          JOIN tasks t ON t.id = c.task_id
          LEFT JOIN machines m ON m.id = c.machine_id
@@ -128,6 +128,11 @@ export class SqliteCoordination implements Coordination {
          ORDER BY t.num, c.machine_id
          LIMIT ?`,
       ).all(now, node, isoIn(-options.staleAfterMs), options.limit) as WorkKey[];
+    // Most calls find nothing (every tentacle connecting asks): answer those without
+    // taking the write lock.
+    if (candidates().length === 0) return [];
+    return this.write(() => {
+      const rows = candidates();
       const claim = this.sql('UPDATE task_machines SET owner_node = ?, lease_expires_at = ? WHERE task_id = ? AND machine_id = ?');
       for (const row of rows) claim.run(node, lease, row.taskId, row.machineId);
       return rows;

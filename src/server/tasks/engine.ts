@@ -38,6 +38,9 @@ export interface TaskEngineOptions {
   timing?: Partial<ClusterTiming>;
 }
 
+const LEFTOVER_CHECK_MIN_MS = 2000;
+const LEFTOVER_CHECK_SPREAD_MS = 8000;
+
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
  * (Pending, Running, then Success, Failed, Cancelled or TimedOut), with its log made
@@ -95,14 +98,24 @@ export class TaskEngine implements TaskEngineApi {
     return groupBy(await this.options.store.coordination.listLinks(this.scheduler.timing.staleAfterMs), (l) => l.thumbprint);
   }
 
-  /** A tentacle connected here: collect the scripts it kept for tasks that ended without them. */
+  /**
+   * A tentacle connected here: collect the scripts it kept for tasks that ended without
+   * them. Not urgent, so spread over a few seconds: a fleet reconnecting after a restart
+   * does not pay for it during its handshakes.
+   */
   tentacleConnected(client: RpcClient): void {
-    void collectLeftoverScripts(client, {
-      store: this.options.store,
-      logger: this.options.logger,
-      isRunning: (taskId, machineId) => this.scheduler.isRunning({ taskId, machineId }),
-      logged: (taskId, lines) => this.logged(taskId, lines),
-    });
+    const delayMs = LEFTOVER_CHECK_MIN_MS + Math.random() * LEFTOVER_CHECK_SPREAD_MS;
+    const timer = setTimeout(() => {
+      if (this.closing) return;
+      void collectLeftoverScripts(client, {
+        store: this.options.store,
+        logger: this.options.logger,
+        isRunning: (taskId, machineId) => this.scheduler.isRunning({ taskId, machineId }),
+        logged: (taskId, lines) => this.logged(taskId, lines),
+      });
+    }, delayMs);
+    timer.unref();
+    void client.closed.then(() => clearTimeout(timer));
   }
 
   /** Joins the cluster (or the single node's store) and starts claiming work. */
