@@ -20,7 +20,7 @@ const benchmark: Benchmark = {
   timeoutMs: 4 * 60_000,
   async run(context) {
     const count = context.param('tentacles', 1000);
-    const processes = context.param('processes', 2);
+    const processes = context.param('processes', 10);
     const runs = context.param('runs', 3);
     const identities = await tentacleIdentities(count);
 

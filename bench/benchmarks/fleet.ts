@@ -12,9 +12,9 @@
  * connections share one (a machine with several links), which costs the server the
  * same per connection.
  *
- * Then the fleet grows in steps towards as many as this machine allows: the server
- * process's open-file limit (the sandbox's hard limit), or the time budget, whichever
- * comes first.
+ * Then the fleet grows towards as many as this machine allows: the server process's
+ * open-file limit (the sandbox's hard limit), or as many as the connect rate seen so far
+ * brings in `--grow-seconds`, whichever is fewer.
  */
 import { rm } from 'node:fs/promises';
 import type { Benchmark } from '../support/benchmark.js';
@@ -33,77 +33,85 @@ const benchmark: Benchmark = {
   name: 'fleet',
   order: 2,
   title: 'server memory per idle polling tentacle',
-  timeoutMs: 6 * 60_000,
+  timeoutMs: 10 * 60_000,
   async run(context) {
     const count = context.param('tentacles', 10_000);
     const processes = context.param('processes', 4);
     const certificates = context.param('certificates', 1000);
     const growSeconds = context.param('grow-seconds', 60);
+    /** Handshakes in flight per client process. */
+    const window = context.param('window', 32);
     const identities = await tentacleIdentities(Math.min(certificates, count));
-    const perConnectionKiB = (before: number, after: number, n: number) => (after - before) / 1024 / n;
 
     context.log(`baseline: ${count} bare mutual-TLS connections`);
     const listener = await startWorker<typeof tlsOperations>('tls', 'tls listener');
     const port = await listener.call('listen', { identity: identities[0]!, mode: 'hold' });
-    const tlsBefore = await listener.call('rss');
+    const tlsBefore = await listener.call('memory');
     const clients = await startWorkers<typeof tlsOperations>('tls', processes);
-    await Promise.all(clients.map((client, k) => client.call('hold', { identity: identities[k % identities.length]!, port, count: share(count, processes, k), window: 32 })));
-    const tlsOpen = await listener.call('open');
-    const tlsAfter = await listener.call('rss');
+    await Promise.all(clients.map((client, k) => client.call('hold', { identity: identities[k % identities.length]!, port, count: share(count, processes, k), window })));
+    const baseline = growth(tlsBefore, await listener.call('memory'), await listener.call('open'));
     await Promise.all([listener, ...clients].map((worker) => worker.stop()));
-    const baselineKiB = perConnectionKiB(tlsBefore, tlsAfter, tlsOpen);
-    context.log(`baseline: ${baselineKiB.toFixed(1)} KiB per connection (${tlsOpen} open)`);
+    context.log(`baseline: ${baseline.rssKiB.toFixed(1)} KiB per connection`);
 
     const server = await startServerWorker(identities);
     context.defer(() => rm(server.dataDir, { recursive: true, force: true }));
-    const reefBefore = await server.worker.call('rss');
+    const reefBefore = await server.worker.call('memory');
     const fleet = await startFleet(context, processes);
-    const group = { identities, serverThumbprint: server.thumbprint, address: `tcp://127.0.0.1:${server.commsPort}` };
+    const group = { identities, serverThumbprint: server.thumbprint, address: `tcp://127.0.0.1:${server.commsPort}`, window };
     context.log(`reef: ${count} polling tentacles in ${processes} processes`);
     const connectStarted = performance.now();
     await fleet.grow(group, count);
     const connectSeconds = since(connectStarted) / 1000;
-    const links = await server.worker.call('links');
-    const reefAfter = await server.worker.call('rss');
-    const reefKiB = perConnectionKiB(reefBefore, reefAfter, links);
-    context.log(`reef: ${reefKiB.toFixed(1)} KiB per tentacle (${links} connected in ${connectSeconds.toFixed(1)} s)`);
+    const reef = growth(reefBefore, await server.worker.call('memory'), await server.worker.call('links'));
+    context.log(`reef: ${reef.rssKiB.toFixed(1)} KiB per tentacle (${reef.connections} connected in ${connectSeconds.toFixed(1)} s)`);
 
-    // As many as the machine allows: the server's descriptors, within the time budget.
+    // As many as the machine allows: up to the server's descriptors, as many more as the
+    // connect rate seen so far brings in the growing time.
     const ceiling = Math.max(count, openFileHardLimit() - SERVER_FD_RESERVE);
-    const step = Math.max(1000, Math.round(count / 5));
-    const growUntil = performance.now() + growSeconds * 1000;
-    let held = links;
-    while (held + step <= ceiling && performance.now() < growUntil) {
-      await fleet.grow(group, step);
-      held = await server.worker.call('links');
-      context.log(`grown to ${held}`);
+    const more = Math.min(ceiling - reef.connections, Math.round((reef.connections / connectSeconds) * growSeconds));
+    let most = reef;
+    if (more > 0) {
+      context.log(`growing by ${more} towards ${ceiling === Infinity ? 'the time budget' : ceiling}`);
+      await fleet.grow(group, more);
+      most = growth(reefBefore, await server.worker.call('memory'), await server.worker.call('links'));
     }
-    const heldRss = held === links ? reefAfter : await server.worker.call('rss');
-    const heldKiB = perConnectionKiB(reefBefore, heldRss, held);
 
     return {
       figures: [
         {
           what: `server RSS per idle polling tentacle at ${count.toLocaleString('en-US')}`,
-          value: reefKiB,
+          value: reef.rssKiB,
           unit: 'KiB',
-          baseline: { what: `per bare mutual-TLS socket at ${count.toLocaleString('en-US')}`, value: baselineKiB },
+          baseline: { what: `per bare mutual-TLS socket at ${count.toLocaleString('en-US')}`, value: baseline.rssKiB },
           target: { kind: 'at-most', limit: 100 },
         },
-        { what: `most tentacles held (ceiling: ${ceiling === Infinity ? '' : `${ceiling.toLocaleString('en-US')} by the open-file limit, or `}${growSeconds} s of growing)`, value: held, unit: 'tentacles' },
-        { what: `server RSS per tentacle at ${held.toLocaleString('en-US')}`, value: heldKiB, unit: 'KiB' },
+        {
+          what: `most tentacles held (ceiling: ${ceiling === Infinity ? '' : `${ceiling.toLocaleString('en-US')} by the open-file limit, or `}about ${growSeconds} s more of connecting)`,
+          value: most.connections,
+          unit: 'tentacles',
+        },
+        { what: `server RSS per tentacle at ${most.connections.toLocaleString('en-US')}`, value: most.rssKiB, unit: 'KiB' },
       ],
-      details: {
-        tentacles: count,
-        certificates: identities.length,
-        clientProcesses: processes,
-        baseline: { connections: tlsOpen, rssBeforeMiB: mib(tlsBefore), rssAfterMiB: mib(tlsAfter), perConnectionKiB: baselineKiB },
-        reef: { connections: links, rssBeforeMiB: mib(reefBefore), rssAfterMiB: mib(reefAfter), perTentacleKiB: reefKiB, connectSeconds },
-        most: { tentacles: held, rssMiB: mib(heldRss), perTentacleKiB: heldKiB, openFileHardLimit: openFileHardLimit() },
-      },
+      details: { tentacles: count, certificates: identities.length, clientProcesses: processes, connectSeconds, baseline, reef, most, openFileHardLimit: openFileHardLimit() },
     };
   },
 };
+
+interface Memory {
+  rss: number;
+  heapUsed: number;
+}
+
+/** What `connections` added to a process's memory, per connection (the JS heap is part of RSS). */
+function growth(before: Memory, after: Memory, connections: number) {
+  return {
+    connections,
+    rssBeforeMiB: mib(before.rss),
+    rssAfterMiB: mib(after.rss),
+    rssKiB: (after.rss - before.rss) / 1024 / connections,
+    heapKiB: (after.heapUsed - before.heapUsed) / 1024 / connections,
+  };
+}
 
 function mib(bytes: number): number {
   return Math.round((bytes / 2 ** 20) * 10) / 10;

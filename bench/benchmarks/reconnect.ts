@@ -17,13 +17,14 @@ import { tentacleIdentities } from '../support/identities.js';
 import { startServerWorker, type ServerWorker } from '../support/server-worker.js';
 import { since } from '../support/stats.js';
 
-const POLL_MS = 100;
+const POLL_MS = 250;
+const TARGET_SECONDS = 30;
 
 const benchmark: Benchmark = {
   name: 'reconnect',
   order: 3,
   title: 'a fleet reconnecting after a server restart',
-  timeoutMs: 5 * 60_000,
+  timeoutMs: 8 * 60_000,
   async run(context) {
     const count = context.param('tentacles', 10_000);
     const processes = context.param('processes', 4);
@@ -35,51 +36,59 @@ const benchmark: Benchmark = {
     context.log(`connecting ${count} polling tentacles in ${processes} processes`);
     await fleet.grow({ identities, serverThumbprint: first.thumbprint, address: `tcp://127.0.0.1:${first.commsPort}` }, count);
 
+    const failedBefore = await fleet.failures();
     context.log('restarting the server');
     const killed = performance.now();
     await first.worker.stop('SIGKILL');
-    await until(async () => (await fleet.connected()) === 0, 30_000, 'the tentacles to notice the server is gone');
-    const noticedMs = since(killed);
     const restarted: ServerWorker = await startServerWorker(identities, first);
     const listening = performance.now();
     const downMs = listening - killed;
 
     const progress: { atMs: number; connected: number }[] = [];
+    const giveUpMs = context.param('give-up-seconds', 150) * 1000;
     await until(
       async () => {
         const connected = await restarted.worker.call('links');
         progress.push({ atMs: Math.round(since(listening)), connected });
-        return connected >= count;
+        return connected >= count || since(listening) > giveUpMs;
       },
-      120_000,
-      `all ${count} tentacles to reconnect`,
     );
     const seconds = since(listening) / 1000;
-    context.log(`all ${count} back ${seconds.toFixed(1)} s after the restarted server listened (it was down ${(downMs / 1000).toFixed(1)} s)`);
+    const failedAttempts = Object.fromEntries(Object.entries(await fleet.failures()).map(([code, n]) => [code, n - (failedBefore[code] ?? 0)]));
+    const back = progress.at(-1)!.connected;
+    const withinTarget = progress.filter((p) => p.atMs <= TARGET_SECONDS * 1000).at(-1)?.connected ?? 0;
+    context.log(`${back} of ${count} back ${seconds.toFixed(1)} s after the restarted server listened (it was down ${(downMs / 1000).toFixed(1)} s)`);
 
+    const all = count.toLocaleString('en-US');
     return {
       figures: [
-        { what: `time until all ${count.toLocaleString('en-US')} are connected again, from the restarted server listening`, value: seconds, unit: 's', target: { kind: 'at-most', limit: 30 } },
-        { what: 'handshakes per second while they reconnect', value: count / seconds, unit: 'per s' },
+        {
+          what: back >= count ? `time until all ${all} are connected again, from the restarted server listening` : `time until all ${all} are connected again: not reached, ${back.toLocaleString('en-US')} were when the benchmark gave up`,
+          value: seconds,
+          unit: 's',
+          target: { kind: 'at-most', limit: TARGET_SECONDS },
+        },
+        { what: `connected again within ${TARGET_SECONDS} s of the restarted server listening`, value: withinTarget, unit: 'tentacles' },
+        { what: 'handshakes per second while they reconnect', value: back / seconds, unit: 'per s' },
+        // The tentacles' backoff grows while the server is down, so this bounds the figures above.
+        { what: 'server down (killed until the new process listened)', value: downMs / 1000, unit: 's' },
       ],
       details: {
         tentacles: count,
         clientProcesses: processes,
         serverDownSeconds: downMs / 1000,
-        disconnectNoticedSeconds: noticedMs / 1000,
         fromKillSeconds: since(killed) / 1000,
+        /** Connection attempts that failed from the kill until all were back, by error code. */
+        failedAttempts,
         progress: progress.filter((_, i) => i % 10 === 0 || i === progress.length - 1),
       },
     };
   },
 };
 
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what} after ${timeoutMs / 1000} s`);
-    await sleep(POLL_MS);
-  }
+/** Polls `check` every POLL_MS until it is true. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await sleep(POLL_MS);
 }
 
 export default benchmark;

@@ -3,7 +3,7 @@
  * measured alone and it can be killed and started again (fleet, reconnect).
  */
 import { registerMachines, startBenchServer, type BenchServer, type BenchServerOptions, type MachineToRegister } from '../support/reef-server.js';
-import { settledRss } from '../support/memory.js';
+import { settledMemory } from '../support/memory.js';
 
 let running: BenchServer | undefined;
 
@@ -17,10 +17,10 @@ export const operations = {
 
   /** Live tentacle connections. */
   async links(): Promise<number> {
-    return running?.server.comms.links.all().length ?? 0;
+    return running?.server.comms.links.size ?? 0;
   },
 
-  async rss(): Promise<number> {
-    return settledRss();
+  async memory(): Promise<{ rss: number; heapUsed: number }> {
+    return settledMemory();
   },
 };

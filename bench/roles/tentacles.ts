@@ -35,6 +35,8 @@ export interface TentacleGroup {
 }
 
 const agents: Agent[] = [];
+/** Failed connection attempts of this process's tentacles, by error code. */
+const failures: Record<string, number> = {};
 
 type PollSettings = Pick<TentacleGroup, 'serverThumbprint' | 'address' | 'resolve' | 'proxyPort'>;
 
@@ -58,19 +60,16 @@ async function startOne(group: TentacleGroup, identity: CertificateIdentity): Pr
   agents.push(agent);
   const [poller] = agent.pollers.values();
   if (!poller) throw new Error(`tentacle ${name} is not polling ${group.address}`);
+  poller.on('failed', (err) => {
+    const code = (err as { code?: string }).code ?? 'unknown';
+    failures[code] = (failures[code] ?? 0) + 1;
+  });
   if (poller.connected) return home;
   const timeout = AbortSignal.timeout(group.connectTimeoutMs);
   await once(poller, 'connected', { signal: timeout }).catch(() => {
     throw new Error(`tentacle ${name} did not connect to ${group.address} within ${group.connectTimeoutMs} ms`);
   });
   return home;
-}
-
-/** How many tentacles of this process have a live connection right now. */
-function connectedCount(): number {
-  let connected = 0;
-  for (const agent of agents) for (const poller of agent.pollers.values()) if (poller.connected) connected++;
-  return connected;
 }
 
 export const operations = {
@@ -88,8 +87,9 @@ export const operations = {
     return { homes };
   },
 
-  async connected(): Promise<number> {
-    return connectedCount();
+  /** Failed connection attempts so far, by error code (a restarted server refuses some while down). */
+  async failures(): Promise<Record<string, number>> {
+    return { ...failures };
   },
 
   /**

@@ -1,7 +1,7 @@
 /** Worker role: the bare mutual-TLS baseline, as a listener (hold, echo, sink) or as many idle clients. */
 import type { TLSSocket } from 'node:tls';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
-import { settledRss } from '../support/memory.js';
+import { settledMemory } from '../support/memory.js';
 import { connectRawTls, listenRawTls, type ListenMode, type RawTlsListener } from '../support/raw-tls.js';
 
 let listener: RawTlsListener | undefined;
@@ -32,7 +32,7 @@ export const operations = {
     return listener?.open() ?? held.filter((socket) => !socket.closed).length;
   },
 
-  async rss(): Promise<number> {
-    return settledRss();
+  async memory(): Promise<{ rss: number; heapUsed: number }> {
+    return settledMemory();
   },
 };

@@ -29,8 +29,8 @@ export interface Fleet {
    * have connected.
    */
   grow(group: FleetGroup, count: number): Promise<string[]>;
-  /** Tentacles connected right now, over every process. */
-  connected(): Promise<number>;
+  /** Failed connection attempts so far over every process, by error code. */
+  failures(): Promise<Record<string, number>>;
 }
 
 /** Where simulated tentacles keep their homes: tmpfs when the machine has it. */
@@ -67,9 +67,12 @@ export async function startFleet(context: BenchContext, processes: number): Prom
       );
       return homes.flat();
     },
-    async connected() {
-      const counts = await Promise.all(workers.map((worker) => worker.call('connected')));
-      return counts.reduce((sum, n) => sum + n, 0);
+    async failures() {
+      const total: Record<string, number> = {};
+      for (const counts of await Promise.all(workers.map((worker) => worker.call('failures')))) {
+        for (const [code, n] of Object.entries(counts)) total[code] = (total[code] ?? 0) + n;
+      }
+      return total;
     },
   };
 }

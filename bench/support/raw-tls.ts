@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
-import { baseTlsOptions } from '../../src/comms/tls-config.js';
+import { baseTlsOptions, clientSecureContext } from '../../src/comms/tls-config.js';
 
 export type ListenMode = 'hold' | 'echo' | 'sink';
 
@@ -68,7 +68,7 @@ function sink(socket: tls.TLSSocket): void {
 }
 
 export async function connectRawTls(identity: CertificateIdentity, port: number): Promise<tls.TLSSocket> {
-  const socket = tls.connect({ ...baseTlsOptions(identity), host: '127.0.0.1', port });
+  const socket = tls.connect({ secureContext: clientSecureContext(identity), rejectUnauthorized: false, host: '127.0.0.1', port });
   socket.setNoDelay(true);
   await once(socket, 'secureConnect');
   return socket;

@@ -5,8 +5,8 @@ import type { CommsLimits } from '../limits.js';
  * Per-call receive window. Larger than HTTP/2's 64 KiB default so one transfer can fill a
  * fast link; windows are credit, not buffers, so idle connections cost nothing for it.
  */
-const STREAM_WINDOW_BYTES = Number(process.env.XW ?? 8) * 1024 * 1024;
-const SESSION_WINDOW_BYTES = 32 * 1024 * 1024;
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export function http2Settings(limits: CommsLimits): Settings {
   return {
