@@ -10,7 +10,6 @@ export const TentacleMethods = {
   scriptStatus: 'scripts.status',
   cancelScript: 'scripts.cancel',
   completeScript: 'scripts.complete',
-  listScripts: 'scripts.list',
   beginUpload: 'files.beginUpload',
   upload: 'files.upload',
   download: 'files.download',
@@ -48,11 +47,6 @@ export interface ScriptLogLineWire {
   at: string;
   stream: 'stdout' | 'stderr' | 'system';
   text: string;
-}
-
-/** scripts.list: every ticket the server has not completed yet, oldest first. */
-export interface ScriptListWire {
-  scripts: ScriptSummaryWire[];
 }
 
 export interface ScriptStatusWire extends ScriptSummaryWire {

@@ -130,7 +130,6 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
       bus.publish({ kind: 'link', thumbprint });
       engine.scheduler.claimSoon();
     });
-    engine.tentacleConnected(client);
     touch(client.peer.thumbprint, client.peer.carrier);
     // Only the tentacle knows whether it came through an HTTP proxy: ask it.
     client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(

@@ -11,7 +11,6 @@ import {
   TentacleMethods,
   type CapabilitiesWire,
   type PingWire,
-  type ScriptListWire,
   type ScriptStatusWire,
   type ScriptSummaryWire,
   type UploadResultWire,
@@ -159,11 +158,6 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
     [M.completeScript]: async (args) => {
       const { ticket } = parseArgs(M.completeScript, TicketSchema, args);
       return await scripts.complete({ ticket });
-    },
-
-    [M.listScripts]: async (args) => {
-      parseArgs(M.listScripts, noArgs, args);
-      return { scripts: await scripts.list() } satisfies ScriptListWire;
     },
 
     [M.beginUpload]: async (args) => {

@@ -313,7 +313,7 @@ describe('Reef after kill -9 of the server or a tentacle', () => {
     assert.match(agent.log(), /adopting a script started before this Tentacle process/);
   });
 
-  test('kill -9 of the tentacle for longer than the heartbeat window: the task fails in time, naming the tentacle; once back, the tentacle hands over the rest', async (t) => {
+  test('kill -9 of the tentacle for good: the task fails within the heartbeat window, naming the tentacle', async (t) => {
     const { taskId, pid } = await startCountingScript('abandoned');
     await stop(agent.child, 'SIGKILL');
     const killedAt = Date.now();
@@ -327,16 +327,6 @@ describe('Reef after kill -9 of the server or a tentacle', () => {
     // Not before the window (a restarting Tentacle gets that long), and not much after it.
     assert.ok(decidedMs >= HEARTBEAT_WINDOW_MS - 1000 && decidedMs < HEARTBEAT_WINDOW_MS + 10_000, `decided after ${decidedMs} ms`);
     await waitFor('the detached script to end by itself', async () => processGone(pid), 10_000);
-
-    // Back after the task ended: the server collects the rest of the output and the script's fate.
-    agent = await startAgent(root, 'Crash');
-    const log = await waitFor('the late report', async () => {
-      const lines = await logOf(taskId);
-      return lines.some((l) => /The Tentacle still held this script after the task ended.*finished with exit code 0/.test(l.text)) ? lines : undefined;
-    });
-    assert.deepEqual(log.filter((l) => l.stream === 'stdout').map((l) => l.text), numbered(40), 'every line, once and in order');
-    assert.equal((await task(taskId)).state, 'Failed', 'the outcome stands');
-    await waitFor('the tentacle to forget the ticket', async () => !(await machine()).online || agent.log().includes('script completed; workspace deleted'));
   });
 
   test('after all of the above, no task is left Queued or Running', async () => {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
-import type { CommsServer, RpcClient } from '../../comms/index.js';
+import type { CommsServer } from '../../comms/index.js';
 import { errorMessage, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import type { ClusterBus } from '../cluster/bus.js';
@@ -20,7 +20,6 @@ import {
 import type { TaskEngineApi, TaskEvents, TentacleLinks } from './api.js';
 import { healthCheck } from './health-check.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
-import { collectLeftoverScripts } from './leftovers.js';
 import { pushFile, type PushFileSpec } from './push-file.js';
 import { completeScript, runScript, type RunScriptSpec } from './run-script.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
@@ -37,9 +36,6 @@ export interface TaskEngineOptions {
   bus: ClusterBus;
   timing?: Partial<ClusterTiming>;
 }
-
-const LEFTOVER_CHECK_MIN_MS = 2000;
-const LEFTOVER_CHECK_SPREAD_MS = 8000;
 
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
@@ -96,26 +92,6 @@ export class TaskEngine implements TaskEngineApi {
 
   async links(): Promise<TentacleLinks> {
     return groupBy(await this.options.store.coordination.listLinks(this.scheduler.timing.staleAfterMs), (l) => l.thumbprint);
-  }
-
-  /**
-   * A tentacle connected here: collect the scripts it kept for tasks that ended without
-   * them. Not urgent, so spread over a few seconds: a fleet reconnecting after a restart
-   * does not pay for it during its handshakes.
-   */
-  tentacleConnected(client: RpcClient): void {
-    const delayMs = LEFTOVER_CHECK_MIN_MS + Math.random() * LEFTOVER_CHECK_SPREAD_MS;
-    const timer = setTimeout(() => {
-      if (this.closing) return;
-      void collectLeftoverScripts(client, {
-        store: this.options.store,
-        logger: this.options.logger,
-        isRunning: (taskId, machineId) => this.scheduler.isRunning({ taskId, machineId }),
-        logged: (taskId, lines) => this.logged(taskId, lines),
-      });
-    }, delayMs);
-    timer.unref();
-    void client.closed.then(() => clearTimeout(timer));
   }
 
   /** Joins the cluster (or the single node's store) and starts claiming work. */

@@ -75,8 +75,7 @@ export async function completeScript(run: MachineRun, untilClosed: AbortSignal):
   await run.comms.call(run.target, TentacleMethods.completeScript, { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
 }
 
-/** The tentacle's stream names to the task log's (anything unknown is a Reef line). */
-export function streamOf(stream: string): LogStream {
+function streamOf(stream: string): LogStream {
   return stream === 'stdout' || stream === 'stderr' ? stream : 'info';
 }
 

@@ -326,24 +326,6 @@ export class ScriptService {
   }
 
   /**
-   * Every script the server has not completed (running or finished), by ticket: a server
-   * that gave up on a script while this Tentacle was away learns what became of it.
-   */
-  async list(): Promise<ScriptSummary[]> {
-    await this.usable();
-    const summaries: ScriptSummary[] = [];
-    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
-      const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET.test(ticket)) continue;
-      if (await statOrNull(path.join(this.dirOf(ticket), FILE.completed))) continue;
-      // Completed meanwhile (REEF_TICKET_COMPLETED): nothing left to report.
-      const run = await this.load(ticket).catch(() => undefined);
-      if (run) summaries.push(summaryOf(run));
-    }
-    return summaries;
-  }
-
-  /**
    * The server has everything it needs: the ticket's workspace is deleted and a tombstone
    * kept, so a late retried start() is refused rather than run again. Idempotent; an
    * unknown ticket gets a tombstone too (its start may still be on its way).

@@ -187,23 +187,6 @@ test('complete deletes the workspace and leaves a tombstone that refuses a late 
   await assert.rejects(s2.start({ ...late, ticket: 'never-started' }), (e) => isReefError(e, 'REEF_TICKET_COMPLETED'));
 });
 
-test('list reports every script not yet completed, running or finished, and none completed', async () => {
-  const s = service();
-  await s.start({ ticket: 'list-done', syntax: 'bash', body: 'exit 3' });
-  await s.start({ ticket: 'list-running', syntax: 'bash', body: 'sleep 5' });
-  await s.start({ ticket: 'list-completed', syntax: 'bash', body: 'true' });
-  await finished(s, 'list-done');
-  await finished(s, 'list-completed');
-  await s.complete({ ticket: 'list-completed' });
-  const listed = (await s.list()).sort((a, b) => a.ticket.localeCompare(b.ticket));
-  assert.deepEqual(listed.map((x) => [x.ticket, x.state, x.exitCode]), [
-    ['list-done', 'Complete', 3],
-    ['list-running', 'Running', undefined],
-  ]);
-  await s.cancel({ ticket: 'list-running' });
-  await s.close();
-});
-
 test('bad tickets and requests are refused before anything touches the disk', async () => {
   const s = service();
   for (const ticket of ['../x', '', 'a/b', 'x'.repeat(101), 'a b', '..', 'é']) {
