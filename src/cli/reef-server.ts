@@ -128,7 +128,11 @@ export function registerServerCommands(program: Command): void {
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
         const { startReefServer } = await runtime();
-        const running = await startReefServer({ ...settings, logger: createLogger('reef-server') });
+        const logger = createLogger('reef-server');
+        // A server for a whole fleet must not exit because one code path forgot a catch:
+        // log what escaped (with its stack) and keep serving.
+        process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
+        const running = await startReefServer({ ...settings, logger });
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
         // One write, ending with a fixed line: scripts that start the server read up to it.
         const banner = [

@@ -134,13 +134,19 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     // Only the tentacle knows whether it came through an HTTP proxy: ask it.
     client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(
       (pong) => {
-        if ((pong as PingWire).carrier?.endsWith('+proxy') && !client.peer.carrier.endsWith('+proxy')) {
+        // The answer comes from the Tentacle: trust nothing about its shape.
+        const carrier = (pong as Partial<PingWire> | null)?.carrier;
+        if (typeof carrier !== 'string') {
+          logger.warn({ thumbprint: client.peer.thumbprint }, `tentacle answered ${TentacleMethods.ping} without a carrier string; ignored`);
+          return;
+        }
+        if (carrier.endsWith('+proxy') && !client.peer.carrier.endsWith('+proxy')) {
           client.peer.carrier += '+proxy';
           touch(client.peer.thumbprint, client.peer.carrier);
         }
       },
       () => {}, // a link that fails this early is logged by comms
-    );
+    ).catch((err) => logger.error({ err }, 'handling a tentacle\'s ping answer failed'));
   });
   comms.on('disconnected', (client) => {
     touch(client.peer.thumbprint);
