@@ -21,7 +21,7 @@ import { createApiHandler } from '../../src/server/http/index.js';
 import { safeNext } from '../../src/server/portal/handler.js';
 import { createPortalHandler } from '../../src/server/portal/index.js';
 import { PORTAL_CSP } from '../../src/server/portal/layout.js';
-import { createSqliteStore } from '../../src/server/store/sqlite.js';
+import { createSqliteStore } from '../../src/server/store/index.js';
 import type { Store } from '../../src/server/store/types.js';
 import { TestEngine } from '../server/http/harness.js';
 

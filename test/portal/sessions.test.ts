@@ -15,7 +15,7 @@ import {
   startSession,
 } from '../../src/server/auth/sessions.js';
 import { checkCredentials, createUser, ensureInitialAdmin } from '../../src/server/auth/users.js';
-import { createSqliteStore } from '../../src/server/store/sqlite.js';
+import { createSqliteStore } from '../../src/server/store/index.js';
 import type { Store, User } from '../../src/server/store/types.js';
 
 describe('portal users, sessions and CSRF tokens', () => {

@@ -15,7 +15,7 @@
  * Lease and heartbeat times are measured by the store's clock (PostgreSQL's now()), so
  * nodes whose clocks disagree still agree on who owns what.
  */
-import type { JsonObject, Timestamp } from './types.js';
+import type { JsonObject, Timestamp } from './values.js';
 
 export interface NodeInput {
   name: string;

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { ReefError } from '../../errors.js';
-import { createPostgresStore, redactUrl, type PostgresStoreOptions } from './postgres/store.js';
-import { createSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+import { createPostgresStore, redactUrl, type PostgresStoreOptions } from './postgres/database.js';
+import { createSqliteStore, type SqliteStoreOptions } from './sqlite/database.js';
 import type { Store } from './types.js';
 
 export type { Store } from './types.js';
-export { createPostgresStore, type PostgresStoreOptions } from './postgres/store.js';
-export { createSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { createPostgresStore, type PostgresStoreOptions } from './postgres/database.js';
+export { createSqliteStore, type SqliteStoreOptions } from './sqlite/database.js';
 
 export interface StoreOptions {
   sqlite?: SqliteStoreOptions;

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Database } from 'better-sqlite3';
 import { ReefError } from '../../errors.js';
+import type { Dialect } from './sql.js';
 
 /**
  * Numbered migrations: `migrations/<dialect>/NNN_name.sql`, applied in number order, each
@@ -14,11 +14,9 @@ export interface Migration {
   sql: string;
 }
 
-export type Dialect = 'sqlite' | 'postgres';
-
 const FILE = /^(\d{3,})_([A-Za-z0-9_]+)\.sql$/;
 
-export function migrationsDir(dialect: Dialect): string {
+export function migrationsDir(dialect: Dialect['name']): string {
   return fileURLToPath(new URL(`./migrations/${dialect}/`, import.meta.url));
 }
 
@@ -64,34 +62,11 @@ export function pendingMigrations(available: Migration[], applied: number[]): Mi
   return available.filter((m) => !done.has(m.version));
 }
 
-/** Applies what is missing; returns the versions applied now. Safe to call on every open. */
-export function migrateSqlite(db: Database, dir = migrationsDir('sqlite')): number[] {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL,
-    applied_at  TEXT NOT NULL
-  )`);
-  const appliedNow: number[] = [];
-  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-  const readApplied = db.prepare('SELECT version FROM schema_migrations').pluck();
-  // Re-read inside each IMMEDIATE transaction: another process may be migrating the same file.
-  const applyOne = db.transaction((m: Migration): boolean => {
-    if ((readApplied.all() as number[]).includes(m.version)) return false;
-    db.exec(m.sql);
-    record.run(m.version, m.name, new Date().toISOString());
-    return true;
-  });
-  for (const m of pendingMigrations(loadMigrations(dir), readApplied.all() as number[])) {
-    try {
-      if (applyOne.immediate(m)) appliedNow.push(m.version);
-    } catch (err) {
-      throw new ReefError(
-        'REEF_MIGRATION_FAILED',
-        `Migration ${String(m.version).padStart(3, '0')}_${m.name} failed and was rolled back: ` +
-          `${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-    }
-  }
-  return appliedNow;
+export function migrationFailed(m: Migration, err: unknown): ReefError {
+  return new ReefError(
+    'REEF_MIGRATION_FAILED',
+    `Migration ${String(m.version).padStart(3, '0')}_${m.name} failed and was rolled back: ` +
+      `${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }

@@ -1,7 +1,7 @@
 /**
- * Rows as both stores deliver them once decoded (timestamps as ISO strings, JSON parsed,
- * booleans as booleans), and their mapping to the domain types. SQLite decodes its JSON
- * text and 0/1 first; PostgreSQL's type parsers do it on the way in.
+ * Rows as both databases deliver them (timestamps as ISO strings), and their mapping to the
+ * domain types. SQLite keeps JSON as text and booleans as 0/1; PostgreSQL's type parsers
+ * deliver them decoded: the mapping accepts either.
  */
 import type {
   ApiKey,
@@ -24,6 +24,15 @@ export function fold(name: string): string {
   return name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
 }
 
+/** JSON as SQLite (text) or PostgreSQL (parsed) delivers it. */
+export type JsonColumn = JsonObject | string;
+
+export function jsonOf(value: JsonColumn): JsonObject;
+export function jsonOf(value: JsonColumn | null): JsonObject | null;
+export function jsonOf(value: JsonColumn | null): JsonObject | null {
+  return typeof value === 'string' ? (JSON.parse(value) as JsonObject) : value;
+}
+
 export interface NamedRow {
   id: string;
   name: string;
@@ -40,7 +49,7 @@ export interface MachineRow {
   endpoint_port: number | null;
   carrier: string | null;
   tentacle_version: string | null;
-  platform: JsonObject | null;
+  platform: JsonColumn | null;
   last_seen_at: string | null;
   last_health: HealthStatus;
   last_health_at: string | null;
@@ -50,8 +59,8 @@ export interface MachineRow {
 export interface HealthRow {
   id: number;
   machine_id: string;
-  ok: boolean;
-  details: JsonObject | null;
+  ok: boolean | number;
+  details: JsonColumn | null;
   at: string;
 }
 
@@ -85,8 +94,8 @@ export interface SessionRow {
 export interface TaskRow {
   id: string;
   kind: Task['kind'];
-  spec: JsonObject;
-  target: JsonObject;
+  spec: JsonColumn;
+  target: JsonColumn;
   state: Task['state'];
   created_at: string;
   started_at: string | null;
@@ -120,7 +129,7 @@ export interface LogRow {
 export const named = (r: NamedRow): Environment & WorkerPool => ({ id: r.id, name: r.name, createdAt: r.created_at });
 
 export function toHealth(r: HealthRow): HealthCheck {
-  return { id: r.id, machineId: r.machine_id, ok: r.ok, details: r.details, at: r.at };
+  return { id: r.id, machineId: r.machine_id, ok: r.ok === true || r.ok === 1, details: jsonOf(r.details), at: r.at };
 }
 
 export function toApiKey(r: ApiKeyRow): ApiKey {
@@ -153,8 +162,8 @@ export function toTask(r: TaskRow): Task {
   return {
     id: r.id,
     kind: r.kind,
-    spec: r.spec,
-    target: r.target,
+    spec: jsonOf(r.spec),
+    target: jsonOf(r.target),
     state: r.state,
     createdAt: r.created_at,
     startedAt: r.started_at,
@@ -218,7 +227,7 @@ export function toMachines(rows: MachineRow[], environments: Membership[], roles
     workerPools: poolsOf(r.id),
     carrier: r.carrier,
     tentacleVersion: r.tentacle_version,
-    platform: r.platform,
+    platform: jsonOf(r.platform),
     lastSeenAt: r.last_seen_at,
     lastHealth: r.last_health,
     lastHealthAt: r.last_health_at,

@@ -20,12 +20,9 @@
 
 import type { Thumbprint } from '../../pki/thumbprint.js';
 import type { Coordination } from './coordination.js';
+import type { JsonObject, TimeInput, Timestamp } from './values.js';
 
-/** ISO-8601 UTC timestamp with milliseconds. */
-export type Timestamp = string;
-export type TimeInput = Date | Timestamp;
-/** A JSON object the store serializes as is; read it back through a schema. */
-export type JsonObject = Record<string, unknown>;
+export type { JsonObject, TimeInput, Timestamp } from './values.js';
 
 // ---------------------------------------------------------------- environments, pools
 

@@ -18,7 +18,7 @@ import { generateCertificate, type CertificateIdentity } from '../../../src/pki/
 import { createApiKey } from '../../../src/server/auth/apikeys.js';
 import { createBlobStore, type BlobStore } from '../../../src/server/files/blobs.js';
 import { createApiHandler, type ApiLimits } from '../../../src/server/http/index.js';
-import { createSqliteStore } from '../../../src/server/store/sqlite.js';
+import { createSqliteStore } from '../../../src/server/store/index.js';
 import type { Machine, Store, TaskWithMachines } from '../../../src/server/store/types.js';
 import type { TaskEngineApi, TaskEvents, TentacleLinks } from '../../../src/server/tasks/api.js';
 import { groupBy } from '../../../src/server/store/rows.js';

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { loadMigrations, migrateSqlite, migrationsDir } from '../../../src/server/store/migrate.js';
-import { createSqliteStore } from '../../../src/server/store/sqlite.js';
+import { loadMigrations, migrationsDir } from '../../../src/server/store/migrate.js';
+import { migrateSqlite } from '../../../src/server/store/sqlite/migrate.js';
+import { createSqliteStore } from '../../../src/server/store/index.js';
 import { target } from './helpers.js';
 
 describe('sqlite migrations', () => {

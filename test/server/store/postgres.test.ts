@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { loadMigrations, migrateSqlite, migrationsDir } from '../../../src/server/store/migrate.js';
+import { loadMigrations, migrationsDir } from '../../../src/server/store/migrate.js';
+import { migrateSqlite } from '../../../src/server/store/sqlite/migrate.js';
 import { migratePostgres } from '../../../src/server/store/postgres/migrate.js';
-import { createPostgresStore } from '../../../src/server/store/postgres/store.js';
+import { createPostgresStore } from '../../../src/server/store/postgres/database.js';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
 import { target } from './helpers.js';
 

@@ -1,6 +1,5 @@
 import type { ClientBase } from 'pg';
-import { ReefError } from '../../../errors.js';
-import { loadMigrations, migrationsDir, pendingMigrations, type Migration } from '../migrate.js';
+import { loadMigrations, migrationFailed, migrationsDir, pendingMigrations, type Migration } from '../migrate.js';
 
 /**
  * Advisory lock key ("REEF", 1). Several server nodes may start at once on one database:
@@ -35,12 +34,7 @@ export async function migratePostgres(client: ClientBase, dir = migrationsDir('p
         try {
           await client.query(next.sql);
         } catch (err) {
-          throw new ReefError(
-            'REEF_MIGRATION_FAILED',
-            `Migration ${String(next.version).padStart(3, '0')}_${next.name} failed and was rolled back: ` +
-              `${err instanceof Error ? err.message : String(err)}`,
-            { cause: err },
-          );
+          throw migrationFailed(next, err);
         }
         await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())', [
           next.version,

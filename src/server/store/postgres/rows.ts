@@ -1,5 +1,4 @@
 import pg from 'pg';
-import type { JsonObject } from '../types.js';
 
 /**
  * Row shapes as the pool's type parsers deliver them: timestamptz as ISO strings, bigint as
@@ -27,9 +26,4 @@ export const typeParsers: pg.CustomTypesConfig = {
  */
 export function pgText(text: string): string {
   return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
-}
-
-/** A json parameter (pg would turn an array into a PostgreSQL array literal). */
-export function pgJson(value: JsonObject | null): string | null {
-  return value === null ? null : JSON.stringify(value);
 }

@@ -1,0 +1,21 @@
+import { auth } from './auth.js';
+import { coordination } from './cluster.js';
+import { groups } from './groups.js';
+import { logs } from './logs.js';
+import { machines } from './machines.js';
+import type { Database } from './sql.js';
+import { tasks } from './tasks.js';
+import type { Store } from './types.js';
+
+/** The Store on an opened, migrated database: the aggregates, each written once for both dialects. */
+export function storeOn(database: Database): Store {
+  return {
+    ...groups(database),
+    ...machines(database),
+    ...auth(database),
+    ...tasks(database),
+    ...logs(database),
+    coordination: coordination(database),
+    close: () => database.close(),
+  };
+}

@@ -1,0 +1,168 @@
+/** Tasks, the machines each runs on, and their state transitions (see types.ts for the rules). */
+import { ReefError } from '../../errors.js';
+import { newTicket, taskIdOf, taskNumOf } from './ids.js';
+import { checkFinalState, checkTaskKind, clampLimit, invalid, toTimestamp } from './input.js';
+import { groupBy, toTask, toTaskMachine, type TaskMachineRow, type TaskRow } from './rows.js';
+import { sql, where, type Database, type Db, type Sql } from './sql.js';
+import type { Store, TaskWithMachines } from './types.js';
+
+const UNFINISHED_TASK = sql`('Queued', 'Running')`;
+const UNFINISHED_MACHINE = sql`('Pending', 'Running')`;
+
+async function withMachines(db: Db, rows: TaskRow[]): Promise<TaskWithMachines[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const machineRows = await db.all<TaskMachineRow>(sql`SELECT * FROM task_machines WHERE ${db.dialect.inList(sql`task_id`, ids)}
+    ORDER BY lower(machine_name), machine_id`);
+  const machines = groupBy(machineRows.map(toTaskMachine), (m) => m.taskId);
+  return rows.map((r) => ({ ...toTask(r), machines: machines.get(r.id) ?? [] }));
+}
+
+/**
+ * Applies a transition `update`: true when it changed the row, false when the row is in a
+ * state the transition does not start from, REEF_NOT_FOUND when there is no such row.
+ */
+async function transition(db: Db, update: Sql, taskId: string, machineId?: string): Promise<boolean> {
+  if ((await db.run(update)) > 0) return true;
+  if (machineId === undefined) {
+    if (!(await db.one(sql`SELECT 1 FROM tasks WHERE id = ${taskId}`))) {
+      throw new ReefError('REEF_NOT_FOUND', `No task has id ${taskId}.`);
+    }
+  } else if (!(await db.one(sql`SELECT 1 FROM task_machines WHERE task_id = ${taskId} AND machine_id = ${machineId}`))) {
+    throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
+  }
+  return false;
+}
+
+type Tasks = Pick<
+  Store,
+  | 'createTask'
+  | 'getTask'
+  | 'getTaskMachineByTicket'
+  | 'listTasks'
+  | 'listUnfinishedTasks'
+  | 'startTask'
+  | 'finishTask'
+  | 'requestCancel'
+  | 'startTaskMachine'
+  | 'finishTaskMachine'
+>;
+
+export function tasks(database: Database): Tasks {
+  const d = database.dialect;
+  return {
+    createTask: async (input) => {
+      const kind = checkTaskKind(input.kind);
+      const machineIds = [...new Set(input.machineIds)];
+      return database.transaction(async (db) => {
+        const machines = await db.all<{ id: string; name: string }>(
+          sql`SELECT id, name FROM machines WHERE ${d.inList(sql`id`, machineIds)}`,
+        );
+        if (machines.length !== machineIds.length) {
+          const found = new Set(machines.map((m) => m.id));
+          const missing = machineIds.filter((id) => !found.has(id));
+          throw new ReefError(
+            'REEF_NOT_FOUND',
+            `Cannot create the task: no machine has id ${missing.join(', ')}. It may have been deleted; list machines again.`,
+          );
+        }
+        // The counter row's lock queues concurrent creations from every node: numbers stay gap-free.
+        const { value: num } = (await db.one<{ value: number }>(
+          sql`UPDATE counters SET value = value + 1 WHERE name = 'task' RETURNING value`,
+        ))!;
+        const id = taskIdOf(num);
+        const task = (await db.one<TaskRow>(sql`INSERT INTO tasks (id, num, kind, spec, target, state, created_at)
+          VALUES (${id}, ${num}, ${kind}, ${d.json(input.spec ?? {})}, ${d.json(input.target ?? {})}, 'Queued',
+            ${new Date().toISOString()}) RETURNING *`))!;
+        for (const m of machines) {
+          await db.run(sql`INSERT INTO task_machines (task_id, machine_id, machine_name, state, ticket)
+            VALUES (${id}, ${m.id}, ${m.name}, 'Pending', ${newTicket()})`);
+        }
+        return (await withMachines(db, [task]))[0]!;
+      });
+    },
+
+    getTask: async (id) => {
+      const row = await database.one<TaskRow>(sql`SELECT * FROM tasks WHERE id = ${id}`);
+      return row ? (await withMachines(database, [row]))[0]! : null;
+    },
+
+    getTaskMachineByTicket: async (ticket) => {
+      const row = await database.one<TaskMachineRow>(sql`SELECT * FROM task_machines WHERE ticket = ${ticket}`);
+      return row ? toTaskMachine(row) : null;
+    },
+
+    listTasks: async (filter = {}) => {
+      const conditions: Sql[] = [];
+      if (filter.state !== undefined) conditions.push(sql`state = ${filter.state}`);
+      if (filter.before !== undefined) {
+        const num = taskNumOf(filter.before);
+        if (num === null) throw invalid(`"${filter.before}" is not a task id (expected T-000123).`);
+        conditions.push(sql`num < ${num}`);
+      }
+      const limit = clampLimit(filter.limit, 50, 1000);
+      const rows = await database.all<TaskRow>(sql`SELECT * FROM tasks ${where(conditions)} ORDER BY num DESC LIMIT ${limit}`);
+      return rows.map(toTask);
+    },
+
+    listUnfinishedTasks: async () =>
+      withMachines(database, await database.all<TaskRow>(sql`SELECT * FROM tasks WHERE state IN ${UNFINISHED_TASK} ORDER BY num`)),
+
+    startTask: async (taskId, at) => {
+      const when = toTimestamp(at);
+      return transition(
+        database,
+        sql`UPDATE tasks SET state = 'Running', started_at = ${when} WHERE id = ${taskId} AND state = 'Queued'`,
+        taskId,
+      );
+    },
+
+    finishTask: async (taskId, finish) => {
+      const state = checkFinalState(finish.state);
+      const when = toTimestamp(finish.at);
+      return transition(
+        database,
+        sql`UPDATE tasks SET state = ${state}, finished_at = ${when}, error = ${finish.error ?? null}
+          WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK}`,
+        taskId,
+      );
+    },
+
+    requestCancel: async (taskId, at) => {
+      const when = toTimestamp(at);
+      return transition(
+        database,
+        sql`UPDATE tasks SET cancel_requested_at = ${when}
+          WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK} AND cancel_requested_at IS NULL`,
+        taskId,
+      );
+    },
+
+    startTaskMachine: async (taskId, machineId, at) => {
+      const when = toTimestamp(at);
+      return transition(
+        database,
+        sql`UPDATE task_machines SET state = 'Running', started_at = ${when}
+          WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state = 'Pending'`,
+        taskId,
+        machineId,
+      );
+    },
+
+    finishTaskMachine: async (taskId, machineId, finish) => {
+      const state = checkFinalState(finish.state);
+      const when = toTimestamp(finish.at);
+      if (finish.exitCode != null && !Number.isInteger(finish.exitCode)) {
+        throw invalid(`exitCode must be an integer, got ${finish.exitCode}.`);
+      }
+      return transition(
+        database,
+        sql`UPDATE task_machines SET state = ${state}, exit_code = ${finish.exitCode ?? null}, error = ${finish.error ?? null},
+            finished_at = ${when}
+          WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state IN ${UNFINISHED_MACHINE}`,
+        taskId,
+        machineId,
+      );
+    },
+  };
+}
