@@ -8,18 +8,8 @@ import type { Store } from './types.js';
 
 type Auth = Pick<
   Store,
-  | 'insertApiKey'
-  | 'getApiKeyCredential'
-  | 'listApiKeys'
-  | 'revokeApiKey'
-  | 'markApiKeyUsed'
-  | 'insertUser'
-  | 'getUserCredential'
-  | 'countUsers'
-  | 'insertSession'
-  | 'getSession'
-  | 'deleteSession'
-  | 'deleteExpiredSessions'
+  'insertApiKey' | 'getApiKeyCredential' | 'listApiKeys' | 'revokeApiKey' | 'markApiKeyUsed' | 'insertUser' |
+  'getUserCredential' | 'countUsers' | 'insertSession' | 'getSession' | 'deleteSession' | 'deleteExpiredSessions'
 >;
 
 const session = (db: Db, idHash: string) =>

@@ -17,23 +17,11 @@ interface GroupKind {
   hint: string;
 }
 
-export const ENVIRONMENTS: GroupKind = {
-  table: 'environments',
-  idPrefix: 'env',
-  what: 'Environment',
-  link: 'machine_environments',
-  column: 'environment_id',
-  hint: 'Move or delete those machines first.',
-};
+export const ENVIRONMENTS: GroupKind = { table: 'environments', idPrefix: 'env', what: 'Environment',
+  link: 'machine_environments', column: 'environment_id', hint: 'Move or delete those machines first.' };
 
-export const WORKER_POOLS: GroupKind = {
-  table: 'worker_pools',
-  idPrefix: 'pool',
-  what: 'Worker pool',
-  link: 'machine_worker_pools',
-  column: 'pool_id',
-  hint: 'Move or delete those workers first.',
-};
+export const WORKER_POOLS: GroupKind = { table: 'worker_pools', idPrefix: 'pool', what: 'Worker pool',
+  link: 'machine_worker_pools', column: 'pool_id', hint: 'Move or delete those workers first.' };
 
 /** The group with this name (any case), created if missing. */
 export async function ensureGroup(db: Db, kind: GroupKind, name: string): Promise<NamedRow> {
@@ -74,14 +62,8 @@ async function listGroups(db: Db, kind: GroupKind): Promise<NamedRow[]> {
 
 type Groups = Pick<
   Store,
-  | 'ensureEnvironment'
-  | 'getEnvironment'
-  | 'listEnvironments'
-  | 'deleteEnvironment'
-  | 'ensureWorkerPool'
-  | 'getWorkerPool'
-  | 'listWorkerPools'
-  | 'deleteWorkerPool'
+  'ensureEnvironment' | 'getEnvironment' | 'listEnvironments' | 'deleteEnvironment' | 'ensureWorkerPool' |
+  'getWorkerPool' | 'listWorkerPools' | 'deleteWorkerPool'
 >;
 
 export function groups(db: Database): Groups {

@@ -1,18 +1,7 @@
 import { ReefError } from '../../errors.js';
-import { normalizeThumbprint, type Thumbprint } from '../../pki/thumbprint.js';
-import type {
-  CommsStyle,
-  Endpoint,
-  FinalState,
-  JsonObject,
-  LogStream,
-  MachineInput,
-  MachineKind,
-  TaskKind,
-  TimeInput,
-  Timestamp,
-} from './types.js';
+import { normalizeThumbprint } from '../../pki/thumbprint.js';
 import { FINAL_STATES } from './types.js';
+import type { Endpoint, FinalState, LogStream, Machine, MachineInput, TaskKind, TimeInput, Timestamp } from './types.js';
 
 /**
  * Input checks shared by every Store implementation, so SQLite and PostgreSQL refuse the
@@ -58,18 +47,11 @@ function checkNames(what: string, names: string[] | undefined): string[] {
   return [...seen.values()];
 }
 
-export interface CheckedMachine {
-  name: string;
-  kind: MachineKind;
-  thumbprint: Thumbprint;
-  commsStyle: CommsStyle;
-  endpoint: Endpoint | null;
-  environments: string[];
-  roles: string[];
-  workerPools: string[];
-  tentacleVersion: string | null;
-  platform: JsonObject | null;
-}
+/** A MachineInput checked and normalized: the fields of a Machine that registration sets. */
+export type CheckedMachine = Pick<
+  Machine,
+  'name' | 'kind' | 'thumbprint' | 'commsStyle' | 'endpoint' | 'environments' | 'roles' | 'workerPools' | 'tentacleVersion' | 'platform'
+>;
 
 export function checkMachineInput(input: MachineInput): CheckedMachine {
   const name = checkName('Machine name', input.name);

@@ -70,15 +70,8 @@ async function insert(db: Db, m: CheckedMachine): Promise<Machine> {
 
 type Machines = Pick<
   Store,
-  | 'createMachine'
-  | 'upsertMachine'
-  | 'getMachine'
-  | 'getMachineByThumbprint'
-  | 'listMachines'
-  | 'deleteMachine'
-  | 'touchMachine'
-  | 'recordHealth'
-  | 'listHealth'
+  'createMachine' | 'upsertMachine' | 'getMachine' | 'getMachineByThumbprint' | 'listMachines' | 'deleteMachine' |
+  'touchMachine' | 'recordHealth' | 'listHealth'
 >;
 
 export function machines(database: Database): Machines {

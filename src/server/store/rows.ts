@@ -5,17 +5,17 @@
  */
 import type {
   ApiKey,
+  ApiKeyCredential,
   Environment,
   HealthCheck,
-  HealthStatus,
   JsonObject,
   LogLine,
-  LogStream,
   Machine,
   Session,
   Task,
   TaskMachine,
   User,
+  UserCredential,
   WorkerPool,
 } from './types.js';
 
@@ -33,98 +33,27 @@ export function jsonOf(value: JsonColumn | null): JsonObject | null {
   return typeof value === 'string' ? (JSON.parse(value) as JsonObject) : value;
 }
 
-export interface NamedRow {
-  id: string;
-  name: string;
-  created_at: string;
-}
+/** `createdAt` -> `created_at`. */
+type Snake<K extends string> = K extends `${infer Head}${infer Rest}`
+  ? `${Head extends Lowercase<Head> ? Head : `_${Lowercase<Head>}`}${Snake<Rest>}`
+  : K;
 
-export interface MachineRow {
-  id: string;
-  name: string;
-  kind: Machine['kind'];
-  thumbprint: string;
-  comms_style: Machine['commsStyle'];
+/** The row a domain type is stored as: its fields in snake_case, so the two never drift apart. */
+type RowOf<T> = { [K in keyof T & string as Snake<K>]: T[K] };
+
+export type NamedRow = RowOf<Environment>;
+export type ApiKeyRow = RowOf<ApiKeyCredential>;
+export type UserRow = RowOf<UserCredential>;
+export type SessionRow = RowOf<Session>;
+export type TaskMachineRow = RowOf<TaskMachine>;
+export type LogRow = RowOf<LogLine>;
+export type HealthRow = Omit<RowOf<HealthCheck>, 'ok' | 'details'> & { ok: boolean | number; details: JsonColumn | null };
+export type TaskRow = Omit<RowOf<Task>, 'spec' | 'target'> & { spec: JsonColumn; target: JsonColumn };
+export type MachineRow = Omit<RowOf<Machine>, 'endpoint' | 'environments' | 'roles' | 'worker_pools' | 'platform'> & {
   endpoint_host: string | null;
   endpoint_port: number | null;
-  carrier: string | null;
-  tentacle_version: string | null;
   platform: JsonColumn | null;
-  last_seen_at: string | null;
-  last_health: HealthStatus;
-  last_health_at: string | null;
-  created_at: string;
-}
-
-export interface HealthRow {
-  id: number;
-  machine_id: string;
-  ok: boolean | number;
-  details: JsonColumn | null;
-  at: string;
-}
-
-export interface ApiKeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  hash: string;
-  salt: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
-
-export interface UserRow {
-  id: string;
-  username: string;
-  password_hash: string;
-  created_at: string;
-}
-
-export interface SessionRow {
-  id_hash: string;
-  user_id: string;
-  username: string;
-  csrf_token: string;
-  created_at: string;
-  expires_at: string;
-}
-
-export interface TaskRow {
-  id: string;
-  kind: Task['kind'];
-  spec: JsonColumn;
-  target: JsonColumn;
-  state: Task['state'];
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  cancel_requested_at: string | null;
-  error: string | null;
-}
-
-export interface TaskMachineRow {
-  task_id: string;
-  machine_id: string;
-  machine_name: string;
-  state: TaskMachine['state'];
-  exit_code: number | null;
-  error: string | null;
-  ticket: string;
-  started_at: string | null;
-  finished_at: string | null;
-  log_cursor: number;
-}
-
-export interface LogRow {
-  task_id: string;
-  seq: number;
-  machine_id: string | null;
-  at: string;
-  stream: LogStream;
-  text: string;
-}
+};
 
 export const named = (r: NamedRow): Environment & WorkerPool => ({ id: r.id, name: r.name, createdAt: r.created_at });
 

@@ -22,7 +22,7 @@ async function withMachines(db: Db, rows: TaskRow[]): Promise<TaskWithMachines[]
  * Applies a transition `update`: true when it changed the row, false when the row is in a
  * state the transition does not start from, REEF_NOT_FOUND when there is no such row.
  */
-async function transition(db: Db, update: Sql, taskId: string, machineId?: string): Promise<boolean> {
+async function transition(db: Db, taskId: string, machineId: string | undefined, update: Sql): Promise<boolean> {
   if ((await db.run(update)) > 0) return true;
   if (machineId === undefined) {
     if (!(await db.one(sql`SELECT 1 FROM tasks WHERE id = ${taskId}`))) {
@@ -36,16 +36,8 @@ async function transition(db: Db, update: Sql, taskId: string, machineId?: strin
 
 type Tasks = Pick<
   Store,
-  | 'createTask'
-  | 'getTask'
-  | 'getTaskMachineByTicket'
-  | 'listTasks'
-  | 'listUnfinishedTasks'
-  | 'startTask'
-  | 'finishTask'
-  | 'requestCancel'
-  | 'startTaskMachine'
-  | 'finishTaskMachine'
+  'createTask' | 'getTask' | 'getTaskMachineByTicket' | 'listTasks' | 'listUnfinishedTasks' | 'startTask' |
+  'finishTask' | 'requestCancel' | 'startTaskMachine' | 'finishTaskMachine'
 >;
 
 export function tasks(database: Database): Tasks {
@@ -110,59 +102,36 @@ export function tasks(database: Database): Tasks {
 
     startTask: async (taskId, at) => {
       const when = toTimestamp(at);
-      return transition(
-        database,
-        sql`UPDATE tasks SET state = 'Running', started_at = ${when} WHERE id = ${taskId} AND state = 'Queued'`,
-        taskId,
-      );
+      return transition(database, taskId, undefined, sql`UPDATE tasks SET state = 'Running', started_at = ${when}
+        WHERE id = ${taskId} AND state = 'Queued'`);
     },
 
     finishTask: async (taskId, finish) => {
-      const state = checkFinalState(finish.state);
-      const when = toTimestamp(finish.at);
-      return transition(
-        database,
-        sql`UPDATE tasks SET state = ${state}, finished_at = ${when}, error = ${finish.error ?? null}
-          WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK}`,
-        taskId,
-      );
+      const [state, when] = [checkFinalState(finish.state), toTimestamp(finish.at)];
+      return transition(database, taskId, undefined, sql`UPDATE tasks SET state = ${state}, finished_at = ${when},
+        error = ${finish.error ?? null} WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK}`);
     },
 
     requestCancel: async (taskId, at) => {
       const when = toTimestamp(at);
-      return transition(
-        database,
-        sql`UPDATE tasks SET cancel_requested_at = ${when}
-          WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK} AND cancel_requested_at IS NULL`,
-        taskId,
-      );
+      return transition(database, taskId, undefined, sql`UPDATE tasks SET cancel_requested_at = ${when}
+        WHERE id = ${taskId} AND state IN ${UNFINISHED_TASK} AND cancel_requested_at IS NULL`);
     },
 
     startTaskMachine: async (taskId, machineId, at) => {
       const when = toTimestamp(at);
-      return transition(
-        database,
-        sql`UPDATE task_machines SET state = 'Running', started_at = ${when}
-          WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state = 'Pending'`,
-        taskId,
-        machineId,
-      );
+      return transition(database, taskId, machineId, sql`UPDATE task_machines SET state = 'Running', started_at = ${when}
+        WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state = 'Pending'`);
     },
 
     finishTaskMachine: async (taskId, machineId, finish) => {
-      const state = checkFinalState(finish.state);
-      const when = toTimestamp(finish.at);
+      const [state, when] = [checkFinalState(finish.state), toTimestamp(finish.at)];
       if (finish.exitCode != null && !Number.isInteger(finish.exitCode)) {
         throw invalid(`exitCode must be an integer, got ${finish.exitCode}.`);
       }
-      return transition(
-        database,
-        sql`UPDATE task_machines SET state = ${state}, exit_code = ${finish.exitCode ?? null}, error = ${finish.error ?? null},
-            finished_at = ${when}
-          WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state IN ${UNFINISHED_MACHINE}`,
-        taskId,
-        machineId,
-      );
+      return transition(database, taskId, machineId, sql`UPDATE task_machines SET state = ${state},
+        exit_code = ${finish.exitCode ?? null}, error = ${finish.error ?? null}, finished_at = ${when}
+        WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state IN ${UNFINISHED_MACHINE}`);
     },
   };
 }

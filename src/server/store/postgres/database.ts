@@ -135,18 +135,13 @@ function sqlState(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Errors from the driver that mean "no connection", as opposed to a failed statement. */
+/** Codes from the driver that mean "no connection", as opposed to a failed statement (57P01
+ * admin_shutdown, 57P03 cannot_connect_now). */
+const NO_CONNECTION = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', '57P01', '57P03']);
+
 function isConnectionError(err: unknown): boolean {
-  const code = sqlState(err);
-  return (
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    code === 'ENOTFOUND' ||
-    code === 'ETIMEDOUT' ||
-    code === '57P01' || // admin_shutdown
-    code === '57P03' || // cannot_connect_now
-    (err instanceof Error && /timeout exceeded when trying to connect|Connection terminated/i.test(err.message))
-  );
+  if (NO_CONNECTION.has(sqlState(err) ?? '')) return true;
+  return err instanceof Error && /timeout exceeded when trying to connect|Connection terminated/i.test(err.message);
 }
 
 class PostgresDatabase implements Database {
