@@ -41,6 +41,11 @@ export interface PostgresStoreOptions {
  * once: migrations run under an advisory lock).
  */
 export async function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  return storeOn(await openPostgres(url, options));
+}
+
+/** The migrated database under the store. */
+export async function openPostgres(url: string, options: PostgresStoreOptions = {}): Promise<Database> {
   const pool = new pg.Pool({
     connectionString: url,
     max: Math.max(1, Math.floor(options.poolSize ?? 10)),
@@ -67,7 +72,7 @@ export async function createPostgresStore(url: string, options: PostgresStoreOpt
     await pool.end();
     throw err;
   }
-  return storeOn(new PostgresDatabase(pool, url));
+  return new PostgresDatabase(pool, url);
 }
 
 /** The URL without its password, for messages and logs. */

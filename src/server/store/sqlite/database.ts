@@ -27,6 +27,11 @@ export interface SqliteStoreOptions {
 
 /** Opens (creating if needed) a SQLite store and brings its schema up to date. */
 export async function createSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
+  return storeOn(openSqlite(path, options));
+}
+
+/** The migrated database under the store. */
+export function openSqlite(path: string, options: SqliteStoreOptions = {}): Database {
   let db: Connection;
   try {
     db = new BetterSqlite3(path);
@@ -49,7 +54,7 @@ export async function createSqliteStore(path: string, options: SqliteStoreOption
     db.close();
     throw err;
   }
-  return storeOn(new SqliteDatabase(db));
+  return new SqliteDatabase(db);
 }
 
 const sqliteDialect: Dialect = {
