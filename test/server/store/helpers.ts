@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStore } from '../../../src/server/store/index.js';
-import { createSqliteStore } from '../../../src/server/store/index.js';
+import { createSqliteStore, createStore } from '../../../src/server/store/index.js';
 import type { MachineInput, Store } from '../../../src/server/store/types.js';
 import { createTestDatabase } from '../../support/postgres.js';
 
