@@ -51,7 +51,8 @@ async function setMemberships(db: Db, machineId: string, m: CheckedMachine): Pro
     const env = await ensureGroup(db, ENVIRONMENTS, name);
     await db.run(sql`INSERT INTO machine_environments (machine_id, environment_id) VALUES (${machineId}, ${env.id})`);
   }
-  for (const role of m.roles) await db.run(sql`INSERT INTO machine_roles (machine_id, role) VALUES (${machineId}, ${role})`);
+  const roles = db.dialect.textRows(['role'], m.roles.map((role) => [role]));
+  await db.run(sql`INSERT INTO machine_roles (machine_id, role) SELECT ${machineId}, role FROM (${roles}) AS r`);
   for (const name of m.workerPools) {
     const pool = await ensureGroup(db, WORKER_POOLS, name);
     await db.run(sql`INSERT INTO machine_worker_pools (machine_id, pool_id) VALUES (${machineId}, ${pool.id})`);

@@ -91,6 +91,8 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
   /** `expr IN (values)` for a list of text bound as one parameter (arrays). */
   inList(expr: Sql, values: readonly string[]): Sql;
+  /** Rows of text with these column names, bound as one parameter per column at most (arrays), to select from. */
+  textRows(columns: readonly string[], rows: readonly (readonly string[])[]): Sql;
   /** A JSON object parameter (SQLite keeps text, PostgreSQL a json column). */
   json(value: JsonObject | null): Sql;
   /** The time `offsetMs` from now, by the clock that leases and heartbeats are measured with. */

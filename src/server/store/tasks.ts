@@ -66,10 +66,9 @@ export function tasks(database: Database): Tasks {
         const task = (await db.one<TaskRow>(sql`INSERT INTO tasks (id, num, kind, spec, target, state, created_at)
           VALUES (${id}, ${num}, ${kind}, ${d.json(input.spec ?? {})}, ${d.json(input.target ?? {})}, 'Queued',
             ${new Date().toISOString()}) RETURNING *`))!;
-        for (const m of machines) {
-          await db.run(sql`INSERT INTO task_machines (task_id, machine_id, machine_name, state, ticket)
-            VALUES (${id}, ${m.id}, ${m.name}, 'Pending', ${newTicket()})`);
-        }
+        const picked = d.textRows(['id', 'name', 'ticket'], machines.map((m) => [m.id, m.name, newTicket()]));
+        await db.run(sql`INSERT INTO task_machines (task_id, machine_id, machine_name, state, ticket)
+          SELECT ${id}, id, name, 'Pending', ticket FROM (${picked}) AS m`);
         return (await withMachines(db, [task]))[0]!;
       });
     },

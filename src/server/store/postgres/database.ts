@@ -8,7 +8,7 @@
  */
 import pg from 'pg';
 import { ReefError } from '../../../errors.js';
-import { raw, sql, type Database, type Db, type Dialect, type Sql } from '../sql.js';
+import { join, raw, sql, type Database, type Db, type Dialect, type Sql } from '../sql.js';
 import { storeOn } from '../store.js';
 import type { LogRow } from '../rows.js';
 import type { Store } from '../types.js';
@@ -99,6 +99,10 @@ function unreachable(url: string, err: unknown, code: string): ReefError {
 const postgresDialect: Dialect = {
   name: 'postgres',
   inList: (expr, values) => sql`${expr} = ANY(${values}::text[])`,
+  textRows: (columns, rows) => {
+    const arrays = columns.map((_, i) => sql`${rows.map((row) => row[i])}::text[]`);
+    return sql`SELECT * FROM unnest(${join(arrays, ', ')}) AS r (${raw(columns.join(', '))})`;
+  },
   // pg would send a JS array as a PostgreSQL array literal, so JSON goes as text, cast.
   json: (value) => sql`${value === null ? null : JSON.stringify(value)}::json`,
   clock: (offsetMs) => (offsetMs === 0 ? sql`now()` : sql`(now() + ${offsetMs}::double precision * interval '1 millisecond')`),

@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database as Connection, Statement } from 'better-sqlite3';
 import { ReefError } from '../../../errors.js';
-import { sql, type Database, type Db, type Dialect, type LineToStore, type Sql } from '../sql.js';
+import { raw, sql, type Database, type Db, type Dialect, type LineToStore, type Sql } from '../sql.js';
 import { storeOn } from '../store.js';
 import type { LogRow } from '../rows.js';
 import type { Store } from '../types.js';
@@ -60,6 +60,8 @@ export function openSqlite(path: string, options: SqliteStoreOptions = {}): Data
 const sqliteDialect: Dialect = {
   name: 'sqlite',
   inList: (expr, values) => sql`${expr} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`,
+  textRows: (columns, rows) =>
+    sql`SELECT ${raw(columns.map((c, i) => `value ->> ${i} AS ${c}`).join(', '))} FROM json_each(${JSON.stringify(rows)})`,
   json: (value) => sql`${value === null ? null : JSON.stringify(value)}`,
   // One node per file, so the process clock is the only clock; ISO text compares as time.
   clock: (offsetMs) => sql`${new Date(Date.now() + offsetMs).toISOString()}`,
