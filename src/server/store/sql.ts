@@ -70,10 +70,10 @@ export interface Db {
 /** The database a store opened. Outside a transaction each statement commits on its own. */
 export interface Database extends Db {
   /**
-   * Runs `fn` so that its statements commit together or not at all, and no other writer's
-   * statements interleave with them. `fn` must use only the `Db` it is given (the outer
-   * database would wait for this transaction to end) and may run more than once (PostgreSQL
-   * retries a transaction that lost a race to another node).
+   * Runs `fn` so that its statements commit together or not at all, and no other call sees
+   * them before they commit or joins them. `fn` must use only the `Db` it is given (on SQLite
+   * the outer database waits for this transaction to end) and may run more than once
+   * (PostgreSQL retries a transaction that lost a race to another node).
    */
   transaction<T>(fn: (db: Db) => Promise<T>): Promise<T>;
   close(): Promise<void>;
