@@ -14,9 +14,9 @@ export { COMMS_ALPN, baseTlsOptions } from './tls-config.js';
 // Carriers a tentacle dials through.
 export { connectTcp } from './carriers/tcp.js';
 export { connectThroughProxy, proxyFromEnvironment, type ProxySettings } from './carriers/proxy.js';
-export { connectWebSocket, createWebSocketEndpoint, type WebSocketEndpoint } from './carriers/websocket.js';
+export { connectWebSocket, createWebSocketEndpoint } from './carriers/websocket.js';
 
 // The server's HTTPS port: the front door, and what it shares with the portal.
-export { createFrontDoor, type FrontDoor, type FrontDoorOptions } from './front-door/front-door.js';
+export { createFrontDoor } from './front-door/front-door.js';
 export { remoteAddressOf, setAnnouncedAddress } from './front-door/remote-address.js';
 export { writeFriendlyPage } from './friendly-page.js';

@@ -92,3 +92,25 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promi
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('a flood of 200 simultaneous connections from one certificate gets exactly the cap, and the server keeps serving', async () => {
+  const ids = await testIdentities();
+  const greedy = await generateCertificate('Flooding Tentacle');
+  const trusted = new Set([ids.tentacle.thumbprint, greedy.thumbprint]);
+  const server = new CommsServer({ identity: ids.server, trust: async (tp) => trusted.has(tp), limits: { maxConnectionsPerCertificate: 8 } });
+  const port = await server.listen(0, '127.0.0.1');
+  const { comms } = await startPollingTentacle(port, { echo });
+  const outcomes = await Promise.allSettled(Array.from({ length: 200 }, () => dial(port, greedy, ids.server)));
+  try {
+    const admitted = outcomes.filter((o) => o.status === 'fulfilled');
+    const refusedCodes = new Set(outcomes.flatMap((o) => (o.status === 'rejected' ? [(o.reason as { code?: string }).code] : [])));
+    assert.equal(admitted.length, 8);
+    assert.deepEqual([...refusedCodes], ['REEF_TOO_MANY_CONNECTIONS']);
+    await connected(server, ids.tentacle.thumbprint);
+    assert.equal(await server.call({ thumbprint: ids.tentacle.thumbprint }, 'echo', 'unharmed'), 'unharmed');
+  } finally {
+    for (const o of outcomes) if (o.status === 'fulfilled') o.value.socket.destroy();
+    await comms.close();
+    await server.close();
+  }
+});
