@@ -203,7 +203,12 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   api.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'https: TLS handshake failed'));
   // The API server never listens (the front door feeds it), so it knows none of its sockets:
   // the guard keeps them, under deadline, and closes them all on shutdown.
-  const portalSockets = createPortalSocketGuard(api, { limits: settings.portalSocketLimits, logger });
+  const portalSockets = createPortalSocketGuard(api, {
+    limits: settings.portalSocketLimits,
+    logger,
+    // A Tentacle's WebSocket: bounded per certificate, no longer per address (many share a proxy).
+    onUpgrade: (socket) => frontDoor.leftForComms(socket),
+  });
   closers.add('portal and API connections', () => portalSockets.close());
   // The HTTPS port is a front door: tentacles (by SNI or ALPN) go to comms with their TLS
   // untouched, everyone else to the portal and API.

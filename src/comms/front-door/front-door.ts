@@ -23,6 +23,11 @@ export interface FrontDoorOptions {
 
 export interface FrontDoor {
   listen(port: number, host?: string): Promise<number>;
+  /**
+   * Takes a socket handed to the portal out of the per-address count: it became a
+   * Tentacle's link (a WebSocket upgrade), bounded per certificate like any comms link.
+   */
+  leftForComms(socket: net.Socket): void;
   close(): Promise<void>;
 }
 
@@ -103,6 +108,9 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
   }
 
   return {
+    leftForComms(socket) {
+      releases.get(socket)?.();
+    },
     listen(port, host = '0.0.0.0') {
       const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => void route(socket));
       servers.push(server);

@@ -30,7 +30,14 @@ interface Guarded {
  * never listens, its `closeAllConnections()` knows none of these sockets: shutdown goes
  * through `close()` here, which ends them all at once.
  */
-export function createPortalSocketGuard(server: https.Server, options: { limits?: Partial<PortalSocketLimits>; logger: Logger }): PortalSocketGuard {
+export interface PortalSocketGuardOptions {
+  limits?: Partial<PortalSocketLimits>;
+  logger: Logger;
+  /** A handed-over socket was upgraded (a Tentacle's WebSocket): it is comms' now. */
+  onUpgrade?(socket: net.Socket): void;
+}
+
+export function createPortalSocketGuard(server: https.Server, options: PortalSocketGuardOptions): PortalSocketGuard {
   const limits = resolvePortalSocketLimits(options.limits);
   const { logger } = options;
   const guarded = new Map<net.Socket, Guarded>();
@@ -61,6 +68,7 @@ export function createPortalSocketGuard(server: https.Server, options: { limits?
     if (!entry) return;
     entry.active++;
     clearTimeout(entry.headers);
+    options.onUpgrade?.(entry.socket);
   });
 
   function armHeaders(entry: Guarded): void {

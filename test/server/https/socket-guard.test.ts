@@ -11,6 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { WebSocket } from 'ws';
 import { startReefServer, type RunningServer, type ServerSettings } from '../../../src/server/runtime.js';
 
 const dataDirs: string[] = [];
@@ -148,6 +149,29 @@ describe('connections per source address', () => {
       held.push(next);
       await stillOpenAfter(next, 300);
     } finally {
+      for (const socket of held) socket.destroy();
+      await server.close();
+    }
+  });
+
+  test('a WebSocket upgraded for a Tentacle leaves the count: many Tentacles may share one proxy address', async () => {
+    const server = await start({ frontDoorLimits: { maxConnectionsPerAddress: 2 } });
+    const sockets: WebSocket[] = [];
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const ws = new WebSocket(`wss://127.0.0.1:${server.httpsPort}/reef/comms`, { rejectUnauthorized: false });
+        ws.on('error', () => {});
+        sockets.push(ws);
+        await once(ws, 'open');
+      }
+      // The upgraded ones are not counted: two plain portal clients still fit.
+      for (let i = 0; i < 2; i++) held.push(await rawClient(server.httpsPort));
+      for (const socket of held) await stillOpenAfter(socket, 100);
+      const refused = await rawClient(server.httpsPort);
+      await closesWithin(refused, 2000);
+    } finally {
+      for (const ws of sockets) ws.terminate();
       for (const socket of held) socket.destroy();
       await server.close();
     }
