@@ -18,3 +18,16 @@ export function isReefError(err: unknown, code?: string): err is ReefError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A call failed because its connection went away under it (dropped, reset, heartbeat
+ * lost), not because of what it asked: made again once the link is back, it may succeed.
+ */
+export const LINK_LOST_CODES: ReadonlySet<string> = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT']);
+
+/**
+ * A call worth making again (idempotent methods only) once the Tentacle is reachable: its
+ * link was lost, could not be opened, refused the call for now (too many in flight), or
+ * the peer was shutting down.
+ */
+export const RETRYABLE_CALL_CODES: ReadonlySet<string> = new Set([...LINK_LOST_CODES, 'REEF_CONNECT_FAILED', 'REEF_CALL_REFUSED', 'REEF_SHUTTING_DOWN']);

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer } from '../pki/thumbprint.js';
+import { ConnectionCap } from './connection-cap.js';
 import { createFriendlyPageServer } from './friendly-page.js';
 import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
@@ -19,6 +20,11 @@ export interface AcceptorOptions {
   explainRefusal(presented: string, remoteAddress: string): string;
   limits: CommsLimits;
   logger: Logger;
+  /**
+   * Caps the connections one certificate may hold at once (the server's
+   * maxConnectionsPerCertificate); `explain` is what a refused peer and the log are told.
+   */
+  perCertificate?: { max: number; explain(thumbprint: string, max: number): string };
   /** A trusted peer passed the verdict; the socket is now the caller's. */
   onSession(socket: tls.TLSSocket, peer: PeerInfo): void;
 }
@@ -41,6 +47,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   const { limits, logger } = options;
   const friendly = createFriendlyPageServer(limits.handshakeTimeoutMs);
   const open = new Set<Duplex>();
+  const perCertificate = options.perCertificate ? new ConnectionCap(options.perCertificate.max) : null;
   const listeners: net.Server[] = [];
   // One TLS server per carrier, so each connection's carrier is known by which server
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
@@ -93,6 +100,20 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       void writeVerdict(socket, { ok: false, code: 'REEF_UNTRUSTED_CERTIFICATE', message });
       logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
       return endSoon(socket, deadline);
+    }
+    const admission = perCertificate?.admit(thumbprint);
+    if (admission && !admission.admitted) {
+      const message = options.perCertificate!.explain(thumbprint, perCertificate!.max);
+      void writeVerdict(socket, { ok: false, code: 'REEF_TOO_MANY_CONNECTIONS', message });
+      // Once per flood at warn; every further refusal at debug, so a flood cannot flood the log.
+      if (admission.firstRefusal) logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
+      else logger.debug({ remote: remoteAddress, thumbprint }, 'comms: refused another connection over the per-certificate cap');
+      return endSoon(socket, deadline);
+    }
+    if (admission) {
+      // The trust check awaited: the peer may be gone already, and 'close' fires only once.
+      if (socket.closed) admission.release();
+      else socket.once('close', admission.release);
     }
     await writeVerdict(socket, { ok: true });
     clearTimeout(deadline);

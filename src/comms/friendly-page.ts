@@ -24,11 +24,13 @@ const HEADERS = {
 /**
  * The page a browser or `curl -k` gets from a comms port: proof that the path works,
  * never a hang or a reset. Every request, whatever its method or path, gets the same page.
+ *
+ * The whole exchange has `timeoutMs`: the HTTP server is fed sockets and never listens, and
+ * Node starts its own header and request timeouts only on 'listening', so a client
+ * trickling its headers would otherwise hold the socket for ever.
  */
 export function createFriendlyPageServer(timeoutMs: number): { serve(socket: Duplex): void; close(): void } {
   const server = http.createServer(writeFriendlyPage);
-  server.headersTimeout = timeoutMs;
-  server.requestTimeout = timeoutMs;
   server.keepAliveTimeout = 1000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -36,6 +38,8 @@ export function createFriendlyPageServer(timeoutMs: number): { serve(socket: Dup
   });
   return {
     serve(socket) {
+      const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+      socket.once('close', () => clearTimeout(deadline));
       server.emit('connection', socket);
     },
     close() {

@@ -20,6 +20,13 @@ export interface CommsLimits {
   defaultCallDeadlineMs: number;
   /** How long a call for a polling tentacle waits for it to connect. */
   pickupTimeoutMs: number;
+  /**
+   * Server only: open connections one Tentacle certificate may hold at once, on every
+   * carrier together. A Tentacle holds one per carrier it polls on, briefly one more while
+   * it reconnects; past the cap a connection is refused with REEF_TOO_MANY_CONNECTIONS, so
+   * one compromised certificate cannot exhaust the server's descriptors and memory.
+   */
+  maxConnectionsPerCertificate: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
@@ -31,13 +38,41 @@ export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
   heartbeatTimeoutMs: 15_000,
   defaultCallDeadlineMs: 5 * 60_000,
   pickupTimeoutMs: 2 * 60_000,
+  maxConnectionsPerCertificate: 8,
 });
 
 export function resolveLimits(overrides: Partial<CommsLimits> = {}): CommsLimits {
-  const limits = { ...DEFAULT_LIMITS, ...overrides };
+  return checked('comms', { ...DEFAULT_LIMITS, ...overrides }, ['maxConcurrentCalls', 'maxConnectionsPerCertificate']);
+}
+
+/** Limits of the server's HTTPS port (the 443 front door), before a connection is routed. */
+export interface FrontDoorLimits {
+  /** Reading the PROXY header (when expected) and the TLS ClientHello must finish within this, counted from accept. */
+  preambleTimeoutMs: number;
+  /**
+   * Connections one source address may hold at once while they are being routed or served
+   * by the portal and API; more are closed at accept. With the PROXY protocol the address
+   * the proxy announces counts, not the proxy's. Connections handed to comms leave the
+   * count (a fleet behind one NAT address is bounded per certificate instead).
+   */
+  maxConnectionsPerAddress: number;
+}
+
+export const DEFAULT_FRONT_DOOR_LIMITS: Readonly<FrontDoorLimits> = Object.freeze({
+  preambleTimeoutMs: 10_000,
+  maxConnectionsPerAddress: 256,
+});
+
+export function resolveFrontDoorLimits(overrides: Partial<FrontDoorLimits> = {}): FrontDoorLimits {
+  return checked('front door', { ...DEFAULT_FRONT_DOOR_LIMITS, ...overrides }, ['preambleTimeoutMs', 'maxConnectionsPerAddress']);
+}
+
+function checked<T extends object>(kind: string, limits: T, atLeastOne: readonly (keyof T & string)[]): T {
   for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isFinite(value) || value < 0) throw new RangeError(`comms limit ${name} must be a non-negative number, got ${value}`);
+    if (!Number.isFinite(value) || value < 0) throw new RangeError(`${kind} limit ${name} must be a non-negative number, got ${value}`);
   }
-  if (limits.maxConcurrentCalls < 1) throw new RangeError('comms limit maxConcurrentCalls must be at least 1');
+  for (const name of atLeastOne) {
+    if ((limits[name] as number) < 1) throw new RangeError(`${kind} limit ${name} must be at least 1, got ${limits[name]}`);
+  }
   return limits;
 }

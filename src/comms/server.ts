@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
 import { ReefError } from '../errors.js';
+import { formatDuration } from '../format.js';
 import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
@@ -64,6 +65,13 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
       explainRefusal: (tp) =>
         `The Reef server does not trust the Tentacle certificate with thumbprint ${tp}: no registered machine has it. ` +
         'Register the Tentacle with "tentacle register-with" (or "register-worker"); if it was deleted on the server, register it again.',
+      perCertificate: {
+        max: this.limits.maxConnectionsPerCertificate,
+        explain: (tp, max) =>
+          `The Tentacle certificate with thumbprint ${tp} already holds ${max} connections to this Reef server, the most one certificate may ` +
+          '(comms limit maxConnectionsPerCertificate); this connection was refused. A Tentacle needs one per carrier it polls on: ' +
+          'check that no other machine runs with a copy of this certificate, then wait for its old connections to close.',
+      },
       onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)),
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
@@ -178,12 +186,4 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
 
 function describe(target: TentacleAddress): string {
   return target.name ? `Tentacle "${target.name}" (${target.thumbprint})` : `Tentacle ${target.thumbprint}`;
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  const m = Math.round(s / 60);
-  if (m < 120) return `${m} min`;
-  return `${Math.round(m / 60)} h`;
 }

@@ -3,21 +3,30 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
-import { CommsServer, type CommsLimits } from '../comms/index.js';
-import { baseTlsOptions } from '../comms/tls-config.js';
+import {
+  baseTlsOptions,
+  CommsServer,
+  createFrontDoor,
+  createWebSocketEndpoint,
+  remoteAddressOf,
+  setAnnouncedAddress,
+  writeFriendlyPage,
+  type CommsLimits,
+  type FrontDoorLimits,
+} from '../comms/index.js';
+import { errorMessage, ReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
+import { Closers } from './closers.js';
 import { createApiHandler } from './http/handler.js';
+import { createPortalSocketGuard } from './https/socket-guard.js';
+import type { PortalSocketLimits } from './https/limits.js';
 import { ensureInitialAdmin } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
 import { TentacleMethods, type PingWire } from '../api/tentacle-rpc.js';
-import { createWebSocketEndpoint } from '../comms/carriers/websocket.js';
-import { writeFriendlyPage } from '../comms/friendly-page.js';
-import { createFrontDoor } from '../comms/front-door/front-door.js';
-import { remoteAddressOf, setAnnouncedAddress } from '../comms/front-door/remote-address.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
@@ -45,6 +54,10 @@ export interface ServerSettings {
   /** Uploaded files; nodes of a cluster must share one directory. Default `<dataDir>/files`. */
   filesDir?: string;
   limits?: Partial<CommsLimits>;
+  /** Preamble deadline and per-address cap of the HTTPS port (DEFAULT_FRONT_DOOR_LIMITS). */
+  frontDoorLimits?: Partial<FrontDoorLimits>;
+  /** Header, body and idle deadlines of portal and API connections (DEFAULT_PORTAL_SOCKET_LIMITS). */
+  portalSocketLimits?: Partial<PortalSocketLimits>;
   /** Heartbeat, lease and sweep periods of the cluster (tests shorten them). */
   clusterTiming?: Partial<ClusterTiming>;
   /** SNI names that mean "a Tentacle" on the HTTPS port (the 443 front door). */
@@ -84,16 +97,28 @@ const MISSING_IDENTITY_HINT = 'Start the server once with "reef server run" to c
  */
 export async function startReefServer(settings: ServerSettings): Promise<RunningServer> {
   const logger = settings.logger ?? silentLogger;
+  const closers = new Closers(logger);
+  try {
+    return await start(settings, logger, closers);
+  } catch (err) {
+    // A later step failed (a port taken, the database gone): close what the earlier ones opened.
+    await closers.closeAll();
+    throw err;
+  }
+}
+
+async function start(settings: ServerSettings, logger: Logger, closers: Closers): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const location = storeLocation(settings.dataDir, settings.store);
   const store = await createStore(location);
+  closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
   const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
   const nodeName = settings.nodeName ?? hostname();
-  const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
-  const initialAdminPassword = await ensureInitialAdmin(store);
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
+  const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
+  closers.add('cluster bus', () => bus.close());
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
@@ -105,6 +130,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     logger,
     lastSeenAt: (thumbprint) => lastSeen.get(thumbprint),
   });
+  closers.add('comms listener', () => comms.close());
   const touch = (thumbprint: Thumbprint, carrier?: string) => {
     const now = new Date();
     lastSeen.set(thumbprint, now);
@@ -112,7 +138,6 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   };
   const host = settings.host ?? '0.0.0.0';
   const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName, commsThumbprint: identity.thumbprint, commsPort: 0 };
-  const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
   const engine = new TaskEngine({
     store,
     comms,
@@ -154,8 +179,9 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   });
 
   // Joined before the first tentacle can connect: its link row names this node.
+  closers.add('task engine', () => engine.close());
   await engine.start();
-  const commsPort = await comms.listen(settings.commsPort, host);
+  const commsPort = await listenOn('comms port', '--comms-port, or commsPort in the config file', settings.commsPort, host, () => comms.listen(settings.commsPort, host));
   info.commsPort = commsPort;
 
   const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
@@ -167,28 +193,39 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     },
     friendlyPage: writeFriendlyPage,
   });
+  closers.add('WebSocket endpoint', () => websockets.close());
   const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, (req, res) => {
     if (!websockets.handleRequest(req, res)) apiHandler(req, res);
   });
   api.on('upgrade', (req, socket, head) => {
     if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
   });
-  // Uploads may take long; an idle connection may not.
-  api.requestTimeout = 0;
-  api.headersTimeout = 30_000;
-  api.setTimeout(120_000);
   api.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'https: TLS handshake failed'));
+  // The API server never listens (the front door feeds it), so it knows none of its sockets:
+  // the guard keeps them, under deadline, and closes them all on shutdown.
+  const portalSockets = createPortalSocketGuard(api, {
+    limits: settings.portalSocketLimits,
+    logger,
+    // A Tentacle's WebSocket: bounded per certificate, no longer per address (many share a proxy).
+    onUpgrade: (socket) => frontDoor.leftForComms(socket),
+  });
+  closers.add('portal and API connections', () => portalSockets.close());
   // The HTTPS port is a front door: tentacles (by SNI or ALPN) go to comms with their TLS
   // untouched, everyone else to the portal and API.
   const frontDoor = createFrontDoor({
     pollingHostnames: settings.pollingHostnames ?? [],
     proxyProtocol: settings.proxyProtocol,
+    limits: settings.frontDoorLimits,
     logger,
     toComms: (socket, carrier) => comms.accept(socket, carrier),
-    toPortal: (socket) => api.emit('connection', socket),
+    toPortal: (socket) => portalSockets.adopt(socket),
   });
-  const httpsPort = await frontDoor.listen(settings.httpsPort, host);
+  closers.add('front door', () => frontDoor.close());
+  const httpsPort = await listenOn('HTTPS port', '--https-port, or httpsPort in the config file', settings.httpsPort, host, () => frontDoor.listen(settings.httpsPort, host));
   await engine.scheduler.announce({ httpsPort, commsPort });
+  // Made only once the node is up: a first start that fails must not use up the one showing.
+  const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
+  const initialAdminPassword = await ensureInitialAdmin(store);
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -201,16 +238,24 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     store,
     comms,
     engine,
-    async close() {
-      await frontDoor.close();
-      api.closeAllConnections();
-      websockets.close();
-      await engine.close();
-      await comms.close();
-      await bus.close();
-      await store.close();
-    },
+    close: () => closers.closeAll(),
   };
+}
+
+/** Listens, turning "the port is taken" into a message that names the port and the setting to change. */
+async function listenOn(what: string, setting: string, port: number, host: string, listen: () => Promise<number>): Promise<number> {
+  try {
+    return await listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new ReefError('REEF_PORT_IN_USE', `Cannot listen on the ${what} ${port} at ${host}: another program already uses it. Stop that program or choose another port (${setting}).`, { cause: err });
+    }
+    if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ReefError('REEF_CANNOT_LISTEN', `Cannot listen on the ${what} ${port} at ${host} (${code}): ${errorMessage(err)}. Ports below 1024 need privileges; the address must be one of this machine's. Change ${setting}.`, { cause: err });
+    }
+    throw err;
+  }
 }
 
 /**

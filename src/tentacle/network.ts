@@ -6,10 +6,7 @@
  */
 import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectTcp } from '../comms/carriers/tcp.js';
-import { connectThroughProxy, proxyFromEnvironment, type ProxySettings as ProxyEndpoint } from '../comms/carriers/proxy.js';
-import { connectWebSocket } from '../comms/carriers/websocket.js';
-import type { PollTarget } from '../comms/index.js';
+import { connectTcp, connectThroughProxy, connectWebSocket, proxyFromEnvironment, type PollTarget, type ProxySettings as ProxyEndpoint } from '../comms/index.js';
 import { ReefError } from '../errors.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { DEFAULT_SERVER_COMMS_PORT, type PolledServer, type ProxySettings, type TentacleConfig } from './config.js';

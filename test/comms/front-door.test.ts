@@ -25,7 +25,7 @@ async function startFrontDoor(proxyProtocol = false) {
   const door: FrontDoor = createFrontDoor({
     pollingHostnames: ['Polling.Reef.Test'],
     proxyProtocol,
-    timeoutMs: 1000,
+    limits: { preambleTimeoutMs: 1000 },
     logger: (await import('../../src/logging.js')).silentLogger,
     toComms: (socket, carrier) => comms.accept(socket, carrier),
     toPortal: (socket) => portal.emit('connection', socket),

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../logging.js';
+import { ConnectionCap } from '../connection-cap.js';
+import { resolveFrontDoorLimits, type FrontDoorLimits } from '../limits.js';
 import { COMMS_ALPN } from '../tls-config.js';
 import { readPreamble } from './peek.js';
 import { setAnnouncedAddress } from './remote-address.js';
@@ -10,17 +12,22 @@ export interface FrontDoorOptions {
   pollingHostnames: readonly string[];
   /** Expect a PROXY protocol v1/v2 header first (nginx or HAProxy in front). Off by default. */
   proxyProtocol?: boolean;
-  /** Reading the ClientHello (and PROXY header) must finish within this. */
-  timeoutMs?: number;
+  /** Preamble deadline and per-address cap; DEFAULT_FRONT_DOOR_LIMITS for what is not given. */
+  limits?: Partial<FrontDoorLimits>;
   logger: Logger;
   /** A tentacle: its TLS is for the comms listener. */
   toComms(socket: net.Socket, carrier: 'sni' | 'alpn'): void;
-  /** Everything else: the portal and API's HTTPS server. */
+  /** Everything else: the portal and API's HTTPS server. It stays in the per-address count until it closes. */
   toPortal(socket: net.Socket): void;
 }
 
 export interface FrontDoor {
   listen(port: number, host?: string): Promise<number>;
+  /**
+   * Takes a socket handed to the portal out of the per-address count: it became a
+   * Tentacle's link (a WebSocket upgrade), bounded per certificate like any comms link.
+   */
+  leftForComms(socket: net.Socket): void;
   close(): Promise<void>;
 }
 
@@ -35,30 +42,40 @@ const PLAIN_HTTP_ANSWER =
  * certificate, and both sides' pinning is intact. In process: no extra hop.
  *
  * Each connection's preamble has its own deadline, so a slow or hostile client only ever
- * holds its own socket.
+ * holds its own socket; and one source address holds at most maxConnectionsPerAddress
+ * sockets being routed or served by the portal.
  */
 export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
   const pollingHostnames = new Set(options.pollingHostnames.map((name) => name.toLowerCase()));
   const pending = new Set<net.Socket>();
   const servers: net.Server[] = [];
   const { logger } = options;
+  const limits = resolveFrontDoorLimits(options.limits);
+  const proxyProtocol = options.proxyProtocol ?? false;
+  const perAddress = new ConnectionCap(limits.maxConnectionsPerAddress);
+  const releases = new WeakMap<net.Socket, () => void>();
 
   async function route(socket: net.Socket): Promise<void> {
-    pending.add(socket);
     socket.on('error', () => socket.destroy());
+    // Without a PROXY header the peer is the source: count it from accept. With one, the
+    // peer is the proxy, and the source is known once the header is read.
+    let admitted = proxyProtocol ? null : admit(socket, socket.remoteAddress);
+    if (admitted === false) return;
+    pending.add(socket);
     try {
-      const preamble = await readPreamble(socket, { proxyProtocol: options.proxyProtocol ?? false, timeoutMs: options.timeoutMs ?? 10_000 });
-      if (preamble.proxy?.command === 'PROXY' && preamble.proxy.source) {
-        setAnnouncedAddress(socket, `${preamble.proxy.source.address}:${preamble.proxy.source.port}`);
-      }
+      const preamble = await readPreamble(socket, { proxyProtocol, timeoutMs: limits.preambleTimeoutMs });
+      const source = preamble.proxy?.command === 'PROXY' ? preamble.proxy.source : undefined;
+      if (source) setAnnouncedAddress(socket, `${source.address}:${source.port}`);
+      admitted ??= admit(socket, source?.address ?? socket.remoteAddress);
+      if (admitted === false) return;
       if (preamble.buffered.length) socket.unshift(preamble.buffered);
       const hello = preamble.hello;
       if (hello.kind !== 'hello') {
         socket.end(PLAIN_HTTP_ANSWER);
         return;
       }
-      if (hello.serverName && pollingHostnames.has(hello.serverName)) options.toComms(socket, 'sni');
-      else if (hello.alpn.includes(COMMS_ALPN)) options.toComms(socket, 'alpn');
+      if (hello.serverName && pollingHostnames.has(hello.serverName)) toComms(socket, 'sni');
+      else if (hello.alpn.includes(COMMS_ALPN)) toComms(socket, 'alpn');
       else options.toPortal(socket);
     } catch (err) {
       logger.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, 'front door: connection dropped before routing');
@@ -68,7 +85,32 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
     }
   }
 
+  /** Counts the socket for its source address until it closes or goes to comms; false (and the socket destroyed) past the cap. */
+  function admit(socket: net.Socket, address: string | undefined): boolean {
+    const key = normalizeAddress(address ?? 'unknown');
+    const admission = perAddress.admit(key);
+    if (!admission.admitted) {
+      const message = `front door: ${key} already holds ${perAddress.max} connections (limit maxConnectionsPerAddress); refusing more until some close`;
+      if (admission.firstRefusal) logger.warn({ remote: key }, message);
+      else logger.debug({ remote: key }, message);
+      socket.destroy();
+      return false;
+    }
+    releases.set(socket, admission.release);
+    socket.once('close', admission.release);
+    return true;
+  }
+
+  /** Comms bounds its connections per certificate: a fleet behind one NAT address is not one client. */
+  function toComms(socket: net.Socket, carrier: 'sni' | 'alpn'): void {
+    releases.get(socket)?.();
+    options.toComms(socket, carrier);
+  }
+
   return {
+    leftForComms(socket) {
+      releases.get(socket)?.();
+    },
     listen(port, host = '0.0.0.0') {
       const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => void route(socket));
       servers.push(server);
@@ -88,4 +130,9 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
       for (const socket of pending) socket.destroy();
     },
   };
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ServerInfo } from '../../api/contract.js';
-import type { CommsServer } from '../../comms/server.js';
+import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ApiKey, Store } from '../store/types.js';

@@ -1,5 +1,5 @@
 import type { ConnectionView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
-import type { CommsServer } from '../../comms/server.js';
+import type { CommsServer } from '../../comms/index.js';
 import type { LogLine, Machine, Task, TaskMachine, TaskWithMachines } from '../store/types.js';
 import type { TentacleLinks } from '../tasks/api.js';
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { TentacleLinks } from '../tasks/api.js';
-import type { CommsServer } from '../../comms/server.js';
+import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
 import type { Session, Store } from '../store/types.js';
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { CommsServer, TentacleAddress } from '../../comms/index.js';
-import { formatDuration } from '../../comms/server.js';
-import { ReefError } from '../../errors.js';
+import { formatDuration } from '../../format.js';
+import { RETRYABLE_CALL_CODES as TRANSIENT, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import type { FinalState, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
 
@@ -41,8 +41,6 @@ export interface MachineRun {
   /** The highest tentacle sequence number already stored. */
   logCursor(): number;
 }
-
-const TRANSIENT = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_CONNECT_FAILED', 'REEF_CALL_REFUSED', 'REEF_SHUTTING_DOWN']);
 
 /**
  * Calls a tentacle method, riding out dropped links: a call that fails because the

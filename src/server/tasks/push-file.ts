@@ -1,6 +1,6 @@
 import { Transform } from 'node:stream';
 import { TentacleMethods, type UploadResultWire } from '../../api/tentacle-rpc.js';
-import { ReefError } from '../../errors.js';
+import { LINK_LOST_CODES, ReefError } from '../../errors.js';
 import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
 
 export interface PushFileSpec {
@@ -31,7 +31,7 @@ export async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<Mac
       await run.log('info', `Uploaded ${destination} (${formatBytes(result.size)}, SHA-256 ${result.sha256} verified by the Tentacle).`);
       return { state: 'Success', exitCode: null };
     } catch (err) {
-      const resumable = err instanceof ReefError && ['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_BODY_FAILED'].includes(err.code);
+      const resumable = err instanceof ReefError && (LINK_LOST_CODES.has(err.code) || err.code === 'REEF_BODY_FAILED');
       if (!resumable || run.signal.aborted || attempt >= MAX_RESUMES) throw err;
       await run.log('info', `The connection dropped during the upload (${err.message}); resuming.`);
     }

@@ -1,0 +1,10 @@
+/** Wording shared by every layer's messages. */
+
+/** A duration for a person to read: "45 s", "3 min", "5 h" (rounded; seconds below 2 min, minutes below 2 h). */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m} min`;
+  return `${Math.round(m / 60)} h`;
+}

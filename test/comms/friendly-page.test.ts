@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import tls from 'node:tls';
+import { startServer } from './harness.js';
+
+test('a browser-like client trickling its request headers on the comms port is cut at handshakeTimeoutMs', async () => {
+  const { server, port } = await startServer(new Set(), { handshakeTimeoutMs: 500 });
+  const slow = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+  slow.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await once(slow, 'secureConnect');
+    slow.write('GET / HTTP/1.1\r\nX-Slow: ');
+    timer = setInterval(() => slow.writable && slow.write('a'), 100);
+    const started = Date.now();
+    const outcome = await Promise.race([once(slow, 'close').then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 5000))]);
+    assert.equal(outcome, 'closed');
+    assert.ok(Date.now() - started < 2000, `closed after ${Date.now() - started} ms`);
+  } finally {
+    clearInterval(timer);
+    slow.destroy();
+    await server.close();
+  }
+});
