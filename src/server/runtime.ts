@@ -13,7 +13,6 @@ import { createBlobStore } from './files/blobs.js';
 import { createApiHandler } from './http/handler.js';
 import { ensureInitialAdmin } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
-import { TentacleMethods, type PingWire } from '../api/tentacle-rpc.js';
 import { createWebSocketEndpoint } from '../comms/carriers/websocket.js';
 import { writeFriendlyPage } from '../comms/friendly-page.js';
 import { createFrontDoor } from '../comms/front-door/front-door.js';
@@ -27,6 +26,7 @@ import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
+import { learnProxyCarrier } from './tentacle-carrier.js';
 import { VERSION } from '../version.js';
 
 export interface ServerSettings {
@@ -131,22 +131,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
       engine.scheduler.claimSoon();
     });
     touch(client.peer.thumbprint, client.peer.carrier);
-    // Only the tentacle knows whether it came through an HTTP proxy: ask it.
-    client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(
-      (pong) => {
-        // The answer comes from the Tentacle: trust nothing about its shape.
-        const carrier = (pong as Partial<PingWire> | null)?.carrier;
-        if (typeof carrier !== 'string') {
-          logger.warn({ thumbprint: client.peer.thumbprint }, `tentacle answered ${TentacleMethods.ping} without a carrier string; ignored`);
-          return;
-        }
-        if (carrier.endsWith('+proxy') && !client.peer.carrier.endsWith('+proxy')) {
-          client.peer.carrier += '+proxy';
-          touch(client.peer.thumbprint, client.peer.carrier);
-        }
-      },
-      () => {}, // a link that fails this early is logged by comms
-    ).catch((err) => logger.error({ err }, 'handling a tentacle\'s ping answer failed'));
+    void learnProxyCarrier(client, logger).then((changed) => changed && touch(client.peer.thumbprint, client.peer.carrier));
   });
   comms.on('disconnected', (client) => {
     touch(client.peer.thumbprint);

@@ -24,6 +24,7 @@ import { pushFile, type PushFileSpec } from './push-file.js';
 import { completeScript, runScript, type RunScriptSpec } from './run-script.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
+import { routedEndpoint } from '../tentacle-client.js';
 
 export interface TaskEngineOptions {
   store: Store;
@@ -183,7 +184,11 @@ export class TaskEngine implements TaskEngineApi {
         task,
         taskMachine: tm,
         machine,
-        target: { thumbprint: machine.thumbprint, name: machine.name, listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined },
+        tentacle: routedEndpoint(comms, {
+          thumbprint: machine.thumbprint,
+          name: machine.name,
+          listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
+        }),
         store,
         comms,
         blobs,
@@ -193,7 +198,7 @@ export class TaskEngine implements TaskEngineApi {
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
           const stored = await store.appendMachineLog(task.id, tm.machineId, lines);
-          cursor = Math.max(cursor, ...lines.map((l) => l.tentacleSeq));
+          for (const line of lines) cursor = Math.max(cursor, line.tentacleSeq);
           if (stored.length) this.logged(task.id, stored);
         },
         logCursor: () => cursor,

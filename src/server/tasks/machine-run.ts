@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import type { CommsServer, TentacleAddress } from '../../comms/index.js';
-import { formatDuration } from '../../comms/server.js';
+import type { ArgsOf, PlainMethod, ResultOf } from '../../api/tentacle/index.js';
+import { formatDuration, type CommsServer } from '../../comms/index.js';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import type { FinalState, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
+import { callTentacle, type TentacleEndpoint } from '../tentacle-client.js';
 
 /** Where a task's file content comes from (the server's uploaded files). */
 export interface BlobSource {
@@ -22,7 +23,8 @@ export interface MachineRun {
   task: TaskWithMachines;
   taskMachine: TaskMachine;
   machine: Machine;
-  target: TentacleAddress;
+  /** The machine's Tentacle, called through the contract. */
+  tentacle: TentacleEndpoint;
   store: Store;
   comms: CommsServer;
   blobs: BlobSource;
@@ -42,6 +44,7 @@ export interface MachineRun {
   logCursor(): number;
 }
 
+/** Codes of a call that failed because its link went away: worth making again once the Tentacle is back. */
 const TRANSIENT = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_CONNECT_FAILED', 'REEF_CALL_REFUSED', 'REEF_SHUTTING_DOWN']);
 
 /**
@@ -54,12 +57,12 @@ const TRANSIENT = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEAR
  * tentacle that stays away longer than a heartbeat window has most likely died, and the
  * task should say so now rather than after the pickup timeout.
  */
-export async function callTentacle<T>(
+export async function callRetrying<M extends PlainMethod>(
   run: MachineRun,
-  method: string,
-  args: unknown,
-  options: { deadlineMs?: number; body?: () => Readable; signal?: AbortSignal; lostContactMs?: number } = {},
-): Promise<T> {
+  method: M,
+  args: ArgsOf<M>,
+  options: { deadlineMs?: number; signal?: AbortSignal; lostContactMs?: number } = {},
+): Promise<ResultOf<M>> {
   const signal = options.signal ?? run.signal;
   let lastReported = '';
   let lostAt: number | undefined;
@@ -70,12 +73,7 @@ export async function callTentacle<T>(
       if (pickupTimeoutMs <= 0) throw lostContact(run, lostAt, options.lostContactMs);
     }
     try {
-      return (await run.comms.call(run.target, method, args, {
-        signal,
-        deadlineMs: options.deadlineMs,
-        body: options.body?.(),
-        pickupTimeoutMs,
-      })) as T;
+      return await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs });
     } catch (err) {
       if (!(err instanceof ReefError) || signal.aborted) throw err;
       if (err.code === 'REEF_TENTACLE_NOT_CONNECTED' && lostAt !== undefined && options.lostContactMs !== undefined) {

@@ -1,7 +1,7 @@
 import { Transform } from 'node:stream';
-import { TentacleMethods, type UploadResultWire } from '../../api/tentacle-rpc.js';
 import { ReefError } from '../../errors.js';
-import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+import { callTentacle } from '../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from './machine-run.js';
 
 export interface PushFileSpec {
   file: { sha256: string; destination: string };
@@ -20,14 +20,14 @@ export async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<Mac
   if (!blob) throw new ReefError('REEF_NOT_FOUND', `The file ${sha256} is no longer on the server; upload it again.`);
   const args = { path: destination, size: blob.size, sha256 };
   for (let attempt = 0; ; attempt++) {
-    const { offset } = await callTentacle<{ offset: number }>(run, TentacleMethods.beginUpload, args);
+    const { offset } = await callRetrying(run, 'files.beginUpload', args);
     await run.log('info', offset > 0 ? `Resuming the upload of ${destination} at byte ${offset} of ${blob.size}.` : `Uploading ${formatBytes(blob.size)} to ${destination}.`);
     try {
-      const result = (await run.comms.call(run.target, TentacleMethods.upload, { ...args, offset }, {
+      const result = await callTentacle(run.tentacle, 'files.upload', { ...args, offset }, {
         signal: run.signal,
         deadlineMs: 0,
         body: run.blobs.open(sha256, offset).pipe(progress(offset, blob.size, (text) => void run.log('info', text))),
-      })) as UploadResultWire;
+      });
       await run.log('info', `Uploaded ${destination} (${formatBytes(result.size)}, SHA-256 ${result.sha256} verified by the Tentacle).`);
       return { state: 'Success', exitCode: null };
     } catch (err) {
@@ -54,7 +54,7 @@ function progress(start: number, total: number, report: (text: string) => void):
   });
 }
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let value = n / 1024;

@@ -1,15 +1,18 @@
-import { TentacleMethods, type ScriptStatusWire, type ScriptSummaryWire } from '../../api/tentacle-rpc.js';
+import type { ScriptLogStream, ScriptStatus, ScriptSyntax } from '../../api/tentacle/index.js';
 import { ReefError } from '../../errors.js';
 import type { LogStream } from '../store/types.js';
-import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+import { callTentacle } from '../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from './machine-run.js';
 
 export interface RunScriptSpec {
-  script: { syntax: 'bash' | 'sh' | 'powershell'; body: string };
+  script: { syntax: ScriptSyntax; body: string };
   timeoutSeconds?: number;
 }
 
 /** How long one status call may wait on the tentacle for new output. */
 const STATUS_WAIT_MS = 10_000;
+/** Lines asked for per status call; the contract refuses an answer with more. */
+const STATUS_LINES = 1000;
 
 /**
  * Runs a script on one machine and copies its log into the task, line by line.
@@ -22,7 +25,7 @@ const STATUS_WAIT_MS = 10_000;
  */
 export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
   const ticket = run.taskMachine.ticket;
-  await callTentacle<ScriptSummaryWire>(run, TentacleMethods.startScript, {
+  await callRetrying(run, 'scripts.start', {
     ticket,
     syntax: spec.script.syntax,
     body: spec.script.body,
@@ -33,7 +36,7 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<M
   const sendCancel = () => {
     if (cancelSent) return;
     cancelSent = true;
-    callTentacle(run, TentacleMethods.cancelScript, { ticket }, { signal: run.stopped }).catch((err: Error) =>
+    callRetrying(run, 'scripts.cancel', { ticket }, { signal: run.stopped }).catch((err: Error) =>
       run.logger.warn({ machine: run.machine.name, err: err.message }, 'task: cancelling the script failed'),
     );
   };
@@ -41,10 +44,10 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<M
   run.signal.addEventListener('abort', sendCancel, { once: true });
   try {
     for (;;) {
-      const status = await callTentacle<ScriptStatusWire>(
+      const status = await callRetrying(
         run,
-        TentacleMethods.scriptStatus,
-        { ticket, afterSeq: run.logCursor(), maxLines: 1000, waitMs: STATUS_WAIT_MS },
+        'scripts.status',
+        { ticket, afterSeq: run.logCursor(), maxLines: STATUS_LINES, waitMs: STATUS_WAIT_MS },
         { signal: run.stopped, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
       );
       if (status.lines.length) {
@@ -72,14 +75,16 @@ function heartbeatWindowMs(run: MachineRun): number {
 
 /** The tentacle may forget a ticket once told the server has everything. Best effort. */
 export async function completeScript(run: MachineRun, untilClosed: AbortSignal): Promise<void> {
-  await run.comms.call(run.target, TentacleMethods.completeScript, { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
+  await callTentacle(run.tentacle, 'scripts.complete', { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
 }
 
-function streamOf(stream: string): LogStream {
-  return stream === 'stdout' || stream === 'stderr' ? stream : 'info';
+/** The Tentacle's own notes ("system") are info lines of the task log. */
+function streamOf(stream: ScriptLogStream): LogStream {
+  return stream === 'system' ? 'info' : stream;
 }
 
-function outcomeOf(status: ScriptStatusWire): MachineOutcome {
+/** What a finished script's status means for the machine's part of the task. */
+export function outcomeOf(status: ScriptStatus): MachineOutcome {
   const exitCode = status.exitCode ?? null;
   if (status.state === 'Orphaned') {
     return { state: 'Failed', exitCode, error: status.error ?? 'The Tentacle restarted while the script was running and its process is gone.' };

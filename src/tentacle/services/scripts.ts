@@ -39,6 +39,14 @@ import { mkdir, open, readFile, readdir, rm, stat, truncate, type FileHandle } f
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DEFAULT_STATUS_LINES,
+  TICKET_PATTERN,
+  TICKET_RULE,
+  type ScriptStatus,
+  type ScriptSummary,
+  type StartScriptArgs,
+} from '../../api/tentacle/index.js';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { syncDir, writeFileAtomic } from '../../durable-fs.js';
@@ -49,47 +57,8 @@ import {
   readLogAfter,
   scanLog,
   type LogRecord,
-  type LogStream,
-  type ScriptLogLine,
 } from './script-log.js';
 import { detectShells, type ShellPaths } from './shells.js';
-
-export type { LogStream, ScriptLogLine };
-
-export type ScriptSyntax = 'bash' | 'sh' | 'powershell';
-
-/**
- * Running: still going. Complete: finished (see exitCode, cancelled, timedOut, error).
- * Orphaned: the Tentacle lost the script (it restarted and the process was gone without
- * an exit code); the log holds everything written until then and a line saying so.
- */
-export type ScriptState = 'Running' | 'Complete' | 'Orphaned';
-
-export interface StartScriptRequest {
-  /** Chosen by the server; [A-Za-z0-9_-], 1 to 100 characters. */
-  ticket: string;
-  syntax: ScriptSyntax;
-  body: string;
-  args?: string[];
-  /** Added to the Tentacle's own environment. Not written to disk. */
-  env?: Record<string, string>;
-  /** Absolute; defaults to an empty `work` directory inside the ticket's workspace. */
-  cwd?: string;
-  /** Cancel the script (as cancel() does) when it runs longer than this. */
-  timeoutMs?: number;
-}
-
-export interface ScriptSummary {
-  ticket: string;
-  state: ScriptState;
-  /** The script's exit code (128 + n when killed by signal n); absent when unknown. */
-  exitCode?: number;
-  /** Set once finished: true when it was stopped by cancel() or its timeout. */
-  cancelled?: boolean;
-  timedOut?: true;
-  /** Why the script could not run at all (for example spawn failed). */
-  error?: string;
-}
 
 export interface ScriptStatusRequest {
   ticket: string;
@@ -97,14 +66,6 @@ export interface ScriptStatusRequest {
   afterSeq?: number;
   /** At most this many lines (default 1000, at most 10000). */
   maxLines?: number;
-}
-
-export interface ScriptStatus extends ScriptSummary {
-  lines: ScriptLogLine[];
-  /** The sequence number the next unseen line will have: ask again with afterSeq = nextSeq - 1. */
-  nextSeq: number;
-  /** More lines are already available than this answer holds. */
-  more: boolean;
 }
 
 export interface ScriptServiceOptions {
@@ -120,9 +81,6 @@ export interface ScriptServiceOptions {
   tombstoneTtlMs?: number;
 }
 
-const TICKET = /^[A-Za-z0-9_-]{1,100}$/;
-const DEFAULT_MAX_LINES = 1000;
-const MAX_MAX_LINES = 10_000;
 /** Raw bytes read per stream per tick before the log is flushed and the loop yields. */
 const READ_BUDGET = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
@@ -257,7 +215,7 @@ export class ScriptService {
     await mkdir(this.workspaceDir, { recursive: true });
     for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
       const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET.test(ticket) || this.runs.has(ticket)) continue;
+      if (!entry.isDirectory() || !TICKET_PATTERN.test(ticket) || this.runs.has(ticket)) continue;
       const dir = this.dirOf(ticket);
       const tombstone = await statOrNull(path.join(dir, FILE.completed));
       if (tombstone) {
@@ -273,8 +231,8 @@ export class ScriptService {
     }
   }
 
-  async start(request: StartScriptRequest): Promise<ScriptSummary> {
-    validateStart(request);
+  async start(request: StartScriptArgs): Promise<ScriptSummary> {
+    validTicket(request.ticket);
     await this.usable();
     const { ticket } = request;
     const previous = this.starting.get(ticket);
@@ -292,13 +250,7 @@ export class ScriptService {
   async status(request: ScriptStatusRequest): Promise<ScriptStatus> {
     const ticket = validTicket(request.ticket);
     const afterSeq = request.afterSeq ?? 0;
-    const maxLines = request.maxLines ?? DEFAULT_MAX_LINES;
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
-      throw badRequest(`afterSeq must be a whole number >= 0, got ${String(request.afterSeq)}`);
-    }
-    if (!Number.isSafeInteger(maxLines) || maxLines < 1 || maxLines > MAX_MAX_LINES) {
-      throw badRequest(`maxLines must be a whole number from 1 to ${MAX_MAX_LINES}, got ${String(request.maxLines)}`);
-    }
+    const maxLines = request.maxLines ?? DEFAULT_STATUS_LINES;
     await this.usable();
     const run = await this.load(ticket);
     // State first, lines second: a finished state then guarantees the lines are all there.
@@ -384,7 +336,7 @@ export class ScriptService {
     return path.join(this.workspaceDir, ticket);
   }
 
-  private async startOnce(request: StartScriptRequest): Promise<ScriptSummary> {
+  private async startOnce(request: StartScriptArgs): Promise<ScriptSummary> {
     const { ticket } = request;
     const dir = this.dirOf(ticket);
     if (await statOrNull(dir)) return summaryOf(await this.loadNow(ticket));
@@ -779,42 +731,13 @@ async function emptyTombstone(dir: string): Promise<void> {
 }
 
 function validTicket(ticket: unknown): string {
-  if (typeof ticket !== 'string' || !TICKET.test(ticket)) {
+  if (typeof ticket !== 'string' || !TICKET_PATTERN.test(ticket)) {
     throw new ReefError(
       'REEF_BAD_TICKET',
-      `${JSON.stringify(ticket)} is not a valid script ticket: expected 1 to 100 characters from A-Z, a-z, 0-9, "_" and "-".`,
+      `${JSON.stringify(ticket)} is not a valid script ticket: it ${TICKET_RULE}.`,
     );
   }
   return ticket;
-}
-
-function validateStart(request: StartScriptRequest): void {
-  validTicket(request.ticket);
-  if (!['bash', 'sh', 'powershell'].includes(request.syntax)) {
-    throw badRequest(`syntax must be "bash", "sh" or "powershell", got ${JSON.stringify(request.syntax)}`);
-  }
-  if (typeof request.body !== 'string') throw badRequest('body must be a string holding the script');
-  if (request.args !== undefined && (!Array.isArray(request.args) || !request.args.every((a) => typeof a === 'string'))) {
-    throw badRequest('args must be an array of strings');
-  }
-  if (request.env !== undefined) {
-    if (typeof request.env !== 'object' || request.env === null) throw badRequest('env must be an object of strings');
-    for (const [key, value] of Object.entries(request.env)) {
-      if (key === '' || key.includes('=') || key.includes('\0') || typeof value !== 'string' || value.includes('\0')) {
-        throw badRequest(`env entry ${JSON.stringify(key)} is not a valid environment variable`);
-      }
-    }
-  }
-  if (request.cwd !== undefined && (typeof request.cwd !== 'string' || !path.isAbsolute(request.cwd))) {
-    throw badRequest(`cwd must be an absolute path, got ${JSON.stringify(request.cwd)}`);
-  }
-  if (request.timeoutMs !== undefined && (!Number.isSafeInteger(request.timeoutMs) || request.timeoutMs <= 0)) {
-    throw badRequest(`timeoutMs must be a whole number of milliseconds > 0, got ${String(request.timeoutMs)}`);
-  }
-}
-
-function badRequest(message: string): ReefError {
-  return new ReefError('REEF_BAD_REQUEST', `Bad script request: ${message}.`);
 }
 
 function closedError(): ReefError {
