@@ -7,6 +7,10 @@
 export const SCRIPT_SYNTAXES = ['bash', 'sh', 'powershell'] as const;
 export type ScriptSyntax = (typeof SCRIPT_SYNTAXES)[number];
 
+export function isScriptSyntax(value: string): value is ScriptSyntax {
+  return (SCRIPT_SYNTAXES as readonly string[]).includes(value);
+}
+
 /**
  * Running: still going. Complete: finished (see exitCode, cancelled, timedOut, error).
  * Orphaned: the Tentacle lost the script (it restarted and the process was gone without
