@@ -1,11 +1,22 @@
 import { Transform } from 'node:stream';
-import { ReefError } from '../../errors.js';
-import { callTentacle } from '../tentacle-client.js';
-import { callRetrying, type MachineOutcome, type MachineRun } from './machine-run.js';
+import { ReefError } from '../../../errors.js';
+import { callTentacle } from '../../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import type { TaskKind } from '../task-kind.js';
 
-export interface PushFileSpec {
+type PushFileSpec = {
   file: { sha256: string; destination: string };
-}
+};
+
+export const pushFileKind: TaskKind<'push-file', PushFileSpec> = {
+  specOf: async (request, { blobs }) => {
+    if (!(await blobs.stat(request.file.sha256))) {
+      throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${request.file.sha256}; upload it first (POST /api/files).`);
+    }
+    return { file: request.file };
+  },
+  perform: pushFile,
+};
 
 const MAX_RESUMES = 20;
 
@@ -14,7 +25,7 @@ const MAX_RESUMES = 20;
  * dropped links, so each attempt asks where to resume and sends only the rest; the
  * tentacle checks the SHA-256 of the whole file before moving it into place.
  */
-export async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOutcome> {
+async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOutcome> {
   const { sha256, destination } = spec.file;
   const blob = await run.blobs.stat(sha256);
   if (!blob) throw new ReefError('REEF_NOT_FOUND', `The file ${sha256} is no longer on the server; upload it again.`);

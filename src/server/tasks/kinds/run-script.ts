@@ -1,13 +1,20 @@
-import type { ScriptLogStream, ScriptStatus, ScriptSyntax } from '../../api/tentacle/index.js';
-import { ReefError } from '../../errors.js';
-import type { LogStream } from '../store/types.js';
-import { callTentacle } from '../tentacle-client.js';
-import { callRetrying, type MachineOutcome, type MachineRun } from './machine-run.js';
+import type { ScriptLogStream, ScriptStatus, ScriptSyntax } from '../../../api/tentacle/index.js';
+import { ReefError } from '../../../errors.js';
+import type { LogStream } from '../../store/types.js';
+import { callTentacle } from '../../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import type { TaskKind } from '../task-kind.js';
 
-export interface RunScriptSpec {
+type RunScriptSpec = {
   script: { syntax: ScriptSyntax; body: string };
   timeoutSeconds?: number;
-}
+};
+
+export const runScriptKind: TaskKind<'run-script', RunScriptSpec> = {
+  specOf: async (request) => ({ script: request.script, timeoutSeconds: request.timeoutSeconds }),
+  perform: runScript,
+  release: completeScript,
+};
 
 /** How long one status call may wait on the tentacle for new output. */
 const STATUS_WAIT_MS = 10_000;
@@ -23,7 +30,7 @@ const STATUS_LINES = 1000;
  * or stored twice. The status loop is not tied to the task's cancel signal: cancelling
  * asks the tentacle to stop the script, and the loop then collects its final lines.
  */
-export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
+async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
   const ticket = run.taskMachine.ticket;
   await callRetrying(run, 'scripts.start', {
     ticket,
@@ -73,9 +80,13 @@ function heartbeatWindowMs(run: MachineRun): number {
   return Math.min(heartbeatIntervalMs + heartbeatTimeoutMs, pickupTimeoutMs);
 }
 
-/** The tentacle may forget a ticket once told the server has everything. Best effort. */
-export async function completeScript(run: MachineRun, untilClosed: AbortSignal): Promise<void> {
-  await callTentacle(run.tentacle, 'scripts.complete', { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
+/**
+ * The tentacle may forget a ticket once told the server has everything. Best effort;
+ * also sent when cancelled before the start was confirmed: the start may still arrive,
+ * and the retired ticket then refuses it.
+ */
+async function completeScript(run: MachineRun): Promise<void> {
+  await callTentacle(run.tentacle, 'scripts.complete', { ticket: run.taskMachine.ticket }, { signal: run.stopped, deadlineMs: 30_000 }).catch(() => {});
 }
 
 /** The Tentacle's own notes ("system") are info lines of the task log. */

@@ -1,11 +1,17 @@
-import { errorMessage } from '../../errors.js';
-import { callRetrying, type MachineOutcome, type MachineRun } from './machine-run.js';
+import { errorMessage } from '../../../errors.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import type { TaskKind } from '../task-kind.js';
+
+export const healthCheckKind: TaskKind<'health-check', Record<string, never>> = {
+  specOf: async () => ({}),
+  perform: (run) => healthCheck(run),
+};
 
 /**
  * Checks one machine: a round trip and its capabilities. The result joins the machine's
  * health history either way, and its version and platform are kept up to date.
  */
-export async function healthCheck(run: MachineRun): Promise<MachineOutcome> {
+async function healthCheck(run: MachineRun): Promise<MachineOutcome> {
   try {
     const started = process.hrtime.bigint();
     await callRetrying(run, 'health.ping', {}, { deadlineMs: 30_000 });
