@@ -21,7 +21,7 @@ import { ReefError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { CapabilitiesService } from './services/capabilities.js';
 import type { FileService } from './services/files.js';
-import type { ScriptService } from './services/scripts.js';
+import type { ScriptService } from './services/scripts/index.js';
 
 export interface TentacleServicesOptions {
   scripts: ScriptService;

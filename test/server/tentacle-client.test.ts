@@ -19,7 +19,7 @@ import { learnProxyCarrier } from '../../src/server/tentacle-carrier.js';
 import { createTentacleServices } from '../../src/tentacle/rpc-services.js';
 import { CapabilitiesService } from '../../src/tentacle/services/capabilities.js';
 import { FileService } from '../../src/tentacle/services/files.js';
-import { ScriptService } from '../../src/tentacle/services/scripts.js';
+import { ScriptService } from '../../src/tentacle/services/scripts/index.js';
 import { connected, startPollingTentacle, startServer, testIdentities } from '../comms/harness.js';
 
 const AT = '2026-12-02T10:00:00.000Z';

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/logging.js';
 import { createTentacleServices } from '../../src/tentacle/rpc-services.js';
 import { CapabilitiesService } from '../../src/tentacle/services/capabilities.js';
 import { FileService } from '../../src/tentacle/services/files.js';
-import { ScriptService } from '../../src/tentacle/services/scripts.js';
+import { ScriptService } from '../../src/tentacle/services/scripts/index.js';
 
 /** The method table called directly, for what is awkward to reach over a connection. */
 

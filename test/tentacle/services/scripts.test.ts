@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
 import type { ScriptLogLine, ScriptStatus } from '../../../src/api/tentacle/index.js';
-import { ScriptService, type ScriptServiceOptions } from '../../../src/tentacle/services/scripts.js';
+import { ScriptService, type ScriptServiceOptions } from '../../../src/tentacle/services/scripts/index.js';
 
 let dir: string;
 let workspaceDir: string;

@@ -10,7 +10,7 @@
  * last durable line stopped: no line is lost and none is written twice.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { MAX_LOG_LINE_BYTES, type ScriptLogLine } from '../../api/tentacle/index.js';
+import { MAX_LOG_LINE_BYTES, type ScriptLogLine } from '../../../api/tentacle/index.js';
 
 export interface LogRecord extends ScriptLogLine {
   end?: number;
