@@ -5,6 +5,6 @@
 export * from './limits.js';
 export * from './vocabulary.js';
 export { TICKET_PATTERN, TICKET_RULE } from './schemas.js';
-export { TENTACLE_METHODS, type ArgsOf, type ParsedArgsOf, type PlainMethod, type Problem, type ResultOf, type TentacleMethod } from './methods.js';
-export { checkAnswer, parseArgs, type AnswerCheck } from './validate.js';
+export { TENTACLE_METHODS, type ArgsOf, type ParsedArgsOf, type PlainMethod, type ResultOf, type TentacleMethod } from './methods.js';
+export { checkAnswer, parseArgs } from './validate.js';
 export type * from './types.js';

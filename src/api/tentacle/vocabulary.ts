@@ -17,7 +17,6 @@ export function isScriptSyntax(value: string): value is ScriptSyntax {
  * an exit code); the log holds everything written until then and a line saying so.
  */
 export const SCRIPT_STATES = ['Running', 'Complete', 'Orphaned'] as const;
-export type ScriptState = (typeof SCRIPT_STATES)[number];
 
 /** Where a line of a script's log came from; "system" lines are the Tentacle's own notes. */
 export const SCRIPT_LOG_STREAMS = ['stdout', 'stderr', 'system'] as const;

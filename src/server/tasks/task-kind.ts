@@ -4,7 +4,7 @@ import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 export type TaskKindName = CreateTaskRequest['kind'];
 
 /** The REST request that creates a task of kind K. */
-export type TaskRequest<K extends TaskKindName> = Extract<CreateTaskRequest, { kind: K }>;
+type TaskRequest<K extends TaskKindName> = Extract<CreateTaskRequest, { kind: K }>;
 
 /**
  * One kind of task: how its request becomes the spec stored with the task, and how one
