@@ -44,8 +44,11 @@ export interface MachineRun {
   logCursor(): number;
 }
 
-/** Codes of a call that failed because its link went away: worth making again once the Tentacle is back. */
-const TRANSIENT = new Set(['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_CONNECT_FAILED', 'REEF_CALL_REFUSED', 'REEF_SHUTTING_DOWN']);
+/** Codes of a call cut off by its link going away mid-call. */
+export const LINK_LOST_CODES: readonly string[] = ['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT'];
+
+/** Codes of a call that failed for want of a link: worth making again once the Tentacle is back. */
+const TRANSIENT = new Set([...LINK_LOST_CODES, 'REEF_CONNECT_FAILED', 'REEF_CALL_REFUSED', 'REEF_SHUTTING_DOWN']);
 
 /**
  * Calls a tentacle method, riding out dropped links: a call that fails because the

@@ -1,7 +1,7 @@
 import { Transform } from 'node:stream';
 import { ReefError } from '../../../errors.js';
 import { callTentacle } from '../../tentacle-client.js';
-import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import { callRetrying, LINK_LOST_CODES, type MachineOutcome, type MachineRun } from '../machine-run.js';
 import type { TaskKind } from '../task-kind.js';
 
 type PushFileSpec = {
@@ -42,7 +42,7 @@ async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOut
       await run.log('info', `Uploaded ${destination} (${formatBytes(result.size)}, SHA-256 ${result.sha256} verified by the Tentacle).`);
       return { state: 'Success', exitCode: null };
     } catch (err) {
-      const resumable = err instanceof ReefError && ['REEF_CONNECTION_LOST', 'REEF_CALL_RESET', 'REEF_HEARTBEAT_TIMEOUT', 'REEF_BODY_FAILED'].includes(err.code);
+      const resumable = err instanceof ReefError && (LINK_LOST_CODES.includes(err.code) || err.code === 'REEF_BODY_FAILED');
       if (!resumable || run.signal.aborted || attempt >= MAX_RESUMES) throw err;
       await run.log('info', `The connection dropped during the upload (${err.message}); resuming.`);
     }
