@@ -209,3 +209,19 @@ describe('the real Tentacle services', () => {
     assert.equal(protocolErrors.count, before);
   });
 });
+
+test('a wrong method, argument or result type does not compile (checked by tsc)', () => {
+  const neverCalled = async (endpoint: TentacleEndpoint) => {
+    // @ts-expect-error: "cmd" is not a syntax of the contract
+    await callTentacle(endpoint, 'scripts.start', { ticket: 't', syntax: 'cmd', body: '' });
+    // @ts-expect-error: no such method
+    await callTentacle(endpoint, 'scripts.delete', { ticket: 't' });
+    // @ts-expect-error: afterSeq is required
+    await callTentacle(endpoint, 'scripts.status', { ticket: 't' });
+    const pong = await callTentacle(endpoint, 'health.ping', {});
+    // @ts-expect-error: carrier is a string
+    const carrier: number = pong.carrier;
+    return carrier;
+  };
+  assert.equal(typeof neverCalled, 'function');
+});
