@@ -14,7 +14,6 @@
  *
  * Samples alternate between the three in rounds, so load from elsewhere hits them alike.
  */
-import { TentacleMethods } from '../../src/api/tentacle-rpc.js';
 import type { Benchmark, Figure } from '../support/benchmark.js';
 import { startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
@@ -51,7 +50,7 @@ const benchmark: Benchmark = {
     const target = { thumbprint: tentacle!.thumbprint, name: MACHINE };
     const measures = {
       baseline: { perRound: callsPerRound, run: () => pingPong(socket) },
-      comms: { perRound: callsPerRound, run: () => bench.server.comms.call(target, TentacleMethods.ping, {}) },
+      comms: { perRound: callsPerRound, run: () => bench.server.comms.call(target, 'health.ping', {}) },
       rest: {
         perRound: tasksPerRound,
         run: async () => {

@@ -5,6 +5,7 @@
  * docs/api.md describes the routes.
  */
 import { z } from 'zod';
+import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
 export const API_KEY_HEADER = 'x-reef-apikey';
 
@@ -44,7 +45,7 @@ export const TaskTarget = z.union([
 ]);
 export type TaskTarget = z.infer<typeof TaskTarget>;
 
-export const ScriptSyntax = z.enum(['bash', 'sh', 'powershell']);
+const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 
 export const CreateTaskRequest = z.discriminatedUnion('kind', [
   z

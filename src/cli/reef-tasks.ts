@@ -6,6 +6,7 @@ import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { ApiClient } from '../api/client.js';
 import { CreateTaskRequest, type TaskState, type TaskTarget, type TaskView, type UploadedFile } from '../api/contract.js';
+import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/index.js';
 import { ReefError } from '../errors.js';
 import { absolutePath, collect, note, printJson, printLine, runAction } from './common.js';
 import { cell, formatAge, formatTable } from './output.js';
@@ -51,7 +52,7 @@ export function registerTaskCommands(program: Command): void {
         .description('run a script on the target machines; prints the task id, or follows the log with --follow')
         .option('--script <text>', 'the script itself')
         .option('--file <file>', 'read the script from a file ("-" for stdin)')
-        .option('--syntax <syntax>', 'bash, sh or powershell (default: from the file extension, else bash)')
+        .option('--syntax <syntax>', `${describeChoices(SCRIPT_SYNTAXES, '')} (default: from the file extension, else bash)`)
         .option('--timeout <seconds>', 'fail the script on a machine that runs longer than this')
         .option('--follow', FOLLOW_HELP),
     ),
@@ -186,7 +187,7 @@ function targetOf(opts: TargetOpts): TaskTarget {
   return { machines: opts.machine ?? [] };
 }
 
-async function scriptOf(opts: { script?: string; file?: string; syntax?: string }): Promise<{ syntax: 'bash' | 'sh' | 'powershell'; body: string }> {
+async function scriptOf(opts: { script?: string; file?: string; syntax?: string }): Promise<{ syntax: ScriptSyntax; body: string }> {
   if ((opts.script === undefined) === (opts.file === undefined)) {
     throw new ReefError('REEF_BAD_SCRIPT', 'Give the script with exactly one of --script TEXT or --file FILE.');
   }
@@ -200,9 +201,9 @@ async function scriptOf(opts: { script?: string; file?: string; syntax?: string 
     });
   }
   const fromExtension = opts.file && extname(opts.file).toLowerCase() === '.ps1' ? 'powershell' : opts.file?.toLowerCase().endsWith('.sh') ? 'bash' : undefined;
-  const syntax = (opts.syntax?.trim().toLowerCase() ?? fromExtension ?? 'bash') as 'bash' | 'sh' | 'powershell';
-  if (!['bash', 'sh', 'powershell'].includes(syntax)) {
-    throw new ReefError('REEF_BAD_SYNTAX', `--syntax must be bash, sh or powershell, not "${opts.syntax}".`);
+  const syntax = opts.syntax?.trim().toLowerCase() ?? fromExtension ?? 'bash';
+  if (!isScriptSyntax(syntax)) {
+    throw new ReefError('REEF_BAD_SYNTAX', `--syntax must be ${describeChoices(SCRIPT_SYNTAXES, '')}, not "${opts.syntax}".`);
   }
   return { syntax, body };
 }

@@ -26,7 +26,6 @@ import { createPortalSocketGuard } from './https/socket-guard.js';
 import type { PortalSocketLimits } from './https/limits.js';
 import { ensureInitialAdmin } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
-import { TentacleMethods, type PingWire } from '../api/tentacle-rpc.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
@@ -36,6 +35,7 @@ import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
+import { learnProxyCarrier } from './tentacle-carrier.js';
 import { VERSION } from '../version.js';
 
 export interface ServerSettings {
@@ -156,22 +156,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       engine.scheduler.claimSoon();
     });
     touch(client.peer.thumbprint, client.peer.carrier);
-    // Only the tentacle knows whether it came through an HTTP proxy: ask it.
-    client.call(TentacleMethods.ping, {}, { deadlineMs: 30_000 }).then(
-      (pong) => {
-        // The answer comes from the Tentacle: trust nothing about its shape.
-        const carrier = (pong as Partial<PingWire> | null)?.carrier;
-        if (typeof carrier !== 'string') {
-          logger.warn({ thumbprint: client.peer.thumbprint }, `tentacle answered ${TentacleMethods.ping} without a carrier string; ignored`);
-          return;
-        }
-        if (carrier.endsWith('+proxy') && !client.peer.carrier.endsWith('+proxy')) {
-          client.peer.carrier += '+proxy';
-          touch(client.peer.thumbprint, client.peer.carrier);
-        }
-      },
-      () => {}, // a link that fails this early is logged by comms
-    ).catch((err) => logger.error({ err }, 'handling a tentacle\'s ping answer failed'));
+    void learnProxyCarrier(client, logger).then((changed) => changed && touch(client.peer.thumbprint, client.peer.carrier));
   });
   comms.on('disconnected', (client) => {
     touch(client.peer.thumbprint);

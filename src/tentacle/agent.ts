@@ -22,7 +22,7 @@ import { homeFiles } from './paths.js';
 import { createTentacleServices } from './rpc-services.js';
 import { CapabilitiesService } from './services/capabilities.js';
 import { FileService } from './services/files.js';
-import { ScriptService } from './services/scripts.js';
+import { ScriptService } from './services/scripts/index.js';
 
 export interface AgentOptions {
   config: TentacleConfig;

@@ -6,24 +6,14 @@ import type { Logger } from '../../logging.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { NodeRecord, WorkKey } from '../store/coordination.js';
 import { groupBy } from '../store/rows.js';
-import {
-  FINAL_STATES,
-  type FinalState,
-  type JsonObject,
-  type LogLine,
-  type LogStream,
-  type Machine,
-  type Store,
-  type TaskMachine,
-  type TaskWithMachines,
-} from '../store/types.js';
+import type { FinalState, JsonObject, LogLine, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
 import type { TaskEngineApi, TaskEvents, TentacleLinks } from './api.js';
-import { healthCheck } from './health-check.js';
+import { taskKind } from './kinds/index.js';
+import { isFinal, overall } from './outcome.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
-import { pushFile, type PushFileSpec } from './push-file.js';
-import { completeScript, runScript, type RunScriptSpec } from './run-script.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
+import { routedEndpoint } from '../tentacle-client.js';
 
 export interface TaskEngineOptions {
   store: Store;
@@ -103,15 +93,8 @@ export class TaskEngine implements TaskEngineApi {
     const { store, comms } = this.options;
     if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
     const machines = await resolveTarget(store, comms, request.target);
-    let spec: Record<string, unknown>;
-    if (request.kind === 'run-script') spec = { script: request.script, timeoutSeconds: request.timeoutSeconds };
-    else if (request.kind === 'push-file') {
-      if (!(await this.options.blobs.stat(request.file.sha256))) {
-        throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${request.file.sha256}; upload it first (POST /api/files).`);
-      }
-      spec = { file: request.file };
-    } else spec = {};
-    const task = await store.createTask({ kind: request.kind, spec, target: request.target, machineIds: machines.map((m) => m.id) });
+    const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs });
+    const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });
     this.scheduler.claimSoon();
     return task;
@@ -169,9 +152,10 @@ export class TaskEngine implements TaskEngineApi {
     const { store, comms, blobs, logger } = this.options;
     const cancelled = local.cancel.signal;
     const stopped = local.stop.signal;
+    const kind = taskKind(task.kind);
     let outcome: MachineOutcome;
-    /** Set when a script finished on the tentacle, which may then forget its ticket. */
-    let finishedScript: MachineRun | undefined;
+    /** Set when the tentacle may let go of what it kept for this part, once the outcome is stored. */
+    let releasable: MachineRun | undefined;
     if (!machine) {
       outcome = { state: 'Failed', error: `Machine "${tm.machineName}" was deleted before it could run this task.` };
     } else if (cancelled.aborted && tm.state === 'Pending') {
@@ -183,7 +167,11 @@ export class TaskEngine implements TaskEngineApi {
         task,
         taskMachine: tm,
         machine,
-        target: { thumbprint: machine.thumbprint, name: machine.name, listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined },
+        tentacle: routedEndpoint(comms, {
+          thumbprint: machine.thumbprint,
+          name: machine.name,
+          listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
+        }),
         store,
         comms,
         blobs,
@@ -193,17 +181,18 @@ export class TaskEngine implements TaskEngineApi {
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
           const stored = await store.appendMachineLog(task.id, tm.machineId, lines);
-          cursor = Math.max(cursor, ...lines.map((l) => l.tentacleSeq));
+          for (const line of lines) cursor = Math.max(cursor, line.tentacleSeq);
           if (stored.length) this.logged(task.id, stored);
         },
         logCursor: () => cursor,
       };
       try {
-        outcome = await this.perform(run, task, cancelled);
-        if (task.kind === 'run-script') finishedScript = run;
+        outcome = await kind.perform(run, task.spec);
+        releasable = run;
       } catch (err) {
         if (stopped.aborted) return null; // not recorded: whoever claims it next resumes it
         outcome = cancelled.aborted ? { state: 'Cancelled' } : { state: 'Failed', error: errorMessage(err) };
+        if (cancelled.aborted) releasable = run;
       }
       if (stopped.aborted) return null;
     }
@@ -213,27 +202,8 @@ export class TaskEngine implements TaskEngineApi {
     logger.info({ task: task.id, machine: tm.machineName, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error }, 'task: machine finished');
     this.changed(task.id);
     // Only once the store holds the whole log and the outcome may the tentacle forget the ticket.
-    if (finishedScript) void completeScript(finishedScript, stopped);
+    if (releasable) void kind.release?.(releasable);
     return outcome;
-  }
-
-  private async perform(run: MachineRun, task: TaskWithMachines, cancelled: AbortSignal): Promise<MachineOutcome> {
-    switch (task.kind) {
-      case 'run-script': {
-        try {
-          return await runScript(run, task.spec as unknown as RunScriptSpec);
-        } catch (err) {
-          // Cancelled before the start was confirmed: the start may still arrive, so
-          // retire the ticket on the tentacle (a later start is then refused).
-          if (cancelled.aborted) void completeScript(run, run.stopped);
-          throw err;
-        }
-      }
-      case 'push-file':
-        return pushFile(run, task.spec as unknown as PushFileSpec);
-      case 'health-check':
-        return healthCheck(run);
-    }
   }
 
   /** Whoever finishes a task's last machine finishes the task (a repeat is a no-op). */
@@ -263,19 +233,6 @@ export class TaskEngine implements TaskEngineApi {
     this.events.emit('changed', taskId);
     this.options.bus.publish({ kind: 'changed', taskId });
   }
-}
-
-function isFinal(state: string): state is FinalState {
-  return (FINAL_STATES as readonly string[]).includes(state);
-}
-
-function overall(outcomes: MachineOutcome[], cancelled: boolean): { state: FinalState; error: string | null } {
-  const count = (state: FinalState) => outcomes.filter((o) => o.state === state).length;
-  if (count('Success') === outcomes.length) return { state: 'Success', error: null };
-  if (cancelled && count('Cancelled') > 0) return { state: 'Cancelled', error: null };
-  const failed = count('Failed');
-  if (failed === 0 && count('TimedOut') > 0) return { state: 'TimedOut', error: `${count('TimedOut')} of ${outcomes.length} machines timed out.` };
-  return { state: 'Failed', error: `${failed + count('TimedOut') + count('Cancelled')} of ${outcomes.length} machines did not succeed.` };
 }
 
 /** A node as the API shows it; `self` names the node answering. */

@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { CommsServer, TentacleAddress } from '../../comms/index.js';
+import type { ArgsOf, PlainMethod, ResultOf } from '../../api/tentacle/index.js';
+import type { CommsServer } from '../../comms/index.js';
+import { RETRYABLE_CALL_CODES, ReefError } from '../../errors.js';
 import { formatDuration } from '../../format.js';
-import { RETRYABLE_CALL_CODES as TRANSIENT, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import type { FinalState, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
+import { callTentacle, type TentacleEndpoint } from '../tentacle-client.js';
 
 /** Where a task's file content comes from (the server's uploaded files). */
 export interface BlobSource {
@@ -22,7 +24,8 @@ export interface MachineRun {
   task: TaskWithMachines;
   taskMachine: TaskMachine;
   machine: Machine;
-  target: TentacleAddress;
+  /** The machine's Tentacle, called through the contract. */
+  tentacle: TentacleEndpoint;
   store: Store;
   comms: CommsServer;
   blobs: BlobSource;
@@ -52,12 +55,12 @@ export interface MachineRun {
  * tentacle that stays away longer than a heartbeat window has most likely died, and the
  * task should say so now rather than after the pickup timeout.
  */
-export async function callTentacle<T>(
+export async function callRetrying<M extends PlainMethod>(
   run: MachineRun,
-  method: string,
-  args: unknown,
-  options: { deadlineMs?: number; body?: () => Readable; signal?: AbortSignal; lostContactMs?: number } = {},
-): Promise<T> {
+  method: M,
+  args: ArgsOf<M>,
+  options: { deadlineMs?: number; signal?: AbortSignal; lostContactMs?: number } = {},
+): Promise<ResultOf<M>> {
   const signal = options.signal ?? run.signal;
   let lastReported = '';
   let lostAt: number | undefined;
@@ -68,18 +71,13 @@ export async function callTentacle<T>(
       if (pickupTimeoutMs <= 0) throw lostContact(run, lostAt, options.lostContactMs);
     }
     try {
-      return (await run.comms.call(run.target, method, args, {
-        signal,
-        deadlineMs: options.deadlineMs,
-        body: options.body?.(),
-        pickupTimeoutMs,
-      })) as T;
+      return await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs });
     } catch (err) {
       if (!(err instanceof ReefError) || signal.aborted) throw err;
       if (err.code === 'REEF_TENTACLE_NOT_CONNECTED' && lostAt !== undefined && options.lostContactMs !== undefined) {
         throw lostContact(run, lostAt, options.lostContactMs);
       }
-      if (!TRANSIENT.has(err.code)) throw err;
+      if (!RETRYABLE_CALL_CODES.has(err.code)) throw err;
       lostAt ??= Date.now();
       if (err.message !== lastReported) {
         lastReported = err.message;

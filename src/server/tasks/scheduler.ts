@@ -16,7 +16,7 @@ export interface ClusterTiming {
   sweepMs: number;
 }
 
-export const DEFAULT_CLUSTER_TIMING: ClusterTiming = { heartbeatMs: 5000, leaseMs: 20_000, staleAfterMs: 15_000, sweepMs: 2000 };
+const DEFAULT_CLUSTER_TIMING: ClusterTiming = { heartbeatMs: 5000, leaseMs: 20_000, staleAfterMs: 15_000, sweepMs: 2000 };
 
 /** Why a run stopped without an outcome (it resumes wherever it is claimed next). */
 export type StopReason = 'closing' | 'handover' | 'lease-lost';

@@ -7,12 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
-import {
-  ScriptService,
-  type ScriptLogLine,
-  type ScriptServiceOptions,
-  type ScriptStatus,
-} from '../../../src/tentacle/services/scripts.js';
+import type { ScriptLogLine, ScriptStatus } from '../../../src/api/tentacle/index.js';
+import { ScriptService, type ScriptServiceOptions } from '../../../src/tentacle/services/scripts/index.js';
 
 let dir: string;
 let workspaceDir: string;
@@ -148,7 +144,6 @@ test('status after a sequence number returns exactly the later lines', async () 
   const none = await s.status({ ticket: 'seq', afterSeq: 50 });
   assert.deepEqual(none.lines, []);
   assert.equal(none.nextSeq, 51);
-  await assert.rejects(s.status({ ticket: 'seq', afterSeq: -1 }), (e) => isReefError(e, 'REEF_BAD_REQUEST'));
 });
 
 test('a retried start with the same ticket runs the script once, also from a new service', async () => {
@@ -187,17 +182,13 @@ test('complete deletes the workspace and leaves a tombstone that refuses a late 
   await assert.rejects(s2.start({ ...late, ticket: 'never-started' }), (e) => isReefError(e, 'REEF_TICKET_COMPLETED'));
 });
 
-test('bad tickets and requests are refused before anything touches the disk', async () => {
+test('bad tickets and working directories are refused before anything touches the disk', async () => {
   const s = service();
   for (const ticket of ['../x', '', 'a/b', 'x'.repeat(101), 'a b', '..', 'é']) {
     await assert.rejects(s.start({ ticket, syntax: 'bash', body: 'true' }), (e) => isReefError(e, 'REEF_BAD_TICKET'), ticket);
     await assert.rejects(s.status({ ticket }), (e) => isReefError(e, 'REEF_BAD_TICKET'), ticket);
   }
   await assert.rejects(s.status({ ticket: 'unknown' }), (e) => isReefError(e, 'REEF_TICKET_NOT_FOUND'));
-  await assert.rejects(
-    s.start({ ticket: 'x', syntax: 'cmd' as never, body: 'true' }),
-    (e) => isReefError(e, 'REEF_BAD_REQUEST'),
-  );
   await assert.rejects(
     s.start({ ticket: 'x', syntax: 'bash', body: 'true', cwd: join(dir, 'nope') }),
     (e) => isReefError(e, 'REEF_BAD_CWD'),
@@ -225,6 +216,9 @@ test('cancel kills the whole process tree', async () => {
     return text.endsWith('\n') ? Number(text) : undefined;
   });
   assert.ok(await isAlive(childPid));
+  // The pid file is written before `echo started`: a cancel right after it could stop the
+  // script before the echo. Cancel once the line is in the durable log.
+  await waitFor('the "started" line', async () => (texts((await s.status({ ticket: 'tree' })).lines, 'stdout').includes('started') ? true : undefined));
   const summary = await s.cancel({ ticket: 'tree' });
   assert.equal(summary.state, 'Complete');
   assert.equal(summary.cancelled, true);

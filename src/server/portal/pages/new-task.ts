@@ -1,3 +1,4 @@
+import { SCRIPT_SYNTAXES, type ScriptSyntax } from '../../../api/tentacle/index.js';
 import type { PageContext } from '../context.js';
 import { KIND_LABELS } from '../format.js';
 import { html } from '../html.js';
@@ -5,6 +6,7 @@ import { layout, sendPage } from '../layout.js';
 import { signedIn } from './common.js';
 
 const KINDS = ['run-script', 'health-check', 'push-file'] as const;
+const SYNTAX_LABELS: Record<ScriptSyntax, string> = { bash: 'bash', sh: 'sh', powershell: 'PowerShell' };
 type Kind = (typeof KINDS)[number];
 
 /**
@@ -58,7 +60,7 @@ export async function newTaskPage(ctx: PageContext): Promise<void> {
         ? html`<fieldset>
             <legend>Script</legend>
             <label>Syntax
-              <select name="syntax"><option value="bash">bash</option><option value="sh">sh</option><option value="powershell">PowerShell</option></select>
+              <select name="syntax">${SCRIPT_SYNTAXES.map((syntax) => html`<option value="${syntax}">${SYNTAX_LABELS[syntax]}</option>`)}</select>
             </label>
             <label>Script body
               <textarea name="body" rows="8" spellcheck="false" required></textarea>

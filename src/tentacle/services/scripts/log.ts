@@ -10,23 +10,11 @@
  * last durable line stopped: no line is lost and none is written twice.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-
-export type LogStream = 'stdout' | 'stderr' | 'system';
-
-export interface ScriptLogLine {
-  seq: number;
-  /** ISO 8601 time the Tentacle read the line. */
-  at: string;
-  stream: LogStream;
-  text: string;
-}
+import { MAX_LOG_LINE_BYTES, type ScriptLogLine } from '../../../api/tentacle/index.js';
 
 export interface LogRecord extends ScriptLogLine {
   end?: number;
 }
-
-/** Default longest line, in bytes; longer lines are cut into several numbered lines. */
-export const MAX_LINE_BYTES = 64 * 1024;
 
 /** An in-memory offset is kept for every INDEX_EVERY-th line (seq 1, 1+N, 1+2N, …). */
 export const INDEX_EVERY = 512;
@@ -45,7 +33,7 @@ export interface SplitLine {
 export class LineSplitter {
   private pending: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly maxLineBytes = MAX_LINE_BYTES) {}
+  constructor(private readonly maxLineBytes = MAX_LOG_LINE_BYTES) {}
 
   push(chunk: Buffer): SplitLine[] {
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -89,7 +77,7 @@ export class LineSplitter {
 }
 
 /** Yields each complete line of `fh` in [start, end) with its byte offset. */
-export async function* readLogLines(
+async function* readLogLines(
   fh: FileHandle,
   start: number,
   end: number,

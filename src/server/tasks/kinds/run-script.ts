@@ -1,15 +1,25 @@
-import { TentacleMethods, type ScriptStatusWire, type ScriptSummaryWire } from '../../api/tentacle-rpc.js';
-import { ReefError } from '../../errors.js';
-import type { LogStream } from '../store/types.js';
-import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+import type { ScriptLogStream, ScriptStatus, ScriptSyntax } from '../../../api/tentacle/index.js';
+import { ReefError } from '../../../errors.js';
+import type { LogStream } from '../../store/types.js';
+import { callTentacle } from '../../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import type { TaskKind } from '../task-kind.js';
 
-export interface RunScriptSpec {
-  script: { syntax: 'bash' | 'sh' | 'powershell'; body: string };
+type RunScriptSpec = {
+  script: { syntax: ScriptSyntax; body: string };
   timeoutSeconds?: number;
-}
+};
+
+export const runScriptKind: TaskKind<'run-script', RunScriptSpec> = {
+  specOf: async (request) => ({ script: request.script, timeoutSeconds: request.timeoutSeconds }),
+  perform: runScript,
+  release: completeScript,
+};
 
 /** How long one status call may wait on the tentacle for new output. */
 const STATUS_WAIT_MS = 10_000;
+/** Lines asked for per status call; the contract refuses an answer with more. */
+const STATUS_LINES = 1000;
 
 /**
  * Runs a script on one machine and copies its log into the task, line by line.
@@ -20,9 +30,9 @@ const STATUS_WAIT_MS = 10_000;
  * or stored twice. The status loop is not tied to the task's cancel signal: cancelling
  * asks the tentacle to stop the script, and the loop then collects its final lines.
  */
-export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
+async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
   const ticket = run.taskMachine.ticket;
-  await callTentacle<ScriptSummaryWire>(run, TentacleMethods.startScript, {
+  await callRetrying(run, 'scripts.start', {
     ticket,
     syntax: spec.script.syntax,
     body: spec.script.body,
@@ -33,7 +43,7 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<M
   const sendCancel = () => {
     if (cancelSent) return;
     cancelSent = true;
-    callTentacle(run, TentacleMethods.cancelScript, { ticket }, { signal: run.stopped }).catch((err: Error) =>
+    callRetrying(run, 'scripts.cancel', { ticket }, { signal: run.stopped }).catch((err: Error) =>
       run.logger.warn({ machine: run.machine.name, err: err.message }, 'task: cancelling the script failed'),
     );
   };
@@ -41,10 +51,10 @@ export async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<M
   run.signal.addEventListener('abort', sendCancel, { once: true });
   try {
     for (;;) {
-      const status = await callTentacle<ScriptStatusWire>(
+      const status = await callRetrying(
         run,
-        TentacleMethods.scriptStatus,
-        { ticket, afterSeq: run.logCursor(), maxLines: 1000, waitMs: STATUS_WAIT_MS },
+        'scripts.status',
+        { ticket, afterSeq: run.logCursor(), maxLines: STATUS_LINES, waitMs: STATUS_WAIT_MS },
         { signal: run.stopped, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
       );
       if (status.lines.length) {
@@ -70,16 +80,22 @@ function heartbeatWindowMs(run: MachineRun): number {
   return Math.min(heartbeatIntervalMs + heartbeatTimeoutMs, pickupTimeoutMs);
 }
 
-/** The tentacle may forget a ticket once told the server has everything. Best effort. */
-export async function completeScript(run: MachineRun, untilClosed: AbortSignal): Promise<void> {
-  await run.comms.call(run.target, TentacleMethods.completeScript, { ticket: run.taskMachine.ticket }, { signal: untilClosed, deadlineMs: 30_000 }).catch(() => {});
+/**
+ * The tentacle may forget a ticket once told the server has everything. Best effort;
+ * also sent when cancelled before the start was confirmed: the start may still arrive,
+ * and the retired ticket then refuses it.
+ */
+async function completeScript(run: MachineRun): Promise<void> {
+  await callTentacle(run.tentacle, 'scripts.complete', { ticket: run.taskMachine.ticket }, { signal: run.stopped, deadlineMs: 30_000 }).catch(() => {});
 }
 
-function streamOf(stream: string): LogStream {
-  return stream === 'stdout' || stream === 'stderr' ? stream : 'info';
+/** The Tentacle's own notes ("system") are info lines of the task log. */
+function streamOf(stream: ScriptLogStream): LogStream {
+  return stream === 'system' ? 'info' : stream;
 }
 
-function outcomeOf(status: ScriptStatusWire): MachineOutcome {
+/** What a finished script's status means for the machine's part of the task. */
+export function outcomeOf(status: ScriptStatus): MachineOutcome {
   const exitCode = status.exitCode ?? null;
   if (status.state === 'Orphaned') {
     return { state: 'Failed', exitCode, error: status.error ?? 'The Tentacle restarted while the script was running and its process is gone.' };

@@ -1,11 +1,22 @@
 import { Transform } from 'node:stream';
-import { TentacleMethods, type UploadResultWire } from '../../api/tentacle-rpc.js';
-import { LINK_LOST_CODES, ReefError } from '../../errors.js';
-import { callTentacle, type MachineOutcome, type MachineRun } from './machine-run.js';
+import { LINK_LOST_CODES, ReefError } from '../../../errors.js';
+import { callTentacle } from '../../tentacle-client.js';
+import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
+import type { TaskKind } from '../task-kind.js';
 
-export interface PushFileSpec {
+type PushFileSpec = {
   file: { sha256: string; destination: string };
-}
+};
+
+export const pushFileKind: TaskKind<'push-file', PushFileSpec> = {
+  specOf: async (request, { blobs }) => {
+    if (!(await blobs.stat(request.file.sha256))) {
+      throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${request.file.sha256}; upload it first (POST /api/files).`);
+    }
+    return { file: request.file };
+  },
+  perform: pushFile,
+};
 
 const MAX_RESUMES = 20;
 
@@ -14,20 +25,20 @@ const MAX_RESUMES = 20;
  * dropped links, so each attempt asks where to resume and sends only the rest; the
  * tentacle checks the SHA-256 of the whole file before moving it into place.
  */
-export async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOutcome> {
+async function pushFile(run: MachineRun, spec: PushFileSpec): Promise<MachineOutcome> {
   const { sha256, destination } = spec.file;
   const blob = await run.blobs.stat(sha256);
   if (!blob) throw new ReefError('REEF_NOT_FOUND', `The file ${sha256} is no longer on the server; upload it again.`);
   const args = { path: destination, size: blob.size, sha256 };
   for (let attempt = 0; ; attempt++) {
-    const { offset } = await callTentacle<{ offset: number }>(run, TentacleMethods.beginUpload, args);
+    const { offset } = await callRetrying(run, 'files.beginUpload', args);
     await run.log('info', offset > 0 ? `Resuming the upload of ${destination} at byte ${offset} of ${blob.size}.` : `Uploading ${formatBytes(blob.size)} to ${destination}.`);
     try {
-      const result = (await run.comms.call(run.target, TentacleMethods.upload, { ...args, offset }, {
+      const result = await callTentacle(run.tentacle, 'files.upload', { ...args, offset }, {
         signal: run.signal,
         deadlineMs: 0,
         body: run.blobs.open(sha256, offset).pipe(progress(offset, blob.size, (text) => void run.log('info', text))),
-      })) as UploadResultWire;
+      });
       await run.log('info', `Uploaded ${destination} (${formatBytes(result.size)}, SHA-256 ${result.sha256} verified by the Tentacle).`);
       return { state: 'Success', exitCode: null };
     } catch (err) {
@@ -54,7 +65,7 @@ function progress(start: number, total: number, report: (text: string) => void):
   });
 }
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let value = n / 1024;
