@@ -25,7 +25,14 @@ export interface TaskEngineOptions {
   /** Tells the other nodes; a LocalBus when there are none. */
   bus: ClusterBus;
   timing?: Partial<ClusterTiming>;
+  /**
+   * How long a Tentacle has to report a script stopped after its timeout or a cancel
+   * before the server ends the part as TimedOut or Cancelled itself. Default 30 s.
+   */
+  stopGraceMs?: number;
 }
+
+export const DEFAULT_STOP_GRACE_MS = 30_000;
 
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
@@ -178,6 +185,7 @@ export class TaskEngine implements TaskEngineApi {
         logger,
         signal: AbortSignal.any([cancelled, stopped]),
         stopped,
+        graceMs: this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
           const stored = await store.appendMachineLog(task.id, tm.machineId, lines);

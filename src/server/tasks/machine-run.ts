@@ -37,6 +37,11 @@ export interface MachineRun {
    * lease) without recording an outcome. Calls that must outlive a cancel use this one.
    */
   stopped: AbortSignal;
+  /**
+   * How long the server waits for a Tentacle to honour a script's timeout or a cancel
+   * before it ends the part itself (TaskEngineOptions.stopGraceMs).
+   */
+  graceMs: number;
   /** Appends a server-side line to this machine's log. */
   log(stream: LogStream, text: string): Promise<void>;
   /** Persists lines from the tentacle (deduplicated by its sequence numbers). */

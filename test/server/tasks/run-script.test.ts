@@ -2,8 +2,9 @@
  * What a machine's run-script part does with each answer of its Tentacle: a scripted
  * Tentacle on the real comms layer answers start, status and cancel as each test says.
  */
-import { after, before, beforeEach, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommsServer, Handler, TentacleComms } from '../../../src/comms/index.js';
 import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
@@ -24,8 +25,8 @@ let thumbprint: string;
 const calls: { method: string; args: Record<string, unknown> }[] = [];
 /** The status answers still to give, in order; the last one repeats. */
 let statuses: Record<string, unknown>[] = [];
-/** Runs when a status call arrives. */
-let onStatus: (() => void) | undefined;
+/** Runs when a status call arrives; the answer waits for what it returns. */
+let onStatus: (() => void | Promise<void>) | undefined;
 
 before(async () => {
   const ids = await testIdentities();
@@ -39,8 +40,8 @@ before(async () => {
   tentacle = (
     await startPollingTentacle(started.port, {
       'scripts.start': record('scripts.start', (args) => ({ ticket: args.ticket, state: 'Running' })),
-      'scripts.status': record('scripts.status', () => {
-        onStatus?.();
+      'scripts.status': record('scripts.status', async () => {
+        await onStatus?.();
         return statuses.length > 1 ? statuses.shift() : statuses[0];
       }),
       'scripts.cancel': record('scripts.cancel', (args) => ({ ticket: args.ticket, state: 'Running' })),
@@ -62,18 +63,22 @@ beforeEach(() => {
 });
 
 /** One machine's run, with the parts run-script does not use left out. */
-function machineRun(cancel = new AbortController()) {
+function machineRun(cancel = new AbortController(), options: { graceMs?: number; startedAt?: string | null } = {}) {
   const stored: { tentacleSeq: number; stream: LogStream; text: string }[] = [];
+  const notes: string[] = [];
   let cursor = 0;
   const run = {
-    taskMachine: { ticket: 'tm-1' },
+    taskMachine: { ticket: 'tm-1', startedAt: options.startedAt ?? null },
+    graceMs: options.graceMs ?? 30_000,
     machine: { name: 'web-01' },
     tentacle: routedEndpoint(server, { thumbprint, name: 'web-01' }),
     comms: server,
     logger: silentLogger,
     signal: cancel.signal,
     stopped: new AbortController().signal,
-    log: async () => {},
+    log: async (_stream: LogStream, text: string) => {
+      notes.push(text);
+    },
     appendTentacleLines: async (lines: { tentacleSeq: number; stream: LogStream; text: string }[]) => {
       for (const line of lines) {
         stored.push({ tentacleSeq: line.tentacleSeq, stream: line.stream, text: line.text });
@@ -82,7 +87,7 @@ function machineRun(cancel = new AbortController()) {
     },
     logCursor: () => cursor,
   } as unknown as MachineRun; // task, store and blobs: not used by run-script
-  return { run, stored };
+  return { run, stored, notes };
 }
 
 const line = (seq: number, stream: string, text: string) => ({ seq, at: AT, stream, text });
@@ -145,4 +150,69 @@ test('release tells the Tentacle it may forget the ticket', async () => {
   const { run } = machineRun();
   await kind.release!(run);
   assert.deepEqual(calls, [{ method: 'scripts.complete', args: { ticket: 'tm-1' } }]);
+});
+
+describe('the server bounds a script whatever its Tentacle says', () => {
+  const running = { ticket: 'tm-1', state: 'Running', lines: [], nextSeq: 1, more: false };
+  /** A Tentacle answers "Running" after a while (a real one long-polls), not in a tight loop. */
+  const slowly = () => sleep(20);
+  /** The cancel is sent without waiting for it; it reaches the Tentacle a moment later. */
+  async function cancelArrives() {
+    for (let i = 0; i < 100 && !calls.some((c) => c.method === 'scripts.cancel'); i++) await sleep(20);
+    return calls.some((c) => c.method === 'scripts.cancel');
+  }
+
+  test('a Tentacle that ignores the timeout: TimedOut after the grace, with a cancel sent and a note', async () => {
+    statuses = [running];
+    onStatus = slowly;
+    const { run, notes } = machineRun(new AbortController(), { graceMs: 300 });
+    const began = Date.now();
+    const outcome = await kind.perform(run, { ...spec, timeoutSeconds: 1 });
+    assert.equal(outcome.state, 'TimedOut');
+    assert.match(outcome.error ?? '', /longer than its timeout \(1 s\).*did not report it stopped.*may still be running on "web-01"/);
+    assert.ok(Date.now() - began >= 1300, 'not before the timeout and its grace');
+    assert.ok(await cancelArrives(), 'the Tentacle is asked to stop it');
+    assert.match(notes.join('\n'), /did not stop the script within \S+ s of its timeout/);
+  });
+
+  test('a status call that never answers is ended by the deadline', async () => {
+    statuses = [running];
+    onStatus = () => new Promise(() => {}); // holds every status call
+    const { run } = machineRun(new AbortController(), { graceMs: 200 });
+    const outcome = await kind.perform(run, { ...spec, timeoutSeconds: 1 });
+    assert.equal(outcome.state, 'TimedOut');
+  });
+
+  test('the timeout counts from when the part started, across a server restart', async () => {
+    statuses = [running];
+    onStatus = slowly;
+    const { run } = machineRun(new AbortController(), { graceMs: 100, startedAt: new Date(Date.now() - 60_000).toISOString() });
+    const began = Date.now();
+    assert.equal((await kind.perform(run, { ...spec, timeoutSeconds: 5 })).state, 'TimedOut');
+    assert.ok(Date.now() - began < 5000, 'ended at once, not 5 s after the restart');
+  });
+
+  test('a Tentacle that ignores a cancel: Cancelled after the grace, with a note', async () => {
+    const cancel = new AbortController();
+    statuses = [running];
+    onStatus = () => {
+      // Only this test's calls: a call the previous test gave up on may still arrive first.
+      if (calls.some((c) => c.method === 'scripts.start')) cancel.abort();
+      return slowly();
+    };
+    const { run, notes } = machineRun(cancel, { graceMs: 300 });
+    const outcome = await kind.perform(run, spec);
+    assert.deepEqual(outcome, { state: 'Cancelled', exitCode: null, error: null });
+    assert.ok(await cancelArrives());
+    assert.match(notes.join('\n'), /did not confirm the cancel within \S+ s; the server marks this part Cancelled.*may still be running on "web-01"/);
+  });
+
+  test('a Tentacle that reports in time is believed, and no note is added', async () => {
+    const cancel = new AbortController();
+    statuses = [running, { ticket: 'tm-1', state: 'Complete', exitCode: 143, cancelled: true, lines: [], nextSeq: 1, more: false }];
+    onStatus = () => cancel.abort();
+    const { run, notes } = machineRun(cancel, { graceMs: 5000 });
+    assert.equal((await kind.perform(run, spec)).state, 'Cancelled');
+    assert.deepEqual(notes, []);
+  });
 });

@@ -4,6 +4,7 @@ import type { LogStream } from '../../store/types.js';
 import { callTentacle } from '../../tentacle-client.js';
 import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
 import type { TaskKind } from '../task-kind.js';
+import { ScriptDeadline } from './script-deadline.js';
 
 type RunScriptSpec = {
   script: { syntax: ScriptSyntax; body: string };
@@ -39,6 +40,7 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
     timeoutMs: spec.timeoutSeconds ? spec.timeoutSeconds * 1000 : undefined,
   });
 
+  const deadline = new ScriptDeadline(run, spec.timeoutSeconds);
   let cancelSent = false;
   const sendCancel = () => {
     if (cancelSent) return;
@@ -47,16 +49,30 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
       run.logger.warn({ machine: run.machine.name, err: err.message }, 'task: cancelling the script failed'),
     );
   };
-  if (run.signal.aborted) sendCancel();
-  run.signal.addEventListener('abort', sendCancel, { once: true });
+  const onCancel = () => {
+    sendCancel();
+    deadline.cancelled();
+  };
+  if (run.signal.aborted) onCancel();
+  else run.signal.addEventListener('abort', onCancel, { once: true });
   try {
     for (;;) {
-      const status = await callRetrying(
-        run,
-        'scripts.status',
-        { ticket, afterSeq: run.logCursor(), maxLines: STATUS_LINES, waitMs: STATUS_WAIT_MS },
-        { signal: run.stopped, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
-      );
+      let status: ScriptStatus;
+      try {
+        status = await callRetrying(
+          run,
+          'scripts.status',
+          { ticket, afterSeq: run.logCursor(), maxLines: STATUS_LINES, waitMs: STATUS_WAIT_MS },
+          { signal: deadline.signal, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
+        );
+      } catch (err) {
+        const verdict = deadline.verdict;
+        if (!verdict) throw err;
+        // Ask once more, in case an honest but slow Tentacle can still stop it.
+        sendCancel();
+        await run.log('info', verdict.note);
+        return verdict.outcome;
+      }
       if (status.lines.length) {
         await run.appendTentacleLines(
           status.lines.map((line) => ({ tentacleSeq: line.seq, at: line.at, stream: streamOf(line.stream), text: line.text })),
@@ -66,7 +82,8 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
       return outcomeOf(status);
     }
   } finally {
-    run.signal.removeEventListener('abort', sendCancel);
+    run.signal.removeEventListener('abort', onCancel);
+    deadline.dispose();
   }
 }
 
