@@ -25,7 +25,7 @@ export const MAX_PASSWORD_LENGTH = 1024;
 const FORMAT = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
 
 function derive(password: string, salt: Buffer, length: number, params: Required<PasswordHashOptions>): Promise<Buffer> {
-  return sharedScryptPool().hash({ secret: password.normalize('NFC'), salt, keyLength: length, params: { ...params, maxmem: 256 * params.N * params.r } });
+  return sharedScryptPool().hash({ secret: password.normalize('NFC'), salt, keyLength: length, params });
 }
 
 export async function hashPassword(password: string, options: PasswordHashOptions = {}): Promise<string> {

@@ -17,7 +17,7 @@ export interface ScryptJob {
   secret: string;
   salt: Buffer;
   keyLength: number;
-  params: Required<Pick<ScryptOptions, 'N' | 'r' | 'p'>> & { maxmem?: number };
+  params: Required<Pick<ScryptOptions, 'N' | 'r' | 'p'>>;
 }
 
 export interface ScryptPoolOptions {
@@ -169,7 +169,8 @@ export class ScryptPool {
     // A thread with work keeps the process alive until the answer is in.
     slot.worker.ref();
     const { secret, salt, keyLength, params } = pending.job;
-    slot.worker.postMessage({ id, secret, salt, keyLength, params });
+    // scrypt needs 128·N·r bytes; Node's default cap (32 MiB) would refuse N=2^15, r=8.
+    slot.worker.postMessage({ id, secret, salt, keyLength, params: { ...params, maxmem: 256 * params.N * params.r } });
   }
 
   #next(slot: Slot): void {
