@@ -10,6 +10,7 @@ import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
+import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler } from './http/handler.js';
 import { ensureInitialAdmin } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
@@ -44,6 +45,8 @@ export interface ServerSettings {
   nodeName?: string;
   /** Uploaded files; nodes of a cluster must share one directory. Default `<dataDir>/files`. */
   filesDir?: string;
+  /** Uploaded files unused this long, and needed by no unfinished task, are deleted. Default 7. */
+  fileRetentionDays?: number;
   limits?: Partial<CommsLimits>;
   /** Heartbeat, lease and sweep periods of the cluster (tests shorten them). */
   clusterTiming?: Partial<ClusterTiming>;
@@ -94,6 +97,11 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
   const initialAdminPassword = await ensureInitialAdmin(store);
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
+  // Alone, every temp file is a crash's leftover; in a cluster another node may be
+  // writing one into the shared directory right now, so only abandoned ones go.
+  const swept = await blobs.sweepPartials(clustered ? ABANDONED_UPLOAD_MS : 0);
+  if (swept > 0) logger.info({ removed: swept, dir: blobs.dir }, 'removed temp files of uploads cut off by an earlier stop');
+  const janitor = new UploadJanitor({ blobs, store, logger, retentionDays: settings.fileRetentionDays });
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
@@ -189,6 +197,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
   });
   const httpsPort = await frontDoor.listen(settings.httpsPort, host);
   await engine.scheduler.announce({ httpsPort, commsPort });
+  janitor.start();
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -202,6 +211,7 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
     comms,
     engine,
     async close() {
+      await janitor.close();
       await frontDoor.close();
       api.closeAllConnections();
       websockets.close();
