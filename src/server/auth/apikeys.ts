@@ -37,7 +37,7 @@ function sha256Digest(key: string): Buffer {
 }
 
 /** The stored form of a new key's hash. */
-export function storedKeyHash(key: string): string {
+function storedKeyHash(key: string): string {
   return SHA256_FORMAT + sha256Digest(key).toString('base64');
 }
 

@@ -14,7 +14,7 @@
  * destination is judged by where it points too). The partial is opened with O_NOFOLLOW
  * so a planted symlink cannot redirect the write.
  *
- * Self-protection: the Tentacle's own files (./../own-paths.ts: home, configuration,
+ * Self-protection: the Tentacle's own files (src/tentacle/own-paths.ts: home, configuration,
  * keys, certificates, workspace, logs, its program) are refused with REEF_PATH_PROTECTED
  * whatever the allowed roots, "/" included, compared by real path on both sides.
  *
