@@ -75,8 +75,8 @@ const benchmark: Benchmark = {
     const file = await uploadPayload(bench.api, size);
     const throughput = { frontDoor: [] as number[], nginx: [] as number[] };
     for (let push = 0; push < pushes; push++) {
-      throughput.frontDoor.push(mibPerSecond(size, await timePush(bench.api, 'front-door-1', file, join(frontDoorHome!, 'pushed.bin'))));
-      throughput.nginx.push(mibPerSecond(size, await timePush(bench.api, 'nginx-1', file, join(nginxHome!, 'pushed.bin'))));
+      throughput.frontDoor.push(mibPerSecond(size, await timePush(bench.api, 'front-door-1', file, join(frontDoorHome!, 'Applications', 'pushed.bin'))));
+      throughput.nginx.push(mibPerSecond(size, await timePush(bench.api, 'nginx-1', file, join(nginxHome!, 'Applications', 'pushed.bin'))));
     }
     const best = { frontDoor: Math.max(...throughput.frontDoor), nginx: Math.max(...throughput.nginx) };
 

@@ -81,7 +81,7 @@ const benchmark: Benchmark = {
     context.log(`baseline: ${baselineRuns[0]!.toFixed(0)} MiB/s`);
     const pushed: number[] = [];
     for (const [i, carrier] of CARRIERS.entries()) {
-      pushed.push(mibPerSecond(size, await timePush(bench.api, machines[i]!.name, file, join(homes[i]!, 'pushed.bin'))));
+      pushed.push(mibPerSecond(size, await timePush(bench.api, machines[i]!.name, file, join(homes[i]!, 'Applications', 'pushed.bin'))));
       context.log(`${carrier.name}: ${pushed[i]!.toFixed(0)} MiB/s`);
     }
     baselineRuns.push(await copy());

@@ -192,6 +192,12 @@ export interface UploadedFile {
   size: number;
 }
 
+/** `details` of the 409 REEF_IN_USE that DELETE /api/files/:sha256 answers while tasks still need the file. */
+export interface FileInUse {
+  /** Queued or running push-file tasks that will still send it. */
+  taskIds: string[];
+}
+
 export interface CreatedApiKey {
   id: string;
   name: string;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
 import { createLogger } from '../logging.js';
+import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
 import type { ServerSettings } from '../server/runtime.js';
 import { collect, parsePort, printLine, runAction } from './common.js';
 
@@ -30,6 +31,7 @@ const ConfigFile = z
     host: z.string().min(1).optional(),
     nodeName: z.string().min(1).optional(),
     filesDir: z.string().min(1).optional(),
+    fileRetentionDays: z.number().positive().max(36500).optional(),
     pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
@@ -66,6 +68,7 @@ interface RunOptions {
   host?: string;
   nodeName?: string;
   filesDir?: string;
+  fileRetentionDays?: string;
   pickupTimeout?: string;
   pollingHostname?: string[];
   websocketPath?: string;
@@ -84,6 +87,7 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     host: opts.host ?? file.host,
     nodeName: opts.nodeName ?? file.nodeName,
     filesDir: opts.filesDir !== undefined || file.filesDir !== undefined ? resolve(opts.filesDir ?? file.filesDir!) : undefined,
+    fileRetentionDays: opts.fileRetentionDays !== undefined ? parseDays(opts.fileRetentionDays, '--file-retention-days') : file.fileRetentionDays,
     pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
@@ -106,6 +110,12 @@ function parsePositive(value: string, option: string): number {
   return n;
 }
 
+function parseDays(value: string, option: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 36500) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a positive number of days, got "${value}".`);
+  return n;
+}
+
 export function registerServerCommands(program: Command): void {
   const server = program.command('server').description('run and inspect a Reef server node');
 
@@ -119,11 +129,12 @@ export function registerServerCommands(program: Command): void {
     .option('--host <address>', 'address to listen on (default all)')
     .option('--node-name <name>', 'this node\'s name, unique in a cluster (default the host name)')
     .option('--files-dir <dir>', 'uploaded files (default <data>/files); the nodes of a cluster must share one directory')
+    .option('--file-retention-days <days>', `uploaded files unused this long, and needed by no unfinished task, are deleted (default ${DEFAULT_FILE_RETENTION_DAYS})`)
     .option('--polling-hostname <name>', 'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com', collect)
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);

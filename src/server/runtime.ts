@@ -21,6 +21,7 @@ import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
 import { Closers } from './closers.js';
+import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler } from './http/handler.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
 import type { PortalSocketLimits } from './https/limits.js';
@@ -53,6 +54,8 @@ export interface ServerSettings {
   nodeName?: string;
   /** Uploaded files; nodes of a cluster must share one directory. Default `<dataDir>/files`. */
   filesDir?: string;
+  /** Uploaded files unused this long, and needed by no unfinished task, are deleted. Default 7. */
+  fileRetentionDays?: number;
   limits?: Partial<CommsLimits>;
   /** Preamble deadline and per-address cap of the HTTPS port (DEFAULT_FRONT_DOOR_LIMITS). */
   frontDoorLimits?: Partial<FrontDoorLimits>;
@@ -117,6 +120,11 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
   const nodeName = settings.nodeName ?? hostname();
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
+  // Alone, every temp file is a crash's leftover; in a cluster another node may be
+  // writing one into the shared directory right now, so only abandoned ones go.
+  const swept = await blobs.sweepPartials(clustered ? ABANDONED_UPLOAD_MS : 0);
+  if (swept > 0) logger.info({ removed: swept, dir: blobs.dir }, 'removed temp files of uploads cut off by an earlier stop');
+  const janitor = new UploadJanitor({ blobs, store, logger, retentionDays: settings.fileRetentionDays });
   const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
   closers.add('cluster bus', () => bus.close());
 
@@ -208,6 +216,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   closers.add('front door', () => frontDoor.close());
   const httpsPort = await listenOn('HTTPS port', '--https-port, or httpsPort in the config file', settings.httpsPort, host, () => frontDoor.listen(settings.httpsPort, host));
   await engine.scheduler.announce({ httpsPort, commsPort });
+  janitor.start();
+  closers.add('upload janitor', () => janitor.close());
   // Made only once the node is up: a first start that fails must not use up the one showing.
   const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
   const initialAdminPassword = await ensureInitialAdmin(store);

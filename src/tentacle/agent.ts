@@ -18,6 +18,7 @@ import { loadIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { loadInstance, readConfigFile, type PolledServer, type TentacleConfig } from './config.js';
 import { pollTargetFor } from './network.js';
+import { tentacleOwnPaths } from './own-paths.js';
 import { homeFiles } from './paths.js';
 import { createTentacleServices } from './rpc-services.js';
 import { CapabilitiesService } from './services/capabilities.js';
@@ -65,7 +66,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const instance = config.instance;
 
   const scripts = new ScriptService({ workspaceDir: path.join(config.home, homeFiles.workspace), logger });
-  const files = new FileService({ allowedRoots: config.allowedRoots, logger });
+  const files = new FileService({ allowedRoots: config.allowedRoots, protect: tentacleOwnPaths(config, options.configPath), logger });
   const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), logger }), () => config.trust);
   const comms = new TentacleComms({ identity, services, limits: options.limits, logger, instance });
   const nodes = new Map<string, PolledNode>();

@@ -23,7 +23,10 @@ export interface TentacleConfig {
   trust: string[];
   /** Polling targets, one per server node; filled by register-with / poll-server. */
   servers: PolledServer[];
-  /** Folders push-file may write into; default [home, app]. */
+  /**
+   * Folders push-file may write into; default [app]. The Tentacle's own files (home,
+   * config, keys, workspace, logs) stay refused even when a root covers them (own-paths.ts).
+   */
   allowedRoots: string[];
   /** HTTP proxy for REST calls to the server (`tentacle proxy`). */
   proxy: ProxySettings | null;
@@ -154,7 +157,7 @@ export function defaultConfig(instance: string, home: string, app = defaultAppDi
     listen: { enabled: false, host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
     trust: [],
     servers: [],
-    allowedRoots: [home, app],
+    allowedRoots: [app],
     proxy: null,
     pollingProxy: null,
     registration: null,

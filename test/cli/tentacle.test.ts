@@ -51,7 +51,7 @@ describe('tentacle instances', () => {
     assert.equal(web.home, customHome);
     assert.equal(web.app, join(customHome, 'Applications'));
     assert.deepEqual(web.listen, { enabled: false, host: '0.0.0.0', port: 10933 });
-    assert.deepEqual(web.allowedRoots, [customHome, join(customHome, 'Applications')]);
+    assert.deepEqual(web.allowedRoots, [join(customHome, 'Applications')], 'home itself is not a root: it holds the config and keys');
     assert.equal((await stat(join(customHome, 'logs'))).isDirectory(), true);
 
     // Idempotent for the same config file; a different one for the same name is refused.
@@ -210,12 +210,12 @@ describe('tentacle configure and show-configuration', () => {
     const config = await readConfig(cli, 'Tentacle');
     assert.equal(config.home, home);
     assert.equal(config.app, join(home, 'Applications'), 'a default app folder follows home');
-    assert.deepEqual(config.allowedRoots, [home, join(home, 'Applications'), extra]);
+    assert.deepEqual(config.allowedRoots, [join(home, 'Applications'), extra]);
     assert.equal((await cli.ok(['show-thumbprint'])).stdout.trim(), thumbprint, 'the certificate moves with home');
 
     const app = join(cli.root, 'apps');
     await cli.ok(['configure', '--app', app]);
-    assert.deepEqual((await readConfig(cli, 'Tentacle')).allowedRoots, [home, app, extra]);
+    assert.deepEqual((await readConfig(cli, 'Tentacle')).allowedRoots, [app, extra]);
   });
 
   test('show-configuration prints JSON with the thumbprint and never a proxy password', async () => {

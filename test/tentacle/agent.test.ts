@@ -35,8 +35,11 @@ after(async () => {
 
 async function instanceConfig(name: string, change: (config: TentacleConfig) => void): Promise<{ config: TentacleConfig; configPath: string }> {
   const home = join(dir, name);
-  await mkdir(join(home, 'files'), { recursive: true });
+  await mkdir(home, { recursive: true });
+  // Transfers go outside home: the Tentacle refuses its own files.
+  await mkdir(join(dir, `${name}-files`), { recursive: true });
   const config = defaultConfig(name, home);
+  config.allowedRoots.push(join(dir, `${name}-files`));
   config.trust = [serverId.thumbprint];
   change(config);
   const configPath = join(home, 'tentacle.json');
@@ -75,7 +78,7 @@ describe('a polling agent', () => {
     ({ config, configPath } = await instanceConfig('polling', (c) => {
       c.servers = [{ thumbprint: serverId.thumbprint, address: `tcp://127.0.0.1:${port}` }];
     }));
-    files = join(config.home, 'files');
+    files = join(dir, 'polling-files');
     agent = await startAgent({ config, identity: tentacleId, configPath, configPollMs: 50 });
     target = { thumbprint: tentacleId.thumbprint, name: 'polling' };
   });

@@ -122,7 +122,7 @@ describe('config file', () => {
       ),
     );
     const { config, configPath } = await loadInstance('U', root);
-    assert.equal(config.allowedRoots.length, 10);
+    assert.equal(config.allowedRoots.length, 1 + 8, 'the default root (app) and all eight additions');
     assert.equal((await stat(configPath)).mode & 0o777, 0o600);
   });
 

@@ -1,20 +1,29 @@
-import { createHash, scrypt, timingSafeEqual, randomBytes, type ScryptOptions } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { isReefError } from '../../errors.js';
 import { randomBase32 } from '../store/ids.js';
 import type { ApiKey, ApiKeyCredential, Store } from '../store/types.js';
+import type { AttemptSlot } from './failure-limiter.js';
+import { sharedScryptPool } from './scrypt-pool.js';
 
 /**
  * API keys look like `API-` + 32 base32 characters (160 random bits). The first 8 after
- * `API-` are a non-secret prefix that finds the row; the whole key is checked against an
- * scrypt hash. The key itself is shown once at creation and never stored or logged.
+ * `API-` are a non-secret prefix that finds the row; the whole key is checked against its
+ * stored hash. The key itself is shown once at creation and never stored or logged.
+ *
+ * Stored hash: `sha256$<base64 SHA-256 of the key>`. A key is 160 random bits, not a
+ * password: nobody can guess it or brute-force its hash, so a slow, salted hash buys
+ * nothing and its cost (~50 ms of scrypt per check) was what let a burst of guesses
+ * starve the server. Keys made before this format hold a bare base64 scrypt hash with a
+ * salt; they keep working, verified on the bounded scrypt pool (they cannot be converted:
+ * the key itself is not known until it is presented).
  */
 
 const KEY_BODY = 32;
 const PREFIX_LENGTH = 8;
 const KEY_FORMAT = /^API-[A-Z2-7]{32}$/;
-const SCRYPT: ScryptOptions = { N: 16384, r: 8, p: 1 };
-const HASH_BYTES = 32;
-const SALT_BYTES = 16;
+const SHA256_FORMAT = 'sha256$';
+/** Parameters of keys made before SHA-256 (scrypt, 16-byte salt, 32-byte hash). */
+const LEGACY_SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 
 export interface CreatedApiKey {
   id: string;
@@ -23,10 +32,27 @@ export interface CreatedApiKey {
   key: string;
 }
 
-function hashKey(key: string, salt: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(key, salt, HASH_BYTES, SCRYPT, (err, derived) => (err ? reject(err) : resolve(derived)));
-  });
+function sha256Digest(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+/** The stored form of a new key's hash. */
+function storedKeyHash(key: string): string {
+  return SHA256_FORMAT + sha256Digest(key).toString('base64');
+}
+
+/** true when `presented` hashes to the credential's stored hash, in either format. */
+async function matchesCredential(presented: string, cred: ApiKeyCredential): Promise<boolean> {
+  let expected: Buffer;
+  let actual: Buffer;
+  if (cred.hash.startsWith(SHA256_FORMAT)) {
+    expected = Buffer.from(cred.hash.slice(SHA256_FORMAT.length), 'base64');
+    actual = sha256Digest(presented);
+  } else {
+    expected = Buffer.from(cred.hash, 'base64');
+    actual = await sharedScryptPool().hash({ secret: presented, salt: Buffer.from(cred.salt, 'base64'), keyLength: expected.length, params: LEGACY_SCRYPT });
+  }
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
 export function isApiKeyFormat(presented: string): boolean {
@@ -37,15 +63,9 @@ export async function createApiKey(store: Store, name: string): Promise<CreatedA
   // A prefix collision (40 bits) is unlikely but possible: draw again.
   for (let attempt = 1; ; attempt++) {
     const key = `API-${randomBase32(KEY_BODY)}`;
-    const salt = randomBytes(SALT_BYTES);
-    const hash = await hashKey(key, salt);
     try {
-      const row = await store.insertApiKey({
-        name,
-        prefix: key.slice(4, 4 + PREFIX_LENGTH),
-        hash: hash.toString('base64'),
-        salt: salt.toString('base64'),
-      });
+      // No salt: the key's own 160 random bits make every hash unique.
+      const row = await store.insertApiKey({ name, prefix: key.slice(4, 4 + PREFIX_LENGTH), hash: storedKeyHash(key), salt: '' });
       return { id: row.id, name: row.name, key };
     } catch (err) {
       if (attempt < 3 && isReefError(err, 'REEF_CONFLICT')) continue;
@@ -78,7 +98,8 @@ interface CacheEntry {
 
 /**
  * Successful verifications keyed by sha256 of the presented key (the key itself is not
- * kept), so a hot API path does not pay ~50 ms of scrypt per request.
+ * kept), so a hot API path reads no row and writes lastUsedAt at most once a minute (and
+ * a legacy scrypt key is not re-hashed on every request).
  */
 export class ApiKeyCache {
   readonly maxEntries: number;
@@ -157,10 +178,7 @@ function publicPart(cred: ApiKeyCredential): ApiKey {
 async function verifyUncached(store: Store, cache: ApiKeyCache, presented: string, digest: string): Promise<ApiKey | null> {
   const generation = cache.generation;
   const cred = await store.getApiKeyCredential(presented.slice(4, 4 + PREFIX_LENGTH));
-  if (!usable(cred)) return null;
-  const expected = Buffer.from(cred.hash, 'base64');
-  const actual = await hashKey(presented, Buffer.from(cred.salt, 'base64'));
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return null;
+  if (!usable(cred) || !(await matchesCredential(presented, cred))) return null;
   const now = cache.now();
   await store.markApiKeyUsed(cred.id, new Date(now));
   const key = { ...publicPart(cred), lastUsedAt: new Date(now).toISOString() };
@@ -169,15 +187,28 @@ async function verifyUncached(store: Store, cache: ApiKeyCache, presented: strin
 }
 
 /**
+ * Admits one verification that costs a row read and a hash (see FailureLimiter.admit).
+ * Called synchronously, before any await; throwing refuses the attempt.
+ */
+export type AdmitAttempt = () => AttemptSlot;
+
+/**
  * The key record if `presented` is a valid, unrevoked key; null otherwise (wrong format,
  * unknown, wrong secret, revoked). Never throws for bad input, never echoes the key.
+ * `admit` is asked before every attempt that is not a cached key or a copy of a check
+ * already running, and its slot is told how the attempt ended; it may throw to refuse.
+ * REEF_BUSY (HashingBusyError) when a legacy key needs scrypt and the pool is full.
  */
 export async function verifyApiKey(
   store: Store,
   presented: string,
   cache: ApiKeyCache = apiKeyCacheFor(store),
+  admit?: AdmitAttempt,
 ): Promise<ApiKey | null> {
-  if (typeof presented !== 'string' || !isApiKeyFormat(presented)) return null;
+  if (typeof presented !== 'string' || !isApiKeyFormat(presented)) {
+    admit?.().failed();
+    return null;
+  }
   const digest = createHash('sha256').update(presented).digest('hex');
   const entry = cache.get(digest);
   if (entry) {
@@ -200,7 +231,20 @@ export async function verifyApiKey(
   }
   let pending = cache.inFlight.get(digest);
   if (!pending) {
-    pending = verifyUncached(store, cache, presented, digest).finally(() => cache.inFlight.delete(digest));
+    const slot = admit?.();
+    pending = verifyUncached(store, cache, presented, digest)
+      .then(
+        (key) => {
+          if (key) slot?.succeeded();
+          else slot?.failed();
+          return key;
+        },
+        (err: unknown) => {
+          slot?.withdrawn();
+          throw err;
+        },
+      )
+      .finally(() => cache.inFlight.delete(digest));
     cache.inFlight.set(digest, pending);
   }
   return pending;

@@ -1,10 +1,13 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { randomBase32 } from '../store/ids.js';
+import { sharedScryptPool } from './scrypt-pool.js';
 
 /**
  * Portal passwords, hashed with scrypt. The stored form names its own parameters
  * (`scrypt$N=32768,r=8,p=1$<salt>$<hash>`, base64), so they can be raised later without
  * breaking existing hashes. Passwords are compared in constant time and never logged.
+ * Hashing runs on the bounded scrypt pool (./scrypt-pool.ts): when it is full, hashing
+ * and verifying reject with REEF_BUSY (HashingBusyError) rather than queue without end.
  */
 
 export interface PasswordHashOptions {
@@ -22,10 +25,7 @@ export const MAX_PASSWORD_LENGTH = 1024;
 const FORMAT = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
 
 function derive(password: string, salt: Buffer, length: number, params: Required<PasswordHashOptions>): Promise<Buffer> {
-  const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r };
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, length, options, (err, derived) => (err ? reject(err) : resolve(derived)));
-  });
+  return sharedScryptPool().hash({ secret: password.normalize('NFC'), salt, keyLength: length, params });
 }
 
 export async function hashPassword(password: string, options: PasswordHashOptions = {}): Promise<string> {
@@ -62,6 +62,13 @@ export function generatePassword(): string {
 /** Used when the username is unknown, so a missing user costs the same time as a wrong password. */
 let dummyHash: Promise<string> | undefined;
 export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+  if (!dummyHash) {
+    const made = hashPassword(randomBytes(16).toString('hex'));
+    // A refusal (pool full) must not be remembered: the next sign-in makes it again.
+    made.catch(() => {
+      if (dummyHash === made) dummyHash = undefined;
+    });
+    dummyHash = made;
+  }
   return dummyHash;
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, mkdirSync, openSync } from 'node:fs';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, futimesSync, mkdirSync, openSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { syncDir } from '../../durable-fs.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -11,6 +11,9 @@ import { ReefError } from '../../errors.js';
  * the checksum, so a finished blob is never rewritten and needs no lock). An upload is
  * written to a private temp file and renamed into place only once it is complete, synced
  * and verified, so a reader never sees a partial blob.
+ *
+ * A blob's mtime is when it was last uploaded or last read for a push: retention
+ * (./retention.ts) counts from there.
  */
 export interface BlobStore {
   readonly dir: string;
@@ -23,8 +26,22 @@ export interface BlobStore {
   put(body: Readable, options: PutOptions): Promise<BlobInfo>;
   /** null when no blob has this hash. */
   stat(sha256: string): Promise<{ size: number } | null>;
-  /** Reads a blob from `offset` (resumed downloads). REEF_NOT_FOUND when missing. */
+  /** Reads a blob from `offset` (resumed downloads) and marks it used now. REEF_NOT_FOUND when missing. */
   open(sha256: string, offset?: number): Readable;
+  /** Every complete blob, with when it was last uploaded or pushed. */
+  list(): Promise<StoredBlob[]>;
+  /** false when no blob has this hash. */
+  delete(sha256: string): Promise<boolean>;
+  /**
+   * Removes temp files of uploads not written to for `olderThanMs` (0: all of them):
+   * leftovers of a crash, which nothing else would ever remove. Returns how many.
+   */
+  sweepPartials(olderThanMs: number, now?: number): Promise<number>;
+}
+
+export interface StoredBlob extends BlobInfo {
+  /** Milliseconds since the epoch: the last upload of these bytes or the last push of them. */
+  usedAt: number;
 }
 
 export interface PutOptions {
@@ -39,6 +56,7 @@ export interface BlobInfo {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+const TEMP_PREFIX = '.upload-';
 const TEMP_SUFFIX = '.partial';
 
 /** Throws unless `sha256` is 64 lowercase hex digits, which also rules out any path trickery. */
@@ -61,7 +79,7 @@ export function createBlobStore(dir: string): BlobStore {
       const expected = options.expectedSha256 === undefined ? undefined : checkSha256(options.expectedSha256);
       const { maxBytes } = options;
       // Dot-prefixed and suffixed, so it can never be mistaken for a blob name.
-      const temp = join(dir, `.upload-${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`);
+      const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`);
       // Listen to the body at once (an error emitted while the file opens must not go
       // unheard); the first chunk waits for the file.
       const opening = mkdir(dir, { recursive: true, mode: 0o700 }).then(() => open(temp, 'wx', 0o600));
@@ -102,8 +120,10 @@ export function createBlobStore(dir: string): BlobStore {
       const final = join(dir, sha256);
       try {
         if (await exists(final)) {
-          // Same hash, same bytes: keep the blob already there.
+          // Same hash, same bytes: keep the blob already there, its retention restarted.
           await rm(temp, { force: true });
+          const now = new Date();
+          await utimes(final, now, now);
         } else {
           await rename(temp, final);
           await syncDir(dir);
@@ -144,7 +164,40 @@ export function createBlobStore(dir: string): BlobStore {
         closeSync(fd);
         throw new ReefError('REEF_INVALID_ARGUMENT', `offset ${offset} is past the end of file ${sha256} (${size} bytes).`);
       }
+      // Pushed now: retention counts from here.
+      const now = new Date();
+      futimesSync(fd, now, now);
       return createReadStream('', { fd, start: offset });
+    },
+
+    async list() {
+      const blobs: StoredBlob[] = [];
+      for (const name of await readdir(dir)) {
+        if (!SHA256.test(name)) continue;
+        const s = await statOrNull(join(dir, name));
+        if (s?.isFile()) blobs.push({ sha256: name, size: s.size, usedAt: s.mtimeMs });
+      }
+      return blobs;
+    },
+
+    async delete(sha256) {
+      const path = pathOf(sha256);
+      if (!(await statOrNull(path))?.isFile()) return false;
+      await rm(path, { force: true });
+      await syncDir(dir);
+      return true;
+    },
+
+    async sweepPartials(olderThanMs, now = Date.now()) {
+      let removed = 0;
+      for (const name of await readdir(dir)) {
+        if (!name.startsWith(TEMP_PREFIX) || !name.endsWith(TEMP_SUFFIX)) continue;
+        const s = await statOrNull(join(dir, name));
+        if (!s || now - s.mtimeMs < olderThanMs) continue;
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+      return removed;
     },
   };
 }
@@ -203,11 +256,14 @@ function consume(body: Readable, onChunk: (chunk: Buffer) => Promise<void>): Pro
 }
 
 async function exists(path: string): Promise<boolean> {
+  return (await statOrNull(path)) !== null;
+}
+
+async function statOrNull(path: string) {
   try {
-    await stat(path);
-    return true;
+    return await stat(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
 }

@@ -1,13 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import { API_KEY_HEADER } from '../../api/contract.js';
-import { verifyApiKey } from '../auth/apikeys.js';
+import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
+import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
 import type { ApiKey, Session, Store } from '../store/types.js';
 import { HttpError } from './errors.js';
 
 /**
  * API key authentication: the key comes in X-Reef-ApiKey or as `Authorization: Bearer`.
- * Failed attempts are counted per remote address; past the limit that address is refused
+ * Attempts are counted per remote address before they are checked (FailureLimiter.admit),
+ * so parallel guesses cannot overrun the limit; past the limit that address is refused
  * outright (even with a right key) until its oldest counted failure is a minute old, so
  * guessing keys costs a minute per handful of guesses.
  */
@@ -25,81 +28,40 @@ export function presentedKey(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-export interface FailureLimiterOptions {
-  /** Failures allowed per address within the window. Default 20. */
-  maxFailures?: number;
-  /** Default 60 s. */
-  windowMs?: number;
-  /** Addresses remembered at once; the stalest are forgotten first. Default 10000. */
-  maxAddresses?: number;
-  now?: () => number;
-}
-
-/** Sliding-window failure counts per address; pruned as it is used, so it needs no timer. */
-export class FailureLimiter {
-  private readonly maxFailures: number;
-  private readonly windowMs: number;
-  private readonly maxAddresses: number;
-  private readonly now: () => number;
-  private readonly failures = new Map<string, number[]>();
-
-  constructor(options: FailureLimiterOptions = {}) {
-    this.maxFailures = options.maxFailures ?? 20;
-    this.windowMs = options.windowMs ?? 60_000;
-    this.maxAddresses = options.maxAddresses ?? 10_000;
-    this.now = options.now ?? Date.now;
-  }
-
-  /** Milliseconds until `address` may try again; 0 when it may now. */
-  blockedFor(address: string): number {
-    const times = this.recent(address);
-    if (times.length < this.maxFailures) return 0;
-    return Math.max(1, times[times.length - this.maxFailures]! + this.windowMs - this.now());
-  }
-
-  recordFailure(address: string): void {
-    const times = this.recent(address);
-    times.push(this.now());
-    // Only the newest maxFailures matter for blocking.
-    if (times.length > this.maxFailures) times.splice(0, times.length - this.maxFailures);
-    this.failures.delete(address);
-    this.failures.set(address, times);
-    while (this.failures.size > this.maxAddresses) this.failures.delete(this.failures.keys().next().value as string);
-  }
-
-  private recent(address: string): number[] {
-    const cutoff = this.now() - this.windowMs;
-    const times = (this.failures.get(address) ?? []).filter((t) => t > cutoff);
-    if (times.length === 0) this.failures.delete(address);
-    return times;
-  }
-}
-
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
 export function clientAddress(req: IncomingMessage): string {
   const address = req.socket.remoteAddress ?? 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
+function rateLimited(address: string, seconds: number): HttpError {
+  return new HttpError(429, 'REEF_RATE_LIMITED', `Too many failed API key attempts from ${address}; try again in ${seconds} s.`, {
+    headers: { 'retry-after': String(seconds) },
+  });
+}
+
 export async function authenticate(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
   const address = clientAddress(req);
-  const wait = limiter.blockedFor(address);
-  if (wait > 0) {
-    const seconds = Math.ceil(wait / 1000);
-    throw new HttpError(
-      429,
-      'REEF_RATE_LIMITED',
-      `Too many failed API key attempts from ${address}; try again in ${seconds} s.`,
-      { headers: { 'retry-after': String(seconds) } },
-    );
-  }
+  const blocked = limiter.blockedFor(address);
+  if (blocked > 0) throw rateLimited(address, blocked);
   const presented = presentedKey(req);
   if (presented === undefined) {
     throw new HttpError(401, 'REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`');
   }
-  const key = await verifyApiKey(store, presented);
+  let key: ApiKey | null;
+  try {
+    key = await verifyApiKey(store, presented, apiKeyCacheFor(store), () => {
+      const admission = limiter.admit(address);
+      if (!admission.admitted) throw rateLimited(address, admission.retryAfterSeconds);
+      return admission.slot;
+    });
+  } catch (err) {
+    if (err instanceof HashingBusyError) {
+      throw new HttpError(429, err.code, err.message, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
+    }
+    throw err;
+  }
   if (!key) {
-    limiter.recordFailure(address);
     throw new HttpError(
       401,
       'REEF_BAD_API_KEY',

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticateRequest, FailureLimiter } from './auth.js';
+import { FailureLimiter } from '../auth/failure-limiter.js';
+import { authenticateRequest } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler, type RouteTable } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';

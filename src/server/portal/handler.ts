@@ -2,7 +2,9 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { ReefError } from '../../errors.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
 import { checkCredentials } from '../auth/users.js';
-import { clientAddress, FailureLimiter } from '../http/auth.js';
+import { FailureLimiter } from '../auth/failure-limiter.js';
+import { HashingBusyError } from '../auth/scrypt-pool.js';
+import { clientAddress } from '../http/auth.js';
 import { drainRequest } from '../http/respond.js';
 import { Router } from '../http/router.js';
 import type { PageContext, PageHandler, PortalDeps } from './context.js';
@@ -103,24 +105,37 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     const form = await readForm(req);
     const next = safeNext(form.get('next'));
     const username = (form.get('username') ?? '').trim().slice(0, 200);
-    const wait = limiter.blockedFor(address);
-    if (wait > 0) {
-      const seconds = Math.ceil(wait / 1000);
-      res.setHeader('retry-after', String(seconds));
+    // Counted before the password is checked, in the same synchronous step as the check
+    // (no await between): parallel attempts cannot all slip under the limit.
+    const admission = limiter.admit(address);
+    if (!admission.admitted) {
+      res.setHeader('retry-after', String(admission.retryAfterSeconds));
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, rate limited');
-      return renderLogin(res, 429, { next, username, error: `Too many failed sign-ins from this address. Try again in ${seconds} s.` });
+      return renderLogin(res, 429, { next, username, error: `Too many failed sign-ins from this address. Try again in ${admission.retryAfterSeconds} s.` });
     }
+    const { slot } = admission;
     const expected = readCookie(req.headers.cookie, LOGIN_COOKIE);
     const presented = form.get(CSRF_FIELD);
     if (!expected || !presented || expected !== presented) {
+      slot.withdrawn();
       return renderLogin(res, 403, { next, username, error: 'The sign-in form had expired or did not come from this portal. Please sign in again.' });
     }
-    const user = await checkCredentials(deps.store, username, form.get('password') ?? '');
+    let user: Awaited<ReturnType<typeof checkCredentials>>;
+    try {
+      user = await checkCredentials(deps.store, username, form.get('password') ?? '');
+    } catch (err) {
+      slot.withdrawn();
+      if (!(err instanceof HashingBusyError)) throw err;
+      res.setHeader('retry-after', String(err.retryAfterSeconds));
+      deps.logger.warn({ remote: address }, 'portal: sign-in refused, password checks busy');
+      return renderLogin(res, 429, { next, username, error: `The server is checking too many sign-ins at once. Try again in ${err.retryAfterSeconds} s.` });
+    }
     if (!user) {
-      limiter.recordFailure(address);
+      slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
       return renderLogin(res, 401, { next, username, error: html`Sign-in failed: the username or password is not right.` });
     }
+    slot.succeeded();
     const { id } = await startSession(deps.store, user, { ttlMs });
     deps.logger.info({ user: user.username, remote: address }, 'portal: signed in');
     redirect(res, next, [sessionCookie(id, ttlMs), `${LOGIN_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0`]);

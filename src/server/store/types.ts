@@ -140,9 +140,9 @@ export interface ApiKey {
 
 /** What only the verifier needs: never leaves the auth module. */
 export interface ApiKeyCredential extends ApiKey {
-  /** scrypt output, base64. */
+  /** `sha256$<base64>` for keys made since SHA-256 hashing, else scrypt output in base64 (see auth/apikeys.ts). */
   hash: string;
-  /** scrypt salt, base64. */
+  /** scrypt salt, base64; empty for SHA-256 hashes. */
   salt: string;
 }
 

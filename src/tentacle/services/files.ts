@@ -10,8 +10,16 @@
  * A body that ends early keeps the partial for the next attempt.
  *
  * Confinement: paths must be absolute; `..` is resolved first, then symlinks (realpath
- * of the nearest existing ancestor, and of the file itself for reads). The partial is
- * opened with O_NOFOLLOW so a planted symlink cannot redirect the write.
+ * of the nearest existing ancestor, and of the file itself: a symlink named as the
+ * destination is judged by where it points too). The partial is opened with O_NOFOLLOW
+ * so a planted symlink cannot redirect the write.
+ *
+ * Self-protection: the Tentacle's own files (src/tentacle/own-paths.ts: home, configuration,
+ * keys, certificates, workspace, logs, its program) are refused with REEF_PATH_PROTECTED
+ * whatever the allowed roots, "/" included, compared by real path on both sides.
+ *
+ * A file replaced by an upload keeps its mode (and, when the Tentacle runs as root, its
+ * owner): deploying a new config over a 0600 file must not leave it world-readable.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -22,10 +30,13 @@ import { pipeline } from 'node:stream/promises';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { syncDir, writeFileAtomic } from '../../durable-fs.js';
+import { isWithin, type ProtectedPaths } from '../own-paths.js';
 
 export interface FileServiceOptions {
   /** Absolute directories that transfers may read and write under (symlinks resolved). */
   allowedRoots: string[];
+  /** The Tentacle's own files (tentacleOwnPaths), refused whatever allowedRoots say. */
+  protect?: ProtectedPaths;
   logger: Logger;
 }
 
@@ -84,6 +95,7 @@ interface Sidecar {
 
 export class FileService {
   private readonly configuredRoots: string[];
+  private readonly protect: ProtectedPaths;
   private readonly logger: Logger;
   private roots?: Promise<string[]>;
   private readonly busy = new Set<string>();
@@ -93,6 +105,7 @@ export class FileService {
       if (!path.isAbsolute(root)) throw new ReefError('REEF_BAD_CONFIG', `Allowed root "${root}" must be an absolute path.`);
       return path.resolve(root);
     });
+    this.protect = options.protect ?? { always: [], trees: [], openings: [] };
     this.logger = options.logger;
   }
 
@@ -152,6 +165,7 @@ export class FileService {
       let failure: unknown;
       try {
         await pipeline(body, counter, appendTo(fh));
+        if (received === size) await keepModeOf(target, fh);
       } catch (err) {
         failure = err;
       } finally {
@@ -270,6 +284,9 @@ export class FileService {
     const parent = (await this.resolve(path.dirname(absolute))).resolved;
     const target = path.join(parent, path.basename(absolute));
     await this.assertAllowed(input, target, true);
+    // A symlink named as the destination: where it points must be allowed as well.
+    const pointsTo = (await this.resolve(absolute)).resolved;
+    if (pointsTo !== target) await this.assertAllowed(input, pointsTo, true);
     return target;
   }
 
@@ -303,6 +320,7 @@ export class FileService {
   }
 
   private async assertAllowed(input: string, resolved: string, mustBeBelow = false): Promise<void> {
+    await this.assertNotOwn(input, resolved);
     const roots = await this.realRoots();
     const ok = roots.some((root) => {
       const rel = path.relative(root, resolved);
@@ -316,6 +334,25 @@ export class FileService {
       `${shown} is not inside a directory this Tentacle allows file transfers in: ` +
         `${this.configuredRoots.length > 0 ? this.configuredRoots.join(', ') : '(none configured)'}. ` +
         `Use a path under one of them, or add a root to the Tentacle's configuration.`,
+    );
+  }
+
+  /** REEF_PATH_PROTECTED when `resolved` (a real path) or `input` as written is one of the Tentacle's own files. */
+  private async assertNotOwn(input: string, resolved: string): Promise<void> {
+    const { always, trees, openings } = this.protect;
+    // Real paths each time (cheap, and a protected file may appear after start), the lexical ones as well.
+    const real = async (paths: string[]) => [...paths, ...(await Promise.all(paths.map(async (p) => (await this.resolve(p)).resolved)))];
+    const candidates = [absolutePath(input), resolved];
+    const inside = (list: string[]) => candidates.some((c) => list.some((p) => isWithin(c, p)));
+    const [realAlways, realTrees, realOpenings] = await Promise.all([real(always), real(trees), real(openings)]);
+    const own = inside(realAlways) || (inside(realTrees) && !candidates.every((c) => realOpenings.some((o) => isWithin(c, o))));
+    if (!own) return;
+    const shown = absolutePath(input) === resolved ? resolved : `${input} (which resolves to ${resolved})`;
+    throw new ReefError(
+      'REEF_PATH_PROTECTED',
+      `${shown} is one of this Tentacle's own files (its home, configuration, keys, certificates, workspace, logs or program), ` +
+        `which file transfers may never read or write, whatever the allowed roots. ` +
+        `Choose a destination outside them${openings.length > 0 ? `, e.g. under ${openings[0]}` : ''}.`,
     );
   }
 
@@ -388,6 +425,14 @@ function appendTo(fh: FileHandle): Writable {
       fh.writev(chunks.map(({ chunk }) => chunk as Buffer)).then(() => callback(), callback);
     },
   });
+}
+
+/** Gives the complete partial the mode (and, as root, the owner) of the file it is about to replace. */
+async function keepModeOf(target: string, partial: FileHandle): Promise<void> {
+  const existing = await lstatOrNull(target);
+  if (!existing?.isFile()) return;
+  await partial.chmod(existing.mode & 0o7777);
+  if (process.getuid?.() === 0) await partial.chown(existing.uid, existing.gid);
 }
 
 async function readSidecar(target: string): Promise<Sidecar | null> {

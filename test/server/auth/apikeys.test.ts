@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, scryptSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -10,6 +10,7 @@ import {
   revokeApiKey,
   verifyApiKey,
 } from '../../../src/server/auth/apikeys.js';
+import { sharedScryptPool } from '../../../src/server/auth/scrypt-pool.js';
 import type { Store } from '../../../src/server/store/types.js';
 import { tempStore, type TempStore } from '../store/helpers.js';
 
@@ -40,7 +41,7 @@ describe('api keys', () => {
   });
   after(() => t.cleanup());
 
-  it('creates a key shown once and stores only a salted scrypt hash', async () => {
+  it('creates a key shown once and stores only its SHA-256', async () => {
     const own = await tempStore();
     const created = await createApiKey(own.store, 'admin');
     assert.match(created.key, /^API-[A-Z2-7]{32}$/);
@@ -49,9 +50,8 @@ describe('api keys', () => {
 
     const cred = (await own.store.getApiKeyCredential(created.key.slice(4, 12)))!;
     assert.equal(cred.id, created.id);
-    assert.equal(Buffer.from(cred.hash, 'base64').length, 32);
-    assert.equal(Buffer.from(cred.salt, 'base64').length, 16);
-    assert.ok(!cred.hash.includes(created.key.slice(4)) && !cred.salt.includes(created.key.slice(4)));
+    assert.equal(cred.hash, `sha256$${createHash('sha256').update(created.key).digest('base64')}`);
+    assert.equal(cred.salt, '', 'a random 160-bit key needs no salt');
 
     // The secret part appears nowhere in the database files, nor its sha256 (the cache key).
     await own.store.close();
@@ -81,7 +81,19 @@ describe('api keys', () => {
     assert.equal(await verifyApiKey(store, undefined as unknown as string), null);
   });
 
-  it('caches a verified key so repeated requests skip scrypt and the database', async () => {
+  it('still verifies keys made before SHA-256 (salted scrypt), on the scrypt pool', async () => {
+    // The row a key created by the earlier release holds: bare base64 scrypt(key, salt).
+    const key = 'API-LEGACY23' + 'A'.repeat(24);
+    const salt = randomBytes(16);
+    const hash = scryptSync(key, salt, 32, { N: 16384, r: 8, p: 1 }).toString('base64');
+    const row = await store.insertApiKey({ name: 'legacy', prefix: key.slice(4, 12), hash, salt: salt.toString('base64') });
+    const before = sharedScryptPool().stats().evaluated;
+    assert.equal((await verifyApiKey(store, key, new ApiKeyCache()))?.id, row.id);
+    assert.equal(await verifyApiKey(store, key.slice(0, -1) + 'B', new ApiKeyCache()), null);
+    assert.equal(sharedScryptPool().stats().evaluated - before, 2, 'both checks hashed with scrypt on the pool');
+  });
+
+  it('caches a verified key so repeated requests skip hashing and the database', async () => {
     const { key } = await createApiKey(store, 'hot');
     const counted = spy(store);
     const cache = new ApiKeyCache();

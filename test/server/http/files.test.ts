@@ -76,4 +76,31 @@ describe('api files', () => {
     await eventually(async () => (await readdir(h.blobs.dir)).every((n) => !n.endsWith('.partial')), 'the temp file to go');
     assert.equal((await h.raw('GET', '/api')).status, 200);
   });
+
+  it('DELETE /api/files/:sha256: 204, then 404; 409 naming the tasks while an unfinished task needs it; 400 for a non-hash', async () => {
+    const kept = await h.client.json<UploadedFile>('POST', '/api/files', { stream: Readable.from([Buffer.from('to push')]), headers: octets });
+    const loose = await h.client.json<UploadedFile>('POST', '/api/files', { stream: Readable.from([Buffer.from('to delete')]), headers: octets });
+
+    const deleted = await h.raw('DELETE', `/api/files/${loose.sha256}`);
+    assert.equal(deleted.status, 204);
+    assert.equal(deleted.text, '');
+    assert.equal(await h.blobs.stat(loose.sha256), null);
+    const again = await h.raw('DELETE', `/api/files/${loose.sha256}`);
+    assert.equal(again.status, 404);
+    assert.equal(again.json.error.code, 'REEF_NOT_FOUND');
+    assert.equal((await h.raw('DELETE', '/api/files/not-a-hash')).status, 400);
+    assert.equal((await h.raw('DELETE', `/api/files/${kept.sha256}`, { auth: false })).status, 401);
+
+    await h.store.createMachine({ name: 'files-1', kind: 'target', thumbprint: 'EF'.repeat(32), commsStyle: 'polling', environments: ['Production'], roles: ['web'] });
+    const task = await h.client.json<{ id: string }>('POST', '/api/tasks', { body: { kind: 'push-file', target: { machines: ['files-1'] }, file: { sha256: kept.sha256, destination: '/opt/app/x' } } });
+    const busy = await h.raw('DELETE', `/api/files/${kept.sha256}`);
+    assert.equal(busy.status, 409);
+    assert.equal(busy.json.error.code, 'REEF_IN_USE');
+    assert.deepEqual(busy.json.error.details, { taskIds: [task.id] });
+    assert.match(busy.json.error.message, new RegExp(task.id));
+    assert.ok(await h.blobs.stat(kept.sha256), 'kept while needed');
+
+    await h.store.finishTask(task.id, { state: 'Cancelled' });
+    assert.equal((await h.raw('DELETE', `/api/files/${kept.sha256}`)).status, 204);
+  });
 });
