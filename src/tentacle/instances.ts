@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ReefError } from '../errors.js';
 import { defaultConfig, readConfigFile, writeConfigFile, type TentacleConfig } from './config.js';
 import { readInstanceIndex, updateInstanceIndex, type InstanceRecord } from './instance-index.js';
-import { defaultAppDir, defaultConfigPath, homeFiles, tentacleRoot, validateInstanceName } from './paths.js';
+import { defaultAppDir, defaultConfigPath, homeFiles, OWN_HOME_ENTRIES, tentacleRoot, validateInstanceName } from './paths.js';
 import { serviceStatus } from './service.js';
 
 export { resolveInstance, type InstanceRecord } from './instance-index.js';
@@ -140,15 +140,7 @@ async function purgeInstanceFiles(configPath: string, config: TentacleConfig | n
   await rm(configPath, { force: true });
   if (config) {
     const { home } = config;
-    for (const entry of [
-      `${homeFiles.certBaseName}.cert.pem`,
-      `${homeFiles.certBaseName}.key.pem`,
-      homeFiles.workspace,
-      homeFiles.logs,
-      homeFiles.pid,
-      homeFiles.agentPid,
-      homeFiles.serviceMarker,
-    ]) {
+    for (const entry of OWN_HOME_ENTRIES) {
       await rm(join(home, entry), { recursive: true, force: true });
     }
     await removeIfEmpty(config.app);

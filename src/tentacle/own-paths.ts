@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { TentacleConfig } from './config.js';
-import { homeFiles, instanceIndexPath, projectDir, tentacleRoot } from './paths.js';
+import { OWN_HOME_ENTRIES, instanceIndexPath, projectDir, tentacleRoot } from './paths.js';
 
 /**
  * The Tentacle's own files, which file transfers must never touch whatever allowedRoots
@@ -18,15 +18,7 @@ export interface ProtectedPaths {
 
 export function tentacleOwnPaths(config: TentacleConfig, configPath: string | undefined, root = tentacleRoot()): ProtectedPaths {
   const { home, app } = config;
-  const inHome = [
-    `${homeFiles.certBaseName}.cert.pem`,
-    `${homeFiles.certBaseName}.key.pem`,
-    homeFiles.workspace,
-    homeFiles.logs,
-    homeFiles.pid,
-    homeFiles.agentPid,
-    homeFiles.serviceMarker,
-  ].map((name) => path.join(home, name));
+  const inHome = OWN_HOME_ENTRIES.map((name) => path.join(home, name));
   // The config file's lock (src/tentacle/config.ts updateConfig) and the instance index's.
   const configFiles = configPath ? [configPath, `${configPath}.lock`] : [];
   const index = instanceIndexPath(root);

@@ -44,6 +44,17 @@ export const homeFiles = {
   serviceMarker: 'service.json',
 } as const;
 
+/** Everything the Tentacle keeps in its home: deleted with the instance, never reachable by a file transfer. */
+export const OWN_HOME_ENTRIES: readonly string[] = [
+  `${homeFiles.certBaseName}.cert.pem`,
+  `${homeFiles.certBaseName}.key.pem`,
+  homeFiles.workspace,
+  homeFiles.logs,
+  homeFiles.pid,
+  homeFiles.agentPid,
+  homeFiles.serviceMarker,
+];
+
 export function defaultAppDir(home: string): string {
   return join(home, 'Applications');
 }
