@@ -73,8 +73,7 @@ describe('three server nodes on one PostgreSQL database', () => {
     scratch = await tempDir('cluster-scratch');
     const files = join(await tempDir('cluster-files'), 'files');
     await mkdir(files);
-    // One at a time: the first creates the schema, the admin key and the cluster certificate.
-    for (const name of NODES) {
+    const start = async (name: NodeName) => {
       const server = await startServer({
         dataDir: await tempDir(`cluster-${name}`),
         httpsPort: await freePort(),
@@ -83,7 +82,11 @@ describe('three server nodes on one PostgreSQL database', () => {
         extraArgs: ['--store', database.url, '--node-name', name, '--files-dir', files],
       });
       nodes.set(name, server);
-    }
+    };
+    // The first alone: it creates the schema, the admin key and the cluster certificate,
+    // which the others then adopt.
+    await start(NODES[0]);
+    await Promise.all(NODES.slice(1).map(start));
     apiKey = node('node-a').adminKey!;
     assert.ok(apiKey, 'the first node prints the admin key');
     for (const name of NODES) apis.set(name, new ApiClient({ server: node(name).url, apiKey, serverThumbprint: node(name).thumbprint }));
@@ -145,7 +148,9 @@ describe('three server nodes on one PostgreSQL database', () => {
 
   test('six tentacles behind one nginx round-robin address work whichever node they land on', async () => {
     const names = Array.from({ length: 6 }, (_, i) => `lb-${i + 1}`);
-    for (const name of names) await enrol(name, 'node-c', nginx.port);
+    // Side by side: each CLI process costs a second of start-up (the tentacle's instance
+    // index and config files are locked against concurrent writers).
+    await Promise.all(names.map((name) => enrol(name, 'node-c', nginx.port)));
     await waitFor('the balanced tentacles to connect', async () => {
       for (const name of names) if (!(await machine(name)).online) return false;
       return true;
