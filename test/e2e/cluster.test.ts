@@ -21,6 +21,8 @@ import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, 
 const NODES = ['node-a', 'node-b', 'node-c'] as const;
 type NodeName = (typeof NODES)[number];
 const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
+/** The tentacles behind the nginx round-robin address. */
+const BALANCED = Array.from({ length: 6 }, (_, i) => `lb-${i + 1}`);
 
 describe('three server nodes on one PostgreSQL database', () => {
   let database: TestDatabase;
@@ -38,11 +40,16 @@ describe('three server nodes on one PostgreSQL database', () => {
   const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
   const numbered = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 1}`);
 
-  async function enrol(name: string, via: NodeName, commsPort: number): Promise<void> {
+  /** Creates a tentacle instance and registers it through node `via` to poll `commsPort`. */
+  async function register(name: string, via: NodeName, commsPort: number): Promise<void> {
     await tentacle(['create-instance', '--instance', name]);
     await tentacle(['new-certificate', '--instance', name]);
     await tentacle(['register-with', '--instance', name, '--server', node(via).url, '--server-thumbprint', node(via).thumbprint, '--apiKey', apiKey,
       '--server-comms-port', String(commsPort), '--environment', 'Cluster', '--role', name, '--name', name]);
+  }
+
+  /** Starts the agent of an instance the `before` hook registered. */
+  async function enrol(name: string): Promise<void> {
     agents.set(name, await startAgent(root, name));
   }
 
@@ -97,6 +104,15 @@ describe('three server nodes on one PostgreSQL database', () => {
   server { listen 127.0.0.1:${ports[0]}; proxy_pass reef_nodes; proxy_connect_timeout 2s; }
 }`,
     });
+    // Every test's tentacles registered up front and side by side: each CLI process costs
+    // a second of start-up (the instance index and config files are locked against
+    // concurrent writers). Their agents start in the tests that use them.
+    await Promise.all([
+      register('on-b', 'node-a', node('node-b').commsPort),
+      register('everywhere', 'node-a', node('node-a').commsPort),
+      ...BALANCED.map((name) => register(name, 'node-c', nginx.port)),
+      register('roamer', 'node-a', nginx.port),
+    ]);
   });
 
   after(async () => {
@@ -116,7 +132,7 @@ describe('three server nodes on one PostgreSQL database', () => {
   });
 
   test('a task created on node A runs on a tentacle connected to node B; A follows its log live', async () => {
-    await enrol('on-b', 'node-a', node('node-b').commsPort);
+    await enrol('on-b');
     await waitFor('on-b to connect to node B', async () => (await machine('on-b', 'node-c')).nodes.some((n) => n.name === 'node-b'));
     const seen = await machine('on-b', 'node-a');
     assert.equal(seen.online, true, 'node A knows it is online, though connected elsewhere');
@@ -130,7 +146,7 @@ describe('three server nodes on one PostgreSQL database', () => {
   });
 
   test('a tentacle polling every node (poll-server) runs each of 30 tasks once, wherever they were created', async () => {
-    await enrol('everywhere', 'node-a', node('node-a').commsPort);
+    await enrol('everywhere');
     for (const other of ['node-b', 'node-c'] as const) {
       await tentacle(['poll-server', '--instance', 'everywhere', '--server', node(other).url, '--server-thumbprint', node(other).thumbprint, '--apiKey', apiKey,
         '--server-comms-port', String(node(other).commsPort)]);
@@ -147,10 +163,8 @@ describe('three server nodes on one PostgreSQL database', () => {
   });
 
   test('six tentacles behind one nginx round-robin address work whichever node they land on', async () => {
-    const names = Array.from({ length: 6 }, (_, i) => `lb-${i + 1}`);
-    // Side by side: each CLI process costs a second of start-up (the tentacle's instance
-    // index and config files are locked against concurrent writers).
-    await Promise.all(names.map((name) => enrol(name, 'node-c', nginx.port)));
+    const names = BALANCED;
+    for (const name of names) await enrol(name);
     await waitFor('the balanced tentacles to connect', async () => {
       for (const name of names) if (!(await machine(name)).online) return false;
       return true;
@@ -165,7 +179,7 @@ describe('three server nodes on one PostgreSQL database', () => {
   });
 
   test('kill -9 of the node holding the connection mid-script: the tentacle reconnects elsewhere, the script completes once with its whole log', async (t) => {
-    await enrol('roamer', 'node-a', nginx.port);
+    await enrol('roamer');
     const holder = await waitFor('roamer to connect', async () => (await machine('roamer')).nodes[0]?.name as NodeName | undefined);
     const survivor = NODES.find((n) => n !== holder)!;
     const marker = join(scratch, 'roamer.marker');

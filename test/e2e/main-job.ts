@@ -93,6 +93,8 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
       })(),
       setUpInstance('Worker1', ['register-worker', '--workerpool', 'Builders', '--name', 'worker-1']),
       setUpInstance('Offline1', ['register-with', '--environment', 'Staging', '--role', 'web', '--name', 'offline-1']),
+      // For the deleted-machine test, which starts its agent.
+      setUpInstance('Doomed', ['register-with', '--environment', 'Condemned', '--role', 'db', '--name', 'doomed-1']),
     ]);
     for (const instance of ['Poll1', 'Listen1', 'Worker1']) agents.set(instance, await startAgent(root, instance));
     await waitFor('the polling tentacles to connect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online);
@@ -166,7 +168,6 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
   });
 
   test('a deleted machine loses its connection and is refused when it reconnects', async () => {
-    await setUpInstance('Doomed', ['register-with', '--environment', 'Test', '--role', 'db', '--name', 'doomed-1']);
     const doomed = await startAgent(root, 'Doomed');
     await waitFor('doomed-1 to connect', async () => (await machine('doomed-1')).online);
     const deleted = await reef(['machines', 'delete', 'doomed-1']);
