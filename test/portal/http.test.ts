@@ -5,10 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerInfo } from '../../src/api/contract.js';
 import { CommsServer } from '../../src/comms/index.js';
@@ -24,6 +22,7 @@ import { PORTAL_CSP } from '../../src/server/portal/layout.js';
 import { createStore, type Store } from '../../src/server/store/index.js';
 import type { TaskEngine } from '../../src/server/tasks/engine.js';
 import { startTaskEngine } from '../server/http/harness.js';
+import { removeTempDir, trackedTempDir } from '../support/processes.js';
 
 interface Res {
   status: number;
@@ -79,7 +78,7 @@ describe('portal over HTTPS', () => {
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'reef-portal-http-'));
+    dir = await trackedTempDir('reef-portal-http-');
     store = await createStore(join(dir, 'reef.db'));
     const identity = await generateCertificate('reef-portal-test');
     comms = new CommsServer({ identity, trust: () => false });
@@ -102,7 +101,7 @@ describe('portal over HTTPS', () => {
     await engine.close();
     await comms.close();
     await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   });
 
   test('pages need a session: a visitor is sent to sign in, with the strict CSP on every answer', async () => {

@@ -7,10 +7,8 @@
  * waits for the tentacle to poll; tests that drive a task's log and state write them
  * to the store and announce them on `engine.events`, as the engine does.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../../src/api/client.js';
 import type { ServerInfo } from '../../../src/api/contract.js';
@@ -23,9 +21,10 @@ import { createBlobStore, type BlobStore } from '../../../src/server/files/blobs
 import { createApiHandler, type ApiLimits } from '../../../src/server/http/index.js';
 import { createStore, type Store } from '../../../src/server/store/index.js';
 import { TaskEngine } from '../../../src/server/tasks/engine.js';
+import { removeTempDir, trackedTempDir } from '../../support/processes.js';
 
 /** The node name the harness's engine joins its store as. */
-export const TEST_NODE = 'test-node';
+const TEST_NODE = 'test-node';
 
 /**
  * The real task engine over `store`, started as the server starts it (one node, no bus).
@@ -72,7 +71,7 @@ export interface RawResponse {
 let shared: CertificateIdentity | undefined;
 
 export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
-  const dir = await mkdtemp(join(tmpdir(), 'reef-http-'));
+  const dir = await trackedTempDir('reef-http-');
   const store = await createStore(join(dir, 'reef.db'));
   const identity = (shared ??= await generateCertificate('reef-test-api'));
   const comms = new CommsServer({ identity, trust: () => false });
@@ -131,7 +130,7 @@ export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
       await engine.close();
       await comms.close();
       await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     },
   };
 }
