@@ -51,6 +51,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly dialing = new Map<Thumbprint, Promise<RpcClient>>();
   private readonly resumable = new Map<Thumbprint, Buffer>();
   private readonly idleSweep: NodeJS.Timeout;
+  /** Aborted by close: calls still waiting for a tentacle to poll give up at once. */
+  private readonly closing = new AbortController();
 
   constructor(options: CommsServerOptions) {
     super();
@@ -106,8 +108,11 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     const live = this.links.pick(target.thumbprint);
     if (live) return live;
     if (target.listening) return this.dial({ ...target, listening: target.listening });
-    const client = await this.links.waitFor(target.thumbprint, pickupTimeoutMs, signal);
+    const client = this.closing.signal.aborted
+      ? null
+      : await this.links.waitFor(target.thumbprint, pickupTimeoutMs, signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal);
     if (client) return client;
+    if (this.closing.signal.aborted) throw new ReefError('REEF_SHUTTING_DOWN', `The server is shutting down; the call to ${describe(target)} was not made.`);
     if (signal?.aborted) throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
     const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
     throw new ReefError(
@@ -130,6 +135,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     clearInterval(this.idleSweep);
     await this.acceptor.close();
     const clients = this.links.all();

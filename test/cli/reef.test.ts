@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { LogLineView, MachineView, TaskMachineView, TaskState, TaskView } from '../../src/api/contract.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
+import { runTracked, type RunResult } from '../support/processes.js';
 
 /**
  * The `reef` admin commands, run as a user would (bin/reef.js in a child process) against a
@@ -78,20 +78,10 @@ function sseLine(line: LogLineView): string {
   return `id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`;
 }
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runReef(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+function runReef(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   const base = { ...process.env };
   for (const name of ['REEF_SERVER', 'REEF_API_KEY', 'REEF_SERVER_THUMBPRINT', 'REEF_DEBUG']) delete base[name];
-  return new Promise((resolve) => {
-    execFile(process.execPath, [reefBin, ...args], { env: { ...base, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
+  return runTracked(process.execPath, [reefBin, ...args], { env: { ...base, ...env }, timeoutMs: 60_000 });
 }
 
 function lines(text: string): string[] {

@@ -16,7 +16,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
@@ -25,6 +24,7 @@ import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
 import { startForwarder, type Forwarder } from '../support/forwarder.js';
+import { spawnTracked } from '../support/processes.js';
 import { cli, freePort, ok, REPO, startAgent, startServer, stop, stopAll, tempDir, waitFor, type AgentProcess, type CliResult, type ServerProcess } from './harness.js';
 
 const MACHINE = 'crash-1';
@@ -150,11 +150,11 @@ describe('Reef after kill -9 of the server or a tentacle', () => {
   test('kill -9 while `reef tasks watch` follows the log: the watcher rides it out and prints every line once; the script ran once', async (t) => {
     const marker = join(scratch, 'watch.marker');
     const taskId = await runScript(`echo ran >> ${marker}; for i in $(seq 1 40); do echo "line $i"; sleep 0.25; done`);
-    const watcher = spawn(process.execPath, [join(REPO, 'bin/reef.js'), 'tasks', 'watch', taskId], { env: { ...process.env, ...server.env(apiKey), REEF_LOG_LEVEL: 'warn' } });
+    const watcher = spawnTracked(process.execPath, [join(REPO, 'bin/reef.js'), 'tasks', 'watch', taskId], { env: { ...process.env, ...server.env(apiKey), REEF_LOG_LEVEL: 'warn' } });
     let watched = '';
     let notes = '';
-    watcher.stdout.setEncoding('utf8').on('data', (d: string) => (watched += d));
-    watcher.stderr.setEncoding('utf8').on('data', (d: string) => (notes += d));
+    watcher.stdout!.setEncoding('utf8').on('data', (d: string) => (watched += d));
+    watcher.stderr!.setEncoding('utf8').on('data', (d: string) => (notes += d));
     const exited = once(watcher, 'exit');
     try {
       await waitFor('the watcher to print some lines', async () => /\] line 5\n/.test(watched), 30_000);

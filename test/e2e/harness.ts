@@ -1,25 +1,28 @@
 /**
  * Starts real `reef` and `tentacle` processes from the CLI, as a user would, on loopback
- * with ports chosen here. Every process is killed when the test file's `after` calls
- * `stopAll()`; stderr logs are kept under test-output/ for post-mortems.
+ * with ports chosen here. Every process is killed with its process group, and every temp
+ * folder removed, when the test file's `after` calls `stopAll()` (or when the file's
+ * process ends: see test/support/processes.ts); stderr logs are kept under test-output/
+ * for post-mortems.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runTracked, spawnTracked, stopProcess, trackedTempDir } from '../support/processes.js';
+
+export { stopAll } from '../support/processes.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 const REEF = join(REPO, 'bin/reef.js');
 const TENTACLE = join(REPO, 'bin/tentacle.js');
 const OUTPUT = join(REPO, 'test-output', 'e2e');
 
-const children = new Set<ChildProcess>();
-
+/** A temp folder removed by `stopAll()`. */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `reef-${prefix}-`));
+  return trackedTempDir(`reef-${prefix}-`);
 }
 
 /** A port that was free a moment ago (processes need fixed ports to survive restarts). */
@@ -38,16 +41,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(bin: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [bin === 'reef' ? REEF : TENTACLE, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'warn', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolvePromise, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
-  });
+/** Runs a CLI command to its end (its process group is killed after two minutes: code -1). */
+export async function cli(bin: 'reef' | 'tentacle', args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const result = await runTracked(process.execPath, [bin === 'reef' ? REEF : TENTACLE, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'warn', ...env }, timeoutMs: 120_000 });
+  return { ...result, code: result.code ?? -1 };
 }
 
 /** Runs a CLI command that must succeed; returns its trimmed stdout. */
@@ -80,9 +77,7 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
   const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
   if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));
   args.push(...(options.extraArgs ?? []));
-  const child = spawn(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
+  const child = spawnTracked(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
   child.stderr!.pipe(await logFile(options.name ?? 'server'));
   let out = '';
   child.stdout!.setEncoding('utf8');
@@ -122,26 +117,16 @@ export interface AgentProcess {
 
 /** Starts `tentacle agent` for an instance. */
 export async function startAgent(root: string, instance: string): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [TENTACLE, 'agent', '--instance', instance], { env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' } });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
+  const child = spawnTracked(process.execPath, [TENTACLE, 'agent', '--instance', instance], { env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' } });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
   child.stderr!.pipe(await logFile(`tentacle-${instance}`));
   return { child, log: () => log };
 }
 
-export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-export async function stopAll(): Promise<void> {
-  await Promise.all([...children].map((child) => stop(child)));
+/** Sends `signal` to the process, waits for its exit (SIGKILL after 10 s), then kills its group. */
+export function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  return stopProcess(child, signal);
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */

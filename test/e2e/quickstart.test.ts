@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
-import { freePort, REPO, tempDir } from './harness.js';
+import { spawnTracked } from '../support/processes.js';
+import { freePort, REPO, stopAll, tempDir } from './harness.js';
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -23,17 +23,17 @@ test('npm run quickstart runs a script end to end, keeps running, and stops clea
   const home = await tempDir('quickstart');
   const httpsPort = await freePort();
   const commsPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/quickstart.ts')], {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/quickstart.ts')], {
     cwd: REPO,
     env: { ...process.env, REEF_HOME: home, REEF_HTTPS_PORT: String(httpsPort), REEF_COMMS_PORT: String(commsPort) },
   });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`quickstart did not get ready in 90 s:\n${out}`)), 90_000);
-      child.stdout.on('data', () => {
+      child.stdout!.on('data', () => {
         if (out.includes('Press Ctrl+C')) {
           clearTimeout(timer);
           resolve();
@@ -53,6 +53,6 @@ test('npm run quickstart runs a script end to end, keeps running, and stops clea
     assert.equal(await portOpen(httpsPort), false, 'the server stopped with it');
     assert.equal(await portOpen(commsPort), false);
   } finally {
-    child.kill('SIGKILL');
+    await stopAll();
   }
 });

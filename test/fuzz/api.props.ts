@@ -1,6 +1,6 @@
 /**
  * Hostile request bodies against a real running API server (the HTTP layer's harness:
- * HTTPS on 127.0.0.1, SQLite store, real handler). Whatever the body, media type, length
+ * HTTPS on 127.0.0.1, SQLite store, real handler and task engine). Whatever the body, media type, length
  * or key: a 2xx or a 4xx the API documents, a JSON error body, never a 500, and the
  * server keeps serving.
  */

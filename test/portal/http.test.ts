@@ -5,13 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerInfo } from '../../src/api/contract.js';
-import { CommsServer } from '../../src/comms/server.js';
+import { CommsServer } from '../../src/comms/index.js';
 import { silentLogger } from '../../src/logging.js';
 import { generateCertificate } from '../../src/pki/certificate.js';
 import { createApiKey } from '../../src/server/auth/apikeys.js';
@@ -21,9 +19,10 @@ import { createApiHandler } from '../../src/server/http/index.js';
 import { safeNext } from '../../src/server/portal/handler.js';
 import { createPortalHandler } from '../../src/server/portal/index.js';
 import { PORTAL_CSP } from '../../src/server/portal/layout.js';
-import { createSqliteStore } from '../../src/server/store/index.js';
-import type { Store } from '../../src/server/store/types.js';
-import { TestEngine } from '../server/http/harness.js';
+import { createStore, type Store } from '../../src/server/store/index.js';
+import type { TaskEngine } from '../../src/server/tasks/engine.js';
+import { startTaskEngine } from '../server/http/harness.js';
+import { removeTempDir, trackedTempDir } from '../support/processes.js';
 
 interface Res {
   status: number;
@@ -37,6 +36,7 @@ describe('portal over HTTPS', () => {
   let dir: string;
   let store: Store;
   let comms: CommsServer;
+  let engine: TaskEngine;
   let server: https.Server;
   let port: number;
   let apiKey: string;
@@ -78,14 +78,15 @@ describe('portal over HTTPS', () => {
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'reef-portal-http-'));
-    store = await createSqliteStore(join(dir, 'reef.db'));
+    dir = await trackedTempDir('reef-portal-http-');
+    store = await createStore(join(dir, 'reef.db'));
     const identity = await generateCertificate('reef-portal-test');
     comms = new CommsServer({ identity, trust: () => false });
     const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: 'node-<1>', commsThumbprint: identity.thumbprint, commsPort: 10943 };
-    const engine = new TestEngine(store);
+    const blobs = createBlobStore(join(dir, 'files'));
+    engine = await startTaskEngine(store, comms, blobs);
     const portal = createPortalHandler({ store, comms, info, logger: silentLogger, nodes: () => engine.nodes(), links: () => engine.links(), options: { signInFailuresPerMinute: 3 } });
-    const handler = createApiHandler({ store, engine, comms, blobs: createBlobStore(join(dir, 'files')), info, logger: silentLogger, portal });
+    const handler = createApiHandler({ store, engine, comms, blobs, info, logger: silentLogger, portal });
     server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -97,9 +98,10 @@ describe('portal over HTTPS', () => {
   after(async () => {
     server.close();
     server.closeAllConnections();
+    await engine.close();
     await comms.close();
     await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   });
 
   test('pages need a session: a visitor is sent to sign in, with the strict CSP on every answer', async () => {

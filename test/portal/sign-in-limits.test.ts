@@ -23,7 +23,7 @@ import { createApiHandler } from '../../src/server/http/index.js';
 import { createPortalHandler } from '../../src/server/portal/index.js';
 import { createSqliteStore } from '../../src/server/store/index.js';
 import type { Store } from '../../src/server/store/types.js';
-import { TestEngine } from '../server/http/harness.js';
+import { startTaskEngine } from '../server/http/harness.js';
 
 interface Res {
   status: number;
@@ -46,8 +46,8 @@ async function startPortal(dir: string, signInFailuresPerMinute?: number): Promi
   const identity = await generateCertificate('reef-sign-in-limits');
   const comms = new CommsServer({ identity, trust: () => false });
   const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: 'n', commsThumbprint: identity.thumbprint, commsPort: 10943 };
-  const engine = new TestEngine(store);
   const blobs = createBlobStore(join(dir, 'files'));
+  const engine = await startTaskEngine(store, comms, blobs);
   const portal = createPortalHandler({ store, comms, info, logger: silentLogger, nodes: () => engine.nodes(), links: () => engine.links(), options: { signInFailuresPerMinute } });
   const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, createApiHandler({ store, engine, comms, blobs, info, logger: silentLogger, portal }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -59,6 +59,7 @@ async function startPortal(dir: string, signInFailuresPerMinute?: number): Promi
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await engine.close();
       await comms.close();
       await store.close();
     },

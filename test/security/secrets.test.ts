@@ -5,12 +5,11 @@
  * the server's and the Tentacle's private keys and the Tentacle's config file are 0600.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile, stat, mkdtemp, rm } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +17,7 @@ import Database from 'better-sqlite3';
 import { ApiClient } from '../../src/api/client.js';
 import { ReefError } from '../../src/errors.js';
 import { tentacleCli, type TentacleCli } from '../cli/tentacle-cli.js';
+import { spawnTracked, stopAll, trackedTempDir } from '../support/processes.js';
 import { freePort } from '../support/tinyproxy.js';
 
 const REEF = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
@@ -56,7 +56,7 @@ describe('security: secrets in logs, in the store, on disk', () => {
   let dataDir: string;
   let stderr = '';
   let stdout = '';
-  let child: ReturnType<typeof spawn>;
+  let child: ChildProcess;
   let port: number;
   let adminKey: string;
   let adminPassword: string;
@@ -65,10 +65,10 @@ describe('security: secrets in logs, in the store, on disk', () => {
   const secrets: string[] = [];
 
   before(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'reef-secrets-'));
+    dataDir = await trackedTempDir('reef-secrets-');
     port = await freePort();
     const comms = await freePort([port]);
-    child = spawn(process.execPath, [REEF, 'server', 'run', '--data', dataDir, '--https-port', String(port), '--comms-port', String(comms), '--host', '127.0.0.1'], {
+    child = spawnTracked(process.execPath, [REEF, 'server', 'run', '--data', dataDir, '--https-port', String(port), '--comms-port', String(comms), '--host', '127.0.0.1'], {
       env: { ...process.env, REEF_LOG_LEVEL: 'debug' },
     });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -118,10 +118,7 @@ describe('security: secrets in logs, in the store, on disk', () => {
     child.kill('SIGTERM');
     await once(child, 'exit');
   });
-  after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => stopAll());
 
   test('no API key or password appears in the debug-level server log, though the requests are logged', () => {
     assert.match(stderr, /"level":20/, 'the log has debug lines');

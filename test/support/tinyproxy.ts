@@ -3,13 +3,13 @@
  * config files written to a temp dir: tinyproxy here, nginx in ./nginx.ts (which uses
  * startDaemon below). Nothing outside the temp dir is touched, so they run as root too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeTempDir, spawnTracked, stopProcess, trackedTempDir } from './processes.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -21,7 +21,7 @@ export interface Daemon {
   readonly dir: string;
   /** What it printed so far (stdout and stderr), for failure messages. */
   output(): string;
-  /** SIGTERM (SIGKILL after 5 s), wait for the exit, remove the temp dir. */
+  /** SIGTERM (SIGKILL after 5 s), wait for the exit, kill its process group, remove the temp dir. */
   stop(): Promise<void>;
 }
 
@@ -44,16 +44,17 @@ export interface DaemonSpec {
 export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    const dir = await mkdtemp(join(tmpdir(), `reef-${spec.name}-`));
+    const dir = await trackedTempDir(`reef-${spec.name}-`);
     const ports: number[] = [];
     for (let i = 0; i < (spec.ports ?? 1); i += 1) ports.push(await freePort(ports));
     for (const [name, content] of Object.entries(spec.files({ dir, ports }))) await writeFile(join(dir, name), content);
     const args = spec.args({ dir, ports });
-    // setpriv --pdeathsig: the daemon gets SIGTERM if this process dies without stopping
-    // it (a test killed on timeout), instead of living on with its ports.
+    // Its own process group, killed whole on stop or when this process ends (see
+    // processes.ts); setpriv --pdeathsig also covers this process dying by SIGKILL, which
+    // no handler sees: the daemon then gets SIGTERM instead of living on with its ports.
     const child = existsSync(SETPRIV)
-      ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', spec.command, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(spec.command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawnTracked(SETPRIV, ['--pdeathsig', 'TERM', '--', spec.command, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawnTracked(spec.command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-64 * 1024);
@@ -65,8 +66,8 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     try {
       for (const port of ports) await waitForPort(port, child, exited);
     } catch (err) {
-      await kill(child, exited);
-      await rm(dir, { recursive: true, force: true });
+      await stopProcess(child, 'SIGTERM', 5000);
+      await removeTempDir(dir);
       lastError = new Error(`${spec.name} did not start: ${(err as Error).message}\n${output}`);
       continue;
     }
@@ -77,7 +78,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
       dir,
       output: () => output,
       stop() {
-        stopped ??= kill(child, exited).then(() => rm(dir, { recursive: true, force: true }));
+        stopped ??= stopProcess(child, 'SIGTERM', 5000).then(() => removeTempDir(dir));
         return stopped;
       },
     };
@@ -145,12 +146,4 @@ async function waitForPort(port: number, child: ChildProcess, exited: Promise<vo
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`nothing listened on ${port} within 10 s`);
-}
-
-async function kill(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }

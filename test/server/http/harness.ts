@@ -1,69 +1,39 @@
 /**
  * A real HTTPS API server on 127.0.0.1:0 for the HTTP layer's tests: SQLite store in a
- * temp dir, a real CommsServer (no tentacles), a blob store, and a small engine that
- * stores tasks and lets the test drive its events.
+ * temp dir, a real CommsServer (no tentacles connect), a blob store, and the real task
+ * engine, so target resolution, its messages and cancellation are the product's own.
+ *
+ * No tentacle ever connects here, so the engine claims each task, marks it Running and
+ * waits for the tentacle to poll; tests that drive a task's log and state write them
+ * to the store and announce them on `engine.events`, as the engine does.
  */
-import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../../src/api/client.js';
-import type { CreateTaskRequest, NodeView, ServerInfo } from '../../../src/api/contract.js';
-import { CommsServer } from '../../../src/comms/server.js';
-import { ReefError } from '../../../src/errors.js';
+import type { ServerInfo } from '../../../src/api/contract.js';
+import { CommsServer } from '../../../src/comms/index.js';
 import { silentLogger } from '../../../src/logging.js';
 import { generateCertificate, type CertificateIdentity } from '../../../src/pki/certificate.js';
 import { createApiKey } from '../../../src/server/auth/apikeys.js';
+import { LocalBus } from '../../../src/server/cluster/bus.js';
 import { createBlobStore, type BlobStore } from '../../../src/server/files/blobs.js';
 import { createApiHandler, type ApiLimits } from '../../../src/server/http/index.js';
-import { createSqliteStore } from '../../../src/server/store/index.js';
-import type { Machine, Store, TaskWithMachines } from '../../../src/server/store/types.js';
-import type { TaskEngineApi, TaskEvents, TentacleLinks } from '../../../src/server/tasks/api.js';
-import { groupBy } from '../../../src/server/store/rows.js';
-import { nodeView } from '../../../src/server/tasks/engine.js';
+import { createStore, type Store } from '../../../src/server/store/index.js';
+import { TaskEngine } from '../../../src/server/tasks/engine.js';
+import { removeTempDir, trackedTempDir } from '../../support/processes.js';
 
-export class TestEngine implements TaskEngineApi {
-  readonly events = new EventEmitter<TaskEvents>();
-  constructor(private readonly store: Store) {}
+/** The node name the harness's engine joins its store as. */
+const TEST_NODE = 'test-node';
 
-  async createTask(request: CreateTaskRequest): Promise<TaskWithMachines> {
-    const { store } = this;
-    const target = request.target;
-    let machines: Machine[];
-    if ('environment' in target) {
-      if (!(await store.getEnvironment(target.environment))) throw new ReefError('REEF_NOT_FOUND', `No environment is named "${target.environment}".`);
-      machines = await store.listMachines({ environment: target.environment, role: target.role });
-    } else if ('workerPool' in target) {
-      if (!(await store.getWorkerPool(target.workerPool))) throw new ReefError('REEF_NOT_FOUND', `No worker pool is named "${target.workerPool}".`);
-      machines = await store.listMachines({ workerPool: target.workerPool });
-    } else {
-      machines = await store.listMachines({ names: target.machines });
-      const known = new Set(machines.map((m) => m.name.toLowerCase()));
-      const missing = target.machines.filter((n) => !known.has(n.toLowerCase()));
-      if (missing.length) throw new ReefError('REEF_NOT_FOUND', `No machine is named ${missing.join(', ')}.`);
-    }
-    if (machines.length === 0) throw new ReefError('REEF_NO_MACHINES', 'The target matches no machines.');
-    const spec =
-      request.kind === 'run-script' ? { script: request.script } : request.kind === 'push-file' ? { file: request.file } : {};
-    return store.createTask({ kind: request.kind, spec, target, machineIds: machines.map((m) => m.id) });
-  }
-
-  async cancelTask(taskId: string): Promise<TaskWithMachines | null> {
-    if (!(await this.store.getTask(taskId))) return null;
-    await this.store.requestCancel(taskId);
-    return this.store.getTask(taskId);
-  }
-
-  async links(): Promise<TentacleLinks> {
-    return groupBy(await this.store.coordination.listLinks(15_000), (l) => l.thumbprint);
-  }
-
-  /** No scheduler here: the nodes the store knows, none of them this one. */
-  async nodes(): Promise<NodeView[]> {
-    return (await this.store.coordination.listNodes(15_000)).map((record) => nodeView(record, ''));
-  }
+/**
+ * The real task engine over `store`, started as the server starts it (one node, no bus).
+ * Close it before the comms server and the store.
+ */
+export async function startTaskEngine(store: Store, comms: CommsServer, blobs: BlobStore): Promise<TaskEngine> {
+  const engine = new TaskEngine({ store, comms, blobs, logger: silentLogger, bus: new LocalBus(), node: { name: TEST_NODE, info: {} } });
+  await engine.start();
+  return engine;
 }
 
 export interface Harness {
@@ -71,7 +41,7 @@ export interface Harness {
   port: number;
   identity: CertificateIdentity;
   store: Store;
-  engine: TestEngine;
+  engine: TaskEngine;
   comms: CommsServer;
   blobs: BlobStore;
   info: ServerInfo;
@@ -101,13 +71,13 @@ export interface RawResponse {
 let shared: CertificateIdentity | undefined;
 
 export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
-  const dir = await mkdtemp(join(tmpdir(), 'reef-http-'));
-  const store = await createSqliteStore(join(dir, 'reef.db'));
+  const dir = await trackedTempDir('reef-http-');
+  const store = await createStore(join(dir, 'reef.db'));
   const identity = (shared ??= await generateCertificate('reef-test-api'));
   const comms = new CommsServer({ identity, trust: () => false });
   const blobs = createBlobStore(join(dir, 'files'));
-  const engine = new TestEngine(store);
-  const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: 'test-node', commsThumbprint: identity.thumbprint, commsPort: 10943 };
+  const engine = await startTaskEngine(store, comms, blobs);
+  const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: TEST_NODE, commsThumbprint: identity.thumbprint, commsPort: 10943 };
   const handler = createApiHandler({ store, engine, comms, blobs, info, logger: silentLogger, limits });
   const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -157,9 +127,10 @@ export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
       agent.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await engine.close();
       await comms.close();
       await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     },
   };
 }

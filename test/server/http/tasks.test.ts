@@ -63,10 +63,16 @@ describe('api tasks and logs', () => {
   });
   after(() => h.close());
 
+  /**
+   * A task on web-1, once the engine has claimed it: Running, waiting for a tentacle that
+   * never polls here, so its log and final state are the test's to write.
+   */
   async function newTask(): Promise<TaskView> {
     const r = await post('/api/tasks', script({ machines: ['web-1'] }));
     assert.equal(r.status, 201);
-    return r.json as TaskView;
+    const id = (r.json as TaskView).id;
+    await eventually(async () => (await h.store.getTask(id))?.machines[0]?.state === 'Running', `${id} to be claimed`);
+    return h.client.json<TaskView>('GET', `/api/tasks/${id}`);
   }
   async function log(taskId: string, count: number, prefix = 'line'): Promise<LogLine[]> {
     const lines: LogLine[] = [];
@@ -74,7 +80,6 @@ describe('api tasks and logs', () => {
     return lines;
   }
   async function finish(taskId: string, state: 'Success' | 'Failed' = 'Success'): Promise<void> {
-    await h.store.startTask(taskId);
     await h.store.finishTask(taskId, { state });
     h.engine.events.emit('changed', taskId);
   }
@@ -120,9 +125,10 @@ describe('api tasks and logs', () => {
       [{ ...script({ machines: ['web-1'] }), timeoutSeconds: -1 }, 400, /timeoutSeconds: /],
       [{ kind: 'run-script', target: { machines: ['web-1'] }, script: { syntax: 'cmd', body: 'x' } }, 400, /script\.syntax: must be one of bash, sh, powershell, not "cmd"/],
       [{ kind: 'push-file', target: { machines: ['web-1'] }, file: { sha256: 'abc', destination: 'relative/path' } }, 400, /file\.sha256: must be the lowercase hex SHA-256.*file\.destination: must be an absolute path/],
-      [script({ environment: 'Narnia' }), 404, /Narnia/],
-      [script({ machines: ['web-1', 'ghost'] }), 404, /ghost/],
-      [script({ environment: 'Production', role: 'nothing' }), 422, /matches no machines/],
+      [script({ environment: 'Narnia' }), 404, /^Environment "Narnia" does not exist\.$/],
+      [script({ machines: ['web-1', 'ghost', 'spook'] }), 404, /^No machine is named "ghost", "spook"\.$/],
+      [script({ environment: 'Production', role: 'nothing' }), 422, /^No deployment target in environment "Production" has the role "nothing"\.$/],
+      [script({ workerPool: 'Testers' }), 404, /^Worker pool "Testers" does not exist\.$/],
     ];
     for (const [body, status, message] of cases) {
       const r = await post('/api/tasks', body);
@@ -175,7 +181,7 @@ describe('api tasks and logs', () => {
     const first = await h.client.json<LogPage>('GET', `/api/tasks/${task.id}/log?limit=10`);
     assert.deepEqual(first.items.map((l) => l.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal(first.lastSeq, 10);
-    assert.equal(first.taskState, 'Queued');
+    assert.equal(first.taskState, 'Running');
     assert.deepEqual(Object.keys(first.items[0]!).sort(), ['at', 'machineId', 'seq', 'stream', 'text']);
     const last = await h.client.json<LogPage>('GET', `/api/tasks/${task.id}/log?after=20`);
     assert.deepEqual(last.items.map((l) => l.seq), [21, 22, 23, 24, 25]);
@@ -192,7 +198,7 @@ describe('api tasks and logs', () => {
     const stored = await log(task.id, 5);
     const reader = await stream(task.id, '?after=2');
     assert.deepEqual(await reader.logSeqs(3), [3, 4, 5]);
-    await reader.expectState('Queued');
+    await reader.expectState('Running');
 
     const six = await log(task.id, 1, 'six');
     h.engine.events.emit('log', task.id, [stored[4]!, ...six]);
@@ -205,9 +211,11 @@ describe('api tasks and logs', () => {
     assert.deepEqual(await reader.logSeqs(2), [7, 8]);
     assert.equal(seven!.seq, 7);
 
-    await h.store.startTask(task.id);
+    // A state change (here the machine's error text) is streamed when the engine announces it.
+    await h.store.finishTaskMachine(task.id, task.machines[0]!.machineId, { state: 'Failed', exitCode: null, error: 'lost' });
     h.engine.events.emit('changed', task.id);
-    await reader.expectState('Running');
+    const changed = await reader.expectState('Running');
+    assert.equal(changed.machines[0]!.state, 'Failed');
 
     // Lines stored before the task finished but never announced still arrive before the end.
     await log(task.id, 2, 'unannounced');
@@ -297,7 +305,7 @@ describe('api tasks and logs', () => {
     const open = await Promise.all(Array.from({ length: 10 }, () => stream(task.id)));
     for (const reader of open) {
       await reader.logSeqs(3);
-      await reader.expectState('Queued');
+      await reader.expectState('Running');
     }
     // The forty that went away are cleaned up; the ten open ones hold one listener each.
     await eventually(() => h.engine.events.listenerCount('log') === 10 && h.engine.events.listenerCount('changed') === 10, 'ten live streams');

@@ -1,8 +1,9 @@
 /**
  * Reef's main job end to end, with real `reef` and `tentacle` processes driven through
- * their command lines on the embedded store: register a polling target, a listening
- * target and a worker; run scripts, push a file, cancel, survive a server kill -9,
- * refuse a deleted machine, answer bad input clearly, fail work for an offline tentacle.
+ * their command lines: register a polling target, a listening target and a worker; run
+ * scripts, push a file, cancel, refuse a deleted machine, answer bad input clearly, fail
+ * work for an offline tentacle, survive a server kill -9. One test file per store
+ * (main-job-sqlite.test.ts, main-job-postgres.test.ts), so the two run side by side.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +31,7 @@ function processGone(pid: number): boolean {
   }
 }
 
-for (const storeKind of ['sqlite', 'postgres'] as const)
+export function describeMainJob(storeKind: 'sqlite' | 'postgres'): void {
 describe(`Reef server and Tentacles (${storeKind} store)`, () => {
   let server: ServerProcess;
   let serverOptions: Parameters<typeof startServer>[0];
@@ -79,14 +80,22 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
     api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
 
     const listenPort = await freePort();
-    await setUpInstance('Poll1', ['register-with', '--environment', 'Test', '--role', 'web', '--name', 'poll-1']);
-    await tentacle(['create-instance', '--instance', 'Listen1']);
-    await tentacle(['new-certificate', '--instance', 'Listen1']);
-    await tentacle(['configure', '--instance', 'Listen1', '--port', String(listenPort), '--listenIpAddress', '127.0.0.1']);
-    await tentacle(['register-with', '--instance', 'Listen1', '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', apiKey,
-      '--comms-style', 'TentaclePassive', '--publicHostName', '127.0.0.1', '--environment', 'Test', '--role', 'web', '--name', 'listen-1']);
-    await setUpInstance('Worker1', ['register-worker', '--workerpool', 'Builders', '--name', 'worker-1']);
-    await setUpInstance('Offline1', ['register-with', '--environment', 'Staging', '--role', 'web', '--name', 'offline-1']);
+    // The instances side by side: each CLI process costs a second of start-up, and the
+    // tentacle's instance index and config files are locked against concurrent writers.
+    await Promise.all([
+      setUpInstance('Poll1', ['register-with', '--environment', 'Test', '--role', 'web', '--name', 'poll-1']),
+      (async () => {
+        await tentacle(['create-instance', '--instance', 'Listen1']);
+        await tentacle(['new-certificate', '--instance', 'Listen1']);
+        await tentacle(['configure', '--instance', 'Listen1', '--port', String(listenPort), '--listenIpAddress', '127.0.0.1']);
+        await tentacle(['register-with', '--instance', 'Listen1', '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', apiKey,
+          '--comms-style', 'TentaclePassive', '--publicHostName', '127.0.0.1', '--environment', 'Test', '--role', 'web', '--name', 'listen-1']);
+      })(),
+      setUpInstance('Worker1', ['register-worker', '--workerpool', 'Builders', '--name', 'worker-1']),
+      setUpInstance('Offline1', ['register-with', '--environment', 'Staging', '--role', 'web', '--name', 'offline-1']),
+      // For the deleted-machine test, which starts its agent.
+      setUpInstance('Doomed', ['register-with', '--environment', 'Condemned', '--role', 'db', '--name', 'doomed-1']),
+    ]);
     for (const instance of ['Poll1', 'Listen1', 'Worker1']) agents.set(instance, await startAgent(root, instance));
     await waitFor('the polling tentacles to connect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online);
   });
@@ -158,27 +167,7 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
     await waitFor('the script process to be gone', async () => processGone(pid), 10_000);
   });
 
-  test('after kill -9 of the server mid-script, the restarted server collects the whole log and completes the task', async () => {
-    const taskId = await ok('reef', ['tasks', 'run-script', '--machine', 'poll-1', '--script', 'for i in $(seq 1 60); do echo "line $i"; sleep 0.1; done'], server.env(apiKey));
-    await waitFor('some lines', async () => (await logText(taskId)).length >= 5);
-    await server.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 1500)); // the script runs on without a server
-    // The tentacle's reconnect backoff grows while the server is down (up to 16 s after
-    // ~15 s of downtime), so the restart gets a pickup timeout that allows for it.
-    server = await startServer({ ...serverOptions, pickupTimeoutSeconds: 60, name: 'server-restarted' });
-    assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
-    const task = await finished(taskId);
-    assert.equal(task.state, 'Success', JSON.stringify(task.machines));
-    const lines = (await logText(taskId)).filter((l) => l.stream === 'stdout').map((l) => l.text);
-    assert.deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line ${i + 1}`));
-    // Back to the short pickup timeout the later tests rely on.
-    await server.kill();
-    server = await startServer({ ...serverOptions, name: 'server-restarted-again' });
-    await waitFor('the polling tentacles to reconnect', async () => (await machine('poll-1')).online && (await machine('worker-1')).online, 90_000);
-  });
-
   test('a deleted machine loses its connection and is refused when it reconnects', async () => {
-    await setUpInstance('Doomed', ['register-with', '--environment', 'Test', '--role', 'db', '--name', 'doomed-1']);
     const doomed = await startAgent(root, 'Doomed');
     await waitFor('doomed-1 to connect', async () => (await machine('doomed-1')).online);
     const deleted = await reef(['machines', 'delete', 'doomed-1']);
@@ -215,4 +204,22 @@ describe(`Reef server and Tentacles (${storeKind} store)`, () => {
     assert.equal(machineState.state, 'Failed');
     assert.match(machineState.error!, /Tentacle "offline-1" .* did not connect to collect its work within 5 s; it has never been seen/);
   });
+
+  // Last: the restarted server keeps the long pickup timeout the tentacles' reconnect
+  // backoff needs, which the offline-tentacle test above must not wait for.
+  test('after kill -9 of the server mid-script, the restarted server collects the whole log and completes the task', async () => {
+    const taskId = await ok('reef', ['tasks', 'run-script', '--machine', 'poll-1', '--script', 'for i in $(seq 1 60); do echo "line $i"; sleep 0.1; done'], server.env(apiKey));
+    await waitFor('some lines', async () => (await logText(taskId)).length >= 5);
+    await server.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500)); // the script runs on without a server
+    // The tentacle's reconnect backoff grows while the server is down (up to 16 s after
+    // ~15 s of downtime), so the restart gets a pickup timeout that allows for it.
+    server = await startServer({ ...serverOptions, pickupTimeoutSeconds: 60, name: 'server-restarted' });
+    assert.equal(server.adminKey, undefined, 'the admin key is printed on the first run only');
+    const task = await finished(taskId);
+    assert.equal(task.state, 'Success', JSON.stringify(task.machines));
+    const lines = (await logText(taskId)).filter((l) => l.stream === 'stdout').map((l) => l.text);
+    assert.deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line ${i + 1}`));
+  });
 });
+}

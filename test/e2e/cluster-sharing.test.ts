@@ -1,0 +1,3 @@
+import { describeCluster } from './cluster.js';
+
+describeCluster('sharing');
