@@ -25,6 +25,8 @@ function processesOfRun(run: string): Leftover[] {
   const found: Leftover[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    // This check's own helpers (tsx's esbuild service) carry the marker too.
+    if (parentOf(entry) === process.pid) continue;
     let environ: string;
     let cmdline: string;
     try {
@@ -37,6 +39,16 @@ function processesOfRun(run: string): Leftover[] {
     if (environ.split('\0').includes(wanted)) found.push({ pid: Number(entry), command: cmdline.split('\0').join(' ').trim() });
   }
   return found;
+}
+
+/** The parent pid from /proc/<pid>/stat (after the command name, which may hold spaces). */
+function parentOf(pid: string): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 async function main(): Promise<number> {

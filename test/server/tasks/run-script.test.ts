@@ -25,6 +25,10 @@ let thumbprint: string;
 const calls: { method: string; args: Record<string, unknown> }[] = [];
 /** The status answers still to give, in order; the last one repeats. */
 let statuses: Record<string, unknown>[] = [];
+/** Calls the Tentacle is still answering: one a test gave up on must not reach the next test. */
+let inFlight = 0;
+/** Ends calls a test held open on purpose. */
+let releaseHeld: (() => void) | undefined;
 /** Runs when a status call arrives; the answer waits for what it returns. */
 let onStatus: (() => void | Promise<void>) | undefined;
 
@@ -35,7 +39,12 @@ before(async () => {
   server = started.server;
   const record = (method: string, answer: (args: Record<string, unknown>) => unknown): Handler => async (args) => {
     calls.push({ method, args: args as Record<string, unknown> });
-    return answer(args as Record<string, unknown>);
+    inFlight++;
+    try {
+      return await answer(args as Record<string, unknown>);
+    } finally {
+      inFlight--;
+    }
   };
   tentacle = (
     await startPollingTentacle(started.port, {
@@ -56,7 +65,10 @@ after(async () => {
   await server.close();
 });
 
-beforeEach(() => {
+beforeEach(async () => {
+  releaseHeld?.();
+  releaseHeld = undefined;
+  for (let i = 0; i < 250 && inFlight > 0; i++) await sleep(20);
   calls.length = 0;
   statuses = [];
   onStatus = undefined;
@@ -177,7 +189,8 @@ describe('the server bounds a script whatever its Tentacle says', () => {
 
   test('a status call that never answers is ended by the deadline', async () => {
     statuses = [running];
-    onStatus = () => new Promise(() => {}); // holds every status call
+    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+    onStatus = () => held; // holds every status call until the next test begins
     const { run } = machineRun(new AbortController(), { graceMs: 200 });
     const outcome = await kind.perform(run, { ...spec, timeoutSeconds: 1 });
     assert.equal(outcome.state, 'TimedOut');
@@ -210,7 +223,9 @@ describe('the server bounds a script whatever its Tentacle says', () => {
   test('a Tentacle that reports in time is believed, and no note is added', async () => {
     const cancel = new AbortController();
     statuses = [running, { ticket: 'tm-1', state: 'Complete', exitCode: 143, cancelled: true, lines: [], nextSeq: 1, more: false }];
-    onStatus = () => cancel.abort();
+    onStatus = () => {
+      if (calls.some((c) => c.method === 'scripts.start')) cancel.abort();
+    };
     const { run, notes } = machineRun(cancel, { graceMs: 5000 });
     assert.equal((await kind.perform(run, spec)).state, 'Cancelled');
     assert.deepEqual(notes, []);

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -184,6 +185,8 @@ test('a body that fails mid-stream keeps the partial; a second upload at once is
   flaky.push(data);
   const failed = new Promise<void>((resolve) => (fail = (err) => (flaky.destroy(err), resolve())));
   const first = files.upload(request, flaky);
+  // The second upload must come while the first holds the file: once its bytes are on disk.
+  for (let i = 0; i < 250 && (await stat(`${request.path}.reef-partial`).catch(() => null))?.size !== data.length; i++) await sleep(20);
   await assert.rejects(files.upload(request, body(data)), (e) => isReefError(e, 'REEF_UPLOAD_BUSY'));
   setTimeout(() => fail(new Error('connection reset')), 50);
   await failed;
