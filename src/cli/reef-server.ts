@@ -34,6 +34,7 @@ const ConfigFile = z
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
+    logQuotaMiB: z.number().positive().optional(),
   })
   .strict();
 
@@ -70,6 +71,7 @@ interface RunOptions {
   pollingHostname?: string[];
   websocketPath?: string;
   proxyProtocol?: boolean;
+  logQuotaMib?: string;
   config?: string;
 }
 
@@ -87,8 +89,18 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
+    logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
   };
+}
+
+function logQuotaBytes(mib: string | number | undefined): number | undefined {
+  if (mib === undefined) return undefined;
+  const n = Number(mib);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib (logQuotaMiB) must be a positive number of MiB, got "${mib}".`);
+  }
+  return Math.round(n * 1024 * 1024);
 }
 
 function checkWebsocketPath(path: string | undefined): string | undefined {
@@ -123,7 +135,8 @@ export function registerServerCommands(program: Command): void {
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
+    .option('--log-quota-mib <MiB>', "most script output stored per machine of a task; the rest is counted, not stored (default 256)")
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);

@@ -7,6 +7,7 @@
  * dialect's (`Dialect.appendLog`): one statement on PostgreSQL, where this is the hot path.
  */
 import { ReefError } from '../../errors.js';
+import { formatBytes } from '../../format.js';
 import { checkStream, clampLimit, invalid, toTimestamp } from './input.js';
 import { toLogLine, type LogRow } from './rows.js';
 import { sql, type Database, type LineToStore } from './sql.js';
@@ -17,7 +18,8 @@ type Logs = Pick<Store, 'appendMachineLog' | 'appendTaskLog' | 'readLog'>;
 export function logs(database: Database): Logs {
   const d = database.dialect;
   return {
-    appendMachineLog: async (taskId, machineId, lines) => {
+    appendMachineLog: async (taskId, machineId, lines, options = {}) => {
+      const quota = options.quotaBytes ?? Number.POSITIVE_INFINITY;
       const checked = lines.map((l) => {
         if (!Number.isSafeInteger(l.tentacleSeq) || l.tentacleSeq < 1) {
           throw invalid(`tentacleSeq must be a positive integer, got ${l.tentacleSeq}.`);
@@ -27,18 +29,30 @@ export function logs(database: Database): Logs {
       });
       checked.sort((a, b) => a.tentacleSeq - b.tentacleSeq);
       return database.transaction(async (db) => {
-        const locked = await db.one<{ log_cursor: number }>(sql`SELECT log_cursor FROM task_machines
+        const locked = await db.one<Usage>(sql`SELECT log_cursor, log_bytes, dropped_log_lines, dropped_log_bytes FROM task_machines
           WHERE task_id = ${taskId} AND machine_id = ${machineId} ${d.forUpdate}`);
         if (!locked) throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
+        const usage = { ...locked };
         const fresh: LineToStore[] = [];
-        let high = locked.log_cursor;
         for (const line of checked) {
-          if (line.tentacleSeq <= high) continue;
-          fresh.push({ at: line.at, stream: line.stream, text: line.text });
-          high = line.tentacleSeq;
+          if (line.tentacleSeq <= usage.log_cursor) continue;
+          usage.log_cursor = line.tentacleSeq;
+          const bytes = Buffer.byteLength(line.text, 'utf8');
+          if (usage.dropped_log_lines === 0 && usage.log_bytes + bytes <= quota) {
+            fresh.push({ at: line.at, stream: line.stream, text: line.text });
+            usage.log_bytes += bytes;
+            continue;
+          }
+          if (usage.dropped_log_lines === 0) fresh.push({ at: line.at, stream: 'info', text: quotaReached(quota, usage.log_bytes) });
+          usage.dropped_log_lines += 1;
+          usage.dropped_log_bytes += bytes;
         }
-        if (fresh.length === 0) return [];
-        return (await d.appendLog(db, taskId, machineId, fresh, high)).map(toLogLine);
+        if (usage.log_cursor === locked.log_cursor) return [];
+        const stored = fresh.length ? await d.appendLog(db, taskId, machineId, fresh, null) : [];
+        await db.run(sql`UPDATE task_machines SET log_cursor = ${usage.log_cursor}, log_bytes = ${usage.log_bytes},
+          dropped_log_lines = ${usage.dropped_log_lines}, dropped_log_bytes = ${usage.dropped_log_bytes}
+          WHERE task_id = ${taskId} AND machine_id = ${machineId}`);
+        return stored.map(toLogLine);
       });
     },
 
@@ -49,10 +63,43 @@ export function logs(database: Database): Logs {
       return toLogLine(stored);
     },
 
-    readLog: async (taskId, afterSeq = 0, limit) => {
-      const rows = await database.all<LogRow>(sql`SELECT task_id, seq, machine_id, at, stream, text FROM task_log
+    readLog: async (taskId, afterSeq = 0, limit, maxBytes = LOG_PAGE_BYTES) => {
+      // Sizes first, then only the rows that fit: a page never holds more than about
+      // maxBytes of text in memory, however large the lines stored.
+      const sizes = await database.all<{ seq: number; bytes: number }>(sql`SELECT seq, octet_length(text) AS bytes FROM task_log
         WHERE task_id = ${taskId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${clampLimit(limit, 1000, 10000)}`);
+      if (sizes.length === 0) return [];
+      const budget = Math.min(maxBytes, LOG_PAGE_BYTES);
+      let last = sizes[0]!.seq;
+      let total = 0;
+      for (const { seq, bytes } of sizes) {
+        total += Number(bytes);
+        if (total > budget && seq !== sizes[0]!.seq) break;
+        last = seq;
+      }
+      const rows = await database.all<LogRow>(sql`SELECT task_id, seq, machine_id, at, stream, text FROM task_log
+        WHERE task_id = ${taskId} AND seq > ${afterSeq} AND seq <= ${last} ORDER BY seq`);
       return rows.map(toLogLine);
     },
   };
+}
+
+/** Most text one read of the log returns (readLog's maxBytes): pages, SSE batches and the portal read this much at a time. */
+export const LOG_PAGE_BYTES = 1024 * 1024;
+
+/** What appendMachineLog keeps on the task machine's row. */
+interface Usage {
+  log_cursor: number;
+  log_bytes: number;
+  dropped_log_lines: number;
+  dropped_log_bytes: number;
+}
+
+/** The one line stored when a machine's output reaches the log quota. */
+function quotaReached(quotaBytes: number, storedBytes: number): string {
+  return (
+    `Log quota reached: this machine's log holds ${formatBytes(storedBytes)} of output and the next line would pass the quota of ` +
+    `${formatBytes(quotaBytes)} per machine run (the server's log quota). The rest of the script's output is dropped, not stored; ` +
+    'the script keeps running and its outcome is recorded, with a count of what was dropped.'
+  );
 }

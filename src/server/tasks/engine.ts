@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import { errorMessage, ReefError } from '../../errors.js';
+import { formatBytes } from '../../format.js';
 import type { Logger } from '../../logging.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { NodeRecord, WorkKey } from '../store/coordination.js';
@@ -25,7 +26,16 @@ export interface TaskEngineOptions {
   /** Tells the other nodes; a LocalBus when there are none. */
   bus: ClusterBus;
   timing?: Partial<ClusterTiming>;
+  /**
+   * Most bytes of Tentacle output stored per machine run (default DEFAULT_LOG_QUOTA_BYTES):
+   * past it one line says the rest is dropped, the script is still followed to its outcome,
+   * and a last line counts what was dropped. Kept in the store, so it holds across restarts.
+   */
+  logQuotaBytes?: number;
 }
+
+/** The default log quota of a machine run: generous for real output, a bound for a flood. */
+export const DEFAULT_LOG_QUOTA_BYTES = 256 * 1024 * 1024;
 
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
@@ -180,7 +190,7 @@ export class TaskEngine implements TaskEngineApi {
         stopped,
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
-          const stored = await store.appendMachineLog(task.id, tm.machineId, lines);
+          const stored = await store.appendMachineLog(task.id, tm.machineId, lines, { quotaBytes: this.options.logQuotaBytes ?? DEFAULT_LOG_QUOTA_BYTES });
           for (const line of lines) cursor = Math.max(cursor, line.tentacleSeq);
           if (stored.length) this.logged(task.id, stored);
         },
@@ -195,6 +205,7 @@ export class TaskEngine implements TaskEngineApi {
         if (cancelled.aborted) releasable = run;
       }
       if (stopped.aborted) return null;
+      await this.reportDroppedLog(task.id, tm);
     }
     if (outcome.error) await this.log(task.id, tm.machineId, 'error', outcome.error);
     else if (outcome.state === 'Cancelled') await this.log(task.id, tm.machineId, 'info', 'Cancelled.');
@@ -217,6 +228,13 @@ export class TaskEngine implements TaskEngineApi {
       task.cancelRequestedAt !== null,
     );
     if (await store.finishTask(taskId, { state, error })) this.changed(taskId);
+  }
+
+  /** Once a machine's part is over: how much of its output the log quota left out, if any. */
+  private async reportDroppedLog(taskId: string, tm: TaskMachine): Promise<void> {
+    const usage = await this.options.store.getTaskMachineByTicket(tm.ticket);
+    if (!usage?.droppedLogLines) return;
+    await this.log(taskId, tm.machineId, 'info', `Dropped by the log quota (not stored): ${usage.droppedLogLines} lines, ${formatBytes(usage.droppedLogBytes)} of output.`);
   }
 
   private async log(taskId: string, machineId: string | null, stream: LogStream, text: string): Promise<void> {
