@@ -21,6 +21,9 @@ export function defaultDataDir(): string {
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
 const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
+/** The log quota is set in whole MiB or more, up to 1 TiB (beyond, it bounds nothing). */
+const MAX_LOG_QUOTA_MIB = 1024 * 1024;
+
 const ConfigFile = z
   .object({
     dataDir: z.string().min(1).optional(),
@@ -34,7 +37,7 @@ const ConfigFile = z
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
-    logQuotaMiB: z.number().positive().optional(),
+    logQuotaMiB: z.number().min(1).max(MAX_LOG_QUOTA_MIB).optional(),
   })
   .strict();
 
@@ -97,8 +100,8 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
 function logQuotaBytes(mib: string | number | undefined): number | undefined {
   if (mib === undefined) return undefined;
   const n = Number(mib);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib (logQuotaMiB) must be a positive number of MiB, got "${mib}".`);
+  if (!Number.isFinite(n) || n < 1 || n > MAX_LOG_QUOTA_MIB) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib must be a number of MiB from 1 to ${MAX_LOG_QUOTA_MIB}, got "${mib}".`);
   }
   return Math.round(n * 1024 * 1024);
 }
