@@ -85,7 +85,7 @@ export function logs(database: Database): Logs {
 }
 
 /** Most text one read of the log returns (readLog's maxBytes): pages, SSE batches and the portal read this much at a time. */
-export const LOG_PAGE_BYTES = 1024 * 1024;
+const LOG_PAGE_BYTES = 1024 * 1024;
 
 /** What appendMachineLog keeps on the task machine's row. */
 interface Usage {

@@ -231,8 +231,13 @@ forEachStore((kind, open) => {
       const crossing = await store.appendMachineLog(task.id, m, [kib(3), kib(4), kib(5)], quota);
       assert.deepEqual(crossing.map((l) => l.stream), ['stdout', 'info']);
       assert.match(crossing[1]!.text, /^Log quota reached: this machine's log holds 3\.0 KiB of output and the next line would pass the quota of 3\.0 KiB/);
-      // Later batches (also a fresh store, as after a server restart) store nothing more.
-      assert.deepEqual(await store.appendMachineLog(task.id, m, [kib(6), line(7, 'tiny')], quota), []);
+      // Later batches, also through another store on the database (a restarted server), store nothing more.
+      const restarted = await t.reopen();
+      try {
+        assert.deepEqual(await restarted.appendMachineLog(task.id, m, [kib(6), line(7, 'tiny')], quota), []);
+      } finally {
+        await restarted.close();
+      }
       const tm = (await store.getTask(task.id))!.machines.find((x) => x.machineId === m)!;
       assert.deepEqual([tm.logCursor, tm.logBytes, tm.droppedLogLines, tm.droppedLogBytes], [7, 3 * 1024, 4, 3 * 1024 + 4]);
       assert.equal((await readAll(store, task.id)).length, 4);
