@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TaskView } from '../../src/api/contract.js';
@@ -142,6 +142,11 @@ test('a Tentacle flooding 1 MiB lines: the store stops at the quota, the task en
   const row = (await s.running.store.getTask(task.id))!.machines[0]!;
   assert.equal(row.logBytes, storedBytes);
   assert.equal(row.logCursor, sent);
+  // 450 MiB were sent; the database files hold the quota and little else.
+  let dbBytes = 0;
+  for (const file of (await readdir(s.dataDir)).filter((f) => f.startsWith('reef.db'))) dbBytes += (await stat(join(s.dataDir, file))).size;
+  t.diagnostic(`reef.db and its WAL: ${dbBytes} bytes`);
+  assert.ok(dbBytes < 8 * QUOTA, `the database files take ${dbBytes} bytes`);
 });
 
 test('3 MB of NUL bytes from a real script on a real Tentacle: Success, "done" last, every NUL stored', async (t) => {
