@@ -5,12 +5,16 @@
  * a retried fetch (also after a failover to another node) stores no line twice. Lock order
  * is always the task_machines row, then the tasks row. How the lines are stored is the
  * dialect's (`Dialect.appendLog`): one statement on PostgreSQL, where this is the hot path.
+ *
+ * The same locked row keeps the machine's log quota (`log_bytes`, `dropped_log_*`), so it
+ * holds across restarts and nodes; and reads come in pages bounded by bytes as well as
+ * lines, so no reader ever holds more than about LOG_PAGE_BYTES of text per read.
  */
 import { ReefError } from '../../errors.js';
 import { formatBytes } from '../../format.js';
 import { checkStream, clampLimit, invalid, toTimestamp } from './input.js';
 import { toLogLine, type LogRow } from './rows.js';
-import { sql, type Database, type LineToStore } from './sql.js';
+import { sql, type Database, type LineToStore, type MachineLogUsage } from './sql.js';
 import type { Store } from './types.js';
 
 type Logs = Pick<Store, 'appendMachineLog' | 'appendTaskLog' | 'readLog'>;
@@ -29,30 +33,27 @@ export function logs(database: Database): Logs {
       });
       checked.sort((a, b) => a.tentacleSeq - b.tentacleSeq);
       return database.transaction(async (db) => {
-        const locked = await db.one<Usage>(sql`SELECT log_cursor, log_bytes, dropped_log_lines, dropped_log_bytes FROM task_machines
+        const row = await db.one<UsageRow>(sql`SELECT log_cursor, log_bytes, dropped_log_lines, dropped_log_bytes FROM task_machines
           WHERE task_id = ${taskId} AND machine_id = ${machineId} ${d.forUpdate}`);
-        if (!locked) throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
-        const usage = { ...locked };
+        if (!row) throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
+        const usage: MachineLogUsage = { cursor: row.log_cursor, bytes: row.log_bytes, droppedLines: row.dropped_log_lines, droppedBytes: row.dropped_log_bytes };
         const fresh: LineToStore[] = [];
         for (const line of checked) {
-          if (line.tentacleSeq <= usage.log_cursor) continue;
-          usage.log_cursor = line.tentacleSeq;
+          if (line.tentacleSeq <= usage.cursor) continue;
+          usage.cursor = line.tentacleSeq;
           const bytes = Buffer.byteLength(line.text, 'utf8');
-          if (usage.dropped_log_lines === 0 && usage.log_bytes + bytes <= quota) {
+          if (usage.droppedLines === 0 && usage.bytes + bytes <= quota) {
             fresh.push({ at: line.at, stream: line.stream, text: line.text });
-            usage.log_bytes += bytes;
+            usage.bytes += bytes;
             continue;
           }
-          if (usage.dropped_log_lines === 0) fresh.push({ at: line.at, stream: 'info', text: quotaReached(quota, usage.log_bytes) });
-          usage.dropped_log_lines += 1;
-          usage.dropped_log_bytes += bytes;
+          if (usage.droppedLines === 0) fresh.push({ at: line.at, stream: 'info', text: quotaReached(quota, usage.bytes) });
+          usage.droppedLines += 1;
+          usage.droppedBytes += bytes;
         }
-        if (usage.log_cursor === locked.log_cursor) return [];
-        const stored = fresh.length ? await d.appendLog(db, taskId, machineId, fresh, null) : [];
-        await db.run(sql`UPDATE task_machines SET log_cursor = ${usage.log_cursor}, log_bytes = ${usage.log_bytes},
-          dropped_log_lines = ${usage.dropped_log_lines}, dropped_log_bytes = ${usage.dropped_log_bytes}
-          WHERE task_id = ${taskId} AND machine_id = ${machineId}`);
-        return stored.map(toLogLine);
+        if (usage.cursor === row.log_cursor) return [];
+        // Also with no line to store (all dropped): the cursor and the counters move on.
+        return (await d.appendLog(db, taskId, machineId, fresh, usage)).map(toLogLine);
       });
     },
 
@@ -88,7 +89,7 @@ export function logs(database: Database): Logs {
 const LOG_PAGE_BYTES = 1024 * 1024;
 
 /** What appendMachineLog keeps on the task machine's row. */
-interface Usage {
+interface UsageRow {
   log_cursor: number;
   log_bytes: number;
   dropped_log_lines: number;
