@@ -111,6 +111,8 @@ test('a Tentacle flooding 1 MiB lines: the store stops at the quota, the task en
   let slowestPingMs = 0;
   let pings = 0;
   let task = created;
+  // A healthy Tentacle's task during the flood.
+  const neighbour = runTask('real-01', 'echo alive');
   while (!['Success', 'Failed', 'Cancelled', 'TimedOut'].includes(task.state)) {
     const started = Date.now();
     assert.deepEqual(await s.api.json('GET', '/api/ping'), { ok: true });
@@ -126,6 +128,9 @@ test('a Tentacle flooding 1 MiB lines: the store stops at the quota, the task en
   assert.ok(pings >= 5, `${pings} pings during the flood`);
   assert.ok(slowestPingMs < 2000, `/api/ping took ${slowestPingMs} ms during the flood`);
   assert.equal(protocolErrors.count, errorsBefore, 'oversized lines are cut, not refused');
+  const other = await neighbour;
+  assert.equal(other.state, 'Success', other.machines[0]?.error ?? '');
+  assert.ok(Date.parse(other.finishedAt!) < Date.parse(task.finishedAt!), 'the healthy Tentacle was served during the flood');
 
   const lines = await storedLog(task.id);
   const output = lines.filter((l) => l.stream === 'stdout');
