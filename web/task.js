@@ -10,6 +10,14 @@ const cancelButton = document.getElementById('cancel');
 const cancelRequested = document.getElementById('cancel-requested');
 const errorBox = document.getElementById('action-error');
 const MARKS = { stderr: '! ', info: '· ', error: '✖ ' };
+// A tab cannot hold a log of hundreds of MiB: each section keeps its last SHOWN_LINES lines
+// and says how many earlier ones only the whole log (CLI, API) still has. Lines are put on
+// screen once per frame, in one batch: laying the log out again for every line would keep
+// the tab busy for minutes on a long log.
+const SHOWN_LINES = 5000;
+/** Per section: lines received since the last frame (at most SHOWN_LINES) and how many were skipped. */
+const queued = new Map();
+let frameRequested = false;
 
 function logFor(machineId) {
   for (const section of document.querySelectorAll('section.log')) {
@@ -21,16 +29,60 @@ function logFor(machineId) {
 function appendLine(line) {
   const section = logFor(line.machineId) ?? logFor(null);
   if (!section) return;
+  let batch = queued.get(section);
+  if (!batch) queued.set(section, (batch = { lines: [], skipped: 0 }));
+  batch.lines.push(line);
+  // A hidden tab gets no frames: what it could never show is counted, not kept.
+  if (batch.lines.length > SHOWN_LINES) {
+    batch.lines.shift();
+    batch.skipped++;
+  }
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(showQueued);
+  }
+}
+
+function showQueued() {
+  frameRequested = false;
+  for (const [section, batch] of queued) show(section, batch);
+  queued.clear();
+}
+
+function show(section, { lines, skipped }) {
   section.hidden = false;
   const pre = section.querySelector('.log-lines');
   pre.querySelector('.empty')?.remove();
   const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
-  const span = document.createElement('span');
-  span.className = `line stream-${line.stream}`;
-  span.dataset.seq = String(line.seq);
-  span.textContent = `${MARKS[line.stream] ?? ''}${line.text}\n`;
-  pre.append(span);
+  const fragment = document.createDocumentFragment();
+  for (const line of lines) {
+    const span = document.createElement('span');
+    span.className = `line stream-${line.stream}`;
+    span.dataset.seq = String(line.seq);
+    span.textContent = `${MARKS[line.stream] ?? ''}${line.text}\n`;
+    fragment.append(span);
+  }
+  pre.append(fragment);
+  let hidden = skipped;
+  while (pre.childElementCount > SHOWN_LINES) {
+    pre.firstElementChild.remove();
+    hidden++;
+  }
+  if (hidden > 0) countHidden(section, pre, hidden);
   if (stick) pre.scrollTop = pre.scrollHeight;
+}
+
+function countHidden(section, pre, more) {
+  let note = section.querySelector('.log-hidden');
+  if (!note) {
+    note = document.createElement('p');
+    note.className = 'log-hidden muted small';
+    note.dataset.hidden = '0';
+    pre.before(note);
+  }
+  const hidden = Number(note.dataset.hidden) + more;
+  note.dataset.hidden = String(hidden);
+  note.textContent = `${hidden} earlier lines are not shown here; the whole log: reef tasks watch ${taskId}, or GET /api/tasks/${taskId}/log.`;
 }
 
 function setTime(element, iso) {

@@ -22,6 +22,9 @@ export function defaultDataDir(): string {
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
 const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
+/** The log quota is set in whole MiB or more, up to 1 TiB (beyond, it bounds nothing). */
+const MAX_LOG_QUOTA_MIB = 1024 * 1024;
+
 const ConfigFile = z
   .object({
     dataDir: z.string().min(1).optional(),
@@ -36,6 +39,7 @@ const ConfigFile = z
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
+    logQuotaMiB: z.number().min(1).max(MAX_LOG_QUOTA_MIB).optional(),
   })
   .strict();
 
@@ -73,6 +77,7 @@ interface RunOptions {
   pollingHostname?: string[];
   websocketPath?: string;
   proxyProtocol?: boolean;
+  logQuotaMib?: string;
   config?: string;
 }
 
@@ -91,8 +96,18 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
+    logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
   };
+}
+
+function logQuotaBytes(mib: string | number | undefined): number | undefined {
+  if (mib === undefined) return undefined;
+  const n = Number(mib);
+  if (!Number.isFinite(n) || n < 1 || n > MAX_LOG_QUOTA_MIB) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib must be a number of MiB from 1 to ${MAX_LOG_QUOTA_MIB}, got "${mib}".`);
+  }
+  return Math.round(n * 1024 * 1024);
 }
 
 function checkWebsocketPath(path: string | undefined): string | undefined {
@@ -134,7 +149,8 @@ export function registerServerCommands(program: Command): void {
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol)')
+    .option('--log-quota-mib <MiB>', "most script output stored per machine of a task; the rest is counted, not stored (default 256)")
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);

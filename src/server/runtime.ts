@@ -69,6 +69,8 @@ export interface ServerSettings {
   websocketPath?: string;
   /** Expect a PROXY protocol header on the HTTPS port (nginx or HAProxy in front). */
   proxyProtocol?: boolean;
+  /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
+  logQuotaBytes?: number;
   logger?: Logger;
 }
 
@@ -154,6 +156,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     bus,
     node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
     timing: settings.clusterTiming,
+    logQuotaBytes: settings.logQuotaBytes,
   });
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {

@@ -149,6 +149,18 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     await shot(page, 'task-live-log');
   });
 
+  test('a long log shows its last 5,000 lines per machine and says how many earlier ones it leaves out', async () => {
+    const task = await api.json<TaskView>('POST', '/api/tasks', { body: { kind: 'run-script', target: { machines: ['web-1'] }, script: { body: 'seq 1 5100' } } });
+    await page.goto(`${server.url}/tasks/${task.id}`);
+    await page.locator('#stream-status').getByText('Finished').waitFor();
+    const note = page.locator('section.log', { has: page.locator('h3', { hasText: 'web-1' }) }).locator('.log-hidden');
+    await note.getByText(`100 earlier lines are not shown here; the whole log: reef tasks watch ${task.id}, or GET /api/tasks/${task.id}/log.`).waitFor();
+    const shown = logOf(page, 'web-1').locator('.line');
+    assert.equal(await shown.count(), 5000);
+    assert.match(await shown.first().innerText(), /^101\s*$/);
+    assert.match(await shown.last().innerText(), /^5100\s*$/);
+  });
+
   test('cancel a long task from its page', async () => {
     await page.goto(`${server.url}/tasks/new?kind=run-script`);
     await page.getByLabel('chosen machines').check();

@@ -175,7 +175,7 @@ export async function tentacleConfigFiles(runs: number): Promise<void> {
   }
 }
 
-const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol'] as const;
+const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol', 'logQuotaMiB'] as const;
 
 const serverValue = fc.oneof(
   junk,
@@ -219,6 +219,8 @@ export async function serverConfigFiles(runs: number): Promise<void> {
           const limits = resolveLimits(settings.limits);
           assert.ok(limits.pickupTimeoutMs > 0 && limits.pickupTimeoutMs <= 0x7fffffff, `pickupTimeoutMs ${limits.pickupTimeoutMs} cannot be a Node timer`);
           assert.ok(typeof settings.dataDir === 'string' && settings.dataDir.startsWith('/'));
+          const quota = settings.logQuotaBytes;
+          assert.ok(quota === undefined || (Number.isSafeInteger(quota) && quota >= 1024 * 1024), `logQuotaBytes ${quota}`);
         } catch (err) {
           if (err instanceof assert.AssertionError) throw err;
           const e = expectReefError(err, ['REEF_CONFIG_INVALID', 'REEF_INVALID_ARGUMENT'], text);

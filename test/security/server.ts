@@ -11,7 +11,7 @@ import { connectTcp } from '../../src/comms/carriers/tcp.js';
 import { connectWebSocket } from '../../src/comms/carriers/websocket.js';
 import { dialSecure, type DialedSession } from '../../src/comms/dialer.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
-import { startReefServer, type RunningServer } from '../../src/server/runtime.js';
+import { startReefServer, type RunningServer, type ServerSettings } from '../../src/server/runtime.js';
 
 export const POLLING_HOSTNAME = 'polling.reef.test';
 export const WEBSOCKET_PATH = '/reef/comms';
@@ -28,9 +28,9 @@ export interface SecurityServer {
   close(): Promise<void>;
 }
 
-export async function startSecurityServer(): Promise<SecurityServer> {
+export async function startSecurityServer(settings: Partial<ServerSettings> = {}): Promise<SecurityServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'reef-security-'));
-  const running = await startReefServer({ dataDir, httpsPort: 0, commsPort: 0, host: '127.0.0.1', pollingHostnames: [POLLING_HOSTNAME], limits: { handshakeTimeoutMs: 5000 } });
+  const running = await startReefServer({ dataDir, httpsPort: 0, commsPort: 0, host: '127.0.0.1', pollingHostnames: [POLLING_HOSTNAME], limits: { handshakeTimeoutMs: 5000 }, ...settings });
   const [tentacle, stranger] = await Promise.all([generateCertificate('Tentacle'), generateCertificate('Stranger')]);
   const adminKey = running.initialAdminKey!;
   const api = new ApiClient({ server: `https://127.0.0.1:${running.httpsPort}`, apiKey: adminKey, serverThumbprint: running.info.commsThumbprint, timeoutMs: 10_000 });

@@ -3,6 +3,7 @@
  * callee). It imports nothing from either.
  */
 export * from './limits.js';
+export * from './log-line.js';
 export * from './vocabulary.js';
 export { TICKET_PATTERN, TICKET_RULE } from './schemas.js';
 export { TENTACLE_METHODS, type ArgsOf, type ParsedArgsOf, type PlainMethod, type ResultOf, type TentacleMethod } from './methods.js';

@@ -7,7 +7,8 @@
  * other.
  */
 import { z } from 'zod';
-import { MAX_LOG_LINE_BYTES, MAX_MESSAGE_CHARS, MAX_PATH_CHARS, MAX_STATUS_LINES } from './limits.js';
+import { cutLogLine } from './log-line.js';
+import { MAX_MESSAGE_CHARS, MAX_PATH_CHARS, MAX_STATUS_LINES } from './limits.js';
 import { describeChoices, FILE_TYPES, SCRIPT_LOG_STREAMS, SCRIPT_STATES, SCRIPT_SYNTAXES } from './vocabulary.js';
 
 // ---- fields -----------------------------------------------------------------------
@@ -92,7 +93,8 @@ export const ScriptLogLine = z.object({
   /** When the Tentacle read the line. */
   at: isoTime,
   stream: choice(SCRIPT_LOG_STREAMS),
-  text: bounded(MAX_LOG_LINE_BYTES),
+  /** Longer than MAX_LOG_LINE_BYTES: cut with a marker, not refused (the comms message limit bounds it). */
+  text: text().transform(cutLogLine),
 });
 
 export const ScriptStatus = ScriptSummary.extend({

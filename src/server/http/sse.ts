@@ -4,9 +4,13 @@ import type { ApiContext } from './context.js';
 import { queryInt } from './validation.js';
 import { logLineView, taskView } from './views.js';
 
-/** Lines held for a slow client before the stream falls back to re-reading the store. */
+/** Lines (and bytes of text) held for a slow client before the stream falls back to re-reading the store. */
 const MAX_PENDING_LINES = 10_000;
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** Lines per store read; each read is also bounded by bytes (readLog's default, 1 MiB). */
 const REPLAY_PAGE = 1000;
+/** Events are written in pieces of about this size, each waiting for 'drain' when the socket is full. */
+const WRITE_PIECE_BYTES = 64 * 1024;
 
 /**
  * GET /api/tasks/:id/log/stream: the task's log as Server-Sent Events.
@@ -25,6 +29,7 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
   let lastSent = startSeq(ctx);
 
   let pending: LogLine[] = [];
+  let pendingBytes = 0;
   let rereadStore = true;
   let stateDirty = true;
   let pumping = false;
@@ -39,9 +44,13 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
 
   const onLog = (id: string, lines: LogLine[]) => {
     if (id !== taskId || done || rereadStore) return;
-    pending.push(...lines);
-    if (pending.length > MAX_PENDING_LINES) {
+    for (const line of lines) {
+      pending.push(line);
+      pendingBytes += line.text.length;
+    }
+    if (pending.length > MAX_PENDING_LINES || pendingBytes > MAX_PENDING_BYTES) {
       pending = [];
+      pendingBytes = 0;
       rereadStore = true;
     }
     pump();
@@ -68,6 +77,7 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
     engine.events.off('stored', onStored);
     res.off('close', finish);
     pending = [];
+    pendingBytes = 0;
     if (!res.writableEnded) res.end();
   };
   engine.events.on('log', onLog);
@@ -89,22 +99,28 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
     });
   }
 
+  /** Writes the lines not sent yet in pieces, so no string grows past a piece and a slow client holds back the reads. */
   async function sendLines(lines: LogLine[]): Promise<void> {
     let text = '';
     for (const line of lines) {
+      if (done) return;
       if (line.seq <= lastSent) continue;
       text += `id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(logLineView(line))}\n\n`;
       lastSent = line.seq;
+      if (text.length >= WRITE_PIECE_BYTES) {
+        await write(text);
+        text = '';
+      }
     }
     if (text) await write(text);
   }
 
+  /** Everything after lastSent, one bounded read at a time, each written out before the next. */
   async function replayFromStore(): Promise<void> {
     for (;;) {
       const page = await store.readLog(taskId, lastSent, REPLAY_PAGE);
-      if (done) return;
+      if (done || page.length === 0) return;
       await sendLines(page);
-      if (page.length < REPLAY_PAGE) return;
     }
   }
 
@@ -112,10 +128,12 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
     if (rereadStore) {
       rereadStore = false;
       pending = [];
+      pendingBytes = 0;
       await replayFromStore();
     } else if (pending.length) {
       const batch = pending;
       pending = [];
+      pendingBytes = 0;
       const first = batch.find((l) => l.seq > lastSent);
       if (first && first.seq > lastSent + 1) await replayFromStore();
       await sendLines(batch);

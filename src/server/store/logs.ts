@@ -5,11 +5,16 @@
  * a retried fetch (also after a failover to another node) stores no line twice. Lock order
  * is always the task_machines row, then the tasks row. How the lines are stored is the
  * dialect's (`Dialect.appendLog`): one statement on PostgreSQL, where this is the hot path.
+ *
+ * The same locked row keeps the machine's log quota (`log_bytes`, `dropped_log_*`), so it
+ * holds across restarts and nodes; and reads come in pages bounded by bytes as well as
+ * lines, so no reader ever holds more than about LOG_PAGE_BYTES of text per read.
  */
 import { ReefError } from '../../errors.js';
+import { formatBytes } from '../../format.js';
 import { checkStream, clampLimit, invalid, toTimestamp } from './input.js';
 import { toLogLine, type LogRow } from './rows.js';
-import { sql, type Database, type LineToStore } from './sql.js';
+import { sql, type Database, type LineToStore, type MachineLogUsage } from './sql.js';
 import type { Store } from './types.js';
 
 type Logs = Pick<Store, 'appendMachineLog' | 'appendTaskLog' | 'readLog'>;
@@ -17,7 +22,8 @@ type Logs = Pick<Store, 'appendMachineLog' | 'appendTaskLog' | 'readLog'>;
 export function logs(database: Database): Logs {
   const d = database.dialect;
   return {
-    appendMachineLog: async (taskId, machineId, lines) => {
+    appendMachineLog: async (taskId, machineId, lines, options = {}) => {
+      const quota = options.quotaBytes ?? Number.POSITIVE_INFINITY;
       const checked = lines.map((l) => {
         if (!Number.isSafeInteger(l.tentacleSeq) || l.tentacleSeq < 1) {
           throw invalid(`tentacleSeq must be a positive integer, got ${l.tentacleSeq}.`);
@@ -27,18 +33,27 @@ export function logs(database: Database): Logs {
       });
       checked.sort((a, b) => a.tentacleSeq - b.tentacleSeq);
       return database.transaction(async (db) => {
-        const locked = await db.one<{ log_cursor: number }>(sql`SELECT log_cursor FROM task_machines
+        const row = await db.one<UsageRow>(sql`SELECT log_cursor, log_bytes, dropped_log_lines, dropped_log_bytes FROM task_machines
           WHERE task_id = ${taskId} AND machine_id = ${machineId} ${d.forUpdate}`);
-        if (!locked) throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
+        if (!row) throw new ReefError('REEF_NOT_FOUND', `Task ${taskId} has no machine ${machineId}.`);
+        const usage: MachineLogUsage = { cursor: row.log_cursor, bytes: row.log_bytes, droppedLines: row.dropped_log_lines, droppedBytes: row.dropped_log_bytes };
         const fresh: LineToStore[] = [];
-        let high = locked.log_cursor;
         for (const line of checked) {
-          if (line.tentacleSeq <= high) continue;
-          fresh.push({ at: line.at, stream: line.stream, text: line.text });
-          high = line.tentacleSeq;
+          if (line.tentacleSeq <= usage.cursor) continue;
+          usage.cursor = line.tentacleSeq;
+          const bytes = Buffer.byteLength(line.text, 'utf8');
+          if (usage.droppedLines === 0 && usage.bytes + bytes <= quota) {
+            fresh.push({ at: line.at, stream: line.stream, text: line.text });
+            usage.bytes += bytes;
+            continue;
+          }
+          if (usage.droppedLines === 0) fresh.push({ at: line.at, stream: 'info', text: quotaReached(quota, usage.bytes) });
+          usage.droppedLines += 1;
+          usage.droppedBytes += bytes;
         }
-        if (fresh.length === 0) return [];
-        return (await d.appendLog(db, taskId, machineId, fresh, high)).map(toLogLine);
+        if (usage.cursor === row.log_cursor) return [];
+        // Also with no line to store (all dropped): the cursor and the counters move on.
+        return (await d.appendLog(db, taskId, machineId, fresh, usage)).map(toLogLine);
       });
     },
 
@@ -49,10 +64,43 @@ export function logs(database: Database): Logs {
       return toLogLine(stored);
     },
 
-    readLog: async (taskId, afterSeq = 0, limit) => {
-      const rows = await database.all<LogRow>(sql`SELECT task_id, seq, machine_id, at, stream, text FROM task_log
+    readLog: async (taskId, afterSeq = 0, limit, maxBytes = LOG_PAGE_BYTES) => {
+      // Sizes first, then only the rows that fit: a page never holds more than about
+      // maxBytes of text in memory, however large the lines stored.
+      const sizes = await database.all<{ seq: number; bytes: number }>(sql`SELECT seq, octet_length(text) AS bytes FROM task_log
         WHERE task_id = ${taskId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${clampLimit(limit, 1000, 10000)}`);
+      if (sizes.length === 0) return [];
+      const budget = Math.min(maxBytes, LOG_PAGE_BYTES);
+      let last = sizes[0]!.seq;
+      let total = 0;
+      for (const { seq, bytes } of sizes) {
+        total += Number(bytes);
+        if (total > budget && seq !== sizes[0]!.seq) break;
+        last = seq;
+      }
+      const rows = await database.all<LogRow>(sql`SELECT task_id, seq, machine_id, at, stream, text FROM task_log
+        WHERE task_id = ${taskId} AND seq > ${afterSeq} AND seq <= ${last} ORDER BY seq`);
       return rows.map(toLogLine);
     },
   };
+}
+
+/** Most text one read of the log returns (readLog's maxBytes): pages, SSE batches and the portal read this much at a time. */
+const LOG_PAGE_BYTES = 1024 * 1024;
+
+/** What appendMachineLog keeps on the task machine's row. */
+interface UsageRow {
+  log_cursor: number;
+  log_bytes: number;
+  dropped_log_lines: number;
+  dropped_log_bytes: number;
+}
+
+/** The one line stored when a machine's output reaches the log quota. */
+function quotaReached(quotaBytes: number, storedBytes: number): string {
+  return (
+    `Log quota reached: this machine's log holds ${formatBytes(storedBytes)} of output and the next line would pass the quota of ` +
+    `${formatBytes(quotaBytes)} per machine run (the server's log quota). The rest of the script's output is dropped, not stored; ` +
+    'the script keeps running and its outcome is recorded, with a count of what was dropped.'
+  );
 }

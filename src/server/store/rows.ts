@@ -114,6 +114,9 @@ export function toTaskMachine(r: TaskMachineRow): TaskMachine {
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     logCursor: r.log_cursor,
+    logBytes: r.log_bytes,
+    droppedLogLines: r.dropped_log_lines,
+    droppedLogBytes: r.dropped_log_bytes,
   };
 }
 

@@ -86,6 +86,14 @@ export interface LineToStore {
   text: string;
 }
 
+/** What a task machine's row records of its Tentacle output (see appendMachineLog in logs.ts). */
+export interface MachineLogUsage {
+  cursor: number;
+  bytes: number;
+  droppedLines: number;
+  droppedBytes: number;
+}
+
 /** The places where SQLite and PostgreSQL need different SQL. */
 export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
@@ -103,8 +111,8 @@ export interface Dialect {
   forUpdateSkipLocked(alias: string): Sql;
   /**
    * Stores lines after the task's last seq, in the order given, and sets the machine's log
-   * cursor when `cursor` is not null; returns the stored rows in seq order, none when the task
-   * does not exist. The caller runs it inside a transaction.
+   * cursor and quota counters when `usage` is not null; returns the stored rows in seq order,
+   * none when the task does not exist. The caller runs it inside a transaction.
    */
-  appendLog(db: Db, taskId: string, machineId: string | null, lines: readonly LineToStore[], cursor: number | null): Promise<LogRow[]>;
+  appendLog(db: Db, taskId: string, machineId: string | null, lines: readonly LineToStore[], usage: MachineLogUsage | null): Promise<LogRow[]>;
 }

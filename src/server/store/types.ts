@@ -234,6 +234,11 @@ export interface TaskMachine {
   finishedAt: Timestamp | null;
   /** Highest tentacle-side log sequence number already stored (0 = none). */
   logCursor: number;
+  /** UTF-8 bytes of Tentacle output stored in the log for this machine, counted against the log quota. */
+  logBytes: number;
+  /** Tentacle output left out once the log quota was reached. */
+  droppedLogLines: number;
+  droppedLogBytes: number;
 }
 
 export interface TaskWithMachines extends Task {
@@ -378,11 +383,19 @@ export interface Store {
    * In one transaction: drops lines at or below the machine's logCursor (and repeats
    * within the batch), numbers the rest after the task's last line, stores them and
    * advances logCursor. Returns the stored lines. A retried fetch is therefore harmless.
+   *
+   * With `quotaBytes`, the machine's stored output (logBytes) never passes it: the first
+   * line that would is replaced by one line saying the rest is dropped, and every later
+   * line is only counted (droppedLogLines, droppedLogBytes), while logCursor still advances.
    */
-  appendMachineLog(taskId: string, machineId: string, lines: TentacleLogLine[]): Promise<LogLine[]>;
+  appendMachineLog(taskId: string, machineId: string, lines: TentacleLogLine[], options?: { quotaBytes?: number }): Promise<LogLine[]>;
   appendTaskLog(taskId: string, machineId: string | null, stream: LogStream, text: string, at?: TimeInput): Promise<LogLine>;
-  /** Lines with seq > afterSeq, ascending; default limit 1000, at most 10000. */
-  readLog(taskId: string, afterSeq?: number, limit?: number): Promise<LogLine[]>;
+  /**
+   * Lines with seq > afterSeq, ascending: at most `limit` (default 1000, at most 10000) and
+   * at most `maxBytes` of text (default and at most LOG_PAGE_BYTES, 1 MiB), but always at
+   * least one line when there is one. An empty answer means there is nothing after afterSeq.
+   */
+  readLog(taskId: string, afterSeq?: number, limit?: number, maxBytes?: number): Promise<LogLine[]>;
 
   /** How server nodes on this store divide the work (see coordination.ts). */
   readonly coordination: Coordination;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import { errorMessage, ReefError } from '../../errors.js';
+import { formatBytes } from '../../format.js';
 import type { Logger } from '../../logging.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { NodeRecord, WorkKey } from '../store/coordination.js';
@@ -30,9 +31,18 @@ export interface TaskEngineOptions {
    * before the server ends the part as TimedOut or Cancelled itself. Default 30 s.
    */
   stopGraceMs?: number;
+  /**
+   * Most bytes of Tentacle output stored per machine run (default DEFAULT_LOG_QUOTA_BYTES):
+   * past it one line says the rest is dropped, the script is still followed to its outcome,
+   * and a last line counts what was dropped. Kept in the store, so it holds across restarts.
+   */
+  logQuotaBytes?: number;
 }
 
 export const DEFAULT_STOP_GRACE_MS = 30_000;
+
+/** The default log quota of a machine run: generous for real output, a bound for a flood. */
+export const DEFAULT_LOG_QUOTA_BYTES = 256 * 1024 * 1024;
 
 /**
  * Runs tasks: every machine of a task in parallel, each through its state machine
@@ -188,7 +198,7 @@ export class TaskEngine implements TaskEngineApi {
         graceMs: this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
-          const stored = await store.appendMachineLog(task.id, tm.machineId, lines);
+          const stored = await store.appendMachineLog(task.id, tm.machineId, lines, { quotaBytes: this.options.logQuotaBytes ?? DEFAULT_LOG_QUOTA_BYTES });
           for (const line of lines) cursor = Math.max(cursor, line.tentacleSeq);
           if (stored.length) this.logged(task.id, stored);
         },
@@ -203,6 +213,7 @@ export class TaskEngine implements TaskEngineApi {
         if (cancelled.aborted) releasable = run;
       }
       if (stopped.aborted) return null;
+      await this.reportDroppedLog(task.id, tm);
     }
     if (outcome.error) await this.log(task.id, tm.machineId, 'error', outcome.error);
     else if (outcome.state === 'Cancelled') await this.log(task.id, tm.machineId, 'info', 'Cancelled.');
@@ -225,6 +236,13 @@ export class TaskEngine implements TaskEngineApi {
       task.cancelRequestedAt !== null,
     );
     if (await store.finishTask(taskId, { state, error })) this.changed(taskId);
+  }
+
+  /** Once a machine's part is over: how much of its output the log quota left out, if any. */
+  private async reportDroppedLog(taskId: string, tm: TaskMachine): Promise<void> {
+    const usage = await this.options.store.getTaskMachineByTicket(tm.ticket);
+    if (!usage?.droppedLogLines) return;
+    await this.log(taskId, tm.machineId, 'info', `Dropped by the log quota (not stored): ${usage.droppedLogLines} lines, ${formatBytes(usage.droppedLogBytes)} of output.`);
   }
 
   private async log(taskId: string, machineId: string | null, stream: LogStream, text: string): Promise<void> {

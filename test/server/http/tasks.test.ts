@@ -247,6 +247,52 @@ describe('api tasks and logs', () => {
     await reader.expectEnd();
   });
 
+  it('serves a 48 MiB log in reads of at most 1 MiB, and reads on only as fast as a stream reader takes it', async () => {
+    const task = await newTask();
+    const machineId = task.machines[0]!.machineId;
+    const LINE = 64 * 1024;
+    const COUNT = 768;
+    const MiB = 1024 * 1024;
+    for (let first = 1; first <= COUNT; first += 64) {
+      const batch = Array.from({ length: 64 }, (_, i) => ({ tentacleSeq: first + i, at: new Date(), stream: 'stdout' as const, text: 'x'.repeat(LINE) }));
+      await h.store.appendMachineLog(task.id, machineId, batch);
+    }
+    await finish(task.id);
+    const textOf = (lines: { text: string }[]) => lines.reduce((n, l) => n + l.text.length, 0);
+    const reads: number[] = [];
+    const readLog = h.store.readLog;
+    h.store.readLog = async (...args) => {
+      const lines = await readLog.apply(h.store, args);
+      reads.push(textOf(lines));
+      return lines;
+    };
+    try {
+      let after = 0;
+      let pages = 0;
+      for (;;) {
+        const page = await h.client.json<LogPage>('GET', `/api/tasks/${task.id}/log?after=${after}`);
+        if (page.items.length === 0) break;
+        pages++;
+        assert.ok(textOf(page.items) <= MiB, `a page of ${textOf(page.items)} bytes`);
+        after = page.lastSeq;
+      }
+      assert.equal(after, COUNT);
+      assert.equal(pages, (COUNT * LINE) / MiB);
+
+      reads.length = 0;
+      const reader = await stream(task.id);
+      await new Promise((r) => setTimeout(r, 1000));
+      // Nothing is read from the response yet: socket buffers fill and the stream waits for 'drain'.
+      assert.ok(reads.length < 24, `${reads.length} store reads for a client that reads nothing`);
+      assert.deepEqual(await reader.logSeqs(COUNT), Array.from({ length: COUNT }, (_, i) => i + 1));
+      await reader.expectState('Success');
+      await reader.expectEnd();
+      assert.ok(Math.max(...reads) <= MiB, `a store read of ${Math.max(...reads)} bytes`);
+    } finally {
+      h.store.readLog = readLog;
+    }
+  });
+
   it('sends each line once while lines keep arriving during the replay', async () => {
     const task = await newTask();
     const machineId = (await h.store.getTask(task.id))!.machines[0]!.machineId;

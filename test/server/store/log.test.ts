@@ -221,5 +221,49 @@ forEachStore((kind, open) => {
         { numRuns: 40 },
       );
     });
+
+    it('keeps a machine run within its log quota: one line says the rest is dropped, the cursor still advances', async () => {
+      const task = await newTask();
+      const m = machines[0]!.id;
+      const kib = (seq: number) => line(seq, 'x'.repeat(1024));
+      const quota = { quotaBytes: 3 * 1024 };
+      assert.equal((await store.appendMachineLog(task.id, m, [kib(1), kib(2)], quota)).length, 2);
+      const crossing = await store.appendMachineLog(task.id, m, [kib(3), kib(4), kib(5)], quota);
+      assert.deepEqual(crossing.map((l) => l.stream), ['stdout', 'info']);
+      assert.match(crossing[1]!.text, /^Log quota reached: this machine's log holds 3\.0 KiB of output and the next line would pass the quota of 3\.0 KiB/);
+      // Later batches, also through another store on the database (a restarted server), store nothing more.
+      const restarted = await t.reopen();
+      try {
+        assert.deepEqual(await restarted.appendMachineLog(task.id, m, [kib(6), line(7, 'tiny')], quota), []);
+      } finally {
+        await restarted.close();
+      }
+      const tm = (await store.getTask(task.id))!.machines.find((x) => x.machineId === m)!;
+      assert.deepEqual([tm.logCursor, tm.logBytes, tm.droppedLogLines, tm.droppedLogBytes], [7, 3 * 1024, 4, 3 * 1024 + 4]);
+      assert.equal((await readAll(store, task.id)).length, 4);
+      // Other machines of the task have their own quota.
+      assert.equal((await store.appendMachineLog(task.id, machines[1]!.id, [kib(1)], quota)).length, 1);
+    });
+
+    it('reads the log in pages bounded by bytes as well as lines, at least one line each', async () => {
+      const task = await newTask();
+      const m = machines[0]!.id;
+      // 600 KiB of UTF-8 in 300 Ki characters: pages are measured in bytes, not characters.
+      const big = (seq: number) => line(seq, 'é'.repeat(300 * 1024));
+      await store.appendMachineLog(task.id, m, [big(1), big(2), line(3), line(4), big(5)]);
+      const pages: number[][] = [];
+      for (let after = 0; ; ) {
+        const page = await store.readLog(task.id, after, 1000);
+        if (page.length === 0) break;
+        pages.push(page.map((l) => l.seq));
+        after = page.at(-1)!.seq;
+      }
+      assert.deepEqual(pages, [[1], [2, 3, 4], [5]], 'at most 1 MiB of text per page');
+      assert.deepEqual((await store.readLog(task.id, 2, 1000, 100)).map((l) => l.seq), [3, 4], 'small lines within a small budget');
+      assert.deepEqual((await store.readLog(task.id, 0, 1000, 100)).map((l) => l.seq), [1], 'one line even over the budget');
+      assert.deepEqual((await store.readLog(task.id, 3, 1)).map((l) => l.seq), [4]);
+      const [first] = await store.readLog(task.id, 0, 1);
+      assert.equal(first!.text, 'é'.repeat(300 * 1024));
+    });
   });
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
-import type { ScriptLogLine, ScriptStatus } from '../../../src/api/tentacle/index.js';
+import { MAX_LOG_LINE_BYTES, STATUS_ANSWER_BUDGET_BYTES, type ScriptLogLine, type ScriptStatus } from '../../../src/api/tentacle/index.js';
 import { ScriptService, type ScriptServiceOptions } from '../../../src/tentacle/services/scripts/index.js';
 
 let dir: string;
@@ -388,4 +388,30 @@ test('long lines are split at 64 KiB; CR LF and invalid UTF-8 are handled', asyn
     result.lines.slice(4).map((l) => l.text),
     ['crlf', 'bad\uFFFDx', 'no newline at end'],
   );
+});
+
+test('3 MB of NUL bytes: every answer stays within the status budget, and every byte is there', async () => {
+  const s = service();
+  await s.start({ ticket: 'nuls', syntax: 'sh', body: 'head -c 3000000 /dev/zero; echo done' });
+  await finished(s, 'nuls', 30_000);
+  const lines: ScriptLogLine[] = [];
+  let afterSeq = 0;
+  let answers = 0;
+  for (;;) {
+    const page = await s.status({ ticket: 'nuls', afterSeq, maxLines: 1000 });
+    answers++;
+    assert.ok(page.lines.length >= 1 || !page.more, 'an answer with more to come holds at least one line');
+    const encoded = Buffer.byteLength(JSON.stringify(page.lines));
+    assert.ok(encoded <= STATUS_ANSWER_BUDGET_BYTES, `an answer's lines are ${encoded} bytes as JSON`);
+    lines.push(...page.lines);
+    afterSeq = page.nextSeq - 1;
+    if (!page.more) break;
+  }
+  // 3,000,000 NULs as JSON are 18 MB: many answers, each short of the budget.
+  assert.ok(answers >= 18, `${answers} answers`);
+  assert.ok(lines.every((l) => l.text.length <= MAX_LOG_LINE_BYTES));
+  const text = lines.map((l) => l.text).join('');
+  assert.equal(text.split('\0').length - 1, 3_000_000);
+  assert.ok(lines.at(-1)!.text.endsWith('done'));
+  assertDense(lines);
 });

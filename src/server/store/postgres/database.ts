@@ -108,8 +108,8 @@ const postgresDialect: Dialect = {
   clock: (offsetMs) => (offsetMs === 0 ? sql`now()` : sql`(now() + ${offsetMs}::double precision * interval '1 millisecond')`),
   forUpdate: sql`FOR UPDATE`,
   forUpdateSkipLocked: (alias) => sql`FOR UPDATE OF ${raw(alias)} SKIP LOCKED`,
-  async appendLog(db, taskId, machineId, lines, cursor) {
-    const rows = await db.all<LogRow>(appendLines(taskId, machineId, lines, cursor));
+  async appendLog(db, taskId, machineId, lines, usage) {
+    const rows = await db.all<LogRow>(appendLines(taskId, machineId, lines, usage));
     return rows.sort((a, b) => a.seq - b.seq);
   },
 };

@@ -68,7 +68,7 @@ const sqliteDialect: Dialect = {
   // The IMMEDIATE transaction already holds the file's write lock.
   forUpdate: sql``,
   forUpdateSkipLocked: () => sql``,
-  async appendLog(db, taskId, machineId, lines, cursor) {
+  async appendLog(db, taskId, machineId, lines, usage) {
     const reserved = await db.one<{ log_seq: number }>(
       sql`UPDATE tasks SET log_seq = log_seq + ${lines.length} WHERE id = ${taskId} RETURNING log_seq`,
     );
@@ -79,8 +79,10 @@ const sqliteDialect: Dialect = {
       await db.run(sql`INSERT INTO task_log (task_id, seq, machine_id, at, stream, text)
         VALUES (${r.task_id}, ${r.seq}, ${r.machine_id}, ${r.at}, ${r.stream}, ${r.text})`);
     }
-    if (cursor !== null) {
-      await db.run(sql`UPDATE task_machines SET log_cursor = ${cursor} WHERE task_id = ${taskId} AND machine_id = ${machineId}`);
+    if (usage !== null) {
+      await db.run(sql`UPDATE task_machines SET log_cursor = ${usage.cursor}, log_bytes = ${usage.bytes},
+        dropped_log_lines = ${usage.droppedLines}, dropped_log_bytes = ${usage.droppedBytes}
+        WHERE task_id = ${taskId} AND machine_id = ${machineId}`);
     }
     return rows;
   },

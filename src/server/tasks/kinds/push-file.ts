@@ -1,5 +1,6 @@
 import { Transform } from 'node:stream';
 import { LINK_LOST_CODES, ReefError } from '../../../errors.js';
+import { formatBytes } from '../../../format.js';
 import { callTentacle } from '../../tentacle-client.js';
 import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
 import type { TaskKind } from '../task-kind.js';
@@ -63,16 +64,4 @@ function progress(start: number, total: number, report: (text: string) => void):
       done(null, chunk);
     },
   });
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }

@@ -148,23 +148,32 @@ export async function scanLog(file: string): Promise<LogScan> {
   return scan;
 }
 
-/** Lines with seq > afterSeq, at most maxLines, reading [index offset, end) of the file. */
+/**
+ * Lines with seq > afterSeq, at most maxLines and at most maxBytes as JSON (always at least
+ * one line), reading [index offset, end) of the file. A line is measured by its record in
+ * log.jsonl: the same JSON.stringify encoding as in the answer, plus the `end` field, so
+ * the answer's lines never add up to more than maxBytes (bar a single line).
+ */
 export async function readLogAfter(
   file: string,
   index: readonly number[],
   end: number,
   afterSeq: number,
   maxLines: number,
+  maxBytes: number,
 ): Promise<ScriptLogLine[]> {
   const lines: ScriptLogLine[] = [];
   if (end === 0 || maxLines <= 0) return lines;
   const slot = Math.min(Math.floor(Math.max(afterSeq, 0) / INDEX_EVERY), index.length - 1);
   const fh = await open(file, 'r');
+  let bytes = 0;
   try {
     for await (const { line } of readLogLines(fh, index[slot] ?? 0, end)) {
-      const { seq, at, stream, text } = JSON.parse(line.toString('utf8')) as LogRecord;
-      if (seq <= afterSeq) continue;
-      lines.push({ seq, at, stream, text });
+      const record = JSON.parse(line.toString('utf8')) as LogRecord;
+      if (record.seq <= afterSeq) continue;
+      bytes += line.length + 1; // and a comma between lines
+      if (lines.length > 0 && bytes > maxBytes) break;
+      lines.push({ seq: record.seq, at: record.at, stream: record.stream, text: record.text });
       if (lines.length >= maxLines) break;
     }
   } finally {

@@ -8,6 +8,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_STATUS_LINES,
+  STATUS_ANSWER_BUDGET_BYTES,
   TICKET_PATTERN,
   TICKET_RULE,
   type ScriptStatus,
@@ -28,7 +29,7 @@ export interface ScriptStatusRequest {
   ticket: string;
   /** Return lines with a greater sequence number; 0 (default) for all. */
   afterSeq?: number;
-  /** At most this many lines (default 1000, at most 10000). */
+  /** At most this many lines (default 1000, at most 10000), and STATUS_ANSWER_BUDGET_BYTES as JSON. */
   maxLines?: number;
 }
 
@@ -118,7 +119,9 @@ export class ScriptService {
     // State first, lines second: a finished state then guarantees the lines are all there.
     const summary = summaryOf(run);
     const available = run.nextSeq - 1;
-    const lines = await readLogAfter(run.file(FILE.log), run.index, run.logBytes, afterSeq, maxLines);
+    // Bounded by bytes too: NUL-heavy output is six times larger as JSON, and an answer
+    // of maxLines such lines would pass the comms message limit.
+    const lines = await readLogAfter(run.file(FILE.log), run.index, run.logBytes, afterSeq, maxLines, STATUS_ANSWER_BUDGET_BYTES);
     const last = lines.at(-1)?.seq ?? afterSeq;
     return { ...summary, lines, nextSeq: last + 1, more: last < available };
   }
