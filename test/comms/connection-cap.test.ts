@@ -93,19 +93,27 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promi
   }
 }
 
-test('a flood of 200 simultaneous connections from one certificate gets exactly the cap, and the server keeps serving', async () => {
+/** Simultaneous connections in the flood; the issue's 2,000 with REEF_CAP_FLOOD=2000 (about 20 s of CPU, so not in npm test). */
+const FLOOD = Number(process.env.REEF_CAP_FLOOD ?? 200);
+
+test(`a flood of ${FLOOD} simultaneous connections from one certificate gets exactly the cap, and the server keeps serving`, async (t) => {
   const ids = await testIdentities();
   const greedy = await generateCertificate('Flooding Tentacle');
   const trusted = new Set([ids.tentacle.thumbprint, greedy.thumbprint]);
   const server = new CommsServer({ identity: ids.server, trust: async (tp) => trusted.has(tp), limits: { maxConnectionsPerCertificate: 8 } });
   const port = await server.listen(0, '127.0.0.1');
   const { comms } = await startPollingTentacle(port, { echo });
-  const outcomes = await Promise.allSettled(Array.from({ length: 200 }, () => dial(port, greedy, ids.server)));
+  const outcomes = await Promise.allSettled(Array.from({ length: FLOOD }, () => dial(port, greedy, ids.server)));
   try {
     const admitted = outcomes.filter((o) => o.status === 'fulfilled');
-    const refusedCodes = new Set(outcomes.flatMap((o) => (o.status === 'rejected' ? [(o.reason as { code?: string }).code] : [])));
+    const refusals = outcomes.flatMap((o) => (o.status === 'rejected' ? [String((o.reason as { code?: string }).code)] : []));
+    const counts = Object.fromEntries([...new Set(refusals)].map((code) => [code, refusals.filter((c) => c === code).length]));
+    t.diagnostic(`admitted ${admitted.length} of ${FLOOD}; refused: ${JSON.stringify(counts)}`);
     assert.equal(admitted.length, 8);
-    assert.deepEqual([...refusedCodes], ['REEF_TOO_MANY_CONNECTIONS']);
+    assert.ok(counts.REEF_TOO_MANY_CONNECTIONS! > 0);
+    // With thousands of handshakes at once in this one process, the flooding side's own
+    // handshake deadline may pass first: that is the attacker's loss, not a way in.
+    assert.deepEqual(Object.keys(counts).filter((code) => code !== 'REEF_TOO_MANY_CONNECTIONS' && code !== 'REEF_HANDSHAKE_TIMEOUT'), []);
     await connected(server, ids.tentacle.thumbprint);
     assert.equal(await server.call({ thumbprint: ids.tentacle.thumbprint }, 'echo', 'unharmed'), 'unharmed');
   } finally {
