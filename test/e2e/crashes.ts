@@ -17,36 +17,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
 import { startForwarder, type Forwarder } from '../support/forwarder.js';
 import { spawnTracked } from '../support/processes.js';
-import { cli, freePort, ok, REPO, startAgent, startServer, stop, stopAll, tempDir, waitFor, type AgentProcess, type CliResult, type ServerProcess } from './harness.js';
+import { cli, freePort, ok, REPO, startAgent, startServer, stop, stopAll, tempDir, waitFor, type AgentProcess, type CliResult, type ServerProcess, processGone, sha256File } from './harness.js';
 
 const MACHINE = 'crash-1';
 const PICKUP_SECONDS = 15;
 /** Default heartbeat interval + timeout (10 s + 15 s), capped by the pickup timeout. */
 const HEARTBEAT_WINDOW_MS = Math.min(25_000, PICKUP_SECONDS * 1000);
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Gone, or a zombie nobody reaped (pid 1 in a container may not reap). */
-function processGone(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 /** The process group of a live process (/proc/<pid>/stat: state, ppid, pgrp after the name). */
 function processGroup(pid: number): number {

@@ -7,29 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Gone, or a zombie nobody reaped (pid 1 in a container may not reap). */
-function processGone(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return true;
-  }
-}
+import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type AgentProcess, type ServerProcess, processGone, sha256File } from './harness.js';
 
 export function describeMainJob(storeKind: 'sqlite' | 'postgres'): void {
 describe(`Reef server and Tentacles (${storeKind} store)`, () => {
