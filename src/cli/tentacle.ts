@@ -7,7 +7,8 @@ import { normalizeThumbprint } from '../pki/thumbprint.js';
 import type { CertificateResult } from '../tentacle/certificate.js';
 import { loadInstance, redactConfig, updateConfig, type TentacleConfig } from '../tentacle/config.js';
 import { createInstance, deleteInstance, listInstances, moveApp, moveHome, prepareFolders } from '../tentacle/instances.js';
-import { homeFiles, packageJsonPath, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
+import { homeFiles, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
+import { BUILD } from '../version.js';
 import { runServiceActions } from '../tentacle/service.js';
 import { runSupervisor, SUPERVISOR_MARKER } from '../tentacle/supervisor.js';
 import {
@@ -293,10 +294,9 @@ function addInfoCommands(program: Command): void {
   ).action(
     runAction(async (opts: { format?: string }) => {
       const format = parseFormat(opts.format, ['text', 'json'] as const, 'text');
-      const pkg = JSON.parse(await readFile(packageJsonPath, 'utf8')) as { version: string };
-      const info = { version: pkg.version, node: process.version, platform: platform(), arch: arch() };
+      const info = { version: BUILD.version, commit: BUILD.commit, node: process.version, platform: platform(), arch: arch() };
       if (format === 'json') printJson(info);
-      else printLine(`Reef Tentacle ${info.version} (Node.js ${info.node}, ${info.platform}-${info.arch})`);
+      else printLine(`Reef Tentacle ${info.version} (commit ${info.commit}, Node.js ${info.node}, ${info.platform}-${info.arch})`);
     }),
   );
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { TentacleConfig } from './config.js';
-import { OWN_HOME_ENTRIES, instanceIndexPath, projectDir, tentacleRoot } from './paths.js';
+import { OWN_HOME_ENTRIES, installPath, instanceIndexPath, tentacleRoot } from './paths.js';
 
 /**
  * The Tentacle's own files, which file transfers must never touch whatever allowedRoots
@@ -24,7 +24,7 @@ export function tentacleOwnPaths(config: TentacleConfig, configPath: string | un
   const index = instanceIndexPath(root);
   const trees = [home, root];
   const openings = trees.some((tree) => isStrictlyInside(app, tree)) ? [app] : [];
-  return { always: [...inHome, ...configFiles, index, `${index}.lock`, projectDir], trees, openings };
+  return { always: [...inHome, ...configFiles, index, `${index}.lock`, installPath], trees, openings };
 }
 
 /** true when `child` is `parent` or below it (both absolute, normalized). */

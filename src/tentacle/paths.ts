@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { ReefError } from '../errors.js';
 
@@ -59,10 +60,20 @@ export function defaultAppDir(home: string): string {
   return join(home, 'Applications');
 }
 
-/** The CLI entry point, used to start the agent from systemd units and the supervisor. */
-export const tentacleBinPath = fileURLToPath(new URL('../../bin/tentacle.js', import.meta.url));
-export const packageJsonPath = fileURLToPath(new URL('../../package.json', import.meta.url));
-export const projectDir = dirname(packageJsonPath);
+/**
+ * True in the single executable Tentacle (`npm run package`): its code has no files of its
+ * own, and import.meta.url is not set, so nothing below may resolve paths from it there.
+ */
+const singleExecutable = isSea();
+
+/** The CLI entry point: bin/tentacle.js, or the single executable itself. */
+export const tentacleBinPath = singleExecutable ? process.execPath : fileURLToPath(new URL('../../bin/tentacle.js', import.meta.url));
+
+/** How the Tentacle starts itself again (the agent from its supervisor or a systemd unit). */
+export const tentacleCommand: readonly string[] = singleExecutable ? [process.execPath] : [process.execPath, tentacleBinPath];
+
+/** What the Tentacle runs from, which file transfers must never write: the package folder, or the single executable. */
+export const installPath = singleExecutable ? process.execPath : resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 /**
  * Instance names end up in file names and systemd unit names (`reef-tentacle-<name>.service`),

@@ -4,7 +4,6 @@
  * `deregister-worker` and `poll-server`. The API client pins the portal certificate when
  * given its thumbprint, and checks it before the API key is sent.
  */
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -15,7 +14,8 @@ import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/th
 import { currentThumbprint } from './certificate.js';
 import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
 import { parseResolveEntries, restTransport } from './network.js';
-import { packageJsonPath, tentacleRoot } from './paths.js';
+import { VERSION } from '../version.js';
+import { tentacleRoot } from './paths.js';
 
 export type CommsStyle = 'TentacleActive' | 'TentaclePassive';
 
@@ -77,7 +77,7 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
     commsStyle: polling ? 'polling' : 'listening',
     endpoint: polling ? null : { host: options.publicHostName?.trim() || hostname(), port: config.listen.port },
     ...(options.kind === 'target' ? { environments: options.environments ?? [], roles: options.roles ?? [] } : { workerPools: options.workerPools ?? [] }),
-    tentacleVersion: await tentacleVersion(),
+    tentacleVersion: VERSION,
     force: options.force === true,
   };
   const response = await callApi(options, () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request }), {
@@ -312,11 +312,3 @@ function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
   });
 }
 
-let version: Promise<string> | undefined;
-function tentacleVersion(): Promise<string> {
-  version ??= readFile(packageJsonPath, 'utf8').then(
-    (text) => String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown'),
-    () => 'unknown',
-  );
-  return version;
-}

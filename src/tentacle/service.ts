@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ReefError } from '../errors.js';
 import { writeFileAtomic } from '../durable-fs.js';
 import type { TentacleConfig } from './config.js';
-import { homeFiles, tentacleBinPath, tentacleRoot } from './paths.js';
+import { homeFiles, tentacleBinPath, tentacleCommand, tentacleRoot } from './paths.js';
 import { isProcessAlive, processHasEnv, readPidFile } from './pid-file.js';
 import { agentEnv, SUPERVISOR_MARKER } from './supervisor.js';
 
@@ -274,7 +274,8 @@ function supervisedService(config: TentacleConfig, options: ServiceOptions): Ser
     const orphan = await stopOrphanedAgent();
     const logFd = openSync(logPath, 'a', 0o600);
     // detached: its own session and process group, so it outlives this command and --stop can signal the whole group.
-    const supervisor = spawn(process.execPath, [tentacleBinPath, SUPERVISOR_MARKER, '--instance', config.instance], {
+    const [command, ...commandArgs] = tentacleCommand as [string, ...string[]];
+    const supervisor = spawn(command, [...commandArgs, SUPERVISOR_MARKER, '--instance', config.instance], {
       cwd: config.home,
       detached: true,
       stdio: ['ignore', logFd, logFd],

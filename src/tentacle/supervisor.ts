@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ReefError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
 import { loadConfig } from './config.js';
-import { homeFiles, tentacleBinPath, tentacleRoot } from './paths.js';
+import { homeFiles, tentacleCommand, tentacleRoot } from './paths.js';
 import { claimPidFile, releasePidFile } from './pid-file.js';
 
 /**
@@ -67,7 +67,7 @@ export function agentCommand(instanceName: string, env: NodeJS.ProcessEnv = proc
     }
     return parsed as string[];
   }
-  return [process.execPath, tentacleBinPath, 'agent', '--instance', instanceName];
+  return [...tentacleCommand, 'agent', '--instance', instanceName];
 }
 
 /** Set for the agent; also how `service --start` recognises an agent orphaned by a killed supervisor. */

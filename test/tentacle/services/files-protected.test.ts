@@ -14,7 +14,7 @@ import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
 import { defaultConfig, writeConfigFile, type TentacleConfig } from '../../../src/tentacle/config.js';
 import { tentacleOwnPaths } from '../../../src/tentacle/own-paths.js';
-import { instanceIndexPath, projectDir } from '../../../src/tentacle/paths.js';
+import { installPath, instanceIndexPath } from '../../../src/tentacle/paths.js';
 import { FileService } from '../../../src/tentacle/services/files.js';
 
 let dir: string;
@@ -90,7 +90,7 @@ test('with "/" as the root, config, keys, certificates, workspace, logs, home, i
     join(home, 'anything-new.txt'),
     instanceIndexPath(root),
     join(root, 'instances', 'Other', 'tentacle.json'),
-    join(projectDir, 'package.json'),
+    join(installPath, 'package.json'),
     join(`${home}/Applications/../`, 'tentacle.json'),
   ]) {
     await assertRefused(files, target);
