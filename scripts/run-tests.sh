@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The two test suites. `npm test` (suite "main") runs every test/**/*.test.ts except the
+# slow ones and must stay within minutes; `npm run test:slow` runs test/**/*.slow.test.ts:
+# scenarios that must wait minutes (long outages, package builds). Both end with the
+# leftover check: a process the run started that is still alive fails the run.
+set -u
+cd "$(dirname "$0")/.."
+suite="${1:-main}"
+export REEF_TEST_RUN="npm-test-$suite-$$"
+case "$suite" in
+  main) files=$(find test -name '*.test.ts' ! -name '*.slow.test.ts' | sort); args=(--test-concurrency=2 --test-timeout=180000) ;;
+  slow) files=$(find test -name '*.slow.test.ts' | sort); args=(--test-concurrency=1 --test-timeout=1200000) ;;
+  *) echo "usage: scripts/run-tests.sh main|slow" >&2; exit 2 ;;
+esac
+if [ -z "$files" ]; then echo "no $suite tests"; exit 0; fi
+# shellcheck disable=SC2086 # one word per file: the paths hold no spaces
+node --import tsx --test "${args[@]}" $files
+code=$?
+node --import tsx scripts/check-leftovers.ts || code=1
+exit $code
