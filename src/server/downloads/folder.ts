@@ -108,7 +108,7 @@ export class DownloadsFolder {
     // One at a time: a folder of many files holds one descriptor open, not hundreds.
     for (const name of names) {
       const file = await this.open(name).catch((err: unknown) => {
-        this.logger.warn({ file: name, err: errorMessage(err) }, 'downloads: file left out of the index');
+        if (!this.closed) this.logger.warn({ file: name, err: errorMessage(err) }, 'downloads: file left out of the index');
         return undefined;
       });
       if (!file) continue;

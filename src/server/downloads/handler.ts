@@ -136,10 +136,12 @@ export function createDownloadsHandler(options: DownloadsHandlerOptions): (req: 
     }
     // The file is read as the socket drains (pipeline's backpressure), from the handle whose
     // bytes were hashed: a file renamed over meanwhile does not change what this answer sends.
+    const remote = req.socket.remoteAddress;
     try {
       await pipeline(file.handle.createReadStream({ start, end, autoClose: false }), res);
+      logger.debug({ file: file.name, remote, status: res.statusCode, start, end }, 'downloads: sent');
     } catch (err) {
-      logger.debug({ file: file.name, err: errorMessage(err) }, 'downloads: transfer cut off');
+      logger.debug({ file: file.name, remote, start, end, err: errorMessage(err) }, 'downloads: transfer cut off');
     }
   }
 
