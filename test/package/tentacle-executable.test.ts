@@ -3,7 +3,8 @@
  * here, copied alone into an empty folder, run with an environment whose PATH holds no
  * node (only the shell tools a script runs with), registered with a real server started
  * from bin/reef.js, running as a supervised service (the executable starts itself again as
- * supervisor and agent) and running a script end to end. (linux-arm64:
+ * supervisor and agent) and running a script end to end; a second instance polls over a
+ * WebSocket. (linux-arm64:
  * tentacle-executable-arm64.test.ts.)
  */
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +15,7 @@ import { basename, join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { MachineView } from '../../src/api/contract.js';
 import { isProcessAlive } from '../../src/tentacle/pid-file.js';
-import { runTracked, type RunResult } from '../support/processes.js';
+import { runTracked, spawnTracked, type RunResult } from '../support/processes.js';
 import { buildExecutable, type BuiltExecutable } from './build.js';
 import { cli, freePort, processGone, REPO, startServer, stopAll, tempDir, waitFor, type ServerProcess } from '../e2e/harness.js';
 
@@ -144,5 +145,21 @@ describe('the single executable Tentacle', () => {
     await ok(['service', '--instance', instance, '--stop']);
     await waitFor('the supervisor and agent to exit', async () => processGone(supervisor) && processGone(agent), 30_000);
     assert.equal(isProcessAlive(supervisor), false);
+  });
+
+  test('polls over a WebSocket too (ws does without its optional native modules)', async () => {
+    await ok(['create-instance', '--instance', 'SeaWs']);
+    await ok(['new-certificate', '--instance', 'SeaWs']);
+    await ok(['register-with', '--instance', 'SeaWs', '--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', server.adminKey!,
+      '--server-web-socket', `wss://127.0.0.1:${server.httpsPort}/reef/comms`, '--environment', 'Sea', '--role', 'websocket', '--name', 'sea-ws']);
+    const agent = spawnTracked(exe, ['agent', '--instance', 'SeaWs'], { env, cwd: join(exe, '..'), stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    agent.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    await waitFor('sea-ws to connect', async () => (await api.json<MachineView>('GET', '/api/machines/sea-ws')).online, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent log:\n${log}`);
+    });
+    const check = await cli('reef', ['tasks', 'health-check', '--machine', 'sea-ws', '--follow'], server.env(server.adminKey!));
+    assert.equal(check.code, 0, `health-check failed:\n${check.stdout}\n${check.stderr}`);
+    assert.equal((await api.json<MachineView>('GET', '/api/machines/sea-ws')).carrier, 'websocket');
   });
 });
