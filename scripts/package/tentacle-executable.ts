@@ -105,11 +105,9 @@ export async function buildTentacleExecutable(options: TentacleExecutableOptions
     await chmod(staged, 0o755);
     await injectBlob(staged, blob, runtime);
 
-    const finalPath = join(outDir, tentacleExecutableName(stamp.version, options.arch));
-    await rename(staged, finalPath);
-    const contents = await readFile(finalPath);
+    const contents = await readFile(staged);
     const result: TentacleExecutable = {
-      path: finalPath,
+      path: join(outDir, tentacleExecutableName(stamp.version, options.arch)),
       sha256: createHash('sha256').update(contents).digest('hex'),
       bytes: contents.length,
       arch: options.arch,
@@ -119,8 +117,10 @@ export async function buildTentacleExecutable(options: TentacleExecutableOptions
       codeCache,
       bundleBytes,
     };
-    if (runtime.isRunningNode) await checkRuns(result);
-    log(`${finalPath}: ${result.bytes} bytes, sha256 ${result.sha256}`);
+    // Only a build that runs replaces the previous one (where it can run here).
+    if (runtime.isRunningNode) await checkRuns(staged, result);
+    await rename(staged, result.path);
+    log(`${result.path}: ${result.bytes} bytes, sha256 ${result.sha256}`);
     return result;
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -208,13 +208,13 @@ async function injectBlob(executable: string, blob: string, runtime: NodeRuntime
 }
 
 /** Runs `version` in the new executable (only where it can run): a broken build fails here, not on a machine. */
-async function checkRuns(built: TentacleExecutable): Promise<void> {
+async function checkRuns(executable: string, built: TentacleExecutable): Promise<void> {
   let stdout: string;
   try {
-    ({ stdout } = await run(built.path, ['version', '--format', 'json'], { timeout: 60_000, env: { PATH: '/nonexistent' } }));
+    ({ stdout } = await run(executable, ['version', '--format', 'json'], { timeout: 60_000, env: { PATH: '/nonexistent' } }));
   } catch (err) {
     const { stderr } = err as { stderr?: string };
-    throw new Error(`The built executable ${built.path} does not run "version": ${stderr || (err as Error).message}`);
+    throw new Error(`The built executable for linux-${built.arch} does not run "version": ${stderr || (err as Error).message}`);
   }
   const info = JSON.parse(stdout) as { version?: string; commit?: string; node?: string };
   if (info.version !== built.version || info.commit !== built.commit || info.node !== `v${built.node}`) {
