@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
 import { createLogger } from '../logging.js';
+import { describeDownloads } from '../server/downloads/listing.js';
+import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
 import type { ServerSettings } from '../server/runtime.js';
 import { collect, parsePort, printLine, runAction } from './common.js';
@@ -35,6 +38,7 @@ const ConfigFile = z
     nodeName: z.string().min(1).optional(),
     filesDir: z.string().min(1).optional(),
     fileRetentionDays: z.number().positive().max(36500).optional(),
+    downloadsDir: z.string().min(1).optional(),
     pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),
@@ -73,6 +77,7 @@ interface RunOptions {
   nodeName?: string;
   filesDir?: string;
   fileRetentionDays?: string;
+  downloadsDir?: string;
   pickupTimeout?: string;
   pollingHostname?: string[];
   websocketPath?: string;
@@ -93,6 +98,7 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     nodeName: opts.nodeName ?? file.nodeName,
     filesDir: opts.filesDir !== undefined || file.filesDir !== undefined ? resolve(opts.filesDir ?? file.filesDir!) : undefined,
     fileRetentionDays: opts.fileRetentionDays !== undefined ? parseDays(opts.fileRetentionDays, '--file-retention-days') : file.fileRetentionDays,
+    downloadsDir: opts.downloadsDir !== undefined || file.downloadsDir !== undefined ? resolve(opts.downloadsDir ?? file.downloadsDir!) : undefined,
     pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
@@ -145,12 +151,13 @@ export function registerServerCommands(program: Command): void {
     .option('--node-name <name>', 'this node\'s name, unique in a cluster (default the host name)')
     .option('--files-dir <dir>', 'uploaded files (default <data>/files); the nodes of a cluster must share one directory')
     .option('--file-retention-days <days>', `uploaded files unused this long, and needed by no unfinished task, are deleted (default ${DEFAULT_FILE_RETENTION_DAYS})`)
+    .option('--downloads-dir <dir>', 'Tentacle executables and packages served to anyone at /downloads/ on the HTTPS port (default <data>/downloads)')
     .option('--polling-hostname <name>', 'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com', collect)
     .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
     .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
     .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
     .option('--log-quota-mib <MiB>', "most script output stored per machine of a task; the rest is counted, not stored (default 256)")
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)')
+    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)')
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
@@ -161,6 +168,9 @@ export function registerServerCommands(program: Command): void {
         process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
         const running = await startReefServer({ ...settings, logger });
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
+        // Machines are elsewhere: the command they run names this host as the network knows it.
+        const forMachines = httpsBaseUrl(settings.host && !['0.0.0.0', '::'].includes(settings.host) ? settings.host : hostname(), running.httpsPort);
+        const downloads = describeDownloads(await running.downloads.list(), forMachines, running.publicKeyPin);
         // One write, ending with a fixed line: scripts that start the server read up to it.
         const banner = [
           'Reef server is running.',
@@ -174,6 +184,7 @@ export function registerServerCommands(program: Command): void {
           `  Thumbprint:      ${running.info.commsThumbprint}`,
           `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
           `  Data directory:  ${settings.dataDir}`,
+          ...downloads,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
           'Stop it with Ctrl+C or SIGTERM.',

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { arch, platform } from 'node:os';
+import { isSea } from 'node:sea';
 import { errorMessage, ReefError } from '../errors.js';
 import { normalizeThumbprint } from '../pki/thumbprint.js';
 import type { CertificateResult } from '../tentacle/certificate.js';
@@ -333,4 +334,7 @@ function addServiceCommands(program: Command): void {
   );
 }
 
-if (isEntryPoint(import.meta.url, tentacleBinPath)) await runProgram(buildTentacleProgram());
+// Run when started as the bin (bin/tentacle.js imports this module). The single executable
+// has an entry of its own (src/cli/tentacle-executable.ts) and no module URL, so this stays
+// quiet there; no top-level await, since the executable's bundle is CommonJS.
+if (!isSea() && isEntryPoint(import.meta.url, tentacleBinPath)) void runProgram(buildTentacleProgram());
