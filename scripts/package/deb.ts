@@ -6,8 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { REPO } from './build-info.js';
 
 export type DebArch = 'amd64' | 'arm64';
 
@@ -29,7 +30,7 @@ export interface DebSpec {
   /** Absolute paths of configuration files dpkg keeps on upgrade and removes on purge. */
   conffiles?: string[];
   /** Shell scripts by name (postinst, prerm, postrm, preinst). */
-  scripts?: Partial<Record<'preinst' | 'postinst' | 'prerm' | 'postrm', string>>;
+  scripts?: Partial<Record<MaintainerScript, string>>;
   outDir: string;
   /** gzip by default: a tenth of xz's build time for a few percent more size. */
   compression?: 'gzip' | 'xz' | 'zstd';
@@ -88,4 +89,23 @@ function listFiles(root: string): string[] {
   };
   walk(root);
   return out.sort();
+}
+
+type MaintainerScript = 'preinst' | 'postinst' | 'prerm' | 'postrm';
+
+/** The maintainer scripts of a package, from scripts/package/debian/<package>.<script>. */
+export function maintainerScripts(pkg: 'server' | 'tentacle'): Partial<Record<MaintainerScript, string>> {
+  const scripts: Partial<Record<MaintainerScript, string>> = {};
+  for (const name of ['preinst', 'postinst', 'prerm', 'postrm'] as const) {
+    const file = join(import.meta.dirname, 'debian', `${pkg}.${name}`);
+    if (existsSync(file)) scripts[name] = readFileSync(file, 'utf8');
+  }
+  return scripts;
+}
+
+/** Debian policy puts the license at /usr/share/doc/<package>/copyright. */
+export function addCopyright(root: string, name: string): void {
+  const doc = join(root, 'usr/share/doc', name);
+  mkdirSync(doc, { recursive: true });
+  copyFileSync(join(REPO, 'LICENSE'), join(doc, 'copyright'));
 }
