@@ -19,7 +19,8 @@ export function environmentTemplate(run: Command): string {
     '# in the unit (--data). After a change: systemctl restart reef-server',
   ];
   for (const option of run.options) {
-    if (!option.envVar) continue;
+    // The unit passes --data itself (its sandbox opens exactly that folder), so REEF_HOME would do nothing here.
+    if (!option.envVar || option.long === '--data') continue;
     lines.push('', `# ${option.long}: ${option.description}`, `#${option.envVar}=`);
   }
   lines.push('', '# Log level: debug, info (default), warn or error.', '#REEF_LOG_LEVEL=info');

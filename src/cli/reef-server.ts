@@ -156,7 +156,7 @@ export function registerServerCommands(program: Command): void {
   const run = server
     .command('run')
     .description('start the server: portal and REST API, comms listener, task engine')
-    .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
+    .addOption(envOption('--data <dir>', 'data directory (default ./.reef)', 'REEF_HOME'))
     .addOption(envOption('--store <url>', 'postgres://user@host/db for a PostgreSQL store (default: SQLite reef.db in the data directory)', 'REEF_STORE'))
     .addOption(envOption('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`, 'REEF_HTTPS_PORT'))
     .addOption(envOption('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`, 'REEF_COMMS_PORT'))

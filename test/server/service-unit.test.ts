@@ -87,8 +87,9 @@ test('reef server service --install refuses, and changes nothing, where systemd 
 test('the settings file lists every variable "reef server run" honours, all commented out', async () => {
   const template = serverEnvironmentTemplate();
   const help = await reef(['server', 'run', '--help']);
-  const variables = [...help.stdout.matchAll(/env:\s+(REEF_[A-Z_]+)/g)].map((m) => m[1]);
+  const variables = [...help.stdout.matchAll(/env:\s+(REEF_[A-Z_]+)/g)].map((m) => m[1]).filter((name) => name !== 'REEF_HOME');
   assert.ok(variables.length >= 12, help.stdout);
+  assert.doesNotMatch(template, /REEF_HOME/, 'the unit sets the data directory with --data');
   for (const name of [...variables, 'REEF_LOG_LEVEL']) assert.match(template, new RegExp(`^#${name}=`, 'm'));
   for (const line of template.split('\n')) assert.ok(line === '' || line.startsWith('#'), `not a comment: ${line}`);
 });
