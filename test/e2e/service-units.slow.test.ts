@@ -189,5 +189,3 @@ describe('service units under a booted systemd', { skip: unavailable }, () => {
     assert.equal((await box.ok(['stat', '-c', '%U', '/var/lib/reef'])).trim(), 'reef', 'the data is kept');
   });
 });
-
-if (unavailable) test('service units under a booted systemd: not run here', (t) => t.skip(unavailable));
