@@ -10,7 +10,7 @@ import { loadInstance, redactConfig, updateConfig, type TentacleConfig } from '.
 import { createInstance, deleteInstance, listInstances, moveApp, moveHome, prepareFolders } from '../tentacle/instances.js';
 import { homeFiles, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
 import { BUILD } from '../version.js';
-import { runServiceActions } from '../tentacle/service.js';
+import { runServiceActions, systemdUnitText } from '../tentacle/service.js';
 import { runSupervisor, SUPERVISOR_MARKER } from '../tentacle/supervisor.js';
 import {
   absolutePath,
@@ -311,11 +311,19 @@ function addServiceCommands(program: Command): void {
       .option('--uninstall', 'stop and remove the service')
       .option('--start', 'start the service')
       .option('--stop', 'stop the service')
-      .option('--restart', 'restart the service'),
+      .option('--restart', 'restart the service')
+      .option('--print', 'print the systemd unit --install would write, and do nothing else (no root needed)'),
   ).action(
-    runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean }) => {
+    runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean; print?: boolean }) => {
       const { config } = await loadInstance(opts.instance);
-      const { instance: _instance, ...actions } = opts;
+      const { instance: _instance, print, ...actions } = opts;
+      if (print) {
+        if (Object.values(actions).some(Boolean)) {
+          throw new ReefError('REEF_SERVICE_CONFLICT', '--print only shows the unit; run it without --install, --uninstall, --start, --stop or --restart.');
+        }
+        process.stdout.write(systemdUnitText(config));
+        return;
+      }
       for (const line of await runServiceActions(config, actions)) note(line);
     }),
   );
