@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderServerUnit, SERVER_SERVICE_DEFAULTS, SERVER_UNIT_NAME } from '../../src/server/service-unit.js';
-import { serverEnvironmentTemplate } from '../../src/cli/reef-server-env.js';
+import { serverEnvironmentTemplate } from '../../src/cli/reef-server.js';
 import { REPO } from './build-info.js';
 import { addCopyright, buildDeb, maintainerScripts } from './deb.js';
 import { stageServerTree } from './server-runtime.js';
