@@ -7,7 +7,8 @@
  * `../../../web/`, `./migrations/sqlite/`) finds the same file from dist/ as from src/. It is
  * a transpile, not a bundle: dependencies stay in node_modules and load only when imported,
  * and there is no type checking (that is `npm run typecheck`, tsc over everything).
- * `__REEF_BUILD__` becomes the version and commit (scripts/build-info.ts). Files src/ needs at
+ * `__REEF_BUILD__` becomes the version and commit (scripts/package/build-info.ts, which the
+ * packaging bundles use too). Files src/ needs at
  * run time (the .sql migrations) are copied beside the code.
  *
  * The compiled tree is wiped first; dist/packages/ (the outputs of `npm run package`) is kept.
@@ -16,14 +17,14 @@
 import { build } from 'esbuild';
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, relative } from 'node:path';
-import { buildDefine, buildInfo, REPO, type BuildInfo } from './build-info.js';
+import { buildStamp, PACKAGES_DIR, REPO, type BuildStamp } from './package/build-info.js';
 
 export const SRC = join(REPO, 'src');
 export const DIST = join(REPO, 'dist');
 /** Written last, so a build that stopped half way counts as no build. */
 export const STAMP = join(DIST, 'build.json');
-/** What the build leaves in dist/: where `npm run package` writes. */
-const KEEP = new Set(['packages']);
+/** What the build leaves in dist/: where `npm run package` writes (dist/packages/). */
+const KEEP = new Set([relative(DIST, PACKAGES_DIR)]);
 /** Copied beside the compiled code: read at run time. */
 const ASSETS = new Set(['.sql']);
 /** Notes for developers, not needed at run time. */
@@ -34,7 +35,7 @@ async function listFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort();
 }
 
-export interface BuildResult extends BuildInfo {
+export interface BuildResult extends BuildStamp {
   modules: number;
   assets: number;
   ms: number;
@@ -62,7 +63,7 @@ export async function buildDist(): Promise<BuildResult> {
     if (!KEEP.has(entry)) await rm(join(DIST, entry), { recursive: true, force: true });
   }
 
-  const info = buildInfo();
+  const stamp = buildStamp();
   await build({
     entryPoints: modules,
     outbase: SRC,
@@ -75,7 +76,7 @@ export async function buildDist(): Promise<BuildResult> {
     // positions in an installed package, which has no src/.
     sourcemap: 'linked',
     sourcesContent: true,
-    define: buildDefine(info),
+    define: { __REEF_BUILD__: JSON.stringify(stamp) },
     logLevel: 'warning',
   });
   for (const file of assets) {
@@ -83,8 +84,8 @@ export async function buildDist(): Promise<BuildResult> {
     await mkdir(dirname(target), { recursive: true });
     await copyFile(file, target);
   }
-  await writeFile(STAMP, `${JSON.stringify({ ...info, modules: modules.length, assets: assets.length }, null, 2)}\n`);
-  return { ...info, modules: modules.length, assets: assets.length, ms: performance.now() - started };
+  await writeFile(STAMP, `${JSON.stringify({ ...stamp, modules: modules.length, assets: assets.length }, null, 2)}\n`);
+  return { ...stamp, modules: modules.length, assets: assets.length, ms: performance.now() - started };
 }
 
 export type DistState = { state: 'fresh' } | { state: 'missing' } | { state: 'stale'; newer: string };

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { REPO } from '../../scripts/build-info.js';
+import { REPO } from '../../scripts/package/build-info.js';
 import { REEF_BIN, TENTACLE_BIN } from '../support/built.js';
 import { runTracked, stopAll, trackedTempDir } from '../support/processes.js';
 

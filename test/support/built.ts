@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { distState } from '../../scripts/build.js';
-import { REPO } from '../../scripts/build-info.js';
+import { REPO } from '../../scripts/package/build-info.js';
 
 export const REEF_BIN = join(REPO, 'bin/reef.js');
 export const TENTACLE_BIN = join(REPO, 'bin/tentacle.js');
