@@ -73,11 +73,12 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string; extraArgs?: string[] }): Promise<ServerProcess> {
+/** Starts `reef server run`: bin/reef.js, or `options.bin` (the `reef` of an installed package). */
+export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string; extraArgs?: string[]; bin?: string }): Promise<ServerProcess> {
   const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
   if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));
   args.push(...(options.extraArgs ?? []));
-  const child = spawnTracked(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
+  const child = spawnTracked(process.execPath, [options.bin ?? REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
   child.stderr!.pipe(await logFile(options.name ?? 'server'));
   let out = '';
   child.stdout!.setEncoding('utf8');

@@ -9,11 +9,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
-import { cp, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { copyCheckout } from '../support/checkout.js';
 import { spawnTracked } from '../support/processes.js';
-import { freePort, REPO, stopAll, tempDir } from './harness.js';
+import { freePort, stopAll, tempDir } from './harness.js';
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -23,21 +22,8 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** The checkout's files (committed or not, but not ignored: no dist/, no node_modules) in a new folder. */
-async function freshClone(): Promise<string> {
-  const clone = await tempDir('clone');
-  const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: REPO, encoding: 'utf8' });
-  for (const file of listed.split('\0').filter(Boolean)) {
-    await cp(join(REPO, file), join(clone, file), { errorOnExist: true, force: false }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err; // deleted in the work tree, not yet in git
-    });
-  }
-  await symlink(join(REPO, 'node_modules'), join(clone, 'node_modules'));
-  return clone;
-}
-
 test('npm run quickstart builds Reef, runs a script end to end, keeps running, and stops cleanly on Ctrl+C', async () => {
-  const clone = await freshClone();
+  const clone = await copyCheckout();
   const home = await tempDir('quickstart');
   const httpsPort = await freePort();
   const commsPort = await freePort();

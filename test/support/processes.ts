@@ -54,8 +54,8 @@ export interface RunResult {
  * Runs a command to its end as a tracked child and collects its output; after `timeoutMs`
  * its whole process group is killed (the result then has code null).
  */
-export function runTracked(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
-  const child = spawnTracked(command, args, { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runTracked(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number }): Promise<RunResult> {
+  const child = spawnTracked(command, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
