@@ -103,6 +103,8 @@ export function formatValue(value: number, unit: Unit): string {
       return `${value.toFixed(1)} s`;
     case 'KiB':
       return `${value.toFixed(1)} KiB`;
+    case 'MiB':
+      return `${value.toFixed(1)} MiB`;
     case 'MiB/s':
       return `${Math.round(value)} MiB/s`;
     case 'per s':

@@ -18,6 +18,7 @@ const ConfigFile = z
     nodeName: z.string().min(1).optional(),
     filesDir: z.string().min(1).optional(),
     fileRetentionDays: z.number().positive().max(36500).optional(),
+    downloadsDir: z.string().min(1).optional(),
     pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     pollingHostnames: z.array(z.string().min(1)).optional(),
     websocketPath: z.string().startsWith('/').optional(),

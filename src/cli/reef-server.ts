@@ -1,9 +1,13 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { ReefError } from '../errors.js';
+import { describeDownloads } from '../server/downloads/listing.js';
+import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
 import type { ServerSettings } from '../server/runtime.js';
-import { collect, parsePort, printLine, runAction } from './common.js';
+import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
+import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
 
 /** The server code (store, comms, engine) loads only for the commands that need it. */
 const runtime = () => import('../server/runtime.js');
@@ -36,15 +40,20 @@ interface RunOptions {
   nodeName?: string;
   filesDir?: string;
   fileRetentionDays?: string;
+  downloadsDir?: string;
   pickupTimeout?: string;
   pollingHostname?: string[];
   websocketPath?: string;
-  proxyProtocol?: boolean;
+  /** true for a bare --proxy-protocol; a string from --proxy-protocol VALUE or REEF_PROXY_PROTOCOL. */
+  proxyProtocol?: boolean | string;
   logQuotaMib?: string;
   config?: string;
 }
 
-/** Flags win over the config file, which wins over defaults. */
+/**
+ * Flags win over environment variables (commander puts both in `opts`), which win over the
+ * config file, which wins over defaults.
+ */
 export async function resolveServerSettings(opts: RunOptions): Promise<ServerSettings> {
   const file = opts.config ? await readConfigFile(resolve(opts.config)) : {};
   return {
@@ -56,12 +65,18 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     nodeName: opts.nodeName ?? file.nodeName,
     filesDir: opts.filesDir !== undefined || file.filesDir !== undefined ? resolve(opts.filesDir ?? file.filesDir!) : undefined,
     fileRetentionDays: opts.fileRetentionDays !== undefined ? parseDays(opts.fileRetentionDays, '--file-retention-days') : file.fileRetentionDays,
-    pollingHostnames: opts.pollingHostname ?? file.pollingHostnames ?? [],
+    downloadsDir: opts.downloadsDir !== undefined || file.downloadsDir !== undefined ? resolve(opts.downloadsDir ?? file.downloadsDir!) : undefined,
+    pollingHostnames: opts.pollingHostname ? splitList(opts.pollingHostname) : (file.pollingHostnames ?? []),
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
-    proxyProtocol: opts.proxyProtocol ?? file.proxyProtocol ?? false,
+    proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
   };
+}
+
+/** REEF_POLLING_HOSTNAMES (and each --polling-hostname) may list several names, split by commas or spaces. */
+function splitList(values: readonly string[]): string[] {
+  return values.flatMap((value) => value.split(/[\s,]+/)).filter(Boolean);
 }
 
 function logQuotaBytes(mib: string | number | undefined): number | undefined {
@@ -94,26 +109,60 @@ function parseDays(value: string, option: string): number {
   return n;
 }
 
+/**
+ * A `server run` option that an environment variable can also set, so a service manager
+ * configures the server with an environment file (the unit's `EnvironmentFile=`, see
+ * service-unit.ts) and `--help` names the variable.
+ */
+function envOption(flags: string, description: string, variable: string): Option {
+  return new Option(flags, description).env(variable);
+}
+
 export function registerServerCommands(program: Command): void {
   const server = program.command('server').description('run and inspect a Reef server node');
 
-  server
+  const run = server
     .command('run')
     .description('start the server: portal and REST API, comms listener, task engine')
-    .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
-    .option('--store <url>', 'postgres://user@host/db for a PostgreSQL store (default: SQLite reef.db in the data directory)')
-    .option('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`)
-    .option('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`)
-    .option('--host <address>', 'address to listen on (default all)')
-    .option('--node-name <name>', 'this node\'s name, unique in a cluster (default the host name)')
-    .option('--files-dir <dir>', 'uploaded files (default <data>/files); the nodes of a cluster must share one directory')
-    .option('--file-retention-days <days>', `uploaded files unused this long, and needed by no unfinished task, are deleted (default ${DEFAULT_FILE_RETENTION_DAYS})`)
-    .option('--polling-hostname <name>', 'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com', collect)
-    .option('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)')
-    .option('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)')
-    .option('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)')
-    .option('--log-quota-mib <MiB>', "most script output stored per machine of a task; the rest is counted, not stored (default 256)")
-    .option('--config <file>', 'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)')
+    .addOption(envOption('--data <dir>', 'data directory (default ./.reef)', 'REEF_HOME'))
+    .addOption(envOption('--store <url>', 'postgres://user@host/db for a PostgreSQL store (default: SQLite reef.db in the data directory)', 'REEF_STORE'))
+    .addOption(envOption('--https-port <port>', `portal and API port (default ${DEFAULT_HTTPS_PORT})`, 'REEF_HTTPS_PORT'))
+    .addOption(envOption('--comms-port <port>', `comms port for polling Tentacles (default ${DEFAULT_COMMS_PORT})`, 'REEF_COMMS_PORT'))
+    .addOption(envOption('--host <address>', 'address to listen on (default all)', 'REEF_HOST'))
+    .addOption(envOption('--node-name <name>', "this node's name, unique in a cluster (default the host name)", 'REEF_NODE_NAME'))
+    .addOption(envOption('--files-dir <dir>', 'uploaded files (default <data>/files); the nodes of a cluster must share one directory', 'REEF_FILES_DIR'))
+    .addOption(
+      envOption(
+        '--file-retention-days <days>',
+        `uploaded files unused this long, and needed by no unfinished task, are deleted (default ${DEFAULT_FILE_RETENTION_DAYS})`,
+        'REEF_FILE_RETENTION_DAYS',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--downloads-dir <dir>',
+        'Tentacle executables and packages served to anyone at /downloads/ on the HTTPS port (default <data>/downloads)',
+        'REEF_DOWNLOADS_DIR',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--polling-hostname <name>',
+        'on the HTTPS port, TLS with this SNI goes to comms (repeatable), e.g. polling.example.com; the variable takes a comma-separated list',
+        'REEF_POLLING_HOSTNAMES',
+      ).argParser(collect),
+    )
+    .addOption(envOption('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)', 'REEF_WEBSOCKET_PATH'))
+    .addOption(envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)', 'REEF_PROXY_PROTOCOL'))
+    .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)', 'REEF_PICKUP_TIMEOUT'))
+    .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
+    .addOption(
+      envOption(
+        '--config <file>',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)',
+        'REEF_CONFIG',
+      ),
+    )
     .action(
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
@@ -125,6 +174,9 @@ export function registerServerCommands(program: Command): void {
         process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
         const running = await startReefServer({ ...settings, logger });
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
+        // Machines are elsewhere: the command they run names this host as the network knows it.
+        const forMachines = httpsBaseUrl(settings.host && !['0.0.0.0', '::'].includes(settings.host) ? settings.host : hostname(), running.httpsPort);
+        const downloads = describeDownloads(await running.downloads.list(), forMachines, running.publicKeyPin);
         // One write, ending with a fixed line: scripts that start the server read up to it.
         const banner = [
           'Reef server is running.',
@@ -138,6 +190,7 @@ export function registerServerCommands(program: Command): void {
           `  Thumbprint:      ${running.info.commsThumbprint}`,
           `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
           `  Data directory:  ${settings.dataDir}`,
+          ...downloads,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
           'Stop it with Ctrl+C or SIGTERM.',
@@ -152,15 +205,26 @@ export function registerServerCommands(program: Command): void {
       }),
     );
 
+  registerServerServiceCommand(server, run);
+
   server
     .command('show-thumbprint')
     .description('print the server certificate thumbprint that Tentacles trust')
     .option('--data <dir>', 'data directory (default $REEF_HOME or ./.reef)')
-    .option('--store <url>', 'a cluster\'s PostgreSQL store: print the certificate its nodes share')
+    .addOption(envOption('--store <url>', "a cluster's PostgreSQL store: print the certificate its nodes share", 'REEF_STORE'))
     .action(
       runAction(async (opts: { data?: string; store?: string }) => {
         const { readServerThumbprint } = await runtime();
         printLine(await readServerThumbprint(resolve(opts.data ?? defaultDataDir()), opts.store));
       }),
     );
+}
+
+/** The server service's environment file with every setting commented out (what `--install` and the Debian package write). */
+export function serverEnvironmentTemplate(): string {
+  const program = new Command('reef');
+  registerServerCommands(program);
+  const run = program.commands.find((c) => c.name() === 'server')?.commands.find((c) => c.name() === 'run');
+  if (!run) throw new Error('reef server run is not defined');
+  return environmentTemplate(run);
 }

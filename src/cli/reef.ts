@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { fileURLToPath } from 'node:url';
 import { configureProgram, isEntryPoint, reportError, runProgram } from './common.js';
 import { registerApiKeyCommands } from './reef-apikeys.js';
+import { reefBinPath } from './reef-bin.js';
 import { registerMachineCommands } from './reef-machines.js';
 import { registerNodeCommands } from './reef-nodes.js';
 import { registerServerCommands } from './reef-server.js';
@@ -20,8 +20,6 @@ export function buildReefProgram(): Command {
   for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerNodeCommands]) register(program);
   return program;
 }
-
-const reefBinPath = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
 
 if (isEntryPoint(import.meta.url, reefBinPath)) {
   try {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { arch, platform } from 'node:os';
+import { isSea } from 'node:sea';
 import { errorMessage, ReefError } from '../errors.js';
 import type { CertificateResult } from '../tentacle/certificate.js';
 import type { TentacleConfig } from '../tentacle/config.js';
@@ -321,12 +322,21 @@ function addServiceCommands(program: Command): void {
       .option('--uninstall', 'stop and remove the service')
       .option('--start', 'start the service')
       .option('--stop', 'stop the service')
-      .option('--restart', 'restart the service'),
+      .option('--restart', 'restart the service')
+      .option('--print', 'print the systemd unit --install would write, and do nothing else (no root needed)'),
   ).action(
-    runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean }) => {
+    runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean; print?: boolean }) => {
       const { config } = await loadInstance(opts.instance);
-      const { instance: _instance, ...actions } = opts;
-      for (const line of await (await serviceCode()).runServiceActions(config, actions)) note(line);
+      const { instance: _instance, print, ...actions } = opts;
+      const { runServiceActions, systemdUnitText } = await serviceCode();
+      if (print) {
+        if (Object.values(actions).some(Boolean)) {
+          throw new ReefError('REEF_SERVICE_CONFLICT', '--print only shows the unit; run it without --install, --uninstall, --start, --stop or --restart.');
+        }
+        process.stdout.write(systemdUnitText(config));
+        return;
+      }
+      for (const line of await runServiceActions(config, actions)) note(line);
     }),
   );
 
@@ -344,4 +354,7 @@ function addServiceCommands(program: Command): void {
   );
 }
 
-if (isEntryPoint(import.meta.url, tentacleBinPath)) await runProgram(buildTentacleProgram());
+// Run when started as the bin (bin/tentacle.js imports this module). The single executable
+// has an entry of its own (src/cli/tentacle-executable.ts) and no module URL, so this stays
+// quiet there; no top-level await, since the executable's bundle is CommonJS.
+if (!isSea() && isEntryPoint(import.meta.url, tentacleBinPath)) void runProgram(buildTentacleProgram());

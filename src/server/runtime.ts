@@ -17,9 +17,12 @@ import {
 import { errorMessage, ReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
+import { spkiPinOfPem } from '../pki/spki-pin.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
+import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
+import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
 import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler } from './http/handler.js';
@@ -56,6 +59,8 @@ export interface ServerSettings {
   filesDir?: string;
   /** Uploaded files unused this long, and needed by no unfinished task, are deleted. Default 7. */
   fileRetentionDays?: number;
+  /** Packaged Tentacles and server tarballs served at /downloads on the HTTPS port. Default `<dataDir>/downloads`. */
+  downloadsDir?: string;
   limits?: Partial<CommsLimits>;
   /** Preamble deadline and per-address cap of the HTTPS port (DEFAULT_FRONT_DOOR_LIMITS). */
   frontDoorLimits?: Partial<FrontDoorLimits>;
@@ -89,6 +94,10 @@ export interface RunningServer {
   store: Store;
   comms: CommsServer;
   engine: TaskEngine;
+  /** What /downloads serves. */
+  downloads: DownloadsFolder;
+  /** `sha256//<base64>` of the HTTPS certificate's public key, for curl's --pinnedpubkey. */
+  publicKeyPin: string;
   close(): Promise<void>;
 }
 
@@ -180,6 +189,19 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const commsPort = await listenOn('comms port', '--comms-port, or commsPort in the config file', settings.commsPort, host, () => comms.listen(settings.commsPort, host));
   info.commsPort = commsPort;
 
+  const downloads = new DownloadsFolder(settings.downloadsDir ?? defaultDownloadsDir(settings.dataDir), { logger });
+  closers.add('downloads folder', () => downloads.close());
+  downloads.start();
+  const publicKeyPin = spkiPinOfPem(identity.certPem);
+  const downloadsHandler = createDownloadsHandler({
+    folder: downloads,
+    publicKeyPin,
+    logger,
+    viewer: async (req) => {
+      const session = await findSession(store, readCookie(req.headers.cookie, SESSION_COOKIE));
+      return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
+    },
+  });
   const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
@@ -191,7 +213,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   });
   closers.add('WebSocket endpoint', () => websockets.close());
   const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, (req, res) => {
-    if (!websockets.handleRequest(req, res)) apiHandler(req, res);
+    if (!websockets.handleRequest(req, res) && !downloadsHandler(req, res)) apiHandler(req, res);
   });
   api.on('upgrade', (req, socket, head) => {
     if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
@@ -236,6 +258,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     store,
     comms,
     engine,
+    downloads,
+    publicKeyPin,
     close: () => closers.closeAll(),
   };
 }

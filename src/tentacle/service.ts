@@ -1,21 +1,24 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReefError } from '../errors.js';
 import { writeFileAtomic } from '../durable-fs.js';
+import { installUnit, SYSTEMD_UNIT_DIR, systemctl, systemdIsRunning, uninstallUnit, unitIsActive } from '../systemd/systemctl.js';
 import type { TentacleConfig } from './config.js';
-import { homeFiles, tentacleBinPath, tentacleCommand, tentacleRoot } from './paths.js';
+import { homeFiles, tentacleCommand, tentacleRoot } from './paths.js';
 import { isProcessAlive, processHasEnv, readPidFile } from './pid-file.js';
+import { renderTentacleUnit, tentacleUnitName } from './service-unit.js';
 import { agentEnv, SUPERVISOR_MARKER } from './supervisor.js';
 
 /**
  * `tentacle service`: runs an instance's agent in the background, two ways.
  *
  * - systemd (when `/run/systemd/system` exists): `--install` writes
- *   `/etc/systemd/system/reef-tentacle-<instance>.service` and enables it; start, stop,
- *   restart and uninstall go through systemctl. systemd restarts the agent and starts it at boot.
+ *   `/etc/systemd/system/reef-tentacle-<instance>.service` (service-unit.ts; `--print` shows
+ *   it without installing anything) and enables it; start, stop, restart and uninstall go
+ *   through systemctl. systemd restarts the agent and starts it at boot.
  *
  * - supervised (anywhere else: containers, minimal hosts): `--install` only writes the
  *   marker `<home>/service.json` saying the service is installed (there is no init system
@@ -58,8 +61,6 @@ export interface ServiceOptions {
   unitDir?: string;
 }
 
-const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
-
 export function detectServiceManager(env: NodeJS.ProcessEnv = process.env): ServiceManager {
   const forced = env.REEF_TENTACLE_SERVICE_MODE?.trim();
   if (forced) {
@@ -68,76 +69,18 @@ export function detectServiceManager(env: NodeJS.ProcessEnv = process.env): Serv
     }
     return forced;
   }
-  return existsSync('/run/systemd/system') ? 'systemd' : 'supervised';
+  return systemdIsRunning() ? 'systemd' : 'supervised';
 }
 
-export function systemdUnitName(instance: string): string {
-  return `reef-tentacle-${instance}.service`;
-}
-
-/** Quotes one ExecStart word: systemd's own quoting, plus `%` and `$` which it would expand. */
-function quoteSystemdArg(arg: string): string {
-  return `"${arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%').replace(/\$/g, '$$$$')}"`;
-}
-
-export interface UnitSpec {
-  instance: string;
-  root: string;
-  home: string;
-  execPath?: string;
-  binPath?: string;
-}
-
-/**
- * The unit file. Hardening stops at what a deployment agent can live with: its scripts
- * install packages and write to /etc and /opt, so ProtectSystem, ProtectHome and
- * NoNewPrivileges are left to the operator (`systemctl edit reef-tentacle-<name>`); the
- * kernel, cgroup and clock protections below never get in a deployment's way.
- */
-export function renderSystemdUnit(spec: UnitSpec): string {
-  const exec = [spec.execPath ?? process.execPath, spec.binPath ?? tentacleBinPath, 'agent', '--instance', spec.instance]
-    .map(quoteSystemdArg)
-    .join(' ');
-  return [
-    '# Written by "tentacle service --install"; "tentacle service --uninstall" removes it.',
-    '[Unit]',
-    `Description=Reef Tentacle (instance ${spec.instance})`,
-    'Wants=network-online.target',
-    'After=network-online.target',
-    'StartLimitIntervalSec=0',
-    '',
-    '[Service]',
-    'Type=simple',
-    `ExecStart=${exec}`,
-    `Environment=${quoteSystemdArg(`REEF_TENTACLE_ROOT=${spec.root}`)}`,
-    `WorkingDirectory=${quoteSystemdArg(spec.home)}`,
-    'Restart=always',
-    'RestartSec=5',
-    'KillMode=mixed',
-    'TimeoutStopSec=30',
-    'UMask=0077',
-    'LimitNOFILE=65536',
-    'ProtectKernelTunables=yes',
-    'ProtectKernelModules=yes',
-    'ProtectKernelLogs=yes',
-    'ProtectControlGroups=yes',
-    'ProtectClock=yes',
-    'ProtectHostname=yes',
-    'RestrictRealtime=yes',
-    'RestrictSUIDSGID=yes',
-    'LockPersonality=yes',
-    'SyslogIdentifier=reef-tentacle',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
+/** The unit `--install` writes for this instance (`tentacle service --print` shows it). */
+export function systemdUnitText(config: TentacleConfig, options: Pick<ServiceOptions, 'root'> = {}): string {
+  return renderTentacleUnit({ instance: config.instance, root: options.root ?? tentacleRoot(), home: config.home });
 }
 
 /** Runs the requested actions in a fixed order (stop, uninstall, install, start), returning one line per thing done. */
 export async function runServiceActions(config: TentacleConfig, actions: ServiceActions, options: ServiceOptions = {}): Promise<string[]> {
   if (!actions.install && !actions.uninstall && !actions.start && !actions.stop && !actions.restart) {
-    throw new ReefError('REEF_SERVICE_NO_ACTION', 'Nothing to do: pass one or more of --install, --uninstall, --start, --stop, --restart.');
+    throw new ReefError('REEF_SERVICE_NO_ACTION', 'Nothing to do: pass one or more of --install, --uninstall, --start, --stop, --restart (or --print to see the systemd unit).');
   }
   if (actions.install && actions.uninstall) {
     throw new ReefError('REEF_SERVICE_CONFLICT', '--install and --uninstall cannot be combined.');
@@ -176,8 +119,9 @@ function serviceFor(config: TentacleConfig, options: ServiceOptions): ServiceDri
 // ---------------------------------------------------------------- systemd
 
 function systemdService(config: TentacleConfig, options: ServiceOptions): ServiceDriver {
-  const unit = systemdUnitName(config.instance);
-  const unitPath = join(options.unitDir ?? SYSTEMD_UNIT_DIR, unit);
+  const unit = tentacleUnitName(config.instance);
+  const unitDir = options.unitDir ?? SYSTEMD_UNIT_DIR;
+  const unitPath = join(unitDir, unit);
   const installed = () => existsSync(unitPath);
   const requireInstalled = () => {
     if (!installed()) {
@@ -186,21 +130,15 @@ function systemdService(config: TentacleConfig, options: ServiceOptions): Servic
   };
   return {
     async install() {
+      const text = systemdUnitText(config, options); // a path no unit can hold fails here, before anything is written
       if (process.getuid?.() !== 0) {
-        throw new ReefError('REEF_SERVICE_NEEDS_ROOT', `Installing ${unit} writes to ${SYSTEMD_UNIT_DIR}; run the command as root (sudo).`);
+        throw new ReefError('REEF_SERVICE_NEEDS_ROOT', `Installing ${unit} writes to ${unitDir}; run the command as root (sudo), or see the unit with --print.`);
       }
-      const text = renderSystemdUnit({ instance: config.instance, root: options.root ?? tentacleRoot(), home: config.home });
-      await writeFileAtomic(unitPath, text, { mode: 0o644, dirMode: 0o755 });
-      systemctl('daemon-reload');
-      systemctl('enable', unit);
+      await installUnit(unit, text, unitDir);
       return `Installed and enabled ${unitPath}.`;
     },
     async uninstall() {
-      if (!installed()) return `${unit} was not installed.`;
-      systemctl('disable', unit);
-      await rm(unitPath, { force: true });
-      systemctl('daemon-reload');
-      return `Removed ${unitPath}.`;
+      return (await uninstallUnit(unit, unitDir)) ? `Removed ${unitPath}.` : `${unit} was not installed.`;
     },
     async start() {
       requireInstalled();
@@ -213,21 +151,10 @@ function systemdService(config: TentacleConfig, options: ServiceOptions): Servic
       return `Stopped ${unit}.`;
     },
     async status() {
-      const running = installed() && spawnSync('systemctl', ['is-active', '--quiet', unit]).status === 0;
+      const running = installed() && unitIsActive(unit);
       return { manager: 'systemd', installed: installed(), running };
     },
   };
-}
-
-function systemctl(...args: string[]): void {
-  const result = spawnSync('systemctl', args, { encoding: 'utf8' });
-  if (result.error) {
-    throw new ReefError('REEF_SYSTEMCTL_FAILED', `Could not run systemctl ${args.join(' ')}: ${result.error.message}.`, { cause: result.error });
-  }
-  if (result.status !== 0) {
-    const detail = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-    throw new ReefError('REEF_SYSTEMCTL_FAILED', `systemctl ${args.join(' ')} failed (exit ${result.status})${detail ? `: ${detail}` : ''}.`);
-  }
 }
 
 // ---------------------------------------------------------------- supervised

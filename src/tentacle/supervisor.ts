@@ -3,7 +3,7 @@ import { closeSync, openSync, renameSync, rmSync, statSync, writeFileSync } from
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReefError } from '../errors.js';
-import { createLogger, type Logger } from '../logging.js';
+import type { Logger } from '../logging.js';
 import { loadConfig } from './config.js';
 import { homeFiles, SUPERVISOR_MARKER, tentacleCommand, tentacleRoot } from './paths.js';
 import { claimPidFile, releasePidFile } from './pid-file.js';
@@ -85,7 +85,8 @@ export interface SupervisorOptions {
 export async function runSupervisor(instanceName: string, options: SupervisorOptions = {}): Promise<void> {
   const root = options.root ?? tentacleRoot();
   const policy = { ...DEFAULT_RESTART_POLICY, ...options.policy };
-  const logger = options.logger ?? createLogger('tentacle-supervisor');
+  // pino loads here, not with the CLI: every other tentacle command starts faster without it.
+  const logger = options.logger ?? (await import('../logging.js')).createLogger('tentacle-supervisor');
   const config = await loadConfig(instanceName, root);
   const command = agentCommand(instanceName);
   const pidPath = join(config.home, homeFiles.pid);

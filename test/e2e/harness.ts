@@ -67,6 +67,8 @@ export interface ServerProcess {
   adminKey: string | undefined;
   /** The portal's `admin` password, printed on the first run only. */
   adminPassword: string | undefined;
+  /** What it printed at start, up to and including "Stop it with Ctrl+C". */
+  banner: string;
   child: ChildProcess;
   /** Environment for `reef` admin commands against this server. */
   env(apiKey: string): NodeJS.ProcessEnv;
@@ -104,6 +106,7 @@ export async function startServer(options: { dataDir: string; httpsPort: number;
     thumbprint,
     adminKey,
     adminPassword,
+    banner: out,
     child,
     env: (apiKey) => ({ REEF_SERVER: url, REEF_API_KEY: apiKey, REEF_SERVER_THUMBPRINT: thumbprint }),
     kill: (signal = 'SIGTERM') => stop(child, signal),

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { migrationsDir } from '../../src/server/store/migrate.js';
-import { migratePostgres } from '../../src/server/store/postgres/migrate.js';
+import { openPostgres } from '../../src/server/store/postgres/database.js';
 
 /** A database on the server to connect to as a superuser; override with REEF_TEST_POSTGRES_URL. */
 export const ADMIN_URL = process.env.REEF_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -66,13 +66,7 @@ async function ensureTemplate(admin: pg.Client, template: string): Promise<void>
   // A run killed half-way leaves the building copy behind; start over from nothing.
   await admin.query(`DROP DATABASE IF EXISTS ${quote(building)} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${quote(building)} TEMPLATE template0 ENCODING 'UTF8'`);
-  const client = new pg.Client({ connectionString: urlFor(building) });
-  await client.connect();
-  try {
-    await migratePostgres(client);
-  } finally {
-    await client.end();
-  }
+  await (await openPostgres(urlFor(building), { poolSize: 1 })).close();
   // Renamed only once complete, and closed to connections: a clone needs it untouched.
   await admin.query(`ALTER DATABASE ${quote(building)} RENAME TO ${quote(template)}`);
   await admin.query(`ALTER DATABASE ${quote(template)} WITH ALLOW_CONNECTIONS false`);

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ReefError } from '../../errors.js';
-import type { Dialect } from './sql.js';
+import { raw, sql, type Database, type Dialect } from './sql.js';
 
 /**
  * Numbered migrations: `migrations/<dialect>/NNN_name.sql`, applied in number order, each
@@ -69,4 +69,33 @@ export function migrationFailed(m: Migration, err: unknown): ReefError {
       `${err instanceof Error ? err.message : String(err)}`,
     { cause: err },
   );
+}
+
+/**
+ * Applies what is missing, one transaction per migration; returns the versions applied now.
+ * Safe on every open and from several processes at once (server nodes starting together):
+ * each transaction takes the migration lock, then re-reads what is applied, so exactly one
+ * process applies a migration and the others find it done.
+ */
+export async function migrate(database: Database, dir = migrationsDir(database.dialect.name)): Promise<number[]> {
+  const available = loadMigrations(dir);
+  const appliedNow: number[] = [];
+  for (;;) {
+    const applied = await database.transaction(async (db) => {
+      const d = db.dialect;
+      if (d.migrationLock) await db.run(d.migrationLock);
+      await db.run(sql`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ${raw(d.timestampType)} NOT NULL)`);
+      const rows = await db.all<{ version: number }>(sql`SELECT version FROM schema_migrations`);
+      const next = pendingMigrations(available, rows.map((r) => r.version))[0];
+      if (!next) return undefined;
+      await db.script(next.sql).catch((err: unknown) => {
+        throw migrationFailed(next, err);
+      });
+      await db.run(sql`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${next.version}, ${next.name}, ${d.clock(0)})`);
+      return next.version;
+    });
+    if (applied === undefined) return appliedNow;
+    appliedNow.push(applied);
+  }
 }

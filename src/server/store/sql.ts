@@ -65,6 +65,8 @@ export interface Db {
   one<R>(query: Sql): Promise<R | undefined>;
   /** Returns how many rows the statement changed. */
   run(query: Sql): Promise<number>;
+  /** Runs several statements without parameters (a migration file). */
+  script(text: string): Promise<void>;
 }
 
 /** The database a store opened. Outside a transaction each statement commits on its own. */
@@ -105,6 +107,10 @@ export interface Dialect {
   json(value: JsonObject | null): Sql;
   /** The time `offsetMs` from now, by the clock that leases and heartbeats are measured with. */
   clock(offsetMs: number): Sql;
+  /** The column type of timestamps (SQLite keeps ISO 8601 text, which sorts as time). */
+  readonly timestampType: string;
+  /** Serialises migrations between processes, or null where the transaction alone does. */
+  readonly migrationLock: Sql | null;
   /** Ends a SELECT whose rows the transaction is about to change and another node must not. */
   readonly forUpdate: Sql;
   /** Like forUpdate for `alias`, but rows another node holds are passed over, not waited for. */

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { loadMigrations, migrationsDir } from '../../../src/server/store/migrate.js';
-import { migrateSqlite } from '../../../src/server/store/sqlite/migrate.js';
+import { loadMigrations, migrate, migrationsDir } from '../../../src/server/store/migrate.js';
+import { connectSqlite } from '../../../src/server/store/sqlite/database.js';
 import { createSqliteStore } from '../../../src/server/store/index.js';
 import { target } from './helpers.js';
 
@@ -90,17 +90,21 @@ describe('sqlite migrations', () => {
     await writeFile(join(migrations, '001_one.sql'), 'CREATE TABLE one (x INTEGER);');
     await writeFile(join(migrations, '002_two.sql'), 'CREATE TABLE two (x INTEGER); INSERT INTO nowhere VALUES (1);');
     await writeFile(join(migrations, 'README.md'), 'not a migration');
+    const database = connectSqlite(join(dir, 'bad.db'));
+    await assert.rejects(migrate(database, migrations), { code: 'REEF_MIGRATION_FAILED', message: /002_two/ });
+    await database.close();
     const db = new Database(join(dir, 'bad.db'));
-    assert.throws(() => migrateSqlite(db, migrations), { code: 'REEF_MIGRATION_FAILED', message: /002_two/ });
     const versions = db.prepare('SELECT version FROM schema_migrations').pluck().all();
     assert.deepEqual(versions, [1]);
     const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('one', 'two')`).pluck().all();
     assert.deepEqual(tables, ['one'], 'the failed migration left nothing behind');
 
     await writeFile(join(migrations, '002_two.sql'), 'CREATE TABLE two (x INTEGER);');
-    assert.deepEqual(migrateSqlite(db, migrations), [2], 'fixed migration applies on the next open');
-    assert.deepEqual(migrateSqlite(db, migrations), []);
     db.close();
+    const again = connectSqlite(join(dir, 'bad.db'));
+    assert.deepEqual(await migrate(again, migrations), [2], 'fixed migration applies on the next open');
+    assert.deepEqual(await migrate(again, migrations), []);
+    await again.close();
   });
 
   it('refuses two migration files with one number', async () => {

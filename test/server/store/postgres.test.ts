@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { loadMigrations, migrationsDir } from '../../../src/server/store/migrate.js';
-import { migrateSqlite } from '../../../src/server/store/sqlite/migrate.js';
-import { migratePostgres } from '../../../src/server/store/postgres/migrate.js';
-import { createPostgresStore } from '../../../src/server/store/postgres/database.js';
+import { loadMigrations, migrate, migrationsDir } from '../../../src/server/store/migrate.js';
+import { connectSqlite } from '../../../src/server/store/sqlite/database.js';
+import { connectPostgres, createPostgresStore } from '../../../src/server/store/postgres/database.js';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
 import { target } from './helpers.js';
 
@@ -73,15 +72,17 @@ describe('postgres store: migrations', () => {
     await mkdir(migrations);
     await writeFile(join(migrations, '001_one.sql'), 'CREATE TABLE one (x integer);');
     await writeFile(join(migrations, '002_two.sql'), 'CREATE TABLE two (x integer); INSERT INTO nowhere VALUES (1);');
+    const database = await connectPostgres(db.url);
+    await assert.rejects(migrate(database, migrations), { code: 'REEF_MIGRATION_FAILED', message: /002_two.*nowhere/ });
     await withClient(db.url, async (c) => {
-      await assert.rejects(migratePostgres(c, migrations), { code: 'REEF_MIGRATION_FAILED', message: /002_two.*nowhere/ });
       assert.deepEqual((await c.query('SELECT version FROM schema_migrations')).rows.map((r) => r.version), [1]);
       const tables = await c.query(`SELECT tablename FROM pg_tables WHERE tablename IN ('one', 'two') ORDER BY 1`);
       assert.deepEqual(tables.rows.map((r) => r.tablename), ['one'], 'the failed migration left nothing behind');
-      await writeFile(join(migrations, '002_two.sql'), 'CREATE TABLE two (x integer);');
-      assert.deepEqual(await migratePostgres(c, migrations), [2], 'fixed migration applies on the next open');
-      assert.deepEqual(await migratePostgres(c, migrations), []);
     });
+    await writeFile(join(migrations, '002_two.sql'), 'CREATE TABLE two (x integer);');
+    assert.deepEqual(await migrate(database, migrations), [2], 'fixed migration applies on the next open');
+    assert.deepEqual(await migrate(database, migrations), []);
+    await database.close();
   });
 
   it('creates the same tables and columns as the SQLite migrations', async () => {
@@ -95,13 +96,17 @@ describe('postgres store: migrations', () => {
         .map((r) => r.col as string)
         .sort(),
     );
-    const lite = new Database(':memory:');
-    migrateSqlite(lite);
+    const dir = await mkdtemp(join(tmpdir(), 'reef-columns-'));
+    const migrated = connectSqlite(join(dir, 'reef.db'));
+    await migrate(migrated);
+    await migrated.close();
+    const lite = new Database(join(dir, 'reef.db'));
     const tables = lite.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
     const liteColumns = tables
       .flatMap((table) => (lite.pragma(`table_info(${table})`) as { name: string }[]).map((c) => `${table}.${c.name}`))
       .sort();
     lite.close();
+    await rm(dir, { recursive: true, force: true });
     assert.deepEqual(pgColumns, liteColumns);
   });
 });

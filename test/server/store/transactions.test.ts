@@ -24,10 +24,10 @@ async function sqliteDatabase(): Promise<Opened> {
   const dir = await mkdtemp(join(tmpdir(), 'reef-tx-'));
   const path = join(dir, 'reef.db');
   // A short busy_timeout: a connection waiting on a lock held by this same thread fails fast.
-  const database = openSqlite(path, { busyTimeoutMs: 200 });
+  const database = await openSqlite(path, { busyTimeoutMs: 200 });
   return {
     database,
-    reopen: async () => openSqlite(path, { busyTimeoutMs: 200 }),
+    reopen: () => openSqlite(path, { busyTimeoutMs: 200 }),
     async cleanup() {
       await database.close();
       await rm(dir, { recursive: true, force: true });

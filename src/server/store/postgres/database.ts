@@ -13,7 +13,7 @@ import { storeOn } from '../store.js';
 import type { LogRow } from '../rows.js';
 import type { Store } from '../types.js';
 import { appendLines } from './log.js';
-import { migratePostgres } from './migrate.js';
+import { migrate } from '../migrate.js';
 import { pgText, typeParsers } from './rows.js';
 
 export interface PostgresStoreOptions {
@@ -46,6 +46,16 @@ export async function createPostgresStore(url: string, options: PostgresStoreOpt
 
 /** The migrated database under the store. */
 export async function openPostgres(url: string, options: PostgresStoreOptions = {}): Promise<Database> {
+  const database = await connectPostgres(url, options);
+  await migrate(database).catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
+  return database;
+}
+
+/** A pool on the database as it is, schema not touched; fails when no connection opens. */
+export async function connectPostgres(url: string, options: PostgresStoreOptions = {}): Promise<Database> {
   const pool = new pg.Pool({
     connectionString: url,
     max: Math.max(1, Math.floor(options.poolSize ?? 10)),
@@ -56,21 +66,10 @@ export async function openPostgres(url: string, options: PostgresStoreOptions = 
   });
   pool.on('error', options.onIdleError ?? (() => undefined));
   try {
-    const client = await pool.connect().catch((err: unknown) => {
-      throw unreachable(url, err, 'REEF_STORE_OPEN_FAILED');
-    });
-    let broken: Error | undefined;
-    try {
-      await migratePostgres(client);
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    (await pool.connect()).release();
   } catch (err) {
     await pool.end();
-    throw err;
+    throw unreachable(url, err, 'REEF_STORE_OPEN_FAILED');
   }
   return new PostgresDatabase(pool, url);
 }
@@ -106,6 +105,9 @@ const postgresDialect: Dialect = {
   // pg would send a JS array as a PostgreSQL array literal, so JSON goes as text, cast.
   json: (value) => sql`${value === null ? null : JSON.stringify(value)}::json`,
   clock: (offsetMs) => (offsetMs === 0 ? sql`now()` : sql`(now() + ${offsetMs}::double precision * interval '1 millisecond')`),
+  timestampType: 'timestamptz',
+  // Advisory lock key ("REEF", 1), held to the end of the transaction.
+  migrationLock: sql`SELECT pg_advisory_xact_lock(${0x52454546}, ${1})`,
   forUpdate: sql`FOR UPDATE`,
   forUpdateSkipLocked: (alias) => sql`FOR UPDATE OF ${raw(alias)} SKIP LOCKED`,
   async appendLog(db, taskId, machineId, lines, usage) {
@@ -128,6 +130,8 @@ function dbOn(target: pg.Pool | pg.PoolClient): Db {
     all: async <R>(q: Sql) => (await query(q)).rows as R[],
     one: async <R>(q: Sql) => (await query(q)).rows[0] as R | undefined,
     run: async (q: Sql) => (await query(q)).rowCount ?? 0,
+    // Without parameters pg uses the simple protocol, which takes several statements.
+    script: async (text: string) => void (await (target as pg.ClientBase).query(text)),
   };
 }
 
@@ -195,6 +199,10 @@ class PostgresDatabase implements Database {
 
   run(query: Sql): Promise<number> {
     return this.#guarded(() => this.#db.run(query));
+  }
+
+  script(text: string): Promise<void> {
+    return this.#guarded(() => this.#db.script(text));
   }
 
   /** Runs fn in a READ COMMITTED transaction, again from the start after a retryable race. */

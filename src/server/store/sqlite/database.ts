@@ -18,7 +18,7 @@ import { raw, sql, type Database, type Db, type Dialect, type LineToStore, type 
 import { storeOn } from '../store.js';
 import type { LogRow } from '../rows.js';
 import type { Store } from '../types.js';
-import { migrateSqlite } from './migrate.js';
+import { migrate } from '../migrate.js';
 
 export interface SqliteStoreOptions {
   /** How long a write waits for another process's write lock before failing. Default 5000 ms. */
@@ -27,11 +27,21 @@ export interface SqliteStoreOptions {
 
 /** Opens (creating if needed) a SQLite store and brings its schema up to date. */
 export async function createSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
-  return storeOn(openSqlite(path, options));
+  return storeOn(await openSqlite(path, options));
 }
 
 /** The migrated database under the store. */
-export function openSqlite(path: string, options: SqliteStoreOptions = {}): Database {
+export async function openSqlite(path: string, options: SqliteStoreOptions = {}): Promise<Database> {
+  const database = connectSqlite(path, options);
+  await migrate(database).catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
+  return database;
+}
+
+/** The database file as it is, schema not touched. */
+export function connectSqlite(path: string, options: SqliteStoreOptions = {}): Database {
   let db: Connection;
   try {
     db = new BetterSqlite3(path);
@@ -49,7 +59,6 @@ export function openSqlite(path: string, options: SqliteStoreOptions = {}): Data
     // NORMAL is durable in WAL mode except for the last commits on power loss, not on a crash.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    migrateSqlite(db);
   } catch (err) {
     db.close();
     throw err;
@@ -65,7 +74,9 @@ const sqliteDialect: Dialect = {
   json: (value) => sql`${value === null ? null : JSON.stringify(value)}`,
   // One node per file, so the process clock is the only clock; ISO text compares as time.
   clock: (offsetMs) => sql`${new Date(Date.now() + offsetMs).toISOString()}`,
+  timestampType: 'TEXT',
   // The IMMEDIATE transaction already holds the file's write lock.
+  migrationLock: null,
   forUpdate: sql``,
   forUpdateSkipLocked: () => sql``,
   async appendLog(db, taskId, machineId, lines, usage) {
@@ -156,6 +167,7 @@ class SqliteDatabase implements Database {
     all: async <R>(query: Sql) => this.#all<R>(query),
     one: async <R>(query: Sql) => this.#all<R>(query)[0],
     run: async (query: Sql) => this.#run(query),
+    script: async (text: string) => void this.#db.exec(text),
   };
 
   #all<R>(query: Sql): R[] {
@@ -188,6 +200,10 @@ class SqliteDatabase implements Database {
 
   run(query: Sql): Promise<number> {
     return this.#alone(query, (q) => this.#run(q));
+  }
+
+  script(text: string): Promise<void> {
+    return this.transaction((db) => db.script(text));
   }
 
   transaction<T>(fn: (db: Db) => Promise<T>): Promise<T> {
