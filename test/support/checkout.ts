@@ -14,7 +14,8 @@ import { trackedTempDir } from './processes.js';
 export async function copyCheckout(): Promise<string> {
   const clone = await trackedTempDir('reef-clone-');
   const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: REPO, encoding: 'utf8' });
-  for (const file of listed.split('\0').filter(Boolean)) {
+  // A set: during a merge, git lists a conflicted file once per side.
+  for (const file of new Set(listed.split('\0').filter(Boolean))) {
     await cp(join(REPO, file), join(clone, file), { errorOnExist: true, force: false }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err; // deleted in the work tree, not yet in git
     });
