@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx, so a clone works without a build step.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/reef.ts');
+// `reef`: runs the compiled CLI (dist/cli/reef.js) with plain node.
+import { runCompiled } from './run-compiled.js';
+await runCompiled('reef');

@@ -5,12 +5,16 @@
  * second run reuses the same server, certificate and registration.
  *
  * Ports: REEF_HTTPS_PORT (default 8443) and REEF_COMMS_PORT (default 10943).
+ *
+ * The CLIs run from dist/: a fresh clone (or sources newer than the last build) is built
+ * first, so `npm ci && npm run quickstart` works as the README says.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { buildDist, distState } from './build.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const home = resolve(process.env.REEF_HOME || '.reef');
@@ -63,6 +67,12 @@ async function startBackground(name: string, file: string, args: string[], env: 
 }
 
 async function main() {
+  const dist = await distState();
+  if (dist.state !== 'fresh') {
+    step(dist.state === 'missing' ? 'Building Reef (npm run build)' : `Building Reef again (npm run build): ${dist.newer} changed`);
+    const built = await buildDist();
+    process.stdout.write(`Built ${built.modules} modules in ${Math.round(built.ms)} ms\n`);
+  }
   await mkdir(home, { recursive: true, mode: 0o700 });
   step(`Starting the Reef server (data in ${dataDir})`);
   const { child: serverProcess, banner } = await startBackground(

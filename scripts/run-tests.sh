@@ -2,7 +2,8 @@
 # The two test suites. `npm test` (suite "main") runs every test/**/*.test.ts except the
 # slow ones and must stay within minutes; `npm run test:slow` runs test/**/*.slow.test.ts:
 # scenarios that must wait minutes (long outages, package builds). Both end with the
-# leftover check: a process the run started that is still alive fails the run.
+# leftover check: a process the run started that is still alive fails the run. Both build
+# dist/ first (scripts/build.ts).
 set -u
 cd "$(dirname "$0")/.."
 suite="${1:-main}"
@@ -13,6 +14,9 @@ case "$suite" in
   *) echo "usage: scripts/run-tests.sh main|slow" >&2; exit 2 ;;
 esac
 if [ -z "$files" ]; then echo "no $suite tests"; exit 0; fi
+# The end-to-end tests run the CLIs as users do, from the compiled dist/: build it first so
+# they never run a stale one.
+node --import tsx scripts/build.ts || exit 1
 # shellcheck disable=SC2086 # one word per file: the paths hold no spaces
 node --import tsx --test "${args[@]}" $files
 code=$?

@@ -25,7 +25,7 @@ export function registerApiKeyCommands(program: Command): void {
         const { createApiKeyOffline } = await import('../server/runtime.js');
         created = await createApiKeyOffline(absolutePath(opts.data, '--data'), opts.name, opts.store);
       } else {
-        created = await connect(opts).json<CreatedApiKey>('POST', '/api/apikeys', { body: { name: opts.name } });
+        created = await (await connect(opts)).json<CreatedApiKey>('POST', '/api/apikeys', { body: { name: opts.name } });
       }
       if (opts.json) return printJson(created);
       note(`Created API key "${created.name}" (${created.id}). It is shown only this once: store it now.`);

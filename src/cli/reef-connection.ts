@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { ApiClient } from '../api/client.js';
+import type { ApiClient } from '../api/client.js';
 import { ReefError } from '../errors.js';
 import { addOptionAlias } from './common.js';
 
@@ -31,8 +31,12 @@ export function addConnectionOptions(command: Command): Command {
   return command;
 }
 
-/** An API client for the options, or a clear error naming the flag or variable that is missing. */
-export function connect(opts: ConnectionOpts, requestTimeoutMs?: number): ApiClient {
+/**
+ * An API client for the options, or a clear error naming the flag or variable that is missing.
+ * The client code loads here, not with the CLI: it brings the API contract's schemas (zod),
+ * which `reef --help` and the server's own commands do not need.
+ */
+export async function connect(opts: ConnectionOpts, requestTimeoutMs?: number): Promise<ApiClient> {
   const server = opts.server?.trim();
   if (!server) {
     throw new ReefError('REEF_NO_SERVER', 'No Reef server given: pass --server https://host[:port] or set REEF_SERVER.');
@@ -45,6 +49,7 @@ export function connect(opts: ConnectionOpts, requestTimeoutMs?: number): ApiCli
     );
   }
   const thumbprint = opts.serverThumbprint?.trim();
+  const { ApiClient } = await import('../api/client.js');
   return new ApiClient({
     server,
     apiKey,

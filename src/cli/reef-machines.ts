@@ -32,7 +32,7 @@ export function registerMachineCommands(program: Command): void {
       if (kind !== undefined && kind !== 'target' && kind !== 'worker') {
         throw new ReefError('REEF_BAD_KIND', `--kind must be target or worker, not "${opts.kind}".`);
       }
-      const api = connect(opts);
+      const api = await connect(opts);
       const path = `/api/machines${query({ environment: opts.environment, role: opts.role, workerPool: opts.workerPool, kind })}`;
       const items = itemsOf<MachineView>(await api.json('GET', path));
       if (opts.json) return printJson(items);
@@ -43,7 +43,7 @@ export function registerMachineCommands(program: Command): void {
 
   addConnectionOptions(machines.command('show').description('show one machine').argument('<name>', 'machine name')).action(
     runAction(async (name: string, opts: ConnectionOpts) => {
-      const machine = await connect(opts).json<MachineView>('GET', `/api/machines/${segment(name)}`);
+      const machine = await (await connect(opts)).json<MachineView>('GET', `/api/machines/${segment(name)}`);
       if (opts.json) return printJson(machine);
       printLine(describeMachine(machine));
     }),
@@ -53,7 +53,7 @@ export function registerMachineCommands(program: Command): void {
     machines.command('delete').description('remove a machine registration (the tentacle keeps running until told otherwise)').argument('<name>', 'machine name'),
   ).action(
     runAction(async (name: string, opts: ConnectionOpts) => {
-      await connect(opts).json('DELETE', `/api/machines/${segment(name)}`);
+      await (await connect(opts)).json('DELETE', `/api/machines/${segment(name)}`);
       if (opts.json) printJson({ deleted: name });
       else note(`Deleted machine "${name}".`);
     }),
@@ -110,7 +110,7 @@ function registerNamedCollection(program: Command, group: string, noun: string, 
 
   addConnectionOptions(command.command('list').description(`list ${noun}s, one name per line`)).action(
     runAction(async (opts: ConnectionOpts) => {
-      const items = itemsOf<NamedView>(await connect(opts).json('GET', path));
+      const items = itemsOf<NamedView>(await (await connect(opts)).json('GET', path));
       if (opts.json) return printJson(items);
       if (!items.length) return note(`No ${noun}s yet; add one with "reef ${group} create NAME".`);
       for (const item of items) printLine(item.name);
@@ -119,7 +119,7 @@ function registerNamedCollection(program: Command, group: string, noun: string, 
 
   addConnectionOptions(command.command('create').description(`create a ${noun}`).argument('<name>', `${noun} name`)).action(
     runAction(async (name: string, opts: ConnectionOpts) => {
-      const created = await connect(opts).json<unknown>('POST', path, { body: { name } });
+      const created = await (await connect(opts)).json<unknown>('POST', path, { body: { name } });
       if (opts.json) return printJson(created ?? { name });
       note(`Created ${noun} "${name}".`);
     }),
@@ -127,7 +127,7 @@ function registerNamedCollection(program: Command, group: string, noun: string, 
 
   addConnectionOptions(command.command('delete').description(`delete a ${noun}`).argument('<name>', `${noun} name`)).action(
     runAction(async (name: string, opts: ConnectionOpts) => {
-      await connect(opts).json('DELETE', `${path}/${segment(name)}`);
+      await (await connect(opts)).json('DELETE', `${path}/${segment(name)}`);
       if (opts.json) printJson({ deleted: name });
       else note(`Deleted ${noun} "${name}".`);
     }),

@@ -11,7 +11,7 @@ export function registerNodeCommands(program: Command): void {
     nodes.command('list').description('list server nodes: status, connected tentacles, running work, last heartbeat, version, host, ports'),
   ).action(
     runAction(async (opts: ConnectionOpts) => {
-      const items = itemsOf<NodeView>(await connect(opts).json('GET', '/api/nodes'));
+      const items = itemsOf<NodeView>(await (await connect(opts)).json('GET', '/api/nodes'));
       if (opts.json) return printJson(items);
       if (!items.length) return note('No server node has joined this store yet.');
       printLine(nodeTable(items));

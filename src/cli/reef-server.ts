@@ -1,10 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { z } from 'zod';
 import { ReefError } from '../errors.js';
-import { createLogger } from '../logging.js';
 import { describeDownloads } from '../server/downloads/listing.js';
 import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
@@ -24,49 +21,14 @@ export function defaultDataDir(): string {
 }
 
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
-const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+export const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
 /** The log quota is set in whole MiB or more, up to 1 TiB (beyond, it bounds nothing). */
-const MAX_LOG_QUOTA_MIB = 1024 * 1024;
+export const MAX_LOG_QUOTA_MIB = 1024 * 1024;
 
-const ConfigFile = z
-  .object({
-    dataDir: z.string().min(1).optional(),
-    store: z.string().min(1).optional(),
-    httpsPort: z.number().int().min(0).max(65535).optional(),
-    commsPort: z.number().int().min(0).max(65535).optional(),
-    host: z.string().min(1).optional(),
-    nodeName: z.string().min(1).optional(),
-    filesDir: z.string().min(1).optional(),
-    fileRetentionDays: z.number().positive().max(36500).optional(),
-    downloadsDir: z.string().min(1).optional(),
-    pickupTimeoutSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
-    pollingHostnames: z.array(z.string().min(1)).optional(),
-    websocketPath: z.string().startsWith('/').optional(),
-    proxyProtocol: z.boolean().optional(),
-    logQuotaMiB: z.number().min(1).max(MAX_LOG_QUOTA_MIB).optional(),
-  })
-  .strict();
-
-async function readConfigFile(file: string): Promise<z.infer<typeof ConfigFile>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ReefError('REEF_CONFIG_UNREADABLE', `Cannot read the config file ${file}: ${(err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ReefError('REEF_CONFIG_INVALID', `The config file ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  const parsed = ConfigFile.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
-    throw new ReefError('REEF_CONFIG_INVALID', `The config file ${file} is invalid: ${problems}`);
-  }
-  return parsed.data;
+/** The `--config` file's settings; its schema (zod) loads only when a file is given. */
+async function readConfigFile(file: string) {
+  return (await import('./reef-server-config.js')).readConfigFile(file);
 }
 
 interface RunOptions {
@@ -205,6 +167,7 @@ export function registerServerCommands(program: Command): void {
       runAction(async (opts: RunOptions) => {
         const settings = await resolveServerSettings(opts);
         const { startReefServer } = await runtime();
+        const { createLogger } = await import('../logging.js'); // pino: loaded by the one command that logs
         const logger = createLogger('reef-server');
         // A server for a whole fleet must not exit because one code path forgot a catch:
         // log what escaped (with its stack) and keep serving.

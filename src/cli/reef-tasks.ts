@@ -1,18 +1,23 @@
 import type { Command } from 'commander';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { ApiClient } from '../api/client.js';
-import { CreateTaskRequest, type TaskState, type TaskTarget, type TaskView, type UploadedFile } from '../api/contract.js';
-import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/index.js';
+import type { CreateTaskRequest, TaskState, TaskTarget, TaskView, UploadedFile } from '../api/contract.js';
+import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/vocabulary.js';
 import { ReefError } from '../errors.js';
 import { absolutePath, collect, note, printJson, printLine, runAction } from './common.js';
 import { cell, formatAge, formatTable } from './output.js';
 import { countingStream, createProgress, progressMode } from './progress.js';
 import { addConnectionOptions, connect, httpStatus, itemsOf, query, segment, type ConnectionOpts } from './reef-connection.js';
-import { assertSucceeded, followTask, isFinal } from './reef-follow.js';
+
+/**
+ * Loaded by the commands that use them, so `reef --help` does not load them: following a
+ * log (the API client) and the API contract's schemas (zod) that check a request.
+ */
+const follow = () => import('./reef-follow.js');
+const contract = () => import('../api/contract.js');
 
 /**
  * `reef tasks ...`. Routes:
@@ -61,13 +66,13 @@ export function registerTaskCommands(program: Command): void {
       const target = targetOf(opts);
       const script = await scriptOf(opts);
       const timeoutSeconds = opts.timeout === undefined ? undefined : positiveInteger(opts.timeout, '--timeout');
-      const request = validRequest({
+      const request = await validRequest({
         kind: 'run-script',
         target,
         script,
         ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       });
-      await startTask(connect(opts), request, opts);
+      await startTask(await connect(opts), request, opts);
     }),
   );
 
@@ -87,11 +92,11 @@ export function registerTaskCommands(program: Command): void {
       const info = await stat(file).catch(() => null);
       if (!info?.isFile()) throw new ReefError('REEF_NO_SUCH_FILE', `${file} is not a file that can be read.`);
       // Checked before hashing and uploading, so a bad DEST costs nothing.
-      validRequest({ kind: 'push-file', target, file: { sha256: '0'.repeat(64), destination: dest } });
-      const api = connect(opts);
+      await validRequest({ kind: 'push-file', target, file: { sha256: '0'.repeat(64), destination: dest } });
+      const api = await connect(opts);
       const sha256 = await hashFile(file);
       await ensureUploaded(api, file, sha256, info.size, opts.json === true);
-      await startTask(api, validRequest({ kind: 'push-file', target, file: { sha256, destination: dest } }), opts);
+      await startTask(api, await validRequest({ kind: 'push-file', target, file: { sha256, destination: dest } }), opts);
     }),
   );
 
@@ -101,7 +106,7 @@ export function registerTaskCommands(program: Command): void {
     ),
   ).action(
     runAction(async (opts: FollowOpts & TargetOpts) => {
-      await startTask(connect(opts), validRequest({ kind: 'health-check', target: targetOf(opts) }), opts);
+      await startTask(await connect(opts), await validRequest({ kind: 'health-check', target: targetOf(opts) }), opts);
     }),
   );
 
@@ -112,7 +117,8 @@ export function registerTaskCommands(program: Command): void {
       .argument('<id>', 'task id'),
   ).action(
     runAction(async (id: string, opts: ConnectionOpts) => {
-      assertSucceeded(await followTask(connect(opts), id, { json: opts.json === true }));
+      const { assertSucceeded, followTask } = await follow();
+      assertSucceeded(await followTask(await connect(opts), id, { json: opts.json === true }));
     }),
   );
 
@@ -120,10 +126,10 @@ export function registerTaskCommands(program: Command): void {
     tasks.command('cancel').description('ask the server to cancel a task on every machine it still runs on').argument('<id>', 'task id'),
   ).action(
     runAction(async (id: string, opts: ConnectionOpts) => {
-      const task = await connect(opts).json<TaskView>('POST', `/api/tasks/${segment(id)}/cancel`);
+      const task = await (await connect(opts)).json<TaskView>('POST', `/api/tasks/${segment(id)}/cancel`);
       if (opts.json) return printJson(task);
       note(
-        isFinal(task.state)
+        (await follow()).isFinal(task.state)
           ? `Task ${task.id} already ended ${task.state}.`
           : `Cancellation requested for task ${task.id}; follow it with "reef tasks watch ${task.id}".`,
       );
@@ -132,7 +138,7 @@ export function registerTaskCommands(program: Command): void {
 
   addConnectionOptions(tasks.command('show').description('show a task and its state on each machine').argument('<id>', 'task id')).action(
     runAction(async (id: string, opts: ConnectionOpts) => {
-      const task = await connect(opts).json<TaskView>('GET', `/api/tasks/${segment(id)}`);
+      const task = await (await connect(opts)).json<TaskView>('GET', `/api/tasks/${segment(id)}`);
       if (opts.json) return printJson(task);
       printLine(describeTask(task));
     }),
@@ -148,7 +154,7 @@ export function registerTaskCommands(program: Command): void {
     runAction(async (opts: ConnectionOpts & { state?: string; limit?: string }) => {
       const state = opts.state === undefined ? undefined : taskState(opts.state);
       const limit = opts.limit === undefined ? undefined : positiveInteger(opts.limit, '--limit');
-      const items = itemsOf<TaskView>(await connect(opts).json('GET', `/api/tasks${query({ state, limit })}`));
+      const items = itemsOf<TaskView>(await (await connect(opts)).json('GET', `/api/tasks${query({ state, limit })}`));
       if (opts.json) return printJson(items);
       if (!items.length) return note('No tasks match.');
       printLine(
@@ -225,8 +231,8 @@ const OPTION_OF_PATH: Record<string, string> = {
 };
 
 /** Checks the request against the contract the server enforces, naming the option at fault. */
-function validRequest(request: CreateTaskRequest): CreateTaskRequest {
-  const result = CreateTaskRequest.safeParse(request);
+async function validRequest(request: CreateTaskRequest): Promise<CreateTaskRequest> {
+  const result = (await contract()).CreateTaskRequest.safeParse(request);
   if (result.success) return request;
   const issue = result.error.issues[0]!;
   const path = issue.path.filter((p) => typeof p === 'string').join('.');
@@ -243,10 +249,12 @@ async function startTask(api: ApiClient, request: CreateTaskRequest, opts: Follo
     return;
   }
   if (!opts.json) note(`Task ${task.id} created on ${task.machines?.length ?? 0} machine(s); following its log (Ctrl-C stops following, not the task).`);
+  const { assertSucceeded, followTask } = await follow();
   assertSucceeded(await followTask(api, task.id, { json: opts.json === true }));
 }
 
 async function hashFile(file: string): Promise<string> {
+  const { createHash } = await import('node:crypto'); // loaded here: reef's other commands start faster without it
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ReefError } from '../errors.js';
-import { updateConfig, type ProxySettings } from '../tentacle/config.js';
+import type { ProxySettings } from '../tentacle/config.js';
 import { tentacleRoot } from '../tentacle/paths.js';
 import { addInstanceOption, addOptionAlias, note, parseBoolean, parsePort, runAction } from './common.js';
 
@@ -41,6 +41,8 @@ export function registerProxyCommands(program: Command): void {
     command.action(
       runAction(async (opts: ProxyOpts) => {
         const settings = proxySettings(opts);
+        // Loaded here: the config code (zod) would slow every other command's start.
+        const { updateConfig } = await import('../tentacle/config.js');
         await updateConfig(opts.instance, (config) => ({ ...config, [key]: settings }), tentacleRoot());
         note(
           settings.enabled === false

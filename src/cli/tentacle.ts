@@ -4,14 +4,10 @@ import { isIP } from 'node:net';
 import { arch, platform } from 'node:os';
 import { isSea } from 'node:sea';
 import { errorMessage, ReefError } from '../errors.js';
-import { normalizeThumbprint } from '../pki/thumbprint.js';
 import type { CertificateResult } from '../tentacle/certificate.js';
-import { loadInstance, redactConfig, updateConfig, type TentacleConfig } from '../tentacle/config.js';
-import { createInstance, deleteInstance, listInstances, moveApp, moveHome, prepareFolders } from '../tentacle/instances.js';
-import { homeFiles, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
+import type { TentacleConfig } from '../tentacle/config.js';
+import { homeFiles, SUPERVISOR_MARKER, tentacleBinPath, tentacleRoot } from '../tentacle/paths.js';
 import { BUILD } from '../version.js';
-import { runServiceActions, systemdUnitText } from '../tentacle/service.js';
-import { runSupervisor, SUPERVISOR_MARKER } from '../tentacle/supervisor.js';
 import {
   absolutePath,
   addInstanceOption,
@@ -38,11 +34,21 @@ import { registerRegistrationCommands } from './tentacle-registration.js';
  */
 
 /**
- * Certificate code pulls in the X.509 libraries (about half a second to load), so commands
- * load it only when they need it.
+ * Code that loads only when a command needs it, so that `tentacle version` and `--help`
+ * start about as fast as node itself (`npm run bench -- startup`, test/cli/startup.test.ts):
+ * the config schemas (zod), the service and supervisor code (pino) and above all the
+ * certificate code with its X.509 libraries (about half a second) are most of a start's cost.
  */
+const configCode = () => import('../tentacle/config.js');
+const instanceCode = () => import('../tentacle/instances.js');
+const serviceCode = () => import('../tentacle/service.js');
+const supervisorCode = () => import('../tentacle/supervisor.js');
 const certificates = () => import('../tentacle/certificate.js');
 const identityStore = () => import('../pki/identity-files.js');
+
+async function loadInstance(name: string) {
+  return (await configCode()).loadInstance(name);
+}
 
 export function buildTentacleProgram(): Command {
   const program = configureProgram(new Command('tentacle'))
@@ -72,6 +78,7 @@ function addInstanceCommands(program: Command): void {
       .option('--home <dir>', 'home folder for certificate, workspace and logs (default: the config file folder)'),
   ).action(
     runAction(async (opts: InstanceOpts & { config?: string; home?: string }) => {
+      const { createInstance } = await instanceCode();
       const result = await createInstance(opts.instance, {
         ...(opts.config !== undefined ? { config: absolutePath(opts.config, '--config') } : {}),
         ...(opts.home !== undefined ? { home: absolutePath(opts.home, '--home') } : {}),
@@ -94,6 +101,7 @@ function addInstanceCommands(program: Command): void {
       ),
   ).action(
     runAction(async (opts: InstanceOpts & { purge?: boolean }) => {
+      const { deleteInstance } = await instanceCode();
       const removed = await deleteInstance(opts.instance, { purge: opts.purge === true });
       note(
         opts.purge
@@ -112,7 +120,7 @@ function addInstanceCommands(program: Command): void {
   ).action(
     runAction(async (opts: { json?: boolean; format?: string }) => {
       const format = opts.json ? 'json' : parseFormat(opts.format, ['text', 'json'] as const, 'text');
-      const instances = await listInstances();
+      const instances = await (await instanceCode()).listInstances();
       if (format === 'json') printJson(instances);
       else for (const i of instances) printLine(`${i.name}\t${i.configPath}`);
     }),
@@ -214,6 +222,7 @@ function addConfigureCommand(program: Command): void {
 
 async function configure(opts: ConfigureOpts): Promise<void> {
   // Everything is validated before anything is written, so a bad value changes nothing.
+  const { normalizeThumbprint } = await import('../pki/thumbprint.js'); // node:crypto: only for this command
   const trust = (opts.trust ?? []).map(normalizeThumbprint);
   const removeTrust = (opts.removeTrust ?? []).map(normalizeThumbprint);
   const port = opts.port !== undefined ? parsePort(opts.port, '--port') : undefined;
@@ -229,6 +238,8 @@ async function configure(opts: ConfigureOpts): Promise<void> {
     opts.listenIpAddress === undefined && home === undefined && app === undefined && !allowPaths.length;
   if (nothing) throw new ReefError('REEF_NOTHING_TO_CONFIGURE', 'Nothing to change: pass at least one option (see "tentacle configure --help").');
 
+  const { updateConfig } = await configCode();
+  const { moveApp, moveHome, prepareFolders } = await instanceCode();
   const before = await loadInstance(opts.instance);
   const notes: string[] = [];
   const updated = await updateConfig(opts.instance, (config) => {
@@ -283,7 +294,7 @@ function addInfoCommands(program: Command): void {
         note(`warning: ${errorMessage(err)}`);
         return null;
       });
-      printJson({ ...redactConfig(config), configFile: configPath, thumbprint });
+      printJson({ ...(await configCode()).redactConfig(config), configFile: configPath, thumbprint });
     }),
   );
 
@@ -317,6 +328,7 @@ function addServiceCommands(program: Command): void {
     runAction(async (opts: InstanceOpts & { install?: boolean; uninstall?: boolean; start?: boolean; stop?: boolean; restart?: boolean; print?: boolean }) => {
       const { config } = await loadInstance(opts.instance);
       const { instance: _instance, print, ...actions } = opts;
+      const { runServiceActions, systemdUnitText } = await serviceCode();
       if (print) {
         if (Object.values(actions).some(Boolean)) {
           throw new ReefError('REEF_SERVICE_CONFLICT', '--print only shows the unit; run it without --install, --uninstall, --start, --stop or --restart.');
@@ -338,7 +350,7 @@ function addServiceCommands(program: Command): void {
 
   // Internal: the process `service --start` leaves running in supervised mode.
   addInstanceOption(program.command(SUPERVISOR_MARKER, { hidden: true }).description('supervise the agent (internal)')).action(
-    runAction(async (opts: InstanceOpts) => runSupervisor(opts.instance, { root: tentacleRoot() })),
+    runAction(async (opts: InstanceOpts) => (await supervisorCode()).runSupervisor(opts.instance, { root: tentacleRoot() })),
   );
 }
 

@@ -86,6 +86,12 @@ export const tentacleBinPath = singleExecutable ? process.execPath : fileURLToPa
 /** How the Tentacle starts itself again (the agent from its supervisor or a systemd unit). */
 export const tentacleCommand: readonly string[] = singleExecutable ? [process.execPath] : [process.execPath, tentacleBinPath];
 
+/**
+ * The hidden command (`tentacle supervise --instance N`) that runs the supervised service,
+ * and the word in its command line that pid checks look for (src/tentacle/supervisor.ts).
+ */
+export const SUPERVISOR_MARKER = 'supervise';
+
 /** What the Tentacle runs from, which file transfers must never write: the package folder, or the single executable. */
 export const installPath = singleExecutable ? process.execPath : resolve(fileURLToPath(new URL('../..', import.meta.url)));
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ReefError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { loadConfig } from './config.js';
-import { homeFiles, tentacleCommand, tentacleRoot } from './paths.js';
+import { homeFiles, SUPERVISOR_MARKER, tentacleCommand, tentacleRoot } from './paths.js';
 import { claimPidFile, releasePidFile } from './pid-file.js';
 
 /**
@@ -18,8 +18,8 @@ import { claimPidFile, releasePidFile } from './pid-file.js';
  * supervisor, which removes `<home>/tentacle.pid` on the way out.
  */
 
-/** The word in the supervisor's command line that pid checks look for. */
-export const SUPERVISOR_MARKER = 'supervise';
+// Defined in paths.ts, which the CLI loads anyway; re-exported for the service code.
+export { SUPERVISOR_MARKER } from './paths.js';
 
 /**
  * Test-only: a JSON array of strings, the command to supervise instead of the real agent

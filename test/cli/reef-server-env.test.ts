@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../e2e/harness.js';
+import { REEF_BIN } from '../support/built.js';
 import { runTracked, spawnTracked, stopAll, stopProcess, trackedTempDir } from '../support/processes.js';
 
 after(stopAll);
 
-const REEF = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
+const REEF = REEF_BIN;
 
 /** Starts `reef server run` and returns its banner once it is up. */
 async function startedBanner(args: string[], env: NodeJS.ProcessEnv): Promise<string> {

@@ -7,10 +7,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { LogLineView, MachineView, TaskMachineView, TaskState, TaskView } from '../../src/api/contract.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
+import { REEF_BIN } from '../support/built.js';
 import { runTracked, type RunResult } from '../support/processes.js';
 
 /**
@@ -19,7 +19,7 @@ import { runTracked, type RunResult } from '../support/processes.js';
  * and records every request. The real server gets end-to-end tests of its own.
  */
 
-const reefBin = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
+const reefBin = REEF_BIN;
 const API_KEY = 'reef-test-key-1234';
 
 interface Recorded {

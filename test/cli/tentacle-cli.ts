@@ -1,10 +1,9 @@
-import { fileURLToPath } from 'node:url';
+import { TENTACLE_BIN } from '../support/built.js';
 import { removeTempDir, runTracked, trackedTempDir, type RunResult } from '../support/processes.js';
 
-/** Runs the real `tentacle` CLI (bin/tentacle.js) the way a user would, against a private root. */
+/** Runs the real `tentacle` CLI (bin/tentacle.js, compiled) the way a user would, against a private root. */
 
-export const tentacleBin = fileURLToPath(new URL('../../bin/tentacle.js', import.meta.url));
-
+export const tentacleBin = TENTACLE_BIN;
 
 export interface TentacleCli {
   root: string;

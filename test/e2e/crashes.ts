@@ -25,8 +25,9 @@ import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { LogPage, MachineView, TaskView } from '../../src/api/contract.js';
 import { startForwarder, type Forwarder } from '../support/forwarder.js';
+import { REEF_BIN } from '../support/built.js';
 import { spawnTracked } from '../support/processes.js';
-import { cli, freePort, ok, REPO, startAgent, startServer, stop, stopAll, tempDir, waitFor, type AgentProcess, type CliResult, type ServerProcess, processGone, sha256File } from './harness.js';
+import { cli, freePort, ok, startAgent, startServer, stop, stopAll, tempDir, waitFor, type AgentProcess, type CliResult, type ServerProcess, processGone, sha256File } from './harness.js';
 
 const MACHINE = 'crash-1';
 const PICKUP_SECONDS = 15;
@@ -144,7 +145,7 @@ export function crashTests(part: 'server' | 'tentacle'): void {
     of('server')('kill -9 while `reef tasks watch` follows the log: the watcher rides it out and prints every line once; the script ran once', async (t) => {
       const marker = join(scratch, 'watch.marker');
       const taskId = await runScript(`echo ran >> ${marker}; for i in $(seq 1 40); do echo "line $i"; sleep 0.25; done`);
-      const watcher = spawnTracked(process.execPath, [join(REPO, 'bin/reef.js'), 'tasks', 'watch', taskId], { env: { ...process.env, ...server.env(apiKey), REEF_LOG_LEVEL: 'warn' } });
+      const watcher = spawnTracked(process.execPath, [REEF_BIN, 'tasks', 'watch', taskId], { env: { ...process.env, ...server.env(apiKey), REEF_LOG_LEVEL: 'warn' } });
       let watched = '';
       let notes = '';
       watcher.stdout!.setEncoding('utf8').on('data', (d: string) => (watched += d));

@@ -12,13 +12,12 @@ import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
+import { REEF_BIN as REEF, TENTACLE_BIN as TENTACLE } from '../support/built.js';
 import { runTracked, spawnTracked, stopProcess, trackedTempDir } from '../support/processes.js';
 
 export { stopAll } from '../support/processes.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-const REEF = join(REPO, 'bin/reef.js');
-const TENTACLE = join(REPO, 'bin/tentacle.js');
 const OUTPUT = join(REPO, 'test-output', 'e2e');
 
 /** A temp folder removed by `stopAll()`. */
@@ -89,6 +88,7 @@ export interface ServerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Starts `reef server run`: this checkout's bin/reef.js, or `options.command` (an installed package's `reef`). */
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
   if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));

@@ -1,15 +1,18 @@
 /**
  * The README's first command stays true: `npm run quickstart` starts a server and a local
  * polling Tentacle, runs a script through them, prints its log, keeps running, and stops
- * everything on Ctrl+C.
+ * everything on Ctrl+C. It runs in a copy of the checkout without dist/, as a fresh clone
+ * after `npm ci` is (node_modules is linked, not installed again), so it also shows that
+ * the quick start builds Reef first.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
+import { copyCheckout } from '../support/checkout.js';
 import { spawnTracked } from '../support/processes.js';
-import { freePort, REPO, stopAll, tempDir } from './harness.js';
+import { freePort, stopAll, tempDir } from './harness.js';
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -19,12 +22,13 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-test('npm run quickstart runs a script end to end, keeps running, and stops cleanly on Ctrl+C', async () => {
+test('npm run quickstart builds Reef, runs a script end to end, keeps running, and stops cleanly on Ctrl+C', async () => {
+  const clone = await copyCheckout();
   const home = await tempDir('quickstart');
   const httpsPort = await freePort();
   const commsPort = await freePort();
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/quickstart.ts')], {
-    cwd: REPO,
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(clone, 'scripts/quickstart.ts')], {
+    cwd: clone,
     env: { ...process.env, REEF_HOME: home, REEF_HTTPS_PORT: String(httpsPort), REEF_COMMS_PORT: String(commsPort) },
   });
   let out = '';
@@ -41,6 +45,7 @@ test('npm run quickstart runs a script end to end, keeps running, and stops clea
       });
       child.once('exit', (code) => reject(new Error(`quickstart exited early with ${code}:\n${out}`)));
     });
+    assert.match(out, /==> Building Reef \(npm run build\)\nBuilt \d+ modules/, 'a clone without dist/ is built first');
     assert.match(out, /\] Hello from .*, user /);
     assert.match(out, /Task T-000001 Success/);
     assert.match(out, new RegExp(`Portal: +https://localhost:${httpsPort}/ `));

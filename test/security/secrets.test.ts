@@ -11,16 +11,16 @@ import { once } from 'node:events';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { ApiClient } from '../../src/api/client.js';
 import { ReefError } from '../../src/errors.js';
 import { tentacleCli, type TentacleCli } from '../cli/tentacle-cli.js';
+import { REEF_BIN } from '../support/built.js';
 import { spawnTracked, stopAll, trackedTempDir } from '../support/processes.js';
 import { freePort } from '../support/tinyproxy.js';
 
-const REEF = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
+const REEF = REEF_BIN;
 
 interface Reply {
   status: number;

@@ -2,17 +2,17 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { reefCommand } from '../../src/cli/reef-bin.js';
 import { serverEnvironmentTemplate } from '../../src/cli/reef-server.js';
 import { renderServerUnit, SERVER_SERVICE_DEFAULTS, SERVER_UNIT_NAME } from '../../src/server/service-unit.js';
 import { systemdIsRunning } from '../../src/systemd/systemctl.js';
+import { REEF_BIN } from '../support/built.js';
 import { runTracked, stopAll, trackedTempDir } from '../support/processes.js';
 import { unitSecurity, verifyUnits, writeUnits } from '../support/systemd.js';
 
 after(stopAll);
 
-const REEF = fileURLToPath(new URL('../../bin/reef.js', import.meta.url));
+const REEF = REEF_BIN;
 const reef = (args: string[]) => runTracked(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_DEBUG: '' }, timeoutMs: 30_000 });
 
 test('the packaged server unit: /usr/bin/reef as "reef", data in /var/lib/reef, settings from /etc/reef/server.env', () => {

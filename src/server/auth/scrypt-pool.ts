@@ -45,8 +45,8 @@ export class HashingBusyError extends ReefError {
   }
 }
 
-// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (bin/ runs the
-// sources through tsx, which a worker would not inherit).
+// Plain CommonJS run with `eval`, so the worker loads no file: it works alike from dist/,
+// from the sources under tsx (tests; a worker would not inherit the loader) and in a bundle.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { scryptSync } = require('node:crypto');

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -16,12 +15,8 @@ const TYPES: Readonly<Record<string, string>> = {
   svg: 'image/svg+xml',
 };
 
-/** web/ beside src/ (run from source) or beside dist/ (built). */
+/** web/ beside src/ (run from source) or beside dist/ (built: dist/ mirrors src/). */
 export function defaultWebDir(): string {
-  for (const up of ['../../../web/', '../../../../web/']) {
-    const dir = fileURLToPath(new URL(up, import.meta.url));
-    if (existsSync(join(dir, 'portal.css'))) return dir;
-  }
   return fileURLToPath(new URL('../../../web/', import.meta.url));
 }
 
