@@ -114,7 +114,7 @@ describe('the Debian packages', { skip }, () => {
       name: 'tarball-server',
     });
     const api = new ApiClient({ server: server.url, apiKey: server.adminKey!, serverThumbprint: server.thumbprint });
-    assert.equal((await api.json<{ version: string }>('GET', '/api/ping')).version, version);
+    assert.equal((await api.json<{ version: string }>('GET', '/api')).version, version);
     await server.kill();
   });
 
