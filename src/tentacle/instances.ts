@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ReefError } from '../errors.js';
 import { defaultConfig, readConfigFile, writeConfigFile, type TentacleConfig } from './config.js';
 import { readInstanceIndex, updateInstanceIndex, type InstanceRecord } from './instance-index.js';
-import { defaultAppDir, defaultConfigPath, homeFiles, OWN_HOME_ENTRIES, tentacleRoot, validateInstanceName } from './paths.js';
+import { defaultAppDir, defaultConfigPath, defaultHome, homeFiles, OWN_HOME_ENTRIES, tentacleRoot, validateInstanceName } from './paths.js';
 import { serviceStatus } from './service.js';
 
 export { resolveInstance, type InstanceRecord } from './instance-index.js';
@@ -57,7 +57,7 @@ export async function createInstance(
       config.instance = name;
       if (options.home !== undefined) config = moveHome(config, resolve(options.home));
     } else {
-      config = defaultConfig(name, resolve(options.home ?? dirname(configPath)));
+      config = defaultConfig(name, resolve(options.home ?? (options.config !== undefined ? dirname(configPath) : defaultHome(name, root))));
     }
     await prepareFolders(config);
     await writeConfigFile(configPath, config);

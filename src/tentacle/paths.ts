@@ -11,10 +11,15 @@ import { ReefError } from '../errors.js';
  * `$XDG_CONFIG_HOME/reef/tentacle` (`~/.config/reef/tentacle` when XDG_CONFIG_HOME is unset),
  * so a developer can try Reef without sudo.
  */
+/** Root's instances root: configuration under /etc, as for any system service. */
+export const SYSTEM_ROOT = '/etc/reef/tentacle';
+/** Where the system root's instances keep their data (certificate, workspace, logs, applications). */
+export const SYSTEM_DATA = '/var/lib/reef-tentacle';
+
 export function tentacleRoot(env: NodeJS.ProcessEnv = process.env): string {
   const fromEnv = env.REEF_TENTACLE_ROOT?.trim();
   if (fromEnv) return resolve(fromEnv);
-  if (process.getuid?.() === 0) return '/etc/reef/tentacle';
+  if (process.getuid?.() === 0) return SYSTEM_ROOT;
   const xdg = env.XDG_CONFIG_HOME?.trim();
   return join(xdg ? resolve(xdg) : join(homedir(), '.config'), 'reef', 'tentacle');
 }
@@ -27,6 +32,15 @@ export function instanceIndexPath(root = tentacleRoot()): string {
 /** The folder a new instance gets when `create-instance` is not given `--config`/`--home`. */
 export function defaultInstanceDir(name: string, root = tentacleRoot()): string {
   return join(root, 'instances', name);
+}
+
+/**
+ * The home a new instance gets when `create-instance` is given neither `--home` nor
+ * `--config`: under /var/lib for the system root (the FHS keeps /etc for configuration),
+ * else beside its config file.
+ */
+export function defaultHome(name: string, root = tentacleRoot()): string {
+  return root === SYSTEM_ROOT ? join(SYSTEM_DATA, name) : defaultInstanceDir(name, root);
 }
 
 export function defaultConfigPath(name: string, root = tentacleRoot()): string {

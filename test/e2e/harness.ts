@@ -75,12 +75,26 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `reef server run`: bin/reef.js, or `options.bin` (the `reef` of an installed package). */
-export async function startServer(options: { dataDir: string; httpsPort: number; commsPort: number; pickupTimeoutSeconds?: number; name?: string; extraArgs?: string[]; bin?: string }): Promise<ServerProcess> {
+export interface ServerOptions {
+  dataDir: string;
+  httpsPort: number;
+  commsPort: number;
+  pickupTimeoutSeconds?: number;
+  name?: string;
+  extraArgs?: string[];
+  /** How to start `reef` (default: this checkout's bin/reef.js on this node), e.g. a packaged /usr/bin/reef. */
+  command?: readonly string[];
+  /** Added to (and overriding) this process's environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `reef server run`: this checkout's bin/reef.js, or `options.command` (an installed package's `reef`). */
+export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const args = ['server', 'run', '--data', options.dataDir, '--https-port', String(options.httpsPort), '--comms-port', String(options.commsPort), '--host', '127.0.0.1'];
   if (options.pickupTimeoutSeconds) args.push('--pickup-timeout', String(options.pickupTimeoutSeconds));
   args.push(...(options.extraArgs ?? []));
-  const child = spawnTracked(process.execPath, [options.bin ?? REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info' } });
+  const [command, ...commandArgs] = options.command ?? [process.execPath, REEF];
+  const child = spawnTracked(command!, [...commandArgs, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'info', ...options.env } });
   child.stderr!.pipe(await logFile(options.name ?? 'server'));
   let out = '';
   child.stdout!.setEncoding('utf8');

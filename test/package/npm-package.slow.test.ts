@@ -72,7 +72,7 @@ test('npm pack holds what runs; installed with --omit=dev it runs reef --help, t
   assert.equal(tentacle.stdout.trim(), `Reef Tentacle ${version} (commit ${commit}, Node.js ${process.version}, ${process.platform}-${process.arch})`);
 
   const server = await startServer({
-    bin: join(modules, 'reef/bin/reef.js'),
+    command: [process.execPath, join(modules, 'reef/bin/reef.js')],
     dataDir: await trackedTempDir('reef-installed-data-'),
     httpsPort: await freePort(),
     commsPort: await freePort(),

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { isReefError } from '../../src/errors.js';
 import { defaultConfig, loadConfig, loadInstance, redactConfig, saveConfig, updateConfig } from '../../src/tentacle/config.js';
 import { createInstance, deleteInstance, listInstances, moveHome, resolveInstance } from '../../src/tentacle/instances.js';
-import { tentacleRoot, validateInstanceName } from '../../src/tentacle/paths.js';
+import { defaultConfigPath, defaultHome, SYSTEM_ROOT, tentacleRoot, validateInstanceName } from '../../src/tentacle/paths.js';
 
 let root: string;
 beforeEach(async () => (root = await mkdtemp(join(tmpdir(), 'reef-instances-'))));
@@ -77,6 +77,12 @@ describe('instance index', () => {
     assert.equal(tentacleRoot({ REEF_TENTACLE_ROOT: '/x/y' }), '/x/y');
     const fallback = tentacleRoot({ XDG_CONFIG_HOME: '/xdg' });
     assert.equal(fallback, process.getuid?.() === 0 ? '/etc/reef/tentacle' : '/xdg/reef/tentacle');
+  });
+
+  test('system instances keep configuration in /etc and data in /var/lib; others keep both together', () => {
+    assert.equal(defaultConfigPath('web', SYSTEM_ROOT), '/etc/reef/tentacle/instances/web/tentacle.json');
+    assert.equal(defaultHome('web', SYSTEM_ROOT), '/var/lib/reef-tentacle/web');
+    assert.equal(defaultHome('web', '/x/y'), '/x/y/instances/web');
   });
 });
 
