@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 suite="${1:-main}"
 export REEF_TEST_RUN="npm-test-$suite-$$"
 case "$suite" in
-  main) files=$(find test -name '*.test.ts' ! -name '*.slow.test.ts' | sort); args=(--test-concurrency=2 --test-timeout=180000) ;;
-  slow) files=$(find test -name '*.slow.test.ts' | sort); args=(--test-concurrency=1 --test-timeout=1200000) ;;
+  main) files=$(find test -name '*.test.ts' ! -name '*.slow.test.ts' | sort); args=(--test-concurrency=3 --test-timeout=180000) ;;
+  slow) files=$(find test -name '*.slow.test.ts' | sort); args=(--test-concurrency=2 --test-timeout=1200000) ;;
   *) echo "usage: scripts/run-tests.sh main|slow" >&2; exit 2 ;;
 esac
 if [ -z "$files" ]; then echo "no $suite tests"; exit 0; fi

@@ -5,7 +5,7 @@
  * from bin/reef.js, running as a supervised service (the executable starts itself again as
  * supervisor and agent) and running a script end to end; a second instance polls over a
  * WebSocket. (linux-arm64:
- * tentacle-executable-arm64.test.ts.)
+ * tentacle-executable-arm64.slow.test.ts.)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
