@@ -21,6 +21,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runTracked, spawnTracked, stopProcess, trackedTempDir, type RunResult } from './processes.js';
+import { isProcessAlive } from '../../src/tentacle/pid-file.js';
 
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 
@@ -91,14 +92,6 @@ function comm(pid: number): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface BootOptions {
   tree: string;
@@ -176,7 +169,7 @@ export class Container {
   }
 
   private killNow(): void {
-    if (alive(this.leader)) process.kill(this.leader, 'SIGKILL');
+    if (isProcessAlive(this.leader)) process.kill(this.leader, 'SIGKILL');
   }
 
   /** Powers the container off (SIGTERM to nspawn); kills its init if that takes over 60 s. */
