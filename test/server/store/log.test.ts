@@ -129,37 +129,44 @@ forEachStore((kind, open) => {
     });
 
     it('keeps seqs contiguous when separate connections append at once', async () => {
-      const task = await newTask();
       const lines = 300;
-      const workers = machines.map(
-        (m) =>
-          new Worker(WORKER_BOOT, {
-            eval: true,
-            workerData: { location: t.location, taskId: task.id, machineId: m.id, lines, batch: 3 },
-          }),
-      );
-      const exited = workers.map(
-        (w) =>
-          new Promise<void>((resolve, reject) => {
-            w.once('error', reject);
-            w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
-          }),
-      );
-      // Start them together once every connection is open, so their transactions interleave.
-      await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
-      for (const w of workers) w.postMessage('go');
-      await Promise.all(exited);
-      const all = await readAll(store, task.id);
-      assertContiguous(all);
-      assert.equal(all.length, lines * machines.length);
-      const switches = all.filter((l, i) => i > 0 && l.machineId !== all[i - 1]!.machineId).length;
-      assert.ok(switches > machines.length, `appends interleaved (${switches} switches between machines)`);
-      for (const m of machines) {
-        const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
-        assert.deepEqual(mine, Array.from({ length: lines }, (_, i) => `${m.id} line ${i + 1}`));
-      }
-      const cursors = (await store.getTask(task.id))!.machines.map((x) => x.logCursor);
-      assert.deepEqual(cursors, machines.map(() => lines));
+      /** One task appended to by a worker per machine, each on its own connection, started together. */
+      const appendAtOnce = async () => {
+        const task = await newTask();
+        const workers = machines.map(
+          (m) =>
+            new Worker(WORKER_BOOT, {
+              eval: true,
+              workerData: { location: t.location, taskId: task.id, machineId: m.id, lines, batch: 3 },
+            }),
+        );
+        const exited = workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              w.once('error', reject);
+              w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+            }),
+        );
+        // Start them together once every connection is open, so their transactions interleave.
+        await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
+        for (const w of workers) w.postMessage('go');
+        await Promise.all(exited);
+        const all = await readAll(store, task.id);
+        assertContiguous(all);
+        assert.equal(all.length, lines * machines.length);
+        for (const m of machines) {
+          const mine = all.filter((l) => l.machineId === m.id).map((l) => l.text);
+          assert.deepEqual(mine, Array.from({ length: lines }, (_, i) => `${m.id} line ${i + 1}`));
+        }
+        const cursors = (await store.getTask(task.id))!.machines.map((x) => x.logCursor);
+        assert.deepEqual(cursors, machines.map(() => lines));
+        return all.filter((l, i) => i > 0 && l.machineId !== all[i - 1]!.machineId).length;
+      };
+      // The point is appends that interleave; on a busy machine a worker can finish before
+      // the next one gets a core, so a run that did not interleave is run again (bounded).
+      let switches = 0;
+      for (let attempt = 1; attempt <= 5 && switches <= machines.length; attempt++) switches = await appendAtOnce();
+      assert.ok(switches > machines.length, `appends interleaved (${switches} switches between machines in the last of 5 runs)`);
     });
 
     it('stores each line once when several nodes carry the same machine\'s output at once', async () => {
