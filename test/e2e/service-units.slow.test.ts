@@ -8,6 +8,7 @@
  * (spaces, %, $, quotes), so systemd's reading of the unit is checked as well.
  */
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,8 +19,13 @@ import { runTracked, stopAll, trackedTempDir } from '../support/processes.js';
 
 const unavailable = nspawnUnavailable();
 
-const REEF = join(REPO, 'bin/reef.js');
-const TENTACLE = join(REPO, 'bin/tentacle.js');
+/**
+ * Where the checkout appears inside the container: a folder no unit hides, wherever the
+ * checkout is on the host (the server's unit hides /tmp and /home, where clones often are).
+ */
+const CHECKOUT = '/opt/reef-checkout';
+const REEF = join(CHECKOUT, 'bin/reef.js');
+const TENTACLE = join(CHECKOUT, 'bin/tentacle.js');
 /** The Tentacle's instances root and its own copy of node, inside the container. */
 const ROOT = '/srv/reef "tentacle" 100% $HOME';
 const ODD_NODE = '/opt/node 50% $PATH/node';
@@ -74,8 +80,8 @@ describe('service units under a booted systemd', { skip: unavailable }, () => {
     await buildProbePackage(share);
     box = await Container.boot({
       tree: await debianTree(),
-      readOnly: [process.execPath, REPO, join(REPO, 'node_modules')],
-      shares: { [share]: '/reef-test' },
+      readOnly: [process.execPath],
+      shares: { [REPO]: CHECKOUT, [realpathSync(join(REPO, 'node_modules'))]: join(CHECKOUT, 'node_modules'), [share]: '/reef-test' },
     });
     // The Tentacle runs from a node whose path needs quoting and escaping in ExecStart.
     await box.ok(['mkdir', '-p', ODD_NODE.slice(0, ODD_NODE.lastIndexOf('/'))]);
