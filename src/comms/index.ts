@@ -13,7 +13,7 @@ export { COMMS_ALPN, baseTlsOptions } from './tls-config.js';
 
 // Carriers a tentacle dials through.
 export { connectTcp } from './carriers/tcp.js';
-export { connectThroughProxy, proxyFromEnvironment, type ProxySettings } from './carriers/proxy.js';
+export { connectThroughProxy, proxyFromEnvironment, type ProxySettings, type ProxySource } from './carriers/proxy.js';
 export { connectWebSocket, createWebSocketEndpoint } from './carriers/websocket.js';
 
 // The server's HTTPS port: the front door, and what it shares with the portal.

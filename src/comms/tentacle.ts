@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
-import { errorMessage } from '../errors.js';
+import { errorMessage, isReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, proxyAuthRetryDelay } from './backoff.js';
 import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
@@ -79,7 +79,7 @@ export class TentacleComms {
       logger: this.logger,
       explainRefusal: (tp) =>
         `This Tentacle does not trust the server certificate with thumbprint ${tp} (it trusts: ${trustedForMessages().join(', ') || 'none'}). ` +
-        `If this is your Reef server, run on the Tentacle: tentacle configure --instance ${instance} --trust ${tp}`,
+        checkBeforeTrusting(tp, instance),
       onSession: (socket, peer) => {
         this.logger.info({ remote: peer.remoteAddress, thumbprint: peer.thumbprint }, 'comms: server connected');
         this.host.serve(socket, peer);
@@ -140,6 +140,7 @@ export class Poller extends EventEmitter<PollerEvents> {
   private async run(): Promise<void> {
     const where = `${this.target.host}:${this.target.port}`;
     let attempt = 0;
+    let proxyAuthAttempt = 0;
     while (!this.closing) {
       try {
         const trusted = this.target.trusted();
@@ -152,9 +153,7 @@ export class Poller extends EventEmitter<PollerEvents> {
           expected: trusted,
           carrier: this.target.carrier,
           handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
-          explainMismatch: (presented) =>
-            `The server at ${where} presented certificate thumbprint ${presented}, but this Tentacle trusts only ${trusted.join(', ') || '(none)'}. ` +
-            `If the server's certificate was replaced on purpose, run: tentacle configure --instance ${this.instance} --trust ${presented}`,
+          explainMismatch: (presented) => unexpectedServerCertificate(where, presented, trusted, this.instance),
           resume: this.resume,
           onResumableSession: (session, thumbprint) => (this.resume = { session, thumbprint }),
         });
@@ -163,6 +162,7 @@ export class Poller extends EventEmitter<PollerEvents> {
           break;
         }
         attempt = 0;
+        proxyAuthAttempt = 0;
         this.lastError = '';
         this.connected = true;
         this.logger.info({ server: where, carrier: this.target.carrier, resumed: dialed.resumed }, 'comms: connected to server');
@@ -175,13 +175,22 @@ export class Poller extends EventEmitter<PollerEvents> {
         this.emit('disconnected', reason);
       } catch (err) {
         if (this.closing) break;
-        const delay = backoffDelay(attempt);
         const message = errorMessage(err);
-        // The same failure every few seconds would drown the log; say it once, then quietly.
-        if (message !== this.lastError) this.logger.warn({ server: where, retryInMs: delay }, `comms: ${message}`);
+        let delay: number;
+        if (isReefError(err, 'REEF_PROXY_AUTH_REQUIRED')) {
+          // Said as an error every time: nothing gets through until someone fixes it.
+          delay = proxyAuthRetryDelay(proxyAuthAttempt++);
+          this.logger.error(
+            { server: where, retryInMs: delay },
+            `comms: ${message} Next attempt in ${Math.round(delay / 60_000)} min: a refused proxy login is retried slowly, so that a wrong password cannot lock the account.`,
+          );
+        } else {
+          delay = backoffDelay(attempt++);
+          // The same failure every few seconds would drown the log; say it once, then quietly.
+          if (message !== this.lastError) this.logger.warn({ server: where, retryInMs: delay }, `comms: ${message}`);
+        }
         this.lastError = message;
         this.emit('failed', err as Error, delay);
-        attempt++;
         await sleep(delay, undefined, { signal: this.stop.signal }).catch(() => {});
         continue;
       }
@@ -189,4 +198,26 @@ export class Poller extends EventEmitter<PollerEvents> {
       await sleep(backoffDelay(attempt++), undefined, { signal: this.stop.signal }).catch(() => {});
     }
   }
+}
+
+/**
+ * The server presented a certificate this Tentacle does not trust. Said as a possible
+ * interception first (a TLS-inspecting proxy or relay re-signs the link with its own
+ * certificate): only the server itself can say which thumbprint is genuine, so the way to
+ * trust a new certificate comes after the check, never as the first advice.
+ */
+function unexpectedServerCertificate(where: string, presented: Thumbprint, trusted: readonly Thumbprint[], instance: string): string {
+  return (
+    `The server at ${where} presented certificate thumbprint ${presented}, which this Tentacle does not trust ` +
+    `(it trusts ${trusted.join(', ') || 'none'}). Something between this machine and the server may be intercepting ` +
+    `the connection (a TLS-inspecting proxy or relay); nothing was sent. ` +
+    checkBeforeTrusting(presented, instance)
+  );
+}
+
+function checkBeforeTrusting(presented: Thumbprint, instance: string): string {
+  return (
+    `Compare ${presented} with what "reef server show-thumbprint" prints on the server itself. Only if they are the same ` +
+    `(the server's certificate was replaced on purpose), trust it with: tentacle configure --instance ${instance} --trust ${presented}`
+  );
 }

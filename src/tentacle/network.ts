@@ -6,7 +6,7 @@
  */
 import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectTcp, connectThroughProxy, connectWebSocket, proxyFromEnvironment, type PollTarget, type ProxySettings as ProxyEndpoint } from '../comms/index.js';
+import { connectTcp, connectThroughProxy, connectWebSocket, proxyFromEnvironment, type PollTarget, type ProxySettings as ProxyEndpoint, type ProxySource } from '../comms/index.js';
 import { ReefError } from '../errors.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { DEFAULT_SERVER_COMMS_PORT, type PolledServer, type ProxySettings, type TentacleConfig } from './config.js';
@@ -18,17 +18,22 @@ export function resolvedAddress(config: TentacleConfig, host: string, port: numb
   return config.resolve?.[`${host.toLowerCase()}:${port}`];
 }
 
-/** The proxy to use towards host:port: configured, else from the environment; none when disabled. */
-export function proxyFor(settings: ProxySettings | null, host: string, port: number): ProxyEndpoint | null {
+/**
+ * The proxy to use towards host:port: configured (with `configuredBy`, `tentacle proxy` or
+ * `tentacle polling-proxy`), else from the environment; none when disabled.
+ */
+export function proxyFor(settings: ProxySettings | null, host: string, port: number, configuredBy: ProxySource): ProxyEndpoint | null {
   if (settings?.enabled === false) return null;
-  if (settings?.host && settings.port) return { host: settings.host, port: settings.port, username: settings.username, password: settings.password };
+  if (settings?.host && settings.port) {
+    return { host: settings.host, port: settings.port, username: settings.username, password: settings.password, configuredBy };
+  }
   return proxyFromEnvironment(host, port);
 }
 
 /** A raw TCP connection to host:port for REST calls, honouring `resolve` and `tentacle proxy`. */
 export function restTransport(config: TentacleConfig): (host: string, port: number) => Promise<Socket> {
   return (host, port) => {
-    const proxy = proxyFor(config.proxy, host, port);
+    const proxy = proxyFor(config.proxy, host, port, 'tentacle proxy');
     const fixed = resolvedAddress(config, host, port);
     if (proxy) return connectThroughProxy(proxy, fixed ?? host, port, { timeoutMs: CONNECT_TIMEOUT_MS });
     return connectTcp(host, port, { resolveTo: fixed, timeoutMs: CONNECT_TIMEOUT_MS });
@@ -60,7 +65,7 @@ export function pollTargetFor(server: PolledServer, config: () => TentacleConfig
       throw new ReefError('REEF_BAD_SERVER_ADDRESS', `Server address "${server.address}" has a path; only wss:// addresses have one.`);
     }
     const port = url.port ? Number(url.port) : url.protocol === 'tcp:' ? DEFAULT_SERVER_COMMS_PORT : 443;
-    const proxy = proxyFor(settings.pollingProxy, host, port);
+    const proxy = proxyFor(settings.pollingProxy, host, port, 'tentacle polling-proxy');
     // A pinned address applies with or without a proxy: the proxy is asked for the address
     // (it cannot resolve a name only this Tentacle knows), TLS still uses the name (SNI).
     const transport = (): Promise<Duplex> => {
@@ -74,7 +79,7 @@ export function pollTargetFor(server: PolledServer, config: () => TentacleConfig
   }
   if (url.protocol === 'wss:') {
     const port = url.port ? Number(url.port) : 443;
-    const proxy = proxyFor(settings.pollingProxy, host, port);
+    const proxy = proxyFor(settings.pollingProxy, host, port, 'tentacle polling-proxy');
     const transport = (): Promise<Duplex> =>
       connectWebSocket(url.href, { proxy, resolveTo: resolvedAddress(config(), host, port), timeoutMs: CONNECT_TIMEOUT_MS });
     return { host, port, transport, carrier: 'websocket' + (proxy ? '+proxy' : ''), trusted };

@@ -45,10 +45,16 @@ describe('proxies and fixed addresses', () => {
     const saved = process.env.HTTPS_PROXY;
     process.env.HTTPS_PROXY = 'http://env-proxy:8080';
     try {
-      assert.deepEqual(proxyFor({ host: 'p', port: 1, username: 'u', password: 'w' }, 'reef', 443), { host: 'p', port: 1, username: 'u', password: 'w' });
-      assert.equal(proxyFor({ enabled: false }, 'reef', 443), null);
-      assert.equal(proxyFor(null, 'reef', 443)?.host, 'env-proxy');
-      assert.equal(proxyFor({ enabled: true }, 'reef', 443)?.host, 'env-proxy', 'enabled without a host: the environment decides');
+      assert.deepEqual(proxyFor({ host: 'p', port: 1, username: 'u', password: 'w' }, 'reef', 443, 'tentacle proxy'), {
+        host: 'p',
+        port: 1,
+        username: 'u',
+        password: 'w',
+        configuredBy: 'tentacle proxy',
+      });
+      assert.equal(proxyFor({ enabled: false }, 'reef', 443, 'tentacle polling-proxy'), null);
+      assert.deepEqual(proxyFor(null, 'reef', 443, 'tentacle polling-proxy'), { host: 'env-proxy', port: 8080, configuredBy: 'HTTPS_PROXY' });
+      assert.equal(proxyFor({ enabled: true }, 'reef', 443, 'tentacle proxy')?.host, 'env-proxy', 'enabled without a host: the environment decides');
     } finally {
       if (saved === undefined) delete process.env.HTTPS_PROXY;
       else process.env.HTTPS_PROXY = saved;

@@ -8,7 +8,15 @@ export interface ProxySettings {
   port: number;
   username?: string;
   password?: string;
+  /**
+   * Where this proxy was configured, named in messages so they send the user to the right
+   * place: `tentacle polling-proxy` (comms), `tentacle proxy` (REST calls) or HTTPS_PROXY.
+   */
+  configuredBy?: ProxySource;
 }
+
+/** The Tentacle command that configures a proxy, or the environment variable it came from. */
+export type ProxySource = 'tentacle polling-proxy' | 'tentacle proxy' | 'HTTPS_PROXY';
 
 export interface ProxyConnectOptions {
   /** From dialling the proxy to the proxy's answer to CONNECT. */
@@ -35,7 +43,7 @@ export function proxyFromEnvironment(targetHost: string, targetPort: number, env
   if (!value) return null;
   const noProxy = firstSet(env, 'no_proxy', 'NO_PROXY');
   if (noProxy && bypassesProxy(targetHost, targetPort, noProxy)) return null;
-  return parseProxyUrl(value);
+  return { ...parseProxyUrl(value), configuredBy: 'HTTPS_PROXY' };
 }
 
 /** Parses `http://user:pass@host:port` or `host:port`; credentials are percent-decoded. */
@@ -154,7 +162,7 @@ export async function connectThroughProxy(
     if (err instanceof ReefError && err.code === 'REEF_CONNECT_FAILED') {
       throw new ReefError(
         'REEF_PROXY_UNREACHABLE',
-        `Could not reach the HTTP proxy at ${proxyAt} (to connect to ${target}): ${err.message} Check the proxy settings (tentacle polling-proxy, or HTTPS_PROXY).`,
+        `Could not reach the HTTP proxy at ${proxyAt} (to connect to ${target}): ${err.message} Check the proxy settings (${proxy.configuredBy ?? 'tentacle polling-proxy, tentacle proxy or HTTPS_PROXY'}).`,
         { cause: err },
       );
     }
@@ -206,7 +214,7 @@ export async function connectThroughProxy(
         // After the stream's own tick that ends 'readable' mode (see removeListener).
         return process.nextTick(resolve, socket);
       }
-      fail(refusal(proxy, proxyAt, target, head));
+      fail(refusal(proxy, proxyAt, target, targetPort, head));
     };
     function fail(err: ReefError) {
       cleanup();
@@ -228,7 +236,7 @@ export async function connectThroughProxy(
   });
 }
 
-function refusal(proxy: ProxySettings, proxyAt: string, target: string, head: ResponseHead): ReefError {
+function refusal(proxy: ProxySettings, proxyAt: string, target: string, targetPort: number, head: ResponseHead): ReefError {
   const status = head.statusLine.replace(/^HTTP\/1\.[01] /, '');
   // 407 is the standard answer; tinyproxy (and others) answer 401 to wrong credentials.
   if (head.status === 407 || head.status === 401) {
@@ -238,13 +246,29 @@ function refusal(proxy: ProxySettings, proxyAt: string, target: string, head: Re
     return new ReefError(
       'REEF_PROXY_AUTH_REQUIRED',
       `The HTTP proxy at ${proxyAt} requires authentication (${status}).` +
-        (hasCredentials
-          ? ` The proxy refused the username/password for user "${proxy.username ?? ''}"; check them with tentacle polling-proxy.`
-          : ' Set it with: tentacle polling-proxy --proxyHost <host> --proxyPort <port> --proxyUsername <user> --proxyPassword <password>.') +
+        (hasCredentials ? ` The proxy refused the username/password for user "${proxy.username ?? ''}"; ${checkCredentials(proxy)}` : ` ${setCredentials(proxy)}`) +
         wants,
     );
   }
-  return new ReefError('REEF_PROXY_REFUSED', `The HTTP proxy at ${proxyAt} refused CONNECT ${target}: ${head.statusLine}.`);
+  // Corporate proxies commonly allow CONNECT to 443 only (squid's default SSL_ports).
+  const only443 =
+    targetPort === 443
+      ? ''
+      : ' Most proxies allow CONNECT only to port 443: poll through 443 instead, with --server-comms-address https://<server> ' +
+        "(the server's front door on 443, or nginx/HAProxy routing by SNI) or --server-web-socket wss://<server>/reef/comms " +
+        "(a WebSocket on the portal's port); see docs/operations.md, \"Port 443\".";
+  return new ReefError('REEF_PROXY_REFUSED', `The HTTP proxy at ${proxyAt} refused CONNECT ${target}: ${head.statusLine}.${only443}`);
+}
+
+function setCredentials(proxy: ProxySettings): string {
+  if (proxy.configuredBy === 'HTTPS_PROXY') return 'Put them in the variable: HTTPS_PROXY=http://<user>:<password>@<host>:<port>.';
+  const command = proxy.configuredBy ?? 'tentacle polling-proxy';
+  return `Set it with: ${command} --proxyHost <host> --proxyPort <port> --proxyUsername <user> --proxyPassword <password>.`;
+}
+
+function checkCredentials(proxy: ProxySettings): string {
+  if (proxy.configuredBy === 'HTTPS_PROXY') return 'check the user and password in HTTPS_PROXY.';
+  return `check them with ${proxy.configuredBy ?? 'tentacle polling-proxy'}.`;
 }
 
 function findHeadEnd(data: Buffer, limit: number): number {

@@ -9,17 +9,22 @@ import {
   proxyFromEnvironment,
   type ProxySettings,
 } from '../../../src/comms/carriers/proxy.js';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { proxyAuthRetryDelay } from '../../../src/comms/backoff.js';
+import { TentacleComms } from '../../../src/comms/index.js';
+import { echo as echoHandler, services, testIdentities } from '../harness.js';
 import { closed, readBytes, startEchoServer, type EchoServer } from '../../support/net.js';
 import { freePort, startTinyproxy, type Daemon } from '../../support/tinyproxy.js';
 
 describe('proxyFromEnvironment', () => {
   it('reads https_proxy, then HTTPS_PROXY, in URL or bare form', () => {
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://proxy.corp:3128' }), { host: 'proxy.corp', port: 3128 });
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: 'proxy.corp:8080' }), { host: 'proxy.corp', port: 8080 });
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: 'http://a:1', HTTPS_PROXY: 'http://b:2' }), { host: 'a', port: 1 });
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: ' ', HTTPS_PROXY: 'http://b:2' }), { host: 'b', port: 2 });
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://proxy.corp' }), { host: 'proxy.corp', port: 80 });
-    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://[::1]:3128/' }), { host: '::1', port: 3128 });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://proxy.corp:3128' }), { host: 'proxy.corp', port: 3128, configuredBy: 'HTTPS_PROXY' });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: 'proxy.corp:8080' }), { host: 'proxy.corp', port: 8080, configuredBy: 'HTTPS_PROXY' });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: 'http://a:1', HTTPS_PROXY: 'http://b:2' }), { host: 'a', port: 1, configuredBy: 'HTTPS_PROXY' });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { https_proxy: ' ', HTTPS_PROXY: 'http://b:2' }), { host: 'b', port: 2, configuredBy: 'HTTPS_PROXY' });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://proxy.corp' }), { host: 'proxy.corp', port: 80, configuredBy: 'HTTPS_PROXY' });
+    assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'http://[::1]:3128/' }), { host: '::1', port: 3128, configuredBy: 'HTTPS_PROXY' });
     assert.equal(proxyFromEnvironment('example.com', 443, {}), null);
     assert.equal(proxyFromEnvironment('example.com', 443, { HTTP_PROXY: 'http://p:1' }), null);
   });
@@ -30,12 +35,14 @@ describe('proxyFromEnvironment', () => {
       port: 3128,
       username: 'us@er',
       password: 'p:ss',
+      configuredBy: 'HTTPS_PROXY',
     });
     assert.deepEqual(proxyFromEnvironment('example.com', 443, { HTTPS_PROXY: 'user:secret@proxy:3128' }), {
       host: 'proxy',
       port: 3128,
       username: 'user',
       password: 'secret',
+      configuredBy: 'HTTPS_PROXY',
     });
   });
 
@@ -52,7 +59,7 @@ describe('proxyFromEnvironment', () => {
   it('honours NO_PROXY and no_proxy', () => {
     assert.equal(proxyFromEnvironment('reef.example.com', 443, { HTTPS_PROXY: 'p:1', NO_PROXY: 'example.com' }), null);
     assert.equal(proxyFromEnvironment('reef.example.com', 443, { HTTPS_PROXY: 'p:1', no_proxy: 'example.com' }), null);
-    assert.deepEqual(proxyFromEnvironment('reef.example.org', 443, { HTTPS_PROXY: 'p:1', NO_PROXY: 'example.com' }), { host: 'p', port: 1 });
+    assert.deepEqual(proxyFromEnvironment('reef.example.org', 443, { HTTPS_PROXY: 'p:1', NO_PROXY: 'example.com' }), { host: 'p', port: 1, configuredBy: 'HTTPS_PROXY' });
   });
 
   // [target host, target port, NO_PROXY, bypassed?]
@@ -174,6 +181,23 @@ describe('connectThroughProxy with tinyproxy', () => {
     });
   });
 
+  it('names the command that configured the proxy: tentacle proxy for REST calls, HTTPS_PROXY from the environment', async () => {
+    const rest = { host: '127.0.0.1', port: authed.port, configuredBy: 'tentacle proxy' as const };
+    await assert.rejects(connectThroughProxy(rest, '127.0.0.1', echo.port, { timeoutMs: 5000 }), (err: any) => {
+      assert.match(err.message, /Set it with: tentacle proxy --proxyHost/);
+      assert.doesNotMatch(err.message, /polling-proxy/);
+      return true;
+    });
+    const wrong = { ...rest, username: 'reef', password: 'wrong-pass' };
+    await assert.rejects(connectThroughProxy(wrong, '127.0.0.1', echo.port, { timeoutMs: 5000 }), /check them with tentacle proxy\./);
+    const fromEnvironment = { host: '127.0.0.1', port: authed.port, configuredBy: 'HTTPS_PROXY' as const };
+    await assert.rejects(connectThroughProxy(fromEnvironment, '127.0.0.1', echo.port, { timeoutMs: 5000 }), (err: any) => {
+      assert.match(err.message, /HTTPS_PROXY=http:\/\/<user>:<password>@<host>:<port>/);
+      assert.doesNotMatch(err.message, /tentacle (polling-)?proxy/);
+      return true;
+    });
+  });
+
   it('says the proxy refused the credentials given, never showing the password', async () => {
     const proxy = { host: '127.0.0.1', port: authed.port, username: 'reef', password: 'wrong-pass' };
     await assert.rejects(connectThroughProxy(proxy, '127.0.0.1', echo.port, { timeoutMs: 5000 }), (err: any) => {
@@ -189,6 +213,8 @@ describe('connectThroughProxy with tinyproxy', () => {
     await assert.rejects(connectThroughProxy({ host: '127.0.0.1', port: strict.port }, '127.0.0.1', echo.port, { timeoutMs: 5000 }), (err: any) => {
       assert.equal(err.code, 'REEF_PROXY_REFUSED');
       assert.match(err.message, new RegExp(`refused CONNECT 127\\.0\\.0\\.1:${echo.port}: HTTP/1\\.[01] 403 `));
+      assert.match(err.message, /Most proxies allow CONNECT only to port 443: poll through 443 instead, with --server-comms-address https:\/\/<server>/);
+      assert.match(err.message, /--server-web-socket wss:\/\/<server>\/reef\/comms/);
       return true;
     });
   });
@@ -201,6 +227,61 @@ describe('connectThroughProxy with tinyproxy', () => {
       assert.match(err.message, /ECONNREFUSED/);
       return true;
     });
+  });
+});
+
+describe('a refused proxy login is retried slowly (a wrong password must not lock the account)', () => {
+  it('waits 5, 10, 20, then 30 minutes: at most four attempts in the first hour, two an hour after', () => {
+    for (const random of [() => 0, () => 0.5, () => 0.999]) {
+      const attempts: number[] = [0];
+      for (let attempt = 0; attempts.at(-1)! < 3 * 3_600_000; attempt++) attempts.push(attempts.at(-1)! + proxyAuthRetryDelay(attempt, random));
+      const inHour = (hour: number) => attempts.filter((t) => t >= hour * 3_600_000 && t < (hour + 1) * 3_600_000).length;
+      assert.ok(inHour(0) <= 4, `first hour: ${inHour(0)} attempts`);
+      assert.ok(inHour(1) <= 3 && inHour(2) <= 3, `later hours: ${inHour(1)}, ${inHour(2)} attempts`);
+    }
+    assert.equal(proxyAuthRetryDelay(0, () => 0), 5 * 60_000);
+    assert.ok(proxyAuthRetryDelay(50, () => 0.999) <= 36 * 60_000);
+  });
+
+  it('a polling Tentacle behind a proxy refusing its password waits minutes, and says so as an error each time', async () => {
+    const [echo, proxy] = await Promise.all([startEchoServer(), startTinyproxy({ basicAuth: { username: 'reef', password: 'tops3cret' } })]);
+    const entries: { level: number; msg: string; retryInMs?: number }[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) entries.push(JSON.parse(line));
+        done();
+      },
+    });
+    const ids = await testIdentities();
+    const comms = new TentacleComms({ identity: ids.tentacle, services: services({ echo: echoHandler }), logger: pino({ level: 'info' }, sink) });
+    const settings = { host: '127.0.0.1', port: proxy.port, username: 'reef', password: 'wrong-pass', configuredBy: 'tentacle polling-proxy' as const };
+    let attempts = 0;
+    const poller = comms.poll({
+      host: '127.0.0.1',
+      port: echo.port,
+      carrier: 'tcp+proxy',
+      trusted: () => [ids.server.thumbprint],
+      transport: () => {
+        attempts++;
+        return connectThroughProxy(settings, '127.0.0.1', echo.port, { timeoutMs: 5000 });
+      },
+    });
+    try {
+      const [err, delay] = (await once(poller, 'failed')) as [Error & { code: string }, number];
+      assert.equal(err.code, 'REEF_PROXY_AUTH_REQUIRED');
+      assert.ok(delay >= 5 * 60_000 && delay <= 6 * 60_000, `next attempt in ${delay} ms`);
+      const logged = entries.find((entry) => entry.msg.includes('REEF_PROXY_AUTH_REQUIRED') || entry.msg.includes('requires authentication'));
+      assert.ok(logged, JSON.stringify(entries));
+      assert.equal(logged.level, 50, 'logged as an error');
+      assert.match(logged.msg, /Next attempt in [56] min: a refused proxy login is retried slowly/);
+      assert.doesNotMatch(logged.msg, /wrong-pass/);
+      // Nothing more within the next second and a half: no retry storm.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(attempts, 1);
+    } finally {
+      await comms.close();
+      await Promise.all([proxy.stop(), echo.close()]);
+    }
   });
 });
 
