@@ -12,9 +12,16 @@ export interface ApiClientOptions {
   apiKey?: string;
   /**
    * The portal certificate's thumbprint. When given, the server must present exactly that
-   * certificate (self-signed is fine); otherwise it must be valid for a public CA.
+   * certificate (self-signed is fine); otherwise it must be valid for a public CA, or for
+   * one of `trustedCas`.
    */
   serverThumbprint?: string;
+  /**
+   * PEM certificates of CAs trusted besides Node's public ones (an organisation's CA, from
+   * `--ca-file`): the portal's certificate must chain to one of them and name the host.
+   * Not with `serverThumbprint`, which trusts one certificate and nothing else.
+   */
+  trustedCas?: readonly string[];
   /** Per-request timeout; 0 for none (streams). */
   timeoutMs?: number;
   /** Opens the TCP connection (through a proxy, to a fixed address); direct otherwise. */
@@ -37,6 +44,7 @@ export interface RequestOptions {
 export class ApiClient {
   readonly baseUrl: URL;
   private readonly pin: string | undefined;
+  private readonly ca: string[] | undefined;
 
   constructor(private readonly options: ApiClientOptions) {
     let url: URL;
@@ -48,6 +56,11 @@ export class ApiClient {
     if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_URL', `The server URL must start with https:// (got ${options.server}).`);
     this.baseUrl = url;
     this.pin = options.serverThumbprint ? normalizeThumbprint(options.serverThumbprint) : undefined;
+    if (this.pin && options.trustedCas?.length) {
+      throw new ReefError('REEF_INVALID_ARGUMENT', 'Give either a server thumbprint (pin one certificate) or a CA file (trust what that CA issues), not both.');
+    }
+    // Node's `ca` replaces its public store, so the public roots are named again.
+    this.ca = options.trustedCas?.length ? [...tls.rootCertificates, ...options.trustedCas] : undefined;
   }
 
   async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -117,6 +130,7 @@ export class ApiClient {
         servername: net.isIP(host) ? undefined : host,
         ALPNProtocols: ['http/1.1'],
         rejectUnauthorized: !this.pin,
+        ...(this.ca ? { ca: this.ca } : {}),
       });
       socket.once('error', reject);
       socket.once('secureConnect', () => {
