@@ -140,6 +140,10 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     subjectAltNames: generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames }),
   });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
+  // Read before anything listens, so a file that cannot be used stops the start at once.
+  // Comms keeps `identity` whatever the portal presents.
+  const portalCertificate = await createPortalCertificate({ settings: settings.httpsCertificate, identity, logger, watchIntervalMs: settings.httpsCertificateWatchIntervalMs });
+  closers.add('HTTPS certificate watch', () => portalCertificate.close());
   const nodeName = settings.nodeName ?? hostname();
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
   // Alone, every temp file is a crash's leftover; in a cluster another node may be
@@ -203,9 +207,6 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const downloads = new DownloadsFolder(settings.downloadsDir ?? defaultDownloadsDir(settings.dataDir), { logger });
   closers.add('downloads folder', () => downloads.close());
   downloads.start();
-  // Comms keeps `identity` whatever the portal presents.
-  const portalCertificate = await createPortalCertificate({ settings: settings.httpsCertificate, identity, logger, watchIntervalMs: settings.httpsCertificateWatchIntervalMs });
-  closers.add('HTTPS certificate watch', () => portalCertificate.close());
   const downloadsHandler = createDownloadsHandler({
     folder: downloads,
     publicKeyPin: () => portalCertificate.publicKeyPin(),

@@ -53,7 +53,7 @@ export interface PortalCertificate {
   strictTransportSecurity(): string | undefined;
   /** The configured certificate, for the start-up banner; undefined when the pinned identity is presented. */
   configured(): ServingCertificate | undefined;
-  /** Presents the current certificate on `server` from now on, and again after each reload; watches the files. */
+  /** Watches the files, and presents each reloaded certificate on `server` (created with `tlsOptions()`). */
   serve(server: https.Server): void;
   /** Reads the files again (SIGHUP, a file change); logs what happened. */
   reload(trigger: string): Promise<ReloadOutcome>;
@@ -149,8 +149,7 @@ export async function createPortalCertificate(options: PortalCertificateOptions)
     strictTransportSecurity: () => (current.selfSigned ? undefined : STRICT_TRANSPORT_SECURITY),
     configured: () => current,
     serve(target) {
-      server = target;
-      target.setSecureContext(tlsOptionsOf(current));
+      server = target; // created with tlsOptions(); each reload sets its new context
       for (const file of watched) watchFile(file, { interval, persistent: false }, onChange);
     },
     reload,
