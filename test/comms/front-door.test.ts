@@ -111,8 +111,9 @@ describe('the front door on the HTTPS port', () => {
   test('a ClientHello in records of version 03 00 (nmap, RFC 5246 E.1) is routed, not dropped', async () => {
     // A relay rewrites the record version of the client's first record to 03 00; the
     // handshake transcript covers messages, not record headers, so TLS still completes.
-    const relay = net.createServer((inbound) => {
+    const relay = net.createServer({ allowHalfOpen: true }, (inbound) => {
       const outbound = net.connect(door.port, '127.0.0.1');
+      inbound.on('end', () => outbound.end());
       let first = true;
       inbound.on('data', (chunk: Buffer) => {
         if (first && chunk.length >= 3) {
