@@ -9,7 +9,7 @@
 import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ApiClient } from '../api/client.js';
+import { ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
 import { isReefError, ReefError } from '../errors.js';
 import { readCaFile } from '../pki/ca-file.js';
@@ -249,18 +249,6 @@ function statusOf(err: ReefError): number | undefined {
   const match = /^HTTP_(\d{3})$/.exec(err.code);
   return match ? Number(match[1]) : undefined;
 }
-
-/** Certificate verification failures that mean "not valid for a public CA", as Node names them. */
-const UNTRUSTED_CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
 
 /** Runs an API call, turning the failures people hit while registering into advice. */
 async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string } = {}): Promise<T> {
