@@ -12,9 +12,16 @@ export interface ApiClientOptions {
   apiKey?: string;
   /**
    * The portal certificate's thumbprint. When given, the server must present exactly that
-   * certificate (self-signed is fine); otherwise it must be valid for a public CA.
+   * certificate (self-signed is fine); otherwise it must be valid for a public CA, or for
+   * one of `trustedCas`.
    */
   serverThumbprint?: string;
+  /**
+   * PEM certificates of CAs trusted besides Node's public ones (an organisation's CA, from
+   * `--ca-file`): the portal's certificate must chain to one of them and name the host.
+   * Not with `serverThumbprint`, which trusts one certificate and nothing else.
+   */
+  trustedCas?: readonly string[];
   /** Per-request timeout; 0 for none (streams). */
   timeoutMs?: number;
   /** Opens the TCP connection (through a proxy, to a fixed address); direct otherwise. */
@@ -29,6 +36,18 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Certificate verification failures that mean "no CA this client trusts vouches for it", as Node names them. */
+export const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 /**
  * A small HTTPS client for the Reef API. The TLS connection is made and its certificate
  * checked before the request is written, so the API key never reaches a server that is
@@ -37,6 +56,7 @@ export interface RequestOptions {
 export class ApiClient {
   readonly baseUrl: URL;
   private readonly pin: string | undefined;
+  private readonly ca: string[] | undefined;
 
   constructor(private readonly options: ApiClientOptions) {
     let url: URL;
@@ -48,6 +68,11 @@ export class ApiClient {
     if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_URL', `The server URL must start with https:// (got ${options.server}).`);
     this.baseUrl = url;
     this.pin = options.serverThumbprint ? normalizeThumbprint(options.serverThumbprint) : undefined;
+    if (this.pin && options.trustedCas?.length) {
+      throw new ReefError('REEF_INVALID_ARGUMENT', 'Give either a server thumbprint (pin one certificate) or a CA file (trust what that CA issues), not both.');
+    }
+    // Node's `ca` replaces its public store, so the public roots are named again.
+    this.ca = options.trustedCas?.length ? [...tls.rootCertificates, ...options.trustedCas] : undefined;
   }
 
   async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -99,10 +124,25 @@ export class ApiClient {
       if (timeoutMs > 0) {
         req.setTimeout(timeoutMs, () => req.destroy(new ReefError('REEF_TIMEOUT', `${method} ${url.href} got no answer within ${timeoutMs} ms.`)));
       }
-      req.on('error', (err) => reject(err instanceof ReefError ? err : new ReefError('REEF_CONNECT_FAILED', `Could not reach ${url.origin}: ${err.message}`, { cause: err })));
+      req.on('error', (err) => reject(err instanceof ReefError ? err : this.connectError(url, err)));
       if (options.stream) options.stream.pipe(req);
       else req.end(payload);
     });
+  }
+
+  /** A failed connection; one whose certificate did not verify says how this client can be told to trust it. */
+  private connectError(url: URL, err: NodeJS.ErrnoException): ReefError {
+    if (!this.pin && err.code && UNTRUSTED_CERT_CODES.has(err.code)) {
+      const trusted = this.ca ? 'the public CAs or the given CA file' : 'the public CAs';
+      return new ReefError(
+        'REEF_UNTRUSTED_CERTIFICATE',
+        `The server at ${url.origin} presented a certificate that ${trusted} do not vouch for (${err.message}); nothing was sent. ` +
+          `For the server's own certificate pass its thumbprint (--server-thumbprint; "reef server show-thumbprint" prints it); ` +
+          `for one from your organisation's CA pass that CA's certificate (--ca-file).`,
+        { cause: err },
+      );
+    }
+    return new ReefError('REEF_CONNECT_FAILED', `Could not reach ${url.origin}: ${err.message}`, { cause: err });
   }
 
   private async connect(url: URL): Promise<tls.TLSSocket> {
@@ -117,6 +157,7 @@ export class ApiClient {
         servername: net.isIP(host) ? undefined : host,
         ALPNProtocols: ['http/1.1'],
         rejectUnauthorized: !this.pin,
+        ...(this.ca ? { ca: this.ca } : {}),
       });
       socket.once('error', reject);
       socket.once('secureConnect', () => {

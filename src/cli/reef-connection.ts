@@ -13,6 +13,7 @@ export interface ConnectionOpts {
   server?: string;
   apiKey?: string;
   serverThumbprint?: string;
+  caFile?: string;
   json?: boolean;
 }
 
@@ -25,6 +26,12 @@ export function addConnectionOptions(command: Command): Command {
         '--server-thumbprint <thumbprint>',
         'trust exactly this server certificate (SHA-256; "reef server show-thumbprint"); without it the certificate must chain to a public CA',
       ).env('REEF_SERVER_THUMBPRINT'),
+    )
+    .addOption(
+      new Option(
+        '--ca-file <file>',
+        "trust certificates this CA issued (PEM), besides the public CAs: for a portal with your organisation's certificate; instead of --server-thumbprint",
+      ).env('REEF_CA_FILE'),
     )
     .option('--json', 'print machine-readable JSON on stdout');
   addOptionAlias(command, '--apiKey <key>', 'apiKey');
@@ -49,11 +56,20 @@ export async function connect(opts: ConnectionOpts, requestTimeoutMs?: number): 
     );
   }
   const thumbprint = opts.serverThumbprint?.trim();
+  const caFile = opts.caFile?.trim();
+  if (thumbprint && caFile) {
+    throw new ReefError(
+      'REEF_INVALID_ARGUMENT',
+      'Give --server-thumbprint (REEF_SERVER_THUMBPRINT) or --ca-file (REEF_CA_FILE), not both: a thumbprint trusts exactly one certificate, a CA file what that CA issues.',
+    );
+  }
   const { ApiClient } = await import('../api/client.js');
+  const trustedCas = caFile ? await (await import('../pki/ca-file.js')).readCaFile(caFile) : undefined;
   return new ApiClient({
     server,
     apiKey,
     ...(thumbprint ? { serverThumbprint: thumbprint } : {}),
+    ...(trustedCas ? { trustedCas } : {}),
     ...(requestTimeoutMs !== undefined ? { timeoutMs: requestTimeoutMs } : {}),
   });
 }

@@ -5,7 +5,7 @@ import { ReefError } from '../errors.js';
 import { describeDownloads } from '../server/downloads/listing.js';
 import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
-import type { ServerSettings } from '../server/runtime.js';
+import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
 import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
 
@@ -47,6 +47,9 @@ interface RunOptions {
   /** true for a bare --proxy-protocol; a string from --proxy-protocol VALUE or REEF_PROXY_PROTOCOL. */
   proxyProtocol?: boolean | string;
   logQuotaMib?: string;
+  httpsCertificate?: string;
+  httpsCertificateKey?: string;
+  httpsCertificatePassword?: string;
   config?: string;
 }
 
@@ -71,7 +74,23 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
+    httpsCertificate: httpsCertificate(opts, file),
   };
+}
+
+/** --https-certificate and its key and password; paths resolved now, since the files are read again on every reload. */
+function httpsCertificate(
+  opts: RunOptions,
+  file: { httpsCertificate?: string; httpsCertificateKey?: string; httpsCertificatePassword?: string },
+): ServerSettings['httpsCertificate'] {
+  const certificate = opts.httpsCertificate ?? file.httpsCertificate;
+  const key = opts.httpsCertificateKey ?? file.httpsCertificateKey;
+  const password = opts.httpsCertificatePassword ?? file.httpsCertificatePassword;
+  if (certificate === undefined || certificate === '') {
+    if (key) throw new ReefError('REEF_INVALID_ARGUMENT', '--https-certificate-key needs --https-certificate (the certificate file) as well.');
+    return undefined;
+  }
+  return { file: resolve(certificate), ...(key ? { keyFile: resolve(key) } : {}), ...(password !== undefined ? { password } : {}) };
 }
 
 /** REEF_POLLING_HOSTNAMES (and each --polling-hostname) may list several names, split by commas or spaces. */
@@ -158,8 +177,17 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
     .addOption(
       envOption(
+        '--https-certificate <file>',
+        "a CA-issued certificate for the portal and API: PEM with its chain (and key), or PKCS#12 (.pfx); read again on SIGHUP or when the file changes. Comms keeps the pinned certificate (default: the portal presents the pinned one)",
+        'REEF_HTTPS_CERTIFICATE',
+      ),
+    )
+    .addOption(envOption('--https-certificate-key <file>', "the private key (PEM) of --https-certificate, when that file does not hold it", 'REEF_HTTPS_CERTIFICATE_KEY'))
+    .addOption(envOption('--https-certificate-password <password>', 'opens a PKCS#12 --https-certificate or an encrypted key (prefer the variable: flags show in ps)', 'REEF_HTTPS_CERTIFICATE_PASSWORD'))
+    .addOption(
+      envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword)',
         'REEF_CONFIG',
       ),
     )
@@ -173,6 +201,8 @@ export function registerServerCommands(program: Command): void {
         // log what escaped (with its stack) and keep serving.
         process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
         const running = await startReefServer({ ...settings, logger });
+        // The conventional reload signal (systemctl reload): the portal's CA certificate is read again.
+        process.on('SIGHUP', () => void running.reloadHttpsCertificate('SIGHUP'));
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
         // Machines are elsewhere: the command they run names this host as the network knows it.
         const forMachines = httpsBaseUrl(settings.host && !['0.0.0.0', '::'].includes(settings.host) ? settings.host : hostname(), running.httpsPort);
@@ -188,6 +218,7 @@ export function registerServerCommands(program: Command): void {
             : []),
           `  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`,
           `  Thumbprint:      ${running.info.commsThumbprint}`,
+          ...httpsCertificateLines(running.httpsCertificate),
           `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
           `  Data directory:  ${settings.dataDir}`,
           ...downloads,
@@ -218,6 +249,14 @@ export function registerServerCommands(program: Command): void {
         printLine(await readServerThumbprint(resolve(opts.data ?? defaultDataDir()), opts.store));
       }),
     );
+}
+
+/** The banner's lines about a configured portal certificate: people check what browsers will see. */
+function httpsCertificateLines(cert: RunningServer['httpsCertificate']): string[] {
+  if (!cert) return [];
+  return [
+    `  HTTPS certificate: ${cert.subject}, issued by ${cert.issuer}, valid until ${cert.notAfter.toISOString().slice(0, 10)} (portal and API only; comms keeps the thumbprint above)`,
+  ];
 }
 
 /** The server service's environment file with every setting commented out (what `--install` and the Debian package write). */

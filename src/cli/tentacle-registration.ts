@@ -20,6 +20,7 @@ interface ServerOpts extends InstanceOpts {
   server: string;
   apiKey: string;
   serverThumbprint?: string;
+  caFile?: string;
   resolve?: string[];
 }
 
@@ -92,14 +93,17 @@ function carrierChoice(opts: CarrierOpts) {
   };
 }
 
-/** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint, --instance. */
+/** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint or --ca-file, --instance. */
 function serverOptions(command: Command): Command {
   command
     .requiredOption('--server <url>', 'the Reef portal URL, https://host[:port]')
     .addOption(new Option('--apiKey <key>', 'an API key for the Reef server (alias --api-key)').env('REEF_API_KEY').makeOptionMandatory())
     .option(
       '--server-thumbprint <thumbprint>',
-      'thumbprint of the portal certificate, printed by "reef server show-thumbprint"; needed unless the certificate is valid for a public CA',
+      'thumbprint of the portal certificate, printed by "reef server show-thumbprint"; needed unless the certificate is valid for a public CA or --ca-file',
+    )
+    .addOption(
+      new Option('--ca-file <file>', "trust a portal certificate this CA issued (PEM), besides the public CAs; the comms certificate is pinned all the same").env('REEF_CA_FILE'),
     )
     .option('--resolve <host:port:address>', 'connect to this address for host:port, like curl --resolve (repeatable; kept in the config)', collect);
   addOptionAlias(command, '--api-key <key>', 'apiKey');
@@ -130,6 +134,7 @@ function apiOptions(opts: ServerOpts): ServerApiOptions {
     server: opts.server,
     apiKey: opts.apiKey,
     ...(opts.serverThumbprint !== undefined ? { serverThumbprint: opts.serverThumbprint } : {}),
+    ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
     ...(opts.resolve ? { resolve: opts.resolve } : {}),
   };
 }

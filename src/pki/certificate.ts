@@ -12,6 +12,12 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 export interface GenerateOptions {
   /** Validity in years from now; self-signed identities are pinned, not expired, so long by default. */
   years?: number;
+  /**
+   * Host names and IP addresses for the subjectAltName. Clients that verify names (curl
+   * with --cacert, a browser told to trust the certificate) read only this extension,
+   * never the common name (RFC 6125 6.4.4). None: no extension, as for a Tentacle.
+   */
+  subjectAltNames?: { dns?: readonly string[]; ip?: readonly string[] };
 }
 
 const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -38,6 +44,7 @@ export async function generateCertificate(
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      ...subjectAltNameExtension(options.subjectAltNames),
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
@@ -46,6 +53,14 @@ export async function generateCertificate(
     .toString();
   const certPem = cert.toString('pem') + '\n';
   return { certPem, keyPem, thumbprint: thumbprintOfDer(new Uint8Array(cert.rawData)) };
+}
+
+function subjectAltNameExtension(names: GenerateOptions['subjectAltNames']): x509.Extension[] {
+  const entries = [
+    ...[...new Set(names?.dns ?? [])].map((value) => ({ type: 'dns' as const, value })),
+    ...[...new Set(names?.ip ?? [])].map((value) => ({ type: 'ip' as const, value })),
+  ];
+  return entries.length ? [new x509.SubjectAlternativeNameExtension(entries)] : [];
 }
 
 /**

@@ -2,7 +2,7 @@ import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDir, writeFileAtomic } from '../durable-fs.js';
 import { ReefError } from '../errors.js';
-import { generateCertificate, identityFromPem, type CertificateIdentity } from './certificate.js';
+import { generateCertificate, identityFromPem, type CertificateIdentity, type GenerateOptions } from './certificate.js';
 
 /**
  * Where an identity lives on disk: `<dir>/<baseName>.cert.pem` and `<dir>/<baseName>.key.pem`,
@@ -67,6 +67,8 @@ export async function loadOrCreateIdentity(
   dir: string,
   baseName: string,
   commonName: string,
+  /** For a new certificate only: an existing one is never changed, since peers pin it. */
+  generate: GenerateOptions = {},
 ): Promise<CertificateIdentity & { created: boolean }> {
   const files = identityFiles(dir, baseName);
   const [hasCert, hasKey] = await Promise.all([exists(files.certFile), exists(files.keyFile)]);
@@ -82,7 +84,7 @@ export async function loadOrCreateIdentity(
     }
     return { ...(await loadIdentity(dir, baseName)), created: false };
   }
-  const identity = await generateCertificate(commonName);
+  const identity = await generateCertificate(commonName, generate);
   await saveIdentity(dir, identity, baseName);
   return { ...identity, created: true };
 }

@@ -36,6 +36,11 @@ export interface ImportCertificateFilesOptions {
 }
 
 export async function importCertificateFiles(options: ImportCertificateFilesOptions): Promise<CertificateIdentity> {
+  return identityFromParts(await readCertificateFiles(options));
+}
+
+/** Every certificate and private key in the files, not yet paired (a chain keeps its intermediates here). */
+export async function readCertificateFiles(options: ImportCertificateFilesOptions): Promise<IdentityParts> {
   const files = [options.certFile, ...(options.keyFile === undefined ? [] : [options.keyFile])];
   const parts: IdentityParts = { certificates: [], keys: [] };
   for (const file of files) {
@@ -43,7 +48,7 @@ export async function importCertificateFiles(options: ImportCertificateFilesOpti
     parts.certificates.push(...found.certificates);
     parts.keys.push(...found.keys);
   }
-  return identityFromParts(parts);
+  return parts;
 }
 
 async function readInput(file: string): Promise<Buffer> {

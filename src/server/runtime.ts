@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
 import {
-  baseTlsOptions,
   CommsServer,
   createFrontDoor,
   createWebSocketEndpoint,
@@ -17,7 +16,6 @@ import {
 import { errorMessage, ReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
-import { spkiPinOfPem } from '../pki/spki-pin.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { createBlobStore } from './files/blobs.js';
@@ -27,6 +25,9 @@ import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler } from './http/handler.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
+import { generatedCertificateNames } from './https/certificate-names.js';
+import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
+import type { ServingCertificate } from '../pki/serving-certificate.js';
 import type { PortalSocketLimits } from './https/limits.js';
 import { ensureInitialAdmin } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
@@ -74,6 +75,10 @@ export interface ServerSettings {
   websocketPath?: string;
   /** Expect a PROXY protocol header on the HTTPS port (nginx or HAProxy in front). */
   proxyProtocol?: boolean;
+  /** A CA-issued certificate for the portal and API (not comms); default the pinned comms identity. */
+  httpsCertificate?: PortalCertificateSettings;
+  /** How often that certificate's files are checked for a change (DEFAULT_CERTIFICATE_WATCH_INTERVAL_MS). */
+  httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
   logger?: Logger;
@@ -97,7 +102,11 @@ export interface RunningServer {
   /** What /downloads serves. */
   downloads: DownloadsFolder;
   /** `sha256//<base64>` of the HTTPS certificate's public key, for curl's --pinnedpubkey. */
-  publicKeyPin: string;
+  readonly publicKeyPin: string;
+  /** The portal's CA certificate when one is configured (`--https-certificate`). */
+  readonly httpsCertificate: ServingCertificate | undefined;
+  /** Reads the configured portal certificate again (SIGHUP); the old one stays if the new one is unusable. */
+  reloadHttpsCertificate(trigger: string): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -127,8 +136,14 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const store = await createStore(location);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
-  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
+  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`, {
+    subjectAltNames: generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames }),
+  });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
+  // Read before anything listens, so a file that cannot be used stops the start at once.
+  // Comms keeps `identity` whatever the portal presents.
+  const portalCertificate = await createPortalCertificate({ settings: settings.httpsCertificate, identity, logger, watchIntervalMs: settings.httpsCertificateWatchIntervalMs });
+  closers.add('HTTPS certificate watch', () => portalCertificate.close());
   const nodeName = settings.nodeName ?? hostname();
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
   // Alone, every temp file is a crash's leftover; in a cluster another node may be
@@ -192,10 +207,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const downloads = new DownloadsFolder(settings.downloadsDir ?? defaultDownloadsDir(settings.dataDir), { logger });
   closers.add('downloads folder', () => downloads.close());
   downloads.start();
-  const publicKeyPin = spkiPinOfPem(identity.certPem);
   const downloadsHandler = createDownloadsHandler({
     folder: downloads,
-    publicKeyPin,
+    publicKeyPin: () => portalCertificate.publicKeyPin(),
     logger,
     viewer: async (req) => {
       const session = await findSession(store, readCookie(req.headers.cookie, SESSION_COOKIE));
@@ -212,9 +226,12 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     friendlyPage: writeFriendlyPage,
   });
   closers.add('WebSocket endpoint', () => websockets.close());
-  const api = https.createServer({ ...baseTlsOptions(identity), ALPNProtocols: ['http/1.1'] }, (req, res) => {
+  const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'] }, (req, res) => {
+    const hsts = portalCertificate.strictTransportSecurity();
+    if (hsts) res.setHeader('strict-transport-security', hsts);
     if (!websockets.handleRequest(req, res) && !downloadsHandler(req, res)) apiHandler(req, res);
   });
+  portalCertificate.serve(api);
   api.on('upgrade', (req, socket, head) => {
     if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -259,7 +276,13 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     comms,
     engine,
     downloads,
-    publicKeyPin,
+    get publicKeyPin() {
+      return portalCertificate.publicKeyPin();
+    },
+    get httpsCertificate() {
+      return portalCertificate.configured();
+    },
+    reloadHttpsCertificate: (trigger) => portalCertificate.reload(trigger),
     close: () => closers.closeAll(),
   };
 }

@@ -104,6 +104,8 @@ export function renderServerUnit(spec: ServerUnitSpec): string {
           ['User', user],
           ['Group', user],
           ['ExecStart', unitCommandLine(command, 'the Reef server command')],
+          'systemctl reload: the portal reads its CA certificate again (--https-certificate); Tentacles stay connected.',
+          ['ExecReload', '/bin/kill -HUP $MAINPID'],
           ['EnvironmentFile', `-${unitPathValue(spec.environmentFile, 'The environment file')}`],
           ...dataDirSettings(dataDir),
           ['WorkingDirectory', unitPathValue(dataDir, 'The data directory')],

@@ -2,14 +2,17 @@
  * Registering this Tentacle with a Reef server over the REST API, and the config changes
  * that go with it: `register-with`, `register-worker`, `deregister-from`,
  * `deregister-worker` and `poll-server`. The API client pins the portal certificate when
- * given its thumbprint, and checks it before the API key is sent.
+ * given its thumbprint (else checks it against the public CAs or a given CA file), before
+ * the API key is sent. Comms is pinned regardless: the server's answer names the comms
+ * certificate, and only that thumbprint is trusted.
  */
 import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ApiClient } from '../api/client.js';
+import { ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
 import { isReefError, ReefError } from '../errors.js';
+import { readCaFile } from '../pki/ca-file.js';
 import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import { currentThumbprint } from './certificate.js';
 import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
@@ -23,8 +26,10 @@ export interface ServerApiOptions {
   /** The portal URL, https://host[:port]. */
   server: string;
   apiKey: string;
-  /** The portal certificate's thumbprint; without it the certificate must be valid for a public CA. */
+  /** The portal certificate's thumbprint; without it the certificate must be valid for a public CA (or `caFile`). */
   serverThumbprint?: string;
+  /** PEM file of a CA (the organisation's) whose certificates the portal may present, besides the public CAs. Comms stays pinned either way. */
+  caFile?: string;
   /** curl-style HOST:PORT:ADDRESS entries, kept in the config for REST and comms alike. */
   resolve?: string[];
 }
@@ -68,7 +73,7 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
-  const api = apiFor(options, config);
+  const api = await apiFor(options, config);
   const polling = options.commsStyle === 'TentacleActive';
   const request: RegisterMachineRequest = {
     name: options.name?.trim() || hostname(),
@@ -128,7 +133,7 @@ export async function deregister(options: DeregisterOptions): Promise<Deregister
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
-  const api = apiFor(options, config);
+  const api = await apiFor(options, config);
   const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   let found = true;
   try {
@@ -167,7 +172,7 @@ export interface PollServerOptions extends ServerApiOptions, PollingCarrierOptio
 export async function pollServer(options: PollServerOptions): Promise<{ polled: PolledServer; server: ServerInfo }> {
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
-  const api = apiFor(options, config);
+  const api = await apiFor(options, config);
   const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   const polled = polledServer(api.url, info.commsThumbprint, options, info.commsPort);
   await updateConfig(
@@ -186,11 +191,15 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
 // ---- helpers ------------------------------------------------------------------------
 
 /** An API client that reaches the server the way the config says (resolve, `tentacle proxy`). */
-function apiFor(options: ServerApiOptions, config: TentacleConfig): { client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string> } {
+async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promise<{ client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string> }> {
   const pin = options.serverThumbprint !== undefined ? normalizeThumbprint(options.serverThumbprint) : undefined;
+  if (pin && options.caFile !== undefined) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'Give --server-thumbprint or --ca-file, not both: a thumbprint trusts exactly one certificate, a CA file what that CA issues.');
+  }
+  const trustedCas = options.caFile !== undefined ? await readCaFile(options.caFile) : undefined;
   const resolve = parseResolveEntries(options.resolve ?? []);
   const transport = restTransport({ ...config, resolve: { ...config.resolve, ...resolve } });
-  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin, transport });
+  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin, trustedCas, transport });
   return { client, url: client.baseUrl, pin, resolve };
 }
 
@@ -241,18 +250,6 @@ function statusOf(err: ReefError): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** Certificate verification failures that mean "not valid for a public CA", as Node names them. */
-const UNTRUSTED_CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
 /** Runs an API call, turning the failures people hit while registering into advice. */
 async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string } = {}): Promise<T> {
   try {
@@ -261,7 +258,7 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
     if (!(err instanceof ReefError)) throw err;
     const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
     if (options.serverThumbprint === undefined && cause?.code && UNTRUSTED_CERT_CODES.has(cause.code)) {
-      throw await untrustedPortal(options.server, cause);
+      throw await untrustedPortal(options, cause);
     }
     const status = statusOf(err);
     if (status === 409 && hints.conflictHint && !err.message.includes('--force')) {
@@ -274,15 +271,17 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
   }
 }
 
-async function untrustedPortal(server: string, cause: NodeJS.ErrnoException): Promise<ReefError> {
-  const url = new URL(server);
+async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoException): Promise<ReefError> {
+  const url = new URL(options.server);
   const presented = await presentedThumbprint(url).catch(() => null);
   const what = cause.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || cause.code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'a self-signed certificate' : `a certificate that does not verify (${cause.message})`;
+  const vouchers = options.caFile !== undefined ? `neither a public certificate authority nor the CA of ${options.caFile}` : 'no public certificate authority';
   return new ReefError(
     'REEF_UNTRUSTED_CERTIFICATE',
-    `The server at ${url.origin} presented ${what}${presented ? ` with thumbprint ${presented}` : ''}, which no public certificate authority vouches for; nothing was sent. ` +
+    `The server at ${url.origin} presented ${what}${presented ? ` with thumbprint ${presented}` : ''}, which ${vouchers} vouches for; nothing was sent. ` +
       `Reef servers use a self-signed certificate unless given another: run "reef server show-thumbprint" on the server and pass what it prints as --server-thumbprint` +
-      (presented ? ` (if it prints ${presented}, that is this server).` : '.'),
+      (presented ? ` (if it prints ${presented}, that is this server)` : '') +
+      `; or, when the portal has a certificate from your organisation's CA, pass that CA's certificate as --ca-file.`,
     { cause },
   );
 }

@@ -108,6 +108,42 @@ describe('the front door on the HTTPS port', () => {
     assert.match(text, /portal sees/);
   });
 
+  test('a ClientHello in records of version 03 00 (nmap, RFC 5246 E.1) is routed, not dropped', async () => {
+    // A relay rewrites the record version of the client's first record to 03 00; the
+    // handshake transcript covers messages, not record headers, so TLS still completes.
+    const relay = net.createServer({ allowHalfOpen: true }, (inbound) => {
+      const outbound = net.connect(door.port, '127.0.0.1');
+      inbound.on('end', () => outbound.end());
+      let first = true;
+      inbound.on('data', (chunk: Buffer) => {
+        if (first && chunk.length >= 3) {
+          first = false;
+          chunk = Buffer.from(chunk);
+          assert.equal(chunk[0], 22);
+          chunk[2] = 0;
+        }
+        outbound.write(chunk);
+      });
+      outbound.pipe(inbound);
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+      inbound.on('close', () => outbound.destroy());
+    });
+    relay.listen(0, '127.0.0.1');
+    await once(relay, 'listening');
+    try {
+      const port = (relay.address() as net.AddressInfo).port;
+      const socket = tls.connect({ port, host: '127.0.0.1', servername: 'www.reef.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+      await once(socket, 'secureConnect');
+      socket.end('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+      let text = '';
+      for await (const chunk of socket) text += chunk;
+      assert.match(text, /portal sees/);
+    } finally {
+      relay.close();
+    }
+  });
+
   test('plain HTTP, a truncated ClientHello and a one-byte-a-second client disturb nothing', async () => {
     const ids = await testIdentities();
     const { tentacle, poller } = await tentacleVia(door.port, 'polling.reef.test', [ids.server.thumbprint]);

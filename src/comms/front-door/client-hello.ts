@@ -78,13 +78,12 @@ function parse(buffer: Buffer, maxBytes: number): ClientHelloResult {
       if (first) return { kind: 'not-tls', reason: `first byte 0x${hex(type)} is not a TLS handshake record` };
       throw new Bad(`the ClientHello is interrupted by a record of content type ${type}`);
     }
+    // The record's minor version is not checked: a client may send any {03,xx} in the
+    // records of its first ClientHello (RFC 5246 E.1; RFC 8446 5.1 asks 0x0301 or 0x0303).
+    // nmap and other scanners send 03 00, and OpenSSL behind us accepts them all.
     if (offset + 1 < buffer.length && buffer[offset + 1] !== 3) {
       if (first) return { kind: 'not-tls', reason: `record version major ${buffer[offset + 1]} is not TLS` };
       throw new Bad(`record version major ${buffer[offset + 1]} is not TLS`);
-    }
-    if (offset + 2 < buffer.length) {
-      const minor = buffer[offset + 2]!;
-      if (minor < 1 || minor > 3) throw new Bad(`record version 3.${minor} is not one of TLS 1.0 to 1.2 (0x0301..0x0303)`);
     }
     if (offset + RECORD_HEADER_BYTES > buffer.length) break;
     const recordLength = buffer.readUInt16BE(offset + 3);

@@ -13,8 +13,8 @@ import { downloadsPage, indexJson, sha256sums } from './views.js';
 
 export interface DownloadsHandlerOptions {
   folder: DownloadsFolder;
-  /** `sha256//...` of the HTTPS certificate, for the command the page shows. */
-  publicKeyPin: string;
+  /** `sha256//...` of the certificate the HTTPS port presents now (it may be reloaded), for the command the page shows. */
+  publicKeyPin: () => string;
   logger: Logger;
   /** The portal user behind a request's session cookie, if any (the page then shows the navigation). */
   viewer?(req: IncomingMessage): Promise<SignedIn | undefined>;
@@ -91,7 +91,7 @@ export function createDownloadsHandler(options: DownloadsHandlerOptions): (req: 
 
   async function sendPage(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const [listing, user] = await Promise.all([folder.list(), options.viewer?.(req)]);
-    const page = downloadsPage({ listing, baseUrl: baseUrlOf(req), pin: options.publicKeyPin, user });
+    const page = downloadsPage({ listing, baseUrl: baseUrlOf(req), pin: options.publicKeyPin(), user });
     const body = Buffer.from(toHtml(page), 'utf8');
     setPortalHeaders(res);
     res.statusCode = 200;

@@ -261,6 +261,18 @@ describe('parseClientHello: literal bytes', () => {
     assert.equal(parseClientHello(Buffer.from('1602', 'hex')).kind, 'not-tls');
   });
 
+  test('any record version {03,xx} is accepted in the ClientHello records (RFC 5246 E.1): nmap sends 03 00', () => {
+    for (const minor of [0, 1, 2, 3, 4, 0xff]) {
+      const hello = Buffer.from(MINIMAL_HELLO);
+      hello[2] = minor;
+      checkAllPrefixes(hello, null, []);
+    }
+    // Each record of a hello split in several may carry its own.
+    const split = encodeHello({ serverName: 'portal.example', alpn: ['http/1.1'], recordSizes: [10, 20] });
+    for (let at = 0, minor = 0; at < split.length; at += 5 + split.readUInt16BE(at + 3), minor++) split[at + 2] = minor;
+    checkAllPrefixes(split, 'portal.example', ['http/1.1']);
+  });
+
   test('empty input and a lone handshake byte need more', () => {
     assert.equal(parseClientHello(Buffer.alloc(0)).kind, 'need-more');
     assert.equal(parseClientHello(Buffer.from([22])).kind, 'need-more');
@@ -268,8 +280,6 @@ describe('parseClientHello: literal bytes', () => {
   });
 
   test('bad record headers are invalid as soon as they are seen', () => {
-    expectInvalid(parseClientHello(Buffer.from('160300', 'hex')), /record version 3\.0/);
-    expectInvalid(parseClientHello(Buffer.from('160304', 'hex')), /record version 3\.4/);
     expectInvalid(parseClientHello(Buffer.from('1603010000', 'hex')), /empty handshake record/);
     expectInvalid(parseClientHello(Buffer.from('160301ffff', 'hex')), /record length 65535/);
   });
@@ -384,7 +394,7 @@ function referenceDecode(buffer: Buffer): { serverName: string | null; alpn: str
   let need = Infinity;
   let bytes = 0;
   while (message.length < need) {
-    if (buffer[at] !== 22 || buffer[at + 1] !== 3 || !(buffer[at + 2]! >= 1 && buffer[at + 2]! <= 3)) throw new Error('record header');
+    if (buffer[at] !== 22 || buffer[at + 1] !== 3 || buffer[at + 2] === undefined) throw new Error('record header');
     if (at + 5 > buffer.length) throw new Error('short');
     const length = buffer.readUInt16BE(at + 3);
     if (length === 0 || length > 18432) throw new Error('record length');
