@@ -68,10 +68,7 @@ export function itemsOf<T>(body: unknown): T[] {
 
 export function httpStatus(err: unknown): number | undefined {
   const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === 'number') return status;
-  const code = (err as { code?: unknown } | null)?.code;
-  const match = typeof code === 'string' ? /^HTTP_(\d{3})$/.exec(code) : null;
-  return match ? Number(match[1]) : undefined;
+  return typeof status === 'number' ? status : undefined;
 }
 
 /** A path segment: names may hold spaces, slashes and other characters a URL reserves. */

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ApiClient } from '../api/client.js';
+import { ApiCallError, ApiClient } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
 import { isReefError, ReefError } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
@@ -235,10 +235,7 @@ function checkServerInfo(info: ServerInfo | undefined, server: string): ServerIn
 }
 
 function statusOf(err: ReefError): number | undefined {
-  const status = (err as ReefError & { status?: number }).status;
-  if (typeof status === 'number') return status;
-  const match = /^HTTP_(\d{3})$/.exec(err.code);
-  return match ? Number(match[1]) : undefined;
+  return err instanceof ApiCallError ? err.status : undefined;
 }
 
 /** Certificate verification failures that mean "not valid for a public CA", as Node names them. */

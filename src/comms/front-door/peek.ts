@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { ReefError } from '../../errors.js';
+import { ReefError, type ErrorCode } from '../../errors.js';
 import { DEFAULT_MAX_CLIENT_HELLO_BYTES, parseClientHello, type ClientHello } from './client-hello.js';
 import { DEFAULT_MAX_PROXY_HEADER_BYTES, parseProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 
@@ -53,7 +53,7 @@ export function readPreamble(socket: net.Socket, options: PreambleOptions): Prom
       if ('error' in outcome) reject(outcome.error);
       else resolve(outcome.preamble);
     };
-    const fail = (code: string, message: string, cause?: unknown): void => finish({ error: new ReefError(code, message, cause === undefined ? undefined : { cause }) });
+    const fail = (code: ErrorCode, message: string, cause?: unknown): void => finish({ error: new ReefError(code, message, cause === undefined ? undefined : { cause }) });
 
     function onReadable(): void {
       let chunk: Buffer | null;

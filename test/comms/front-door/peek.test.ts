@@ -4,7 +4,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import { isReefError } from '../../../src/errors.js';
+import { isReefError, type ErrorCode } from '../../../src/errors.js';
 import { readPreamble, type Preamble, type PreambleOptions } from '../../../src/comms/front-door/peek.js';
 import { generateCertificate, type CertificateIdentity } from '../../../src/pki/certificate.js';
 
@@ -65,7 +65,7 @@ async function dial(port: number): Promise<net.Socket> {
   return socket;
 }
 
-async function expectReefError(promise: Promise<unknown>, code: string): Promise<Error> {
+async function expectReefError(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
   const err = await promise.then(
     () => assert.fail(`expected ${code}`),
     (e: unknown) => e,
