@@ -43,9 +43,9 @@ export class ApiClient {
     try {
       url = new URL(options.server);
     } catch {
-      throw new ReefError('REEF_BAD_SERVER_URL', `"${options.server}" is not a URL; expected https://host[:port].`);
+      throw new ReefError('REEF_BAD_SERVER_ADDRESS', `"${options.server}" is not a URL; expected https://host[:port].`);
     }
-    if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_URL', `The server URL must start with https:// (got ${options.server}).`);
+    if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_ADDRESS', `The server URL must start with https:// (got ${options.server}).`);
     this.baseUrl = url;
     this.pin = options.serverThumbprint ? normalizeThumbprint(options.serverThumbprint) : undefined;
   }
@@ -97,7 +97,7 @@ export class ApiClient {
         },
       );
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new ReefError('REEF_TIMEOUT', `${method} ${url.href} got no answer within ${timeoutMs} ms.`)));
+        req.setTimeout(timeoutMs, () => req.destroy(new ReefError('REEF_DEADLINE_EXCEEDED', `${method} ${url.href} got no answer within ${timeoutMs} ms.`)));
       }
       req.on('error', (err) => reject(err instanceof ReefError ? err : new ReefError('REEF_CONNECT_FAILED', `Could not reach ${url.origin}: ${err.message}`, { cause: err })));
       if (options.stream) options.stream.pipe(req);

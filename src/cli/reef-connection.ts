@@ -39,12 +39,12 @@ export function addConnectionOptions(command: Command): Command {
 export async function connect(opts: ConnectionOpts, requestTimeoutMs?: number): Promise<ApiClient> {
   const server = opts.server?.trim();
   if (!server) {
-    throw new ReefError('REEF_NO_SERVER', 'No Reef server given: pass --server https://host[:port] or set REEF_SERVER.');
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'No Reef server given: pass --server https://host[:port] or set REEF_SERVER.');
   }
   const apiKey = opts.apiKey?.trim();
   if (!apiKey) {
     throw new ReefError(
-      'REEF_NO_API_KEY',
+      'REEF_UNAUTHENTICATED',
       'No API key given: pass --api-key KEY or set REEF_API_KEY (an administrator creates one with "reef apikey create").',
     );
   }

@@ -72,7 +72,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
 
   let fail: (err: Error) => void = () => {};
   const onError = (err: Error) => fail(err);
-  const onClose = () => fail(new ReefError('REEF_CONNECTION_CLOSED', `${where} closed the connection during the handshake.`));
+  const onClose = () => fail(new ReefError('REEF_CONNECTION_LOST', `${where} closed the connection during the handshake.`));
   socket.on('error', onError);
   socket.on('close', onClose);
   try {

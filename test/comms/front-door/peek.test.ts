@@ -157,12 +157,12 @@ describe('readPreamble on real sockets', () => {
     try {
       const half = await dial(server.port);
       half.end(HELLO.subarray(0, 100));
-      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
       assert.match(err.message, /before sending a complete TLS ClientHello \(100 bytes received\)/);
 
       const silent = await dial(server.port);
       silent.destroy();
-      await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
     } finally {
       await server.close();
     }
@@ -173,7 +173,7 @@ describe('readPreamble on real sockets', () => {
     try {
       const client = await dial(server.port);
       client.end(PROXY_V1.subarray(0, 10));
-      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
       assert.match(err.message, /PROXY protocol header/);
     } finally {
       await server.close();
