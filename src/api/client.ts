@@ -2,7 +2,7 @@ import http, { type IncomingMessage } from 'node:http';
 import tls from 'node:tls';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import { ReefError } from '../errors.js';
+import { ReefError, receivedCode, type ErrorCode } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer } from '../pki/thumbprint.js';
 import { API_KEY_HEADER, type ApiError } from './contract.js';
 
@@ -63,9 +63,9 @@ export class ApiClient {
     try {
       url = new URL(options.server);
     } catch {
-      throw new ReefError('REEF_BAD_SERVER_URL', `"${options.server}" is not a URL; expected https://host[:port].`);
+      throw new ReefError('REEF_BAD_SERVER_ADDRESS', `"${options.server}" is not a URL; expected https://host[:port].`);
     }
-    if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_URL', `The server URL must start with https:// (got ${options.server}).`);
+    if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_ADDRESS', `The server URL must start with https:// (got ${options.server}).`);
     this.baseUrl = url;
     this.pin = options.serverThumbprint ? normalizeThumbprint(options.serverThumbprint) : undefined;
     if (this.pin && options.trustedCas?.length) {
@@ -122,7 +122,7 @@ export class ApiClient {
         },
       );
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new ReefError('REEF_TIMEOUT', `${method} ${url.href} got no answer within ${timeoutMs} ms.`)));
+        req.setTimeout(timeoutMs, () => req.destroy(new ReefError('REEF_DEADLINE_EXCEEDED', `${method} ${url.href} got no answer within ${timeoutMs} ms.`)));
       }
       req.on('error', (err) => reject(err instanceof ReefError ? err : this.connectError(url, err)));
       if (options.stream) options.stream.pipe(req);
@@ -188,18 +188,33 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * An API answer with an error status. `code` is the server's (a code this version does not
+ * know becomes REEF_PEER_ERROR, the original kept in `receivedAs`); an answer without a
+ * Reef error body (a proxy's error page) is REEF_BAD_RESPONSE. `status` is the HTTP status.
+ */
+export class ApiCallError extends ReefError {
+  constructor(
+    readonly status: number,
+    code: ErrorCode,
+    message: string,
+    receivedAs?: string,
+  ) {
+    super(code, message, receivedAs === undefined ? undefined : { receivedAs });
+  }
+}
+
 function apiError(method: string, path: string, status: number, text: string): ReefError {
   try {
     const body = JSON.parse(text) as ApiError;
-    if (body?.error?.message) {
-      const err = new ReefError(body.error.code ?? `HTTP_${status}`, body.error.message);
-      (err as ReefError & { status?: number }).status = status;
-      return err;
+    if (typeof body?.error?.message === 'string') {
+      const { code, receivedAs } = receivedCode(body.error.code);
+      return new ApiCallError(status, code, body.error.message, receivedAs);
     }
   } catch {
     // not JSON: fall through
   }
-  return new ReefError(`HTTP_${status}`, `${method} ${path} failed with HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}.`);
+  return new ApiCallError(status, 'REEF_BAD_RESPONSE', `${method} ${path} failed with HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}.`);
 }
 
 /** Parses a text/event-stream response into events. */

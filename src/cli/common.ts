@@ -100,7 +100,7 @@ export function parsePort(value: string | number, option = '--port'): number {
   const text = String(value).trim();
   const port = Number(text);
   if (!/^\d+$/.test(text) || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ReefError('REEF_BAD_PORT', `${option} must be a whole number from 1 to 65535, not "${value}".`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number from 1 to 65535, not "${value}".`);
   }
   return port;
 }
@@ -111,19 +111,19 @@ export function parseBoolean(value: string | boolean, option: string): boolean {
   const text = value.trim().toLowerCase();
   if (['true', 'yes', '1', 'on'].includes(text)) return true;
   if (['false', 'no', '0', 'off'].includes(text)) return false;
-  throw new ReefError('REEF_BAD_BOOLEAN', `${option} must be true or false, not "${value}".`);
+  throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be true or false, not "${value}".`);
 }
 
 export function parseFormat<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T, option = '--format'): T {
   if (value === undefined) return fallback;
   const found = allowed.find((a) => a === value.trim().toLowerCase());
-  if (!found) throw new ReefError('REEF_BAD_FORMAT', `${option} must be one of ${allowed.join(', ')}, not "${value}".`);
+  if (!found) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be one of ${allowed.join(', ')}, not "${value}".`);
   return found;
 }
 
 /** A folder or file argument made absolute against the current directory. */
 export function absolutePath(value: string, option: string): string {
-  if (!value.trim()) throw new ReefError('REEF_BAD_PATH', `${option} needs a path.`);
+  if (!value.trim()) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} needs a path.`);
   return isAbsolute(value) ? resolve(value) : resolve(process.cwd(), value);
 }
 

@@ -46,12 +46,12 @@ export function addConnectionOptions(command: Command): Command {
 export async function connect(opts: ConnectionOpts, requestTimeoutMs?: number): Promise<ApiClient> {
   const server = opts.server?.trim();
   if (!server) {
-    throw new ReefError('REEF_NO_SERVER', 'No Reef server given: pass --server https://host[:port] or set REEF_SERVER.');
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'No Reef server given: pass --server https://host[:port] or set REEF_SERVER.');
   }
   const apiKey = opts.apiKey?.trim();
   if (!apiKey) {
     throw new ReefError(
-      'REEF_NO_API_KEY',
+      'REEF_UNAUTHENTICATED',
       'No API key given: pass --api-key KEY or set REEF_API_KEY (an administrator creates one with "reef apikey create").',
     );
   }
@@ -84,10 +84,7 @@ export function itemsOf<T>(body: unknown): T[] {
 
 export function httpStatus(err: unknown): number | undefined {
   const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === 'number') return status;
-  const code = (err as { code?: unknown } | null)?.code;
-  const match = typeof code === 'string' ? /^HTTP_(\d{3})$/.exec(code) : null;
-  return match ? Number(match[1]) : undefined;
+  return typeof status === 'number' ? status : undefined;
 }
 
 /** A path segment: names may hold spaces, slashes and other characters a URL reserves. */

@@ -154,7 +154,8 @@ export async function followTask(api: ApiClient, taskId: string, options: Follow
 export function assertSucceeded(task: TaskView): void {
   if (task.state === 'Success') return;
   const why = task.error ? `: ${task.error}` : '';
-  throw new ReefError(`REEF_TASK_${task.state.toUpperCase()}`, `Task ${task.id} ended ${task.state}${why}.`);
+  const code = task.state === 'Cancelled' ? 'REEF_TASK_CANCELLED' : task.state === 'TimedOut' ? 'REEF_TASK_TIMEDOUT' : 'REEF_TASK_FAILED';
+  throw new ReefError(code, `Task ${task.id} ended ${task.state}${why}.`);
 }
 
 export function taskSummary(task: TaskView): string {

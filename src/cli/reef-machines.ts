@@ -30,7 +30,7 @@ export function registerMachineCommands(program: Command): void {
     runAction(async (opts: ConnectionOpts & { environment?: string; role?: string; workerPool?: string; kind?: string }) => {
       const kind = opts.kind?.trim().toLowerCase();
       if (kind !== undefined && kind !== 'target' && kind !== 'worker') {
-        throw new ReefError('REEF_BAD_KIND', `--kind must be target or worker, not "${opts.kind}".`);
+        throw new ReefError('REEF_INVALID_ARGUMENT', `--kind must be target or worker, not "${opts.kind}".`);
       }
       const api = await connect(opts);
       const path = `/api/machines${query({ environment: opts.environment, role: opts.role, workerPool: opts.workerPool, kind })}`;

@@ -35,7 +35,7 @@ export async function readConfigFile(file: string): Promise<z.infer<typeof Confi
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ReefError('REEF_CONFIG_UNREADABLE', `Cannot read the config file ${file}: ${(err as Error).message}`);
+    throw new ReefError('REEF_FILE_UNREADABLE', `Cannot read the config file ${file}: ${(err as Error).message}`);
   }
   let json: unknown;
   try {

@@ -51,7 +51,7 @@ export function registerServerServiceCommand(server: Command, run: Command): voi
     .action(
       runAction(async (opts: ServiceOpts) => {
         const chosen = [opts.install, opts.uninstall, opts.print].filter(Boolean).length;
-        if (chosen !== 1) throw new ReefError('REEF_SERVICE_NO_ACTION', 'Pass exactly one of --install, --uninstall or --print.');
+        if (chosen !== 1) throw new ReefError('REEF_INVALID_ARGUMENT', 'Pass exactly one of --install, --uninstall or --print.');
         const spec: ServerUnitSpec = {
           command: reefCommand,
           user: opts.user,

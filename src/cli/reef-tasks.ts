@@ -90,7 +90,7 @@ export function registerTaskCommands(program: Command): void {
       const target = targetOf(opts);
       const file = absolutePath(src, 'SRC');
       const info = await stat(file).catch(() => null);
-      if (!info?.isFile()) throw new ReefError('REEF_NO_SUCH_FILE', `${file} is not a file that can be read.`);
+      if (!info?.isFile()) throw new ReefError('REEF_FILE_NOT_FOUND', `${file} is not a file that can be read.`);
       // Checked before hashing and uploading, so a bad DEST costs nothing.
       await validRequest({ kind: 'push-file', target, file: { sha256: '0'.repeat(64), destination: dest } });
       const api = await connect(opts);
@@ -177,12 +177,12 @@ function addTargetOptions(command: Command): Command {
 
 function targetOf(opts: TargetOpts): TaskTarget {
   if (opts.role !== undefined && opts.environment === undefined) {
-    throw new ReefError('REEF_BAD_TARGET', '--role needs --environment: roles select deployment targets within an environment.');
+    throw new ReefError('REEF_INVALID_ARGUMENT', '--role needs --environment: roles select deployment targets within an environment.');
   }
   const chosen = [opts.environment !== undefined, opts.workerPool !== undefined, (opts.machine?.length ?? 0) > 0].filter(Boolean).length;
   if (chosen !== 1) {
     throw new ReefError(
-      'REEF_BAD_TARGET',
+      'REEF_INVALID_ARGUMENT',
       chosen === 0
         ? 'Say which machines: --environment NAME [--role ROLE], --worker-pool NAME, or --machine NAME (repeatable).'
         : 'Use only one of --environment, --worker-pool and --machine.',
@@ -195,7 +195,7 @@ function targetOf(opts: TargetOpts): TaskTarget {
 
 async function scriptOf(opts: { script?: string; file?: string; syntax?: string }): Promise<{ syntax: ScriptSyntax; body: string }> {
   if ((opts.script === undefined) === (opts.file === undefined)) {
-    throw new ReefError('REEF_BAD_SCRIPT', 'Give the script with exactly one of --script TEXT or --file FILE.');
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'Give the script with exactly one of --script TEXT or --file FILE.');
   }
   let body: string;
   if (opts.script !== undefined) body = opts.script;
@@ -203,13 +203,13 @@ async function scriptOf(opts: { script?: string; file?: string; syntax?: string 
   else {
     const file = absolutePath(opts.file!, '--file');
     body = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new ReefError('REEF_NO_SUCH_FILE', `Could not read the script file ${file}: ${err.code ?? err.message}.`);
+      throw new ReefError('REEF_FILE_NOT_FOUND', `Could not read the script file ${file}: ${err.code ?? err.message}.`);
     });
   }
   const fromExtension = opts.file && extname(opts.file).toLowerCase() === '.ps1' ? 'powershell' : opts.file?.toLowerCase().endsWith('.sh') ? 'bash' : undefined;
   const syntax = opts.syntax?.trim().toLowerCase() ?? fromExtension ?? 'bash';
   if (!isScriptSyntax(syntax)) {
-    throw new ReefError('REEF_BAD_SYNTAX', `--syntax must be ${describeChoices(SCRIPT_SYNTAXES, '')}, not "${opts.syntax}".`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--syntax must be ${describeChoices(SCRIPT_SYNTAXES, '')}, not "${opts.syntax}".`);
   }
   return { syntax, body };
 }
@@ -238,7 +238,7 @@ async function validRequest(request: CreateTaskRequest): Promise<CreateTaskReque
   const path = issue.path.filter((p) => typeof p === 'string').join('.');
   const what = OPTION_OF_PATH[path] ?? (path || 'the request');
   const message = issue.code === 'invalid_union' ? 'is not valid' : issue.message;
-  throw new ReefError('REEF_BAD_REQUEST', `${what} ${message}${/[.]$/.test(message) ? '' : '.'}`);
+  throw new ReefError('REEF_INVALID_ARGUMENT', `${what} ${message}${/[.]$/.test(message) ? '' : '.'}`);
 }
 
 async function startTask(api: ApiClient, request: CreateTaskRequest, opts: FollowOpts): Promise<void> {
@@ -282,7 +282,7 @@ async function ensureUploaded(api: ApiClient, file: string, sha256: string, size
       timeoutMs: 120_000,
     });
     if (uploaded?.sha256 && uploaded.sha256 !== sha256) {
-      throw new ReefError('REEF_UPLOAD_MISMATCH', `The server stored the upload as sha256 ${uploaded.sha256}, but the file's is ${sha256}; try again.`);
+      throw new ReefError('REEF_HASH_MISMATCH', `The server stored the upload as sha256 ${uploaded.sha256}, but the file's is ${sha256}; try again.`);
     }
     progress.done();
   } catch (err) {
@@ -314,14 +314,14 @@ const TASK_STATES: readonly TaskState[] = ['Queued', 'Running', 'Success', 'Fail
 
 function taskState(value: string): TaskState {
   const found = TASK_STATES.find((s) => s.toLowerCase() === value.trim().toLowerCase());
-  if (!found) throw new ReefError('REEF_BAD_STATE', `--state must be one of ${TASK_STATES.join(', ')}, not "${value}".`);
+  if (!found) throw new ReefError('REEF_INVALID_ARGUMENT', `--state must be one of ${TASK_STATES.join(', ')}, not "${value}".`);
   return found;
 }
 
 function positiveInteger(value: string, option: string): number {
   const n = Number(value.trim());
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-    throw new ReefError('REEF_BAD_NUMBER', `${option} must be a whole number above 0, not "${value}".`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number above 0, not "${value}".`);
   }
   return n;
 }

@@ -126,7 +126,7 @@ function parseCommsStyle(value: string | undefined): CommsStyle {
   const text = (value ?? 'TentacleActive').trim().toLowerCase();
   if (text === 'tentacleactive' || text === 'polling') return 'TentacleActive';
   if (text === 'tentaclepassive' || text === 'listening') return 'TentaclePassive';
-  throw new ReefError('REEF_BAD_COMMS_STYLE', `--comms-style must be TentacleActive (polling) or TentaclePassive (listening), not "${value}".`);
+  throw new ReefError('REEF_INVALID_ARGUMENT', `--comms-style must be TentacleActive (polling) or TentaclePassive (listening), not "${value}".`);
 }
 
 function apiOptions(opts: ServerOpts): ServerApiOptions {

@@ -228,7 +228,7 @@ async function configure(opts: ConfigureOpts): Promise<void> {
   const port = opts.port !== undefined ? parsePort(opts.port, '--port') : undefined;
   const noListen = opts.noListen !== undefined ? parseBoolean(opts.noListen, '--noListen') : undefined;
   if (opts.listenIpAddress !== undefined && isIP(opts.listenIpAddress.trim()) === 0) {
-    throw new ReefError('REEF_BAD_ADDRESS', `--listenIpAddress must be an IPv4 or IPv6 address such as 0.0.0.0 or ::, not "${opts.listenIpAddress}".`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--listenIpAddress must be an IPv4 or IPv6 address such as 0.0.0.0 or ::, not "${opts.listenIpAddress}".`);
   }
   const home = opts.home !== undefined ? absolutePath(opts.home, '--home') : undefined;
   const app = opts.app !== undefined ? absolutePath(opts.app, '--app') : undefined;
@@ -236,7 +236,7 @@ async function configure(opts: ConfigureOpts): Promise<void> {
   const nothing =
     !opts.resetTrust && !trust.length && !removeTrust.length && port === undefined && noListen === undefined &&
     opts.listenIpAddress === undefined && home === undefined && app === undefined && !allowPaths.length;
-  if (nothing) throw new ReefError('REEF_NOTHING_TO_CONFIGURE', 'Nothing to change: pass at least one option (see "tentacle configure --help").');
+  if (nothing) throw new ReefError('REEF_INVALID_ARGUMENT', 'Nothing to change: pass at least one option (see "tentacle configure --help").');
 
   const { updateConfig } = await configCode();
   const { moveApp, moveHome, prepareFolders } = await instanceCode();
@@ -331,7 +331,7 @@ function addServiceCommands(program: Command): void {
       const { runServiceActions, systemdUnitText } = await serviceCode();
       if (print) {
         if (Object.values(actions).some(Boolean)) {
-          throw new ReefError('REEF_SERVICE_CONFLICT', '--print only shows the unit; run it without --install, --uninstall, --start, --stop or --restart.');
+          throw new ReefError('REEF_INVALID_ARGUMENT', '--print only shows the unit; run it without --install, --uninstall, --start, --stop or --restart.');
         }
         process.stdout.write(systemdUnitText(config));
         return;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { ReefError } from '../errors.js';
+import { errorFromPeer, ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import type { PeerInfo } from './peer.js';
@@ -72,7 +72,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
 
   let fail: (err: Error) => void = () => {};
   const onError = (err: Error) => fail(err);
-  const onClose = () => fail(new ReefError('REEF_CONNECTION_CLOSED', `${where} closed the connection during the handshake.`));
+  const onClose = () => fail(new ReefError('REEF_CONNECTION_LOST', `${where} closed the connection during the handshake.`));
   socket.on('error', onError);
   socket.on('close', onClose);
   try {
@@ -101,7 +101,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     fail = () => {}; // readVerdict reports errors and early closes itself
     const verdict = await readVerdict(socket);
     if (!verdict.ok) {
-      throw new ReefError(verdict.code ?? 'REEF_REFUSED', verdict.message ?? `${where} refused the connection.`);
+      throw errorFromPeer(verdict.code, verdict.message ?? `${where} refused the connection.`, 'REEF_REFUSED');
     }
     socket.off('error', onError);
     socket.off('close', onClose);

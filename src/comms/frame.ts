@@ -49,7 +49,7 @@ export function readFrame(stream: Readable, maxBytes: number, magic?: Buffer): P
       if (err) reject(err);
       else resolve(value);
     };
-    const onEnd = () => finish(new ReefError('REEF_CONNECTION_CLOSED', 'The peer closed the stream in the middle of a message.'));
+    const onEnd = () => finish(new ReefError('REEF_CONNECTION_LOST', 'The peer closed the stream in the middle of a message.'));
     const onError = (err: Error) => finish(err);
     const onReadable = () => {
       let chunk: Buffer | null;

@@ -10,6 +10,7 @@ import { encodeFrame, readFrame } from './frame.js';
  */
 export interface Verdict {
   ok: boolean;
+  /** One of src/error-codes.ts when we send it; a peer's is read as sent (errorFromPeer). */
   code?: string;
   message?: string;
 }

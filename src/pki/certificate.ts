@@ -27,7 +27,7 @@ export async function generateCertificate(
   commonName: string,
   options: GenerateOptions = {},
 ): Promise<CertificateIdentity> {
-  if (!commonName.trim()) throw new ReefError('REEF_BAD_SUBJECT', 'A certificate needs a non-empty subject name.');
+  if (!commonName.trim()) throw new ReefError('REEF_INVALID_ARGUMENT', 'A certificate needs a non-empty subject name.');
   const years = options.years ?? 100;
   const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 24 * 3600 * 1000); // tolerate clock skew between hosts

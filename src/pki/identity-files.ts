@@ -123,7 +123,7 @@ async function readIdentityFile(file: string, what: string, hint: string | undef
         { cause: err },
       );
     }
-    throw new ReefError('REEF_IDENTITY_UNREADABLE', `Could not read the ${what} at ${file}: ${(err as Error).message}.`, {
+    throw new ReefError('REEF_FILE_UNREADABLE', `Could not read the ${what} at ${file}: ${(err as Error).message}.`, {
       cause: err,
     });
   }

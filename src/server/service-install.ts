@@ -55,7 +55,7 @@ function ensureServiceUser(user: string, home: string): { uid: number; gid: numb
   if (entry.status !== 0 || uid === undefined || gid === undefined) {
     throw new ReefError('REEF_COMMAND_FAILED', `The account "${user}" cannot be looked up (getent passwd ${user} exited ${entry.status}).`);
   }
-  if (Number(uid) === 0) throw new ReefError('REEF_BAD_USER', `The account "${user}" has uid 0; the server needs an unprivileged account.`);
+  if (Number(uid) === 0) throw new ReefError('REEF_INVALID_ARGUMENT', `The account "${user}" has uid 0; the server needs an unprivileged account.`);
   return { uid: Number(uid), gid: Number(gid), created };
 }
 

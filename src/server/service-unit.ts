@@ -38,10 +38,10 @@ const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 export function checkServiceUser(user: string): string {
   if (!USER_NAME.test(user)) {
-    throw new ReefError('REEF_BAD_USER', `"${user}" is not a valid service user name: use up to 32 lower-case letters, digits, "_" or "-", starting with a letter or "_".`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `"${user}" is not a valid service user name: use up to 32 lower-case letters, digits, "_" or "-", starting with a letter or "_".`);
   }
   if (user === 'root') {
-    throw new ReefError('REEF_BAD_USER', 'The Reef server does not run as root: give it an account of its own (the default is "reef").');
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'The Reef server does not run as root: give it an account of its own (the default is "reef").');
   }
   return user;
 }
@@ -54,7 +54,7 @@ function checkDataDir(dataDir: string): string {
   const hiddenBy = HIDDEN.find((dir) => dataDir === dir || dataDir.startsWith(`${dir}/`));
   if (hiddenBy !== undefined || dataDir === '/') {
     throw new ReefError(
-      'REEF_BAD_PATH',
+      'REEF_INVALID_ARGUMENT',
       `The data directory ${dataDir} cannot be used by the service: the unit hides ${hiddenBy ?? 'nothing, but / is not a data directory'} from the server (ProtectHome=, PrivateTmp=). Use a folder such as /var/lib/reef or /srv/reef.`,
     );
   }

@@ -17,11 +17,11 @@ export function systemdIsRunning(): boolean {
 export function systemctl(...args: string[]): void {
   const result = spawnSync('systemctl', args, { encoding: 'utf8', timeout: 120_000 });
   if (result.error) {
-    throw new ReefError('REEF_SYSTEMCTL_FAILED', `Could not run systemctl ${args.join(' ')}: ${result.error.message}.`, { cause: result.error });
+    throw new ReefError('REEF_COMMAND_FAILED', `Could not run systemctl ${args.join(' ')}: ${result.error.message}.`, { cause: result.error });
   }
   if (result.status !== 0) {
     const detail = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-    throw new ReefError('REEF_SYSTEMCTL_FAILED', `systemctl ${args.join(' ')} failed (exit ${result.status})${detail ? `: ${detail}` : ''}.`);
+    throw new ReefError('REEF_COMMAND_FAILED', `systemctl ${args.join(' ')} failed (exit ${result.status})${detail ? `: ${detail}` : ''}.`);
   }
 }
 

@@ -97,7 +97,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         listeningPort = await comms.listen(port, host, (tp) => config.trust.includes(tp), trusted);
       } catch (err) {
         throw new ReefError(
-          'REEF_LISTEN_FAILED',
+          'REEF_CANNOT_LISTEN',
           `Cannot listen on ${host}:${port}: ${errorMessage(err)}. Free the port, or choose another with "tentacle configure --instance ${instance} --port <port>".`,
           { cause: err },
         );

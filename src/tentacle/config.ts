@@ -183,7 +183,7 @@ export async function readConfigFile(path: string): Promise<TentacleConfig> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ReefError(
-      code === 'ENOENT' ? 'REEF_CONFIG_MISSING' : 'REEF_CONFIG_UNREADABLE',
+      code === 'ENOENT' ? 'REEF_FILE_NOT_FOUND' : 'REEF_FILE_UNREADABLE',
       code === 'ENOENT'
         ? `Config file ${path} does not exist. Recreate the instance with "tentacle create-instance --config ${path}".`
         : `Cannot read config file ${path}: ${(err as Error).message}.`,

@@ -35,13 +35,13 @@ export async function readInstanceIndex(root = tentacleRoot()): Promise<Instance
     text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new ReefError('REEF_INSTANCE_INDEX_UNREADABLE', `Cannot read ${path}: ${(err as Error).message}.`, { cause: err });
+    throw new ReefError('REEF_FILE_UNREADABLE', `Cannot read ${path}: ${(err as Error).message}.`, { cause: err });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ReefError('REEF_INSTANCE_INDEX_INVALID', `${path} is not valid JSON (${(err as Error).message}). Fix or remove it.`, {
+    throw new ReefError('REEF_CONFIG_INVALID', `${path} is not valid JSON (${(err as Error).message}). Fix or remove it.`, {
       cause: err,
     });
   }
@@ -49,7 +49,7 @@ export async function readInstanceIndex(root = tentacleRoot()): Promise<Instance
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : '(top level)';
-    throw new ReefError('REEF_INSTANCE_INDEX_INVALID', `${path} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}.`);
+    throw new ReefError('REEF_CONFIG_INVALID', `${path} is invalid at ${where}: ${issue?.message ?? 'unknown problem'}.`);
   }
   return parsed.data.instances;
 }
@@ -78,7 +78,7 @@ export async function resolveInstance(name: string, root = tentacleRoot()): Prom
     const known = Object.keys(index);
     const hint = known.length ? ` Known instances: ${known.join(', ')}.` : ' There are no instances yet.';
     throw new ReefError(
-      'REEF_INSTANCE_NOT_FOUND',
+      'REEF_NOT_FOUND',
       `No Tentacle instance named "${name}" in ${instanceIndexPath(root)}.${hint} ` +
         `Create it with "tentacle create-instance --instance ${name}".`,
     );

@@ -39,7 +39,7 @@ export async function createInstance(
     if (existing !== undefined) {
       if (existing !== configPath) {
         throw new ReefError(
-          'REEF_INSTANCE_EXISTS',
+          'REEF_CONFLICT',
           `Instance "${name}" already exists with config file ${existing}. ` +
             `Use another --instance name, or delete it first with "tentacle delete-instance --instance ${name}".`,
         );
@@ -48,7 +48,7 @@ export async function createInstance(
     }
     const other = Object.entries(index).find(([, path]) => path === configPath);
     if (other) {
-      throw new ReefError('REEF_CONFIG_IN_USE', `Config file ${configPath} already belongs to instance "${other[0]}"; pass another --config.`);
+      throw new ReefError('REEF_CONFLICT', `Config file ${configPath} already belongs to instance "${other[0]}"; pass another --config.`);
     }
 
     let config: TentacleConfig;
@@ -81,14 +81,14 @@ export async function deleteInstance(name: string, options: DeleteInstanceOption
   const record = await updateInstanceIndex(async (index) => {
     const configPath = index[name];
     if (configPath === undefined) {
-      throw new ReefError('REEF_INSTANCE_NOT_FOUND', `No Tentacle instance named "${name}"; "tentacle list-instances" shows the instances.`);
+      throw new ReefError('REEF_NOT_FOUND', `No Tentacle instance named "${name}"; "tentacle list-instances" shows the instances.`);
     }
     const config = await readConfigFile(configPath).catch(() => null);
     if (config) {
       const status = await serviceStatus(config);
       if (status.installed || status.running) {
         throw new ReefError(
-          'REEF_SERVICE_INSTALLED',
+          'REEF_IN_USE',
           `Instance "${name}" still has a ${status.manager} service ${status.running ? 'running' : 'installed'}. ` +
             `Remove it first with "tentacle service --instance ${name} --uninstall".`,
         );

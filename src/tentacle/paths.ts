@@ -104,7 +104,7 @@ const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export function validateInstanceName(name: string): string {
   if (!INSTANCE_NAME.test(name)) {
     throw new ReefError(
-      'REEF_BAD_INSTANCE_NAME',
+      'REEF_INVALID_ARGUMENT',
       `"${name}" is not a valid instance name: use 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit.`,
     );
   }

@@ -84,7 +84,7 @@ export async function claimPidFile(path: string, marker: string, pid = process.p
     }
     await rm(path, { force: true });
   }
-  throw new ReefError('REEF_PID_FILE_BUSY', `Could not create pid file ${path}: it keeps reappearing; is another start in progress?`);
+  throw new ReefError('REEF_SERVICE_RUNNING', `Could not create pid file ${path}: it keeps reappearing; is another start in progress?`);
 }
 
 /** Removes the pid file only if it still names `pid`, so a late cleanup never deletes a successor's file. */

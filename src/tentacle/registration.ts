@@ -9,7 +9,7 @@
 import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
+import { ApiCallError, ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
 import { isReefError, ReefError } from '../errors.js';
 import { readCaFile } from '../pki/ca-file.js';
@@ -244,10 +244,7 @@ function checkServerInfo(info: ServerInfo | undefined, server: string): ServerIn
 }
 
 function statusOf(err: ReefError): number | undefined {
-  const status = (err as ReefError & { status?: number }).status;
-  if (typeof status === 'number') return status;
-  const match = /^HTTP_(\d{3})$/.exec(err.code);
-  return match ? Number(match[1]) : undefined;
+  return err instanceof ApiCallError ? err.status : undefined;
 }
 
 /** Runs an API call, turning the failures people hit while registering into advice. */

@@ -65,7 +65,7 @@ export function detectServiceManager(env: NodeJS.ProcessEnv = process.env): Serv
   const forced = env.REEF_TENTACLE_SERVICE_MODE?.trim();
   if (forced) {
     if (forced !== 'systemd' && forced !== 'supervised') {
-      throw new ReefError('REEF_BAD_SERVICE_MODE', `REEF_TENTACLE_SERVICE_MODE must be "systemd" or "supervised", not "${forced}".`);
+      throw new ReefError('REEF_CONFIG_INVALID', `REEF_TENTACLE_SERVICE_MODE must be "systemd" or "supervised", not "${forced}".`);
     }
     return forced;
   }
@@ -80,10 +80,10 @@ export function systemdUnitText(config: TentacleConfig, options: Pick<ServiceOpt
 /** Runs the requested actions in a fixed order (stop, uninstall, install, start), returning one line per thing done. */
 export async function runServiceActions(config: TentacleConfig, actions: ServiceActions, options: ServiceOptions = {}): Promise<string[]> {
   if (!actions.install && !actions.uninstall && !actions.start && !actions.stop && !actions.restart) {
-    throw new ReefError('REEF_SERVICE_NO_ACTION', 'Nothing to do: pass one or more of --install, --uninstall, --start, --stop, --restart (or --print to see the systemd unit).');
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'Nothing to do: pass one or more of --install, --uninstall, --start, --stop, --restart (or --print to see the systemd unit).');
   }
   if (actions.install && actions.uninstall) {
-    throw new ReefError('REEF_SERVICE_CONFLICT', '--install and --uninstall cannot be combined.');
+    throw new ReefError('REEF_INVALID_ARGUMENT', '--install and --uninstall cannot be combined.');
   }
   const service = serviceFor(config, options);
   const done: string[] = [];

@@ -63,7 +63,7 @@ export function agentCommand(instanceName: string, env: NodeJS.ProcessEnv = proc
       parsed = null;
     }
     if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((a) => typeof a === 'string')) {
-      throw new ReefError('REEF_BAD_AGENT_CMD', `${AGENT_CMD_ENV} must be a JSON array of strings, e.g. ["node","agent.js"].`);
+      throw new ReefError('REEF_CONFIG_INVALID', `${AGENT_CMD_ENV} must be a JSON array of strings, e.g. ["node","agent.js"].`);
     }
     return parsed as string[];
   }

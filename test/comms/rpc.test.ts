@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { StreamingResult, TentacleComms, CommsServer, type Handler } from '../../src/comms/index.js';
+import { ReefError } from '../../src/errors.js';
 import { connected, echo, services, startPollingTentacle, startServer, testIdentities } from './harness.js';
 
 /** Hashes a body as it streams, so a 100 MiB transfer never sits in memory. */
@@ -44,6 +45,10 @@ describe('RPC over a polling connection', () => {
     fail: async () => {
       throw new Error('boom');
     },
+    // What a newer Tentacle, or an older one, may send: codes this version does not use.
+    'fail.as': async (args) => {
+      throw Object.defineProperty(new ReefError('REEF_INTERNAL', 'sent by another version'), 'code', { value: (args as { code: string }).code });
+    },
     'upload.hash': async (_args, ctx) => sha256Of(ctx.body!),
     'download': async (args) => {
       const { stream, hash } = patternStream((args as { bytes: number }).bytes);
@@ -82,6 +87,13 @@ describe('RPC over a polling connection', () => {
   test('a failing method rejects with its message; an unknown method with REEF_UNKNOWN_METHOD', async () => {
     await assert.rejects(server.call({ thumbprint: tp }, 'fail', {}), /boom/);
     await assert.rejects(server.call({ thumbprint: tp }, 'no.such', {}), { code: 'REEF_UNKNOWN_METHOD' });
+  });
+
+  test('an error code this version does not know is REEF_PEER_ERROR; a former code is read as today', async () => {
+    const newer = { code: 'REEF_FROM_A_NEWER_TENTACLE' };
+    await assert.rejects(server.call({ thumbprint: tp }, 'fail.as', newer), { code: 'REEF_PEER_ERROR', receivedAs: newer.code, message: 'sent by another version' });
+    await assert.rejects(server.call({ thumbprint: tp }, 'fail.as', { code: 'REEF_CLOSED' }), { code: 'REEF_SHUTTING_DOWN', receivedAs: 'REEF_CLOSED' });
+    assert.deepEqual(await server.call({ thumbprint: tp }, 'echo', 'still here'), 'still here');
   });
 
   test('100 concurrent calls share one connection and all return their own result', async () => {

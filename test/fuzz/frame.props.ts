@@ -15,7 +15,7 @@ import { ReefError } from '../../src/errors.js';
 import { expectReefError, settle, splitAt, viaJson, withTimeout } from './util.js';
 
 const MAGIC = Buffer.from('REEF\x01', 'latin1');
-const FRAME_ERRORS = ['REEF_PROTOCOL_ERROR', 'REEF_MESSAGE_TOO_LARGE', 'REEF_CONNECTION_CLOSED'] as const;
+const FRAME_ERRORS = ['REEF_PROTOCOL_ERROR', 'REEF_MESSAGE_TOO_LARGE', 'REEF_CONNECTION_LOST'] as const;
 const HANG_MS = 3000;
 
 const magicArb = fc.option(fc.constant(MAGIC), { nil: undefined });
@@ -79,7 +79,7 @@ export async function frameRandomBytes(runs: number): Promise<void> {
   );
 }
 
-/** A valid frame cut short, then the stream ends (or is destroyed): REEF_CONNECTION_CLOSED. */
+/** A valid frame cut short, then the stream ends (or is destroyed): REEF_CONNECTION_LOST. */
 export async function frameTruncated(runs: number): Promise<void> {
   await fc.assert(
     fc.asyncProperty(fc.jsonValue(), magicArb, fc.nat(), cutsArb, fc.constantFrom('end' as const, 'destroy' as const), async (value, magic, cut, cuts, how) => {
@@ -90,7 +90,7 @@ export async function frameTruncated(runs: number): Promise<void> {
       void feed(stream, splitAt(prefix, cuts), how);
       const result = await withTimeout(reading, HANG_MS, 'readFrame of a truncated frame');
       assert.equal(result.ok, false, 'a truncated frame must not produce a value');
-      expectReefError((result as { error: unknown }).error, ['REEF_CONNECTION_CLOSED']);
+      expectReefError((result as { error: unknown }).error, ['REEF_CONNECTION_LOST']);
     }),
     { numRuns: runs },
   );
@@ -270,7 +270,7 @@ export async function frameOverSockets(runs: number): Promise<void> {
 
 /**
  * readFrame on a stream that has already ended or been destroyed (all its frames read,
- * its 'end' already emitted) rejects with REEF_CONNECTION_CLOSED instead of waiting for an
+ * its 'end' already emitted) rejects with REEF_CONNECTION_LOST instead of waiting for an
  * event that will never come.
  */
 export async function frameAfterEnd(runs: number): Promise<void> {
@@ -284,7 +284,7 @@ export async function frameAfterEnd(runs: number): Promise<void> {
       await new Promise((r) => setTimeout(r, 1));
       const result = await withTimeout(settle(readFrame(stream, 1 << 20)), HANG_MS, 'readFrame on an ended stream');
       assert.equal(result.ok, false);
-      expectReefError((result as { error: unknown }).error, ['REEF_CONNECTION_CLOSED']);
+      expectReefError((result as { error: unknown }).error, ['REEF_CONNECTION_LOST']);
     }),
     { numRuns: runs },
   );

@@ -4,7 +4,7 @@
  * `npm run fuzz` (scripts/fuzz.ts) runs the very same properties much longer.
  */
 import fc from 'fast-check';
-import { ReefError } from '../../src/errors.js';
+import { ReefError, type ErrorCode } from '../../src/errors.js';
 
 // Failures print the property's own error, not only the counterexample.
 fc.configureGlobal({ ...fc.readConfigureGlobal(), includeErrorInReport: true });
@@ -31,7 +31,7 @@ export async function settle<T>(promise: Promise<T>): Promise<{ ok: true; value:
 }
 
 /** Asserts `err` is a ReefError whose code is one of `codes`, with a non-empty message. */
-export function expectReefError(err: unknown, codes: readonly string[], context = ''): ReefError {
+export function expectReefError(err: unknown, codes: readonly ErrorCode[], context = ''): ReefError {
   if (!(err instanceof ReefError)) {
     throw new Error(`expected a ReefError (${codes.join('|')})${context ? ` for ${context}` : ''}, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { isReefError } from '../../src/errors.js';
+import { isReefError, type ErrorCode } from '../../src/errors.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { importCertificate, importCertificateFiles } from '../../src/pki/import.js';
 import { normalizeThumbprint } from '../../src/pki/thumbprint.js';
@@ -14,7 +14,7 @@ const UNICODE_PASSWORD = 'pässwörd-日本';
 let o: OpensslDir;
 let legacySupported = false;
 
-const code = (expected: string) => (err: unknown) => {
+const code = (expected: ErrorCode) => (err: unknown) => {
   assert.ok(isReefError(err, expected), `expected ${expected}, got ${String(err)}`);
   return true;
 };

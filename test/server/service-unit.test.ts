@@ -36,10 +36,10 @@ test('a data directory outside /var/lib is made writable with ReadWritePaths; un
   assert.match(unit, /^ExecStart=\/usr\/bin\/reef server run --data "\/srv\/reef data"$/m);
   assert.doesNotMatch(unit, /^StateDirectory=/m);
   const spec = { command: ['/usr/bin/reef'], ...SERVER_SERVICE_DEFAULTS };
-  assert.throws(() => renderServerUnit({ ...spec, user: 'root' }), { code: 'REEF_BAD_USER', message: /does not run as root/ });
-  assert.throws(() => renderServerUnit({ ...spec, user: 'Bad User' }), { code: 'REEF_BAD_USER' });
-  assert.throws(() => renderServerUnit({ ...spec, dataDir: '/home/me/reef' }), { code: 'REEF_BAD_PATH', message: /hides \/home .*ProtectHome/ });
-  assert.throws(() => renderServerUnit({ ...spec, dataDir: '/tmp/reef' }), { code: 'REEF_BAD_PATH', message: /hides \/tmp/ });
+  assert.throws(() => renderServerUnit({ ...spec, user: 'root' }), { code: 'REEF_INVALID_ARGUMENT', message: /does not run as root/ });
+  assert.throws(() => renderServerUnit({ ...spec, user: 'Bad User' }), { code: 'REEF_INVALID_ARGUMENT' });
+  assert.throws(() => renderServerUnit({ ...spec, dataDir: '/home/me/reef' }), { code: 'REEF_INVALID_ARGUMENT', message: /hides \/home .*ProtectHome/ });
+  assert.throws(() => renderServerUnit({ ...spec, dataDir: '/tmp/reef' }), { code: 'REEF_INVALID_ARGUMENT', message: /hides \/tmp/ });
   assert.throws(() => renderServerUnit({ ...spec, dataDir: '/srv/a\nb' }), { code: 'REEF_UNIT_VALUE', message: /control character/ });
   assert.throws(() => renderServerUnit({ ...spec, environmentFile: 'server.env' }), { code: 'REEF_UNIT_VALUE', message: /absolute/ });
 });

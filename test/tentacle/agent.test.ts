@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScriptStatus, ScriptSummary, UploadResult } from '../../src/api/tentacle/index.js';
 import { CommsServer, type TentacleAddress } from '../../src/comms/index.js';
-import { isReefError } from '../../src/errors.js';
+import { isReefError, type ErrorCode } from '../../src/errors.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
 import { startAgent, type Agent } from '../../src/tentacle/agent.js';
 import { defaultConfig, writeConfigFile, type TentacleConfig } from '../../src/tentacle/config.js';
@@ -47,7 +47,7 @@ async function instanceConfig(name: string, change: (config: TentacleConfig) => 
   return { config, configPath };
 }
 
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error> {
+async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, pattern?: RegExp): Promise<Error> {
   try {
     await promise;
   } catch (err) {

@@ -39,7 +39,7 @@ describe('instance index', () => {
   test('unknown instances name the known ones and how to create', async () => {
     await createInstance('One', {}, root);
     await assert.rejects(resolveInstance('Two', root), (err: Error) => {
-      assert.ok(isReefError(err, 'REEF_INSTANCE_NOT_FOUND'));
+      assert.ok(isReefError(err, 'REEF_NOT_FOUND'));
       assert.match(err.message, /Known instances: One\..*create-instance --instance Two/);
       return true;
     });
@@ -47,7 +47,7 @@ describe('instance index', () => {
 
   test('instance names are checked', () => {
     for (const bad of ['', 'has space', '../up', '-dash', 'x'.repeat(65), 'a/b']) {
-      assert.throws(() => validateInstanceName(bad), { code: 'REEF_BAD_INSTANCE_NAME' });
+      assert.throws(() => validateInstanceName(bad), { code: 'REEF_INVALID_ARGUMENT' });
     }
     for (const good of ['Tentacle', 'web-01', 'a.b_c']) assert.equal(validateInstanceName(good), good);
   });
@@ -55,7 +55,7 @@ describe('instance index', () => {
   test('a config file already used by another instance is refused', async () => {
     const config = join(root, 'shared.json');
     await createInstance('One', { config }, root);
-    await assert.rejects(createInstance('Two', { config }, root), { code: 'REEF_CONFIG_IN_USE' });
+    await assert.rejects(createInstance('Two', { config }, root), { code: 'REEF_CONFLICT' });
   });
 
   test('delete keeps files unless purged; purge keeps deployed applications', async () => {

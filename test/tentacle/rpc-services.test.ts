@@ -91,7 +91,7 @@ test('a start with a syntax, environment or argument the contract refuses runs n
     return true;
   });
   await assert.rejects(call('scripts.start', { ticket: 'refused', syntax: 'sh', body: 'true', args: ['ok', 7] }), /args\.1 must be strings/);
-  await assert.rejects(call('scripts.status', { ticket: 'refused', afterSeq: 0 }), (err) => isReefError(err, 'REEF_TICKET_NOT_FOUND'));
+  await assert.rejects(call('scripts.status', { ticket: 'refused', afterSeq: 0 }), (err) => isReefError(err, 'REEF_NOT_FOUND'));
 });
 
 test('unknown argument fields are ignored, so a newer server can add optional ones', async () => {

@@ -192,7 +192,7 @@ describe('service internals', () => {
       command: ['/usr/bin/node', '/opt/reef/bin/tentacle.js'],
     });
     assert.equal(tentacleUnitName('Web-1'), 'reef-tentacle-Web-1.service');
-    assert.throws(() => tentacleUnitName('../x'), { code: 'REEF_BAD_INSTANCE_NAME' });
+    assert.throws(() => tentacleUnitName('../x'), { code: 'REEF_INVALID_ARGUMENT' });
     assert.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/reef\/bin\/tentacle\.js agent --instance Web-1$/m);
     assert.match(unit, /^Environment=REEF_TENTACLE_ROOT=\/etc\/reef\/tentacle$/m);
     // Taken literally by systemd: quotes here would make it "not absolute" (issue 14).
@@ -264,6 +264,6 @@ describe('service internals', () => {
   test('service manager detection can be overridden', () => {
     assert.equal(detectServiceManager({ REEF_TENTACLE_SERVICE_MODE: 'supervised' }), 'supervised');
     assert.equal(detectServiceManager({ REEF_TENTACLE_SERVICE_MODE: 'systemd' }), 'systemd');
-    assert.throws(() => detectServiceManager({ REEF_TENTACLE_SERVICE_MODE: 'upstart' }), { code: 'REEF_BAD_SERVICE_MODE' });
+    assert.throws(() => detectServiceManager({ REEF_TENTACLE_SERVICE_MODE: 'upstart' }), { code: 'REEF_CONFIG_INVALID' });
   });
 });

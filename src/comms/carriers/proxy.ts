@@ -144,7 +144,7 @@ export function parseResponseHead(data: Buffer, limit = MAX_PROXY_HEAD_BYTES): R
  *
  * Errors: REEF_PROXY_UNREACHABLE (cannot connect to the proxy), REEF_PROXY_AUTH_REQUIRED
  * (407, or 401), REEF_PROXY_REFUSED (any other status), REEF_PROXY_PROTOCOL (not an HTTP answer),
- * REEF_PROXY_TIMEOUT, REEF_ABORTED. The password appears in no message.
+ * REEF_PROXY_TIMEOUT, REEF_CALL_CANCELLED. The password appears in no message.
  */
 export async function connectThroughProxy(
   proxy: ProxySettings,

@@ -17,7 +17,7 @@ export interface TcpConnectOptions {
  * Opens a TCP connection (Nagle off: the comms protocol is request/response), resolving
  * once it is established. Failures are ReefErrors naming what was dialled:
  * REEF_CONNECT_FAILED (refused, unresolvable, unreachable, or not within `timeoutMs`),
- * REEF_ABORTED when `signal` fires first.
+ * REEF_CALL_CANCELLED when `signal` fires first.
  */
 export function connectTcp(host: string, port: number, options: TcpConnectOptions): Promise<net.Socket> {
   const where = describeTarget(host, port, options.resolveTo);
@@ -64,5 +64,5 @@ export function hostPort(host: string, port: number): string {
 }
 
 export function aborted(where: string, signal: AbortSignal): ReefError {
-  return new ReefError('REEF_ABORTED', `Connecting to ${where} was cancelled.`, { cause: signal.reason });
+  return new ReefError('REEF_CALL_CANCELLED', `Connecting to ${where} was cancelled.`, { cause: signal.reason });
 }

@@ -48,9 +48,9 @@ export interface WebSocketConnectOptions {
  * server, since it cannot complete the inner handshake, and it sees only ciphertext. Checking
  * the outer certificate would add nothing but failures where such devices sit.
  *
- * Errors: REEF_BAD_WEBSOCKET_URL; those of connectTcp / connectThroughProxy;
+ * Errors: REEF_BAD_SERVER_ADDRESS; those of connectTcp / connectThroughProxy;
  * REEF_WEBSOCKET_REFUSED (an HTTP answer other than 101, with its status);
- * REEF_WEBSOCKET_FAILED (outer TLS or upgrade failed); REEF_WEBSOCKET_TIMEOUT; REEF_ABORTED.
+ * REEF_WEBSOCKET_FAILED (outer TLS or upgrade failed); REEF_WEBSOCKET_TIMEOUT; REEF_CALL_CANCELLED.
  */
 export async function connectWebSocket(url: string, options: WebSocketConnectOptions): Promise<Duplex> {
   const target = parseWebSocketUrl(url);
@@ -120,15 +120,15 @@ export function parseWebSocketUrl(text: string): { url: URL; host: string; port:
   try {
     url = new URL(text);
   } catch {
-    throw new ReefError('REEF_BAD_WEBSOCKET_URL', `"${text}" is not a URL; expected wss://host[:port]/path.`);
+    throw new ReefError('REEF_BAD_SERVER_ADDRESS', `"${text}" is not a URL; expected wss://host[:port]/path.`);
   }
   if (url.protocol === 'https:') url.protocol = 'wss:';
   if (url.protocol === 'http:') url.protocol = 'ws:';
   if (url.protocol !== 'wss:' && url.protocol !== 'ws:') {
-    throw new ReefError('REEF_BAD_WEBSOCKET_URL', `"${text}" is not a WebSocket URL; expected wss://host[:port]/path.`);
+    throw new ReefError('REEF_BAD_SERVER_ADDRESS', `"${text}" is not a WebSocket URL; expected wss://host[:port]/path.`);
   }
   if (url.username || url.password) {
-    throw new ReefError('REEF_BAD_WEBSOCKET_URL', `The WebSocket URL must not carry credentials; the tentacle proves itself with its certificate.`);
+    throw new ReefError('REEF_BAD_SERVER_ADDRESS', `The WebSocket URL must not carry credentials; the tentacle proves itself with its certificate.`);
   }
   const secure = url.protocol === 'wss:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { ReefError } from '../../errors.js';
+import { ReefError, type ErrorCode } from '../../errors.js';
 import { DEFAULT_MAX_CLIENT_HELLO_BYTES, parseClientHello, type ClientHello } from './client-hello.js';
 import { DEFAULT_MAX_PROXY_HEADER_BYTES, parseProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 
@@ -32,7 +32,7 @@ export interface Preamble {
  * On rejection the socket is left for the caller to destroy.
  *
  * Rejects with ReefError REEF_FRONT_DOOR_TIMEOUT, REEF_FRONT_DOOR_INVALID or
- * REEF_CONNECTION_CLOSED.
+ * REEF_CONNECTION_LOST.
  */
 export function readPreamble(socket: net.Socket, options: PreambleOptions): Promise<Preamble> {
   const maxHelloBytes = options.maxBytes ?? DEFAULT_MAX_CLIENT_HELLO_BYTES;
@@ -53,7 +53,7 @@ export function readPreamble(socket: net.Socket, options: PreambleOptions): Prom
       if ('error' in outcome) reject(outcome.error);
       else resolve(outcome.preamble);
     };
-    const fail = (code: string, message: string, cause?: unknown): void => finish({ error: new ReefError(code, message, cause === undefined ? undefined : { cause }) });
+    const fail = (code: ErrorCode, message: string, cause?: unknown): void => finish({ error: new ReefError(code, message, cause === undefined ? undefined : { cause }) });
 
     function onReadable(): void {
       let chunk: Buffer | null;
@@ -89,11 +89,11 @@ export function readPreamble(socket: net.Socket, options: PreambleOptions): Prom
     function onEnd(): void {
       const what = options.proxyProtocol && !proxy ? 'PROXY protocol header' : 'TLS ClientHello';
       const have = chunks[0]?.length ?? 0;
-      fail('REEF_CONNECTION_CLOSED', `The client closed the connection before sending a complete ${what} (${have} bytes received).`);
+      fail('REEF_CONNECTION_LOST', `The client closed the connection before sending a complete ${what} (${have} bytes received).`);
     }
 
     function onError(err: Error): void {
-      fail('REEF_CONNECTION_CLOSED', `The connection failed before the ${options.proxyProtocol && !proxy ? 'PROXY protocol header' : 'TLS ClientHello'} was read: ${err.message}`, err);
+      fail('REEF_CONNECTION_LOST', `The connection failed before the ${options.proxyProtocol && !proxy ? 'PROXY protocol header' : 'TLS ClientHello'} was read: ${err.message}`, err);
     }
 
     const timer = setTimeout(() => {
@@ -105,7 +105,7 @@ export function readPreamble(socket: net.Socket, options: PreambleOptions): Prom
     }, options.timeoutMs);
 
     if (socket.destroyed || socket.readableEnded) {
-      fail('REEF_CONNECTION_CLOSED', 'The connection was already closed before its preamble could be read.');
+      fail('REEF_CONNECTION_LOST', 'The connection was already closed before its preamble could be read.');
       return;
     }
     socket.on('readable', onReadable);

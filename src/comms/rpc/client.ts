@@ -1,14 +1,14 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ReefError } from '../../errors.js';
+import { errorFromPeer, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { encodeFrame, readFrame } from '../frame.js';
 import { startHeartbeat } from '../heartbeat.js';
 import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
 import { translateStreamError } from './errors.js';
-import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope } from './types.js';
+import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope, type ErrorEnvelope } from './types.js';
 import { http2Settings, widenSessionWindow } from './settings.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -145,7 +145,9 @@ export class RpcClient {
               options.body?.unpipe(stream);
               options.body?.destroy();
               if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-              return settle(new ReefError(envelope.error.code, envelope.error.message));
+              // The code is the peer's: one this version does not know is kept, not trusted.
+              const error = (envelope.error ?? {}) as Partial<ErrorEnvelope['error']>;
+              return settle(errorFromPeer(error.code, typeof error.message === 'string' ? error.message : `${what} failed on the peer (no message).`));
             }
             settle(null, { result: envelope.result, body: headers[HEADER_BODY] === '1' ? stream : null });
           },

@@ -260,7 +260,7 @@ async function sha256Of(handle: FileHandle, stat: BigIntStats, stopped: () => bo
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK_BYTES, size)));
   let position = 0;
   while (position < size) {
-    if (stopped()) throw new ReefError('REEF_CLOSED', 'The server is stopping.');
+    if (stopped()) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is stopping.');
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
     if (bytesRead === 0) break;
     hash.update(buffer.subarray(0, bytesRead));

@@ -19,7 +19,7 @@ export interface BlobStore {
   readonly dir: string;
   /**
    * Streams `body` into the store. REEF_TOO_LARGE past `maxBytes`, REEF_HASH_MISMATCH when
-   * `expectedSha256` differs, REEF_UPLOAD_ABORTED when the body ends in an error or closes
+   * `expectedSha256` differs, REEF_UPLOAD_INCOMPLETE when the body ends in an error or closes
    * early; in every failure the temp file is removed. `body` is paused, never destroyed,
    * so an HTTP caller can still drain it and answer.
    */
@@ -240,12 +240,12 @@ function consume(body: Readable, onChunk: (chunk: Buffer) => Promise<void>): Pro
         resolve();
       }, fail);
     };
-    const onError = (err: Error) => fail(new ReefError('REEF_UPLOAD_ABORTED', `The upload failed before it ended: ${err.message}.`, { cause: err }));
+    const onError = (err: Error) => fail(new ReefError('REEF_UPLOAD_INCOMPLETE', `The upload failed before it ended: ${err.message}.`, { cause: err }));
     const onClose = () => {
-      if (!body.readableEnded) fail(new ReefError('REEF_UPLOAD_ABORTED', 'The upload was cut off before it ended.'));
+      if (!body.readableEnded) fail(new ReefError('REEF_UPLOAD_INCOMPLETE', 'The upload was cut off before it ended.'));
     };
     if (body.readableEnded) return resolve();
-    if (body.destroyed) return reject(new ReefError('REEF_UPLOAD_ABORTED', 'The upload was cut off before it began.'));
+    if (body.destroyed) return reject(new ReefError('REEF_UPLOAD_INCOMPLETE', 'The upload was cut off before it began.'));
     body.on('data', onData);
     body.on('end', onEnd);
     body.on('error', onError);

@@ -35,7 +35,7 @@ export function clientAddress(req: IncomingMessage): string {
 }
 
 function rateLimited(address: string, seconds: number): HttpError {
-  return new HttpError(429, 'REEF_RATE_LIMITED', `Too many failed API key attempts from ${address}; try again in ${seconds} s.`, {
+  return new HttpError('REEF_RATE_LIMITED', `Too many failed API key attempts from ${address}; try again in ${seconds} s.`, {
     headers: { 'retry-after': String(seconds) },
   });
 }
@@ -46,7 +46,7 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
   if (blocked > 0) throw rateLimited(address, blocked);
   const presented = presentedKey(req);
   if (presented === undefined) {
-    throw new HttpError(401, 'REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`');
+    throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`');
   }
   let key: ApiKey | null;
   try {
@@ -57,13 +57,12 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
     });
   } catch (err) {
     if (err instanceof HashingBusyError) {
-      throw new HttpError(429, err.code, err.message, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
+      throw new HttpError('REEF_BUSY', err.message, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
     }
     throw err;
   }
   if (!key) {
     throw new HttpError(
-      401,
       'REEF_BAD_API_KEY',
       'The API key is not valid: it is unknown, revoked or mistyped. Create a new one with `reef apikey create`.',
     );
@@ -89,13 +88,12 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
   const session = await findSession(store, cookie);
   if (!session) {
-    throw new HttpError(401, 'REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.');
+    throw new HttpError('REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.');
   }
   if (!SAFE_METHODS.has(req.method ?? 'GET')) {
     const header = req.headers[CSRF_HEADER];
     if (!csrfMatches(session, Array.isArray(header) ? header[0] : header)) {
       throw new HttpError(
-        403,
         'REEF_CSRF_REJECTED',
         `This request changes something but did not carry the session's CSRF token in ${CSRF_HEADER}; reload the page and try again.`,
       );

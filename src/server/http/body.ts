@@ -15,7 +15,6 @@ export function requireMediaType(req: IncomingMessage, expected: string): void {
   const got = mediaType(req);
   if (got !== expected) {
     throw new HttpError(
-      415,
       'REEF_UNSUPPORTED_MEDIA_TYPE',
       `This endpoint takes a body of type ${expected}, but the request sent ${got ? `"${got}"` : 'no Content-Type'}. Set Content-Type: ${expected}.`,
     );
@@ -23,7 +22,7 @@ export function requireMediaType(req: IncomingMessage, expected: string): void {
 }
 
 export function tooLarge(limit: number, what: string): HttpError {
-  return new HttpError(413, 'REEF_TOO_LARGE', `The ${what} is larger than the limit of ${limit} bytes.`);
+  return new HttpError('REEF_TOO_LARGE', `The ${what} is larger than the limit of ${limit} bytes.`);
 }
 
 /** Refuses early when Content-Length already says the body is over the limit. */
@@ -37,14 +36,14 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   requireMediaType(req, 'application/json');
   const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.headers['content-type'] ?? '')?.[2]?.toLowerCase();
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new HttpError(415, 'REEF_UNSUPPORTED_MEDIA_TYPE', `JSON bodies must be UTF-8, but the request declared charset "${charset}".`);
+    throw new HttpError('REEF_UNSUPPORTED_MEDIA_TYPE', `JSON bodies must be UTF-8, but the request declared charset "${charset}".`);
   }
   checkDeclaredLength(req, limit, 'request body');
   const text = await readText(req, limit);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new HttpError(400, 'REEF_BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpError('REEF_BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -1,43 +1,28 @@
 import type { ServerResponse } from 'node:http';
+import { ERROR_CODES, httpStatusOf, type HttpErrorCode } from '../../error-codes.js';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { sendJson } from './respond.js';
 
 /**
- * A ReefError that already knows its HTTP status, extra headers (Allow, Retry-After) and
- * structured details. Store and engine errors stay plain ReefErrors; STATUS maps them.
+ * A ReefError raised by the HTTP layer, with extra headers (Allow, Retry-After) and
+ * structured details. Its status, like every code's, is the catalogue's (error-codes.ts).
  */
 export class HttpError extends ReefError {
   readonly status: number;
   readonly details: unknown;
   readonly headers: Record<string, string>;
-  constructor(status: number, code: string, message: string, options: { details?: unknown; headers?: Record<string, string> } = {}) {
+  constructor(code: HttpErrorCode, message: string, options: { details?: unknown; headers?: Record<string, string> } = {}) {
     super(code, message);
-    this.status = status;
+    this.status = ERROR_CODES[code].http;
     this.details = options.details;
     this.headers = options.headers ?? {};
   }
 }
 
-/** ReefError codes whose messages are written for the API caller, with their status. */
-const STATUS: Readonly<Record<string, number>> = {
-  REEF_BAD_JSON: 400,
-  REEF_INVALID_REQUEST: 400,
-  REEF_INVALID_ARGUMENT: 400,
-  REEF_BAD_THUMBPRINT: 400,
-  REEF_HASH_MISMATCH: 400,
-  REEF_UNAUTHENTICATED: 401,
-  REEF_BAD_API_KEY: 401,
-  REEF_NOT_FOUND: 404,
-  REEF_NO_ROUTE: 404,
-  REEF_CONFLICT: 409,
-  REEF_IN_USE: 409,
-  REEF_TOO_LARGE: 413,
-  REEF_NO_MACHINES: 422,
-};
-
+/** The status to answer `err` with, or undefined when its message is not for API callers. */
 export function statusOf(err: ReefError): number | undefined {
-  return err instanceof HttpError ? err.status : STATUS[err.code];
+  return httpStatusOf(err.code) ?? undefined;
 }
 
 /**

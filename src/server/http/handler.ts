@@ -61,11 +61,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     }
     const match = router.match(method, url.pathname);
     if (match.kind === 'not-found') {
-      throw new HttpError(404, 'REEF_NO_ROUTE', `No API route matches ${method} ${url.pathname}. The routes are listed in docs/api.md.`);
+      throw new HttpError('REEF_NO_ROUTE', `No API route matches ${method} ${url.pathname}. The routes are listed in docs/api.md.`);
     }
     if (match.kind === 'wrong-method') {
       const allow = match.allow.join(', ');
-      throw new HttpError(405, 'REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
+      throw new HttpError('REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
     const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
     const key = principal?.key ?? null;

@@ -52,7 +52,7 @@ function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new HttpError(400, 'REEF_INVALID_REQUEST', `The path segment "${segment.slice(0, 80)}" is not valid percent-encoding.`);
+    throw new HttpError('REEF_INVALID_REQUEST', `The path segment "${segment.slice(0, 80)}" is not valid percent-encoding.`);
   }
 }
 

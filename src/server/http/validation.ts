@@ -15,7 +15,6 @@ export function parseWith<S extends z.ZodTypeAny>(schema: S, value: unknown, wha
   if (result.success) return result.data as z.infer<S>;
   const problems = problemsOf(result.error.issues);
   throw new HttpError(
-    400,
     'REEF_INVALID_REQUEST',
     `The ${what} is not valid: ${problems.map((p) => `${p.path}: ${p.problem}`).join('; ')}.`,
     { details: { problems } },
@@ -78,7 +77,7 @@ function lowerFirst(text: string): string {
 // ---------------------------------------------------------------- query strings
 
 function badQuery(name: string, problem: string): HttpError {
-  return new HttpError(400, 'REEF_INVALID_REQUEST', `The query parameter ${name} ${problem}.`, {
+  return new HttpError('REEF_INVALID_REQUEST', `The query parameter ${name} ${problem}.`, {
     details: { problems: [{ path: name, problem }] },
   });
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { httpStatusOf } from '../../error-codes.js';
 import { ReefError } from '../../errors.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
 import { checkCredentials } from '../auth/users.js';
@@ -150,7 +151,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
       if (err instanceof ReefError && err.code === 'REEF_NOT_FOUND') {
         sendPage(res, 404, errorPage(404, 'Not found', err.message));
       } else if (err instanceof ReefError && (err.code === 'REEF_TOO_LARGE' || err.code === 'REEF_UNSUPPORTED_MEDIA_TYPE')) {
-        sendPage(res, err.code === 'REEF_TOO_LARGE' ? 413 : 415, errorPage(400, 'Bad request', err.message));
+        sendPage(res, httpStatusOf(err.code) ?? 400, errorPage(400, 'Bad request', err.message));
       } else {
         deps.logger.error({ err, path: (req.url ?? '').split('?')[0] }, 'portal: unexpected error');
         sendPage(res, 500, errorPage(500, 'Something went wrong', 'The server failed to show this page; the cause is in the server log.'));

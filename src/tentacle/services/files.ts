@@ -102,7 +102,7 @@ export class FileService {
 
   constructor(options: FileServiceOptions) {
     this.configuredRoots = options.allowedRoots.map((root) => {
-      if (!path.isAbsolute(root)) throw new ReefError('REEF_BAD_CONFIG', `Allowed root "${root}" must be an absolute path.`);
+      if (!path.isAbsolute(root)) throw new ReefError('REEF_CONFIG_INVALID', `Allowed root "${root}" must be an absolute path.`);
       return path.resolve(root);
     });
     this.protect = options.protect ?? { always: [], trees: [], openings: [] };
@@ -373,17 +373,17 @@ export class FileService {
 
 function absolutePath(input: unknown): string {
   if (typeof input !== 'string' || !path.isAbsolute(input) || input.includes('\0')) {
-    throw new ReefError('REEF_BAD_PATH', `${JSON.stringify(input)} is not an absolute path; file transfers need one.`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${JSON.stringify(input)} is not an absolute path; file transfers need one.`);
   }
   return path.resolve(input);
 }
 
 function validTarget(request: UploadTarget): Sidecar {
   if (!Number.isSafeInteger(request.size) || request.size < 0) {
-    throw new ReefError('REEF_BAD_REQUEST', `Upload size must be a whole number of bytes >= 0, got ${String(request.size)}.`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `Upload size must be a whole number of bytes >= 0, got ${String(request.size)}.`);
   }
   if (typeof request.sha256 !== 'string' || !SHA256.test(request.sha256)) {
-    throw new ReefError('REEF_BAD_REQUEST', `Upload sha256 must be 64 hexadecimal digits, got ${JSON.stringify(request.sha256)}.`);
+    throw new ReefError('REEF_INVALID_ARGUMENT', `Upload sha256 must be 64 hexadecimal digits, got ${JSON.stringify(request.sha256)}.`);
   }
   return { size: request.size, sha256: request.sha256.toLowerCase() };
 }

@@ -387,7 +387,7 @@ describe('connectThroughProxy with a stub proxy', () => {
       const pending = connectThroughProxy(stub.proxy, 'example.com', 443, { timeoutMs: 5000, signal: controller.signal });
       while (stub.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
       controller.abort();
-      await assert.rejects(pending, { code: 'REEF_ABORTED' });
+      await assert.rejects(pending, { code: 'REEF_CALL_CANCELLED' });
     } finally {
       await stub.close();
     }

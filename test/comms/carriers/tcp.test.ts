@@ -49,6 +49,6 @@ describe('connectTcp', () => {
   it('stops when the signal aborts', async () => {
     const controller = new AbortController();
     controller.abort();
-    await assert.rejects(connectTcp('127.0.0.1', echo.port, { timeoutMs: 5000, signal: controller.signal }), { code: 'REEF_ABORTED' });
+    await assert.rejects(connectTcp('127.0.0.1', echo.port, { timeoutMs: 5000, signal: controller.signal }), { code: 'REEF_CALL_CANCELLED' });
   });
 });

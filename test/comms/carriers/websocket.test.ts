@@ -191,8 +191,8 @@ describe('WebSocket carrier', () => {
     });
 
     it('rejects URLs that are not WebSocket URLs', async () => {
-      await assert.rejects(connectWebSocket('ftp://example.com/x', OPTIONS), { code: 'REEF_BAD_WEBSOCKET_URL' });
-      await assert.rejects(connectWebSocket('not a url', OPTIONS), { code: 'REEF_BAD_WEBSOCKET_URL' });
+      await assert.rejects(connectWebSocket('ftp://example.com/x', OPTIONS), { code: 'REEF_BAD_SERVER_ADDRESS' });
+      await assert.rejects(connectWebSocket('not a url', OPTIONS), { code: 'REEF_BAD_SERVER_ADDRESS' });
     });
 
     it('goes through an HTTP proxy (CONNECT, then wss)', async () => {

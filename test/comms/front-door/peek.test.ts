@@ -4,7 +4,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import { isReefError } from '../../../src/errors.js';
+import { isReefError, type ErrorCode } from '../../../src/errors.js';
 import { readPreamble, type Preamble, type PreambleOptions } from '../../../src/comms/front-door/peek.js';
 import { generateCertificate, type CertificateIdentity } from '../../../src/pki/certificate.js';
 
@@ -65,7 +65,7 @@ async function dial(port: number): Promise<net.Socket> {
   return socket;
 }
 
-async function expectReefError(promise: Promise<unknown>, code: string): Promise<Error> {
+async function expectReefError(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
   const err = await promise.then(
     () => assert.fail(`expected ${code}`),
     (e: unknown) => e,
@@ -157,12 +157,12 @@ describe('readPreamble on real sockets', () => {
     try {
       const half = await dial(server.port);
       half.end(HELLO.subarray(0, 100));
-      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
       assert.match(err.message, /before sending a complete TLS ClientHello \(100 bytes received\)/);
 
       const silent = await dial(server.port);
       silent.destroy();
-      await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
     } finally {
       await server.close();
     }
@@ -173,7 +173,7 @@ describe('readPreamble on real sockets', () => {
     try {
       const client = await dial(server.port);
       client.end(PROXY_V1.subarray(0, 10));
-      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_CLOSED');
+      const err = await expectReefError((await server.accept()).preamble, 'REEF_CONNECTION_LOST');
       assert.match(err.message, /PROXY protocol header/);
     } finally {
       await server.close();

@@ -74,12 +74,12 @@ describe('blob store', () => {
     const p1 = blobs.put(failing, { maxBytes: 1000 });
     failing.write(Buffer.alloc(50));
     setImmediate(() => failing.destroy(new Error('connection reset')));
-    await assert.rejects(p1, (e: unknown) => isReefError(e, 'REEF_UPLOAD_ABORTED'));
+    await assert.rejects(p1, (e: unknown) => isReefError(e, 'REEF_UPLOAD_INCOMPLETE'));
     const closing = new PassThrough();
     const p2 = blobs.put(closing, { maxBytes: 1000 });
     closing.write(Buffer.alloc(50));
     setImmediate(() => closing.destroy());
-    await assert.rejects(p2, (e: unknown) => isReefError(e, 'REEF_UPLOAD_ABORTED'));
+    await assert.rejects(p2, (e: unknown) => isReefError(e, 'REEF_UPLOAD_INCOMPLETE'));
     assert.deepEqual((await names()).sort(), before);
   });
 

@@ -185,10 +185,10 @@ test('complete deletes the workspace and leaves a tombstone that refuses a late 
 test('bad tickets and working directories are refused before anything touches the disk', async () => {
   const s = service();
   for (const ticket of ['../x', '', 'a/b', 'x'.repeat(101), 'a b', '..', 'é']) {
-    await assert.rejects(s.start({ ticket, syntax: 'bash', body: 'true' }), (e) => isReefError(e, 'REEF_BAD_TICKET'), ticket);
-    await assert.rejects(s.status({ ticket }), (e) => isReefError(e, 'REEF_BAD_TICKET'), ticket);
+    await assert.rejects(s.start({ ticket, syntax: 'bash', body: 'true' }), (e) => isReefError(e, 'REEF_INVALID_ARGUMENT'), ticket);
+    await assert.rejects(s.status({ ticket }), (e) => isReefError(e, 'REEF_INVALID_ARGUMENT'), ticket);
   }
-  await assert.rejects(s.status({ ticket: 'unknown' }), (e) => isReefError(e, 'REEF_TICKET_NOT_FOUND'));
+  await assert.rejects(s.status({ ticket: 'unknown' }), (e) => isReefError(e, 'REEF_NOT_FOUND'));
   await assert.rejects(
     s.start({ ticket: 'x', syntax: 'bash', body: 'true', cwd: join(dir, 'nope') }),
     (e) => isReefError(e, 'REEF_BAD_CWD'),
@@ -203,7 +203,7 @@ test('a missing pwsh is a clear REEF_SHELL_UNAVAILABLE error', async () => {
     assert.match(e.message, /pwsh/);
     return true;
   });
-  await assert.rejects(s.status({ ticket: 'ps' }), (e) => isReefError(e, 'REEF_TICKET_NOT_FOUND'));
+  await assert.rejects(s.status({ ticket: 'ps' }), (e) => isReefError(e, 'REEF_NOT_FOUND'));
 });
 
 test('cancel kills the whole process tree', async () => {

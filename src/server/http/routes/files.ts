@@ -28,7 +28,7 @@ async function remove(ctx: ApiContext): Promise<void> {
   const taskIds = (await filesNeededByUnfinishedTasks(deps.store)).get(sha256);
   if (taskIds) {
     const shown = taskIds.slice(0, 10).join(', ') + (taskIds.length > 10 ? `, and ${taskIds.length - 10} more` : '');
-    throw new HttpError(409, 'REEF_IN_USE', `File ${sha256} is still to be pushed by unfinished task(s) ${shown}; cancel them or wait for them to finish, then delete it.`, {
+    throw new HttpError('REEF_IN_USE', `File ${sha256} is still to be pushed by unfinished task(s) ${shown}; cancel them or wait for them to finish, then delete it.`, {
       details: { taskIds } satisfies FileInUse,
     });
   }
@@ -48,7 +48,7 @@ async function upload(ctx: ApiContext): Promise<void> {
     try {
       expectedSha256 = checkSha256(header.trim().toLowerCase());
     } catch {
-      throw new HttpError(400, 'REEF_INVALID_REQUEST', `The ${SHA256_HEADER} header must be a SHA-256 (64 hexadecimal digits), not "${header.slice(0, 80)}".`);
+      throw new HttpError('REEF_INVALID_REQUEST', `The ${SHA256_HEADER} header must be a SHA-256 (64 hexadecimal digits), not "${header.slice(0, 80)}".`);
     }
   }
   let stored: UploadedFile;

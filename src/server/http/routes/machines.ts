@@ -93,7 +93,7 @@ async function health(ctx: ApiContext): Promise<void> {
 
 async function remove(ctx: ApiContext, machine: Machine): Promise<void> {
   if (!(await ctx.deps.store.deleteMachine(machine.id))) {
-    throw new HttpError(404, 'REEF_NOT_FOUND', `Machine "${machine.name}" was deleted meanwhile.`);
+    throw new HttpError('REEF_NOT_FOUND', `Machine "${machine.name}" was deleted meanwhile.`);
   }
   // Refusing reconnects is the trust check's job (it reads the store); live links go now.
   const closed = ctx.deps.comms.disconnect(machine.thumbprint, `machine ${machine.name} was deleted`);

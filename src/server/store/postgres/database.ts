@@ -85,7 +85,7 @@ export function redactUrl(url: string): string {
   }
 }
 
-function unreachable(url: string, err: unknown, code: string): ReefError {
+function unreachable(url: string, err: unknown, code: 'REEF_STORE_OPEN_FAILED' | 'REEF_STORE_UNAVAILABLE'): ReefError {
   return new ReefError(
     code,
     `Cannot connect to PostgreSQL at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}. ` +

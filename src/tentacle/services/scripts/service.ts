@@ -248,7 +248,7 @@ export class ScriptService {
       );
     }
     if (!(await statOrNull(dir))) {
-      throw new ReefError('REEF_TICKET_NOT_FOUND', `This Tentacle has no script with ticket ${ticket}; start it first.`);
+      throw new ReefError('REEF_NOT_FOUND', `This Tentacle has no script with ticket ${ticket}; start it first.`);
     }
     const run = new Run(ticket, dir, await scanLog(path.join(dir, FILE.log)));
     run.meta = (await readJson<Meta>(run.file(FILE.meta))) ?? undefined;
@@ -268,7 +268,7 @@ export class ScriptService {
 function validTicket(ticket: unknown): string {
   if (typeof ticket !== 'string' || !TICKET_PATTERN.test(ticket)) {
     throw new ReefError(
-      'REEF_BAD_TICKET',
+      'REEF_INVALID_ARGUMENT',
       `${JSON.stringify(ticket)} is not a valid script ticket: it ${TICKET_RULE}.`,
     );
   }
@@ -276,6 +276,6 @@ function validTicket(ticket: unknown): string {
 }
 
 function closedError(): ReefError {
-  return new ReefError('REEF_CLOSED', 'The script service is closed (the Tentacle is shutting down); retry once it is back.');
+  return new ReefError('REEF_SHUTTING_DOWN', 'The script service is closed (the Tentacle is shutting down); retry once it is back.');
 }
 
