@@ -84,6 +84,9 @@ export async function dialListening(options: ListeningDialOptions): Promise<RpcC
     const err = outcome.error;
     if (isReefError(err, 'REEF_CALL_CANCELLED') && signal.aborted) throw options.stopped();
     if (!(err instanceof TcpConnectError)) throw afterConnect(options, attempt.tcpConnectedTo, err);
+    if (err.kind === 'reset') {
+      throw tlsFailed(options, err.addresses[0], 'the connection was reset (ECONNRESET) before the TLS handshake could start.', err);
+    }
     last = err;
     failures++;
     const remaining = deadline - Date.now();
@@ -136,7 +139,7 @@ function errnoWords(err: TcpConnectError): string {
   return err.kind === 'refused' ? `the connection was refused (${err.errno})` : err.errno;
 }
 
-const GAVE_UP: Readonly<Record<TcpFailureKind, { code: ErrorCode; what(err: TcpConnectError, port: number): string; advice(host: string, port: number): string }>> = {
+const GAVE_UP: Readonly<Record<Exclude<TcpFailureKind, 'reset'>, { code: ErrorCode; what(err: TcpConnectError, port: number): string; advice(host: string, port: number): string }>> = {
   refused: {
     code: 'REEF_LISTENING_REFUSED',
     what: () => 'every connection was refused (ECONNREFUSED, a TCP reset): nothing listens on that port, or a firewall rejects the connection.',
@@ -166,7 +169,7 @@ const GAVE_UP: Readonly<Record<TcpFailureKind, { code: ErrorCode; what(err: TcpC
 
 /** The pickup timeout passed with every attempt failing before TCP connected. */
 function gaveUp(options: ListeningDialOptions, err: TcpConnectError, attempts: number, waitedMs: number): ReefError {
-  const reason = GAVE_UP[err.kind];
+  const reason = GAVE_UP[err.kind === 'reset' ? 'other' : err.kind];
   return new ReefError(
     reason.code,
     `Could not reach ${options.tentacle} at ${where(options, err)} within the pickup timeout (${formatDuration(options.pickupTimeoutMs)}; ` +

@@ -17,10 +17,12 @@ export interface TcpConnectOptions {
  * Why a TCP connection could not be opened, as far as the network tells: the peer's host
  * answered with a reset (`refused`: nothing listens, or a firewall rejects); nothing came
  * back in time, or the network reported the host unreachable (`no-answer`: a firewall
- * dropping, the host down, no route); the name did not resolve (`unresolved`); anything
- * else (`other`: a local error such as EADDRNOTAVAIL).
+ * dropping, the host down, no route); the connection was made, then reset before we saw it
+ * (`reset`: Linux reports a reset in answer to the SYN as ECONNREFUSED, a later one as
+ * ECONNRESET); the name did not resolve (`unresolved`); anything else (`other`: a local
+ * error such as EADDRNOTAVAIL).
  */
-export type TcpFailureKind = 'refused' | 'no-answer' | 'unresolved' | 'other';
+export type TcpFailureKind = 'refused' | 'no-answer' | 'reset' | 'unresolved' | 'other';
 
 /** REEF_CONNECT_FAILED with what the network said, for messages that tell a refusal from silence. */
 export class TcpConnectError extends ReefError {
@@ -39,6 +41,7 @@ export class TcpConnectError extends ReefError {
 
 const KIND_OF_ERRNO: Readonly<Record<string, TcpFailureKind>> = {
   ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
   ETIMEDOUT: 'no-answer',
   EHOSTUNREACH: 'no-answer',
   ENETUNREACH: 'no-answer',
