@@ -21,6 +21,11 @@ export interface ListeningDialOptions {
   port: number;
   /** How long to keep dialling while the Tentacle cannot be reached (the pickup timeout). */
   pickupTimeoutMs: number;
+  /**
+   * False when the caller chose its own bound instead of the pickup timeout (a running
+   * script's lost-contact window): messages then give the time without calling it that.
+   */
+  isPickupTimeout: boolean;
   /** Makes one attempt, or joins the one in flight. */
   attempt(): DialAttempt;
   /** Aborted when the caller gives up or the server shuts down. */
@@ -41,7 +46,7 @@ const RETRY_CAP_MS = 10_000;
  * turn the direction round. A polling Tentacle needs only outbound connections, which a
  * branch firewall lets through far more often than inbound ones.
  */
-export const POLLING_HINT =
+const POLLING_HINT =
   'Where inbound connections to the machine are blocked, let its Tentacle poll this server instead (polling needs only outbound connections): ' +
   'on the machine, run "tentacle register-with --server <this server\'s URL> --apiKey <key> --comms-style TentacleActive ' +
   '--environment <environment> --role <role> --force" ("tentacle register-worker ... --workerpool <pool> --comms-style TentacleActive --force" for a worker); ' +
@@ -79,7 +84,7 @@ export async function dialListening(options: ListeningDialOptions): Promise<RpcC
       if (attempt.tcpConnectedTo === undefined) {
         throw gaveUp(options, new TcpConnectError('no-answer', 'ETIMEDOUT', [], `no answer within ${formatDuration(options.pickupTimeoutMs)}.`), 1, Date.now() - started);
       }
-      throw tlsFailed(options, attempt.tcpConnectedTo, `the TLS handshake did not complete within the pickup timeout (${formatDuration(options.pickupTimeoutMs)}).`);
+      throw tlsFailed(options, attempt.tcpConnectedTo, `the TLS handshake did not complete within ${bound(options)}.`);
     }
     const err = outcome.error;
     if (isReefError(err, 'REEF_CALL_CANCELLED') && signal.aborted) throw options.stopped();
@@ -93,7 +98,7 @@ export async function dialListening(options: ListeningDialOptions): Promise<RpcC
     if (failures === 1) {
       const note =
         `Could not connect to ${options.tentacle} at ${where(options, err)}: ${errnoWords(err)}. ` +
-        `Trying again until ${new Date(deadline).toISOString()} (the pickup timeout, ${formatDuration(options.pickupTimeoutMs)}).`;
+        `Trying again until ${new Date(deadline).toISOString()}, for up to ${bound(options)}.`;
       options.logger.info({ tentacle: options.tentacle, at: where(options, err), err: err.errno }, `comms: ${note}`);
       options.onWaiting?.(note);
     } else {
@@ -167,13 +172,20 @@ const GAVE_UP: Readonly<Record<Exclude<TcpFailureKind, 'reset'>, { code: ErrorCo
   },
 };
 
+/** "the pickup timeout (2 min; detail)", or "2 min (detail)" when the caller chose the time. */
+function bound(options: ListeningDialOptions, detail?: string): string {
+  const time = formatDuration(options.pickupTimeoutMs);
+  if (options.isPickupTimeout) return `the pickup timeout (${detail ? `${time}; ${detail}` : time})`;
+  return detail ? `${time} (${detail})` : time;
+}
+
 /** The pickup timeout passed with every attempt failing before TCP connected. */
 function gaveUp(options: ListeningDialOptions, err: TcpConnectError, attempts: number, waitedMs: number): ReefError {
   const reason = GAVE_UP[err.kind === 'reset' ? 'other' : err.kind];
   return new ReefError(
     reason.code,
-    `Could not reach ${options.tentacle} at ${where(options, err)} within the pickup timeout (${formatDuration(options.pickupTimeoutMs)}; ` +
-      `${attempts} ${attempts === 1 ? 'attempt' : 'attempts'} over ${formatDuration(waitedMs)}): ${reason.what(err, options.port)} ` +
+    `Could not reach ${options.tentacle} at ${where(options, err)} within ${bound(options, `${attempts} ${attempts === 1 ? 'attempt' : 'attempts'} over ${formatDuration(waitedMs)}`)}: ` +
+      `${reason.what(err, options.port)} ` +
       `${reason.advice(options.host, options.port)} ${POLLING_HINT}`,
     { cause: err },
   );

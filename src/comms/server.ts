@@ -107,9 +107,10 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
    * and again while it cannot be reached, up to the pickup timeout); for a polling one,
    * waiting up to the pickup timeout for it to connect.
    */
-  async connectionFor(target: TentacleAddress, signal?: AbortSignal, pickupTimeoutMs = this.limits.pickupTimeoutMs, onWaiting?: (note: string) => void): Promise<RpcClient> {
+  async connectionFor(target: TentacleAddress, signal?: AbortSignal, waitMs?: number, onWaiting?: (note: string) => void): Promise<RpcClient> {
     const live = this.links.pick(target.thumbprint);
     if (live) return live;
+    const pickupTimeoutMs = waitMs ?? this.limits.pickupTimeoutMs;
     const waiting = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
     if (target.listening) {
       const listening = { ...target, listening: target.listening };
@@ -117,6 +118,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         tentacle: describe(target),
         ...target.listening,
         pickupTimeoutMs,
+        isPickupTimeout: waitMs === undefined,
         attempt: () => this.dial(listening),
         signal: waiting,
         stopped: () => this.notMade(target, signal, 'while dialling it'),

@@ -92,7 +92,7 @@ describe('nothing listens (connection refused)', () => {
     assert.match(err.message, /--server-comms-address https:\/\/.* or --server-web-socket wss:\/\//);
     // The task log learns at once why the call waits, and only once.
     assert.equal(notes.length, 1);
-    assert.match(notes[0]!, new RegExp(`Could not connect to Tentacle "web-01" .* at 127\\.0\\.0\\.1:${port}: the connection was refused \\(ECONNREFUSED\\)\\. Trying again until .*Z \\(the pickup timeout, 2 s\\)`));
+    assert.match(notes[0]!, new RegExp(`Could not connect to Tentacle "web-01" .* at 127\\.0\\.0\\.1:${port}: the connection was refused \\(ECONNREFUSED\\)\\. Trying again until .*Z, for up to the pickup timeout \\(2 s\\)\\.$`));
   });
 
   test('a name resolved to another address names both', async () => {
