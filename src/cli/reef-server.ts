@@ -193,6 +193,7 @@ export function registerServerCommands(program: Command): void {
           ...downloads,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
+          ...(running.initialCredentialsFile ? [`  First-run credentials kept in ${running.initialCredentialsFile} (mode 0600) until admin first signs in`] : []),
           'Stop it with Ctrl+C or SIGTERM.',
         ];
         printLine(banner.join('\n'));

@@ -5,6 +5,7 @@ import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
 import type { ApiKey, Session, Store } from '../store/types.js';
+import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
 
 /**
@@ -46,7 +47,9 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
   if (blocked > 0) throw rateLimited(address, blocked);
   const presented = presentedKey(req);
   if (presented === undefined) {
-    throw new HttpError(401, 'REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`');
+    throw new HttpError(401, 'REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
+      headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
+    });
   }
   let key: ApiKey | null;
   try {
@@ -66,6 +69,7 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
       401,
       'REEF_BAD_API_KEY',
       'The API key is not valid: it is unknown, revoked or mistyped. Create a new one with `reef apikey create`.',
+      { headers: { [WWW_AUTHENTICATE]: bearerChallenge(true) } },
     );
   }
   return key;
@@ -89,7 +93,9 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
   const session = await findSession(store, cookie);
   if (!session) {
-    throw new HttpError(401, 'REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.');
+    throw new HttpError(401, 'REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.', {
+      headers: { [WWW_AUTHENTICATE]: `${SESSION_CHALLENGE}, ${bearerChallenge()}` },
+    });
   }
   if (!SAFE_METHODS.has(req.method ?? 'GET')) {
     const header = req.headers[CSRF_HEADER];
