@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from './errors.js';
 
@@ -64,9 +65,10 @@ function decodeUtf8(bytes: Buffer): string {
 }
 
 /**
- * The offset of the byte where decoding first fails: the longest prefix a streaming decoder
- * accepts (an unfinished character at its end is not yet an error), found by halving, since
- * a prefix that fails makes every longer one fail. Only computed for a body being refused.
+ * The offset where the first malformed character starts: the longest prefix a streaming
+ * decoder accepts (an unfinished character at its end is not yet an error) is found by
+ * halving, since a prefix that fails makes every longer one fail. Only computed for a body
+ * being refused.
  */
 function firstBadUtf8Byte(bytes: Buffer): number {
   const acceptable = (length: number) => {
@@ -84,7 +86,12 @@ function firstBadUtf8Byte(bytes: Buffer): number {
     if (acceptable(mid)) low = mid;
     else high = mid - 1;
   }
-  return low;
+  // The longest acceptable prefix may end in the first bytes of the character that then
+  // breaks (a lead byte whose continuation is missing): that character is where it starts.
+  if (isUtf8(bytes.subarray(0, low))) return low;
+  let lead = low - 1;
+  while (lead > 0 && (bytes[lead]! & 0xc0) === 0x80) lead--;
+  return lead;
 }
 
 function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -30,9 +30,15 @@ describe('the HTTPS port by the book', () => {
   /** Values for each route parameter, so every GET route answers 200. */
   const values: Record<string, string> = {};
 
-  const request = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> =>
+  /** One request on its own connection. `headersOnly`: resolve once the headers are in (a stream that does not end). */
+  const request = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string, headersOnly = false): Promise<Answer> =>
     new Promise((resolve, reject) => {
       const req = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
+        if (headersOnly) {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0) });
+          res.destroy();
+          return;
+        }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -107,7 +113,8 @@ describe('the HTTPS port by the book', () => {
 
   /** HEAD answers as GET does, without the body. Dynamic values (Date, a fresh sign-in cookie) aside. */
   async function assertHeadLikeGet(path: string, headers: Record<string, string>) {
-    const get = await request('GET', path, headers);
+    // The log stream of an unfinished task streams until it ends: only its headers are compared.
+    const get = await request('GET', path, headers, undefined, path.endsWith('/log/stream'));
     const head = await request('HEAD', path, headers);
     assert.equal(head.status, get.status, `HEAD ${path}`);
     assert.notEqual(get.status, 405, `GET ${path}`);
@@ -120,9 +127,8 @@ describe('the HTTPS port by the book', () => {
   it('answers HEAD on every GET route of the API with the headers of GET and no body', async () => {
     for (const path of apiGetPaths()) {
       const get = await assertHeadLikeGet(path, withKey());
-      if (!path.endsWith('/log/stream')) assert.equal(get.status, 200, `GET ${path}: ${get.body.toString().slice(0, 200)}`);
+      assert.equal(get.status, 200, `GET ${path}: ${get.body.toString().slice(0, 200)}`);
     }
-    // The log stream's HEAD ends at once (a GET would follow the log).
     const stream = await request('HEAD', `/api/tasks/${values.id}/log/stream`, withKey());
     assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
     // Allow names HEAD wherever GET is allowed.
@@ -136,7 +142,7 @@ describe('the HTTPS port by the book', () => {
       assert.equal((await assertHeadLikeGet(path, { cookie })).status, 200, path);
     }
     // Signed out: the same redirect to the sign-in page, and the sign-in page itself.
-    assert.equal((await assertHeadLikeGet('/tasks', {})).status, 302);
+    assert.equal((await assertHeadLikeGet('/tasks', {})).status, 303);
     assert.equal((await assertHeadLikeGet('/login', {})).status, 200);
   });
 
