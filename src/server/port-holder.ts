@@ -1,4 +1,5 @@
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
  * Who listens on a TCP port, for the message of a start-up that found it taken: Linux's
@@ -27,7 +28,7 @@ export async function findPortHolder(port: number): Promise<PortHolder | undefin
   const sockets = [...(await listeners(`${PROC}/net/tcp`, port)), ...(await listeners(`${PROC}/net/tcp6`, port))];
   if (sockets.length === 0) return undefined;
   const inodes = new Set(sockets.map((s) => s.inode));
-  const found = await processHolding(inodes);
+  const found = processHolding(inodes);
   const uid = sockets[0]!.uid;
   const user = await userName(uid);
   return { ...found, uid, ...(user ? { user } : {}) };
@@ -63,7 +64,10 @@ async function listeners(file: string, port: number): Promise<ListeningSocket[]>
     return [];
   }
   const found: ListeningSocket[] = [];
+  // A busy host lists tens of thousands of sockets: only rows naming the port are split.
+  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   for (const line of text.split('\n').slice(1)) {
+    if (!line.includes(portHex)) continue;
     const fields = line.trim().split(/\s+/);
     if (fields.length < 10 || fields[3] !== TCP_LISTEN) continue;
     const local = fields[1]!;
@@ -74,13 +78,16 @@ async function listeners(file: string, port: number): Promise<ListeningSocket[]>
   return found;
 }
 
-async function processHolding(inodes: Set<string>): Promise<{ pid?: number; command?: string }> {
-  const proc = PROC;
+/**
+ * Synchronous on purpose: thousands of readlinks through the thread pool take far longer
+ * than the same calls made directly, and this runs once, on a start-up that is failing.
+ */
+function processHolding(inodes: Set<string>): { pid?: number; command?: string } {
   const targets = new Set([...inodes].map((inode) => `socket:[${inode}]`));
   const deadline = Date.now() + SCAN_BUDGET_MS;
   let pids: string[];
   try {
-    pids = (await readdir(proc)).filter((name) => /^\d+$/.test(name));
+    pids = readdirSync(PROC).filter((name) => /^\d+$/.test(name));
   } catch {
     return {};
   }
@@ -88,22 +95,27 @@ async function processHolding(inodes: Set<string>): Promise<{ pid?: number; comm
     if (Date.now() > deadline) return {};
     let fds: string[];
     try {
-      fds = await readdir(`${proc}/${pid}/fd`);
+      fds = readdirSync(`${PROC}/${pid}/fd`);
     } catch {
       continue; // gone, or another user's
     }
     for (const fd of fds) {
-      const link = await readlink(`${proc}/${pid}/fd/${fd}`).catch(() => '');
-      if (targets.has(link)) return { pid: Number(pid), command: await commandOf(`${proc}/${pid}`) };
+      let link = '';
+      try {
+        link = readlinkSync(`${PROC}/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (targets.has(link)) return { pid: Number(pid), command: commandOf(`${PROC}/${pid}`) };
     }
   }
   return {};
 }
 
 /** The program's name (comm), or undefined. */
-async function commandOf(dir: string): Promise<string | undefined> {
+function commandOf(dir: string): string | undefined {
   try {
-    return (await readFile(`${dir}/comm`, 'utf8')).trim() || undefined;
+    return readFileSync(`${dir}/comm`, 'utf8').trim() || undefined;
   } catch {
     return undefined;
   }

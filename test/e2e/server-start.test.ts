@@ -64,11 +64,11 @@ describe('reef server run on a taken port', () => {
         assert.equal(existsSync(join(dataDir, 'initial-admin-credentials')), false);
 
         // Timed against a command that only starts Node and the CLI: a busy machine starts slowly, and that is not what is measured.
-        const baseline = await runTracked(process.execPath, [REEF_BIN, '--version'], { timeoutMs: 30_000 });
+        const baseline = await runTracked(process.execPath, [REEF_BIN, '--help'], { timeoutMs: 30_000 });
         const again = await runServer(['--data', dataDir, '--https-port', String(httpsPort), '--comms-port', String(commsPort)]);
         assert.equal(again.code, 1);
         const started = Date.now();
-        await runTracked(process.execPath, [REEF_BIN, '--version'], { timeoutMs: 30_000 });
+        await runTracked(process.execPath, [REEF_BIN, '--help'], { timeoutMs: 30_000 });
         const startup = Date.now() - started;
         assert.equal(baseline.code, 0);
         assert.ok(again.ms < 2_000 + startup, `it took ${again.ms} ms to give up (${startup} ms of it to start Node and the CLI)`);
@@ -78,6 +78,15 @@ describe('reef server run on a taken port', () => {
       }
     });
   }
+});
+
+test('the same port for HTTPS and comms is refused before anything starts', async () => {
+  const dataDir = await tempDir('same-port');
+  const port = await freePort();
+  const run = await runServer(['--data', dataDir, '--https-port', String(port), '--comms-port', String(port)]);
+  assert.equal(run.code, 1);
+  assert.equal(run.stderr, `error: The HTTPS port and the comms port are both ${port}; give them different ports (--https-port, --comms-port).\n`);
+  assert.equal(await bindable(port), true);
 });
 
 describe('first-run credentials', () => {
@@ -104,7 +113,7 @@ describe('first-run credentials', () => {
     // A failed sign-in leaves the file; the first successful one deletes it.
     assert.equal(await signIn(second.url, 'admin', 'wrong password'), 401);
     assert.ok(existsSync(file));
-    assert.equal(await signIn(second.url, 'admin', first.adminPassword), 302);
+    assert.equal(await signIn(second.url, 'admin', first.adminPassword), 303);
     assert.equal(existsSync(file), false, 'deleted at the first sign-in');
     await second.kill();
 
@@ -118,7 +127,7 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Signs in through the portal's form, as a browser does; returns the status (302 on success). */
+/** Signs in through the portal's form, as a browser does; returns the status (303 on success). */
 async function signIn(url: string, username: string, password: string): Promise<number> {
   const form = await fetchRaw(url, 'GET', '/login');
   const loginCookie = String(form.headers['set-cookie']).split(';')[0]!;

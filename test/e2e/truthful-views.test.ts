@@ -104,7 +104,7 @@ async function signIn(server: ServerProcess): Promise<string> {
   const loginCookie = String(form.headers['set-cookie']).split(';')[0]!;
   const body = new URLSearchParams({ csrf: loginCookie.split('=')[1]!, username: 'admin', password: server.adminPassword! }).toString();
   const answer = await request(server, 'POST', '/login', { 'content-type': 'application/x-www-form-urlencoded', cookie: loginCookie }, body);
-  assert.equal(answer.status, 302);
+  assert.equal(answer.status, 303);
   const session = [answer.headers['set-cookie']].flat().find((c) => String(c).startsWith('reef_session='));
   return String(session).split(';')[0]!;
 }
