@@ -133,10 +133,15 @@ export interface MachineView {
   createdAt: string;
   /** Live connections to the server node answering. */
   connections: ConnectionView[];
-  /** Every server node its tentacle is connected to now (a cluster has several). */
-  nodes: { name: string; carrier: string }[];
+  /** Every server node its tentacle is connected to now (a cluster has several), and since when. */
+  nodes: { name: string; carrier: string; connectedAt: string }[];
   /** Connected to some node. */
   online: boolean;
+  /**
+   * While online: since when, the oldest of its live connections. `lastSeenAt` is when a
+   * connection last began or ended, so it says nothing new about a machine still connected.
+   */
+  connectedSince: string | null;
 }
 
 export interface RegisterMachineResponse {
@@ -169,6 +174,9 @@ export interface TaskView {
   finishedAt: string | null;
   cancelRequestedAt: string | null;
   error: string | null;
+  /** How many machines the task runs on. */
+  machineCount: number;
+  /** Each machine's part; empty in lists (GET /api/tasks), which count them in machineCount. */
   machines: TaskMachineView[];
 }
 

@@ -29,16 +29,21 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const table: RouteTable = {
     add: (method, pattern, handler, options) => router.add(method, pattern, { handler, public: options?.public ?? false }),
   };
+  registerApiRoutes(table);
+
+  return (req, res) => {
+    void handle(req, res, resolved, router, limiter);
+  };
+}
+
+/** Every REST route, in matching order (also how tests reach every route). */
+export function registerApiRoutes(table: RouteTable): void {
   infoRoutes(table);
   machineRoutes(table);
   groupRoutes(table);
   fileRoutes(table);
   taskRoutes(table);
   apiKeyRoutes(table);
-
-  return (req, res) => {
-    void handle(req, res, resolved, router, limiter);
-  };
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter): Promise<void> {

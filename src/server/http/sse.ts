@@ -38,6 +38,11 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
   res.setHeader('x-accel-buffering', 'no');
+  if (req.method === 'HEAD') {
+    // The stream's headers and no body (RFC 9110 9.3.2); following the log would never end.
+    res.end();
+    return;
+  }
   res.flushHeaders();
   req.socket.setNoDelay(true);
   res.write('retry: 2000\n\n');
