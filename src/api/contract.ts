@@ -1,11 +1,20 @@
 /**
- * The REST API's contract: request bodies as zod schemas (the server validates with
- * them), responses as types (the CLI and the tentacle's registration read them).
+ * The REST API's contract, as zod schemas: request bodies, query strings, path parameters
+ * and headers (the server validates with them), and responses (their types are what the
+ * CLI and the tentacle's registration read). The server's route table pairs each route
+ * with these schemas, and its OpenAPI document (GET /api/openapi.json) is generated from
+ * that table, so the document, the validation and the types are one source.
  * Shared by server, CLI and tentacle, so it imports nothing from any of them.
  * docs/api.md describes the routes.
+ *
+ * `.openapi('Name')` names a schema in the document's components (and adds a description
+ * or an example); it changes nothing in how zod parses.
  */
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
+
+extendZodWithOpenApi(z);
 
 export const API_KEY_HEADER = 'x-reef-apikey';
 
@@ -19,12 +28,16 @@ const name = z
 
 const thumbprint = z.string().trim().min(1, 'is required');
 
+export const MACHINE_KINDS = ['target', 'worker'] as const;
+export const MachineKind = z.enum(MACHINE_KINDS);
+export const CommsStyle = z.enum(['polling', 'listening']);
+
 export const RegisterMachineRequest = z
   .object({
     name,
-    kind: z.enum(['target', 'worker']),
+    kind: MachineKind,
     thumbprint,
-    commsStyle: z.enum(['polling', 'listening']),
+    commsStyle: CommsStyle,
     endpoint: z.object({ host: z.string().trim().min(1).max(255), port: z.number().int().min(1).max(65535) }).nullish(),
     environments: z.array(name).max(100).optional(),
     roles: z.array(name).max(100).optional(),
@@ -33,16 +46,17 @@ export const RegisterMachineRequest = z
     /** Replace an existing registration with the same name or thumbprint. */
     force: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .openapi('RegisterMachineRequest');
 export type RegisterMachineRequest = z.infer<typeof RegisterMachineRequest>;
 
-export const NameRequest = z.object({ name }).strict();
+export const NameRequest = z.object({ name }).strict().openapi('NameRequest');
 
 export const TaskTarget = z.union([
   z.object({ environment: name, role: name.optional() }).strict(),
   z.object({ workerPool: name }).strict(),
   z.object({ machines: z.array(name).min(1, 'must name at least one machine').max(10_000) }).strict(),
-]);
+]).openapi('TaskTarget', { description: 'Which machines: an environment (and role), a worker pool, or machines by name or id.' });
 export type TaskTarget = z.infer<typeof TaskTarget>;
 
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
@@ -71,138 +85,305 @@ export const CreateTaskRequest = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('health-check'), target: TaskTarget }).strict(),
-]);
+]).openapi('CreateTaskRequest');
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
+
+// ---- query strings, path parameters, headers ----
+
+/**
+ * A whole number in a query string ("20"): digits only, then the same bounds a JSON number
+ * would have. Anything else reaches the number check as a string and is refused.
+ */
+function queryInt(min: number, max: number) {
+  return z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), z.number().int().min(min).max(max));
+}
+
+const sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, 'must be a SHA-256 (64 hexadecimal digits)')
+  .openapi({ description: 'A SHA-256 in hexadecimal, any case.', example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
+
+export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'] as const;
+export const TaskState = z.enum(TASK_STATES).openapi('TaskState');
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TASK_KINDS = ['run-script', 'push-file', 'health-check'] as const;
+
+export const IdOrNameParams = z.object({
+  idOrName: z.string().min(1).openapi({ description: 'An id or a name (names in any case).' }),
+});
+export const IdParams = z.object({ id: z.string().min(1) });
+export const TaskIdParams = z.object({ id: z.string().min(1).openapi({ example: 'T-000042' }) });
+export const Sha256Params = z.object({ sha256: sha256Hex });
+export const ThumbprintParams = z.object({
+  thumbprint: z.string().min(1).openapi({ description: 'A SHA-256 certificate thumbprint: 64 hexadecimal digits, colons allowed, any case.' }),
+});
+
+export const MachineListQuery = z.object({
+  kind: MachineKind.optional(),
+  environment: z.string().optional().openapi({ description: 'Only machines in this environment (404 when there is none of that name).' }),
+  role: z.string().optional(),
+  workerPool: z.string().optional().openapi({ description: 'Only machines in this worker pool (404 when there is none of that name).' }),
+});
+export type MachineListQuery = z.infer<typeof MachineListQuery>;
+
+export const HealthQuery = z.object({
+  limit: queryInt(1, 1000).optional().openapi({ description: 'At most this many checks, newest first (default 20).' }),
+});
+export type HealthQuery = z.infer<typeof HealthQuery>;
+
+export const TaskListQuery = z.object({
+  state: TaskState.optional(),
+  limit: queryInt(1, 1000).optional().openapi({ description: 'At most this many tasks, newest first (default 50).' }),
+  before: z.string().optional().openapi({ description: 'Only tasks older than this task id: pass the last id seen to read the next page.' }),
+});
+export type TaskListQuery = z.infer<typeof TaskListQuery>;
+
+const afterSeq = queryInt(0, Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'Only lines after this sequence number (default 0).' });
+
+export const LogPageQuery = z.object({
+  after: afterSeq,
+  limit: queryInt(1, 10_000).optional().openapi({ description: 'At most this many lines (default 1000); a page also stops at 1 MiB of text.' }),
+});
+export type LogPageQuery = z.infer<typeof LogPageQuery>;
+
+export const LogStreamQuery = z.object({ after: afterSeq });
+export type LogStreamQuery = z.infer<typeof LogStreamQuery>;
+
+export const SHA256_HEADER = 'x-reef-sha256';
+
+export const UploadHeaders = z.object({
+  [SHA256_HEADER]: sha256Hex.optional().openapi({ description: 'The SHA-256 the bytes must have; the upload is refused (400 REEF_HASH_MISMATCH) when they do not.' }),
+});
 
 // ---- responses ----
 
-export interface ApiError {
-  error: { code: string; message: string; details?: unknown };
-}
+const timestamp = z.string().datetime({ offset: true });
 
-export interface ServerInfo {
-  product: 'Reef';
-  version: string;
-  nodeName: string;
-  /** Thumbprint of the certificate tentacles must trust for comms. */
-  commsThumbprint: string;
-  commsPort: number;
-}
+export const ApiError = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ description: 'Stable and machine-readable, e.g. REEF_NOT_FOUND.', example: 'REEF_NOT_FOUND' }),
+      message: z.string().openapi({ description: 'For people: says what is wrong and what to do.' }),
+      details: z.unknown().optional().openapi({
+        description: 'Structured details of some errors: `{problems: [{path, problem}]}` for REEF_INVALID_REQUEST, `{taskIds}` for REEF_IN_USE on a file.',
+      }),
+    }),
+  })
+  .openapi('ApiError');
+export type ApiError = z.infer<typeof ApiError>;
+
+export const Ping = z.object({ ok: z.literal(true) }).openapi('Ping');
+
+export const ServerInfo = z
+  .object({
+    product: z.literal('Reef'),
+    version: z.string(),
+    nodeName: z.string(),
+    /** Thumbprint of the certificate tentacles must trust for comms. */
+    commsThumbprint: z.string().openapi({ description: 'Thumbprint of the certificate tentacles must trust for comms.' }),
+    commsPort: z.number().int(),
+  })
+  .openapi('ServerInfo');
+export type ServerInfo = z.infer<typeof ServerInfo>;
 
 /** One server node sharing the store (GET /api/nodes). */
-export interface NodeView {
-  name: string;
-  /** The node answering this request. */
-  thisNode: boolean;
-  /** Heartbeat fresh and not stopped. */
-  alive: boolean;
-  /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
-  stopped: boolean;
-  startedAt: string;
-  heartbeatAt: string;
-  version: string | null;
-  host: string | null;
-  httpsPort: number | null;
-  commsPort: number | null;
-  connectedTentacles: number;
-  /** Machines' parts of unfinished tasks it supervises. */
-  runningWork: number;
-}
+export const NodeView = z
+  .object({
+    name: z.string(),
+    /** The node answering this request. */
+    thisNode: z.boolean().openapi({ description: 'The node answering this request.' }),
+    /** Heartbeat fresh and not stopped. */
+    alive: z.boolean().openapi({ description: 'Heartbeat fresh (15 s) and not stopped.' }),
+    /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
+    stopped: z.boolean().openapi({ description: 'Stopped cleanly; a node neither alive nor stopped crashed or lost the database.' }),
+    startedAt: timestamp,
+    heartbeatAt: timestamp,
+    version: z.string().nullable(),
+    host: z.string().nullable(),
+    httpsPort: z.number().int().nullable(),
+    commsPort: z.number().int().nullable(),
+    connectedTentacles: z.number().int(),
+    /** Machines' parts of unfinished tasks it supervises. */
+    runningWork: z.number().int().openapi({ description: "Machines' parts of unfinished tasks it supervises." }),
+  })
+  .openapi('NodeView');
+export type NodeView = z.infer<typeof NodeView>;
 
-export interface ConnectionView {
-  carrier: string;
-  remoteAddress: string;
-  connectedAt: string;
-}
+export const ConnectionView = z
+  .object({
+    carrier: z.string(),
+    remoteAddress: z.string(),
+    connectedAt: timestamp,
+  })
+  .openapi('ConnectionView');
+export type ConnectionView = z.infer<typeof ConnectionView>;
 
-export interface MachineView {
-  id: string;
-  name: string;
-  kind: 'target' | 'worker';
-  thumbprint: string;
-  commsStyle: 'polling' | 'listening';
-  endpoint: { host: string; port: number } | null;
-  environments: string[];
-  roles: string[];
-  workerPools: string[];
-  carrier: string | null;
-  tentacleVersion: string | null;
-  lastSeenAt: string | null;
-  lastHealth: 'healthy' | 'unhealthy' | 'unknown';
-  lastHealthAt: string | null;
-  createdAt: string;
-  /** Live connections to the server node answering. */
-  connections: ConnectionView[];
-  /** Every server node its tentacle is connected to now (a cluster has several). */
-  nodes: { name: string; carrier: string }[];
-  /** Connected to some node. */
-  online: boolean;
-}
+export const MachineView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    kind: MachineKind,
+    thumbprint: z.string(),
+    commsStyle: CommsStyle,
+    endpoint: z.object({ host: z.string(), port: z.number().int() }).nullable(),
+    environments: z.array(z.string()),
+    roles: z.array(z.string()),
+    workerPools: z.array(z.string()),
+    carrier: z.string().nullable(),
+    tentacleVersion: z.string().nullable(),
+    lastSeenAt: timestamp.nullable(),
+    lastHealth: z.enum(['healthy', 'unhealthy', 'unknown']),
+    lastHealthAt: timestamp.nullable(),
+    createdAt: timestamp,
+    /** Live connections to the server node answering. */
+    connections: z.array(ConnectionView).openapi({ description: 'Live connections to the server node answering.' }),
+    /** Every server node its tentacle is connected to now (a cluster has several). */
+    nodes: z
+      .array(z.object({ name: z.string(), carrier: z.string() }))
+      .openapi({ description: 'Every server node its tentacle is connected to now (a cluster has several).' }),
+    /** Connected to some node. */
+    online: z.boolean().openapi({ description: 'Connected to some node.' }),
+  })
+  .openapi('MachineView');
+export type MachineView = z.infer<typeof MachineView>;
 
-export interface RegisterMachineResponse {
-  machine: MachineView;
-  created: boolean;
-  server: ServerInfo;
-}
+export const RegisterMachineResponse = z
+  .object({
+    machine: MachineView,
+    created: z.boolean(),
+    server: ServerInfo,
+  })
+  .openapi('RegisterMachineResponse');
+export type RegisterMachineResponse = z.infer<typeof RegisterMachineResponse>;
 
-export type TaskState = 'Queued' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
-export type TaskMachineState = 'Pending' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+export const HealthCheckView = z
+  .object({
+    id: z.number().int(),
+    machineId: z.string(),
+    ok: z.boolean(),
+    details: z.record(z.unknown()).nullable().openapi({ description: "What the Tentacle reported, as it reported it." }),
+    at: timestamp,
+  })
+  .openapi('HealthCheckView');
+export type HealthCheckView = z.infer<typeof HealthCheckView>;
 
-export interface TaskMachineView {
-  machineId: string;
-  machineName: string;
-  state: TaskMachineState;
-  exitCode: number | null;
-  error: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+/** An environment or a worker pool. */
+export const GroupView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    createdAt: timestamp,
+  })
+  .openapi('GroupView', { description: 'An environment or a worker pool.' });
+export type GroupView = z.infer<typeof GroupView>;
 
-export interface TaskView {
-  id: string;
-  kind: 'run-script' | 'push-file' | 'health-check';
-  state: TaskState;
-  target: Record<string, unknown>;
-  spec: Record<string, unknown>;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  cancelRequestedAt: string | null;
-  error: string | null;
-  machines: TaskMachineView[];
-}
+export const TaskMachineState = z.enum(['Pending', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut']);
+export type TaskMachineState = z.infer<typeof TaskMachineState>;
 
-export interface LogLineView {
-  seq: number;
-  machineId: string | null;
-  at: string;
-  stream: 'stdout' | 'stderr' | 'info' | 'error';
-  text: string;
-}
+export const TaskMachineView = z
+  .object({
+    machineId: z.string(),
+    machineName: z.string(),
+    state: TaskMachineState,
+    exitCode: z.number().int().nullable(),
+    error: z.string().nullable(),
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+  })
+  .openapi('TaskMachineView');
+export type TaskMachineView = z.infer<typeof TaskMachineView>;
 
-export interface LogPage {
-  items: LogLineView[];
-  /** Pass as `after` to read on. */
-  lastSeq: number;
-  taskState: TaskState;
-}
+export const TaskView = z
+  .object({
+    id: z.string(),
+    kind: z.enum(TASK_KINDS),
+    state: TaskState,
+    target: z.record(z.unknown()).openapi({ description: 'The target as the task was created with (a TaskTarget).' }),
+    spec: z.record(z.unknown()).openapi({ description: "What the task does, by kind (the script, the file and its destination)." }),
+    createdAt: timestamp,
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+    cancelRequestedAt: timestamp.nullable(),
+    error: z.string().nullable(),
+    machines: z.array(TaskMachineView).openapi({ description: 'Each machine\'s part; empty in lists (get the task for them).' }),
+  })
+  .openapi('TaskView');
+export type TaskView = z.infer<typeof TaskView>;
 
-export interface UploadedFile {
-  sha256: string;
-  size: number;
-}
+export const LogLineView = z
+  .object({
+    seq: z.number().int(),
+    machineId: z.string().nullable(),
+    at: timestamp,
+    stream: z.enum(['stdout', 'stderr', 'info', 'error']),
+    text: z.string(),
+  })
+  .openapi('LogLineView');
+export type LogLineView = z.infer<typeof LogLineView>;
+
+export const LogPage = z
+  .object({
+    items: z.array(LogLineView),
+    /** Pass as `after` to read on. */
+    lastSeq: z.number().int().openapi({ description: 'Pass as `after` to read on.' }),
+    taskState: TaskState.openapi({ description: 'Read before the lines: when it is final and `items` is empty, the log is complete.' }),
+  })
+  .openapi('LogPage');
+export type LogPage = z.infer<typeof LogPage>;
+
+export const UploadedFile = z
+  .object({
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number().int(),
+  })
+  .openapi('UploadedFile');
+export type UploadedFile = z.infer<typeof UploadedFile>;
 
 /** `details` of the 409 REEF_IN_USE that DELETE /api/files/:sha256 answers while tasks still need the file. */
-export interface FileInUse {
-  /** Queued or running push-file tasks that will still send it. */
-  taskIds: string[];
-}
+export const FileInUse = z
+  .object({
+    /** Queued or running push-file tasks that will still send it. */
+    taskIds: z.array(z.string()),
+  })
+  .openapi('FileInUse');
+export type FileInUse = z.infer<typeof FileInUse>;
 
-export interface CreatedApiKey {
-  id: string;
-  name: string;
-  /** Shown once; only its hash is stored. */
-  key: string;
+/** An API key as listed: never the key or its hash. */
+export const ApiKeyView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    /** The key's first characters, which are not secret. */
+    prefix: z.string().openapi({ description: "The key's first characters, which are not secret (to tell keys apart)." }),
+    createdAt: timestamp,
+    lastUsedAt: timestamp.nullable(),
+    revokedAt: timestamp.nullable(),
+  })
+  .openapi('ApiKeyView');
+export type ApiKeyView = z.infer<typeof ApiKeyView>;
+
+export const CreatedApiKey = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    /** Shown once; only its hash is stored. */
+    key: z.string().openapi({ description: 'Shown once; only its hash is stored.' }),
+  })
+  .openapi('CreatedApiKey');
+export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
+
+/** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
+export const LOG_STREAM_EVENTS = {
+  log: LogLineView,
+  state: TaskView,
+  /** Last: the task is final and every line was sent. */
+  end: z.object({}).strict().openapi('LogStreamEnd'),
+} as const;
+
+/** `{"items": [...]}`, the shape of every list. */
+export function itemsOf<T extends z.ZodTypeAny>(item: T) {
+  return z.object({ items: z.array(item) });
 }
 
 export const FINAL_TASK_STATES: readonly TaskState[] = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
