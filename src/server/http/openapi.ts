@@ -18,7 +18,7 @@ export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']
 /** The `x-` extension on a `text/event-stream` response naming each event's data schema. */
 export const EVENTS_EXTENSION = 'x-reef-events';
 
-const TAGS: Record<Tag, string> = {
+const TAGS: Record<Tag | 'Downloads', string> = {
   Server: 'The server and its nodes.',
   Machines: 'Deployment targets and workers, each running a Tentacle.',
   Environments: 'Named groups of targets (Production, Staging).',
@@ -26,6 +26,7 @@ const TAGS: Record<Tag, string> = {
   Files: 'Files uploaded for push-file tasks, kept under their SHA-256.',
   Tasks: 'Scripts, file pushes and health checks on machines, and their logs.',
   'API keys': 'Keys for scripts, the CLI and Tentacle registration.',
+  Downloads: 'Tentacles and packages for machines to install, anonymous and read-only (outside /api).',
 };
 
 /** Each security scheme, as auth.ts reads it. */
@@ -64,9 +65,10 @@ function sharedErrors(route: ApiRoute): Record<number, string> {
     errors[429] = 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); see Retry-After.';
   }
   if (spec.body) {
-    const limit = 'json' in spec.body ? `${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB` : `${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB`;
+    const json = spec.body.json !== undefined;
+    const limit = json ? `${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB` : `${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB`;
     errors[413] = `The body is over the limit (REEF_TOO_LARGE; ${limit} by default).`;
-    errors[415] = `The body is not ${'json' in spec.body ? 'application/json in UTF-8' : 'application/octet-stream'} (REEF_UNSUPPORTED_MEDIA_TYPE).`;
+    errors[415] = `The body is not ${json ? 'application/json in UTF-8' : 'application/octet-stream'} (REEF_UNSUPPORTED_MEDIA_TYPE).`;
   }
   errors[500] = 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.';
   return errors;
@@ -85,14 +87,15 @@ function refIdOf(schema: ZodTypeAny): string | undefined {
   return schema._def.openapi?._internal?.refId;
 }
 
-export function buildOpenApiDocument(routes: readonly ApiRoute[]): OpenApiDocument {
+/** `routes`: the API's table; `described`: routes served elsewhere on the port, described as they are (/downloads). */
+export function buildOpenApiDocument(routes: readonly ApiRoute[], described: readonly RouteConfig[] = []): OpenApiDocument {
   const registry = new OpenAPIRegistry();
   for (const [name, scheme] of Object.entries(SCHEMES)) registry.registerComponent('securitySchemes', name, scheme);
   registry.register('ApiError', ApiError);
 
   const response = (spec: ResponseSpec): ResponseConfig => {
-    if ('json' in spec) return { description: spec.description, content: { 'application/json': { schema: spec.json } } };
-    if ('events' in spec) {
+    if (spec.json) return { description: spec.description, content: { 'application/json': { schema: spec.json } } };
+    if (spec.events) {
       const events: Record<string, { $ref: string }> = {};
       for (const [name, schema] of Object.entries(spec.events)) {
         const refId = refIdOf(schema);
@@ -129,8 +132,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): OpenApiDocume
         ...(spec.headers ? { headers: spec.headers } : {}),
         ...(body
           ? {
-              body:
-                'json' in body
+              body: body.json
                   ? { required: true, description: body.description, content: { 'application/json': { schema: body.json } } }
                   : { required: true, description: body.binary, content: { 'application/octet-stream': {} as never } },
             }
@@ -140,14 +142,17 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): OpenApiDocume
     });
   }
 
+  for (const route of described) registry.registerPath(route);
+
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
     info: {
       title: 'Reef REST API',
       version: VERSION,
       description:
-        'Deploy to machines through their Tentacles. JSON over HTTPS under /api; every error is an `ApiError`. ' +
-        "Generated from the server's route table and the zod schemas it validates with (src/api/contract.ts); docs/api.md describes the routes.",
+        'Deploy to machines through their Tentacles. JSON over HTTPS under /api; every error there is an `ApiError`. ' +
+        "Generated from the server's route table and the zod schemas it validates with (src/api/contract.ts); docs/api.md describes the routes. " +
+        'The anonymous /downloads routes are described too.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),

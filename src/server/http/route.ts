@@ -17,19 +17,19 @@ export type Method = 'GET' | 'POST' | 'DELETE';
 /** Groups of operations in the document. */
 export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys';
 
-/** One answer a route can give. */
-export type ResponseSpec =
-  /** `application/json` with this body. */
-  | { description: string; json: ZodTypeAny }
-  /** `text/event-stream`: Server-Sent Events named by the keys, each `data:` the value's JSON. */
-  | { description: string; events: Record<string, ZodTypeAny> }
-  /** No body (204). */
-  | { description: string };
+/**
+ * One answer a route can give: `application/json` with the `json` schema, or
+ * `text/event-stream` whose events are named by the keys of `events` (each `data:` the JSON
+ * of its schema), or no body (204).
+ */
+export interface ResponseSpec {
+  description: string;
+  json?: ZodTypeAny;
+  events?: Readonly<Record<string, ZodTypeAny>>;
+}
 
-export type BodySpec<B extends ZodTypeAny> =
-  | { json: B; description?: string }
-  /** Raw bytes (`application/octet-stream`), which the handler reads from the request. */
-  | { binary: string };
+/** A JSON body validated with `json`, or raw bytes (`application/octet-stream`) the handler reads itself. */
+export type BodySpec<B extends ZodTypeAny> = { json: B; binary?: never; description?: string } | { binary: string; json?: never };
 
 export interface RouteInput<P extends AnyZodObject, Q extends AnyZodObject, H extends AnyZodObject, B extends ZodTypeAny> {
   params: z.infer<P>;
@@ -118,7 +118,7 @@ async function readInput<P extends AnyZodObject, Q extends AnyZodObject, H exten
       }, 'header')
     : {};
   let body: unknown;
-  if (spec.body && 'json' in spec.body) body = parseWith(spec.body.json, await readJson(ctx.req, ctx.deps.limits.maxJsonBytes));
-  else if (spec.body) requireMediaType(ctx.req, 'application/octet-stream');
+  if (spec.body?.json) body = parseWith(spec.body.json, await readJson(ctx.req, ctx.deps.limits.maxJsonBytes));
+  else if (spec.body?.binary) requireMediaType(ctx.req, 'application/octet-stream');
   return { params, query, headers, body } as RouteInput<P, Q, H, B>;
 }

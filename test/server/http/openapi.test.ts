@@ -2,14 +2,16 @@
  * The OpenAPI document against the server it describes. The document is generated from
  * the route table, so these tests check what generation cannot: that it is valid OpenAPI
  * 3.1, that it covers the table and docs/api.md, and above all that the real answers of a
- * real server (real engine, real SQLite store) match it. Every route is called at least
- * once for a success and once for an error, and each answer's status, media type and body
- * are checked against the document's schema for that route, with every object closed
- * (no field the contract does not name), so a route whose answer changes without its
- * contract fails here.
+ * real server (startReefServer in-process: front door, portal, downloads, real engine,
+ * SQLite store) match it. Every route is called at least once for a success and once for
+ * an error, and each answer's status, media type and body are checked against the
+ * document's schema for that route, with every object closed (no field the contract does
+ * not name), so a route whose answer changes without its contract fails here.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -17,13 +19,17 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { z } from 'zod';
 import type { TaskView, UploadedFile } from '../../../src/api/contract.js';
+import { silentLogger } from '../../../src/logging.js';
 import { createUser } from '../../../src/server/auth/users.js';
 import { CSRF_HEADER, SESSION_COOKIE, startSession } from '../../../src/server/auth/sessions.js';
 import { EVENTS_EXTENSION, openApiPath } from '../../../src/server/http/openapi.js';
 import { route } from '../../../src/server/http/route.js';
+import { DOWNLOADS_OPENAPI } from '../../../src/server/downloads/openapi.js';
 import { API_ROUTES } from '../../../src/server/http/routes/index.js';
+import { startReefServer, type RunningServer } from '../../../src/server/runtime.js';
 import { VERSION } from '../../../src/version.js';
-import { eventually, startHarness, thumbprint, type Harness, type RawOptions, type RawResponse } from './harness.js';
+import { stopAll, trackedTempDir } from '../../support/processes.js';
+import { eventually, thumbprint, type RawOptions, type RawResponse } from './harness.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under tsx and plain node alike.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => void;
@@ -118,7 +124,9 @@ class ContractCheck {
     const response = op.responses[String(r.status)];
     assert.ok(response, `${key} answered ${r.status}, which the document does not list (it lists ${Object.keys(op.responses).join(', ')}): ${r.text.slice(0, 300)}`);
     const what = `${method} ${target} -> ${r.status}`;
-    if (!response.content) {
+    if (method === 'head') {
+      assert.equal(r.text, '', `${what}: HEAD has no body`);
+    } else if (!response.content) {
       assert.equal(r.text, '', `${what} has a body, but the document says none`);
     } else {
       const [media, body] = Object.entries<Json>(response.content)[0]!;
@@ -133,7 +141,7 @@ class ContractCheck {
           assert.ok(schemas[e.event], `${what}: event "${e.event}" is not in the document`);
           this.validate(schemas[e.event], JSON.parse(e.data), `${what} event ${e.event}`);
         }
-      } else {
+      } else if (!['text/plain', 'text/html', 'application/octet-stream'].includes(media)) {
         assert.fail(`${what}: no check for ${media}`);
       }
     }
@@ -150,8 +158,50 @@ class ContractCheck {
   }
 }
 
+after(stopAll);
+
+/** The running server, and requests to it with its admin key unless `auth: false`. */
+interface Server {
+  running: RunningServer;
+  adminKey: string;
+  raw(method: string, path: string, options?: RawOptions): Promise<RawResponse>;
+}
+
+async function startServer(downloadsDir: string, dataDir: string): Promise<Server> {
+  // A node name found nowhere else, so the document can be searched for it.
+  const running = await startReefServer({ dataDir, downloadsDir, httpsPort: 0, commsPort: 0, host: '127.0.0.1', nodeName: 'node-5e1f9c', logger: silentLogger });
+  const adminKey = running.initialAdminKey!;
+  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> =>
+    new Promise((resolvePromise, reject) => {
+      const headers: Record<string, string> = { ...options.headers };
+      if (options.auth !== false) headers['x-reef-apikey'] = adminKey;
+      const req = https.request({ host: '127.0.0.1', port: running.httpsPort, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      });
+      req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 20 s`)));
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  return { running, adminKey, raw };
+}
+
+const TENTACLE_FILE = 'reef-tentacle-1.0.0-linux-x64';
+const TENTACLE_BYTES = Buffer.from('#!/bin/sh\necho a Tentacle\n');
+
 describe('OpenAPI document', () => {
-  let h: Harness;
+  let h: Server;
   let doc: Json;
   let contract: ContractCheck;
 
@@ -173,14 +223,18 @@ describe('OpenAPI document', () => {
   }
 
   before(async () => {
-    h = await startHarness({ sseHeartbeatMs: 100 });
+    const root = await trackedTempDir('reef-openapi-');
+    const downloads = join(root, 'downloads');
+    await mkdir(downloads);
+    await writeFile(join(downloads, TENTACLE_FILE), TENTACLE_BYTES);
+    h = await startServer(downloads, join(root, 'data'));
     const served = await h.raw('GET', '/api/openapi.json', { auth: false });
     assert.equal(served.status, 200, served.text);
     doc = served.json;
     contract = new ContractCheck(doc);
     contract.check('get', '/api/openapi.json', served);
   });
-  after(() => h.close());
+  after(() => h?.running.close());
 
   it('is served without a key as valid OpenAPI 3.1', async () => {
     const validator = new Validator();
@@ -191,7 +245,7 @@ describe('OpenAPI document', () => {
     assert.equal(doc.info.version, VERSION);
     // Public, so it must hold nothing of this installation.
     const text = JSON.stringify(doc);
-    for (const secret of [h.info.nodeName, h.info.commsThumbprint, h.adminKey.slice(4, 12)]) {
+    for (const secret of [h.running.info.nodeName, h.running.info.commsThumbprint, h.adminKey.slice(4, 12)]) {
       assert.ok(!text.includes(secret), `the document holds "${secret}"`);
     }
     const ids = contract.operations().map((o) => o.op.operationId);
@@ -205,7 +259,7 @@ describe('OpenAPI document', () => {
     assert.equal(doc.components.securitySchemes.portalSession.name, SESSION_COOKIE);
     assert.equal(doc.components.securitySchemes.csrfToken.name, CSRF_HEADER);
     for (const { key, op, method } of contract.operations()) {
-      const isPublic = key === 'get /api/ping' || key === 'get /api/openapi.json';
+      const isPublic = key === 'get /api/ping' || key === 'get /api/openapi.json' || key.includes(' /downloads');
       if (isPublic) {
         assert.deepEqual(op.security, [], key);
         continue;
@@ -216,8 +270,11 @@ describe('OpenAPI document', () => {
     }
   });
 
-  it('covers every route of the table, and docs/api.md names each one', async () => {
-    const fromTable = API_ROUTES.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`).sort();
+  it('covers every route of the table and /downloads, and docs/api.md names each API route', async () => {
+    const fromTable = [
+      ...API_ROUTES.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
+      ...DOWNLOADS_OPENAPI.map((r) => `${r.method} ${r.path}`),
+    ].sort();
     const fromDocument = contract.operations().map((o) => o.key).sort();
     assert.deepEqual(fromDocument, fromTable);
     const apiMd = await readFile(join(REPO, 'docs', 'api.md'), 'utf8');
@@ -282,8 +339,8 @@ describe('OpenAPI document', () => {
     await expect(404, 'GET', '/api/machines?environment=Narnia');
     const machine = (await expect(200, 'GET', '/api/machines/web-01')).json;
     await expect(404, 'GET', '/api/machines/nope');
-    await h.store.recordHealth(machine.id, { ok: true, details: { disk: 'ok', load: 0.5 } });
-    await h.store.recordHealth(machine.id, { ok: false });
+    await h.running.store.recordHealth(machine.id, { ok: true, details: { disk: 'ok', load: 0.5 } });
+    await h.running.store.recordHealth(machine.id, { ok: false });
     const health = await expect(200, 'GET', '/api/machines/web-01/health');
     assert.equal(health.json.items.length, 2);
     await expect(400, 'GET', '/api/machines/web-01/health?limit=0');
@@ -314,14 +371,14 @@ describe('OpenAPI document', () => {
     await expect(200, 'GET', '/api/tasks?state=Queued&limit=2');
     await expect(400, 'GET', '/api/tasks?state=Sleeping');
     await expect(400, 'GET', '/api/tasks?limit=abc');
-    await eventually(async () => (await h.store.getTask(run.id))?.machines[0]?.state === 'Running', `${run.id} to be claimed`);
+    await eventually(async () => (await h.running.store.getTask(run.id))?.machines[0]?.state === 'Running', `${run.id} to be claimed`);
     const view = (await expect(200, 'GET', `/api/tasks/${run.id}`)).json as TaskView;
     assert.equal(view.machines.length, 1);
     await expect(404, 'GET', '/api/tasks/T-999999');
     const machineId = view.machines[0]!.machineId;
-    await h.store.appendTaskLog(run.id, machineId, 'stdout', 'hi');
-    await h.store.appendTaskLog(run.id, machineId, 'stderr', 'a warning');
-    await h.store.appendTaskLog(run.id, null, 'info', 'a note of the server');
+    await h.running.store.appendTaskLog(run.id, machineId, 'stdout', 'hi');
+    await h.running.store.appendTaskLog(run.id, machineId, 'stderr', 'a warning');
+    await h.running.store.appendTaskLog(run.id, null, 'info', 'a note of the server');
     const page = (await expect(200, 'GET', `/api/tasks/${run.id}/log?after=0&limit=2`)).json;
     assert.equal(page.items.length, 2);
     await expect(400, 'GET', `/api/tasks/${run.id}/log?after=-1`);
@@ -331,8 +388,8 @@ describe('OpenAPI document', () => {
     for (const id of [run.id, push.id]) {
       assert.ok((await expect(202, 'POST', `/api/tasks/${id}/cancel`)).json.cancelRequestedAt);
       // No Tentacle ever runs it here: record the end the engine would (a no-op if it did already).
-      await h.store.finishTask(id, { state: 'Cancelled' });
-      h.engine.events.emit('changed', id);
+      await h.running.store.finishTask(id, { state: 'Cancelled' });
+      h.running.engine.events.emit('changed', id);
     }
     // A final task's stream: the stored lines after `after`, its state, `end`, then the server closes it.
     const stream = await expect(200, 'GET', `/api/tasks/${run.id}/log/stream?after=1`, { headers: { accept: 'text/event-stream' } });
@@ -365,8 +422,8 @@ describe('OpenAPI document', () => {
     }
 
     // The portal's session: a cookie, and its CSRF token on anything but GET.
-    const user = await createUser(h.store, 'alice', 'a long enough password');
-    const { id: cookie, session } = await startSession(h.store, user);
+    const user = await createUser(h.running.store, 'alice', 'a long enough password');
+    const { id: cookie, session } = await startSession(h.running.store, user);
     const withCookie = { auth: false, headers: { cookie: `${SESSION_COOKIE}=${cookie}` } };
     await expect(200, 'GET', '/api/machines', withCookie);
     await expect(403, 'POST', '/api/environments', { ...withCookie, json: { name: 'Staging' } });
@@ -379,6 +436,25 @@ describe('OpenAPI document', () => {
       await expect(401, method.toUpperCase(), template.replace(/\{[^}]+\}/g, 'x'), { auth: false });
     }
 
+    // Downloads: anonymous, GET and HEAD.
+    const anonymous = { auth: false };
+    await eventually(async () => (await h.raw('GET', '/downloads/index.json', anonymous)).json?.files?.length === 1, 'the download to be hashed', 20_000);
+    const sha256 = createHash('sha256').update(TENTACLE_BYTES).digest('hex');
+    for (const method of ['GET', 'HEAD']) {
+      await expect(301, method, '/downloads', anonymous);
+      await expect(200, method, '/downloads/', anonymous);
+      await expect(200, method, '/downloads/index.json', anonymous);
+      await expect(200, method, '/downloads/SHA256SUMS', anonymous);
+      await expect(200, method, `/downloads/${TENTACLE_FILE}`, anonymous);
+      await expect(206, method, `/downloads/${TENTACLE_FILE}`, { auth: false, headers: { range: 'bytes=0-3' } });
+      await expect(304, method, `/downloads/${TENTACLE_FILE}`, { auth: false, headers: { 'if-none-match': `"${sha256}"` } });
+      await expect(416, method, `/downloads/${TENTACLE_FILE}`, { auth: false, headers: { range: 'bytes=999-' } });
+      await expect(404, method, '/downloads/reef-nothing', anonymous);
+      await expect(400, method, '/downloads/%zz', anonymous);
+    }
+    assert.equal((await h.raw('GET', `/downloads/${TENTACLE_FILE}`, anonymous)).text, TENTACLE_BYTES.toString('utf8'));
+    assert.equal((await h.raw('GET', '/downloads/SHA256SUMS', anonymous)).text, `${sha256}  ${TENTACLE_FILE}\n`);
+
     // The router's own refusals are API errors too.
     const noRoute = await h.raw('GET', '/api/nowhere');
     assert.equal(noRoute.status, 404);
@@ -389,7 +465,7 @@ describe('OpenAPI document', () => {
 
     for (const { key, op } of contract.operations()) {
       const statuses = [...(contract.seen.get(key) ?? [])];
-      assert.ok(statuses.some((s) => s < 300), `${key} was never called successfully`);
+      assert.ok(statuses.some((s) => s < 400), `${key} was never called successfully`);
       const documentsErrors = Object.keys(op.responses).some((s) => s.startsWith('4'));
       if (documentsErrors) assert.ok(statuses.some((s) => s >= 400 && s < 500), `${key} never answered an error`);
     }
