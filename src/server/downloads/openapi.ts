@@ -1,5 +1,6 @@
 import type { ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { BINARY } from '../http/openapi.js';
 import { DOWNLOADS_PATH, INDEX_JSON, SHA256SUMS } from './names.js';
 import { DownloadsIndex } from './views.js';
 
@@ -28,12 +29,12 @@ const fileResponses: RouteConfig['responses'] = {
   200: {
     description: 'The file.',
     headers: { ...FILE_HEADERS, 'Accept-Ranges': header('`bytes`.'), 'Content-Disposition': header('`attachment; filename="<name>"`.') },
-    content: { 'application/octet-stream': {} as never },
+    content: { 'application/octet-stream': BINARY },
   },
   206: {
     description: 'The part a `Range: bytes=a-b` asked for (one range; `If-Range` with the ETag or the date keeps it).',
     headers: { ...FILE_HEADERS, 'Content-Range': header('`bytes a-b/size`.') },
-    content: { 'application/octet-stream': {} as never },
+    content: { 'application/octet-stream': BINARY },
   },
   304: { description: '`If-None-Match` matched the ETag (or `If-Modified-Since` is not older than the file).', headers: FILE_HEADERS },
   400: text('The name is not valid percent-encoding.'),

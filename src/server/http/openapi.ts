@@ -49,28 +49,40 @@ const SCHEMES = {
 
 const MIB = 1024 * 1024;
 
-/** The errors every route can answer, beyond those it names itself. */
-function sharedErrors(route: ApiRoute): Record<number, string> {
+/** Raw bytes: any content (OpenAPI 3.1 describes a binary body by its media type; the schema is empty). */
+export const BINARY = { schema: {} };
+
+/**
+ * The errors routes share, each once in components/responses: what authentication,
+ * validation, the body limits and the catch-all answer (auth.ts, route.ts, body.ts, errors.ts).
+ */
+const SHARED_ERRORS = {
+  BadRequest: [
+    400,
+    'The request is not valid (REEF_INVALID_REQUEST: the message names each field and its problem, `details.problems` lists them; ' +
+      'REEF_BAD_JSON, REEF_INVALID_ARGUMENT and others: the message says what).',
+  ],
+  Unauthenticated: [401, 'No key or session, or a key that is unknown or revoked, or a session that ended (REEF_UNAUTHENTICATED, REEF_BAD_API_KEY, REEF_SESSION_EXPIRED).'],
+  CsrfRejected: [403, 'A session cookie without its CSRF token (REEF_CSRF_REJECTED).'],
+  JsonTooLarge: [413, `The body is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB by default).`],
+  UploadTooLarge: [413, `The upload is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB by default).`],
+  NotJson: [415, 'The body is not application/json in UTF-8 (REEF_UNSUPPORTED_MEDIA_TYPE).'],
+  NotOctetStream: [415, 'The body is not application/octet-stream (REEF_UNSUPPORTED_MEDIA_TYPE).'],
+  RateLimited: [429, 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); Retry-After says when to try again.'],
+  Internal: [500, 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+type SharedError = keyof typeof SHARED_ERRORS;
+
+/** The shared errors a route can answer, beyond those it names itself. */
+function sharedErrors(route: ApiRoute): SharedError[] {
   const { spec } = route;
-  const errors: Record<number, string> = {};
-  const takesInput = spec.params || spec.query || spec.headers || spec.body;
-  if (takesInput) {
-    errors[400] =
-      'The request is not valid (REEF_INVALID_REQUEST: the message names each field and its problem, `details.problems` lists them; ' +
-      'REEF_BAD_JSON, REEF_INVALID_ARGUMENT and others: the message says what).';
-  }
-  if (!route.public) {
-    errors[401] = 'No key or session, or a key that is unknown or revoked, or a session that ended (REEF_UNAUTHENTICATED, REEF_BAD_API_KEY, REEF_SESSION_EXPIRED).';
-    if (spec.method !== 'GET') errors[403] = 'A session cookie without its CSRF token (REEF_CSRF_REJECTED).';
-    errors[429] = 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); see Retry-After.';
-  }
-  if (spec.body) {
-    const json = spec.body.json !== undefined;
-    const limit = json ? `${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB` : `${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB`;
-    errors[413] = `The body is over the limit (REEF_TOO_LARGE; ${limit} by default).`;
-    errors[415] = `The body is not ${json ? 'application/json in UTF-8' : 'application/octet-stream'} (REEF_UNSUPPORTED_MEDIA_TYPE).`;
-  }
-  errors[500] = 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.';
+  const errors: SharedError[] = [];
+  if (spec.params || spec.query || spec.headers || spec.body) errors.push('BadRequest');
+  if (!route.public) errors.push('Unauthenticated', ...(spec.method === 'GET' ? [] : (['CsrfRejected'] as const)), 'RateLimited');
+  if (spec.body?.json) errors.push('JsonTooLarge', 'NotJson');
+  if (spec.body?.binary) errors.push('UploadTooLarge', 'NotOctetStream');
+  errors.push('Internal');
   return errors;
 }
 
@@ -92,6 +104,14 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
   const registry = new OpenAPIRegistry();
   for (const [name, scheme] of Object.entries(SCHEMES)) registry.registerComponent('securitySchemes', name, scheme);
   registry.register('ApiError', ApiError);
+  const apiErrorRef = { $ref: '#/components/schemas/ApiError' };
+  for (const [name, [status, description]] of Object.entries(SHARED_ERRORS)) {
+    registry.registerComponent('responses', name, {
+      description,
+      ...(status === 429 ? { headers: { 'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } } } } : {}),
+      content: { 'application/json': { schema: apiErrorRef } },
+    });
+  }
 
   const response = (spec: ResponseSpec): ResponseConfig => {
     if (spec.json) return { description: spec.description, content: { 'application/json': { schema: spec.json } } };
@@ -115,8 +135,9 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
     const { spec } = route;
     const responses: RouteConfig['responses'] = {};
     for (const [status, answer] of Object.entries(spec.responses)) responses[status] = response(answer);
-    for (const [status, when] of Object.entries({ ...sharedErrors(route), ...spec.errors })) responses[status] = errorResponse(when);
-    const sessionRequirement = spec.method === 'GET' ? { portalSession: [] } : { portalSession: [], csrfToken: [] };
+    for (const name of sharedErrors(route)) responses[SHARED_ERRORS[name][0]] = { $ref: `#/components/responses/${name}` };
+    for (const [status, when] of Object.entries(spec.errors ?? {})) responses[status] = errorResponse(when);
+    const sessionRequirement: Record<string, string[]> = spec.method === 'GET' ? { portalSession: [] } : { portalSession: [], csrfToken: [] };
     const body = spec.body;
     registry.registerPath({
       method: spec.method.toLowerCase() as RouteConfig['method'],
@@ -133,8 +154,8 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
         ...(body
           ? {
               body: body.json
-                  ? { required: true, description: body.description, content: { 'application/json': { schema: body.json } } }
-                  : { required: true, description: body.binary, content: { 'application/octet-stream': {} as never } },
+                  ? { required: true, ...(body.description ? { description: body.description } : {}), content: { 'application/json': { schema: body.json } } }
+                  : { required: true, description: body.binary, content: { 'application/octet-stream': BINARY } },
             }
           : {}),
       },

@@ -29,7 +29,7 @@ export interface ResponseSpec {
 }
 
 /** A JSON body validated with `json`, or raw bytes (`application/octet-stream`) the handler reads itself. */
-export type BodySpec<B extends ZodTypeAny> = { json: B; binary?: never; description?: string } | { binary: string; json?: never };
+export type BodySpec<B extends ZodTypeAny> = { json: B; binary?: never; description?: string } | { binary: string; json?: never; description?: never };
 
 export interface RouteInput<P extends AnyZodObject, Q extends AnyZodObject, H extends AnyZodObject, B extends ZodTypeAny> {
   params: z.infer<P>;

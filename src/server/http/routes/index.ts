@@ -26,7 +26,7 @@ const openApiRoute: ApiRoute = route({
   responses: {
     200: {
       description: 'The OpenAPI document.',
-      json: z.object({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.unknown()) }).catchall(z.unknown()),
+      json: z.object({ openapi: z.literal('3.1.0'), info: z.object({ title: z.string(), version: z.string() }).catchall(z.unknown()), paths: z.record(z.unknown()) }).catchall(z.unknown()),
     },
   },
   handler: async ({ res }) => sendJson(res, 200, openApiDocument()),
