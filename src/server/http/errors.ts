@@ -34,6 +34,7 @@ const STATUS: Readonly<Record<string, number>> = {
   REEF_IN_USE: 409,
   REEF_TOO_LARGE: 413,
   REEF_NO_MACHINES: 422,
+  REEF_SHUTTING_DOWN: 503,
 };
 
 export function statusOf(err: ReefError): number | undefined {

@@ -464,6 +464,11 @@ describe('OpenAPI document', () => {
     assert.equal(wrongMethod.status, 405);
     contract.validate({ $ref: '#/$defs/ApiError' }, wrongMethod.json, 'PUT /api/machines');
 
+    // A server that is stopping takes no new task, and says so (this was a 500).
+    await h.running.engine.close();
+    const stopping = await expect(503, 'POST', '/api/tasks', { json: { kind: 'health-check', target: { machines: ['web-01'] } } });
+    assert.equal(stopping.json.error.code, 'REEF_SHUTTING_DOWN');
+
     for (const { key, op } of contract.operations()) {
       const statuses = [...(contract.seen.get(key) ?? [])];
       assert.ok(statuses.some((s) => s < 400), `${key} was never called successfully`);

@@ -21,6 +21,7 @@ export const taskRoutes: ApiRoute[] = [
     errors: {
       404: 'The target names an environment, pool or machine that does not exist, or push-file names a file not uploaded.',
       422: 'The target matches no machine (REEF_NO_MACHINES).',
+      503: 'The server is shutting down (REEF_SHUTTING_DOWN); try again, on another node of a cluster or once it is back.',
     },
     handler: async (ctx, { body }) => {
       const { deps } = ctx;
