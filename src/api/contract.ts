@@ -7,14 +7,22 @@
  * Shared by server, CLI and tentacle, so it imports nothing from any of them.
  * docs/api.md describes the routes.
  *
- * `.openapi('Name')` names a schema in the document's components (and adds a description
- * or an example); it changes nothing in how zod parses.
+ * `named('Name', schema)` names a schema in the document's components and zod's own
+ * `.describe()` gives a field its description there; neither changes how zod parses. This
+ * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
-import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
-extendZodWithOpenApi(z);
+/**
+ * Names `schema` in the OpenAPI document (components/schemas/<refId>, referenced wherever it
+ * is used): the metadata @asteasolutions/zod-to-openapi reads (its `ZodOpenApiFullMetadata`),
+ * set on this fresh instance without patching zod as its `.openapi()` would.
+ */
+function named<T extends z.ZodTypeAny>(refId: string, schema: T): T {
+  (schema._def as { openapi?: unknown }).openapi = { _internal: { refId } };
+  return schema;
+}
 
 export const API_KEY_HEADER = 'x-reef-apikey';
 
@@ -32,8 +40,9 @@ export const MACHINE_KINDS = ['target', 'worker'] as const;
 export const MachineKind = z.enum(MACHINE_KINDS);
 export const CommsStyle = z.enum(['polling', 'listening']);
 
-export const RegisterMachineRequest = z
-  .object({
+export const RegisterMachineRequest = named(
+  'RegisterMachineRequest',
+  z.object({
     name,
     kind: MachineKind,
     thumbprint,
@@ -45,23 +54,22 @@ export const RegisterMachineRequest = z
     tentacleVersion: z.string().max(100).nullish(),
     /** Replace an existing registration with the same name or thumbprint. */
     force: z.boolean().optional(),
-  })
-  .strict()
-  .openapi('RegisterMachineRequest');
+  }).strict(),
+);
 export type RegisterMachineRequest = z.infer<typeof RegisterMachineRequest>;
 
-export const NameRequest = z.object({ name }).strict().openapi('NameRequest');
+export const NameRequest = named('NameRequest', z.object({ name }).strict());
 
-export const TaskTarget = z.union([
+export const TaskTarget = named('TaskTarget', z.union([
   z.object({ environment: name, role: name.optional() }).strict(),
   z.object({ workerPool: name }).strict(),
   z.object({ machines: z.array(name).min(1, 'must name at least one machine').max(10_000) }).strict(),
-]).openapi('TaskTarget', { description: 'Which machines: an environment (and role), a worker pool, or machines by name or id.' });
+]).describe('Which machines: an environment (and role), a worker pool, or machines by name or id.'));
 export type TaskTarget = z.infer<typeof TaskTarget>;
 
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 
-export const CreateTaskRequest = z.discriminatedUnion('kind', [
+export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('run-script'),
@@ -85,7 +93,7 @@ export const CreateTaskRequest = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('health-check'), target: TaskTarget }).strict(),
-]).openapi('CreateTaskRequest');
+]));
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
 
 // ---- query strings, path parameters, headers ----
@@ -101,49 +109,49 @@ function queryInt(min: number, max: number) {
 const sha256Hex = z
   .string()
   .regex(/^[0-9a-fA-F]{64}$/, 'must be a SHA-256 (64 hexadecimal digits)')
-  .openapi({ description: 'A SHA-256 in hexadecimal, any case.', example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
+  .describe('A SHA-256 in hexadecimal, any case.');
 
 export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'] as const;
-export const TaskState = z.enum(TASK_STATES).openapi('TaskState');
+export const TaskState = named('TaskState', z.enum(TASK_STATES));
 export type TaskState = z.infer<typeof TaskState>;
 
 export const TASK_KINDS = ['run-script', 'push-file', 'health-check'] as const;
 
 export const IdOrNameParams = z.object({
-  idOrName: z.string().min(1).openapi({ description: 'An id or a name (names in any case).' }),
+  idOrName: z.string().min(1).describe('An id or a name (names in any case).'),
 });
 export const IdParams = z.object({ id: z.string().min(1) });
-export const TaskIdParams = z.object({ id: z.string().min(1).openapi({ example: 'T-000042' }) });
+export const TaskIdParams = z.object({ id: z.string().min(1) });
 export const Sha256Params = z.object({ sha256: sha256Hex });
 export const ThumbprintParams = z.object({
-  thumbprint: z.string().min(1).openapi({ description: 'A SHA-256 certificate thumbprint: 64 hexadecimal digits, colons allowed, any case.' }),
+  thumbprint: z.string().min(1).describe('A SHA-256 certificate thumbprint: 64 hexadecimal digits, colons allowed, any case.'),
 });
 
 export const MachineListQuery = z.object({
   kind: MachineKind.optional(),
-  environment: z.string().optional().openapi({ description: 'Only machines in this environment (404 when there is none of that name).' }),
+  environment: z.string().optional().describe('Only machines in this environment (404 when there is none of that name).'),
   role: z.string().optional(),
-  workerPool: z.string().optional().openapi({ description: 'Only machines in this worker pool (404 when there is none of that name).' }),
+  workerPool: z.string().optional().describe('Only machines in this worker pool (404 when there is none of that name).'),
 });
 export type MachineListQuery = z.infer<typeof MachineListQuery>;
 
 export const HealthQuery = z.object({
-  limit: queryInt(1, 1000).optional().openapi({ description: 'At most this many checks, newest first (default 20).' }),
+  limit: queryInt(1, 1000).optional().describe('At most this many checks, newest first (default 20).'),
 });
 export type HealthQuery = z.infer<typeof HealthQuery>;
 
 export const TaskListQuery = z.object({
   state: TaskState.optional(),
-  limit: queryInt(1, 1000).optional().openapi({ description: 'At most this many tasks, newest first (default 50).' }),
-  before: z.string().optional().openapi({ description: 'Only tasks older than this task id: pass the last id seen to read the next page.' }),
+  limit: queryInt(1, 1000).optional().describe('At most this many tasks, newest first (default 50).'),
+  before: z.string().optional().describe('Only tasks older than this task id: pass the last id seen to read the next page.'),
 });
 export type TaskListQuery = z.infer<typeof TaskListQuery>;
 
-const afterSeq = queryInt(0, Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'Only lines after this sequence number (default 0).' });
+const afterSeq = queryInt(0, Number.MAX_SAFE_INTEGER).optional().describe('Only lines after this sequence number (default 0).');
 
 export const LogPageQuery = z.object({
   after: afterSeq,
-  limit: queryInt(1, 10_000).optional().openapi({ description: 'At most this many lines (default 1000); a page also stops at 1 MiB of text.' }),
+  limit: queryInt(1, 10_000).optional().describe('At most this many lines (default 1000); a page also stops at 1 MiB of text.'),
 });
 export type LogPageQuery = z.infer<typeof LogPageQuery>;
 
@@ -153,50 +161,54 @@ export type LogStreamQuery = z.infer<typeof LogStreamQuery>;
 export const SHA256_HEADER = 'x-reef-sha256';
 
 export const UploadHeaders = z.object({
-  [SHA256_HEADER]: sha256Hex.optional().openapi({ description: 'The SHA-256 the bytes must have; the upload is refused (400 REEF_HASH_MISMATCH) when they do not.' }),
+  [SHA256_HEADER]: sha256Hex.optional().describe('The SHA-256 the bytes must have; the upload is refused (400 REEF_HASH_MISMATCH) when they do not.'),
 });
 
 // ---- responses ----
 
 const timestamp = z.string().datetime({ offset: true });
 
-export const ApiError = z
-  .object({
+export const ApiError = named(
+  'ApiError',
+  z.object({
     error: z.object({
-      code: z.string().openapi({ description: 'Stable and machine-readable, e.g. REEF_NOT_FOUND.', example: 'REEF_NOT_FOUND' }),
-      message: z.string().openapi({ description: 'For people: says what is wrong and what to do.' }),
-      details: z.unknown().optional().openapi({
-        description: 'Structured details of some errors: `{problems: [{path, problem}]}` for REEF_INVALID_REQUEST, `{taskIds}` for REEF_IN_USE on a file.',
-      }),
+      code: z.string().describe('Stable and machine-readable, e.g. REEF_NOT_FOUND.'),
+      message: z.string().describe('For people: says what is wrong and what to do.'),
+      details: z
+        .unknown()
+        .optional()
+        .describe('Structured details of some errors: `{problems: [{path, problem}]}` for REEF_INVALID_REQUEST, `{taskIds}` for REEF_IN_USE on a file.'),
     }),
-  })
-  .openapi('ApiError');
+  }),
+);
 export type ApiError = z.infer<typeof ApiError>;
 
-export const Ping = z.object({ ok: z.literal(true) }).openapi('Ping');
+export const Ping = named('Ping', z.object({ ok: z.literal(true) }));
 
-export const ServerInfo = z
-  .object({
+export const ServerInfo = named(
+  'ServerInfo',
+  z.object({
     product: z.literal('Reef'),
     version: z.string(),
     nodeName: z.string(),
     /** Thumbprint of the certificate tentacles must trust for comms. */
-    commsThumbprint: z.string().openapi({ description: 'Thumbprint of the certificate tentacles must trust for comms.' }),
+    commsThumbprint: z.string().describe('Thumbprint of the certificate tentacles must trust for comms.'),
     commsPort: z.number().int(),
-  })
-  .openapi('ServerInfo');
+  }),
+);
 export type ServerInfo = z.infer<typeof ServerInfo>;
 
 /** One server node sharing the store (GET /api/nodes). */
-export const NodeView = z
-  .object({
+export const NodeView = named(
+  'NodeView',
+  z.object({
     name: z.string(),
     /** The node answering this request. */
-    thisNode: z.boolean().openapi({ description: 'The node answering this request.' }),
+    thisNode: z.boolean().describe('The node answering this request.'),
     /** Heartbeat fresh and not stopped. */
-    alive: z.boolean().openapi({ description: 'Heartbeat fresh (15 s) and not stopped.' }),
+    alive: z.boolean().describe('Heartbeat fresh (15 s) and not stopped.'),
     /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
-    stopped: z.boolean().openapi({ description: 'Stopped cleanly; a node neither alive nor stopped crashed or lost the database.' }),
+    stopped: z.boolean().describe('Stopped cleanly; a node neither alive nor stopped crashed or lost the database.'),
     startedAt: timestamp,
     heartbeatAt: timestamp,
     version: z.string().nullable(),
@@ -205,22 +217,24 @@ export const NodeView = z
     commsPort: z.number().int().nullable(),
     connectedTentacles: z.number().int(),
     /** Machines' parts of unfinished tasks it supervises. */
-    runningWork: z.number().int().openapi({ description: "Machines' parts of unfinished tasks it supervises." }),
-  })
-  .openapi('NodeView');
+    runningWork: z.number().int().describe("Machines' parts of unfinished tasks it supervises."),
+  }),
+);
 export type NodeView = z.infer<typeof NodeView>;
 
-export const ConnectionView = z
-  .object({
+export const ConnectionView = named(
+  'ConnectionView',
+  z.object({
     carrier: z.string(),
     remoteAddress: z.string(),
     connectedAt: timestamp,
-  })
-  .openapi('ConnectionView');
+  }),
+);
 export type ConnectionView = z.infer<typeof ConnectionView>;
 
-export const MachineView = z
-  .object({
+export const MachineView = named(
+  'MachineView',
+  z.object({
     id: z.string(),
     name: z.string(),
     kind: MachineKind,
@@ -237,52 +251,56 @@ export const MachineView = z
     lastHealthAt: timestamp.nullable(),
     createdAt: timestamp,
     /** Live connections to the server node answering. */
-    connections: z.array(ConnectionView).openapi({ description: 'Live connections to the server node answering.' }),
+    connections: z.array(ConnectionView).describe('Live connections to the server node answering.'),
     /** Every server node its tentacle is connected to now (a cluster has several). */
     nodes: z
       .array(z.object({ name: z.string(), carrier: z.string() }))
-      .openapi({ description: 'Every server node its tentacle is connected to now (a cluster has several).' }),
+      .describe('Every server node its tentacle is connected to now (a cluster has several).'),
     /** Connected to some node. */
-    online: z.boolean().openapi({ description: 'Connected to some node.' }),
-  })
-  .openapi('MachineView');
+    online: z.boolean().describe('Connected to some node.'),
+  }),
+);
 export type MachineView = z.infer<typeof MachineView>;
 
-export const RegisterMachineResponse = z
-  .object({
+export const RegisterMachineResponse = named(
+  'RegisterMachineResponse',
+  z.object({
     machine: MachineView,
     created: z.boolean(),
     server: ServerInfo,
-  })
-  .openapi('RegisterMachineResponse');
+  }),
+);
 export type RegisterMachineResponse = z.infer<typeof RegisterMachineResponse>;
 
-export const HealthCheckView = z
-  .object({
+export const HealthCheckView = named(
+  'HealthCheckView',
+  z.object({
     id: z.number().int(),
     machineId: z.string(),
     ok: z.boolean(),
-    details: z.record(z.unknown()).nullable().openapi({ description: "What the Tentacle reported, as it reported it." }),
+    details: z.record(z.unknown()).nullable().describe("What the Tentacle reported, as it reported it."),
     at: timestamp,
-  })
-  .openapi('HealthCheckView');
+  }),
+);
 export type HealthCheckView = z.infer<typeof HealthCheckView>;
 
 /** An environment or a worker pool. */
-export const GroupView = z
-  .object({
+export const GroupView = named(
+  'GroupView',
+  z.object({
     id: z.string(),
     name: z.string(),
     createdAt: timestamp,
-  })
-  .openapi('GroupView', { description: 'An environment or a worker pool.' });
+  }).describe('An environment or a worker pool.'),
+);
 export type GroupView = z.infer<typeof GroupView>;
 
 export const TaskMachineState = z.enum(['Pending', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut']);
 export type TaskMachineState = z.infer<typeof TaskMachineState>;
 
-export const TaskMachineView = z
-  .object({
+export const TaskMachineView = named(
+  'TaskMachineView',
+  z.object({
     machineId: z.string(),
     machineName: z.string(),
     state: TaskMachineState,
@@ -290,87 +308,95 @@ export const TaskMachineView = z
     error: z.string().nullable(),
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
-  })
-  .openapi('TaskMachineView');
+  }),
+);
 export type TaskMachineView = z.infer<typeof TaskMachineView>;
 
-export const TaskView = z
-  .object({
+export const TaskView = named(
+  'TaskView',
+  z.object({
     id: z.string(),
     kind: z.enum(TASK_KINDS),
     state: TaskState,
-    target: z.record(z.unknown()).openapi({ description: 'The target as the task was created with (a TaskTarget).' }),
-    spec: z.record(z.unknown()).openapi({ description: "What the task does, by kind (the script, the file and its destination)." }),
+    target: z.record(z.unknown()).describe('The target as the task was created with (a TaskTarget).'),
+    spec: z.record(z.unknown()).describe("What the task does, by kind (the script, the file and its destination)."),
     createdAt: timestamp,
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
     cancelRequestedAt: timestamp.nullable(),
     error: z.string().nullable(),
-    machines: z.array(TaskMachineView).openapi({ description: 'Each machine\'s part; empty in lists (get the task for them).' }),
-  })
-  .openapi('TaskView');
+    machines: z.array(TaskMachineView).describe('Each machine\'s part; empty in lists (get the task for them).'),
+  }),
+);
 export type TaskView = z.infer<typeof TaskView>;
 
-export const LogLineView = z
-  .object({
+export const LogLineView = named(
+  'LogLineView',
+  z.object({
     seq: z.number().int(),
     machineId: z.string().nullable(),
     at: timestamp,
     stream: z.enum(['stdout', 'stderr', 'info', 'error']),
     text: z.string(),
-  })
-  .openapi('LogLineView');
+  }),
+);
 export type LogLineView = z.infer<typeof LogLineView>;
 
-export const LogPage = z
-  .object({
+export const LogPage = named(
+  'LogPage',
+  z.object({
     items: z.array(LogLineView),
     /** Pass as `after` to read on. */
-    lastSeq: z.number().int().openapi({ description: 'Pass as `after` to read on.' }),
-    taskState: TaskState.openapi({ description: 'Read before the lines: when it is final and `items` is empty, the log is complete.' }),
-  })
-  .openapi('LogPage');
+    lastSeq: z.number().int().describe('Pass as `after` to read on.'),
+    /** Read before the lines: when it is final and `items` is empty, the log is complete. */
+    taskState: TaskState,
+  }),
+);
 export type LogPage = z.infer<typeof LogPage>;
 
-export const UploadedFile = z
-  .object({
+export const UploadedFile = named(
+  'UploadedFile',
+  z.object({
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     size: z.number().int(),
-  })
-  .openapi('UploadedFile');
+  }),
+);
 export type UploadedFile = z.infer<typeof UploadedFile>;
 
 /** `details` of the 409 REEF_IN_USE that DELETE /api/files/:sha256 answers while tasks still need the file. */
-export const FileInUse = z
-  .object({
+export const FileInUse = named(
+  'FileInUse',
+  z.object({
     /** Queued or running push-file tasks that will still send it. */
     taskIds: z.array(z.string()),
-  })
-  .openapi('FileInUse');
+  }),
+);
 export type FileInUse = z.infer<typeof FileInUse>;
 
 /** An API key as listed: never the key or its hash. */
-export const ApiKeyView = z
-  .object({
+export const ApiKeyView = named(
+  'ApiKeyView',
+  z.object({
     id: z.string(),
     name: z.string(),
     /** The key's first characters, which are not secret. */
-    prefix: z.string().openapi({ description: "The key's first characters, which are not secret (to tell keys apart)." }),
+    prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
     createdAt: timestamp,
     lastUsedAt: timestamp.nullable(),
     revokedAt: timestamp.nullable(),
-  })
-  .openapi('ApiKeyView');
+  }),
+);
 export type ApiKeyView = z.infer<typeof ApiKeyView>;
 
-export const CreatedApiKey = z
-  .object({
+export const CreatedApiKey = named(
+  'CreatedApiKey',
+  z.object({
     id: z.string(),
     name: z.string(),
     /** Shown once; only its hash is stored. */
-    key: z.string().openapi({ description: 'Shown once; only its hash is stored.' }),
-  })
-  .openapi('CreatedApiKey');
+    key: z.string().describe('Shown once; only its hash is stored.'),
+  }),
+);
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 
 /** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
@@ -378,7 +404,7 @@ export const LOG_STREAM_EVENTS = {
   log: LogLineView,
   state: TaskView,
   /** Last: the task is final and every line was sent. */
-  end: z.object({}).strict().openapi('LogStreamEnd'),
+  end: named('LogStreamEnd', z.object({}).strict()),
 } as const;
 
 /** `{"items": [...]}`, the shape of every list. */

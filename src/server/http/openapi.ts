@@ -1,5 +1,5 @@
-import { OpenApiGeneratorV31, OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
-import type { ZodTypeAny } from 'zod';
+import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { z, type ZodTypeAny } from 'zod';
 import { API_KEY_HEADER, ApiError } from '../../api/contract.js';
 import { VERSION } from '../../version.js';
 import { CSRF_HEADER, SESSION_COOKIE } from '../auth/sessions.js';
@@ -101,6 +101,8 @@ function refIdOf(schema: ZodTypeAny): string | undefined {
 
 /** `routes`: the API's table; `described`: routes served elsewhere on the port, described as they are (/downloads). */
 export function buildOpenApiDocument(routes: readonly ApiRoute[], described: readonly RouteConfig[] = []): OpenApiDocument {
+  // The registry names schemas with .openapi(), which this adds to zod (once; only in the server).
+  extendZodWithOpenApi(z);
   const registry = new OpenAPIRegistry();
   for (const [name, scheme] of Object.entries(SCHEMES)) registry.registerComponent('securitySchemes', name, scheme);
   registry.register('ApiError', ApiError);
