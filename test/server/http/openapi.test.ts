@@ -29,6 +29,7 @@ import { API_ROUTES } from '../../../src/server/http/routes/index.js';
 import { startReefServer, type RunningServer } from '../../../src/server/runtime.js';
 import { VERSION } from '../../../src/version.js';
 import { stopAll, trackedTempDir } from '../../support/processes.js';
+import { ok, startAgent } from '../../e2e/harness.js';
 import { eventually, thumbprint, type RawOptions, type RawResponse } from './harness.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under tsx and plain node alike.
@@ -464,6 +465,55 @@ describe('OpenAPI document', () => {
     assert.equal(wrongMethod.status, 405);
     contract.validate({ $ref: '#/$defs/ApiError' }, wrongMethod.json, 'PUT /api/machines');
 
+  });
+
+  it('matches the answers about a real Tentacle: its connection, a script\'s output and exit code, a pushed file, its health', async () => {
+    const root = await trackedTempDir('reef-openapi-tentacles-');
+    const env = { REEF_TENTACLE_ROOT: root };
+    const { info, httpsPort, commsPort } = h.running;
+    await ok('tentacle', ['create-instance', '--instance', 'Web'], env);
+    await ok('tentacle', ['new-certificate', '--instance', 'Web'], env);
+    await ok('tentacle', ['register-with', '--instance', 'Web', '--server', `https://127.0.0.1:${httpsPort}`, '--server-thumbprint', info.commsThumbprint,
+      '--apiKey', h.adminKey, '--server-comms-port', String(commsPort), '--environment', 'Production', '--role', 'web', '--name', 'tentacle-01'], env);
+    await startAgent(root, 'Web');
+    await eventually(async () => (await h.raw('GET', '/api/machines/tentacle-01')).json?.online === true, 'the Tentacle to connect', 30_000);
+
+    const machine = (await expect(200, 'GET', '/api/machines/tentacle-01')).json;
+    assert.equal(machine.connections.length, 1);
+    assert.equal(machine.nodes.length, 1);
+    await expect(200, 'GET', '/api/machines?environment=Production');
+    assert.equal((await expect(200, 'GET', '/api/nodes')).json.items[0].connectedTentacles, 1);
+
+    const finished = async (id: string): Promise<TaskView> => {
+      let task: TaskView | undefined;
+      await eventually(async () => ['Success', 'Failed', 'Cancelled', 'TimedOut'].includes((task = (await h.raw('GET', `/api/tasks/${id}`)).json as TaskView).state), `${id} to finish`, 60_000);
+      return (await expect(200, 'GET', `/api/tasks/${task!.id}`)).json as TaskView;
+    };
+    const script = (await expect(201, 'POST', '/api/tasks', { json: { kind: 'run-script', target: { machines: ['tentacle-01'] }, script: { body: 'echo out; echo err >&2; exit 3' } } })).json as TaskView;
+    const failed = await finished(script.id);
+    assert.deepEqual(failed.machines.map((m) => [m.state, m.exitCode]), [['Failed', 3]]);
+    const lines = (await expect(200, 'GET', `/api/tasks/${script.id}/log?after=0`)).json.items as Array<{ stream: string; text: string }>;
+    assert.ok(lines.some((l) => l.stream === 'stdout' && l.text === 'out') && lines.some((l) => l.stream === 'stderr' && l.text === 'err'), JSON.stringify(lines));
+    await expect(200, 'GET', `/api/tasks/${script.id}/log/stream`);
+
+    const bytes = Buffer.from('pushed by the OpenAPI test\n');
+    const file = (await expect(201, 'POST', '/api/files', { headers: { 'content-type': 'application/octet-stream' }, body: bytes })).json as UploadedFile;
+    const shown = JSON.parse(await ok('tentacle', ['show-configuration', '--instance', 'Web'], env)) as { app?: string; config?: { app: string } };
+    const destination = join(shown.app ?? shown.config!.app, 'pushed.txt');
+    const push = (await expect(201, 'POST', '/api/tasks', { json: { kind: 'push-file', target: { environment: 'Production' }, file: { sha256: file.sha256, destination } } })).json as TaskView;
+    const pushed = await finished(push.id);
+    assert.equal(pushed.state, 'Success', JSON.stringify(pushed));
+    assert.equal(await readFile(destination, 'utf8'), bytes.toString('utf8'));
+
+    const check = (await expect(201, 'POST', '/api/tasks', { json: { kind: 'health-check', target: { machines: ['tentacle-01'] } } })).json as TaskView;
+    assert.equal((await finished(check.id)).state, 'Success');
+    const health = (await expect(200, 'GET', '/api/machines/tentacle-01/health')).json.items;
+    assert.equal(health[0].ok, true);
+    assert.equal((await expect(200, 'GET', '/api/machines/tentacle-01')).json.lastHealth, 'healthy');
+    await expect(204, 'DELETE', '/api/machines/tentacle-01');
+  });
+
+  it('answers 503 while the server stops; every route was called for a success and an error', async () => {
     // A server that is stopping takes no new task, and says so (this was a 500).
     await h.running.engine.close();
     const stopping = await expect(503, 'POST', '/api/tasks', { json: { kind: 'health-check', target: { machines: ['web-01'] } } });
