@@ -70,8 +70,7 @@ export interface ApiRoute {
   readonly method: Method;
   readonly path: string;
   readonly public: boolean;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  readonly spec: RouteSpec<AnyZodObject, AnyZodObject, AnyZodObject, any>;
+  readonly spec: RouteSpec<AnyZodObject, AnyZodObject, AnyZodObject, ZodTypeAny>;
   run(ctx: ApiContext): Promise<void>;
 }
 

@@ -81,14 +81,16 @@ export type StringInput = 'query parameter' | 'path parameter' | 'header';
 
 /**
  * Validates named strings (a query, path parameters, headers) with an object schema: each of
- * its fields is read with `get`, trimmed, and an empty value counts as absent. Fields the
- * schema does not name are ignored. A refusal names the first bad field and its value:
+ * its fields is read with `get` (query values and headers trimmed; path parameters as the
+ * router decoded them), and an empty value counts as absent. Fields the schema does not
+ * name are ignored. A refusal names the first bad field and its value:
  * `The query parameter limit must be a whole number, not "abc".`
  */
 export function parseStrings<S extends z.AnyZodObject>(schema: S, get: (name: string) => string | undefined, what: StringInput): z.infer<S> {
   const values: Record<string, string> = {};
   for (const name of Object.keys(schema.shape)) {
-    const value = get(name)?.trim();
+    const raw = get(name);
+    const value = what === 'path parameter' ? raw : raw?.trim();
     if (value) values[name] = value;
   }
   const result = schema.safeParse(values);

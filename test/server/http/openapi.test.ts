@@ -345,7 +345,9 @@ describe('OpenAPI document', () => {
     await h.running.store.recordHealth(machine.id, { ok: false });
     const health = await expect(200, 'GET', '/api/machines/web-01/health');
     assert.equal(health.json.items.length, 2);
-    await expect(400, 'GET', '/api/machines/web-01/health?limit=0');
+    const badLimit = await expect(400, 'GET', '/api/machines/web-01/health?limit=0');
+    assert.equal(badLimit.json.error.message, 'The query parameter limit must be at least 1, not 0.');
+    assert.deepEqual(badLimit.json.error.details, { problems: [{ path: 'limit', problem: 'must be at least 1, not 0' }] });
     await expect(404, 'GET', '/api/machines/nope/health');
     await expect(409, 'DELETE', '/api/environments/Production');
     await expect(409, 'DELETE', '/api/worker-pools/Builders');
@@ -354,7 +356,8 @@ describe('OpenAPI document', () => {
     const bytes = Buffer.from('the file to push\n');
     const uploaded = (await expect(201, 'POST', '/api/files', { headers: { 'content-type': 'application/octet-stream' }, body: bytes })).json as UploadedFile;
     await expect(415, 'POST', '/api/files', { headers: { 'content-type': 'application/json' }, body: '{}' });
-    await expect(400, 'POST', '/api/files', { headers: { 'content-type': 'application/octet-stream', 'x-reef-sha256': 'abc' }, body: bytes });
+    const badHeader = await expect(400, 'POST', '/api/files', { headers: { 'content-type': 'application/octet-stream', 'x-reef-sha256': 'abc' }, body: bytes });
+    assert.equal(badHeader.json.error.message, 'The x-reef-sha256 header must be a SHA-256 (64 hexadecimal digits), not "abc".');
     await expect(400, 'POST', '/api/files', { headers: { 'content-type': 'application/octet-stream', 'x-reef-sha256': '0'.repeat(64) }, body: bytes });
     await expect(200, 'GET', `/api/files/${uploaded.sha256}`);
     await expect(400, 'GET', '/api/files/not-a-hash');
@@ -372,7 +375,7 @@ describe('OpenAPI document', () => {
     await expect(200, 'GET', '/api/tasks');
     await expect(200, 'GET', '/api/tasks?state=Queued&limit=2');
     await expect(400, 'GET', '/api/tasks?state=Sleeping');
-    await expect(400, 'GET', '/api/tasks?limit=abc');
+    assert.equal((await expect(400, 'GET', '/api/tasks?limit=abc')).json.error.message, 'The query parameter limit must be a whole number, not "abc".');
     await eventually(async () => (await h.running.store.getTask(run.id))?.machines[0]?.state === 'Running', `${run.id} to be claimed`);
     const view = (await expect(200, 'GET', `/api/tasks/${run.id}`)).json as TaskView;
     assert.equal(view.machines.length, 1);
