@@ -6,7 +6,8 @@
  * SQLite store) match it. Every route is called at least once for a success and once for
  * an error, and each answer's status, media type and body are checked against the
  * document's schema for that route, with every object closed (no field the contract does
- * not name), so a route whose answer changes without its contract fails here.
+ * not name), so a route whose answer changes without its contract fails here. Each JSON
+ * body the server accepts must pass the document's request schema too.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -152,6 +153,14 @@ class ContractCheck {
     this.seen.set(key, statuses);
   }
 
+  /** A JSON body the server accepted must be one the document accepts too (a client generated from it could send it). */
+  checkRequest(method: string, target: string, body: unknown): void {
+    const found = this.operation(method, target.split('?')[0]!);
+    const schema = found?.op.requestBody?.content?.['application/json']?.schema;
+    assert.ok(schema, `${method} ${target} took a JSON body the document does not describe`);
+    this.validate(schema, body, `the request body of ${method} ${target}`);
+  }
+
   /** Every operation, as `get /api/machines/{idOrName}`. */
   operations(): Array<{ key: string; op: Json; template: string; method: string }> {
     return Object.entries<Json>(this.doc.paths).flatMap(([template, item]) =>
@@ -216,6 +225,7 @@ describe('OpenAPI document', () => {
     }
     const r = await h.raw(method, path, raw);
     contract.check(method.toLowerCase(), path, r);
+    if (json !== undefined && r.status < 300) contract.checkRequest(method.toLowerCase(), path, json);
     return r;
   }
   async function expect(status: number, method: string, path: string, options: RawOptions & { json?: unknown } = {}): Promise<RawResponse> {
