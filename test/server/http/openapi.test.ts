@@ -216,7 +216,7 @@ describe('OpenAPI document', () => {
   let doc: Json;
   let contract: ContractCheck;
 
-  /** A request through the harness whose answer is checked against the document. */
+  /** A request to the server whose answer is checked against the document. */
   async function call(method: string, path: string, options: RawOptions & { json?: unknown } = {}): Promise<RawResponse> {
     const { json, ...raw } = options;
     if (json !== undefined) {
@@ -489,7 +489,8 @@ describe('OpenAPI document', () => {
     await ok('tentacle', ['register-with', '--instance', 'Web', '--server', `https://127.0.0.1:${httpsPort}`, '--server-thumbprint', info.commsThumbprint,
       '--apiKey', h.adminKey, '--server-comms-port', String(commsPort), '--environment', 'Production', '--role', 'web', '--name', 'tentacle-01'], env);
     await startAgent(root, 'Web');
-    await eventually(async () => (await h.raw('GET', '/api/machines/tentacle-01')).json?.online === true, 'the Tentacle to connect', 30_000);
+    // Connected here, and recorded as linked to this node (the cluster's view), which follows.
+    await eventually(async () => (await h.raw('GET', '/api/machines/tentacle-01')).json?.nodes?.length === 1, 'the Tentacle to connect', 30_000);
 
     const machine = (await expect(200, 'GET', '/api/machines/tentacle-01')).json;
     assert.equal(machine.connections.length, 1);
