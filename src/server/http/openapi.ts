@@ -121,7 +121,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
       const events: Record<string, { $ref: string }> = {};
       for (const [name, schema] of Object.entries(spec.events)) {
         const refId = refIdOf(schema);
-        if (!refId) throw new Error(`the schema of event "${name}" needs a name: .openapi('Name') in src/api/contract.ts`);
+        if (!refId) throw new Error(`the schema of event "${name}" needs a name: named('Name', ...) in src/api/contract.ts`);
         registry.register(refId, schema);
         events[name] = { $ref: `#/components/schemas/${refId}` };
       }
@@ -156,8 +156,8 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
         ...(body
           ? {
               body: body.json
-                  ? { required: true, ...(body.description ? { description: body.description } : {}), content: { 'application/json': { schema: body.json } } }
-                  : { required: true, description: body.binary, content: { 'application/octet-stream': BINARY } },
+                ? { required: true, ...(body.description ? { description: body.description } : {}), content: { 'application/json': { schema: body.json } } }
+                : { required: true, description: body.binary, content: { 'application/octet-stream': BINARY } },
             }
           : {}),
       },
