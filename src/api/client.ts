@@ -4,7 +4,8 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { ReefError } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer } from '../pki/thumbprint.js';
-import { API_KEY_HEADER, type ApiError } from './contract.js';
+import type { ApiError } from './contract.js';
+import { API_KEY_HEADER } from './headers.js';
 
 export interface ApiClientOptions {
   /** https://host[:port] of the Reef portal/API. */

@@ -12,7 +12,10 @@
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
 import { z } from 'zod';
+import { SHA256_HEADER } from './headers.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
+
+export { API_KEY_HEADER, SHA256_HEADER } from './headers.js';
 
 /**
  * Names `schema` in the OpenAPI document (components/schemas/<refId>, referenced wherever it
@@ -23,8 +26,6 @@ function named<T extends z.ZodTypeAny>(refId: string, schema: T): T {
   (schema._def as { openapi?: unknown }).openapi = { _internal: { refId } };
   return schema;
 }
-
-export const API_KEY_HEADER = 'x-reef-apikey';
 
 /** Names of machines, environments, roles, pools: printable, no control characters. */
 const name = z
@@ -157,8 +158,6 @@ export type LogPageQuery = z.infer<typeof LogPageQuery>;
 
 export const LogStreamQuery = z.object({ after: afterSeq });
 export type LogStreamQuery = z.infer<typeof LogStreamQuery>;
-
-export const SHA256_HEADER = 'x-reef-sha256';
 
 export const UploadHeaders = z.object({
   [SHA256_HEADER]: sha256Hex.optional().describe('The SHA-256 the bytes must have; the upload is refused (400 REEF_HASH_MISMATCH) when they do not.'),
