@@ -53,8 +53,7 @@ export const RegisterMachineRequest = named(
     roles: z.array(name).max(100).optional(),
     workerPools: z.array(name).max(100).optional(),
     tentacleVersion: z.string().max(100).nullish(),
-    /** Replace an existing registration with the same name or thumbprint. */
-    force: z.boolean().optional(),
+    force: z.boolean().optional().describe('Replace an existing registration with the same name or thumbprint (200 instead of 409).'),
   }).strict(),
 );
 export type RegisterMachineRequest = z.infer<typeof RegisterMachineRequest>;
@@ -85,10 +84,16 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
       target: TaskTarget,
       file: z
         .object({
-          /** An uploaded file's SHA-256 (POST /api/files). */
-          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of an uploaded file'),
-          /** Absolute path on the tentacle. */
-          destination: z.string().min(1).max(4096).refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path'),
+          sha256: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of an uploaded file')
+            .describe("An uploaded file's SHA-256 (POST /api/files)."),
+          destination: z
+            .string()
+            .min(1)
+            .max(4096)
+            .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path')
+            .describe('An absolute path on the Tentacle, under a folder it allows file transfers in.'),
         })
         .strict(),
     })
@@ -190,7 +195,6 @@ export const ServerInfo = named(
     product: z.literal('Reef'),
     version: z.string(),
     nodeName: z.string(),
-    /** Thumbprint of the certificate tentacles must trust for comms. */
     commsThumbprint: z.string().describe('Thumbprint of the certificate tentacles must trust for comms.'),
     commsPort: z.number().int(),
   }),
@@ -202,11 +206,8 @@ export const NodeView = named(
   'NodeView',
   z.object({
     name: z.string(),
-    /** The node answering this request. */
     thisNode: z.boolean().describe('The node answering this request.'),
-    /** Heartbeat fresh and not stopped. */
     alive: z.boolean().describe('Heartbeat fresh (15 s) and not stopped.'),
-    /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
     stopped: z.boolean().describe('Stopped cleanly; a node neither alive nor stopped crashed or lost the database.'),
     startedAt: timestamp,
     heartbeatAt: timestamp,
@@ -215,7 +216,6 @@ export const NodeView = named(
     httpsPort: z.number().int().nullable(),
     commsPort: z.number().int().nullable(),
     connectedTentacles: z.number().int(),
-    /** Machines' parts of unfinished tasks it supervises. */
     runningWork: z.number().int().describe("Machines' parts of unfinished tasks it supervises."),
   }),
 );
@@ -249,13 +249,10 @@ export const MachineView = named(
     lastHealth: z.enum(['healthy', 'unhealthy', 'unknown']),
     lastHealthAt: timestamp.nullable(),
     createdAt: timestamp,
-    /** Live connections to the server node answering. */
     connections: z.array(ConnectionView).describe('Live connections to the server node answering.'),
-    /** Every server node its tentacle is connected to now (a cluster has several). */
     nodes: z
       .array(z.object({ name: z.string(), carrier: z.string() }))
       .describe('Every server node its tentacle is connected to now (a cluster has several).'),
-    /** Connected to some node. */
     online: z.boolean().describe('Connected to some node.'),
   }),
 );
@@ -283,7 +280,6 @@ export const HealthCheckView = named(
 );
 export type HealthCheckView = z.infer<typeof HealthCheckView>;
 
-/** An environment or a worker pool. */
 export const GroupView = named(
   'GroupView',
   z.object({
@@ -345,7 +341,6 @@ export const LogPage = named(
   'LogPage',
   z.object({
     items: z.array(LogLineView),
-    /** Pass as `after` to read on. */
     lastSeq: z.number().int().describe('Pass as `after` to read on.'),
     /** Read before the lines: when it is final and `items` is empty, the log is complete. */
     taskState: TaskState,
@@ -366,8 +361,7 @@ export type UploadedFile = z.infer<typeof UploadedFile>;
 export const FileInUse = named(
   'FileInUse',
   z.object({
-    /** Queued or running push-file tasks that will still send it. */
-    taskIds: z.array(z.string()),
+    taskIds: z.array(z.string()).describe('Queued or running push-file tasks that will still send it.'),
   }),
 );
 export type FileInUse = z.infer<typeof FileInUse>;
@@ -378,7 +372,6 @@ export const ApiKeyView = named(
   z.object({
     id: z.string(),
     name: z.string(),
-    /** The key's first characters, which are not secret. */
     prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
     createdAt: timestamp,
     lastUsedAt: timestamp.nullable(),
@@ -392,7 +385,6 @@ export const CreatedApiKey = named(
   z.object({
     id: z.string(),
     name: z.string(),
-    /** Shown once; only its hash is stored. */
     key: z.string().describe('Shown once; only its hash is stored.'),
   }),
 );
