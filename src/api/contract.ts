@@ -127,7 +127,6 @@ export const IdOrNameParams = z.object({
   idOrName: z.string().min(1).describe('An id or a name (names in any case).'),
 });
 export const IdParams = z.object({ id: z.string().min(1) });
-export const TaskIdParams = z.object({ id: z.string().min(1) });
 export const Sha256Params = z.object({ sha256: sha256Hex });
 export const ThumbprintParams = z.object({
   thumbprint: z.string().min(1).describe('A SHA-256 certificate thumbprint: 64 hexadecimal digits, colons allowed, any case.'),

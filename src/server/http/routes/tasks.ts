@@ -1,4 +1,4 @@
-import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, TaskIdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
+import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import type { TaskWithMachines } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
@@ -48,7 +48,7 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks/:id',
     tag: 'Tasks',
     summary: 'Get a task',
-    params: TaskIdParams,
+    params: IdParams,
     responses: { 200: { description: 'The task with each machine\'s part.', json: TaskView } },
     errors: { 404: NO_TASK },
     handler: async (ctx, { params }) => sendJson(ctx.res, 200, taskView(await find(ctx, params.id))),
@@ -59,7 +59,7 @@ export const taskRoutes: ApiRoute[] = [
     tag: 'Tasks',
     summary: 'Cancel a task',
     description: 'No body. A finished task is returned as it is.',
-    params: TaskIdParams,
+    params: IdParams,
     responses: { 202: { description: 'Cancelling: the task with cancelRequestedAt.', json: TaskView } },
     errors: { 404: NO_TASK },
     handler: async (ctx, { params }) => {
@@ -75,7 +75,7 @@ export const taskRoutes: ApiRoute[] = [
     tag: 'Tasks',
     summary: "A page of a task's log",
     description: 'Pass `lastSeq` as `after` to read on, until `items` is empty and `taskState` is final.',
-    params: TaskIdParams,
+    params: IdParams,
     query: LogPageQuery,
     responses: { 200: { description: 'The lines after `after`.', json: LogPage } },
     errors: { 404: NO_TASK },
@@ -101,7 +101,7 @@ export const taskRoutes: ApiRoute[] = [
       'Server-Sent Events: the stored lines after `after` (or after Last-Event-ID, which wins), a `state` event, then live lines and a ' +
       '`state` on every change; when the task is final, the rest of the lines, a last `state`, `end`, and the stream closes. ' +
       '`: ping` comments every 15 s. Each `log` event has `id:` its sequence number.',
-    params: TaskIdParams,
+    params: IdParams,
     query: LogStreamQuery,
     responses: {
       200: { description: 'The event stream.', events: LOG_STREAM_EVENTS },
