@@ -4,7 +4,8 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { ReefError, receivedCode, type ErrorCode } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer } from '../pki/thumbprint.js';
-import { API_KEY_HEADER, type ApiError } from './contract.js';
+import type { ApiError } from './contract.js';
+import { API_KEY_HEADER } from './headers.js';
 // The page itself, not comms' index: the client needs one string, not the whole comms layer.
 import { FRIENDLY_PAGE_TITLE } from '../comms/friendly-page.js';
 

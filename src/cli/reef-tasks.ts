@@ -5,6 +5,7 @@ import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { ApiClient } from '../api/client.js';
 import type { CreateTaskRequest, TaskState, TaskTarget, TaskView, UploadedFile } from '../api/contract.js';
+import { SHA256_HEADER } from '../api/headers.js';
 import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/vocabulary.js';
 import { ReefError } from '../errors.js';
 import { absolutePath, collect, note, printJson, printLine, runAction } from './common.js';
@@ -29,8 +30,6 @@ const contract = () => import('../api/contract.js');
  *   POST /api/files  raw body, x-reef-sha256 -> UploadedFile
  * and the log routes in reef-follow.ts.
  */
-
-export const SHA256_HEADER = 'x-reef-sha256';
 
 /** What following a task prints, and its exit code: said once, by --follow and by `tasks watch`. */
 const FOLLOW_OUTPUT = '"[machine] text" on stdout ("!" marks stderr and errors, "*" Reef\'s own messages), a summary on stderr; exit code 1 unless the task succeeds';

@@ -1,6 +1,6 @@
-import type { ConnectionView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
+import type { ApiKeyView, ConnectionView, GroupView, HealthCheckView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
-import type { LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines } from '../store/types.js';
+import type { ApiKey, Environment, HealthCheck, LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines, WorkerPool } from '../store/types.js';
 import type { TentacleLinks } from '../tasks/api.js';
 
 /** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
@@ -74,4 +74,16 @@ export function taskView(task: TaskSummary | TaskWithMachines): TaskView {
 
 export function logLineView(line: LogLine): LogLineView {
   return { seq: line.seq, machineId: line.machineId, at: line.at, stream: line.stream, text: line.text };
+}
+
+export function healthView(check: HealthCheck): HealthCheckView {
+  return { id: check.id, machineId: check.machineId, ok: check.ok, details: check.details, at: check.at };
+}
+
+export function groupView(group: Environment | WorkerPool): GroupView {
+  return { id: group.id, name: group.name, createdAt: group.createdAt };
+}
+
+export function apiKeyView(key: ApiKey): ApiKeyView {
+  return { id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, lastUsedAt: key.lastUsedAt, revokedAt: key.revokedAt };
 }
