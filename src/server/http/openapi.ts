@@ -62,13 +62,19 @@ const SHARED_ERRORS = {
     'The request is not valid (REEF_INVALID_REQUEST: the message names each field and its problem, `details.problems` lists them; ' +
       'REEF_BAD_JSON, REEF_INVALID_ARGUMENT and others: the message says what).',
   ],
-  Unauthenticated: [401, 'No key or session, or a key that is unknown or revoked, or a session that ended (REEF_UNAUTHENTICATED, REEF_BAD_API_KEY, REEF_SESSION_EXPIRED).'],
+  Unauthenticated: [
+    401,
+    'No key or session, or a key that is unknown or revoked, or a session that ended (REEF_UNAUTHENTICATED, REEF_BAD_API_KEY, REEF_SESSION_EXPIRED); ' +
+      'WWW-Authenticate names the schemes.',
+  ],
   CsrfRejected: [403, 'A session cookie without its CSRF token (REEF_CSRF_REJECTED).'],
   JsonTooLarge: [413, `The body is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB by default).`],
   UploadTooLarge: [413, `The upload is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB by default).`],
   NotJson: [415, 'The body is not application/json in UTF-8 (REEF_UNSUPPORTED_MEDIA_TYPE).'],
   NotOctetStream: [415, 'The body is not application/octet-stream (REEF_UNSUPPORTED_MEDIA_TYPE).'],
   RateLimited: [429, 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); Retry-After says when to try again.'],
+  UrlTooLong: [414, 'The URL (path and query) is over 16 KiB (REEF_URL_TOO_LONG).'],
+  HeadersTooLarge: [431, 'The header fields are over 16 KiB, or the whole request head over 64 KiB (REEF_HEADERS_TOO_LARGE).'],
   Internal: [500, 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.'],
 } as const satisfies Record<string, readonly [number, string]>;
 
@@ -82,7 +88,7 @@ function sharedErrors(route: ApiRoute): SharedError[] {
   if (!route.public) errors.push('Unauthenticated', ...(spec.method === 'GET' ? [] : (['CsrfRejected'] as const)), 'RateLimited');
   if (spec.body?.json) errors.push('JsonTooLarge', 'NotJson');
   if (spec.body?.binary) errors.push('UploadTooLarge', 'NotOctetStream');
-  errors.push('Internal');
+  errors.push('UrlTooLong', 'HeadersTooLarge', 'Internal');
   return errors;
 }
 
@@ -111,6 +117,9 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
     registry.registerComponent('responses', name, {
       description,
       ...(status === 429 ? { headers: { 'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } } } } : {}),
+      ...(status === 401
+        ? { headers: { 'WWW-Authenticate': { description: 'The schemes that would be accepted (RFC 9110): Bearer for API keys, Cookie for portal sessions.', schema: { type: 'string' } } } }
+        : {}),
       content: { 'application/json': { schema: apiErrorRef } },
     });
   }
@@ -141,7 +150,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
     for (const [status, when] of Object.entries(spec.errors ?? {})) responses[status] = errorResponse(when);
     const sessionRequirement: Record<string, string[]> = spec.method === 'GET' ? { portalSession: [] } : { portalSession: [], csrfToken: [] };
     const body = spec.body;
-    registry.registerPath({
+    const operation: RouteConfig = {
       method: spec.method.toLowerCase() as RouteConfig['method'],
       path: openApiPath(spec.path),
       operationId: operationId(route),
@@ -162,7 +171,12 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
           : {}),
       },
       responses,
-    });
+    };
+    registry.registerPath(operation);
+    // Every GET route answers HEAD too (router.ts): its headers, no body.
+    if (spec.method === 'GET') {
+      registry.registerPath({ ...operation, method: 'head', operationId: `head${operation.operationId!.slice('get'.length)}`, summary: `${spec.summary} (headers only)` });
+    }
   }
 
   for (const route of described) registry.registerPath(route);
