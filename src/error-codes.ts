@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   REEF_BAD_API_KEY: { http: 401, retry: 'no', meaning: 'The API key sent is unknown, revoked or mistyped.' },
   REEF_BAD_CERTIFICATE: { http: null, retry: 'no', meaning: 'A certificate could not be read (not PEM, DER or PKCS#12, empty, or damaged), or only a key was given.' },
   REEF_BAD_CWD: { http: null, retry: 'no', meaning: "The working directory asked for a script does not exist on the Tentacle (or is not a directory)." },
+  REEF_BAD_HTTP: { http: 400, retry: 'no', meaning: 'The request is not well-formed HTTP/1.1.' },
   REEF_BAD_JSON: { http: 400, retry: 'no', meaning: 'The request body is not valid JSON.' },
   REEF_BAD_OFFSET: { http: null, retry: 'no', meaning: "A file transfer's offset is not a whole number within the file, or does not continue the partial upload the Tentacle holds." },
   REEF_BAD_PASSWORD: { http: null, retry: 'no', meaning: 'The password does not open the encrypted private key or PKCS#12 file.' },
@@ -64,6 +65,7 @@ export const ERROR_CODES = {
   REEF_FRONT_DOOR_TIMEOUT: { http: null, retry: 'no', meaning: 'A connection to the HTTPS port did not send its PROXY protocol header or TLS ClientHello in time.' },
   REEF_HANDSHAKE_TIMEOUT: { http: null, retry: 'later', meaning: 'The TLS handshake of a comms connection did not complete in time.' },
   REEF_HASH_MISMATCH: { http: 400, retry: 'no', meaning: 'Received bytes do not have the SHA-256 announced for them (the file changed or was damaged on the way).' },
+  REEF_HEADERS_TOO_LARGE: { http: 431, retry: 'no', meaning: "The request's header fields are over 16 KiB, or its whole head over 64 KiB." },
   REEF_HEARTBEAT_TIMEOUT: { http: null, retry: 'link-lost', meaning: 'The peer did not answer a heartbeat in time; the link is considered dead.' },
   REEF_IDENTITY_INCOMPLETE: { http: null, retry: 'no', meaning: 'Only one of a certificate and its private key exists on disk.' },
   REEF_IDENTITY_MISSING: { http: null, retry: 'no', meaning: 'No certificate or private key exists yet where one is expected.' },
@@ -134,10 +136,12 @@ export const ERROR_CODES = {
   REEF_UPLOAD_BUSY: { http: null, retry: 'later', meaning: 'Another upload to the same path is in progress on the Tentacle.' },
   REEF_UPLOAD_INCOMPLETE: { http: null, retry: 'later', meaning: 'An upload ended before all its bytes arrived; a Tentacle upload resumes from the offset the message names.' },
   REEF_UPLOAD_TOO_LARGE: { http: null, retry: 'no', meaning: 'An upload sent more bytes than it announced; they were discarded.' },
+  REEF_URL_TOO_LONG: { http: 414, retry: 'no', meaning: "The request's URL (path and query) is over 16 KiB." },
   REEF_WEAK_KEY: { http: null, retry: 'no', meaning: 'The RSA key is shorter than Reef accepts.' },
   REEF_WEBSOCKET_FAILED: { http: null, retry: 'no', meaning: "The WebSocket's outer TLS handshake or upgrade failed (is the endpoint HTTPS?)." },
   REEF_WEBSOCKET_REFUSED: { http: null, retry: 'no', meaning: "The WebSocket endpoint answered with an HTTP status instead of accepting (check the server's --websocket-path)." },
   REEF_WEBSOCKET_TIMEOUT: { http: null, retry: 'later', meaning: 'The WebSocket was not open in time.' },
+  REEF_WRONG_PORT: { http: null, retry: 'no', meaning: "The address given to the admin CLI is a Reef server's comms port; the API is on its HTTPS port." },
 } as const satisfies Record<`REEF_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -23,6 +23,9 @@ export function defaultDataDir(): string {
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
 export const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
+/** A failed start-up that has not ended the process by itself after this long is ended. */
+const FAILED_START_EXIT_MS = 1_000;
+
 /** The log quota is set in whole MiB or more, up to 1 TiB (beyond, it bounds nothing). */
 export const MAX_LOG_QUOTA_MIB = 1024 * 1024;
 
@@ -59,7 +62,7 @@ interface RunOptions {
  */
 export async function resolveServerSettings(opts: RunOptions): Promise<ServerSettings> {
   const file = opts.config ? await readConfigFile(resolve(opts.config)) : {};
-  return {
+  const settings: ServerSettings = {
     dataDir: resolve(opts.data ?? file.dataDir ?? defaultDataDir()),
     store: opts.store ?? file.store,
     httpsPort: opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (file.httpsPort ?? DEFAULT_HTTPS_PORT),
@@ -76,6 +79,11 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
     httpsCertificate: httpsCertificate(opts, file),
   };
+  // Else the second listener finds its port "taken", by this very server.
+  if (settings.httpsPort === settings.commsPort && settings.httpsPort !== 0) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `The HTTPS port and the comms port are both ${settings.httpsPort}; give them different ports (--https-port, --comms-port).`);
+  }
+  return settings;
 }
 
 /** --https-certificate and its key and password; paths resolved now, since the files are read again on every reload. */
@@ -200,7 +208,18 @@ export function registerServerCommands(program: Command): void {
         // A server for a whole fleet must not exit because one code path forgot a catch:
         // log what escaped (with its stack) and keep serving.
         process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
-        const running = await startReefServer({ ...settings, logger });
+        let running: Awaited<ReturnType<typeof startReefServer>>;
+        try {
+          running = await startReefServer({ ...settings, logger });
+        } catch (err) {
+          // startReefServer closed what it opened, so the process ends once the error is
+          // printed; should anything still hold it (a bug), it ends anyway, and says what.
+          setTimeout(() => {
+            logger.error({ stillOpen: process.getActiveResourcesInfo() }, 'start-up failed but something it opened was left open; exiting anyway');
+            process.exit(1);
+          }, FAILED_START_EXIT_MS).unref();
+          throw err;
+        }
         // The conventional reload signal (systemctl reload): the portal's CA certificate is read again.
         process.on('SIGHUP', () => void running.reloadHttpsCertificate('SIGHUP'));
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
@@ -224,6 +243,7 @@ export function registerServerCommands(program: Command): void {
           ...downloads,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
+          ...(running.initialCredentialsFile ? [`  First-run credentials kept in ${running.initialCredentialsFile} (mode 0600) until admin first signs in`] : []),
           'Stop it with Ctrl+C or SIGTERM.',
         ];
         printLine(banner.join('\n'));

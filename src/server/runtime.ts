@@ -28,8 +28,9 @@ import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
 import type { ServingCertificate } from '../pki/serving-certificate.js';
+import { answerClientErrors, MAX_HEAD_BYTES, refuseOversizedHead } from './https/request-head.js';
 import type { PortalSocketLimits } from './https/limits.js';
-import { ensureInitialAdmin } from './auth/users.js';
+import { ensureInitialCredentials, forgetInitialCredentials } from './auth/initial-credentials.js';
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
@@ -41,6 +42,7 @@ import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
+import { portHolderPhrase } from './port-holder.js';
 import { VERSION } from '../version.js';
 
 export interface ServerSettings {
@@ -96,6 +98,8 @@ export interface RunningServer {
   initialAdminKey?: string;
   /** Set when the store had no portal user: the `admin` password, shown once. */
   initialAdminPassword?: string;
+  /** The 0600 file that keeps the first-run credentials until `admin` first signs in, while it exists. */
+  initialCredentialsFile?: string;
   store: Store;
   comms: CommsServer;
   engine: TaskEngine;
@@ -216,7 +220,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
     },
   });
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -226,12 +230,14 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     friendlyPage: writeFriendlyPage,
   });
   closers.add('WebSocket endpoint', () => websockets.close());
-  const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'] }, (req, res) => {
+  const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'], maxHeaderSize: MAX_HEAD_BYTES }, (req, res) => {
     const hsts = portalCertificate.strictTransportSecurity();
     if (hsts) res.setHeader('strict-transport-security', hsts);
+    if (refuseOversizedHead(req, res)) return;
     if (!websockets.handleRequest(req, res) && !downloadsHandler(req, res)) apiHandler(req, res);
   });
   portalCertificate.serve(api);
+  answerClientErrors(api, logger);
   api.on('upgrade', (req, socket, head) => {
     if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -261,8 +267,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   janitor.start();
   closers.add('upload janitor', () => janitor.close());
   // Made only once the node is up: a first start that fails must not use up the one showing.
-  const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
-  const initialAdminPassword = await ensureInitialAdmin(store);
+  const initial = await ensureInitialCredentials(store, settings.dataDir, nodeName);
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -270,8 +275,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     commsPort,
     info,
     clustered,
-    initialAdminKey,
-    initialAdminPassword,
+    initialAdminKey: initial.apiKey,
+    initialAdminPassword: initial.password,
+    initialCredentialsFile: initial.file,
     store,
     comms,
     engine,
@@ -294,7 +300,8 @@ async function listenOn(what: string, setting: string, port: number, host: strin
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new ReefError('REEF_PORT_IN_USE', `Cannot listen on the ${what} ${port} at ${host}: another program already uses it. Stop that program or choose another port (${setting}).`, { cause: err });
+      const holder = await portHolderPhrase(port);
+      throw new ReefError('REEF_PORT_IN_USE', `Cannot listen on the ${what} ${port} at ${host}: another program already uses it${holder ? ` (${holder})` : ''}. Stop that program or choose another port (${setting}).`, { cause: err });
     }
     if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ReefError('REEF_CANNOT_LISTEN', `Cannot listen on the ${what} ${port} at ${host} (${code}): ${errorMessage(err)}. Ports below 1024 need privileges; the address must be one of this machine's. Change ${setting}.`, { cause: err });

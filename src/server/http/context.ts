@@ -55,8 +55,3 @@ export interface ApiContext {
 }
 
 export type RouteHandler = (ctx: ApiContext) => Promise<void>;
-
-/** Registers routes; each resource module exports one of these. */
-export interface RouteTable {
-  add(method: string, pattern: string, handler: RouteHandler, options?: { public?: boolean }): unknown;
-}
