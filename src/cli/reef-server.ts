@@ -181,7 +181,7 @@ export function registerServerCommands(program: Command): void {
     )
     .addOption(envOption('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)', 'REEF_WEBSOCKET_PATH'))
     .addOption(envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)', 'REEF_PROXY_PROTOCOL'))
-    .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)', 'REEF_PICKUP_TIMEOUT'))
+    .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect, or keeps dialling a listening one that cannot be reached (default 120)', 'REEF_PICKUP_TIMEOUT'))
     .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
     .addOption(
       envOption(
