@@ -110,6 +110,12 @@ describe('a branch office: outbound only to an authenticating squid that allows 
 
   const logLines = (instance: string) => jsonLines<LogLine>(agentLogs.get(instance)!());
 
+  /** Waits (15 s at most) for a line of the instance's log; when none comes, fails with the whole log. */
+  const logged = (instance: string, what: string, match: (line: LogLine) => boolean) =>
+    waitFor(what, async () => logLines(instance).find(match), 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}; the agent logged:\n${agentLogs.get(instance)!()}`);
+    });
+
   /** A plain HTTPS request from the branch host straight to the server's 443, bypassing squid. */
   const direct = () => branchNs.run('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `https://${SERVER_IP}/`], { timeoutMs: 10_000 });
 
@@ -209,11 +215,7 @@ describe('a branch office: outbound only to an authenticating squid that allows 
   });
 
   test('polling the comms port through squid: the CONNECT is refused, and the log says most proxies allow only 443 and names the 443 carriers', async () => {
-    const refusal = await waitFor(
-      'the Tentacle polling 10943 to log the refusal',
-      async () => logLines('Comms').find((line) => line.msg.includes('refused CONNECT')),
-      15_000,
-    );
+    const refusal = await logged('Comms', 'the Tentacle polling 10943 to log the refusal', (line) => line.msg.includes('refused CONNECT'));
     assert.match(refusal.msg, new RegExp(`^comms: The HTTP proxy at ${PROXY_BRANCH_SIDE.replaceAll('.', '\\.')}:${PROXY_PORT} refused CONNECT ${SERVER_IP.replaceAll('.', '\\.')}:10943: HTTP/1\\.1 403 Forbidden\\.`));
     assert.match(refusal.msg, /Most proxies allow CONNECT only to port 443: poll through 443 instead, with --server-comms-address https:\/\/<server> .* or --server-web-socket wss:\/\/<server>\/reef\/comms/);
     const denied = (await squid.accessLog()).filter((line) => line.url === `${SERVER_IP}:10943`);
@@ -222,7 +224,7 @@ describe('a branch office: outbound only to an authenticating squid that allows 
 
   test('a wrong proxy password: one attempt, an error saying the next is minutes away, no second attempt, no password in any message', async () => {
     const refused = (line: LogLine) => line.msg.includes('requires authentication');
-    const first = await waitFor('the Tentacle with the wrong password to log the refusal', async () => logLines('Wrong').find(refused), 15_000);
+    const first = await logged('Wrong', 'the Tentacle with the wrong password to log the refusal', refused);
     assert.equal(first.level, 50, 'logged as an error');
     assert.match(
       first.msg,
