@@ -10,7 +10,7 @@ import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import type { TrustCheck } from './peer.js';
 import { LinkRegistry } from './registry.js';
-import { RpcClient } from './rpc/client.js';
+import { RpcClient, type CallObserver } from './rpc/client.js';
 import type { CallOptions } from './rpc/types.js';
 
 /** How the server reaches one tentacle. */
@@ -33,9 +33,18 @@ export interface CommsServerOptions {
 }
 
 export interface CommsServerEvents {
-  connected: [client: RpcClient];
+  /** `reconnect`: the tentacle had connected before (to this process, or by `lastSeenAt` to any). */
+  connected: [client: RpcClient, reconnect: boolean];
   disconnected: [client: RpcClient, reason: Error | undefined];
+  /** A tentacle was turned away or could not be dialled; `reason` is the code in lower case without `REEF_`. */
+  refused: [carrier: string, reason: string];
+  /** A call to a tentacle got its answer or failed (see CallObserver). */
+  call: [method: string, seconds: number, errorCode: string | undefined];
+  /** A call waited for a polling tentacle to connect, and how that ended. */
+  pickup: [seconds: number, outcome: PickupOutcome];
 }
+
+export type PickupOutcome = 'connected' | 'timed_out' | 'cancelled' | 'shutdown';
 
 /**
  * The server's side of comms: accepts polling tentacles (on its own port, or sockets
@@ -53,6 +62,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly idleSweep: NodeJS.Timeout;
   /** Aborted by close: calls still waiting for a tentacle to poll give up at once. */
   private readonly closing = new AbortController();
+  private readonly observeCall: CallObserver = (method, seconds, errorCode) => this.emit('call', method, seconds, errorCode);
 
   constructor(options: CommsServerOptions) {
     super();
@@ -74,7 +84,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
           '(comms limit maxConnectionsPerCertificate); this connection was refused. A Tentacle needs one per carrier it polls on: ' +
           'check that no other machine runs with a copy of this certificate, then wait for its old connections to close.',
       },
-      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)),
+      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      onRefused: (carrier, reason) => this.emit('refused', carrier, reason),
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
     this.idleSweep.unref();
@@ -108,12 +119,15 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     const live = this.links.pick(target.thumbprint);
     if (live) return live;
     if (target.listening) return this.dial({ ...target, listening: target.listening });
+    const waitStarted = performance.now();
     const client = this.closing.signal.aborted
       ? null
       : await this.links.waitFor(target.thumbprint, pickupTimeoutMs, signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal);
+    const outcome: PickupOutcome = client ? 'connected' : this.closing.signal.aborted ? 'shutdown' : signal?.aborted ? 'cancelled' : 'timed_out';
+    this.emit('pickup', (performance.now() - waitStarted) / 1000, outcome);
     if (client) return client;
-    if (this.closing.signal.aborted) throw new ReefError('REEF_SHUTTING_DOWN', `The server is shutting down; the call to ${describe(target)} was not made.`);
-    if (signal?.aborted) throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
+    if (outcome === 'shutdown') throw new ReefError('REEF_SHUTTING_DOWN', `The server is shutting down; the call to ${describe(target)} was not made.`);
+    if (outcome === 'cancelled') throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
     const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
     throw new ReefError(
       'REEF_TENTACLE_NOT_CONNECTED',
@@ -144,9 +158,11 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   private adopt(client: RpcClient): RpcClient {
+    const { thumbprint } = client.peer;
+    const reconnect = this.links.lastSeenAt(thumbprint) !== undefined || this.options.lastSeenAt?.(thumbprint) != null;
     this.links.add(client);
-    this.logger.info({ thumbprint: client.peer.thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
-    this.emit('connected', client);
+    this.logger.info({ thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
+    this.emit('connected', client, reconnect);
     void client.closed.then((reason) => {
       this.links.remove(client);
       this.logger.info({ thumbprint: client.peer.thumbprint, reason: reason?.message }, 'comms: tentacle disconnected');
@@ -171,7 +187,13 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         'If its certificate was replaced, register it again with "tentacle register-with --force".',
       resume: this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
       onResumableSession: (session, thumbprint) => this.resumable.set(thumbprint, session),
-    }).then(({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)));
+    }).then(
+      ({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      (err: unknown) => {
+        this.emit('refused', 'listening', err instanceof ReefError ? err.code.replace(/^REEF_/, '').toLowerCase() : 'internal_error');
+        throw err;
+      },
+    );
     this.dialing.set(target.thumbprint, attempt);
     const forget = () => this.dialing.delete(target.thumbprint);
     attempt.then(forget, forget);

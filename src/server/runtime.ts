@@ -35,6 +35,7 @@ import { LocalBus } from './cluster/bus.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
+import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
@@ -76,6 +77,8 @@ export interface ServerSettings {
   proxyProtocol?: boolean;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
+  metricsListen?: { host: string; port: number };
   logger?: Logger;
 }
 
@@ -98,6 +101,10 @@ export interface RunningServer {
   downloads: DownloadsFolder;
   /** `sha256//<base64>` of the HTTPS certificate's public key, for curl's --pinnedpubkey. */
   publicKeyPin: string;
+  /** What /metrics serves. */
+  metrics: ServerMetrics;
+  /** The plain-HTTP metrics port, when `metricsListen` is set. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -124,7 +131,8 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
 async function start(settings: ServerSettings, logger: Logger, closers: Closers): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const location = storeLocation(settings.dataDir, settings.store);
-  const store = await createStore(location);
+  const metrics = new ServerMetrics();
+  const store = timeStore(await createStore(location), metrics);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
   const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`);
@@ -167,6 +175,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
   });
+  watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -202,7 +211,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
     },
   });
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -240,6 +249,13 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   });
   closers.add('front door', () => frontDoor.close());
   const httpsPort = await listenOn('HTTPS port', '--https-port, or httpsPort in the config file', settings.httpsPort, host, () => frontDoor.listen(settings.httpsPort, host));
+  let metricsPort: number | undefined;
+  if (settings.metricsListen) {
+    const { host: at, port } = settings.metricsListen;
+    const scrapes = createScrapeListener(metrics, logger);
+    closers.add('metrics listener', () => scrapes.close());
+    metricsPort = await listenOn('metrics port', '--metrics-listen, or metricsListen in the config file', port, at, () => scrapes.listen(port, at));
+  }
   await engine.scheduler.announce({ httpsPort, commsPort });
   janitor.start();
   closers.add('upload janitor', () => janitor.close());
@@ -260,6 +276,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     engine,
     downloads,
     publicKeyPin,
+    metrics,
+    metricsPort,
     close: () => closers.closeAll(),
   };
 }

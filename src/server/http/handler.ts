@@ -10,6 +10,8 @@ import { fileRoutes } from './routes/files.js';
 import { groupRoutes } from './routes/groups.js';
 import { infoRoutes } from './routes/info.js';
 import { machineRoutes } from './routes/machines.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { METRICS_PATH } from '../metrics/http.js';
 import { taskRoutes } from './routes/tasks.js';
 
 interface Entry {
@@ -35,6 +37,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   fileRoutes(table);
   taskRoutes(table);
   apiKeyRoutes(table);
+  metricsRoutes(table);
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -55,7 +58,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
     path = url.pathname;
-    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
+    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/') && url.pathname !== METRICS_PATH) {
       deps.portal(req, res);
       return;
     }
