@@ -33,7 +33,10 @@ export interface CommsServerOptions {
 }
 
 export interface CommsServerEvents {
-  /** `reconnect`: the tentacle had connected before (to this process, or by `lastSeenAt` to any). */
+  /**
+   * `reconnect`: the tentacle had connected before (to this process, or by `lastSeenAt` to
+   * any node) and this is not merely another carrier beside a live connection.
+   */
   connected: [client: RpcClient, reconnect: boolean];
   disconnected: [client: RpcClient, reason: Error | undefined];
   /** A tentacle was turned away or could not be dialled; `reason` is the code in lower case without `REEF_`. */
@@ -158,10 +161,17 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   private adopt(client: RpcClient): RpcClient {
-    const { thumbprint } = client.peer;
-    const reconnect = this.links.lastSeenAt(thumbprint) !== undefined || this.options.lastSeenAt?.(thumbprint) != null;
+    const { thumbprint, carrier } = client.peer;
+    // A reconnect: the tentacle is back on a carrier it held (the old link may not have
+    // been noticed dead yet), or back at all after being seen before. A second carrier
+    // next to a live one is not.
+    const live = this.links.connections(thumbprint);
+    const reconnect =
+      live.length > 0
+        ? live.some((other) => other.peer.carrier.replace(/\+proxy$/, '') === carrier)
+        : this.links.lastSeenAt(thumbprint) !== undefined || this.options.lastSeenAt?.(thumbprint) != null;
     this.links.add(client);
-    this.logger.info({ thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
+    this.logger.info({ thumbprint, remote: client.peer.remoteAddress, carrier }, 'comms: tentacle connected');
     this.emit('connected', client, reconnect);
     void client.closed.then((reason) => {
       this.links.remove(client);

@@ -65,7 +65,7 @@ describe('/metrics of a server with a polling Tentacle', { skip: promtoolMissing
   after(stopAll);
 
   test('without credentials, or with a wrong key, /metrics answers 401 and shows nothing', async () => {
-    for (const headers of [{}, { authorization: 'Bearer API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]) {
+    for (const headers of [{}, { authorization: 'Bearer API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] as Record<string, string>[]) {
       const refused = await curlScrape(`${server.url}/metrics`, headers);
       assert.equal(refused.status, 401, refused.body);
       assert.match(refused.body, /"code":"REEF_(UNAUTHENTICATED|BAD_API_KEY)"/);

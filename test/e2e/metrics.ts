@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTracked } from '../support/processes.js';
 import { tempDir } from './harness.js';
@@ -28,14 +28,19 @@ export interface Scrape {
   headers: string;
 }
 
-/** `curl -sk` (the certificate is self-signed; the tests pin nothing here) with `--compressed`, as Prometheus asks for gzip. */
+/**
+ * `curl -sk` (the certificate is self-signed; these tests pin nothing) with `--compressed`,
+ * as Prometheus asks for gzip. Body and headers go to files: curl 7.88 crashes writing
+ * headers to a piped /dev/stderr.
+ */
 export async function curlScrape(url: string, headers: Record<string, string> = {}): Promise<Scrape> {
-  const args = ['-sk', '--compressed', '--max-time', '30', '-D', '/dev/stderr', '-w', '\n%{http_code}', url];
+  const dir = await tempDir('scrape');
+  const [bodyFile, headersFile] = [join(dir, 'body'), join(dir, 'headers')];
+  const args = ['-sk', '--compressed', '--max-time', '30', '-o', bodyFile, '-D', headersFile, '-w', '%{http_code}', url];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
   const result = await runTracked('curl', args, { timeoutMs: 60_000 });
   assert.equal(result.code, 0, `curl ${url} failed: ${result.stderr}`);
-  const cut = result.stdout.lastIndexOf('\n');
-  return { status: Number(result.stdout.slice(cut + 1)), body: result.stdout.slice(0, cut), headers: result.stderr };
+  return { status: Number(result.stdout), body: await readFile(bodyFile, 'utf8'), headers: await readFile(headersFile, 'utf8') };
 }
 
 /** `promtool check metrics` on a scrape: its exit code and what it said. */

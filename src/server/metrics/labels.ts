@@ -24,5 +24,5 @@ export class BoundedLabel {
 /** `REEF_DEADLINE_EXCEEDED`: the codes of ReefError. */
 export const errorCodeLabel = (): BoundedLabel => new BoundedLabel(/^REEF_[A-Z0-9_]{1,60}$/, 64);
 
-/** `untrusted_certificate`, `sni`, `scripts.status`: names this code chose. */
-export const nameLabel = (max: number): BoundedLabel => new BoundedLabel(/^[a-z0-9][a-z0-9_.+-]{0,63}$/, max);
+/** `untrusted_certificate`, `websocket+proxy`, `files.beginUpload`: names this code chose. */
+export const nameLabel = (max: number): BoundedLabel => new BoundedLabel(/^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/, max);

@@ -77,7 +77,7 @@ export class ServerMetrics {
     ['kind', 'state'],
     TASK_BUCKETS,
   );
-  private readonly logLines = this.counter('reef_log_lines_stored_total', 'Task log lines this node stored (Tentacle output and the server’s own lines).', []);
+  private readonly logLines = this.counter('reef_log_lines_stored_total', "Task log lines this node stored (Tentacle output and the server's own lines).", []);
   private readonly storeDuration = this.histogram(
     'reef_store_operation_duration_seconds',
     'Store operations (each one or a few SQL statements), from the call to its result, waiting for a connection included, by operation.',

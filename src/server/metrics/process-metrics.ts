@@ -7,12 +7,19 @@
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
+/**
+ * Gauges whose names end in `_total`, which Prometheus keeps for counters (`promtool check
+ * metrics` refuses them); each is the sum of the series of the same name without `_total`.
+ */
+const MISNAMED = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 let registry: Registry | undefined;
 
 export function processMetrics(): Registry {
   if (!registry) {
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
+    for (const name of MISNAMED) registry.removeSingleMetric(name);
   }
   return registry;
 }
