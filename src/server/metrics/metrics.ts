@@ -40,6 +40,8 @@ export class ServerMetrics {
   readonly registry = new Registry();
   private readonly process = processMetrics();
   private sources: MetricSources | undefined;
+  /** One pass over the connections per scrape, shared by the gauges that need it. */
+  private linksOfThisScrape: ReturnType<MetricSources['links']> | undefined;
   private readonly carriers = nameLabel(16);
   private readonly reasons = nameLabel(32);
   private readonly methods = nameLabel(64);
@@ -54,7 +56,7 @@ export class ServerMetrics {
   );
   private readonly reconnects = this.counter(
     'reef_tentacle_reconnects_total',
-    'Connections from a Tentacle that had connected before (to this node since it started, or to any node by its last-seen time), by carrier.',
+    'Connections from a Tentacle that had connected before (to this node since it started, or to any node by its last-seen time), other than a second carrier beside a live one, by carrier.',
     ['carrier'],
   );
   private readonly rpcDuration = this.histogram('reef_rpc_call_duration_seconds', 'Calls to Tentacles, from sending to the answer or failure, by method.', ['method'], RPC_BUCKETS);
@@ -90,6 +92,7 @@ export class ServerMetrics {
 
   constructor() {
     const sources = () => this.sources;
+    const links = () => (this.linksOfThisScrape ??= this.sources?.links());
     const carriers = this.carriers;
     new Gauge({
       name: 'reef_tentacles_connected',
@@ -97,12 +100,11 @@ export class ServerMetrics {
       labelNames: ['carrier'],
       registers: [this.registry],
       collect() {
-        const links = sources()?.links();
         this.reset();
-        for (const [carrier, count] of links?.tentaclesByCarrier ?? []) this.set({ carrier: carriers.of(carrier) }, count);
+        for (const [carrier, count] of links()?.tentaclesByCarrier ?? []) this.set({ carrier: carriers.of(carrier) }, count);
       },
     });
-    this.gauge('reef_rpc_calls_in_flight', 'Calls to Tentacles under way on this node.', () => sources()?.links().inflight);
+    this.gauge('reef_rpc_calls_in_flight', 'Calls to Tentacles under way on this node.', () => links()?.inflight);
     this.gauge('reef_pickup_waiting', 'Calls waiting now for a polling Tentacle to connect.', () => sources()?.waitingForPickup());
     this.gauge('reef_task_machines_running', "Machines' parts of tasks this node works on now.", () => sources()?.activeRuns());
     this.gauge(
@@ -202,8 +204,13 @@ export class ServerMetrics {
 
   /** The text a scrape gets: this node's metrics, then the process's. */
   async render(): Promise<string> {
-    const [own, shared] = await Promise.all([this.registry.metrics(), this.process.metrics()]);
-    return `${own}\n${shared}`;
+    this.linksOfThisScrape = undefined;
+    try {
+      const [own, shared] = await Promise.all([this.registry.metrics(), this.process.metrics()]);
+      return `${own}\n${shared}`;
+    } finally {
+      this.linksOfThisScrape = undefined;
+    }
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
