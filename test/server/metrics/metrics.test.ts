@@ -2,6 +2,7 @@
 // stay bounded, the store wrapper times every operation and passes results through, and
 // the small parsers (Accept-Encoding, --metrics-listen) say no clearly.
 import assert from 'node:assert/strict';
+import { closeSync, openSync, readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ReefError } from '../../../src/errors.js';
 import { acceptsGzip } from '../../../src/server/metrics/http.js';
@@ -49,6 +50,19 @@ describe('ServerMetrics', () => {
     assert.equal(total(samples, 'reef_rpc_call_errors_total', { code: 'other' }), 500 - 64);
     assert.equal(total(samples, 'reef_rpc_call_errors_total', { code: 'invalid' }), 1);
     assert.equal(new Set(samples.filter((s) => s.name === 'reef_tentacle_handshake_refusals_total').map((s) => s.labels.reason)).size, 32 + 1);
+  });
+
+  it('counts the open file descriptors as the kernel does, without listing them on the event loop', async () => {
+    const metrics = new ServerMetrics();
+    metrics.bind('n', '1', noSources);
+    const opened = Array.from({ length: 200 }, () => openSync('/dev/null', 'r'));
+    try {
+      const reported = total(parseSamples(await metrics.render()), 'process_open_fds');
+      const listed = readdirSync('/proc/self/fd').length - 1;
+      assert.ok(Math.abs(reported - listed) <= 5 && reported >= 200, `process_open_fds ${reported}, /proc/self/fd lists ${listed}`);
+    } finally {
+      for (const fd of opened) closeSync(fd);
+    }
   });
 
   it('shows the cluster bus only on a node that has one', async () => {
