@@ -26,6 +26,7 @@ import { CSRF_HEADER, SESSION_COOKIE, startSession } from '../../../src/server/a
 import { EVENTS_EXTENSION, openApiPath } from '../../../src/server/http/openapi.js';
 import { route } from '../../../src/server/http/route.js';
 import { DOWNLOADS_OPENAPI } from '../../../src/server/downloads/openapi.js';
+import { METRICS_OPENAPI } from '../../../src/server/metrics/openapi.js';
 import { API_ROUTES } from '../../../src/server/http/routes/index.js';
 import { startReefServer, type RunningServer } from '../../../src/server/runtime.js';
 import { VERSION } from '../../../src/version.js';
@@ -226,7 +227,7 @@ describe('OpenAPI document', () => {
     const r = await h.raw(method, path, raw);
     contract.check(method.toLowerCase(), path, r);
     if (json !== undefined && r.status < 300) contract.checkRequest(method.toLowerCase(), path, json);
-    if (method === 'GET' && path.startsWith('/api')) {
+    if (method === 'GET' && (path.startsWith('/api') || path === '/metrics')) {
       // HEAD answers every GET route with GET's status and no body.
       const head = await h.raw('HEAD', path, raw);
       contract.check('head', path, head);
@@ -293,6 +294,7 @@ describe('OpenAPI document', () => {
       ...API_ROUTES.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
       ...API_ROUTES.filter((r) => r.method === 'GET').map((r) => `head ${openApiPath(r.path)}`),
       ...DOWNLOADS_OPENAPI.map((r) => `${r.method} ${r.path}`),
+      ...METRICS_OPENAPI.map((r) => `${r.method} ${r.path}`),
     ].sort();
     const fromDocument = contract.operations().map((o) => o.key).sort();
     assert.deepEqual(fromDocument, fromTable);
@@ -330,6 +332,8 @@ describe('OpenAPI document', () => {
     await expect(200, 'GET', '/api/openapi.json', { auth: false });
     await expect(200, 'GET', '/api');
     await expect(200, 'GET', '/api/nodes');
+    await expect(200, 'GET', '/metrics');
+    await expect(401, 'GET', '/metrics', { auth: false });
 
     // Environments and worker pools
     for (const [path, name] of [['/api/environments', 'Production'], ['/api/worker-pools', 'Builders']] as const) {
