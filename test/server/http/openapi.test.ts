@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -32,7 +31,7 @@ import { startReefServer, type RunningServer } from '../../../src/server/runtime
 import { VERSION } from '../../../src/version.js';
 import { stopAll, trackedTempDir } from '../../support/processes.js';
 import { ok, startAgent } from '../../e2e/harness.js';
-import { eventually, thumbprint, type RawOptions, type RawResponse } from './harness.js';
+import { eventually, rawRequest, thumbprint, type RawOptions, type RawResponse } from './harness.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under tsx and plain node alike.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => void;
@@ -183,29 +182,7 @@ async function startServer(downloadsDir: string, dataDir: string): Promise<Serve
   // A node name found nowhere else, so the document can be searched for it.
   const running = await startReefServer({ dataDir, downloadsDir, httpsPort: 0, commsPort: 0, host: '127.0.0.1', nodeName: 'node-5e1f9c', logger: silentLogger });
   const adminKey = running.initialAdminKey!;
-  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> =>
-    new Promise((resolvePromise, reject) => {
-      const headers: Record<string, string> = { ...options.headers };
-      if (options.auth !== false) headers['x-reef-apikey'] = adminKey;
-      const req = https.request({ host: '127.0.0.1', port: running.httpsPort, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 20 s`)));
-      req.on('error', reject);
-      req.end(options.body);
-    });
+  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> => rawRequest(running.httpsPort, adminKey, method, path, options);
   return { running, adminKey, raw };
 }
 
