@@ -5,6 +5,7 @@ import { ReefError } from '../errors.js';
 import { describeDownloads } from '../server/downloads/listing.js';
 import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
+import { parseListenAddress } from '../server/metrics/listen-address.js';
 import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
 import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
@@ -53,6 +54,7 @@ interface RunOptions {
   httpsCertificate?: string;
   httpsCertificateKey?: string;
   httpsCertificatePassword?: string;
+  metricsListen?: string;
   config?: string;
 }
 
@@ -76,6 +78,7 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
+    metricsListen: metricsListen(opts.metricsListen ?? file.metricsListen),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
     httpsCertificate: httpsCertificate(opts, file),
   };
@@ -113,6 +116,10 @@ function logQuotaBytes(mib: string | number | undefined): number | undefined {
     throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib must be a number of MiB from 1 to ${MAX_LOG_QUOTA_MIB}, got "${mib}".`);
   }
   return Math.round(n * 1024 * 1024);
+}
+
+function metricsListen(value: string | undefined): ServerSettings['metricsListen'] {
+  return value === undefined || value === '' ? undefined : parseListenAddress(value, '--metrics-listen (REEF_METRICS_LISTEN)');
 }
 
 function checkWebsocketPath(path: string | undefined): string | undefined {
@@ -194,8 +201,15 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--https-certificate-password <password>', 'opens a PKCS#12 --https-certificate or an encrypted key (prefer the variable: flags show in ps)', 'REEF_HTTPS_CERTIFICATE_PASSWORD'))
     .addOption(
       envOption(
+        '--metrics-listen <host:port>',
+        'also serve /metrics over plain HTTP, without credentials, on this address (e.g. 127.0.0.1:9464); on the HTTPS port it needs an API key',
+        'REEF_METRICS_LISTEN',
+      ),
+    )
+    .addOption(
+      envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen)',
         'REEF_CONFIG',
       ),
     )
@@ -236,6 +250,8 @@ export function registerServerCommands(program: Command): void {
             ? [`  Polling on ${running.httpsPort} for: ${settings.pollingHostnames.join(', ')} (SNI), and any name with ALPN reef-comms`]
             : []),
           `  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`,
+          `  Metrics:         https://${shown}:${running.httpsPort}/metrics (with an API key)` +
+            (settings.metricsListen && running.metricsPort ? `; http://${hostPort(settings.metricsListen.host, running.metricsPort)}/metrics (no credentials)` : ''),
           `  Thumbprint:      ${running.info.commsThumbprint}`,
           ...httpsCertificateLines(running.httpsCertificate),
           `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
@@ -277,6 +293,11 @@ function httpsCertificateLines(cert: RunningServer['httpsCertificate']): string[
   return [
     `  HTTPS certificate: ${cert.subject}, issued by ${cert.issuer}, valid until ${cert.notAfter.toISOString().slice(0, 10)} (portal and API only; comms keeps the thumbprint above)`,
   ];
+}
+
+/** `host:port`, with an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The server service's environment file with every setting commented out (what `--install` and the Debian package write). */

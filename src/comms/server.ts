@@ -12,7 +12,7 @@ import { resolveLimits, type CommsLimits } from './limits.js';
 import { dialListening, type DialAttempt } from './listening-dial.js';
 import type { TrustCheck } from './peer.js';
 import { LinkRegistry } from './registry.js';
-import { RpcClient } from './rpc/client.js';
+import { RpcClient, type CallObserver } from './rpc/client.js';
 import type { CallOptions } from './rpc/types.js';
 
 /** How the server reaches one tentacle. */
@@ -35,9 +35,21 @@ export interface CommsServerOptions {
 }
 
 export interface CommsServerEvents {
-  connected: [client: RpcClient];
+  /**
+   * `reconnect`: the tentacle had connected before (to this process, or by `lastSeenAt` to
+   * any node) and this is not merely another carrier beside a live connection.
+   */
+  connected: [client: RpcClient, reconnect: boolean];
   disconnected: [client: RpcClient, reason: Error | undefined];
+  /** A tentacle was turned away or could not be dialled; `reason` is the code in lower case without `REEF_`. */
+  refused: [carrier: string, reason: string];
+  /** A call to a tentacle got its answer or failed (see CallObserver). */
+  call: [method: string, seconds: number, errorCode: string | undefined];
+  /** A call waited for a polling tentacle to connect, and how that ended. */
+  pickup: [seconds: number, outcome: PickupOutcome];
 }
+
+export type PickupOutcome = 'connected' | 'timed_out' | 'cancelled' | 'shutdown';
 
 /**
  * The server's side of comms: accepts polling tentacles (on its own port, or sockets
@@ -55,6 +67,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly idleSweep: NodeJS.Timeout;
   /** Aborted by close: calls still waiting for a tentacle to poll give up at once. */
   private readonly closing = new AbortController();
+  private readonly observeCall: CallObserver = (method, seconds, errorCode) => this.emit('call', method, seconds, errorCode);
 
   constructor(options: CommsServerOptions) {
     super();
@@ -76,7 +89,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
           '(comms limit maxConnectionsPerCertificate); this connection was refused. A Tentacle needs one per carrier it polls on: ' +
           'check that no other machine runs with a copy of this certificate, then wait for its old connections to close.',
       },
-      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)),
+      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      onRefused: (carrier, reason) => this.emit('refused', carrier, reason),
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
     this.idleSweep.unref();
@@ -126,9 +140,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         onWaiting,
       });
     }
+    const waitStarted = performance.now();
     const client = this.closing.signal.aborted ? null : await this.links.waitFor(target.thumbprint, pickupTimeoutMs, waiting);
+    const outcome: PickupOutcome = client ? 'connected' : this.closing.signal.aborted ? 'shutdown' : signal?.aborted ? 'cancelled' : 'timed_out';
+    this.emit('pickup', (performance.now() - waitStarted) / 1000, outcome);
     if (client) return client;
-    if (this.closing.signal.aborted || signal?.aborted) throw this.notMade(target, signal, 'while waiting for it to connect');
+    if (outcome === 'shutdown' || outcome === 'cancelled') throw this.notMade(target, signal, 'while waiting for it to connect');
     const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
     throw new ReefError(
       'REEF_TENTACLE_NOT_CONNECTED',
@@ -165,9 +182,18 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   private adopt(client: RpcClient): RpcClient {
+    const { thumbprint, carrier } = client.peer;
+    // A reconnect: the tentacle is back on a carrier it held (the old link may not have
+    // been noticed dead yet), or back at all after being seen before. A second carrier
+    // next to a live one is not.
+    const live = this.links.connections(thumbprint);
+    const reconnect =
+      live.length > 0
+        ? live.some((other) => other.peer.carrier.replace(/\+proxy$/, '') === carrier)
+        : this.links.lastSeenAt(thumbprint) !== undefined || this.options.lastSeenAt?.(thumbprint) != null;
     this.links.add(client);
-    this.logger.info({ thumbprint: client.peer.thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
-    this.emit('connected', client);
+    this.logger.info({ thumbprint, remote: client.peer.remoteAddress, carrier }, 'comms: tentacle connected');
+    this.emit('connected', client, reconnect);
     void client.closed.then((reason) => {
       this.links.remove(client);
       this.logger.info({ thumbprint: client.peer.thumbprint, reason: reason?.message }, 'comms: tentacle disconnected');
@@ -204,7 +230,13 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         'compare with "tentacle show-thumbprint" on the machine itself. Only if its certificate was replaced on purpose, register it again with "tentacle register-with --force".',
       resume: this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
       onResumableSession: (session, thumbprint) => this.resumable.set(thumbprint, session),
-    }).then(({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)));
+    }).then(
+      ({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      (err: unknown) => {
+        this.emit('refused', 'listening', err instanceof ReefError ? err.code.replace(/^REEF_/, '').toLowerCase() : 'internal_error');
+        throw err;
+      },
+    );
     const attempt: DialAttempt = {
       session,
       get tcpConnectedTo() {

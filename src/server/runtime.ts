@@ -37,6 +37,7 @@ import { LocalBus } from './cluster/bus.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
+import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
@@ -83,6 +84,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
+  metricsListen?: { host: string; port: number };
   logger?: Logger;
 }
 
@@ -111,6 +114,10 @@ export interface RunningServer {
   readonly httpsCertificate: ServingCertificate | undefined;
   /** Reads the configured portal certificate again (SIGHUP); the old one stays if the new one is unusable. */
   reloadHttpsCertificate(trigger: string): Promise<ReloadOutcome>;
+  /** What /metrics serves. */
+  readonly metrics: ServerMetrics;
+  /** The plain-HTTP metrics port, when `metricsListen` is set. */
+  readonly metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -137,7 +144,8 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
 async function start(settings: ServerSettings, logger: Logger, closers: Closers): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const location = storeLocation(settings.dataDir, settings.store);
-  const store = await createStore(location);
+  const metrics = new ServerMetrics();
+  const store = timeStore(await createStore(location), metrics);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
   const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`, {
@@ -186,6 +194,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
   });
+  watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -220,7 +229,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
     },
   });
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -263,6 +272,13 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   });
   closers.add('front door', () => frontDoor.close());
   const httpsPort = await listenOn('HTTPS port', '--https-port, or httpsPort in the config file', settings.httpsPort, host, () => frontDoor.listen(settings.httpsPort, host));
+  let metricsPort: number | undefined;
+  if (settings.metricsListen) {
+    const { host: at, port } = settings.metricsListen;
+    const scrapes = createScrapeListener(metrics, logger);
+    closers.add('metrics listener', () => scrapes.close());
+    metricsPort = await listenOn('metrics port', '--metrics-listen, or metricsListen in the config file', port, at, () => scrapes.listen(port, at));
+  }
   await engine.scheduler.announce({ httpsPort, commsPort });
   janitor.start();
   closers.add('upload janitor', () => janitor.close());
@@ -289,6 +305,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return portalCertificate.configured();
     },
     reloadHttpsCertificate: (trigger) => portalCertificate.reload(trigger),
+    metrics,
+    metricsPort,
     close: () => closers.closeAll(),
   };
 }

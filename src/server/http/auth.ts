@@ -107,3 +107,16 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   }
   return { key: null, session };
 }
+
+/**
+ * Who may read /metrics on the HTTPS port: any valid API key, or a signed-in portal user,
+ * as for the rest of the API (which shows more than the metrics do). The one place that
+ * decides it: when keys get scopes, this is where a `metrics` scope will be required.
+ */
+export function authorizeMetricsRead(key: ApiKey | null, user: { username: string } | undefined): void {
+  if (!key && !user) {
+    throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header or as Authorization: Bearer; create one with `reef apikey create`', {
+      headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
+    });
+  }
+}

@@ -6,6 +6,8 @@ import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
 import { Router } from './router.js';
 import { API_ROUTES } from './routes/index.js';
+import { serveMetrics } from './routes/metrics.js';
+import { METRICS_PATH } from '../metrics/http.js';
 
 interface Entry {
   handler: RouteHandler;
@@ -22,6 +24,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
   const router = new Router<Entry>();
   for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -42,7 +45,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
     path = url.pathname;
-    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
+    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/') && url.pathname !== METRICS_PATH) {
       deps.portal(req, res);
       return;
     }

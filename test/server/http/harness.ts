@@ -68,6 +68,36 @@ export interface RawResponse {
   json: any;
 }
 
+/**
+ * One request to an HTTPS server on 127.0.0.1 (any certificate: these tests check answers,
+ * not trust), its answer read whole and parsed as JSON when it is JSON. The admin key is
+ * added unless `auth: false` or the request carries a key of its own. Bounded: 20 s.
+ */
+export function rawRequest(port: number, adminKey: string, method: string, path: string, options: RawOptions = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.auth !== false && !('x-reef-apikey' in headers) && !('authorization' in headers)) headers['x-reef-apikey'] = adminKey;
+    const req = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 20 s`)));
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
 let shared: CertificateIdentity | undefined;
 
 export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
@@ -85,30 +115,7 @@ export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
   const url = `https://127.0.0.1:${port}`;
   const adminKey = (await createApiKey(store, 'admin')).key;
   const clientWith = (apiKey?: string) => new ApiClient({ server: url, apiKey, serverThumbprint: identity.thumbprint, timeoutMs: 10_000 });
-  const agent = new https.Agent({ rejectUnauthorized: false, keepAlive: false });
-
-  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> =>
-    new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { ...options.headers };
-      if (options.auth !== false && !('x-reef-apikey' in headers) && !('authorization' in headers)) headers['x-reef-apikey'] = adminKey;
-      const req = https.request({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(options.body);
-    });
+  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> => rawRequest(port, adminKey, method, path, options);
 
   return {
     url,
@@ -124,7 +131,6 @@ export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
     clientWith,
     raw,
     async close() {
-      agent.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await engine.close();

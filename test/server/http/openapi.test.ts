@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -26,12 +25,13 @@ import { CSRF_HEADER, SESSION_COOKIE, startSession } from '../../../src/server/a
 import { EVENTS_EXTENSION, openApiPath } from '../../../src/server/http/openapi.js';
 import { route } from '../../../src/server/http/route.js';
 import { DOWNLOADS_OPENAPI } from '../../../src/server/downloads/openapi.js';
+import { METRICS_OPENAPI } from '../../../src/server/metrics/openapi.js';
 import { API_ROUTES } from '../../../src/server/http/routes/index.js';
 import { startReefServer, type RunningServer } from '../../../src/server/runtime.js';
 import { VERSION } from '../../../src/version.js';
 import { stopAll, trackedTempDir } from '../../support/processes.js';
 import { ok, startAgent } from '../../e2e/harness.js';
-import { eventually, thumbprint, type RawOptions, type RawResponse } from './harness.js';
+import { eventually, rawRequest, thumbprint, type RawOptions, type RawResponse } from './harness.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under tsx and plain node alike.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => void;
@@ -182,29 +182,7 @@ async function startServer(downloadsDir: string, dataDir: string): Promise<Serve
   // A node name found nowhere else, so the document can be searched for it.
   const running = await startReefServer({ dataDir, downloadsDir, httpsPort: 0, commsPort: 0, host: '127.0.0.1', nodeName: 'node-5e1f9c', logger: silentLogger });
   const adminKey = running.initialAdminKey!;
-  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> =>
-    new Promise((resolvePromise, reject) => {
-      const headers: Record<string, string> = { ...options.headers };
-      if (options.auth !== false) headers['x-reef-apikey'] = adminKey;
-      const req = https.request({ host: '127.0.0.1', port: running.httpsPort, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      });
-      req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 20 s`)));
-      req.on('error', reject);
-      req.end(options.body);
-    });
+  const raw = (method: string, path: string, options: RawOptions = {}): Promise<RawResponse> => rawRequest(running.httpsPort, adminKey, method, path, options);
   return { running, adminKey, raw };
 }
 
@@ -226,7 +204,7 @@ describe('OpenAPI document', () => {
     const r = await h.raw(method, path, raw);
     contract.check(method.toLowerCase(), path, r);
     if (json !== undefined && r.status < 300) contract.checkRequest(method.toLowerCase(), path, json);
-    if (method === 'GET' && path.startsWith('/api')) {
+    if (method === 'GET' && (path.startsWith('/api') || path === '/metrics')) {
       // HEAD answers every GET route with GET's status and no body.
       const head = await h.raw('HEAD', path, raw);
       contract.check('head', path, head);
@@ -293,6 +271,7 @@ describe('OpenAPI document', () => {
       ...API_ROUTES.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
       ...API_ROUTES.filter((r) => r.method === 'GET').map((r) => `head ${openApiPath(r.path)}`),
       ...DOWNLOADS_OPENAPI.map((r) => `${r.method} ${r.path}`),
+      ...METRICS_OPENAPI.map((r) => `${r.method} ${r.path}`),
     ].sort();
     const fromDocument = contract.operations().map((o) => o.key).sort();
     assert.deepEqual(fromDocument, fromTable);
@@ -330,6 +309,8 @@ describe('OpenAPI document', () => {
     await expect(200, 'GET', '/api/openapi.json', { auth: false });
     await expect(200, 'GET', '/api');
     await expect(200, 'GET', '/api/nodes');
+    await expect(200, 'GET', '/metrics');
+    await expect(401, 'GET', '/metrics', { auth: false });
 
     // Environments and worker pools
     for (const [path, name] of [['/api/environments', 'Production'], ['/api/worker-pools', 'Builders']] as const) {

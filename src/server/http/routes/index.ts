@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DOWNLOADS_OPENAPI } from '../../downloads/openapi.js';
+import { METRICS_OPENAPI } from '../../metrics/openapi.js';
 import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
 import { sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
@@ -34,7 +35,7 @@ const openApiRoute: ApiRoute = route({
 
 export const API_ROUTES: readonly ApiRoute[] = [...RESOURCE_ROUTES, openApiRoute];
 
-/** The OpenAPI document of API_ROUTES and /downloads (the same object on every call). */
+/** The OpenAPI document of API_ROUTES, /downloads and /metrics (the same object on every call). */
 export function openApiDocument(): OpenApiDocument {
-  return (document ??= buildOpenApiDocument(API_ROUTES, DOWNLOADS_OPENAPI));
+  return (document ??= buildOpenApiDocument(API_ROUTES, [...DOWNLOADS_OPENAPI, ...METRICS_OPENAPI]));
 }
