@@ -55,6 +55,26 @@ describe('test/support/netns.ts', { skip: unavailable && `skipped: ${unavailable
     assert.deepEqual(namespaces().filter((name) => name.startsWith(`${PREFIX}-${process.pid}-`)), []);
   });
 
+  test('a namespace in the middle routes between two others only once it forwards', async () => {
+    const topology = Topology.create(PREFIX);
+    try {
+      const [a, router, b] = [await topology.namespace('a'), await topology.namespace('router'), await topology.namespace('b')];
+      const left = await topology.link(router, '10.231.9.5/30', a, '10.231.9.6/30');
+      const right = await topology.link(router, '10.231.9.9/30', b, '10.231.9.10/30');
+      const listener = b.spawn(process.execPath, ['-e', `require('net').createServer(s=>s.end()).listen(9000,'${right.b.address}',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await once(listener.stdout!, 'data');
+      const connect = () => a.ok(process.execPath, ['-e', CONNECT, right.b.address, '9000']);
+      assert.equal(await connect(), 'ENETUNREACH', 'no route yet');
+      await a.routeVia(left.a.address);
+      await b.routeVia(right.a.address);
+      assert.equal(await connect(), 'ETIMEDOUT', 'a new namespace does not forward');
+      await router.forwardIpv4();
+      assert.equal(await connect(), 'connected');
+    } finally {
+      await topology.destroy();
+    }
+  });
+
   test('a test process that exits removes its namespaces; one killed outright leaves them to the next topology, which spares a live owner', async () => {
     const exiting = await startOwner('exit');
     await once(exiting.owner, 'exit');

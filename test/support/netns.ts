@@ -1,7 +1,8 @@
 /**
  * Small real networks for tests, built from Linux network namespaces: a namespace per
- * host, veth pairs with addresses between them, commands and processes run inside, nftables
- * rules (a firewall that rejects or drops), `tc tbf` shaping (this kernel has no netem).
+ * host, veth pairs with addresses between them, routes through a namespace that forwards
+ * (a router), commands and processes run inside, nftables rules (a firewall that rejects
+ * or drops), `tc tbf` shaping (this kernel has no netem).
  *
  * Needs root, `ip` (iproute2) and `nft` (nftables); `netnsUnavailable()` says why not, for
  * a test to skip with. Each test file picks a prefix of its own (`reefdials`, ...); its
@@ -79,6 +80,16 @@ export class Namespace {
   /** Starts a long-running process inside, tracked (killed with its group by `stopAll`). */
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
     return spawnTracked('ip', ['netns', 'exec', this.name, command, ...args], options);
+  }
+
+  /** Sends what has no link of its own through `via`, a neighbour's address: a default route. */
+  async routeVia(via: string): Promise<void> {
+    await this.ok('ip', ['route', 'replace', 'default', 'via', via]);
+  }
+
+  /** Makes this namespace a router: it forwards IPv4 packets between its links (off in a new namespace). */
+  async forwardIpv4(): Promise<void> {
+    await this.ok('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   }
 
   /** Replaces this namespace's whole nftables ruleset with `ruleset` (nft syntax). */
