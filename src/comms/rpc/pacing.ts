@@ -14,7 +14,9 @@ import { pipeline } from 'node:stream/promises';
  *
  * What has arrived is learnt from HTTP/2 PINGs: TCP delivers in order, so the answer to a
  * PING sent when the socket had accepted N bytes proves that those N bytes reached the
- * peer. While a transfer runs, a probe goes out every quarter of the budget. The budget is
+ * peer. Bulk bytes are let through a quarter of the budget at a time, and the next quarter
+ * only once a probe marks the end of the last one in the socket, so answers come back
+ * steadily, one per quarter, instead of all at once behind one burst. The budget is
  * what the link delivers (the fastest rate measured in the last 10 s) over its round trip
  * plus TARGET_QUEUE_MS, times two so that a faster link is found within a few round
  * trips, and never less than MIN_BUDGET_BYTES. A fast link is thus still filled (the
@@ -39,18 +41,21 @@ const CHECK_MS = 10;
  * MIN_RATE_SPAN_MS or MIN_RATE_BYTES (a burst the shaper lets through at once must not pass
  * for the link's rate); the budget uses the best rate of the last RATE_MEMORY_S seconds.
  */
-const RATE_SPAN_MS = 1000;
-const MIN_RATE_SPAN_MS = 250;
-const MIN_RATE_BYTES = 64 * 1024;
+const RATE_SPAN_MS = 2000;
+const MIN_RATE_SPAN_MS = 500;
+const MIN_RATE_BYTES = 1024 * 1024;
 const RATE_MEMORY_S = 10;
 /** Bulk bytes go in pieces of a quarter of the budget, but no smaller than this. */
 const SMALLEST_PIECE = 4 * 1024;
+/** New socket bytes fewer than this are our own PINGs and the like, no reason for a probe. */
+const CONTROL_BYTES = 64;
 
 export class SendPacer {
   private readonly written: () => number;
   /** Socket bytes known to have reached the peer. */
   private delivered: number;
   private lastProbeMark: number;
+  private lastProbeAt = 0;
   private probes = 0;
   /** The link's round trip without queueing, ms. */
   private baseRttMs = Infinity;
@@ -63,6 +68,8 @@ export class SendPacer {
   private closed = false;
   /** Set while the round-trip probe of a transfer that started on an idle session is out. */
   private measuringRtt = false;
+  /** Bulk bytes let through since the last probe. */
+  private releasedSinceProbe = 0;
 
   /** `socket` is the session's socket; one that counts no bytes written (an in-memory pair) is not paced. */
   constructor(
@@ -94,9 +101,7 @@ export class SendPacer {
 
   /** Bytes sent on the session, or waiting to be, that the peer has not been seen to receive. */
   inflight(): number {
-    let pending = 0;
-    for (const gate of this.gates) pending += gate.pending();
-    return Math.max(0, this.written() - this.delivered) + pending;
+    return Math.max(0, this.written() - this.delivered) + this.pending();
   }
 
   budget(): number {
@@ -111,20 +116,26 @@ export class SendPacer {
     const step = () => {
       while (offset < chunk.length) {
         if (gate.destroyed) return;
-        const budget = this.budget();
-        const room = this.closed ? Infinity : this.measuringRtt ? 0 : budget - this.inflight();
+        const quarter = this.quarter();
+        const room = this.closed ? Infinity : this.measuringRtt ? 0 : Math.min(this.budget() - this.inflight(), quarter - this.releasedSinceProbe);
         if (room <= 0) {
           this.waiting.push(step);
           return;
         }
-        const end = Math.min(chunk.length, offset + Math.max(SMALLEST_PIECE, Math.min(room, budget / 4)));
+        const end = Math.min(chunk.length, offset + Math.max(SMALLEST_PIECE, room));
         gate.push(offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end));
+        this.releasedSinceProbe += end - offset;
         offset = end;
+        // HTTP/2 hands the piece to the socket within this turn of the event loop; mark it then.
+        setImmediate(() => this.maybeProbe());
       }
-      this.maybeProbe();
       done();
     };
     step();
+  }
+
+  private quarter(): number {
+    return Math.max(SMALLEST_PIECE, this.budget() / 4);
   }
 
   private forget(gate: PacedGate): void {
@@ -157,11 +168,27 @@ export class SendPacer {
     for (const step of waiting) step();
   }
 
+  /**
+   * A probe is due once what the gates let through has reached the socket (or, should
+   * HTTP/2 hold some back, once the link has had the time to carry a quarter of the
+   * budget), and when bytes nobody marked are out with no probe behind them.
+   */
   private maybeProbe(): void {
     if (this.closed || this.probes >= MAX_PROBES) return;
     const mark = this.written();
-    const due = this.probes === 0 ? mark > this.delivered : mark - this.lastProbeMark >= Math.max(SMALLEST_PIECE, this.budget() / 4);
-    if (due) this.probe(mark);
+    if (mark < this.lastProbeMark + CONTROL_BYTES) return;
+    if (this.releasedSinceProbe > 0) {
+      const rate = this.bestRate();
+      const spacingMs = rate > 0 ? this.quarter() / rate : 50;
+      if (this.pending() > 0 && performance.now() - this.lastProbeAt < spacingMs) return;
+    } else if (this.probes > 0) return;
+    this.probe(mark);
+  }
+
+  private pending(): number {
+    let pending = 0;
+    for (const gate of this.gates) pending += gate.pending();
+    return pending;
   }
 
   /** `roundTrip`: the transfer waits for this probe's answer, which times the link's round trip. */
@@ -181,6 +208,9 @@ export class SendPacer {
     if (!sent) return;
     this.probes++;
     this.lastProbeMark = mark;
+    this.lastProbeAt = sentAt;
+    this.releasedSinceProbe = 0;
+    this.wake();
     if (roundTrip) this.measuringRtt = true;
   }
 
