@@ -24,11 +24,10 @@ import { pipeline } from 'node:stream/promises';
  *
  * The round trip is measured by a probe sent when a transfer starts on an otherwise idle
  * session, before the transfer's first byte: a probe sent later shares its TLS record with
- * bulk data, and the peer reads it only once the whole record has arrived. Bulk bytes are
- * let through in pieces of at most a quarter of the budget, so that the records a small
- * call's frames may share stay small too.
+ * bulk data, and the peer reads it only once the whole record has arrived. (The quarters
+ * keep the records a small call's frames may share small too.)
  */
-export const MIN_BUDGET_BYTES = 16 * 1024;
+const MIN_BUDGET_BYTES = 16 * 1024;
 /** Queueing a transfer may add for the calls behind it on a link it saturates (times GAIN). */
 const TARGET_QUEUE_MS = 100;
 const GAIN = 2;
@@ -210,8 +209,8 @@ export class SendPacer {
     this.lastProbeMark = mark;
     this.lastProbeAt = sentAt;
     this.releasedSinceProbe = 0;
-    this.wake();
     if (roundTrip) this.measuringRtt = true;
+    this.wake();
   }
 
   private answered(mark: number, rttMs: number | undefined): void {
