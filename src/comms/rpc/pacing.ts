@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
  * peer. Bulk bytes are let through a quarter of the budget at a time, and the next quarter
  * only once a probe marks the end of the last one in the socket, so answers come back
  * steadily, one per quarter, instead of all at once behind one burst. The budget is
- * what the link delivers (the fastest rate measured in the last 10 s) over its round trip
+ * what the link delivers (the fastest rate measured in the last minute) over its round trip
  * plus TARGET_QUEUE_MS, times two so that a faster link is found within a few round
  * trips, and never less than MIN_BUDGET_BYTES. A fast link is thus still filled (the
  * HTTP/2 windows remain the limit there), and a slow one queues a fraction of a second.
@@ -37,13 +37,14 @@ const MAX_PROBES = 4;
 const CHECK_MS = 10;
 /**
  * A delivery rate is measured over the answers of the last RATE_SPAN_MS, once they span
- * MIN_RATE_SPAN_MS or MIN_RATE_BYTES (a burst the shaper lets through at once must not pass
- * for the link's rate); the budget uses the best rate of the last RATE_MEMORY_S seconds.
+ * MIN_RATE_SPAN_MS, or MIN_RATE_BYTES and two round trips (a burst a shaper lets through at
+ * once must not pass for the link's rate; a fast link must not wait half a second to be
+ * found fast); the budget uses the best rate of the last RATE_MEMORY_S seconds.
  */
 const RATE_SPAN_MS = 2000;
 const MIN_RATE_SPAN_MS = 500;
-const MIN_RATE_BYTES = 1024 * 1024;
-const RATE_MEMORY_S = 10;
+const MIN_RATE_BYTES = 128 * 1024;
+const RATE_MEMORY_S = 60;
 /** Bulk bytes go in pieces of a quarter of the budget, but no smaller than this. */
 const SMALLEST_PIECE = 4 * 1024;
 /** New socket bytes fewer than this are our own PINGs and the like, no reason for a probe. */
@@ -54,7 +55,6 @@ export class SendPacer {
   /** Socket bytes known to have reached the peer. */
   private delivered: number;
   private lastProbeMark: number;
-  private lastProbeAt = 0;
   private probes = 0;
   /** The link's round trip without queueing, ms. */
   private baseRttMs = Infinity;
@@ -168,20 +168,17 @@ export class SendPacer {
   }
 
   /**
-   * A probe is due once what the gates let through has reached the socket (or, should
-   * HTTP/2 hold some back, once the link has had the time to carry a quarter of the
-   * budget), and when bytes nobody marked are out with no probe behind them.
+   * A probe is due once a quarter of the budget has been let through (or a gate waits for
+   * one to let more through), looked at one turn of the event loop after a piece, when HTTP/2
+   * has handed to the socket what it could (bytes it holds back are marked by a later probe);
+   * and when bytes nobody marked are out with no probe behind them.
    */
   private maybeProbe(): void {
     if (this.closed || this.probes >= MAX_PROBES) return;
     const mark = this.written();
     if (mark < this.lastProbeMark + CONTROL_BYTES) return;
-    if (this.releasedSinceProbe > 0) {
-      const rate = this.bestRate();
-      const spacingMs = rate > 0 ? this.quarter() / rate : 50;
-      if (this.pending() > 0 && performance.now() - this.lastProbeAt < spacingMs) return;
-    } else if (this.probes > 0) return;
-    this.probe(mark);
+    const quarterOut = this.releasedSinceProbe > 0 && (this.releasedSinceProbe >= this.quarter() || this.waiting.length > 0);
+    if (quarterOut || this.probes === 0) this.probe(mark);
   }
 
   private pending(): number {
@@ -207,7 +204,6 @@ export class SendPacer {
     if (!sent) return;
     this.probes++;
     this.lastProbeMark = mark;
-    this.lastProbeAt = sentAt;
     this.releasedSinceProbe = 0;
     if (roundTrip) this.measuringRtt = true;
     this.wake();
@@ -227,7 +223,7 @@ export class SendPacer {
     while (this.answers.length > 1 && now - this.answers[0]!.at > RATE_SPAN_MS) this.answers.shift();
     const first = this.answers[0]!;
     const span = now - first.at;
-    if (span <= 0 || (span < MIN_RATE_SPAN_MS && mark - first.mark < MIN_RATE_BYTES)) return;
+    if (span <= 0 || (span < MIN_RATE_SPAN_MS && (mark - first.mark < MIN_RATE_BYTES || span < 2 * this.baseRttMs))) return;
     const rate = (mark - first.mark) / span;
     const second = Math.floor(now / 1000);
     const last = this.rates.at(-1);
