@@ -49,21 +49,64 @@ function step(text: string) {
   process.stdout.write(`\n==> ${text}\n`);
 }
 
-async function startBackground(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; banner: string }> {
+/** How long the server may take to print its start-up message; then the quick start gives up and says why. */
+const SERVER_START_TIMEOUT_MS = 60_000;
+/** The end of the server's stderr kept to explain a failed start (its log file has all of it). */
+const STDERR_TAIL_BYTES = 16 * 1024;
+
+class StartFailed extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Starts a long-running process and waits for `ready` on its stdout, at most `timeoutMs`. If
+ * it exits first or stays silent, the error it printed (its `error:` lines, else the end of
+ * its stderr) is shown here, not left in the log file, and the quick start fails.
+ */
+async function startBackground(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = SERVER_START_TIMEOUT_MS): Promise<{ child: ChildProcess; banner: string }> {
   const logPath = join(home, `${name}.log`);
   const { createWriteStream } = await import('node:fs');
   const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.pipe(createWriteStream(logPath, { flags: 'a' }));
+  let stderrTail = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderrTail = (stderrTail + d).slice(-STDERR_TAIL_BYTES)));
   let out = '';
   child.stdout!.setEncoding('utf8');
+  const explain = () => {
+    const errors = stderrTail.split('\n').filter((line) => line.startsWith('error:'));
+    return (errors.length ? errors : stderrTail.trim().split('\n').slice(-10)).join('\n');
+  };
   await new Promise<void>((resolveReady, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new StartFailed(`${name} did not finish starting within ${timeoutMs / 1000} s; stopped it. Its last words (all in ${logPath}):\n${explain()}`, 1));
+    }, timeoutMs);
     child.stdout!.on('data', (d: string) => {
       out += d;
-      if (ready.test(out)) resolveReady();
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolveReady();
+      }
     });
-    child.once('exit', (code) => reject(new Error(`${name} exited with code ${code}; see ${logPath}\n${out}`)));
+    // 'close' comes once its output is all read, so the quote below is complete.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      reject(new StartFailed(`${name} could not start (exit code ${code ?? signal}):\n${explain()}\n(full log: ${logPath})`, code || 1));
+    });
   });
   return { child, banner: out };
+}
+
+/** The password line of the server's first-run credentials file (`password: ...`), if it is still there. */
+async function passwordIn(file: string): Promise<string | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return /^password:\s*(\S+)/m.exec(text)?.[1];
 }
 
 async function main() {
@@ -123,12 +166,14 @@ async function main() {
     process.once('SIGTERM', resolveStop);
   });
   step('Reef is running');
-  const adminPassword = /Admin sign-in[^:]*:\s+admin \/ (\S+)/.exec(banner)?.[1];
+  // The first run prints the password; until admin first signs in, later runs find it in the file the server names.
+  const credentialsFile = /First-run credentials kept in (.+) \(mode 0600\)/.exec(banner)?.[1];
+  const adminPassword = /Admin sign-in[^:]*:\s+admin \/ (\S+)/.exec(banner)?.[1] ?? (credentialsFile ? await passwordIn(credentialsFile) : undefined);
   process.stdout.write(
     [
       `Portal:        ${server}/   (self-signed certificate, thumbprint ${thumbprint})`,
       adminPassword
-        ? `Sign in:       admin / ${adminPassword}   (shown only on this first run; keep it)`
+        ? `Sign in:       admin / ${adminPassword}   (also in ${credentialsFile ?? 'the data directory'} until admin first signs in; keep it)`
         : 'Sign in:       as admin, with the password printed on the first run',
       `REST API:      ${server}/api`,
       `Admin commands: export REEF_SERVER=${server} REEF_SERVER_THUMBPRINT=${thumbprint} REEF_API_KEY=${apiKey}`,
@@ -147,5 +192,5 @@ async function main() {
 
 main().catch((err: Error & { exitCode?: number }) => {
   if (err.message !== 'step failed') process.stderr.write(`quickstart failed: ${err.message}\n`);
-  process.exit(err.exitCode ?? 1);
+  process.exit(err.exitCode || 1);
 });

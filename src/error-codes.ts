@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   REEF_BAD_API_KEY: { http: 401, retry: 'no', meaning: 'The API key sent is unknown, revoked or mistyped.' },
   REEF_BAD_CERTIFICATE: { http: null, retry: 'no', meaning: 'A certificate could not be read (not PEM, DER or PKCS#12, empty, or damaged), or only a key was given.' },
   REEF_BAD_CWD: { http: null, retry: 'no', meaning: "The working directory asked for a script does not exist on the Tentacle (or is not a directory)." },
+  REEF_BAD_HTTP: { http: 400, retry: 'no', meaning: 'The request is not well-formed HTTP/1.1.' },
   REEF_BAD_JSON: { http: 400, retry: 'no', meaning: 'The request body is not valid JSON.' },
   REEF_BAD_OFFSET: { http: null, retry: 'no', meaning: "A file transfer's offset is not a whole number within the file, or does not continue the partial upload the Tentacle holds." },
   REEF_BAD_PASSWORD: { http: null, retry: 'no', meaning: 'The password does not open the encrypted private key or PKCS#12 file.' },
@@ -64,6 +65,7 @@ export const ERROR_CODES = {
   REEF_FRONT_DOOR_TIMEOUT: { http: null, retry: 'no', meaning: 'A connection to the HTTPS port did not send its PROXY protocol header or TLS ClientHello in time.' },
   REEF_HANDSHAKE_TIMEOUT: { http: null, retry: 'later', meaning: 'The TLS handshake of a comms connection did not complete in time.' },
   REEF_HASH_MISMATCH: { http: 400, retry: 'no', meaning: 'Received bytes do not have the SHA-256 announced for them (the file changed or was damaged on the way).' },
+  REEF_HEADERS_TOO_LARGE: { http: 431, retry: 'no', meaning: "The request's header fields are over 16 KiB, or its whole head over 64 KiB." },
   REEF_HEARTBEAT_TIMEOUT: { http: null, retry: 'link-lost', meaning: 'Nothing arrived from the peer within the heartbeat timeout, not even the answer to a heartbeat PING; the link is considered dead.' },
   REEF_IDENTITY_INCOMPLETE: { http: null, retry: 'no', meaning: 'Only one of a certificate and its private key exists on disk.' },
   REEF_IDENTITY_MISSING: { http: null, retry: 'no', meaning: 'No certificate or private key exists yet where one is expected.' },
@@ -73,6 +75,9 @@ export const ERROR_CODES = {
   REEF_INVALID_REQUEST: { http: 400, retry: 'no', meaning: 'The API request failed its schema, query or header check; details.problems lists each path and problem.' },
   REEF_IN_USE: { http: 409, retry: 'no', meaning: 'Cannot delete something still in use: a group with machines, a file an unfinished task needs, a Tentacle instance with a service.' },
   REEF_KEY_MISMATCH: { http: null, retry: 'no', meaning: 'The private key does not belong to the certificate.' },
+  REEF_LISTENING_REFUSED: { http: null, retry: 'later', meaning: 'The server dialled a listening Tentacle until the pickup timeout and every connection was refused (TCP reset): nothing listens on its port, or a firewall rejects.' },
+  REEF_LISTENING_TLS_FAILED: { http: null, retry: 'no', meaning: "TCP to a listening Tentacle connected, but the TLS handshake failed (timed out, reset, or not Reef's TLS): another service on the port, or a device on the way interfering." },
+  REEF_LISTENING_UNREACHABLE: { http: null, retry: 'later', meaning: 'The server dialled a listening Tentacle until the pickup timeout and got no answer (a firewall dropping, the host down), an unreachable host or network, or a name that does not resolve.' },
   REEF_LOCK_TIMEOUT: { http: null, retry: 'later', meaning: "Another tentacle command kept the instance files' lock too long." },
   REEF_LOG_STREAM_LOST: { http: null, retry: 'no', meaning: "The CLI lost a task's log stream; the task keeps running (watch it again)." },
   REEF_MESSAGE_TOO_LARGE: { http: null, retry: 'no', meaning: 'An RPC message is larger than maxMessageBytes; large content goes in a streamed body.' },
@@ -131,10 +136,12 @@ export const ERROR_CODES = {
   REEF_UPLOAD_BUSY: { http: null, retry: 'later', meaning: 'Another upload to the same path is in progress on the Tentacle.' },
   REEF_UPLOAD_INCOMPLETE: { http: null, retry: 'later', meaning: 'An upload ended before all its bytes arrived; a Tentacle upload resumes from the offset the message names.' },
   REEF_UPLOAD_TOO_LARGE: { http: null, retry: 'no', meaning: 'An upload sent more bytes than it announced; they were discarded.' },
+  REEF_URL_TOO_LONG: { http: 414, retry: 'no', meaning: "The request's URL (path and query) is over 16 KiB." },
   REEF_WEAK_KEY: { http: null, retry: 'no', meaning: 'The RSA key is shorter than Reef accepts.' },
   REEF_WEBSOCKET_FAILED: { http: null, retry: 'no', meaning: "The WebSocket's outer TLS handshake or upgrade failed (is the endpoint HTTPS?)." },
   REEF_WEBSOCKET_REFUSED: { http: null, retry: 'no', meaning: "The WebSocket endpoint answered with an HTTP status instead of accepting (check the server's --websocket-path)." },
   REEF_WEBSOCKET_TIMEOUT: { http: null, retry: 'later', meaning: 'The WebSocket was not open in time.' },
+  REEF_WRONG_PORT: { http: null, retry: 'no', meaning: "The address given to the admin CLI is a Reef server's comms port; the API is on its HTTPS port." },
 } as const satisfies Record<`REEF_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

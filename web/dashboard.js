@@ -60,7 +60,8 @@ async function refresh() {
     for (const row of document.querySelectorAll(`tr[data-machine-id="${CSS.escape(m.id)}"]`)) {
       setBadge(row.querySelector('[data-field="status"]'), m.online ? 'online' : 'offline');
       const seen = row.querySelector('[data-field="last-seen"]');
-      if (seen) seen.replaceChildren(m.online ? 'now' : timeElement(m.lastSeenAt, 'never'));
+      // As the server renders it (pages/dashboard.ts, seen()): since when it is connected, else when last seen.
+      if (seen) seen.replaceChildren(...(m.online && m.connectedSince ? ['connected ', timeElement(m.connectedSince)] : [timeElement(m.lastSeenAt, 'never')]));
       const carrier = row.querySelector('[data-field="carrier"]');
       if (carrier) carrier.replaceChildren(...carrierNodes(m));
       const version = row.querySelector('[data-field="version"]');

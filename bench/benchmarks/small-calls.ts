@@ -32,7 +32,7 @@ const MACHINE = 'branch-1';
 
 const benchmark: Benchmark = {
   name: 'small-calls',
-  order: 10,
+  order: 11,
   title: 'a one-line script during a push on a 512 kbit/s link, and the push’s share of the link',
   timeoutMs: 5 * 60_000,
   async run(context) {

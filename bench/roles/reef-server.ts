@@ -4,6 +4,7 @@
  */
 import { registerMachines, startBenchServer, type BenchServer, type BenchServerOptions, type MachineToRegister } from '../support/reef-server.js';
 import { settledMemory } from '../support/memory.js';
+import { gzipSync } from 'node:zlib';
 
 let running: BenchServer | undefined;
 
@@ -18,6 +19,19 @@ export const operations = {
   /** Live tentacle connections. */
   async links(): Promise<number> {
     return running?.server.comms.links.size ?? 0;
+  },
+
+  /** Renders /metrics `count` times, one after the other: each render's ms, and the text's size plain and gzipped. */
+  async scrape({ count }: { count: number }): Promise<{ ms: number[]; bytes: number; gzipBytes: number }> {
+    const metrics = running!.server.metrics;
+    const ms: number[] = [];
+    let text = '';
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      text = await metrics.render();
+      ms.push(performance.now() - started);
+    }
+    return { ms, bytes: Buffer.byteLength(text), gzipBytes: gzipSync(text).length };
   },
 
   async memory(): Promise<{ rss: number; heapUsed: number }> {

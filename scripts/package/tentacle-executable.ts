@@ -32,7 +32,7 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
  * (src/tentacle must never reach src/server), and native ones could not load from a single
  * executable anyway, so the build fails.
  */
-const SERVER_ONLY_PACKAGES: readonly string[] = ['better-sqlite3', 'bindings', 'pg', 'pg-pool', 'pg-protocol', 'pg-types', 'pg-connection-string', 'kysely', 'tsx', 'typescript', 'esbuild', 'postject'];
+const SERVER_ONLY_PACKAGES: readonly string[] = ['better-sqlite3', 'bindings', 'pg', 'pg-pool', 'pg-protocol', 'pg-types', 'pg-connection-string', 'kysely', 'tsx', 'typescript', 'esbuild', 'postject', '@asteasolutions/zod-to-openapi'];
 const SERVER_ONLY_SOURCE = /(^|\/)src\/server\//;
 
 /**

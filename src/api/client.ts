@@ -4,7 +4,10 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { ReefError, receivedCode, type ErrorCode } from '../errors.js';
 import { normalizeThumbprint, thumbprintOfDer } from '../pki/thumbprint.js';
-import { API_KEY_HEADER, type ApiError } from './contract.js';
+import type { ApiError } from './contract.js';
+import { API_KEY_HEADER } from './headers.js';
+// The page itself, not comms' index: the client needs one string, not the whole comms layer.
+import { FRIENDLY_PAGE_TITLE } from '../comms/friendly-page.js';
 
 export interface ApiClientOptions {
   /** https://host[:port] of the Reef portal/API. */
@@ -83,6 +86,13 @@ export class ApiClient {
     try {
       parsed = JSON.parse(text);
     } catch {
+      if (text.includes(FRIENDLY_PAGE_TITLE)) {
+        throw new ReefError(
+          'REEF_WRONG_PORT',
+          `${this.baseUrl.origin} is a Reef server's comms port, where Tentacles connect: this is the comms port; the API is on the HTTPS port ` +
+            '(the port of the "REST API" line "reef server run" prints, set by --https-port). Point --server (REEF_SERVER) there.',
+        );
+      }
       throw new ReefError('REEF_BAD_RESPONSE', `The server answered ${method} ${path} with something that is not JSON (HTTP ${res.statusCode}).`);
     }
     return parsed as T;

@@ -1,13 +1,31 @@
 /**
- * The REST API's contract: request bodies as zod schemas (the server validates with
- * them), responses as types (the CLI and the tentacle's registration read them).
+ * The REST API's contract, as zod schemas: request bodies, query strings, path parameters
+ * and headers (the server validates with them), and responses (their types are what the
+ * CLI and the tentacle's registration read). The server's route table pairs each route
+ * with these schemas, and its OpenAPI document (GET /api/openapi.json) is generated from
+ * that table, so the document, the validation and the types are one source.
  * Shared by server, CLI and tentacle, so it imports nothing from any of them.
  * docs/api.md describes the routes.
+ *
+ * `named('Name', schema)` names a schema in the document's components and zod's own
+ * `.describe()` gives a field its description there; neither changes how zod parses. This
+ * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
 import { z } from 'zod';
+import { SHA256_HEADER } from './headers.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
-export const API_KEY_HEADER = 'x-reef-apikey';
+export { API_KEY_HEADER, SHA256_HEADER } from './headers.js';
+
+/**
+ * Names `schema` in the OpenAPI document (components/schemas/<refId>, referenced wherever it
+ * is used): the metadata @asteasolutions/zod-to-openapi reads (its `ZodOpenApiFullMetadata`),
+ * set on this fresh instance without patching zod as its `.openapi()` would.
+ */
+function named<T extends z.ZodTypeAny>(refId: string, schema: T): T {
+  (schema._def as { openapi?: unknown }).openapi = { _internal: { refId } };
+  return schema;
+}
 
 /** Names of machines, environments, roles, pools: printable, no control characters. */
 const name = z
@@ -19,35 +37,39 @@ const name = z
 
 const thumbprint = z.string().trim().min(1, 'is required');
 
-export const RegisterMachineRequest = z
-  .object({
+export const MACHINE_KINDS = ['target', 'worker'] as const;
+export const MachineKind = z.enum(MACHINE_KINDS);
+export const CommsStyle = z.enum(['polling', 'listening']);
+
+export const RegisterMachineRequest = named(
+  'RegisterMachineRequest',
+  z.object({
     name,
-    kind: z.enum(['target', 'worker']),
+    kind: MachineKind,
     thumbprint,
-    commsStyle: z.enum(['polling', 'listening']),
+    commsStyle: CommsStyle,
     endpoint: z.object({ host: z.string().trim().min(1).max(255), port: z.number().int().min(1).max(65535) }).nullish(),
     environments: z.array(name).max(100).optional(),
     roles: z.array(name).max(100).optional(),
     workerPools: z.array(name).max(100).optional(),
     tentacleVersion: z.string().max(100).nullish(),
-    /** Replace an existing registration with the same name or thumbprint. */
-    force: z.boolean().optional(),
-  })
-  .strict();
+    force: z.boolean().optional().describe('Replace an existing registration with the same name or thumbprint (200 instead of 409).'),
+  }).strict(),
+);
 export type RegisterMachineRequest = z.infer<typeof RegisterMachineRequest>;
 
-export const NameRequest = z.object({ name }).strict();
+export const NameRequest = named('NameRequest', z.object({ name }).strict());
 
-export const TaskTarget = z.union([
+export const TaskTarget = named('TaskTarget', z.union([
   z.object({ environment: name, role: name.optional() }).strict(),
   z.object({ workerPool: name }).strict(),
   z.object({ machines: z.array(name).min(1, 'must name at least one machine').max(10_000) }).strict(),
-]);
+]).describe('Which machines: an environment (and role), a worker pool, or machines by name or id.'));
 export type TaskTarget = z.infer<typeof TaskTarget>;
 
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 
-export const CreateTaskRequest = z.discriminatedUnion('kind', [
+export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('run-script'),
@@ -62,147 +84,328 @@ export const CreateTaskRequest = z.discriminatedUnion('kind', [
       target: TaskTarget,
       file: z
         .object({
-          /** An uploaded file's SHA-256 (POST /api/files). */
-          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of an uploaded file'),
-          /** Absolute path on the tentacle. */
-          destination: z.string().min(1).max(4096).refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path'),
+          sha256: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of an uploaded file')
+            .describe("An uploaded file's SHA-256 (POST /api/files)."),
+          destination: z
+            .string()
+            .min(1)
+            .max(4096)
+            .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path')
+            .describe('An absolute path on the Tentacle, under a folder it allows file transfers in.'),
         })
         .strict(),
     })
     .strict(),
   z.object({ kind: z.literal('health-check'), target: TaskTarget }).strict(),
-]);
+]));
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
+
+// ---- query strings, path parameters, headers ----
+
+/**
+ * A whole number in a query string ("20"): digits only, then the same bounds a JSON number
+ * would have. Anything else reaches the number check as a string and is refused.
+ */
+function queryInt(min: number, max: number) {
+  return z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), z.number().int().min(min).max(max));
+}
+
+const sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, 'must be a SHA-256 (64 hexadecimal digits)')
+  .describe('A SHA-256 in hexadecimal, any case.');
+
+export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'] as const;
+export const TaskState = named('TaskState', z.enum(TASK_STATES));
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TASK_KINDS = ['run-script', 'push-file', 'health-check'] as const;
+
+export const IdOrNameParams = z.object({
+  idOrName: z.string().min(1).describe('An id or a name (names in any case).'),
+});
+export const IdParams = z.object({ id: z.string().min(1) });
+export const Sha256Params = z.object({ sha256: sha256Hex });
+export const ThumbprintParams = z.object({
+  thumbprint: z.string().min(1).describe('A SHA-256 certificate thumbprint: 64 hexadecimal digits, colons allowed, any case.'),
+});
+
+export const MachineListQuery = z.object({
+  kind: MachineKind.optional(),
+  environment: z.string().optional().describe('Only machines in this environment (404 when there is none of that name).'),
+  role: z.string().optional(),
+  workerPool: z.string().optional().describe('Only machines in this worker pool (404 when there is none of that name).'),
+});
+export type MachineListQuery = z.infer<typeof MachineListQuery>;
+
+export const HealthQuery = z.object({
+  limit: queryInt(1, 1000).optional().describe('At most this many checks, newest first (default 20).'),
+});
+export type HealthQuery = z.infer<typeof HealthQuery>;
+
+export const TaskListQuery = z.object({
+  state: TaskState.optional(),
+  limit: queryInt(1, 1000).optional().describe('At most this many tasks, newest first (default 50).'),
+  before: z.string().optional().describe('Only tasks older than this task id: pass the last id seen to read the next page.'),
+});
+export type TaskListQuery = z.infer<typeof TaskListQuery>;
+
+const afterSeq = queryInt(0, Number.MAX_SAFE_INTEGER).optional().describe('Only lines after this sequence number (default 0).');
+
+export const LogPageQuery = z.object({
+  after: afterSeq,
+  limit: queryInt(1, 10_000).optional().describe('At most this many lines (default 1000); a page also stops at 1 MiB of text.'),
+});
+export type LogPageQuery = z.infer<typeof LogPageQuery>;
+
+export const LogStreamQuery = z.object({ after: afterSeq });
+export type LogStreamQuery = z.infer<typeof LogStreamQuery>;
+
+export const UploadHeaders = z.object({
+  [SHA256_HEADER]: sha256Hex.optional().describe('The SHA-256 the bytes must have; the upload is refused (400 REEF_HASH_MISMATCH) when they do not.'),
+});
 
 // ---- responses ----
 
-export interface ApiError {
-  error: { code: string; message: string; details?: unknown };
-}
+const timestamp = z.string().datetime({ offset: true });
 
-export interface ServerInfo {
-  product: 'Reef';
-  version: string;
-  nodeName: string;
-  /** Thumbprint of the certificate tentacles must trust for comms. */
-  commsThumbprint: string;
-  commsPort: number;
-}
+export const ApiError = named(
+  'ApiError',
+  z.object({
+    error: z.object({
+      code: z.string().describe('Stable and machine-readable, e.g. REEF_NOT_FOUND.'),
+      message: z.string().describe('For people: says what is wrong and what to do.'),
+      details: z
+        .unknown()
+        .optional()
+        .describe('Structured details of some errors: `{problems: [{path, problem}]}` for REEF_INVALID_REQUEST, `{taskIds}` for REEF_IN_USE on a file.'),
+    }),
+  }),
+);
+export type ApiError = z.infer<typeof ApiError>;
+
+export const Ping = named('Ping', z.object({ ok: z.literal(true) }));
+
+export const ServerInfo = named(
+  'ServerInfo',
+  z.object({
+    product: z.literal('Reef'),
+    version: z.string(),
+    nodeName: z.string(),
+    commsThumbprint: z.string().describe('Thumbprint of the certificate tentacles must trust for comms.'),
+    commsPort: z.number().int(),
+  }),
+);
+export type ServerInfo = z.infer<typeof ServerInfo>;
 
 /** One server node sharing the store (GET /api/nodes). */
-export interface NodeView {
-  name: string;
-  /** The node answering this request. */
-  thisNode: boolean;
-  /** Heartbeat fresh and not stopped. */
-  alive: boolean;
-  /** Stopped cleanly; otherwise a node that is not alive stopped beating (crashed, cut off). */
-  stopped: boolean;
-  startedAt: string;
-  heartbeatAt: string;
-  version: string | null;
-  host: string | null;
-  httpsPort: number | null;
-  commsPort: number | null;
-  connectedTentacles: number;
-  /** Machines' parts of unfinished tasks it supervises. */
-  runningWork: number;
-}
+export const NodeView = named(
+  'NodeView',
+  z.object({
+    name: z.string(),
+    thisNode: z.boolean().describe('The node answering this request.'),
+    alive: z.boolean().describe('Heartbeat fresh (15 s) and not stopped.'),
+    stopped: z.boolean().describe('Stopped cleanly; a node neither alive nor stopped crashed or lost the database.'),
+    startedAt: timestamp,
+    heartbeatAt: timestamp,
+    version: z.string().nullable(),
+    host: z.string().nullable(),
+    httpsPort: z.number().int().nullable(),
+    commsPort: z.number().int().nullable(),
+    connectedTentacles: z.number().int(),
+    runningWork: z.number().int().describe("Machines' parts of unfinished tasks it supervises."),
+  }),
+);
+export type NodeView = z.infer<typeof NodeView>;
 
-export interface ConnectionView {
-  carrier: string;
-  remoteAddress: string;
-  connectedAt: string;
-}
+export const ConnectionView = named(
+  'ConnectionView',
+  z.object({
+    carrier: z.string(),
+    remoteAddress: z.string(),
+    connectedAt: timestamp,
+  }),
+);
+export type ConnectionView = z.infer<typeof ConnectionView>;
 
-export interface MachineView {
-  id: string;
-  name: string;
-  kind: 'target' | 'worker';
-  thumbprint: string;
-  commsStyle: 'polling' | 'listening';
-  endpoint: { host: string; port: number } | null;
-  environments: string[];
-  roles: string[];
-  workerPools: string[];
-  carrier: string | null;
-  tentacleVersion: string | null;
-  lastSeenAt: string | null;
-  lastHealth: 'healthy' | 'unhealthy' | 'unknown';
-  lastHealthAt: string | null;
-  createdAt: string;
-  /** Live connections to the server node answering. */
-  connections: ConnectionView[];
-  /** Every server node its tentacle is connected to now (a cluster has several). */
-  nodes: { name: string; carrier: string }[];
-  /** Connected to some node. */
-  online: boolean;
-}
+export const MachineView = named(
+  'MachineView',
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    kind: MachineKind,
+    thumbprint: z.string(),
+    commsStyle: CommsStyle,
+    endpoint: z.object({ host: z.string(), port: z.number().int() }).nullable(),
+    environments: z.array(z.string()),
+    roles: z.array(z.string()),
+    workerPools: z.array(z.string()),
+    carrier: z.string().nullable(),
+    tentacleVersion: z.string().nullable(),
+    lastSeenAt: timestamp.nullable(),
+    lastHealth: z.enum(['healthy', 'unhealthy', 'unknown']),
+    lastHealthAt: timestamp.nullable(),
+    createdAt: timestamp,
+    connections: z.array(ConnectionView).describe('Live connections to the server node answering.'),
+    nodes: z
+      .array(z.object({ name: z.string(), carrier: z.string(), connectedAt: timestamp }))
+      .describe('Every server node its tentacle is connected to now (a cluster has several), and since when.'),
+    online: z.boolean().describe('Connected to some node.'),
+    connectedSince: timestamp
+      .nullable()
+      .describe(
+        'While online: since when, the oldest of its live connections. `lastSeenAt` is when a connection last began or ended, so it says nothing new about a machine still connected.',
+      ),
+  }),
+);
+export type MachineView = z.infer<typeof MachineView>;
 
-export interface RegisterMachineResponse {
-  machine: MachineView;
-  created: boolean;
-  server: ServerInfo;
-}
+export const RegisterMachineResponse = named(
+  'RegisterMachineResponse',
+  z.object({
+    machine: MachineView,
+    created: z.boolean(),
+    server: ServerInfo,
+  }),
+);
+export type RegisterMachineResponse = z.infer<typeof RegisterMachineResponse>;
 
-export type TaskState = 'Queued' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
-export type TaskMachineState = 'Pending' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+export const HealthCheckView = named(
+  'HealthCheckView',
+  z.object({
+    id: z.number().int(),
+    machineId: z.string(),
+    ok: z.boolean(),
+    details: z.record(z.unknown()).nullable().describe("What the Tentacle reported, as it reported it."),
+    at: timestamp,
+  }),
+);
+export type HealthCheckView = z.infer<typeof HealthCheckView>;
 
-export interface TaskMachineView {
-  machineId: string;
-  machineName: string;
-  state: TaskMachineState;
-  exitCode: number | null;
-  error: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+export const GroupView = named(
+  'GroupView',
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    createdAt: timestamp,
+  }).describe('An environment or a worker pool.'),
+);
+export type GroupView = z.infer<typeof GroupView>;
 
-export interface TaskView {
-  id: string;
-  kind: 'run-script' | 'push-file' | 'health-check';
-  state: TaskState;
-  target: Record<string, unknown>;
-  spec: Record<string, unknown>;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  cancelRequestedAt: string | null;
-  error: string | null;
-  machines: TaskMachineView[];
-}
+export const TaskMachineState = z.enum(['Pending', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut']);
+export type TaskMachineState = z.infer<typeof TaskMachineState>;
 
-export interface LogLineView {
-  seq: number;
-  machineId: string | null;
-  at: string;
-  stream: 'stdout' | 'stderr' | 'info' | 'error';
-  text: string;
-}
+export const TaskMachineView = named(
+  'TaskMachineView',
+  z.object({
+    machineId: z.string(),
+    machineName: z.string(),
+    state: TaskMachineState,
+    exitCode: z.number().int().nullable(),
+    error: z.string().nullable(),
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+  }),
+);
+export type TaskMachineView = z.infer<typeof TaskMachineView>;
 
-export interface LogPage {
-  items: LogLineView[];
-  /** Pass as `after` to read on. */
-  lastSeq: number;
-  taskState: TaskState;
-}
+export const TaskView = named(
+  'TaskView',
+  z.object({
+    id: z.string(),
+    kind: z.enum(TASK_KINDS),
+    state: TaskState,
+    target: z.record(z.unknown()).describe('The target as the task was created with (a TaskTarget).'),
+    spec: z.record(z.unknown()).describe("What the task does, by kind (the script, the file and its destination)."),
+    createdAt: timestamp,
+    startedAt: timestamp.nullable(),
+    finishedAt: timestamp.nullable(),
+    cancelRequestedAt: timestamp.nullable(),
+    error: z.string().nullable(),
+    machineCount: z.number().int().describe('How many machines the task runs on.'),
+    machines: z.array(TaskMachineView).describe("Each machine's part; empty in lists (GET /api/tasks), which count them in machineCount."),
+  }),
+);
+export type TaskView = z.infer<typeof TaskView>;
 
-export interface UploadedFile {
-  sha256: string;
-  size: number;
-}
+export const LogLineView = named(
+  'LogLineView',
+  z.object({
+    seq: z.number().int(),
+    machineId: z.string().nullable(),
+    at: timestamp,
+    stream: z.enum(['stdout', 'stderr', 'info', 'error']),
+    text: z.string(),
+  }),
+);
+export type LogLineView = z.infer<typeof LogLineView>;
+
+export const LogPage = named(
+  'LogPage',
+  z.object({
+    items: z.array(LogLineView),
+    lastSeq: z.number().int().describe('Pass as `after` to read on.'),
+    /** Read before the lines: when it is final and `items` is empty, the log is complete. */
+    taskState: TaskState,
+  }),
+);
+export type LogPage = z.infer<typeof LogPage>;
+
+export const UploadedFile = named(
+  'UploadedFile',
+  z.object({
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number().int(),
+  }),
+);
+export type UploadedFile = z.infer<typeof UploadedFile>;
 
 /** `details` of the 409 REEF_IN_USE that DELETE /api/files/:sha256 answers while tasks still need the file. */
-export interface FileInUse {
-  /** Queued or running push-file tasks that will still send it. */
-  taskIds: string[];
-}
+export const FileInUse = named(
+  'FileInUse',
+  z.object({
+    taskIds: z.array(z.string()).describe('Queued or running push-file tasks that will still send it.'),
+  }),
+);
+export type FileInUse = z.infer<typeof FileInUse>;
 
-export interface CreatedApiKey {
-  id: string;
-  name: string;
-  /** Shown once; only its hash is stored. */
-  key: string;
+/** An API key as listed: never the key or its hash. */
+export const ApiKeyView = named(
+  'ApiKeyView',
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
+    createdAt: timestamp,
+    lastUsedAt: timestamp.nullable(),
+    revokedAt: timestamp.nullable(),
+  }),
+);
+export type ApiKeyView = z.infer<typeof ApiKeyView>;
+
+export const CreatedApiKey = named(
+  'CreatedApiKey',
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    key: z.string().describe('Shown once; only its hash is stored.'),
+  }),
+);
+export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
+
+/** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
+export const LOG_STREAM_EVENTS = {
+  log: LogLineView,
+  state: TaskView,
+  /** Last: the task is final and every line was sent. */
+  end: named('LogStreamEnd', z.object({}).strict()),
+} as const;
+
+/** `{"items": [...]}`, the shape of every list. */
+export function itemsOf<T extends z.ZodTypeAny>(item: T) {
+  return z.object({ items: z.array(item) });
 }
 
 export const FINAL_TASK_STATES: readonly TaskState[] = ['Success', 'Failed', 'Cancelled', 'TimedOut'];

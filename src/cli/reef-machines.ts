@@ -21,7 +21,7 @@ export function registerMachineCommands(program: Command): void {
   addConnectionOptions(
     machines
       .command('list')
-      .description('list machines: name, kind, status, carrier, environments or pools, roles, last seen, version')
+      .description('list machines: name, kind, status, carrier, environments or pools, roles, when connected or last seen, version')
       .option('--environment <name>', 'only targets in this environment')
       .option('--role <role>', 'only targets with this role')
       .option('--worker-pool <name>', 'only workers in this pool')
@@ -65,7 +65,7 @@ export function registerMachineCommands(program: Command): void {
 
 export function machineTable(items: readonly MachineView[], now = Date.now()): string {
   return formatTable(
-    ['NAME', 'KIND', 'STATUS', 'CARRIER', 'ENVIRONMENTS/POOLS', 'ROLES', 'LAST SEEN', 'VERSION'],
+    ['NAME', 'KIND', 'STATUS', 'CARRIER', 'ENVIRONMENTS/POOLS', 'ROLES', 'SEEN', 'VERSION'],
     items.map((m) => [
       m.name,
       m.kind,
@@ -73,10 +73,19 @@ export function machineTable(items: readonly MachineView[], now = Date.now()): s
       cell(m.carrier ?? (m.commsStyle === 'listening' ? 'listening' : null)),
       list(m.kind === 'worker' ? m.workerPools : m.environments),
       m.kind === 'worker' ? '-' : list(m.roles),
-      formatAge(m.lastSeenAt, now),
+      seen(m, now),
       cell(m.tentacleVersion),
     ]),
   );
+}
+
+/**
+ * An online machine's last-seen time is when its connection began, however long ago: it is
+ * shown as "connected 12m ago" (connected since then). An offline one: when it was last seen.
+ */
+function seen(m: MachineView, now = Date.now()): string {
+  if (m.online && m.connectedSince) return `connected ${formatAge(m.connectedSince, now)}`;
+  return formatAge(m.lastSeenAt, now);
 }
 
 function describeMachine(m: MachineView): string {
@@ -92,7 +101,9 @@ function describeMachine(m: MachineView): string {
     [m.kind === 'worker' ? 'Worker pools' : 'Environments', list(m.kind === 'worker' ? m.workerPools : m.environments)],
     ['Roles', list(m.roles)],
     ['Version', cell(m.tentacleVersion)],
-    ['Last seen', m.lastSeenAt ? `${m.lastSeenAt} (${formatAge(m.lastSeenAt)})` : 'never'],
+    m.online && m.connectedSince
+      ? ['Connected since', `${m.connectedSince} (${formatAge(m.connectedSince)})`]
+      : ['Last seen', m.lastSeenAt ? `${m.lastSeenAt} (${formatAge(m.lastSeenAt)})` : 'never'],
     ['Health', m.lastHealthAt ? `${m.lastHealth} at ${m.lastHealthAt}` : m.lastHealth],
     ['Registered', m.createdAt],
   ];

@@ -27,6 +27,7 @@ const ConfigFile = z
     httpsCertificate: z.string().min(1).optional(),
     httpsCertificateKey: z.string().min(1).optional(),
     httpsCertificatePassword: z.string().optional(),
+    metricsListen: z.string().min(1).optional(),
   })
   .strict();
 

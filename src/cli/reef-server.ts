@@ -5,6 +5,7 @@ import { ReefError } from '../errors.js';
 import { describeDownloads } from '../server/downloads/listing.js';
 import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
+import { parseListenAddress } from '../server/metrics/listen-address.js';
 import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
 import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
@@ -22,6 +23,9 @@ export function defaultDataDir(): string {
 
 /** Node timers hold at most 2^31-1 ms (24.8 days); a longer (or infinite) wait would fire at once. */
 export const MAX_PICKUP_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+
+/** A failed start-up that has not ended the process by itself after this long is ended. */
+const FAILED_START_EXIT_MS = 1_000;
 
 /** The log quota is set in whole MiB or more, up to 1 TiB (beyond, it bounds nothing). */
 export const MAX_LOG_QUOTA_MIB = 1024 * 1024;
@@ -50,6 +54,7 @@ interface RunOptions {
   httpsCertificate?: string;
   httpsCertificateKey?: string;
   httpsCertificatePassword?: string;
+  metricsListen?: string;
   config?: string;
 }
 
@@ -59,7 +64,7 @@ interface RunOptions {
  */
 export async function resolveServerSettings(opts: RunOptions): Promise<ServerSettings> {
   const file = opts.config ? await readConfigFile(resolve(opts.config)) : {};
-  return {
+  const settings: ServerSettings = {
     dataDir: resolve(opts.data ?? file.dataDir ?? defaultDataDir()),
     store: opts.store ?? file.store,
     httpsPort: opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (file.httpsPort ?? DEFAULT_HTTPS_PORT),
@@ -73,9 +78,15 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
+    metricsListen: metricsListen(opts.metricsListen ?? file.metricsListen),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
     httpsCertificate: httpsCertificate(opts, file),
   };
+  // Else the second listener finds its port "taken", by this very server.
+  if (settings.httpsPort === settings.commsPort && settings.httpsPort !== 0) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `The HTTPS port and the comms port are both ${settings.httpsPort}; give them different ports (--https-port, --comms-port).`);
+  }
+  return settings;
 }
 
 /** --https-certificate and its key and password; paths resolved now, since the files are read again on every reload. */
@@ -105,6 +116,10 @@ function logQuotaBytes(mib: string | number | undefined): number | undefined {
     throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib must be a number of MiB from 1 to ${MAX_LOG_QUOTA_MIB}, got "${mib}".`);
   }
   return Math.round(n * 1024 * 1024);
+}
+
+function metricsListen(value: string | undefined): ServerSettings['metricsListen'] {
+  return value === undefined || value === '' ? undefined : parseListenAddress(value, '--metrics-listen (REEF_METRICS_LISTEN)');
 }
 
 function checkWebsocketPath(path: string | undefined): string | undefined {
@@ -173,7 +188,7 @@ export function registerServerCommands(program: Command): void {
     )
     .addOption(envOption('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)', 'REEF_WEBSOCKET_PATH'))
     .addOption(envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)', 'REEF_PROXY_PROTOCOL'))
-    .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect (default 120)', 'REEF_PICKUP_TIMEOUT'))
+    .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect, or keeps dialling a listening one that cannot be reached (default 120)', 'REEF_PICKUP_TIMEOUT'))
     .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
     .addOption(
       envOption(
@@ -186,8 +201,15 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--https-certificate-password <password>', 'opens a PKCS#12 --https-certificate or an encrypted key (prefer the variable: flags show in ps)', 'REEF_HTTPS_CERTIFICATE_PASSWORD'))
     .addOption(
       envOption(
+        '--metrics-listen <host:port>',
+        'also serve /metrics over plain HTTP, without credentials, on this address (e.g. 127.0.0.1:9464); on the HTTPS port it needs an API key',
+        'REEF_METRICS_LISTEN',
+      ),
+    )
+    .addOption(
+      envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen)',
         'REEF_CONFIG',
       ),
     )
@@ -200,7 +222,18 @@ export function registerServerCommands(program: Command): void {
         // A server for a whole fleet must not exit because one code path forgot a catch:
         // log what escaped (with its stack) and keep serving.
         process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection (kept running)'));
-        const running = await startReefServer({ ...settings, logger });
+        let running: Awaited<ReturnType<typeof startReefServer>>;
+        try {
+          running = await startReefServer({ ...settings, logger });
+        } catch (err) {
+          // startReefServer closed what it opened, so the process ends once the error is
+          // printed; should anything still hold it (a bug), it ends anyway, and says what.
+          setTimeout(() => {
+            logger.error({ stillOpen: process.getActiveResourcesInfo() }, 'start-up failed but something it opened was left open; exiting anyway');
+            process.exit(1);
+          }, FAILED_START_EXIT_MS).unref();
+          throw err;
+        }
         // The conventional reload signal (systemctl reload): the portal's CA certificate is read again.
         process.on('SIGHUP', () => void running.reloadHttpsCertificate('SIGHUP'));
         const shown = settings.host && settings.host !== '0.0.0.0' ? settings.host : 'localhost';
@@ -217,6 +250,8 @@ export function registerServerCommands(program: Command): void {
             ? [`  Polling on ${running.httpsPort} for: ${settings.pollingHostnames.join(', ')} (SNI), and any name with ALPN reef-comms`]
             : []),
           `  WebSocket path:  ${settings.websocketPath ?? '/reef/comms'}`,
+          `  Metrics:         https://${shown}:${running.httpsPort}/metrics (with an API key)` +
+            (settings.metricsListen && running.metricsPort ? `; http://${hostPort(settings.metricsListen.host, running.metricsPort)}/metrics (no credentials)` : ''),
           `  Thumbprint:      ${running.info.commsThumbprint}`,
           ...httpsCertificateLines(running.httpsCertificate),
           `  Node:            ${running.info.nodeName}${running.clustered ? ' (PostgreSQL store: other nodes may share its work)' : ''}`,
@@ -224,6 +259,7 @@ export function registerServerCommands(program: Command): void {
           ...downloads,
           ...(running.initialAdminKey ? [`  Admin API key (shown only this once): ${running.initialAdminKey}`] : []),
           ...(running.initialAdminPassword ? [`  Admin sign-in (shown only this once): admin / ${running.initialAdminPassword}`] : []),
+          ...(running.initialCredentialsFile ? [`  First-run credentials kept in ${running.initialCredentialsFile} (mode 0600) until admin first signs in`] : []),
           'Stop it with Ctrl+C or SIGTERM.',
         ];
         printLine(banner.join('\n'));
@@ -257,6 +293,11 @@ function httpsCertificateLines(cert: RunningServer['httpsCertificate']): string[
   return [
     `  HTTPS certificate: ${cert.subject}, issued by ${cert.issuer}, valid until ${cert.notAfter.toISOString().slice(0, 10)} (portal and API only; comms keeps the thumbprint above)`,
   ];
+}
+
+/** `host:port`, with an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The server service's environment file with every setting commented out (what `--install` and the Debian package write). */

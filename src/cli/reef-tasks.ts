@@ -5,6 +5,7 @@ import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { ApiClient } from '../api/client.js';
 import type { CreateTaskRequest, TaskState, TaskTarget, TaskView, UploadedFile } from '../api/contract.js';
+import { SHA256_HEADER } from '../api/headers.js';
 import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/vocabulary.js';
 import { ReefError } from '../errors.js';
 import { absolutePath, collect, note, printJson, printLine, runAction } from './common.js';
@@ -30,11 +31,9 @@ const contract = () => import('../api/contract.js');
  * and the log routes in reef-follow.ts.
  */
 
-export const SHA256_HEADER = 'x-reef-sha256';
-
-const FOLLOW_HELP =
-  'stream the log until the task ends: "[machine] text" on stdout ("!" marks stderr and errors, "*" Reef\'s own messages), ' +
-  'a summary on stderr; exit code 1 unless the task succeeds';
+/** What following a task prints, and its exit code: said once, by --follow and by `tasks watch`. */
+const FOLLOW_OUTPUT = '"[machine] text" on stdout ("!" marks stderr and errors, "*" Reef\'s own messages), a summary on stderr; exit code 1 unless the task succeeds';
+const FOLLOW_HELP = `stream the log until the task ends: ${FOLLOW_OUTPUT}`;
 
 interface TargetOpts {
   environment?: string;
@@ -113,7 +112,7 @@ export function registerTaskCommands(program: Command): void {
   addConnectionOptions(
     tasks
       .command('watch')
-      .description(`follow a task's log until it ends; exit code 1 unless it succeeds (${FOLLOW_HELP.split(': ')[1]})`)
+      .description(`follow a task's log until it ends: ${FOLLOW_OUTPUT}`)
       .argument('<id>', 'task id'),
   ).action(
     runAction(async (id: string, opts: ConnectionOpts) => {
@@ -160,7 +159,7 @@ export function registerTaskCommands(program: Command): void {
       printLine(
         formatTable(
           ['ID', 'KIND', 'STATE', 'MACHINES', 'CREATED', 'FINISHED'],
-          items.map((t) => [t.id, t.kind, t.state, String(t.machines?.length ?? 0), formatAge(t.createdAt), t.finishedAt ? formatAge(t.finishedAt) : '-']),
+          items.map((t) => [t.id, t.kind, t.state, String(t.machineCount), formatAge(t.createdAt), t.finishedAt ? formatAge(t.finishedAt) : '-']),
         ),
       );
     }),

@@ -27,6 +27,12 @@ export interface AcceptorOptions {
   perCertificate?: { max: number; explain(thumbprint: string, max: number): string };
   /** A trusted peer passed the verdict; the socket is now the caller's. */
   onSession(socket: tls.TLSSocket, peer: PeerInfo): void;
+  /**
+   * A peer was turned away, for metrics: `reason` is the code it was told in lower case
+   * without `REEF_` (`untrusted_certificate`), or `tls_handshake_failed`. Peers without ALPN
+   * `reef-comms` (browsers) get the friendly page and are not counted.
+   */
+  onRefused?(carrier: string, reason: string): void;
 }
 
 export interface Acceptor {
@@ -67,6 +73,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
       logger.debug({ err: err.code ?? err.message, carrier }, 'comms: TLS handshake failed');
+      options.onRefused?.(carrier, 'tls_handshake_failed');
       socket.destroy();
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -74,6 +81,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
       verify(socket, carrier).catch((err) => {
         logger.warn({ err }, 'comms: could not complete a connection');
+        options.onRefused?.(carrier, 'internal_error');
         socket.destroy();
       });
     });
@@ -92,6 +100,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
         message: 'This listener only accepts peers that present a client certificate; none was presented.',
       });
       logger.warn({ remote: remoteAddress }, 'comms: refused a peer without a client certificate');
+      options.onRefused?.(carrier, 'no_client_certificate');
       return endSoon(socket, deadline);
     }
     const thumbprint = thumbprintOfDer(raw);
@@ -99,6 +108,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       const message = options.explainRefusal(thumbprint, remoteAddress);
       void writeVerdict(socket, { ok: false, code: 'REEF_UNTRUSTED_CERTIFICATE', message });
       logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
+      options.onRefused?.(carrier, 'untrusted_certificate');
       return endSoon(socket, deadline);
     }
     const admission = perCertificate?.admit(thumbprint);
@@ -108,6 +118,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       // Once per flood at warn; every further refusal at debug, so a flood cannot flood the log.
       if (admission.firstRefusal) logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
       else logger.debug({ remote: remoteAddress, thumbprint }, 'comms: refused another connection over the per-certificate cap');
+      options.onRefused?.(carrier, 'too_many_connections');
       return endSoon(socket, deadline);
     }
     if (admission) {

@@ -1,9 +1,12 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 
+/** The page's heading; the admin CLI recognises a comms port by it (src/api/client.ts). */
+export const FRIENDLY_PAGE_TITLE = 'Reef comms listener';
+
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Reef</title></head>
-<body><h1>Reef comms listener</h1>
+<body><h1>${FRIENDLY_PAGE_TITLE}</h1>
 <p>This port is configured to accept Reef Tentacle connections. If you can read this page,
 the network path from here to the listener works.</p>
 <p>Tentacles connect with mutual TLS and pinned certificate thumbprints; a browser
@@ -47,8 +50,6 @@ export function createFriendlyPageServer(timeoutMs: number): { serve(socket: Dup
     },
   };
 }
-
-export const FRIENDLY_PAGE_TITLE = 'Reef comms listener';
 
 /** Answers one HTTP request with the friendly page (also used on the WebSocket path). */
 export function writeFriendlyPage(req: http.IncomingMessage, res: http.ServerResponse): void {

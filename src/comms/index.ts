@@ -3,7 +3,7 @@
  * this folder is internal and may change shape without notice outside it.
  */
 // The two ends of a comms link and their limits.
-export { CommsServer, type TentacleAddress, type CommsServerOptions } from './server.js';
+export { CommsServer, type TentacleAddress, type CommsServerOptions, type PickupOutcome } from './server.js';
 export { TentacleComms, Poller, type PollTarget, type TentacleCommsOptions } from './tentacle.js';
 export { DEFAULT_LIMITS, DEFAULT_FRONT_DOOR_LIMITS, resolveLimits, type CommsLimits, type FrontDoorLimits } from './limits.js';
 export { RpcClient } from './rpc/client.js';

@@ -74,6 +74,36 @@ export class LinkRegistry {
     return this.links.has(thumbprint) ? new Date() : this.lastSeen.get(thumbprint);
   }
 
+  /** Calls waiting for a tentacle to connect. */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * Tentacles connected per carrier (one with connections on two carriers counts under
+   * each) and the calls in flight over every connection: one pass, for metrics.
+   */
+  census(): { tentaclesByCarrier: Map<string, number>; inflight: number } {
+    const tentaclesByCarrier = new Map<string, number>();
+    const count = (carrier: string) => tentaclesByCarrier.set(carrier, (tentaclesByCarrier.get(carrier) ?? 0) + 1);
+    let inflight = 0;
+    for (const set of this.links.values()) {
+      let first: string | undefined;
+      let others: Set<string> | undefined;
+      for (const client of set) {
+        inflight += client.inflight;
+        const carrier = client.peer.carrier;
+        if (first === undefined) first = carrier;
+        else if (carrier !== first) (others ??= new Set()).add(carrier);
+      }
+      if (first !== undefined) count(first);
+      others?.forEach(count);
+    }
+    return { tentaclesByCarrier, inflight };
+  }
+
   get size(): number {
     let n = 0;
     for (const set of this.links.values()) n += set.size;

@@ -6,11 +6,13 @@ import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
+import { connectTcp, hostPort } from './carriers/tcp.js';
 import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
+import { dialListening, type DialAttempt } from './listening-dial.js';
 import type { TrustCheck } from './peer.js';
 import { LinkRegistry } from './registry.js';
-import { RpcClient } from './rpc/client.js';
+import { RpcClient, type CallObserver } from './rpc/client.js';
 import type { CallOptions } from './rpc/types.js';
 
 /** How the server reaches one tentacle. */
@@ -33,9 +35,21 @@ export interface CommsServerOptions {
 }
 
 export interface CommsServerEvents {
-  connected: [client: RpcClient];
+  /**
+   * `reconnect`: the tentacle had connected before (to this process, or by `lastSeenAt` to
+   * any node) and this is not merely another carrier beside a live connection.
+   */
+  connected: [client: RpcClient, reconnect: boolean];
   disconnected: [client: RpcClient, reason: Error | undefined];
+  /** A tentacle was turned away or could not be dialled; `reason` is the code in lower case without `REEF_`. */
+  refused: [carrier: string, reason: string];
+  /** A call to a tentacle got its answer or failed (see CallObserver). */
+  call: [method: string, seconds: number, errorCode: string | undefined];
+  /** A call waited for a polling tentacle to connect, and how that ended. */
+  pickup: [seconds: number, outcome: PickupOutcome];
 }
+
+export type PickupOutcome = 'connected' | 'timed_out' | 'cancelled' | 'shutdown';
 
 /**
  * The server's side of comms: accepts polling tentacles (on its own port, or sockets
@@ -48,11 +62,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly options: CommsServerOptions;
   private readonly logger: Logger;
   private readonly acceptor: Acceptor;
-  private readonly dialing = new Map<Thumbprint, Promise<RpcClient>>();
+  private readonly dialing = new Map<Thumbprint, DialAttempt>();
   private readonly resumable = new Map<Thumbprint, Buffer>();
   private readonly idleSweep: NodeJS.Timeout;
   /** Aborted by close: calls still waiting for a tentacle to poll give up at once. */
   private readonly closing = new AbortController();
+  private readonly observeCall: CallObserver = (method, seconds, errorCode) => this.emit('call', method, seconds, errorCode);
 
   constructor(options: CommsServerOptions) {
     super();
@@ -74,7 +89,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
           '(comms limit maxConnectionsPerCertificate); this connection was refused. A Tentacle needs one per carrier it polls on: ' +
           'check that no other machine runs with a copy of this certificate, then wait for its old connections to close.',
       },
-      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)),
+      onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      onRefused: (carrier, reason) => this.emit('refused', carrier, reason),
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
     this.idleSweep.unref();
@@ -91,29 +107,45 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   async call(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
-    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs);
+    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs, options.onWaiting);
     return client.call(method, args, options);
   }
 
   async callForBody(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<{ result: unknown; body: Readable }> {
-    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs);
+    const client = await this.connectionFor(target, options.signal, options.pickupTimeoutMs, options.onWaiting);
     return client.callForBody(method, args, options);
   }
 
   /**
-   * A live connection to the tentacle: for a listening one, dialled now if needed; for a
-   * polling one, waiting up to the pickup timeout for it to connect.
+   * A live connection to the tentacle: for a listening one, dialled now if needed (again
+   * and again while it cannot be reached, up to the pickup timeout); for a polling one,
+   * waiting up to the pickup timeout for it to connect.
    */
-  async connectionFor(target: TentacleAddress, signal?: AbortSignal, pickupTimeoutMs = this.limits.pickupTimeoutMs): Promise<RpcClient> {
+  async connectionFor(target: TentacleAddress, signal?: AbortSignal, waitMs?: number, onWaiting?: (note: string) => void): Promise<RpcClient> {
     const live = this.links.pick(target.thumbprint);
     if (live) return live;
-    if (target.listening) return this.dial({ ...target, listening: target.listening });
-    const client = this.closing.signal.aborted
-      ? null
-      : await this.links.waitFor(target.thumbprint, pickupTimeoutMs, signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal);
+    const pickupTimeoutMs = waitMs ?? this.limits.pickupTimeoutMs;
+    const waiting = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+    if (target.listening) {
+      const listening = { ...target, listening: target.listening };
+      return dialListening({
+        tentacle: describe(target),
+        ...target.listening,
+        pickupTimeoutMs,
+        isPickupTimeout: waitMs === undefined,
+        attempt: () => this.dial(listening),
+        signal: waiting,
+        stopped: () => this.notMade(target, signal, 'while dialling it'),
+        logger: this.logger,
+        onWaiting,
+      });
+    }
+    const waitStarted = performance.now();
+    const client = this.closing.signal.aborted ? null : await this.links.waitFor(target.thumbprint, pickupTimeoutMs, waiting);
+    const outcome: PickupOutcome = client ? 'connected' : this.closing.signal.aborted ? 'shutdown' : signal?.aborted ? 'cancelled' : 'timed_out';
+    this.emit('pickup', (performance.now() - waitStarted) / 1000, outcome);
     if (client) return client;
-    if (this.closing.signal.aborted) throw new ReefError('REEF_SHUTTING_DOWN', `The server is shutting down; the call to ${describe(target)} was not made.`);
-    if (signal?.aborted) throw new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled while waiting for it to connect.`);
+    if (outcome === 'shutdown' || outcome === 'cancelled') throw this.notMade(target, signal, 'while waiting for it to connect');
     const seen = this.links.lastSeenAt(target.thumbprint) ?? this.options.lastSeenAt?.(target.thumbprint) ?? null;
     throw new ReefError(
       'REEF_TENTACLE_NOT_CONNECTED',
@@ -121,6 +153,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         (seen ? `it was last seen ${seen.toISOString()} (${formatDuration(Date.now() - seen.getTime())} ago).` : 'it has never been seen by this server.') +
         ' Check that the Tentacle is running and can reach the server.',
     );
+  }
+
+  /** Why a call was given up before it was made: the server is closing, or the caller cancelled. */
+  private notMade(target: TentacleAddress, signal: AbortSignal | undefined, during: string): ReefError {
+    if (this.closing.signal.aborted || !signal?.aborted) return new ReefError('REEF_SHUTTING_DOWN', `The server is shutting down; the call to ${describe(target)} was not made.`);
+    return new ReefError('REEF_CALL_CANCELLED', `The call to ${describe(target)} was cancelled ${during}.`);
   }
 
   /** Stops trusting a tentacle's live connections: closes them now. (New ones are refused by `trust`.) */
@@ -144,9 +182,18 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   }
 
   private adopt(client: RpcClient): RpcClient {
+    const { thumbprint, carrier } = client.peer;
+    // A reconnect: the tentacle is back on a carrier it held (the old link may not have
+    // been noticed dead yet), or back at all after being seen before. A second carrier
+    // next to a live one is not.
+    const live = this.links.connections(thumbprint);
+    const reconnect =
+      live.length > 0
+        ? live.some((other) => other.peer.carrier.replace(/\+proxy$/, '') === carrier)
+        : this.links.lastSeenAt(thumbprint) !== undefined || this.options.lastSeenAt?.(thumbprint) != null;
     this.links.add(client);
-    this.logger.info({ thumbprint: client.peer.thumbprint, remote: client.peer.remoteAddress, carrier: client.peer.carrier }, 'comms: tentacle connected');
-    this.emit('connected', client);
+    this.logger.info({ thumbprint, remote: client.peer.remoteAddress, carrier }, 'comms: tentacle connected');
+    this.emit('connected', client, reconnect);
     void client.closed.then((reason) => {
       this.links.remove(client);
       this.logger.info({ thumbprint: client.peer.thumbprint, reason: reason?.message }, 'comms: tentacle disconnected');
@@ -155,26 +202,50 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     return client;
   }
 
-  private dial(target: TentacleAddress & { listening: { host: string; port: number } }): Promise<RpcClient> {
+  /**
+   * One attempt to open a connection to a listening tentacle, shared by the calls that
+   * need it meanwhile: TCP first (bounded by the handshake timeout, so its failures are
+   * told apart from TLS ones), then TLS with the pin checked both ways.
+   */
+  private dial(target: TentacleAddress & { listening: { host: string; port: number } }): DialAttempt {
     const pending = this.dialing.get(target.thumbprint);
     if (pending) return pending;
     const { host, port } = target.listening;
-    const attempt = dialSecure({
+    let tcpConnectedTo: string | undefined;
+    const session = dialSecure({
       identity: this.options.identity,
       host,
       port,
+      transport: async () => {
+        const socket = await connectTcp(host, port, { timeoutMs: this.limits.handshakeTimeoutMs, signal: this.closing.signal });
+        tcpConnectedTo = socket.remoteAddress;
+        return socket;
+      },
       expected: [target.thumbprint],
       carrier: 'listening',
       handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
       explainMismatch: (presented) =>
-        `The Tentacle at ${host}:${port} presented certificate thumbprint ${presented}, but ${describe(target)} is registered with ${target.thumbprint}. ` +
-        'If its certificate was replaced, register it again with "tentacle register-with --force".',
+        `The Tentacle at ${hostPort(host, port)} presented certificate thumbprint ${presented}, but ${describe(target)} is registered with ${target.thumbprint}. ` +
+        'Another machine may answer at that address (an address reused, a port forwarded elsewhere), or something may be intercepting the connection: ' +
+        'compare with "tentacle show-thumbprint" on the machine itself. Only if its certificate was replaced on purpose, register it again with "tentacle register-with --force".',
       resume: this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
       onResumableSession: (session, thumbprint) => this.resumable.set(thumbprint, session),
-    }).then(({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger)));
+    }).then(
+      ({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
+      (err: unknown) => {
+        this.emit('refused', 'listening', err instanceof ReefError ? err.code.replace(/^REEF_/, '').toLowerCase() : 'internal_error');
+        throw err;
+      },
+    );
+    const attempt: DialAttempt = {
+      session,
+      get tcpConnectedTo() {
+        return tcpConnectedTo;
+      },
+    };
     this.dialing.set(target.thumbprint, attempt);
     const forget = () => this.dialing.delete(target.thumbprint);
-    attempt.then(forget, forget);
+    session.then(forget, forget);
     return attempt;
   }
 

@@ -28,19 +28,22 @@ import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
 import type { ServingCertificate } from '../pki/serving-certificate.js';
+import { answerClientErrors, MAX_HEAD_BYTES, refuseOversizedHead } from './https/request-head.js';
 import type { PortalSocketLimits } from './https/limits.js';
-import { ensureInitialAdmin } from './auth/users.js';
+import { ensureInitialCredentials, forgetInitialCredentials } from './auth/initial-credentials.js';
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
+import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
+import { portHolderPhrase } from './port-holder.js';
 import { VERSION } from '../version.js';
 
 export interface ServerSettings {
@@ -81,6 +84,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
+  metricsListen?: { host: string; port: number };
   logger?: Logger;
 }
 
@@ -96,6 +101,8 @@ export interface RunningServer {
   initialAdminKey?: string;
   /** Set when the store had no portal user: the `admin` password, shown once. */
   initialAdminPassword?: string;
+  /** The 0600 file that keeps the first-run credentials until `admin` first signs in, while it exists. */
+  initialCredentialsFile?: string;
   store: Store;
   comms: CommsServer;
   engine: TaskEngine;
@@ -107,6 +114,10 @@ export interface RunningServer {
   readonly httpsCertificate: ServingCertificate | undefined;
   /** Reads the configured portal certificate again (SIGHUP); the old one stays if the new one is unusable. */
   reloadHttpsCertificate(trigger: string): Promise<ReloadOutcome>;
+  /** What /metrics serves. */
+  readonly metrics: ServerMetrics;
+  /** The plain-HTTP metrics port, when `metricsListen` is set. */
+  readonly metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -133,7 +144,8 @@ export async function startReefServer(settings: ServerSettings): Promise<Running
 async function start(settings: ServerSettings, logger: Logger, closers: Closers): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const location = storeLocation(settings.dataDir, settings.store);
-  const store = await createStore(location);
+  const metrics = new ServerMetrics();
+  const store = timeStore(await createStore(location), metrics);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
   const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`, {
@@ -182,6 +194,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
   });
+  watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -216,7 +229,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
     },
   });
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links() }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -226,12 +239,14 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     friendlyPage: writeFriendlyPage,
   });
   closers.add('WebSocket endpoint', () => websockets.close());
-  const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'] }, (req, res) => {
+  const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'], maxHeaderSize: MAX_HEAD_BYTES }, (req, res) => {
     const hsts = portalCertificate.strictTransportSecurity();
     if (hsts) res.setHeader('strict-transport-security', hsts);
+    if (refuseOversizedHead(req, res)) return;
     if (!websockets.handleRequest(req, res) && !downloadsHandler(req, res)) apiHandler(req, res);
   });
   portalCertificate.serve(api);
+  answerClientErrors(api, logger);
   api.on('upgrade', (req, socket, head) => {
     if (!websockets.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -257,12 +272,18 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   });
   closers.add('front door', () => frontDoor.close());
   const httpsPort = await listenOn('HTTPS port', '--https-port, or httpsPort in the config file', settings.httpsPort, host, () => frontDoor.listen(settings.httpsPort, host));
+  let metricsPort: number | undefined;
+  if (settings.metricsListen) {
+    const { host: at, port } = settings.metricsListen;
+    const scrapes = createScrapeListener(metrics, logger);
+    closers.add('metrics listener', () => scrapes.close());
+    metricsPort = await listenOn('metrics port', '--metrics-listen, or metricsListen in the config file', port, at, () => scrapes.listen(port, at));
+  }
   await engine.scheduler.announce({ httpsPort, commsPort });
   janitor.start();
   closers.add('upload janitor', () => janitor.close());
   // Made only once the node is up: a first start that fails must not use up the one showing.
-  const initialAdminKey = (await store.listApiKeys()).length === 0 ? (await createApiKey(store, 'admin')).key : undefined;
-  const initialAdminPassword = await ensureInitialAdmin(store);
+  const initial = await ensureInitialCredentials(store, settings.dataDir, nodeName);
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -270,8 +291,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     commsPort,
     info,
     clustered,
-    initialAdminKey,
-    initialAdminPassword,
+    initialAdminKey: initial.apiKey,
+    initialAdminPassword: initial.password,
+    initialCredentialsFile: initial.file,
     store,
     comms,
     engine,
@@ -283,6 +305,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return portalCertificate.configured();
     },
     reloadHttpsCertificate: (trigger) => portalCertificate.reload(trigger),
+    metrics,
+    metricsPort,
     close: () => closers.closeAll(),
   };
 }
@@ -294,7 +318,8 @@ async function listenOn(what: string, setting: string, port: number, host: strin
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new ReefError('REEF_PORT_IN_USE', `Cannot listen on the ${what} ${port} at ${host}: another program already uses it. Stop that program or choose another port (${setting}).`, { cause: err });
+      const holder = await portHolderPhrase(port);
+      throw new ReefError('REEF_PORT_IN_USE', `Cannot listen on the ${what} ${port} at ${host}: another program already uses it${holder ? ` (${holder})` : ''}. Stop that program or choose another port (${setting}).`, { cause: err });
     }
     if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ReefError('REEF_CANNOT_LISTEN', `Cannot listen on the ${what} ${port} at ${host} (${code}): ${errorMessage(err)}. Ports below 1024 need privileges; the address must be one of this machine's. Change ${setting}.`, { cause: err });

@@ -42,7 +42,7 @@ async function startedBanner(args: string[], env: NodeJS.ProcessEnv): Promise<st
 
 test('settings from REEF_* variables; flags win over them, they win over the config file', async () => {
   const dir = await trackedTempDir('reef-server-env-');
-  const [httpsPort, commsPort, filePort, flagPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [httpsPort, commsPort, filePort, flagPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'server.json');
   await writeFile(config, JSON.stringify({ httpsPort: filePort, nodeName: 'from-the-file', websocketPath: '/file/comms' }));
   const banner = await startedBanner(['--data', join(dir, 'data'), '--comms-port', String(flagPort), '--host', '127.0.0.1'], {
@@ -52,12 +52,14 @@ test('settings from REEF_* variables; flags win over them, they win over the con
     REEF_POLLING_HOSTNAMES: 'polling.example.com, second.example.com',
     REEF_WEBSOCKET_PATH: '/env/comms',
     REEF_PROXY_PROTOCOL: 'false',
+    REEF_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
   });
   assert.match(banner, new RegExp(`Portal: +https://127\\.0\\.0\\.1:${httpsPort}/`), 'the variable beats the file');
   assert.match(banner, new RegExp(`Comms port: +${flagPort}\\n`), 'the flag beats the variable');
   assert.match(banner, /Node: +from-the-file/, 'REEF_CONFIG names the config file');
   assert.match(banner, /WebSocket path: +\/env\/comms/);
   assert.match(banner, /Polling on \d+ for: polling\.example\.com, second\.example\.com \(SNI\)/);
+  assert.match(banner, new RegExp(`Metrics: .*; http://127\\.0\\.0\\.1:${metricsPort}/metrics \\(no credentials\\)`));
 });
 
 test('a variable with a bad value stops the server with an error naming it', async () => {
@@ -74,4 +76,10 @@ test('a variable with a bad value stops the server with an error naming it', asy
   });
   assert.equal(port.code, 1);
   assert.match(port.stderr, /^error: --https-port must be a whole number from 1 to 65535, not "https"\./m);
+  const metrics = await runTracked(process.execPath, [REEF, 'server', 'run', '--data', join(dir, 'data')], {
+    env: { ...process.env, REEF_METRICS_LISTEN: '9464', REEF_HTTPS_PORT: String(await freePort()), REEF_COMMS_PORT: String(await freePort()) },
+    timeoutMs: 30_000,
+  });
+  assert.equal(metrics.code, 1);
+  assert.match(metrics.stderr, /^error: --metrics-listen \(REEF_METRICS_LISTEN\) must be HOST:PORT, such as 127\.0\.0\.1:9464 or \[::1\]:9464 \(got "9464"\)\./m);
 });

@@ -107,6 +107,7 @@ function machineView(over: Partial<MachineView> & { name: string }): MachineView
     connections: [],
     nodes: [],
     online: false,
+    connectedSince: null,
     ...over,
   };
 }
@@ -127,6 +128,7 @@ function taskView(id: string, state: TaskState, machines: TaskMachineView[], ove
     finishedAt: null,
     cancelRequestedAt: null,
     error: null,
+    machineCount: machines.length,
     machines,
     ...over,
   };
@@ -198,8 +200,11 @@ describe('reef admin CLI', () => {
         online: true,
         carrier: 'tcp',
         tentacleVersion: '0.1.0',
-        lastSeenAt: new Date(Date.now() - 5 * 60_000).toISOString(),
+        // Seen when its connection began: the table says since when it is connected instead.
+        lastSeenAt: new Date(Date.now() - 12 * 60_000).toISOString(),
+        connectedSince: new Date(Date.now() - 12 * 60_000).toISOString(),
       }),
+      machineView({ name: 'db-01', environments: ['Production'], roles: ['db'], carrier: 'tcp', lastSeenAt: new Date(Date.now() - 5 * 60_000).toISOString() }),
       machineView({ name: 'build-worker', kind: 'worker', workerPools: ['Default'], commsStyle: 'listening' }),
     ];
     const server = await stubServer(identity, [['GET', '/api/machines', (_req, res) => sendJson(res, 200, { items })]]);
@@ -208,8 +213,9 @@ describe('reef admin CLI', () => {
       assert.equal(table.code, 0, table.stderr);
       const rows = lines(table.stdout).map((l) => l.split(/\s{2,}/));
       assert.deepEqual(rows, [
-        ['NAME', 'KIND', 'STATUS', 'CARRIER', 'ENVIRONMENTS/POOLS', 'ROLES', 'LAST SEEN', 'VERSION'],
-        ['web-01', 'target', 'online', 'tcp', 'Production,Staging', 'web', '5m ago', '0.1.0'],
+        ['NAME', 'KIND', 'STATUS', 'CARRIER', 'ENVIRONMENTS/POOLS', 'ROLES', 'SEEN', 'VERSION'],
+        ['web-01', 'target', 'online', 'tcp', 'Production,Staging', 'web', 'connected 12m ago', '0.1.0'],
+        ['db-01', 'target', 'offline', 'tcp', 'Production', 'db', '5m ago', '-'],
         ['build-worker', 'worker', 'offline', 'listening', 'Default', '-', 'never', '-'],
       ]);
 
@@ -478,7 +484,8 @@ describe('reef admin CLI', () => {
     const server = await stubServer(identity, [
       ['POST', '/api/tasks/T-4/cancel', (_req, res) => sendJson(res, 202, running)],
       ['GET', '/api/tasks/T-2', (_req, res) => sendJson(res, 200, done)],
-      ['GET', '/api/tasks', (_req, res) => sendJson(res, 200, { items: [running, done] })],
+      // A list counts each task's machines and leaves `machines` empty, as the server does.
+      ['GET', '/api/tasks', (_req, res) => sendJson(res, 200, { items: [{ ...running, machines: [] }, { ...done, machineCount: 3, machines: [] }] })],
     ]);
     try {
       const cancel = await reef(server, ['tasks', 'cancel', 'T-4']);
@@ -499,7 +506,7 @@ describe('reef admin CLI', () => {
         [
           ['ID', 'KIND', 'STATE', 'MACHINES'],
           ['T-4', 'run-script', 'Running', '1'],
-          ['T-2', 'health-check', 'Success', '1'],
+          ['T-2', 'health-check', 'Success', '3'],
         ],
       );
       const badState = await reef(server, ['tasks', 'list', '--state', 'Sleeping']);

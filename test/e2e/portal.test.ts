@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -25,6 +26,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
+  let serverData: string;
   /** Content-Security-Policy violations and page errors seen by any page: there must be none. */
   const problems: string[] = [];
 
@@ -53,6 +55,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
   before(async () => {
     await mkdir(SHOTS, { recursive: true });
     const [dataDir, root, httpsPort, commsPort] = await Promise.all([tempDir('portal-server'), tempDir('portal-tentacles'), freePort(), freePort()]);
+    serverData = dataDir;
     const launching = chromium.launch(CHROMIUM);
     server = await startServer({ dataDir, httpsPort, commsPort, name: 'portal-server' });
     assert.ok(server.adminKey && server.adminPassword, 'the first run prints the admin key and the admin password');
@@ -99,6 +102,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     await page.getByLabel('Password').fill(server.adminPassword!);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    assert.equal(existsSync(join(serverData, 'initial-admin-credentials')), false, "admin's first sign-in deletes the first-run credentials file");
     const cookie = (await context.cookies()).find((c) => c.name === 'reef_session');
     assert.ok(cookie, 'signed in with a session cookie');
     assert.equal(cookie.httpOnly, true);
@@ -112,6 +116,8 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     assert.match(carrier, /tcp/);
     assert.match(carrier, new RegExp(`comms port ${server.commsPort}`));
     assert.match(await row.locator('[data-field="version"]').innerText(), /^\d+\.\d+\.\d+/);
+    // Connected, and since when: not a stale "last seen".
+    assert.match(await row.locator('[data-field="last-seen"]').innerText(), /^connected (just now|\d+ s ago|\d+ min ago)$/);
     assert.match(await row.innerText(), /web/);
     assert.match(await page.locator('#summary').innerText(), /2 machines: 2 online, 0 offline/);
     await shot(page, 'dashboard');
@@ -181,6 +187,21 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
 
     await page.goto(`${server.url}/tasks?state=Cancelled`);
     assert.match(await page.locator('table.tasks').innerText(), new RegExp(taskId));
+  });
+
+  test('the machine page says since when it is connected and shows health details as a table', async () => {
+    const task = await api.json<TaskView>('POST', '/api/tasks', { body: { kind: 'health-check', target: { machines: ['web-1'] } } });
+    await waitFor('the health check', async () => (await api.json<TaskView>('GET', `/api/tasks/${task.id}`)).state === 'Success');
+    await page.goto(`${server.url}/machines/web-1`);
+    await page.getByRole('heading', { name: 'web-1' }).waitFor();
+    const facts = await page.locator('dl.facts').innerText();
+    assert.match(facts, /Connected since\s+(just now|\d+ s ago|\d+ min ago)/);
+    assert.doesNotMatch(facts, /Last seen/);
+    const details = page.locator('td[data-label="Details"] table.kv').first();
+    assert.match(await details.getByRole('rowheader', { name: 'Round trip' }).locator('xpath=following-sibling::td').innerText(), /^[\d.]+ ms$/);
+    assert.match(await details.innerText(), /Host name\s+\S+/);
+    assert.doesNotMatch(await page.locator('td[data-label="Details"]').first().innerText(), /[{}"]/, 'no raw JSON');
+    await shot(page, 'machine-health');
   });
 
   test('remove a machine after confirming', async () => {

@@ -11,8 +11,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 import { copyCheckout } from '../support/checkout.js';
-import { spawnTracked } from '../support/processes.js';
-import { freePort, stopAll, tempDir } from './harness.js';
+import { runTracked, spawnTracked } from '../support/processes.js';
+import { freePort, REPO, stopAll, tempDir } from './harness.js';
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -58,6 +58,34 @@ test('npm run quickstart builds Reef, runs a script end to end, keeps running, a
     assert.equal(await portOpen(httpsPort), false, 'the server stopped with it');
     assert.equal(await portOpen(commsPort), false);
   } finally {
+    await stopAll();
+  }
+});
+
+test('npm run quickstart with its HTTPS port taken shows the server\'s error and exits non-zero at once, instead of waiting', async () => {
+  const home = await tempDir('quickstart-taken');
+  const taken = net.createServer((socket) => socket.destroy());
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  const httpsPort = (taken.address() as net.AddressInfo).port;
+  const commsPort = await freePort();
+  try {
+    // This checkout, built (test/support/built.ts): the quick start does not build again.
+    const started = Date.now();
+    const result = await runTracked(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/quickstart.ts')], {
+      cwd: REPO,
+      env: { ...process.env, REEF_HOME: home, REEF_HTTPS_PORT: String(httpsPort), REEF_COMMS_PORT: String(commsPort) },
+      timeoutMs: 60_000,
+    });
+    const ms = Date.now() - started;
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stderr, /quickstart failed: server could not start \(exit code 1\):\nerror: Cannot listen on the HTTPS port \d+ at 0\.0\.0\.0: another program already uses it/);
+    assert.match(result.stderr, new RegExp(`\\(full log: ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/server\\.log\\)`));
+    assert.doesNotMatch(result.stdout, /Setting up a local polling Tentacle/);
+    assert.equal(await portOpen(commsPort), false, 'the server left nothing listening');
+    console.log(`# quickstart on a taken port: exit 1 after ${ms} ms`);
+  } finally {
+    taken.close();
     await stopAll();
   }
 });

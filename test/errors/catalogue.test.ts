@@ -29,6 +29,7 @@ const ENVIRONMENT_VARIABLES = new Set([
   'REEF_HTTPS_CERTIFICATE_PASSWORD',
   'REEF_HTTPS_PORT',
   'REEF_LOG_QUOTA_MIB',
+  'REEF_METRICS_LISTEN',
   'REEF_NODE_NAME',
   'REEF_PICKUP_TIMEOUT',
   'REEF_POLLING_HOSTNAMES',
@@ -60,7 +61,7 @@ test('every REEF_* string in src/ is a catalogued error code (or a known environ
     const shown = relative(REPO, file);
     if (shown === CATALOGUE_FILE) continue;
     // A string, template or identifier-free literal starting with REEF_: '...', "...", `...`.
-    for (const match of readFileSync(file, 'utf8').matchAll(/['"`](REEF_[A-Z0-9_]*)/g)) {
+    for (const match of readFileSync(file, 'utf8').matchAll(/['"`](REEF_[A-Z0-9][A-Z0-9_]*)/g)) {
       const name = match[1]!;
       if (!isErrorCode(name) && !ENVIRONMENT_VARIABLES.has(name)) strays.push(`${shown}: ${name}`);
     }

@@ -175,7 +175,7 @@ export async function tentacleConfigFiles(runs: number): Promise<void> {
   }
 }
 
-const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol', 'logQuotaMiB'] as const;
+const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol', 'logQuotaMiB', 'metricsListen'] as const;
 
 const serverValue = fc.oneof(
   junk,
@@ -183,6 +183,7 @@ const serverValue = fc.oneof(
   fc.double({ noNaN: true }),
   fc.constantFrom(1e7, 2_147_483, 2_147_484, 1e308, 0.001),
   fc.string({ maxLength: 12 }).map((s) => `/${s}`),
+  fc.constantFrom('127.0.0.1:9464', '[::1]:0', 'localhost:65536', ':9464', '[::1]'),
   fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
 );
 const serverConfigArb = fc.oneof(
@@ -221,11 +222,13 @@ export async function serverConfigFiles(runs: number): Promise<void> {
           assert.ok(typeof settings.dataDir === 'string' && settings.dataDir.startsWith('/'));
           const quota = settings.logQuotaBytes;
           assert.ok(quota === undefined || (Number.isSafeInteger(quota) && quota >= 1024 * 1024), `logQuotaBytes ${quota}`);
+          const metrics = settings.metricsListen;
+          assert.ok(metrics === undefined || (metrics.host !== '' && Number.isInteger(metrics.port) && metrics.port <= 65535), `metricsListen ${JSON.stringify(metrics)}`);
         } catch (err) {
           if (err instanceof assert.AssertionError) throw err;
           const e = expectReefError(err, ['REEF_CONFIG_INVALID', 'REEF_INVALID_ARGUMENT'], text);
           if (e.code === 'REEF_CONFIG_INVALID') assert.ok(e.message.includes(file), e.message);
-          if (e.code === 'REEF_INVALID_ARGUMENT') assert.match(e.message, /websocket-path/);
+          if (e.code === 'REEF_INVALID_ARGUMENT') assert.match(e.message, /websocket-path|metrics-listen/);
           // A schema error names a field of the file, or "(top)".
           if (/is invalid: /.test(e.message)) {
             const names = [...parsedKeys, '(top)'];

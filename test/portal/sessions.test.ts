@@ -14,7 +14,9 @@ import {
   sessionCookie,
   startSession,
 } from '../../src/server/auth/sessions.js';
-import { checkCredentials, createUser, ensureInitialAdmin } from '../../src/server/auth/users.js';
+import { silentLogger } from '../../src/logging.js';
+import { ensureInitialCredentials, forgetInitialCredentials, readInitialCredentials } from '../../src/server/auth/initial-credentials.js';
+import { checkCredentials, createUser } from '../../src/server/auth/users.js';
 import { createSqliteStore } from '../../src/server/store/index.js';
 import type { Store, User } from '../../src/server/store/types.js';
 
@@ -36,9 +38,18 @@ describe('portal users, sessions and CSRF tokens', () => {
   test('the first admin is created once, with a password that signs in', async () => {
     const fresh = await createSqliteStore(join(dir, 'fresh.db'));
     try {
-      const password = await ensureInitialAdmin(fresh);
+      const freshDir = join(dir, 'fresh-data');
+      const { password, apiKey, file } = await ensureInitialCredentials(fresh, freshDir, 'node-1');
       assert.match(password ?? '', /^[A-Z2-7]{24}$/);
-      assert.equal(await ensureInitialAdmin(fresh), undefined, 'not again once a user exists');
+      assert.match(apiKey ?? '', /^API-/);
+      assert.deepEqual(await readInitialCredentials(freshDir), { username: 'admin', password, apiKey });
+      assert.deepEqual(await ensureInitialCredentials(fresh, freshDir, 'node-1'), { file }, 'not again once a user and a key exist; the file is still named');
+      // Signing in as someone else keeps the file; admin's first sign-in deletes it.
+      await forgetInitialCredentials(freshDir, 'Alice', silentLogger);
+      assert.ok(await readInitialCredentials(freshDir));
+      await forgetInitialCredentials(freshDir, 'ADMIN', silentLogger);
+      assert.equal(await readInitialCredentials(freshDir), undefined);
+      assert.deepEqual(await ensureInitialCredentials(fresh, freshDir, 'node-1'), {});
       assert.equal((await checkCredentials(fresh, 'ADMIN', password!))?.username, 'admin', 'usernames are case-insensitive');
       assert.equal(await checkCredentials(fresh, 'admin', 'wrong'), null);
       const credential = await fresh.getUserCredential('admin');

@@ -121,12 +121,15 @@ test('a Tentacle flooding 1 MiB lines: the store stops at the quota, the task en
     await new Promise((r) => setTimeout(r, 50));
     task = await s.api.json<TaskView>('GET', `/api/tasks/${created.id}`);
   }
-  t.diagnostic(`${FLOOD_ANSWERS * LINES_PER_ANSWER} lines of 1 MiB in ${Date.now() - Date.parse(created.createdAt)} ms; ${pings} pings, slowest ${slowestPingMs} ms`);
+  const floodMs = Date.now() - Date.parse(created.createdAt);
+  t.diagnostic(`${FLOOD_ANSWERS * LINES_PER_ANSWER} lines of 1 MiB in ${floodMs} ms; ${pings} pings, slowest ${slowestPingMs} ms`);
   assert.equal(task.state, 'Success', task.machines[0]?.error ?? '');
   assert.equal(task.machines[0]!.exitCode, 0);
   assert.ok(floodAnswers > FLOOD_ANSWERS, 'the flood was followed to its end');
   assert.ok(pings >= 5, `${pings} pings during the flood`);
-  assert.ok(slowestPingMs < 2000, `/api/ping took ${slowestPingMs} ms during the flood`);
+  // Relative to the flood, not a fixed time: a busy machine slows both alike (the latency
+  // itself is a benchmark's business); a server the flood blocks answers no ping until it ends.
+  assert.ok(slowestPingMs < floodMs / 10, `/api/ping took ${slowestPingMs} ms during a flood of ${floodMs} ms`);
   assert.equal(protocolErrors.count, errorsBefore, 'oversized lines are cut, not refused');
   const other = await neighbour;
   assert.equal(other.state, 'Success', other.machines[0]?.error ?? '');

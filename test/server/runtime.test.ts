@@ -44,6 +44,8 @@ test('a start-up that fails on a taken HTTPS port names the port and closes ever
       assert.equal(err.code, 'REEF_PORT_IN_USE');
       assert.match(err.message, new RegExp(`HTTPS port ${httpsPort} at 127\\.0\\.0\\.1: another program already uses it`));
       assert.match(err.message, /--https-port/);
+      // What holds it, from /proc: this test process.
+      assert.match(err.message, new RegExp(`already uses it \\(held by node, pid ${process.pid}, user \\S+\\)\\.`));
       return true;
     });
 

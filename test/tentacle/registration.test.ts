@@ -82,6 +82,7 @@ async function startFakeApi(): Promise<FakeApi> {
           connections: [],
           nodes: [],
           online: false,
+          connectedSince: null,
         };
         machines.set(r.thumbprint, machine);
         return send(clash ? 200 : 201, { machine, created: !clash, server: info } satisfies RegisterMachineResponse);

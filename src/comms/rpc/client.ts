@@ -13,6 +13,9 @@ import { http2Settings, widenSessionWindow } from './settings.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
+/** Told of every call once it has its answer or failed: its duration, and its error code if it failed (for metrics). */
+export type CallObserver = (method: string, seconds: number, errorCode: string | undefined) => void;
+
 /**
  * The calling end of a comms connection: the Reef server's side, whichever side dialled.
  * It is an HTTP/2 client on the secured socket; each call is one HTTP/2 stream, so calls
@@ -31,10 +34,12 @@ export class RpcClient {
   private readonly limits: CommsLimits;
   /** Request bodies (uploads) pass it, so they never queue far ahead of small calls. */
   private readonly pacer: SendPacer;
+  private readonly observe: CallObserver | undefined;
 
-  constructor(socket: Duplex, peer: PeerInfo, limits: CommsLimits, logger: Logger) {
+  constructor(socket: Duplex, peer: PeerInfo, limits: CommsLimits, logger: Logger, observe?: CallObserver) {
     this.peer = peer;
     this.limits = limits;
+    this.observe = observe;
     this.session = http2.connect('http://reef.invalid', {
       createConnection: () => socket,
       settings: http2Settings(limits),
@@ -85,6 +90,20 @@ export class RpcClient {
   }
 
   private request(method: string, args: unknown, options: CallOptions): Promise<{ result: unknown; body: Readable | null }> {
+    const answer = this.send(method, args, options);
+    const observe = this.observe;
+    if (observe) {
+      const started = performance.now();
+      const seconds = () => (performance.now() - started) / 1000;
+      answer.then(
+        () => observe(method, seconds(), undefined),
+        (err: unknown) => observe(method, seconds(), err instanceof ReefError ? err.code : 'REEF_INTERNAL'),
+      );
+    }
+    return answer;
+  }
+
+  private send(method: string, args: unknown, options: CallOptions): Promise<{ result: unknown; body: Readable | null }> {
     const what = `The call ${method} to ${this.peer.remoteAddress}`;
     const frame = encodeFrame(args, this.limits.maxMessageBytes);
     if (options.signal?.aborted) return Promise.reject(new ReefError('REEF_CALL_CANCELLED', `${what} was cancelled.`));

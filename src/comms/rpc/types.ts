@@ -29,8 +29,10 @@ export interface CallOptions {
   deadlineMs?: number;
   /** Streamed request body (a file upload, say). */
   body?: Readable;
-  /** Server side: how long to wait for a polling tentacle to connect, instead of the pickup timeout. */
+  /** Server side: how long to wait for a polling tentacle to connect, or keep dialling a listening one, instead of the pickup timeout. */
   pickupTimeoutMs?: number;
+  /** Server side: told once, in words for a task log, when a listening tentacle could not be reached at first and dialling goes on. */
+  onWaiting?(note: string): void;
 }
 
 /** Wire details shared by both ends (docs/protocol.md). */

@@ -1,23 +1,13 @@
 import type { Store, User } from '../store/types.js';
-import { dummyPasswordHash, generatePassword, hashPassword, verifyPassword } from './passwords.js';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
 
 /** Portal accounts: people who sign in with a username and password. */
 
+/** The user a first start makes (auth/initial-credentials.ts). */
 export const INITIAL_ADMIN = 'admin';
 
 export async function createUser(store: Store, username: string, password: string): Promise<User> {
   return store.insertUser({ username, passwordHash: await hashPassword(password) });
-}
-
-/**
- * On a store without any user, creates `admin` with a random password and returns that
- * password (to be shown once). undefined when users exist already.
- */
-export async function ensureInitialAdmin(store: Store): Promise<string | undefined> {
-  if ((await store.countUsers()) > 0) return undefined;
-  const password = generatePassword();
-  await createUser(store, INITIAL_ADMIN, password);
-  return password;
 }
 
 /** The user when the username (any case) and password match; null otherwise, in about the same time either way. */

@@ -23,7 +23,24 @@ export interface ClusterBus {
    * have been missed, so listeners should re-read what they show.
    */
   subscribe(listener: (event: ClusterEvent | { kind: 'resync' }) => void): void;
+  /** Reports what the bus does (for metrics); absent where there is no bus (LocalBus). */
+  observe?(observer: BusObserver): void;
+  /** Whether notifications can be sent and received now; absent where there is no bus. */
+  readonly connected?: boolean;
   close(): Promise<void>;
+}
+
+/** What a bus reports to its observer. */
+export interface BusObserver {
+  /** A notification went out carrying this many events. */
+  sent(events: number): void;
+  /**
+   * A notification from another node arrived, `lagMs` after the first of its events was
+   * published there (by the two nodes' clocks; undefined from a node that does not say).
+   */
+  received(events: number, lagMs: number | undefined): void;
+  /** The notification connection was restored after it was lost. */
+  reconnected(): void;
 }
 
 /** One node alone (the embedded SQLite store): there is nobody to tell. */

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../../logging.js';
-import { eventKey, type ClusterBus, type ClusterEvent } from './bus.js';
+import { eventKey, type BusObserver, type ClusterBus, type ClusterEvent } from './bus.js';
 
 const CHANNEL = 'reef_cluster';
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
@@ -11,6 +11,8 @@ const RECONNECT_MAX_MS = 5000;
 interface Envelope {
   /** Node name and incarnation of the sender: a node ignores its own notifications. */
   from: string;
+  /** When the first of the events was published (sender's clock, ms since the epoch): for the bus lag metric. */
+  at?: number;
   events: ClusterEvent[];
 }
 
@@ -29,6 +31,9 @@ export class PostgresBus implements ClusterBus {
   readonly #logger: Logger;
   readonly #listeners: ((event: ClusterEvent | { kind: 'resync' }) => void)[] = [];
   readonly #pending = new Map<string, ClusterEvent>();
+  /** When the oldest event in `#pending` was published. */
+  #pendingSince = 0;
+  readonly #observers: BusObserver[] = [];
   #client: pg.Client | null = null;
   /** A flush is scheduled or running; it drains `#pending` until it is empty. */
   #flushing: Promise<void> | null = null;
@@ -51,12 +56,21 @@ export class PostgresBus implements ClusterBus {
 
   publish(event: ClusterEvent): void {
     if (this.#closed) return;
+    if (this.#pending.size === 0) this.#pendingSince = Date.now();
     this.#pending.set(eventKey(event), event);
     this.#scheduleFlush();
   }
 
   subscribe(listener: (event: ClusterEvent | { kind: 'resync' }) => void): void {
     this.#listeners.push(listener);
+  }
+
+  observe(observer: BusObserver): void {
+    this.#observers.push(observer);
+  }
+
+  get connected(): boolean {
+    return this.#client !== null;
   }
 
   async close(): Promise<void> {
@@ -97,6 +111,7 @@ export class PostgresBus implements ClusterBus {
       this.#connect().then(
         () => {
           this.#logger.info('cluster: notification connection restored');
+          for (const observer of this.#observers) observer.reconnected();
           this.#deliver({ kind: 'resync' });
         },
         (err: Error) => {
@@ -116,6 +131,8 @@ export class PostgresBus implements ClusterBus {
       return;
     }
     if (envelope.from === this.#origin || !Array.isArray(envelope.events)) return;
+    const lagMs = typeof envelope.at === 'number' && Number.isFinite(envelope.at) ? Math.max(0, Date.now() - envelope.at) : undefined;
+    for (const observer of this.#observers) observer.received(envelope.events.length, lagMs);
     for (const event of envelope.events) this.#deliver(event);
   }
 
@@ -142,26 +159,30 @@ export class PostgresBus implements ClusterBus {
   async #drain(): Promise<void> {
     while (this.#pending.size > 0) {
       const events = [...this.#pending.values()];
+      const since = this.#pendingSince;
       this.#pending.clear();
       const client = this.#client;
       // No connection: the other nodes' sweeps find the work anyway.
       if (!client) return;
-      for (const payload of payloads(this.#origin, events)) {
-        await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch((err: Error) => {
-          this.#logger.debug({ err: err.message }, 'cluster: NOTIFY failed');
-        });
+      for (const payload of payloads(this.#origin, events, since)) {
+        await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload.text]).then(
+          () => {
+            for (const observer of this.#observers) observer.sent(payload.events);
+          },
+          (err: Error) => this.#logger.debug({ err: err.message }, 'cluster: NOTIFY failed'),
+        );
       }
     }
   }
 }
 
-/** Splits events into envelopes that each fit in one NOTIFY payload. */
-export function payloads(origin: string, events: ClusterEvent[]): string[] {
-  const out: string[] = [];
-  const overhead = Buffer.byteLength(JSON.stringify({ from: origin, events: [] } satisfies Envelope));
+/** Splits events, the first published at `at`, into envelopes that each fit in one NOTIFY payload. */
+export function payloads(origin: string, events: ClusterEvent[], at = Date.now()): { text: string; events: number }[] {
+  const out: { text: string; events: number }[] = [];
+  const overhead = Buffer.byteLength(JSON.stringify({ from: origin, at, events: [] } satisfies Envelope));
   let batch: string[] = [];
   let size = overhead;
-  const flush = () => out.push(`{"from":${JSON.stringify(origin)},"events":[${batch.join(',')}]}`);
+  const flush = () => out.push({ text: `{"from":${JSON.stringify(origin)},"at":${at},"events":[${batch.join(',')}]}`, events: batch.length });
   for (const event of events) {
     const encoded = JSON.stringify(event);
     const added = Buffer.byteLength(encoded) + (batch.length ? 1 : 0);

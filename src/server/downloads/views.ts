@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { formatBytes } from '../../format.js';
 import { html, type SafeHtml } from '../portal/html.js';
 import { layout, notice, type SignedIn } from '../portal/layout.js';
@@ -7,10 +8,20 @@ import { DOWNLOADS_PATH, INDEX_JSON, SHA256SUMS } from './names.js';
 
 /** The three forms of the index: a page for people, JSON and SHA256SUMS for machines. */
 
-/** `GET /downloads/index.json`. */
-export interface DownloadsIndex {
-  files: { name: string; size: number; sha256: string; modified: string; url: string }[];
-}
+/** `GET /downloads/index.json` (its schema also describes it in the OpenAPI document). */
+export const DownloadsIndex = z.object({
+  files: z.array(
+    z.object({
+      name: z.string(),
+      size: z.number().int(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      modified: z.string().datetime(),
+      /** The file's path on this server, percent-encoded. */
+      url: z.string(),
+    }),
+  ),
+});
+export type DownloadsIndex = z.infer<typeof DownloadsIndex>;
 
 export function indexJson(listing: DownloadsListing): DownloadsIndex {
   return {

@@ -5,6 +5,7 @@ import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
 import type { ApiKey, Session, Store } from '../store/types.js';
+import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
 
 /**
@@ -46,7 +47,9 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
   if (blocked > 0) throw rateLimited(address, blocked);
   const presented = presentedKey(req);
   if (presented === undefined) {
-    throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`');
+    throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
+      headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
+    });
   }
   let key: ApiKey | null;
   try {
@@ -65,6 +68,7 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
     throw new HttpError(
       'REEF_BAD_API_KEY',
       'The API key is not valid: it is unknown, revoked or mistyped. Create a new one with `reef apikey create`.',
+      { headers: { [WWW_AUTHENTICATE]: bearerChallenge(true) } },
     );
   }
   return key;
@@ -88,7 +92,9 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
   const session = await findSession(store, cookie);
   if (!session) {
-    throw new HttpError('REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.');
+    throw new HttpError('REEF_SESSION_EXPIRED', 'Your portal session has ended or is not valid; sign in again at /login.', {
+      headers: { [WWW_AUTHENTICATE]: `${SESSION_CHALLENGE}, ${bearerChallenge()}` },
+    });
   }
   if (!SAFE_METHODS.has(req.method ?? 'GET')) {
     const header = req.headers[CSRF_HEADER];
@@ -100,4 +106,17 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
     }
   }
   return { key: null, session };
+}
+
+/**
+ * Who may read /metrics on the HTTPS port: any valid API key, or a signed-in portal user,
+ * as for the rest of the API (which shows more than the metrics do). The one place that
+ * decides it: when keys get scopes, this is where a `metrics` scope will be required.
+ */
+export function authorizeMetricsRead(key: ApiKey | null, user: { username: string } | undefined): void {
+  if (!key && !user) {
+    throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header or as Authorization: Bearer; create one with `reef apikey create`', {
+      headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
+    });
+  }
 }

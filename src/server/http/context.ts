@@ -3,6 +3,7 @@ import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
 import type { BlobStore } from '../files/blobs.js';
+import type { ServerMetrics } from '../metrics/metrics.js';
 import type { ApiKey, Store } from '../store/types.js';
 import type { TaskEngineApi } from '../tasks/api.js';
 
@@ -27,6 +28,8 @@ export interface ApiDeps {
   limits?: ApiLimits;
   /** Serves every path outside /api (the web portal); without it those paths answer 404. */
   portal?: RequestListener;
+  /** What /metrics serves; without it /metrics answers 404. */
+  metrics?: ServerMetrics;
 }
 
 export interface ResolvedDeps extends ApiDeps {
@@ -55,8 +58,3 @@ export interface ApiContext {
 }
 
 export type RouteHandler = (ctx: ApiContext) => Promise<void>;
-
-/** Registers routes; each resource module exports one of these. */
-export interface RouteTable {
-  add(method: string, pattern: string, handler: RouteHandler, options?: { public?: boolean }): unknown;
-}

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { ERROR_CODES, httpStatusOf, type HttpErrorCode } from '../../error-codes.js';
 import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
+import { bearerChallenge, WWW_AUTHENTICATE } from './challenges.js';
 import { sendJson } from './respond.js';
 
 /**
@@ -46,6 +47,8 @@ export function sendError(res: ServerResponse, err: unknown, logger: Logger, con
     return;
   }
   if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+  // Every 401 names a scheme (RFC 9110 11.6.1), also one raised as a plain ReefError.
+  if (status === 401 && !res.hasHeader(WWW_AUTHENTICATE)) res.setHeader(WWW_AUTHENTICATE, bearerChallenge());
   const details = err instanceof HttpError ? err.details : undefined;
   sendJson(res, status, { error: { code: err.code, message: err.message, ...(details === undefined ? {} : { details }) } });
 }

@@ -1,16 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { authenticateRequest } from './auth.js';
-import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler, type RouteTable } from './context.js';
+import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
 import { Router } from './router.js';
-import { apiKeyRoutes } from './routes/apikeys.js';
-import { fileRoutes } from './routes/files.js';
-import { groupRoutes } from './routes/groups.js';
-import { infoRoutes } from './routes/info.js';
-import { machineRoutes } from './routes/machines.js';
-import { taskRoutes } from './routes/tasks.js';
+import { API_ROUTES } from './routes/index.js';
+import { serveMetrics } from './routes/metrics.js';
+import { METRICS_PATH } from '../metrics/http.js';
 
 interface Entry {
   handler: RouteHandler;
@@ -26,15 +23,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
   const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
   const router = new Router<Entry>();
-  const table: RouteTable = {
-    add: (method, pattern, handler, options) => router.add(method, pattern, { handler, public: options?.public ?? false }),
-  };
-  infoRoutes(table);
-  machineRoutes(table);
-  groupRoutes(table);
-  fileRoutes(table);
-  taskRoutes(table);
-  apiKeyRoutes(table);
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -55,7 +45,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
     path = url.pathname;
-    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
+    if (deps.portal && url.pathname !== '/api' && !url.pathname.startsWith('/api/') && url.pathname !== METRICS_PATH) {
       deps.portal(req, res);
       return;
     }

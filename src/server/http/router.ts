@@ -4,7 +4,9 @@ import { HttpError } from './errors.js';
  * A small path router: patterns such as `/api/machines/:idOrName/health`, matched segment
  * by segment after percent-decoding, so a parameter can hold any character but never a
  * slash. The first route whose pattern and method match wins; a path that matches only
- * under other methods answers 405 with those methods in Allow.
+ * under other methods answers 405 with those methods in Allow. HEAD is served by the GET
+ * route (RFC 9110 9.3.2: the same headers, no body; Node drops the body of a HEAD answer),
+ * so every GET route answers HEAD and says so in Allow.
  */
 export interface Route<H> {
   method: string;
@@ -35,8 +37,9 @@ export class Router<H> {
     for (const route of this.routes) {
       const params = matchSegments(route.segments, parts);
       if (!params) continue;
-      if (route.method === method) return { kind: 'found', handler: route.handler, params, pattern: route.pattern };
+      if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { kind: 'found', handler: route.handler, params, pattern: route.pattern };
       allow.add(route.method);
+      if (route.method === 'GET') allow.add('HEAD');
     }
     return allow.size > 0 ? { kind: 'wrong-method', allow: [...allow].sort() } : { kind: 'not-found' };
   }

@@ -1,7 +1,6 @@
 import { FINAL_TASK_STATES } from '../../api/contract.js';
 import type { LogLine, TaskWithMachines } from '../store/types.js';
 import type { ApiContext } from './context.js';
-import { queryInt } from './validation.js';
 import { logLineView, taskView } from './views.js';
 
 /** Lines (and bytes of text) held for a slow client before the stream falls back to re-reading the store. */
@@ -13,7 +12,7 @@ const REPLAY_PAGE = 1000;
 const WRITE_PIECE_BYTES = 64 * 1024;
 
 /**
- * GET /api/tasks/:id/log/stream: the task's log as Server-Sent Events.
+ * GET /api/tasks/:id/log/stream: the task's log as Server-Sent Events (their data: LOG_STREAM_EVENTS).
  *
  * One pump writes everything, in order, one step at a time. Engine events only queue
  * work for it. The listeners are attached before the first store read, so a line stored
@@ -22,11 +21,11 @@ const WRITE_PIECE_BYTES = 64 * 1024;
  * final the log is read once more (the engine stores lines before it finishes a task),
  * then come a last `state` and `end`.
  */
-export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Promise<void> {
+export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines, after: number): Promise<void> {
   const { req, res, deps, logger } = ctx;
   const { store, engine } = deps;
   const taskId = task.id;
-  let lastSent = startSeq(ctx);
+  let lastSent = startSeq(ctx, after);
 
   let pending: LogLine[] = [];
   let pendingBytes = 0;
@@ -38,6 +37,11 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
   res.setHeader('x-accel-buffering', 'no');
+  if (req.method === 'HEAD') {
+    // The stream's headers and no body (RFC 9110 9.3.2); following the log would never end.
+    res.end();
+    return;
+  }
   res.flushHeaders();
   req.socket.setNoDelay(true);
   res.write('retry: 2000\n\n');
@@ -180,9 +184,9 @@ export async function streamTaskLog(ctx: ApiContext, task: TaskWithMachines): Pr
 }
 
 /** Where to resume: Last-Event-ID (a reconnecting EventSource) wins over ?after=. */
-function startSeq(ctx: ApiContext): number {
+function startSeq(ctx: ApiContext, after: number): number {
   const header = ctx.req.headers['last-event-id'];
   const fromHeader = typeof header === 'string' && /^\d+$/.test(header.trim()) ? Number(header.trim()) : undefined;
   if (fromHeader !== undefined && Number.isSafeInteger(fromHeader)) return fromHeader;
-  return queryInt(ctx.query, 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  return after;
 }

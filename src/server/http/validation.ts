@@ -74,32 +74,49 @@ function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
-// ---------------------------------------------------------------- query strings
+// ---------------------------------------------------------------- query, path, headers
 
-function badQuery(name: string, problem: string): HttpError {
-  return new HttpError('REEF_INVALID_REQUEST', `The query parameter ${name} ${problem}.`, {
-    details: { problems: [{ path: name, problem }] },
+export type StringInput = 'query parameter' | 'path parameter' | 'header';
+
+/**
+ * Validates named strings (a query, path parameters, headers) with an object schema: each of
+ * its fields is read with `get` (query values and headers trimmed; path parameters as the
+ * router decoded them), and an empty value counts as absent. Fields the schema does not
+ * name are ignored. A refusal names the first bad field and its value:
+ * `The query parameter limit must be a whole number, not "abc".`
+ */
+export function parseStrings<S extends z.AnyZodObject>(schema: S, get: (name: string) => string | undefined, what: StringInput): z.infer<S> {
+  const values: Record<string, string> = {};
+  for (const name of Object.keys(schema.shape)) {
+    const raw = get(name);
+    const value = what === 'path parameter' ? raw : raw?.trim();
+    if (value) values[name] = value;
+  }
+  const result = schema.safeParse(values);
+  if (result.success) return result.data as z.infer<S>;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '');
+    return { path: name, problem: stringProblem(issue, values[name]) };
   });
+  const first = problems[0]!;
+  const subject = what === 'header' ? `The ${first.path} header` : `The ${what} ${first.path}`;
+  throw new HttpError('REEF_INVALID_REQUEST', `${subject} ${first.problem}.`, { details: { problems } });
 }
 
-/** A query parameter as a string; undefined when absent or empty. */
-export function queryString(query: URLSearchParams, name: string): string | undefined {
-  const value = query.get(name);
-  return value === null || value.trim() === '' ? undefined : value.trim();
-}
-
-export function queryInt(query: URLSearchParams, name: string, min: number, max: number): number | undefined {
-  const raw = queryString(query, name);
-  if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw)) throw badQuery(name, `must be a whole number, not "${raw.slice(0, 40)}"`);
-  const value = Number(raw);
-  if (value < min || value > max) throw badQuery(name, `must be between ${min} and ${max}, not ${raw}`);
-  return value;
-}
-
-export function queryEnum<T extends string>(query: URLSearchParams, name: string, allowed: readonly T[]): T | undefined {
-  const raw = queryString(query, name);
-  if (raw === undefined) return undefined;
-  if (!allowed.includes(raw as T)) throw badQuery(name, `must be one of ${allowed.join(', ')}, not "${raw.slice(0, 40)}"`);
-  return raw as T;
+function stringProblem(issue: ZodIssue, raw: string | undefined): string {
+  const shown = `"${(raw ?? '').slice(0, 40)}"`;
+  switch (issue.code) {
+    case 'invalid_type':
+      if (raw === undefined) return 'is required';
+      // Only numbers are not strings here: the value was not digits.
+      return `must be a whole number, not ${shown}`;
+    case 'too_small':
+      return `must be at least ${String(issue.minimum)}, not ${raw}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}, not ${raw}`;
+    case 'invalid_enum_value':
+      return `must be one of ${issue.options.map(String).join(', ')}, not ${shown}`;
+    default:
+      return `${lowerFirst(issue.message)}, not ${shown}`;
+  }
 }

@@ -1,13 +1,13 @@
-import type { ConnectionView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
+import type { ApiKeyView, ConnectionView, GroupView, HealthCheckView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
-import type { LogLine, Machine, Task, TaskMachine, TaskWithMachines } from '../store/types.js';
+import type { ApiKey, Environment, HealthCheck, LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines, WorkerPool } from '../store/types.js';
 import type { TentacleLinks } from '../tasks/api.js';
 
 /** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
 
 /** `links`: the cluster's live tentacle links (engine.links()); this node's own are in `comms`. */
 export function machineView(machine: Machine, comms: CommsServer, links: TentacleLinks): MachineView {
-  const nodes = (links.get(machine.thumbprint) ?? []).map((l) => ({ name: l.node, carrier: l.carrier }));
+  const nodes = (links.get(machine.thumbprint) ?? []).map((l) => ({ name: l.node, carrier: l.carrier, connectedAt: l.connectedAt }));
   const connections: ConnectionView[] = comms.links.connections(machine.thumbprint).map((client) => ({
     carrier: client.peer.carrier,
     remoteAddress: client.peer.remoteAddress,
@@ -32,7 +32,15 @@ export function machineView(machine: Machine, comms: CommsServer, links: Tentacl
     connections,
     nodes,
     online: connections.length > 0 || nodes.length > 0,
+    connectedSince: earliest([...connections.map((c) => c.connectedAt), ...nodes.map((n) => n.connectedAt)]),
   };
+}
+
+/** The earliest of some ISO times (they may differ in precision), or null. */
+function earliest(times: string[]): string | null {
+  let first: string | null = null;
+  for (const time of times) if (first === null || Date.parse(time) < Date.parse(first)) first = time;
+  return first === null ? null : new Date(first).toISOString();
 }
 
 function taskMachineView(m: TaskMachine): TaskMachineView {
@@ -47,7 +55,7 @@ function taskMachineView(m: TaskMachine): TaskMachineView {
   };
 }
 
-export function taskView(task: Task | TaskWithMachines): TaskView {
+export function taskView(task: TaskSummary | TaskWithMachines): TaskView {
   return {
     id: task.id,
     kind: task.kind,
@@ -59,10 +67,23 @@ export function taskView(task: Task | TaskWithMachines): TaskView {
     finishedAt: task.finishedAt,
     cancelRequestedAt: task.cancelRequestedAt,
     error: task.error,
+    machineCount: 'machines' in task ? task.machines.length : task.machineCount,
     machines: 'machines' in task ? task.machines.map(taskMachineView) : [],
   };
 }
 
 export function logLineView(line: LogLine): LogLineView {
   return { seq: line.seq, machineId: line.machineId, at: line.at, stream: line.stream, text: line.text };
+}
+
+export function healthView(check: HealthCheck): HealthCheckView {
+  return { id: check.id, machineId: check.machineId, ok: check.ok, details: check.details, at: check.at };
+}
+
+export function groupView(group: Environment | WorkerPool): GroupView {
+  return { id: group.id, name: group.name, createdAt: group.createdAt };
+}
+
+export function apiKeyView(key: ApiKey): ApiKeyView {
+  return { id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, lastUsedAt: key.lastUsedAt, revokedAt: key.revokedAt };
 }

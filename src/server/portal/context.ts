@@ -3,7 +3,7 @@ import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { TentacleLinks } from '../tasks/api.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
-import type { Session, Store } from '../store/types.js';
+import type { Session, Store, User } from '../store/types.js';
 
 export interface PortalOptions {
   /** Session lifetime. Default 12 h. */
@@ -23,6 +23,8 @@ export interface PortalDeps {
   nodes(): Promise<NodeView[]>;
   /** Which live nodes each tentacle is connected to. */
   links(): Promise<TentacleLinks>;
+  /** After each successful sign-in (the first one deletes the first-run credentials file). */
+  onSignedIn?(user: User): Promise<void>;
   options?: PortalOptions;
 }
 

@@ -92,3 +92,52 @@ export const KIND_LABELS: Readonly<Record<string, string>> = {
 export function seg(value: string): string {
   return encodeURIComponent(value);
 }
+
+/** Names of the fields a health check records (tasks/kinds/health-check.ts); others are spelled out from their keys. */
+const DETAIL_LABELS: Readonly<Record<string, string>> = {
+  roundTripMs: 'Round trip',
+  tentacleVersion: 'Tentacle version',
+  nodeVersion: 'Node.js version',
+  hostname: 'Host name',
+  os: 'OS',
+  time: 'Tentacle clock',
+};
+/** Keys whose fields are shown without their own name in front (the check's capabilities are its main content). */
+const FLATTENED = new Set(['capabilities']);
+const MAX_DETAIL_ROWS = 60;
+const MAX_DETAIL_CHARS = 400;
+
+/**
+ * A health check's details (any JSON object) as a two-column table: nested objects become
+ * rows labelled with their path, lists are joined, times in milliseconds get their unit.
+ * Every key and value is text put through the escaping template, never markup.
+ */
+export function detailsTable(details: Record<string, unknown> | null): SafeHtml {
+  const rows: Array<[string, string]> = [];
+  const add = (label: string, value: unknown, key: string): void => {
+    if (rows.length >= MAX_DETAIL_ROWS) return;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) add(FLATTENED.has(k) ? label : label ? `${label} › ${labelOf(k)}` : labelOf(k), v, k);
+      return;
+    }
+    rows.push([label, detailValue(value, key)]);
+  };
+  add('', details ?? {}, '');
+  if (rows.length === 0) return html`<span class="muted">none</span>`;
+  return html`<table class="kv"><tbody>${rows.map(([label, value]) => html`<tr><th scope="row">${label}</th><td>${value}</td></tr>`)}</tbody></table>`;
+}
+
+function labelOf(key: string): string {
+  if (DETAIL_LABELS[key]) return DETAIL_LABELS[key]!;
+  const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function detailValue(value: unknown, key: string): string {
+  let text: string;
+  if (value === null || value === undefined) text = '—';
+  else if (typeof value === 'number' && /Ms$/.test(key)) text = `${Number(value.toFixed(1))} ms`;
+  else if (Array.isArray(value)) text = value.map((v) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))).join(', ');
+  else text = String(value);
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+}

@@ -6,6 +6,7 @@ import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { clientAddress } from '../http/auth.js';
+import { SESSION_CHALLENGE, WWW_AUTHENTICATE } from '../http/challenges.js';
 import { drainRequest } from '../http/respond.js';
 import { Router } from '../http/router.js';
 import type { PageContext, PageHandler, PortalDeps } from './context.js';
@@ -58,7 +59,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     if (path === '/login') {
       if (method === 'GET') return showLogin(req, res, url);
       if (method === 'POST') return signIn(req, res);
-      return methodNotAllowed(res, 'GET, POST');
+      return methodNotAllowed(res, 'GET, HEAD, POST');
     }
 
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
@@ -77,6 +78,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     if (!session) {
       if (method !== 'GET') {
         drainRequest(req);
+        res.setHeader(WWW_AUTHENTICATE, SESSION_CHALLENGE);
         return sendPage(res, 401, errorPage(401, 'Signed out', 'Your session has ended; sign in again.'));
       }
       return redirect(res, `/login?${new URLSearchParams({ next: path + url.search })}`, cookie ? [clearedSessionCookie()] : []);
@@ -134,11 +136,13 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     if (!user) {
       slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
+      res.setHeader(WWW_AUTHENTICATE, SESSION_CHALLENGE);
       return renderLogin(res, 401, { next, username, error: html`Sign-in failed: the username or password is not right.` });
     }
     slot.succeeded();
     const { id } = await startSession(deps.store, user, { ttlMs });
     deps.logger.info({ user: user.username, remote: address }, 'portal: signed in');
+    await deps.onSignedIn?.(user).catch((err: unknown) => deps.logger.warn({ err, user: user.username }, 'portal: the sign-in hook failed'));
     redirect(res, next, [sessionCookie(id, ttlMs), `${LOGIN_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0`]);
   }
 

@@ -109,7 +109,7 @@ export function coordination(database: Database): Coordination {
     },
 
     listLinks: (staleAfterMs) =>
-      database.all<TentacleLink>(sql`SELECT l.thumbprint, l.node_name AS node, l.carrier
+      database.all<TentacleLink>(sql`SELECT l.thumbprint, l.node_name AS node, l.carrier, l.connected_at AS "connectedAt"
         FROM tentacle_links l JOIN nodes n ON n.name = l.node_name
         WHERE ${liveNode(database, staleAfterMs)} ORDER BY l.thumbprint, l.node_name`),
 

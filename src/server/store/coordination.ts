@@ -46,6 +46,8 @@ export interface TentacleLink {
   thumbprint: string;
   node: string;
   carrier: string;
+  /** When the tentacle's latest connection to that node came up. */
+  connectedAt: string;
 }
 
 /** A machine's part of a task, as claimed or owned by a node. */

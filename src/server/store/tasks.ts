@@ -92,8 +92,10 @@ export function tasks(database: Database): Tasks {
         conditions.push(sql`num < ${num}`);
       }
       const limit = clampLimit(filter.limit, 50, 1000);
-      const rows = await database.all<TaskRow>(sql`SELECT * FROM tasks ${where(conditions)} ORDER BY num DESC LIMIT ${limit}`);
-      return rows.map(toTask);
+      const rows = await database.all<TaskRow & { machine_count: number }>(sql`SELECT t.*,
+          (SELECT count(*) FROM task_machines tm WHERE tm.task_id = t.id) AS machine_count
+        FROM tasks t ${where(conditions)} ORDER BY num DESC LIMIT ${limit}`);
+      return rows.map((r) => ({ ...toTask(r), machineCount: Number(r.machine_count) }));
     },
 
     listUnfinishedTasks: async () =>

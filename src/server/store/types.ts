@@ -245,6 +245,11 @@ export interface TaskWithMachines extends Task {
   machines: TaskMachine[];
 }
 
+/** A task in a list: its machines counted, not loaded. */
+export interface TaskSummary extends Task {
+  machineCount: number;
+}
+
 export interface TaskInput {
   kind: TaskKind;
   spec: JsonObject;
@@ -364,7 +369,7 @@ export interface Store {
   getTask(id: string): Promise<TaskWithMachines | null>;
   getTaskMachineByTicket(ticket: string): Promise<TaskMachine | null>;
   /** Newest first. */
-  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  listTasks(filter?: TaskFilter): Promise<TaskSummary[]>;
   /** Queued and Running tasks with their machines, oldest first: recovery after a restart. */
   listUnfinishedTasks(): Promise<TaskWithMachines[]>;
   /** Queued -> Running. */

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { TentacleLink } from '../store/coordination.js';
-import type { LogLine, TaskWithMachines } from '../store/types.js';
+import type { FinalState, LogLine, TaskKind, TaskWithMachines } from '../store/types.js';
 
 /** Live links by tentacle thumbprint. */
 export type TentacleLinks = ReadonlyMap<string, TentacleLink[]>;
@@ -17,6 +17,12 @@ export interface TaskEvents {
    * been missed): listeners read them from the store.
    */
   stored: [taskId: string | null];
+  /**
+   * This node recorded a final state: of a task (`seconds` since it was created) or of one
+   * machine's part of it (`seconds` since the part started). Each is told once, by the node
+   * that recorded it.
+   */
+  finished: [outcome: { of: 'task' | 'machine'; kind: TaskKind; state: FinalState; seconds: number }];
 }
 
 /** The part of the task engine the REST API uses. */

@@ -170,6 +170,7 @@ export class TaskEngine implements TaskEngineApi {
     const cancelled = local.cancel.signal;
     const stopped = local.stop.signal;
     const kind = taskKind(task.kind);
+    const partStarted = tm.startedAt ? Date.parse(tm.startedAt) : Date.now();
     let outcome: MachineOutcome;
     /** Set when the tentacle may let go of what it kept for this part, once the outcome is stored. */
     let releasable: MachineRun | undefined;
@@ -220,6 +221,7 @@ export class TaskEngine implements TaskEngineApi {
     await store.finishTaskMachine(task.id, tm.machineId, { state: outcome.state, exitCode: outcome.exitCode ?? null, error: outcome.error ?? null });
     logger.info({ task: task.id, machine: tm.machineName, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error }, 'task: machine finished');
     this.changed(task.id);
+    this.events.emit('finished', { of: 'machine', kind: task.kind, state: outcome.state, seconds: secondsSince(partStarted) });
     // Only once the store holds the whole log and the outcome may the tentacle forget the ticket.
     if (releasable) void kind.release?.(releasable);
     return outcome;
@@ -235,7 +237,9 @@ export class TaskEngine implements TaskEngineApi {
       task.machines.map((m) => ({ state: m.state as FinalState })),
       task.cancelRequestedAt !== null,
     );
-    if (await store.finishTask(taskId, { state, error })) this.changed(taskId);
+    if (!(await store.finishTask(taskId, { state, error }))) return;
+    this.changed(taskId);
+    this.events.emit('finished', { of: 'task', kind: task.kind, state, seconds: secondsSince(Date.parse(task.createdAt)) });
   }
 
   /** Once a machine's part is over: how much of its output the log quota left out, if any. */
@@ -259,6 +263,11 @@ export class TaskEngine implements TaskEngineApi {
     this.events.emit('changed', taskId);
     this.options.bus.publish({ kind: 'changed', taskId });
   }
+}
+
+/** Seconds from a time in milliseconds (a stored timestamp, parsed) to now; never negative, whatever the clocks. */
+function secondsSince(ms: number): number {
+  return Number.isFinite(ms) ? Math.max(0, Date.now() - ms) / 1000 : 0;
 }
 
 /** A node as the API shows it; `self` names the node answering. */

@@ -53,8 +53,10 @@ export interface MachineRun {
 /**
  * Calls a tentacle method, riding out dropped links: a call that fails because the
  * connection went away is made again once the tentacle is back (the comms layer waits up
- * to the pickup timeout for a polling tentacle to reconnect, then fails with a message
- * naming it). Only idempotent methods go through here.
+ * to the pickup timeout for a polling tentacle to reconnect, or keeps dialling a listening
+ * one that long, then fails with a message naming it). Only idempotent methods go through
+ * here. However the link fails, the retries end: a tentacle that keeps failing calls for
+ * longer than the pickup timeout fails the machine's part with the last error.
  *
  * `lostContactMs` bounds the wait once the tentacle was reached: while a script runs, a
  * tentacle that stays away longer than a heartbeat window has most likely died, and the
@@ -67,6 +69,14 @@ export async function callRetrying<M extends PlainMethod>(
   options: { deadlineMs?: number; signal?: AbortSignal; lostContactMs?: number } = {},
 ): Promise<ResultOf<M>> {
   const signal = options.signal ?? run.signal;
+  const retryForMs = options.lostContactMs ?? run.comms.limits.pickupTimeoutMs;
+  // The task log says once that the tentacle could not be reached yet, so a follower sees why it waits.
+  let waitingNoted = false;
+  const onWaiting = (note: string) => {
+    if (waitingNoted) return;
+    waitingNoted = true;
+    run.log('info', note).catch(() => {});
+  };
   let lastReported = '';
   let lostAt: number | undefined;
   for (let attempt = 0; ; attempt++) {
@@ -76,14 +86,20 @@ export async function callRetrying<M extends PlainMethod>(
       if (pickupTimeoutMs <= 0) throw lostContact(run, lostAt, options.lostContactMs);
     }
     try {
-      return await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs });
+      return await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs, onWaiting });
     } catch (err) {
       if (!(err instanceof ReefError) || signal.aborted) throw err;
-      if (err.code === 'REEF_TENTACLE_NOT_CONNECTED' && lostAt !== undefined && options.lostContactMs !== undefined) {
-        throw lostContact(run, lostAt, options.lostContactMs);
+      if (lostAt !== undefined && options.lostContactMs !== undefined && STAYED_AWAY_CODES.has(err.code)) {
+        throw lostContact(run, lostAt, options.lostContactMs, err.code === 'REEF_TENTACLE_NOT_CONNECTED' ? undefined : err);
       }
       if (!RETRYABLE_CALL_CODES.has(err.code)) throw err;
       lostAt ??= Date.now();
+      if (Date.now() - lostAt >= retryForMs) {
+        if (options.lostContactMs !== undefined) throw lostContact(run, lostAt, options.lostContactMs, err);
+        throw new ReefError(err.code, `${run.tentacle.description} kept failing ${method} for ${formatDuration(retryForMs)} (the pickup timeout), so this machine's part gave up: ${err.message}`, {
+          cause: err,
+        });
+      }
       if (err.message !== lastReported) {
         lastReported = err.message;
         run.logger.info({ machine: run.machine.name, method, err: err.message }, 'task: link lost; waiting for the tentacle to come back');
@@ -93,11 +109,16 @@ export async function callRetrying<M extends PlainMethod>(
   }
 }
 
-function lostContact(run: MachineRun, lostAt: number, waitedMs: number): ReefError {
+/** The tentacle did not come back within the time it was given: not connected (polling), or not reachable (listening). */
+const STAYED_AWAY_CODES: ReadonlySet<string> = new Set(['REEF_TENTACLE_NOT_CONNECTED', 'REEF_LISTENING_REFUSED', 'REEF_LISTENING_UNREACHABLE']);
+
+function lostContact(run: MachineRun, lostAt: number, waitedMs: number, last?: ReefError): ReefError {
   return new ReefError(
     'REEF_TENTACLE_LOST',
     `Lost contact with Tentacle "${run.machine.name}" at ${new Date(lostAt).toISOString()} while its script was running, ` +
       `and it did not come back within ${formatDuration(waitedMs)}: the Tentacle or its machine probably stopped. ` +
-      'If the Tentacle restarts, it finds the script (still running or orphaned) under the same ticket and logs what became of it.',
+      'If the Tentacle restarts, it finds the script (still running or orphaned) under the same ticket and logs what became of it.' +
+      (last ? ` The last attempt to reach it: ${last.message}` : ''),
+    last ? { cause: last } : undefined,
   );
 }

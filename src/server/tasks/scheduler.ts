@@ -74,6 +74,16 @@ export class WorkScheduler {
     return this.options.node.name;
   }
 
+  /** Machine parts this node works on now. */
+  get activeRuns(): number {
+    return this.runs.size;
+  }
+
+  /** Since this node last renewed its leases (a store that does not answer makes it grow towards leaseMs). */
+  get msSinceRenewal(): number {
+    return Date.now() - this.lastRenewal;
+  }
+
   async start(): Promise<void> {
     const { coordination, node } = this.options;
     await coordination.joinNode({ name: node.name, incarnation: this.incarnation, info: node.info });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connectTcp } from '../../../src/comms/carriers/tcp.js';
+import { connectTcp, TcpConnectError } from '../../../src/comms/carriers/tcp.js';
 import { closed, readBytes, startEchoServer, type EchoServer } from '../../support/net.js';
 import { freePort } from '../../support/tinyproxy.js';
 
@@ -38,10 +38,24 @@ describe('connectTcp', () => {
     });
   });
 
+  it('says what the network answered: a refusal, with the address a name resolved to', async () => {
+    const port = await freePort();
+    await assert.rejects(connectTcp('localhost', port, { timeoutMs: 5000 }), (err: any) => {
+      assert.ok(err instanceof TcpConnectError);
+      assert.equal(err.code, 'REEF_CONNECT_FAILED');
+      assert.equal(err.kind, 'refused');
+      assert.equal(err.errno, 'ECONNREFUSED');
+      assert.ok(err.addresses.length >= 1 && err.addresses.every((a: string) => a === '127.0.0.1' || a === '::1'), String(err.addresses));
+      assert.match(err.message, new RegExp(`localhost:${port} \\(at address (127\\.0\\.0\\.1|::1)`));
+      return true;
+    });
+  });
+
   it('names host:port when the name does not resolve', async () => {
     await assert.rejects(connectTcp('comms.reef.invalid', 443, { timeoutMs: 5000 }), (err: any) => {
       assert.equal(err.code, 'REEF_CONNECT_FAILED');
       assert.match(err.message, /comms\.reef\.invalid:443/);
+      assert.equal(err.kind, 'unresolved');
       return true;
     });
   });

@@ -16,6 +16,7 @@ describe('PostgresBus', () => {
   const atA: unknown[] = [];
   const atB: unknown[] = [];
   let notifications = 0;
+  let reconnectsAtB = 0;
   let spy: pg.Client;
 
   before(async () => {
@@ -43,6 +44,21 @@ describe('PostgresBus', () => {
     assert.deepEqual(atA, []);
   });
 
+  it('tells its observers what it sent and received, with the time from publishing to arrival', async () => {
+    const sent: number[] = [];
+    const received: { events: number; lagMs: number | undefined }[] = [];
+    a.observe({ sent: (events) => sent.push(events), received: () => {}, reconnected: () => {} });
+    b.observe({ sent: () => {}, received: (events, lagMs) => received.push({ events, lagMs }), reconnected: () => (reconnectsAtB += 1) });
+    a.publish({ kind: 'cancel', taskId: 'T-000009' });
+    a.publish({ kind: 'work' });
+    await waitFor('b to hear it', async () => received.length === 1, 5000);
+    assert.deepEqual(sent, [2]);
+    assert.equal(received[0]!.events, 2);
+    const lag = received[0]!.lagMs;
+    assert.ok(lag !== undefined && lag >= 0 && lag < 5000, `lag ${lag} ms`);
+    assert.equal(a.connected, true);
+  });
+
   it('sends a burst of events as few notifications, each event once', async () => {
     atB.length = 0;
     notifications = 0;
@@ -60,8 +76,9 @@ describe('PostgresBus', () => {
     const events: ClusterEvent[] = Array.from({ length: 2000 }, (_, i) => ({ kind: 'changed', taskId: `T-${String(i).padStart(6, '0')}` }));
     const out = payloads('node-a/1', events);
     assert.ok(out.length > 1);
-    for (const p of out) assert.ok(Buffer.byteLength(p) < 8000, `${Buffer.byteLength(p)} bytes`);
-    assert.deepEqual(out.flatMap((p) => (JSON.parse(p) as { events: ClusterEvent[] }).events), events);
+    for (const p of out) assert.ok(Buffer.byteLength(p.text) < 8000, `${Buffer.byteLength(p.text)} bytes`);
+    assert.deepEqual(out.flatMap((p) => (JSON.parse(p.text) as { events: ClusterEvent[] }).events), events);
+    assert.deepEqual(out.map((p) => p.events), out.map((p) => (JSON.parse(p.text) as { events: ClusterEvent[] }).events.length));
   });
 
   it('reconnects after its connection is killed and tells listeners to resync', async () => {
@@ -76,5 +93,6 @@ describe('PostgresBus', () => {
       await new Promise((r) => setTimeout(r, 100));
       return atB.some((e) => (e as ClusterEvent).kind === 'cancel');
     }, 10_000);
+    assert.ok(reconnectsAtB >= 1, 'the observer heard of the reconnection');
   });
 });

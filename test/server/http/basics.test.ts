@@ -91,11 +91,11 @@ describe('api basics: auth, errors, headers', () => {
     assert.equal(outside.status, 404);
     const wrong = await h.raw('PUT', '/api/machines');
     assert.equal(wrong.status, 405);
-    assert.equal(wrong.headers.allow, 'GET, POST');
+    assert.equal(wrong.headers.allow, 'GET, HEAD, POST');
     assert.equal(wrong.json.error.code, 'REEF_METHOD_NOT_ALLOWED');
     const del = await h.raw('PATCH', '/api/tasks/T-000001');
     assert.equal(del.status, 405);
-    assert.equal(del.headers.allow, 'GET');
+    assert.equal(del.headers.allow, 'GET, HEAD');
     const badEscape = await h.raw('GET', '/api/machines/%E0%A4%A');
     assert.equal(badEscape.status, 400);
   });

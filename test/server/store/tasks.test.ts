@@ -127,6 +127,12 @@ forEachStore((kind, open) => {
         assert.deepEqual([...page1, ...page2, ...page3].map((x) => x.id), [...ids].reverse());
         const running = await s.store.listTasks({ state: 'Running' });
         assert.deepEqual(running.map((x) => x.id), [ids[6], ids[4], ids[2], ids[0]]);
+        // Each task's machines are counted, not loaded.
+        const other = await s.store.createMachine(target('pager-2'));
+        const two = await s.store.createTask({ kind: 'health-check', spec: {}, target: {}, machineIds: [m.id, other.id] });
+        const counted = await s.store.listTasks({ limit: 2 });
+        assert.deepEqual(counted.map((x) => [x.id, x.machineCount]), [[two.id, 2], [ids[6], 1]]);
+        assert.ok(!('machines' in counted[0]!));
         await assert.rejects(s.store.listTasks({ before: 'yesterday' }), { code: 'REEF_INVALID_ARGUMENT' });
         await assert.rejects(s.store.listTasks({ limit: 0 }), { code: 'REEF_INVALID_ARGUMENT' });
       } finally {

@@ -1,24 +1,48 @@
-import { NameRequest, type CreatedApiKey } from '../../../api/contract.js';
+import { ApiKeyView, CreatedApiKey, IdParams, itemsOf, NameRequest } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../auth/apikeys.js';
-import { readJson } from '../body.js';
-import type { RouteTable } from '../context.js';
 import { sendEmpty, sendJson } from '../respond.js';
-import { parseWith } from '../validation.js';
+import { route, type ApiRoute } from '../route.js';
+import { apiKeyView } from '../views.js';
 
-export function apiKeyRoutes(routes: RouteTable): void {
-  routes.add('GET', '/api/apikeys', async ({ res, deps }) => sendJson(res, 200, { items: await listApiKeys(deps.store) }));
-  routes.add('POST', '/api/apikeys', async ({ req, res, deps, logger, key }) => {
-    const { name } = parseWith(NameRequest, await readJson(req, deps.limits.maxJsonBytes));
-    const created = await createApiKey(deps.store, name);
-    logger.info({ apiKey: created.id, name: created.name, by: key?.id }, 'api: API key created');
-    sendJson(res, 201, { id: created.id, name: created.name, key: created.key } satisfies CreatedApiKey);
-  });
-  routes.add('DELETE', '/api/apikeys/:id', async ({ res, deps, params, logger, key }) => {
-    if (!(await revokeApiKey(deps.store, params.id!))) {
-      throw new ReefError('REEF_NOT_FOUND', `No active API key has id "${params.id}" (it may be revoked already).`);
-    }
-    logger.info({ apiKey: params.id, by: key?.id }, 'api: API key revoked');
-    sendEmpty(res, 204);
-  });
-}
+export const apiKeyRoutes: ApiRoute[] = [
+  route({
+    method: 'GET',
+    path: '/api/apikeys',
+    tag: 'API keys',
+    summary: 'List API keys',
+    description: 'Never the keys or their hashes.',
+    responses: { 200: { description: 'Every key, revoked ones included.', json: itemsOf(ApiKeyView) } },
+    handler: async ({ res, deps }) => sendJson(res, 200, { items: (await listApiKeys(deps.store)).map(apiKeyView) }),
+  }),
+  route({
+    method: 'POST',
+    path: '/api/apikeys',
+    tag: 'API keys',
+    summary: 'Create an API key',
+    body: { json: NameRequest },
+    responses: { 201: { description: 'The new key: the only time it is shown.', json: CreatedApiKey } },
+    handler: async ({ res, deps, logger, key }, { body }) => {
+      const created = await createApiKey(deps.store, body.name);
+      logger.info({ apiKey: created.id, name: created.name, by: key?.id }, 'api: API key created');
+      sendJson(res, 201, { id: created.id, name: created.name, key: created.key } satisfies CreatedApiKey);
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/api/apikeys/:id',
+    tag: 'API keys',
+    summary: 'Revoke an API key',
+    description: 'It stops working at once.',
+    params: IdParams,
+    responses: { 204: { description: 'Revoked.' } },
+    errors: { 404: 'No active key has that id (it may be revoked already).' },
+    handler: async ({ res, deps, logger, key }, { params }) => {
+      if (!(await revokeApiKey(deps.store, params.id))) {
+        throw new ReefError('REEF_NOT_FOUND', `No active API key has id "${params.id}" (it may be revoked already).`);
+      }
+      logger.info({ apiKey: params.id, by: key?.id }, 'api: API key revoked');
+      sendEmpty(res, 204);
+    },
+  }),
+];

@@ -1,29 +1,64 @@
-import type { FileInUse, UploadedFile } from '../../../api/contract.js';
+import { FileInUse, Sha256Params, SHA256_HEADER, UploadedFile, UploadHeaders } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { checkSha256 } from '../../files/blobs.js';
 import { filesNeededByUnfinishedTasks } from '../../files/retention.js';
-import { checkDeclaredLength, requireMediaType, tooLarge } from '../body.js';
-import type { ApiContext, RouteTable } from '../context.js';
+import { checkDeclaredLength, tooLarge } from '../body.js';
+import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
+import { route, type ApiRoute } from '../route.js';
 
-export const SHA256_HEADER = 'x-reef-sha256';
+export { SHA256_HEADER };
 
-export function fileRoutes(routes: RouteTable): void {
-  routes.add('POST', '/api/files', upload);
-  routes.add('GET', '/api/files/:sha256', async ({ res, deps, params }) => {
-    const sha256 = checkSha256(params.sha256!.toLowerCase());
-    const found = await deps.blobs.stat(sha256);
-    if (!found) throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${sha256}.`);
-    sendJson(res, 200, { sha256, size: found.size } satisfies UploadedFile);
-  });
-  routes.add('DELETE', '/api/files/:sha256', remove);
-}
+export const fileRoutes: ApiRoute[] = [
+  route({
+    method: 'POST',
+    path: '/api/files',
+    tag: 'Files',
+    summary: 'Upload a file',
+    description:
+      'The raw bytes, stored under their SHA-256 once complete (the same bytes twice keep one copy); an upload cut off midway leaves nothing. ' +
+      'Push it to machines with a push-file task.',
+    headers: UploadHeaders,
+    body: { binary: 'The file, at most 10 GiB (the server option limits.maxUploadBytes).' },
+    responses: { 201: { description: 'Stored.', json: UploadedFile } },
+    handler: async (ctx, { headers }) => upload(ctx, headers[SHA256_HEADER]),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/files/:sha256',
+    tag: 'Files',
+    summary: 'Find an uploaded file',
+    params: Sha256Params,
+    responses: { 200: { description: 'It is stored.', json: UploadedFile } },
+    errors: { 404: 'No uploaded file has that SHA-256.' },
+    handler: async ({ res, deps }, { params }) => {
+      const sha256 = checkSha256(params.sha256.toLowerCase());
+      const found = await deps.blobs.stat(sha256);
+      if (!found) throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${sha256}.`);
+      sendJson(res, 200, { sha256, size: found.size } satisfies UploadedFile);
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/api/files/:sha256',
+    tag: 'Files',
+    summary: 'Delete an uploaded file',
+    description:
+      'Every API key and portal user is an administrator, so any authenticated caller may delete. Files are also deleted by themselves ' +
+      'once neither uploaded nor pushed for --file-retention-days and needed by no unfinished task.',
+    params: Sha256Params,
+    responses: { 204: { description: 'Deleted.' } },
+    errors: {
+      404: 'No uploaded file has that SHA-256.',
+      409: 'A queued or running push-file task still needs it (REEF_IN_USE, `details` is a FileInUse).',
+    },
+    handler: async (ctx, { params }) => remove(ctx, checkSha256(params.sha256.toLowerCase())),
+  }),
+];
 
-/** Every API key and portal user is an administrator, so any authenticated caller may delete. */
-async function remove(ctx: ApiContext): Promise<void> {
-  const { res, deps, params } = ctx;
-  const sha256 = checkSha256(params.sha256!.toLowerCase());
+async function remove(ctx: ApiContext, sha256: string): Promise<void> {
+  const { res, deps } = ctx;
   if (!(await deps.blobs.stat(sha256))) throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${sha256}.`);
   const taskIds = (await filesNeededByUnfinishedTasks(deps.store)).get(sha256);
   if (taskIds) {
@@ -37,23 +72,14 @@ async function remove(ctx: ApiContext): Promise<void> {
   sendEmpty(res, 204);
 }
 
-async function upload(ctx: ApiContext): Promise<void> {
+/** The media type and the header are checked already (the route's contract). */
+async function upload(ctx: ApiContext, expected: string | undefined): Promise<void> {
   const { req, deps } = ctx;
-  requireMediaType(req, 'application/octet-stream');
   const limit = deps.limits.maxUploadBytes;
   checkDeclaredLength(req, limit, 'upload');
-  const header = req.headers[SHA256_HEADER];
-  let expectedSha256: string | undefined;
-  if (typeof header === 'string' && header.trim() !== '') {
-    try {
-      expectedSha256 = checkSha256(header.trim().toLowerCase());
-    } catch {
-      throw new HttpError('REEF_INVALID_REQUEST', `The ${SHA256_HEADER} header must be a SHA-256 (64 hexadecimal digits), not "${header.slice(0, 80)}".`);
-    }
-  }
   let stored: UploadedFile;
   try {
-    stored = await deps.blobs.put(req, { maxBytes: limit, expectedSha256 });
+    stored = await deps.blobs.put(req, { maxBytes: limit, expectedSha256: expected?.toLowerCase() });
   } catch (err) {
     // The blob store's message names the limit; keep one wording for 413s.
     if (err instanceof ReefError && err.code === 'REEF_TOO_LARGE') throw tooLarge(limit, 'upload');

@@ -1,14 +1,14 @@
-import { NameRequest } from '../../../api/contract.js';
+import { GroupView, IdOrNameParams, itemsOf, NameRequest } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import type { Environment, Store, WorkerPool } from '../../store/types.js';
-import { readJson } from '../body.js';
-import type { RouteTable } from '../context.js';
 import { sendEmpty, sendJson } from '../respond.js';
-import { parseWith } from '../validation.js';
+import { route, type ApiRoute, type Tag } from '../route.js';
+import { groupView } from '../views.js';
 
 /** Environments and worker pools: named groups with the same four routes. */
 interface Group {
   path: string;
+  tag: Tag;
   what: string;
   list(store: Store): Promise<Array<Environment | WorkerPool>>;
   get(store: Store, idOrName: string): Promise<Environment | WorkerPool | null>;
@@ -19,6 +19,7 @@ interface Group {
 const GROUPS: Group[] = [
   {
     path: '/api/environments',
+    tag: 'Environments',
     what: 'environment',
     list: (s) => s.listEnvironments(),
     get: (s, n) => s.getEnvironment(n),
@@ -27,6 +28,7 @@ const GROUPS: Group[] = [
   },
   {
     path: '/api/worker-pools',
+    tag: 'Worker pools',
     what: 'worker pool',
     list: (s) => s.listWorkerPools(),
     get: (s, n) => s.getWorkerPool(n),
@@ -35,26 +37,60 @@ const GROUPS: Group[] = [
   },
 ];
 
-export function groupRoutes(routes: RouteTable): void {
-  for (const group of GROUPS) {
-    routes.add('GET', group.path, async ({ res, deps }) => sendJson(res, 200, { items: await group.list(deps.store) }));
-    routes.add('GET', `${group.path}/:idOrName`, async ({ res, deps, params }) => {
-      const found = await group.get(deps.store, params.idOrName!);
-      if (!found) throw new ReefError('REEF_NOT_FOUND', `No ${group.what} has the id or name "${params.idOrName}".`);
-      sendJson(res, 200, found);
-    });
-    // Creating one that exists answers 200 with it, so scripts can run twice.
-    routes.add('POST', group.path, async ({ req, res, deps }) => {
-      const { name } = parseWith(NameRequest, await readJson(req, deps.limits.maxJsonBytes));
-      const existing = await group.get(deps.store, name);
-      if (existing && existing.name.toLowerCase() === name.toLowerCase()) return sendJson(res, 200, existing);
-      sendJson(res, 201, await group.ensure(deps.store, name));
-    });
-    routes.add('DELETE', `${group.path}/:idOrName`, async ({ res, deps, params }) => {
-      if (!(await group.remove(deps.store, params.idOrName!))) {
-        throw new ReefError('REEF_NOT_FOUND', `No ${group.what} has the id or name "${params.idOrName}".`);
-      }
-      sendEmpty(res, 204);
-    });
-  }
-}
+export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
+  const notFound = (idOrName: string) => new ReefError('REEF_NOT_FOUND', `No ${group.what} has the id or name "${idOrName}".`);
+  return [
+    route({
+      method: 'GET',
+      path: group.path,
+      tag: group.tag,
+      summary: `List ${group.what}s`,
+      responses: { 200: { description: `Every ${group.what}, by name.`, json: itemsOf(GroupView) } },
+      handler: async ({ res, deps }) => sendJson(res, 200, { items: (await group.list(deps.store)).map(groupView) }),
+    }),
+    route({
+      method: 'GET',
+      path: `${group.path}/:idOrName`,
+      tag: group.tag,
+      summary: `Get a ${group.what}`,
+      params: IdOrNameParams,
+      responses: { 200: { description: `The ${group.what}.`, json: GroupView } },
+      errors: { 404: `No ${group.what} has that id or name.` },
+      handler: async ({ res, deps }, { params }) => {
+        const found = await group.get(deps.store, params.idOrName);
+        if (!found) throw notFound(params.idOrName);
+        sendJson(res, 200, groupView(found));
+      },
+    }),
+    route({
+      method: 'POST',
+      path: group.path,
+      tag: group.tag,
+      summary: `Create a ${group.what}`,
+      description: 'Creating one that exists (the name in any case) answers 200 with it, so scripts can run twice.',
+      body: { json: NameRequest },
+      responses: {
+        201: { description: 'Created.', json: GroupView },
+        200: { description: 'It existed already.', json: GroupView },
+      },
+      handler: async ({ res, deps }, { body }) => {
+        const existing = await group.get(deps.store, body.name);
+        if (existing && existing.name.toLowerCase() === body.name.toLowerCase()) return sendJson(res, 200, groupView(existing));
+        sendJson(res, 201, groupView(await group.ensure(deps.store, body.name)));
+      },
+    }),
+    route({
+      method: 'DELETE',
+      path: `${group.path}/:idOrName`,
+      tag: group.tag,
+      summary: `Delete a ${group.what}`,
+      params: IdOrNameParams,
+      responses: { 204: { description: 'Deleted.' } },
+      errors: { 404: `No ${group.what} has that id or name.`, 409: 'Machines still belong to it (REEF_IN_USE; the message names them).' },
+      handler: async ({ res, deps }, { params }) => {
+        if (!(await group.remove(deps.store, params.idOrName))) throw notFound(params.idOrName);
+        sendEmpty(res, 204);
+      },
+    }),
+  ];
+});

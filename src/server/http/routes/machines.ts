@@ -1,38 +1,114 @@
-import { RegisterMachineRequest, type RegisterMachineResponse } from '../../../api/contract.js';
+import {
+  HealthCheckView,
+  IdOrNameParams,
+  HealthQuery,
+  itemsOf,
+  MachineListQuery,
+  MachineView,
+  RegisterMachineRequest,
+  RegisterMachineResponse,
+  ThumbprintParams,
+} from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
 import type { Machine, MachineFilter, MachineInput } from '../../store/types.js';
-import { readJson } from '../body.js';
-import type { ApiContext, RouteTable } from '../context.js';
+import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
-import { parseWith, queryEnum, queryInt, queryString } from '../validation.js';
-import { machineView } from '../views.js';
+import { route, type ApiRoute } from '../route.js';
+import { healthView, machineView } from '../views.js';
 
-export function machineRoutes(routes: RouteTable): void {
-  routes.add('POST', '/api/machines', register);
-  routes.add('GET', '/api/machines', list);
-  routes.add('GET', '/api/machines/:idOrName', async (ctx) => sendJson(ctx.res, 200, machineView(await find(ctx), ctx.deps.comms, await ctx.deps.engine.links())));
-  routes.add('GET', '/api/machines/:idOrName/health', health);
-  routes.add('DELETE', '/api/machines/:idOrName', async (ctx) => remove(ctx, await find(ctx)));
-  routes.add('DELETE', '/api/machines/by-thumbprint/:thumbprint', async (ctx) => {
-    const thumbprint = normalizeThumbprint(ctx.params.thumbprint!);
-    const machine = await ctx.deps.store.getMachineByThumbprint(thumbprint);
-    if (!machine) throw new ReefError('REEF_NOT_FOUND', `No machine is registered with thumbprint ${thumbprint}.`);
-    await remove(ctx, machine);
-  });
-}
+const NO_MACHINE = 'No machine has that id or name.';
 
-async function find(ctx: ApiContext): Promise<Machine> {
-  const idOrName = ctx.params.idOrName!;
+export const machineRoutes: ApiRoute[] = [
+  route({
+    method: 'POST',
+    path: '/api/machines',
+    tag: 'Machines',
+    summary: 'Register a machine',
+    description:
+      'Missing environments and pools are created. With `force`, a machine with the same name or thumbprint is updated in place (200) ' +
+      'and live connections of a replaced certificate are closed.',
+    body: { json: RegisterMachineRequest },
+    responses: {
+      201: { description: 'Registered.', json: RegisterMachineResponse },
+      200: { description: 'Registered again with `force`: the existing machine, updated.', json: RegisterMachineResponse },
+    },
+    errors: { 409: 'The name or thumbprint is registered already (REEF_CONFLICT); send `force` to replace it.' },
+    handler: async (ctx, { body }) => register(ctx, body),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/machines',
+    tag: 'Machines',
+    summary: 'List machines',
+    description: 'Sorted by name; filters are case-insensitive.',
+    query: MachineListQuery,
+    responses: { 200: { description: 'The machines.', json: itemsOf(MachineView) } },
+    errors: { 404: 'The environment or worker pool filtered on does not exist.' },
+    handler: async (ctx, { query }) => list(ctx, query),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/machines/:idOrName',
+    tag: 'Machines',
+    summary: 'Get a machine',
+    params: IdOrNameParams,
+    responses: { 200: { description: 'The machine.', json: MachineView } },
+    errors: { 404: NO_MACHINE },
+    handler: async (ctx, { params }) => sendJson(ctx.res, 200, machineView(await find(ctx, params.idOrName), ctx.deps.comms, await ctx.deps.engine.links())),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/machines/:idOrName/health',
+    tag: 'Machines',
+    summary: "A machine's health checks",
+    params: IdOrNameParams,
+    query: HealthQuery,
+    responses: { 200: { description: 'Its health checks, newest first.', json: itemsOf(HealthCheckView) } },
+    errors: { 404: NO_MACHINE },
+    handler: async (ctx, { params, query }) => {
+      const machine = await find(ctx, params.idOrName);
+      sendJson(ctx.res, 200, { items: (await ctx.deps.store.listHealth(machine.id, query.limit)).map(healthView) });
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/api/machines/:idOrName',
+    tag: 'Machines',
+    summary: 'Delete a machine',
+    description: 'Its live connections are closed at once; reconnects are refused because it is no longer in the store.',
+    params: IdOrNameParams,
+    responses: { 204: { description: 'Deleted.' } },
+    errors: { 404: NO_MACHINE },
+    handler: async (ctx, { params }) => remove(ctx, await find(ctx, params.idOrName)),
+  }),
+  route({
+    method: 'DELETE',
+    path: '/api/machines/by-thumbprint/:thumbprint',
+    tag: 'Machines',
+    summary: 'Delete a machine by its certificate thumbprint',
+    description: 'Used by `tentacle deregister-from`.',
+    params: ThumbprintParams,
+    responses: { 204: { description: 'Deleted.' } },
+    errors: { 404: 'No machine has that thumbprint.' },
+    handler: async (ctx, { params }) => {
+      const thumbprint = normalizeThumbprint(params.thumbprint);
+      const machine = await ctx.deps.store.getMachineByThumbprint(thumbprint);
+      if (!machine) throw new ReefError('REEF_NOT_FOUND', `No machine is registered with thumbprint ${thumbprint}.`);
+      await remove(ctx, machine);
+    },
+  }),
+];
+
+async function find(ctx: ApiContext, idOrName: string): Promise<Machine> {
   const machine = await ctx.deps.store.getMachine(idOrName);
   if (!machine) throw new ReefError('REEF_NOT_FOUND', `No machine has the id or name "${idOrName}". List machines with \`reef machines list\`.`);
   return machine;
 }
 
-async function register(ctx: ApiContext): Promise<void> {
+async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<void> {
   const { store, comms, info } = ctx.deps;
-  const body = parseWith(RegisterMachineRequest, await readJson(ctx.req, ctx.deps.limits.maxJsonBytes));
   const thumbprint = normalizeThumbprint(body.thumbprint);
   const input: MachineInput = {
     name: body.name,
@@ -63,32 +139,22 @@ async function register(ctx: ApiContext): Promise<void> {
   sendJson(ctx.res, created ? 201 : 200, response);
 }
 
-async function list(ctx: ApiContext): Promise<void> {
+async function list(ctx: ApiContext, query: MachineListQuery): Promise<void> {
   const { store, comms } = ctx.deps;
   const filter: MachineFilter = {};
-  const kind = queryEnum(ctx.query, 'kind', ['target', 'worker'] as const);
-  if (kind) filter.kind = kind;
-  const environment = queryString(ctx.query, 'environment');
-  if (environment !== undefined) {
-    if (!(await store.getEnvironment(environment))) throw new ReefError('REEF_NOT_FOUND', `No environment is named "${environment}".`);
-    filter.environment = environment;
+  if (query.kind) filter.kind = query.kind;
+  if (query.environment !== undefined) {
+    if (!(await store.getEnvironment(query.environment))) throw new ReefError('REEF_NOT_FOUND', `No environment is named "${query.environment}".`);
+    filter.environment = query.environment;
   }
-  const workerPool = queryString(ctx.query, 'workerPool');
-  if (workerPool !== undefined) {
-    if (!(await store.getWorkerPool(workerPool))) throw new ReefError('REEF_NOT_FOUND', `No worker pool is named "${workerPool}".`);
-    filter.workerPool = workerPool;
+  if (query.workerPool !== undefined) {
+    if (!(await store.getWorkerPool(query.workerPool))) throw new ReefError('REEF_NOT_FOUND', `No worker pool is named "${query.workerPool}".`);
+    filter.workerPool = query.workerPool;
   }
-  const role = queryString(ctx.query, 'role');
-  if (role !== undefined) filter.role = role;
+  if (query.role !== undefined) filter.role = query.role;
   const machines = await store.listMachines(filter);
   const links = await ctx.deps.engine.links();
   sendJson(ctx.res, 200, { items: machines.map((m) => machineView(m, comms, links)) });
-}
-
-async function health(ctx: ApiContext): Promise<void> {
-  const machine = await find(ctx);
-  const limit = queryInt(ctx.query, 'limit', 1, 1000);
-  sendJson(ctx.res, 200, { items: await ctx.deps.store.listHealth(machine.id, limit) });
 }
 
 async function remove(ctx: ApiContext, machine: Machine): Promise<void> {

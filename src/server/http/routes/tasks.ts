@@ -1,67 +1,118 @@
-import { CreateTaskRequest, type LogPage } from '../../../api/contract.js';
+import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
-import type { TaskState, TaskWithMachines } from '../../store/types.js';
-import { readJson } from '../body.js';
-import type { ApiContext, RouteTable } from '../context.js';
+import type { TaskWithMachines } from '../../store/types.js';
+import type { ApiContext } from '../context.js';
 import { sendJson } from '../respond.js';
+import { route, type ApiRoute } from '../route.js';
 import { streamTaskLog } from '../sse.js';
-import { parseWith, queryEnum, queryInt, queryString } from '../validation.js';
 import { logLineView, taskView } from '../views.js';
 
-const TASK_STATES: readonly TaskState[] = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'];
+const NO_TASK = 'No task has that id.';
 
-export function taskRoutes(routes: RouteTable): void {
-  routes.add('POST', '/api/tasks', create);
-  routes.add('GET', '/api/tasks', list);
-  routes.add('GET', '/api/tasks/:id', async (ctx) => sendJson(ctx.res, 200, taskView(await find(ctx))));
-  routes.add('POST', '/api/tasks/:id/cancel', cancel);
-  routes.add('GET', '/api/tasks/:id/log', logPage);
-  routes.add('GET', '/api/tasks/:id/log/stream', async (ctx) => streamTaskLog(ctx, await find(ctx)));
-}
+export const taskRoutes: ApiRoute[] = [
+  route({
+    method: 'POST',
+    path: '/api/tasks',
+    tag: 'Tasks',
+    summary: 'Create a task',
+    description: 'Run a script, push an uploaded file, or check health, on the machines its target names.',
+    body: { json: CreateTaskRequest },
+    responses: { 201: { description: 'Queued.', json: TaskView } },
+    errors: {
+      404: 'The target names an environment, pool or machine that does not exist, or push-file names a file not uploaded.',
+      422: 'The target matches no machine (REEF_NO_MACHINES).',
+      503: 'The server is shutting down (REEF_SHUTTING_DOWN); try again, on another node of a cluster or once it is back.',
+    },
+    handler: async (ctx, { body }) => {
+      const { deps } = ctx;
+      if (body.kind === 'push-file' && !(await deps.blobs.stat(body.file.sha256))) {
+        throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${body.file.sha256}; upload it first (POST /api/files).`);
+      }
+      const task = await deps.engine.createTask(body);
+      ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
+      sendJson(ctx.res, 201, taskView(task));
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/api/tasks',
+    tag: 'Tasks',
+    summary: 'List tasks',
+    description: '`machines` is empty in the list; get one task for them.',
+    query: TaskListQuery,
+    responses: { 200: { description: 'Tasks, newest first.', json: itemsOf(TaskView) } },
+    handler: async ({ res, deps }, { query }) => sendJson(res, 200, { items: (await deps.store.listTasks(query)).map(taskView) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/tasks/:id',
+    tag: 'Tasks',
+    summary: 'Get a task',
+    params: IdParams,
+    responses: { 200: { description: 'The task with each machine\'s part.', json: TaskView } },
+    errors: { 404: NO_TASK },
+    handler: async (ctx, { params }) => sendJson(ctx.res, 200, taskView(await find(ctx, params.id))),
+  }),
+  route({
+    method: 'POST',
+    path: '/api/tasks/:id/cancel',
+    tag: 'Tasks',
+    summary: 'Cancel a task',
+    description: 'No body. A finished task is returned as it is.',
+    params: IdParams,
+    responses: { 202: { description: 'Cancelling: the task with cancelRequestedAt.', json: TaskView } },
+    errors: { 404: NO_TASK },
+    handler: async (ctx, { params }) => {
+      const task = await ctx.deps.engine.cancelTask(params.id);
+      if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${params.id}".`);
+      ctx.logger.info({ task: task.id, apiKey: ctx.key?.id }, 'api: task cancel requested');
+      sendJson(ctx.res, 202, taskView(task));
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/api/tasks/:id/log',
+    tag: 'Tasks',
+    summary: "A page of a task's log",
+    description: 'Pass `lastSeq` as `after` to read on, until `items` is empty and `taskState` is final.',
+    params: IdParams,
+    query: LogPageQuery,
+    responses: { 200: { description: 'The lines after `after`.', json: LogPage } },
+    errors: { 404: NO_TASK },
+    handler: async (ctx, { params, query }) => {
+      // The state is read before the lines: a final state then guarantees the page is complete.
+      const task = await find(ctx, params.id);
+      const after = query.after ?? 0;
+      const lines = await ctx.deps.store.readLog(task.id, after, query.limit);
+      const page: LogPage = {
+        items: lines.map(logLineView),
+        lastSeq: lines.length ? lines[lines.length - 1]!.seq : after,
+        taskState: task.state,
+      };
+      sendJson(ctx.res, 200, page);
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/api/tasks/:id/log/stream',
+    tag: 'Tasks',
+    summary: "A task's log as it is written",
+    description:
+      'Server-Sent Events: the stored lines after `after` (or after Last-Event-ID, which wins), a `state` event, then live lines and a ' +
+      '`state` on every change; when the task is final, the rest of the lines, a last `state`, `end`, and the stream closes. ' +
+      '`: ping` comments every 15 s. Each `log` event has `id:` its sequence number.',
+    params: IdParams,
+    query: LogStreamQuery,
+    responses: {
+      200: { description: 'The event stream.', events: LOG_STREAM_EVENTS },
+    },
+    errors: { 404: `${NO_TASK} (JSON, before the stream starts)` },
+    handler: async (ctx, { params, query }) => streamTaskLog(ctx, await find(ctx, params.id), query.after ?? 0),
+  }),
+];
 
-export async function find(ctx: ApiContext): Promise<TaskWithMachines> {
-  const id = ctx.params.id!;
+export async function find(ctx: ApiContext, id: string): Promise<TaskWithMachines> {
   const task = await ctx.deps.store.getTask(id);
   if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${id}".`);
   return task;
-}
-
-async function create(ctx: ApiContext): Promise<void> {
-  const { deps } = ctx;
-  const request = parseWith(CreateTaskRequest, await readJson(ctx.req, deps.limits.maxJsonBytes));
-  if (request.kind === 'push-file' && !(await deps.blobs.stat(request.file.sha256))) {
-    throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${request.file.sha256}; upload it first (POST /api/files).`);
-  }
-  const task = await deps.engine.createTask(request);
-  ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
-  sendJson(ctx.res, 201, taskView(task));
-}
-
-async function list(ctx: ApiContext): Promise<void> {
-  const state = queryEnum(ctx.query, 'state', TASK_STATES);
-  const limit = queryInt(ctx.query, 'limit', 1, 1000);
-  const before = queryString(ctx.query, 'before');
-  const tasks = await ctx.deps.store.listTasks({ state, limit, before });
-  sendJson(ctx.res, 200, { items: tasks.map(taskView) });
-}
-
-async function cancel(ctx: ApiContext): Promise<void> {
-  const task = await ctx.deps.engine.cancelTask(ctx.params.id!);
-  if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${ctx.params.id}".`);
-  ctx.logger.info({ task: task.id, apiKey: ctx.key?.id }, 'api: task cancel requested');
-  sendJson(ctx.res, 202, taskView(task));
-}
-
-async function logPage(ctx: ApiContext): Promise<void> {
-  // The state is read before the lines: a final state then guarantees the page is complete.
-  const task = await find(ctx);
-  const after = queryInt(ctx.query, 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
-  const limit = queryInt(ctx.query, 'limit', 1, 10_000);
-  const lines = await ctx.deps.store.readLog(task.id, after, limit);
-  const page: LogPage = {
-    items: lines.map(logLineView),
-    lastSeq: lines.length ? lines[lines.length - 1]!.seq : after,
-    taskState: task.state,
-  };
-  sendJson(ctx.res, 200, page);
 }

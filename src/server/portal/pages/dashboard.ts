@@ -39,7 +39,7 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
 
 function machineTable(machines: MachineView[], commsPort: number, showRoles: boolean): SafeHtml {
   return html`<table class="table machines">
-    <thead><tr><th scope="col">Machine</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col">Carrier</th><th scope="col">Version</th>${showRoles ? html`<th scope="col">Roles</th>` : ''}</tr></thead>
+    <thead><tr><th scope="col">Machine</th><th scope="col">Status</th><th scope="col">Seen</th><th scope="col">Carrier</th><th scope="col">Version</th>${showRoles ? html`<th scope="col">Roles</th>` : ''}</tr></thead>
     <tbody>${machines.map((m) => machineRow(m, commsPort, showRoles))}</tbody>
   </table>`;
 }
@@ -48,11 +48,19 @@ export function machineRow(m: MachineView, commsPort: number, showRoles: boolean
   return html`<tr data-machine-id="${m.id}">
     <th scope="row" data-label="Machine"><a href="/machines/${seg(m.id)}">${m.name}</a> <span class="muted small">${m.commsStyle}</span></th>
     <td data-label="Status" data-field="status">${badge(m.online ? 'online' : 'offline')}</td>
-    <td data-label="Last seen" data-field="last-seen">${m.online ? html`<span>now</span>` : time(m.lastSeenAt)}</td>
+    <td data-label="Seen" data-field="last-seen">${seen(m)}</td>
     <td data-label="Carrier" data-field="carrier">${carrierCell(currentCarriers(m), commsPort)}${!m.online && m.carrier ? html` <span class="muted small">(last)</span>` : ''}</td>
     <td data-label="Version" data-field="version">${m.tentacleVersion ?? html`<span class="muted">unknown</span>`}</td>
     ${showRoles ? html`<td data-label="Roles">${m.roles.length ? m.roles.map((r) => html`<span class="tag">${r}</span> `) : html`<span class="muted">none</span>`}</td>` : ''}
   </tr>`;
+}
+
+/**
+ * Online: "connected <time>", since when it is connected (its last-seen time is only when that
+ * connection began). Offline: when it was last seen. web/dashboard.js renders the same.
+ */
+export function seen(m: MachineView): SafeHtml {
+  return m.online && m.connectedSince ? html`connected ${time(m.connectedSince)}` : time(m.lastSeenAt);
 }
 
 /** The live connections' carriers (to this node, else to others), or the last one recorded while offline. */

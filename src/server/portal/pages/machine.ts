@@ -1,7 +1,7 @@
 import { ReefError } from '../../../errors.js';
 import { machineView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, carrierCell, time } from '../format.js';
+import { badge, carrierCell, detailsTable, time } from '../format.js';
 import { html, type HtmlValue } from '../html.js';
 import { layout, sendPage } from '../layout.js';
 import { signedIn } from './common.js';
@@ -27,7 +27,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
     <div id="action-error" class="notice notice-error" role="alert" hidden></div>
     <dl class="facts">
       ${row('Status', html`${badge(m.online ? 'online' : 'offline')}${m.online ? html` <span class="muted small">${m.connections.length} connection${m.connections.length === 1 ? '' : 's'}</span>` : ''}`)}
-      ${row('Last seen', m.online ? 'now' : time(m.lastSeenAt))}
+      ${m.online && m.connectedSince ? row('Connected since', time(m.connectedSince)) : row('Last seen', time(m.lastSeenAt))}
       ${row('Kind', m.kind === 'target' ? 'Deployment target' : 'Worker')}
       ${row('Comms style', m.commsStyle === 'polling' ? 'Polling' : 'Listening')}
       ${m.endpoint ? row('Endpoint', html`<code>${m.endpoint.host}:${m.endpoint.port}</code>`) : ''}
@@ -48,7 +48,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
           <tbody>${health.map((h) => html`<tr>
             <td data-label="When">${time(h.at)}</td>
             <td data-label="Result">${badge(h.ok ? 'healthy' : 'unhealthy')}</td>
-            <td data-label="Details"><code class="details">${h.details ? JSON.stringify(h.details).slice(0, 400) : ''}</code></td>
+            <td data-label="Details" class="details">${detailsTable(h.details)}</td>
           </tr>`)}</tbody>
         </table>`}
     <dialog id="remove-dialog" aria-labelledby="remove-title">

@@ -34,12 +34,13 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
     ${tasks.length === 0
       ? html`<p class="muted">No ${state ? `${state} ` : ''}tasks${before ? ' before this point' : ''}.</p>`
       : html`<table class="table tasks">
-          <thead><tr><th scope="col">Task</th><th scope="col">Kind</th><th scope="col">State</th><th scope="col">Target</th><th scope="col">Created</th><th scope="col">Finished</th></tr></thead>
+          <thead><tr><th scope="col">Task</th><th scope="col">Kind</th><th scope="col">State</th><th scope="col">Target</th><th scope="col">Machines</th><th scope="col">Created</th><th scope="col">Finished</th></tr></thead>
           <tbody>${tasks.map((t) => html`<tr data-task-id="${t.id}">
             <th scope="row" data-label="Task"><a href="/tasks/${seg(t.id)}">${t.id}</a></th>
             <td data-label="Kind">${KIND_LABELS[t.kind] ?? t.kind}</td>
             <td data-label="State">${badge(t.state)}</td>
             <td data-label="Target">${targetSummary(t.target)}</td>
+            <td data-label="Machines">${t.machineCount}</td>
             <td data-label="Created">${time(t.createdAt)}</td>
             <td data-label="Finished">${time(t.finishedAt, '—')}</td>
           </tr>`)}</tbody>
