@@ -66,7 +66,7 @@ export const ERROR_CODES = {
   REEF_HANDSHAKE_TIMEOUT: { http: null, retry: 'later', meaning: 'The TLS handshake of a comms connection did not complete in time.' },
   REEF_HASH_MISMATCH: { http: 400, retry: 'no', meaning: 'Received bytes do not have the SHA-256 announced for them (the file changed or was damaged on the way).' },
   REEF_HEADERS_TOO_LARGE: { http: 431, retry: 'no', meaning: "The request's header fields are over 16 KiB, or its whole head over 64 KiB." },
-  REEF_HEARTBEAT_TIMEOUT: { http: null, retry: 'link-lost', meaning: 'The peer did not answer a heartbeat in time; the link is considered dead.' },
+  REEF_HEARTBEAT_TIMEOUT: { http: null, retry: 'link-lost', meaning: 'Nothing arrived from the peer within the heartbeat timeout, not even the answer to a heartbeat PING; the link is considered dead.' },
   REEF_IDENTITY_INCOMPLETE: { http: null, retry: 'no', meaning: 'Only one of a certificate and its private key exists on disk.' },
   REEF_IDENTITY_MISSING: { http: null, retry: 'no', meaning: 'No certificate or private key exists yet where one is expected.' },
   REEF_IDENTITY_UNWRITABLE: { http: null, retry: 'no', meaning: 'A certificate or private key file, or its folder, could not be written.' },

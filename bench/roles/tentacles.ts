@@ -55,7 +55,8 @@ function configFor(name: string, home: string, group: PollSettings): TentacleCon
 async function startOne(group: TentacleGroup, identity: CertificateIdentity): Promise<string> {
   const name = `t${agents.length}`;
   const home = join(group.root, name);
-  await mkdir(home, { recursive: true });
+  // Pushes go to <home>/Applications, the one root a default config allows file transfers in; it must exist when the agent starts.
+  await mkdir(join(home, 'Applications'), { recursive: true });
   const agent = await startAgent({ config: configFor(name, home, group), identity });
   agents.push(agent);
   const [poller] = agent.pollers.values();

@@ -8,8 +8,8 @@ let listener: RawTlsListener | undefined;
 const held: TLSSocket[] = [];
 
 export const operations = {
-  async listen({ identity, mode }: { identity: CertificateIdentity; mode: ListenMode }): Promise<number> {
-    listener = await listenRawTls(identity, mode);
+  async listen({ identity, mode, host }: { identity: CertificateIdentity; mode: ListenMode; host?: string }): Promise<number> {
+    listener = await listenRawTls(identity, mode, host);
     return listener.port;
   },
 

@@ -43,6 +43,9 @@ export async function timePush(api: ApiClient, machine: string, file: UploadedFi
   const task = await runTask(api, { kind: 'push-file', target: { machines: [machine] }, file: { sha256: file.sha256, destination } });
   const ms = since(started);
   await rm(destination, { force: true });
-  if (task.state !== 'Success') throw new Error(`push-file task ${task.id} to ${machine} ended ${task.state}: ${task.error}`);
+  if (task.state !== 'Success') {
+    const why = task.machines.map((m) => m.error).filter(Boolean).join('; ');
+    throw new Error(`push-file task ${task.id} to ${machine} ended ${task.state}: ${task.error}${why ? ` (${why})` : ''}`);
+  }
   return ms;
 }

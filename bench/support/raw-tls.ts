@@ -23,7 +23,7 @@ export interface RawTlsListener {
   close(): Promise<void>;
 }
 
-export async function listenRawTls(identity: CertificateIdentity, mode: ListenMode): Promise<RawTlsListener> {
+export async function listenRawTls(identity: CertificateIdentity, mode: ListenMode, host = '127.0.0.1'): Promise<RawTlsListener> {
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ ...baseTlsOptions(identity), requestCert: true }, (socket) => {
     sockets.add(socket);
@@ -34,7 +34,7 @@ export async function listenRawTls(identity: CertificateIdentity, mode: ListenMo
     else if (mode === 'sink') sink(socket);
   });
   // Thousands of clients connect at once in the fleet baseline.
-  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 });
+  server.listen({ port: 0, host, backlog: 4096 });
   await once(server, 'listening');
   return {
     port: (server.address() as { port: number }).port,
@@ -67,8 +67,8 @@ function sink(socket: tls.TLSSocket): void {
   });
 }
 
-export async function connectRawTls(identity: CertificateIdentity, port: number): Promise<tls.TLSSocket> {
-  const socket = tls.connect({ secureContext: clientSecureContext(identity), rejectUnauthorized: false, host: '127.0.0.1', port });
+export async function connectRawTls(identity: CertificateIdentity, port: number, host = '127.0.0.1'): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ secureContext: clientSecureContext(identity), rejectUnauthorized: false, host, port });
   socket.setNoDelay(true);
   await once(socket, 'secureConnect');
   return socket;

@@ -26,6 +26,8 @@ export interface BenchServerOptions {
   commsPort?: number;
   httpsPort?: number;
   limits?: Partial<CommsLimits>;
+  /** Where it listens; 127.0.0.1 unless a benchmark puts it in a network namespace. */
+  host?: string;
 }
 
 export interface BenchServer {
@@ -49,14 +51,14 @@ export async function startBenchServer(options: BenchServerOptions = {}): Promis
     dataDir,
     httpsPort: options.httpsPort ?? 0,
     commsPort: options.commsPort ?? 0,
-    host: '127.0.0.1',
+    host: options.host ?? '127.0.0.1',
     pollingHostnames: [POLLING_HOSTNAME],
     limits: options.limits,
   });
   const thumbprint = server.info.commsThumbprint;
   // The first start prints the admin key once; a restart makes a key of its own.
   const apiKey = server.initialAdminKey ?? (await createApiKey(server.store, 'bench')).key;
-  const api = new ApiClient({ server: `https://127.0.0.1:${server.httpsPort}`, apiKey, serverThumbprint: thumbprint });
+  const api = new ApiClient({ server: `https://${options.host ?? '127.0.0.1'}:${server.httpsPort}`, apiKey, serverThumbprint: thumbprint });
   return {
     server,
     dataDir,

@@ -107,6 +107,8 @@ export function formatValue(value: number, unit: Unit): string {
       return `${value.toFixed(1)} MiB`;
     case 'MiB/s':
       return `${Math.round(value)} MiB/s`;
+    case 'kbit/s':
+      return `${Math.round(value)} kbit/s`;
     case 'per s':
       return `${Math.round(value).toLocaleString('en-US')}/s`;
     case 'tentacles':

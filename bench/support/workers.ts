@@ -46,11 +46,18 @@ export interface Worker<Ops extends Operations> {
 
 const running = new Set<ChildProcess>();
 
+export interface WorkerOptions {
+  /** Runs the worker inside this network namespace (`ip netns exec`; see test/support/netns.ts). */
+  netns?: string;
+}
+
 /** Starts `bench/roles/<role>.ts` in a process of its own; `name` appears in error messages. */
-export async function startWorker<Ops extends Operations>(role: string, name = role): Promise<Worker<Ops>> {
+export async function startWorker<Ops extends Operations>(role: string, name = role, options: WorkerOptions = {}): Promise<Worker<Ops>> {
   const raise = 'ulimit -n "$0" 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
   const flags = (process.env.REEF_BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), process.execPath, '--import', 'tsx', '--expose-gc', ...flags, ENTRY, role], {
+  // The IPC channel is an inherited descriptor, so it survives `ip netns exec`.
+  const inside = options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
+  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), ...inside, process.execPath, '--import', 'tsx', '--expose-gc', ...flags, ENTRY, role], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });

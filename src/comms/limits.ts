@@ -12,9 +12,9 @@ export interface CommsLimits {
   handshakeTimeoutMs: number;
   /** A connection the server dialled (listening tentacle) closes after this long without calls. */
   idleTimeoutMs: number;
-  /** How often each side pings the other. */
+  /** After this long without receiving anything, a side pings the other (0: no heartbeat). */
   heartbeatIntervalMs: number;
-  /** A ping unanswered this long means the link is dead: it is closed and its calls fail. */
+  /** Nothing at all received for this long means the link is dead: it is closed and its calls fail. */
   heartbeatTimeoutMs: number;
   /** Deadline of a call that names none. 0 means none. */
   defaultCallDeadlineMs: number;

@@ -1,6 +1,5 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { errorFromPeer, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { encodeFrame, readFrame } from '../frame.js';
@@ -9,6 +8,7 @@ import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
 import { translateStreamError } from './errors.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope, type ErrorEnvelope } from './types.js';
+import { SendPacer } from './pacing.js';
 import { http2Settings, widenSessionWindow } from './settings.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -32,6 +32,8 @@ export class RpcClient {
 
   private readonly session: ClientHttp2Session;
   private readonly limits: CommsLimits;
+  /** Request bodies (uploads) pass it, so they never queue far ahead of small calls. */
+  private readonly pacer: SendPacer;
   private readonly observe: CallObserver | undefined;
 
   constructor(socket: Duplex, peer: PeerInfo, limits: CommsLimits, logger: Logger, observe?: CallObserver) {
@@ -44,18 +46,20 @@ export class RpcClient {
       maxSessionMemory: 64,
     });
     this.session.on('connect', () => widenSessionWindow(this.session));
+    this.pacer = new SendPacer(this.session, socket);
     let failure: Error | undefined;
     this.session.on('error', (err) => {
       failure = err;
       logger.info({ err: err.message, thumbprint: peer.thumbprint }, 'comms: connection error');
     });
-    const stopHeartbeat = startHeartbeat(this.session, { intervalMs: limits.heartbeatIntervalMs, timeoutMs: limits.heartbeatTimeoutMs }, (err) => {
+    const stopHeartbeat = startHeartbeat(this.session, socket, { intervalMs: limits.heartbeatIntervalMs, timeoutMs: limits.heartbeatTimeoutMs }, (err) => {
       logger.warn({ thumbprint: peer.thumbprint, remote: peer.remoteAddress }, err.message);
       this.close(err);
     });
     this.closed = new Promise((resolve) =>
       this.session.once('close', () => {
         stopHeartbeat();
+        this.pacer.close();
         socket.destroy();
         resolve(failure);
       }),
@@ -176,7 +180,7 @@ export class RpcClient {
 
       stream.write(frame);
       if (options.body) {
-        pipeline(options.body, stream).catch((err: Error) => {
+        this.pacer.send(options.body, stream).catch((err: Error) => {
           if (!settled) abort(new ReefError('REEF_BODY_FAILED', `${what} failed while sending its body: ${err.message}`, { cause: err }));
         });
       } else {

@@ -1,12 +1,12 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { errorMessage, ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { encodeFrame, readFrame } from '../frame.js';
 import { startHeartbeat } from '../heartbeat.js';
 import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
+import { SendPacer } from './pacing.js';
 import { http2Settings, widenSessionWindow } from './settings.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, StreamingResult, type Envelope, type ServiceTable } from './types.js';
 
@@ -40,15 +40,17 @@ export class ServiceHost {
     });
     this.sessions.set(session, peer);
     widenSessionWindow(session);
+    // Streamed answers (downloads) pass it, so they never queue far ahead of small answers.
+    const pacer = new SendPacer(session, socket);
     let failure: Error | undefined;
     session.on('error', (err) => {
       failure = err;
       this.logger.info({ err: err.message, remote: peer.remoteAddress }, 'comms: connection error');
     });
     session.on('stream', (stream, headers) => {
-      this.handle(stream, headers, peer).catch((err) => this.logger.error({ err }, 'comms: call handling failed'));
+      this.handle(stream, headers, peer, pacer).catch((err) => this.logger.error({ err }, 'comms: call handling failed'));
     });
-    const stopHeartbeat = startHeartbeat(session, { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs }, (err) => {
+    const stopHeartbeat = startHeartbeat(session, socket, { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs }, (err) => {
       this.logger.warn({ remote: peer.remoteAddress }, err.message);
       failure = err;
       session.destroy(err);
@@ -56,6 +58,7 @@ export class ServiceHost {
     const closed = new Promise<Error | undefined>((resolve) =>
       session.once('close', () => {
         stopHeartbeat();
+        pacer.close();
         this.sessions.delete(session);
         socket.destroy();
         resolve(failure);
@@ -80,7 +83,7 @@ export class ServiceHost {
     return closed;
   }
 
-  private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: PeerInfo): Promise<void> {
+  private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: PeerInfo, pacer: SendPacer): Promise<void> {
     const path = headers[':path'] ?? '';
     const method = path.startsWith(RPC_PATH_PREFIX) ? path.slice(RPC_PATH_PREFIX.length) : '';
     const controller = new AbortController();
@@ -107,7 +110,7 @@ export class ServiceHost {
         stream.respond({ ':status': 200, [HEADER_BODY]: '1' });
         answered = true;
         stream.write(head);
-        await pipeline(outcome.body, stream).catch((err: Error) => {
+        await pacer.send(outcome.body, stream).catch((err: Error) => {
           this.logger.warn({ method, err: err.message }, 'comms: streamed answer failed');
           if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
         });
