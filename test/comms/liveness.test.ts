@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolveLimits } from '../../src/comms/limits.js';
 import { RpcClient } from '../../src/comms/rpc/client.js';
@@ -15,6 +14,7 @@ import type { Handler } from '../../src/comms/index.js';
 import { silentLogger } from '../../src/logging.js';
 import { shapedPipe } from '../support/shaped-pipe.js';
 import { echo, services } from './harness.js';
+import { bytes } from '../support/shaped-pipe.js';
 
 const RATE = 256 * 1024; // bytes per second each way
 const limits = resolveLimits({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 400 });
@@ -26,18 +26,6 @@ const upload: Handler = async (_args, { body }) => {
   return { size };
 };
 
-function bytes(size: number): Readable {
-  const block = Buffer.alloc(64 * 1024, 7);
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= size) return void this.push(null);
-      const chunk = block.subarray(0, Math.min(block.length, size - sent));
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 function connect() {
   const pipe = shapedPipe(RATE);

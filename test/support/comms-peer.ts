@@ -10,9 +10,9 @@
  * `{"id":2,"op":"echo"}`, with `{"id":1,"ok":true,"ms":...,"result":...}` or `{"id":1,"ok":false,"code":...,"message":...}`.
  */
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
 import { CommsServer, TentacleComms, type CommsLimits, type Handler, type RpcClient } from '../../src/comms/index.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
+import { bytes } from './shaped-pipe.js';
 
 interface PeerSettings {
   host: string;
@@ -28,18 +28,6 @@ const say = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stri
 const codeOf = (err: unknown) => (err as { code?: string } | undefined)?.code;
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : undefined);
 
-function bytes(size: number): Readable {
-  const block = Buffer.alloc(64 * 1024, 0x5a);
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= size) return void this.push(null);
-      const chunk = block.subarray(0, Math.min(block.length, size - sent));
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 if (role === 'tentacle') {
   const upload: Handler = async (_args, { body }) => {

@@ -9,7 +9,7 @@
  * `cut()` turns the link into a blackhole: queued and later bytes vanish, nobody sees a
  * FIN or an error.
  */
-import { Duplex } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 
 export interface ShapedEnd extends Duplex {
   bytesWritten: number;
@@ -102,4 +102,18 @@ class Direction {
       this.to.push(piece);
     }
   }
+}
+
+/** `size` bytes as a readable stream, 64 KiB at a time: a body to push through a link. */
+export function bytes(size: number): Readable {
+  const block = Buffer.alloc(64 * 1024, 0x5a);
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= size) return void this.push(null);
+      const chunk = block.subarray(0, Math.min(block.length, size - sent));
+      sent += chunk.length;
+      this.push(chunk);
+    },
+  });
 }
