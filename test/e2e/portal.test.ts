@@ -1,12 +1,14 @@
 /**
  * The web portal end to end: a real `reef server run` and real `tentacle agent`
  * processes, driven through Debian's Chromium with playwright-core, as an operator would.
- * Each test saves a screenshot of the page it checked under test-output/portal/.
+ * Each test saves a screenshot of the page it checked under test-output/portal/, and every
+ * page is checked against the WCAG 2 A and AA rules of axe-core (the accessibility engine
+ * of Chrome's Lighthouse), injected into the real page.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ApiClient } from '../../src/api/client.js';
@@ -19,6 +21,36 @@ const CHROMIUM = {
   args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
 };
 const UI_TIMEOUT = 15_000;
+/** axe-core's rule tags for WCAG 2.0, 2.1 and 2.2, levels A and AA. */
+const WCAG_AA = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: unknown[] }[];
+}
+
+/**
+ * The WCAG 2 A/AA violations axe-core finds on the page, one line each (rule, impact,
+ * elements). axe is evaluated through the DevTools protocol, which the page's
+ * Content-Security-Policy does not govern, so the page runs exactly as it does for users.
+ */
+async function accessibilityViolations(target: Page, axeSource: string): Promise<{ violations: string[]; passedRules: number }> {
+  await target.evaluate(axeSource);
+  const { violations, passedRules } = await target.evaluate(async (tags) => {
+    const axe = (globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<{ violations: AxeViolation[]; passes: unknown[] }> } }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
+    return {
+      violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) })),
+      passedRules: result.passes.length,
+    };
+  }, WCAG_AA);
+  return {
+    violations: violations.map((v: AxeViolation) => `${v.id} (${v.impact ?? 'no impact'}): ${v.help}; at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    passedRules,
+  };
+}
 
 describe('web portal in Chromium, against a real server with real Tentacles', () => {
   let server: ServerProcess;
@@ -54,10 +86,12 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
 
   before(async () => {
     await mkdir(SHOTS, { recursive: true });
-    const [dataDir, root, httpsPort, commsPort] = await Promise.all([tempDir('portal-server'), tempDir('portal-tentacles'), freePort(), freePort()]);
+    const [dataDir, root, downloads, httpsPort, commsPort] = await Promise.all([tempDir('portal-server'), tempDir('portal-tentacles'), tempDir('portal-downloads'), freePort(), freePort()]);
     serverData = dataDir;
     const launching = chromium.launch(CHROMIUM);
-    server = await startServer({ dataDir, httpsPort, commsPort, name: 'portal-server' });
+    // A file to download, so the downloads page shows its table and command.
+    await writeFile(join(downloads, 'reef-tentacle-0.1.0-linux-x64'), 'not a real executable\n');
+    server = await startServer({ dataDir, httpsPort, commsPort, name: 'portal-server', extraArgs: ['--downloads-dir', downloads] });
     assert.ok(server.adminKey && server.adminPassword, 'the first run prints the admin key and the admin password');
     api = new ApiClient({ server: server.url, apiKey: server.adminKey, serverThumbprint: server.thumbprint });
 
@@ -236,6 +270,59 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     const viaKey = new ApiClient({ server: server.url, apiKey: key, serverThumbprint: server.thumbprint });
     assert.equal((await viaKey.json<{ nodeName: string }>('GET', '/api')).nodeName.length > 0, true);
     await shot(page, 'apikeys');
+  });
+
+  test('every page passes the WCAG 2.x A and AA rules of axe-core', async () => {
+    const axeSource = await readFile(join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+    const { items } = await api.json<{ items: TaskView[] }>('GET', '/api/tasks?state=Success');
+    const withLog = items.filter((task) => task.kind === 'run-script').at(-1); // the oldest: two lines of log
+    assert.ok(withLog, 'a finished script task, with a log, from the tests above');
+    const found: string[] = [];
+    const check = async (target: Page, name: string) => {
+      const { violations, passedRules } = await accessibilityViolations(target, axeSource);
+      // A page checks 14 to 29 rules: none would mean the rule tags matched nothing.
+      assert.ok(passedRules >= 10, `${name}: axe-core passed only ${passedRules} rules`);
+      for (const violation of violations) found.push(`${name}: ${violation}`);
+    };
+
+    const signedOut = await newContext();
+    const visitor = await signedOut.newPage();
+    await visitor.goto(`${server.url}/login`);
+    await check(visitor, 'sign-in');
+    await visitor.getByLabel('Username').fill('admin');
+    await visitor.getByLabel('Password').fill('not-the-password');
+    await visitor.getByRole('button', { name: 'Sign in' }).click();
+    await visitor.getByRole('alert').waitFor();
+    await check(visitor, 'sign-in refused');
+    await signedOut.close();
+
+    const pages: [string, string, () => Promise<unknown>][] = [
+      ['dashboard (machines)', '/', () => page.getByRole('heading', { name: 'Dashboard' }).waitFor()],
+      ['machine with health details', '/machines/web-1', () => page.locator('td[data-label="Details"] table.kv').first().waitFor()],
+      ['tasks', '/tasks', () => page.locator('table.tasks').waitFor()],
+      ['task with a log', `/tasks/${withLog.id}`, () => page.locator('#stream-status').getByText('Finished').waitFor()],
+      ['new task', '/tasks/new', () => page.getByLabel('Script body').waitFor()],
+      ['server nodes', '/nodes', () => page.locator('table.nodes').waitFor()],
+      ['API keys', '/apikeys', () => page.getByLabel('Name for a new key').waitFor()],
+      ['downloads', '/downloads/', () => page.getByText('reef-tentacle-0.1.0-linux-x64').first().waitFor()],
+      ['not found', '/no-such-page', () => page.getByRole('heading').first().waitFor()],
+    ];
+    for (const [name, path, loaded] of pages) {
+      await page.goto(`${server.url}${path}`);
+      await loaded();
+      await check(page, name);
+    }
+    // States a page reaches by a click: a confirmation dialog, a new key shown once.
+    await page.goto(`${server.url}/machines/web-1`);
+    await page.getByRole('button', { name: 'Remove machine…' }).click();
+    await page.getByRole('dialog').waitFor();
+    await check(page, 'machine removal dialog');
+    await page.goto(`${server.url}/apikeys`);
+    await page.getByLabel('Name for a new key').fill('accessibility');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.locator('#new-key').waitFor();
+    await check(page, 'API key created');
+    assert.deepEqual(found, [], `accessibility violations:\n${found.join('\n')}`);
   });
 
   test('no page broke its Content-Security-Policy or threw', () => {

@@ -4,30 +4,17 @@
  * opens with a ClientHello in `03 00` records) must grade the HTTPS port and the comms port
  * A, and sslscan must find TLS 1.2 and 1.3 only, with forward-secret AEAD suites only.
  *
- * .ci/run installs both (apt-get install nmap sslscan). A missing tool fails the test when
- * it could have been installed (root); without root it is skipped, saying what to install.
+ * .ci/run installs both (apt-get install nmap sslscan); see debian-tools.ts for a missing one.
+ * testssl.sh, which takes minutes, runs in the slow suite (testssl.slow.test.ts).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { requireTool, unavailable } from './debian-tools.js';
 import { startSecurityServer, type SecurityServer } from './server.js';
 
 const run = promisify(execFile);
-
-/**
- * A skip message when the tool is missing and could not have been installed (not root);
- * as root (CI, where .ci/run installs it) the test runs and fails, naming the package.
- */
-function unavailable(tool: string, path: string): string | undefined {
-  if (existsSync(path) || process.getuid?.() === 0) return undefined;
-  return `${tool} is not installed and this user cannot install it (apt-get install -y ${tool}; .ci/run does)`;
-}
-
-function requireTool(tool: string, path: string): void {
-  assert.ok(existsSync(path), `${tool} is not installed at ${path}: apt-get install -y ${tool} (.ci/run installs it)`);
-}
 
 /** nmap's ssl-enum-ciphers report, per port: the protocol sections and the least strength. */
 function parseNmap(out: string): Map<number, { leastStrength?: string; protocols: string[]; text: string }> {
