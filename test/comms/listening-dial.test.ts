@@ -3,7 +3,7 @@
  * (refused, dialled again up to the pickup timeout), TCP connects but TLS fails (garbage, a
  * reset, silence), and pinning refuses either way. Each error names the address dialled and
  * says which of these it was. (A firewall that drops, or rejects, is on a real network in
- * test/e2e/listening-firewall.test.ts.)
+ * test/e2e/listening-firewall.slow.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';

@@ -2,7 +2,7 @@
  * Liveness by progress and small calls first, on a slow link in memory (shaped-pipe.ts:
  * writes are accepted at once and delivered at a fixed rate, as a kernel's send buffer in
  * front of a slow line does). The same behaviours on a real shaped network link are in
- * test/e2e/shaped-link.test.ts (root only).
+ * test/comms/shaped-link.slow.test.ts and test/e2e/shaped-link.slow.test.ts (root only).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
