@@ -26,6 +26,7 @@ const TAGS: Record<Tag | 'Downloads', string> = {
   Files: 'Files uploaded for push-file tasks, kept under their SHA-256.',
   Tasks: 'Scripts, file pushes and health checks on machines, and their logs.',
   'API keys': 'Keys for scripts, the CLI and Tentacle registration.',
+  'Join tokens': 'Short-lived, scoped tokens that can register a machine and do nothing else.',
   Downloads: 'Tentacles and packages for machines to install, anonymous and read-only (outside /api).',
 };
 
