@@ -157,11 +157,11 @@ function missing(option: string): ReefError {
 }
 
 async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): Promise<void> {
-  if (opts.token !== undefined && opts.apiKey !== undefined && process.env.REEF_API_KEY !== opts.apiKey) {
+  if (opts.token !== undefined && opts.apiKey && process.env.REEF_API_KEY !== opts.apiKey) {
     throw new ReefError('REEF_INVALID_ARGUMENT', 'Give --apiKey or --token, not both.');
   }
   if (opts.token === undefined) {
-    if (opts.apiKey === undefined) throw new ReefError('REEF_INVALID_ARGUMENT', "required option '--apiKey <key>' or '--token <token>' not specified");
+    if (!opts.apiKey) throw new ReefError('REEF_INVALID_ARGUMENT', "required option '--apiKey <key>' or '--token <token>' not specified");
     if (kind === 'target' && !opts.environment?.length) throw missing('--environment <name>');
     if (kind === 'target' && !opts.role?.length) throw missing('--role <name>');
     if (kind === 'worker' && !opts.workerpool?.length) throw missing('--workerpool <name>');
