@@ -72,7 +72,7 @@ export function createDownloadsHandler(options: DownloadsHandlerOptions): (req: 
     }
     if (name === INDEX_JSON) return sendMachineIndex(res, 'application/json; charset=utf-8', JSON.stringify(indexJson(await folder.list()), null, 2) + '\n');
     if (name === SHA256SUMS) return sendMachineIndex(res, 'text/plain; charset=utf-8', sha256sums(await folder.list()));
-    if (name === INSTALL_SCRIPT) return sendMachineIndex(res, 'text/x-shellscript; charset=utf-8', installScript());
+    if (name === INSTALL_SCRIPT) return sendMachineIndex(res, 'text/plain; charset=utf-8', installScript());
     let file: OpenDownload | undefined;
     try {
       file = await folder.open(name);

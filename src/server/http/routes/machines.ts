@@ -41,7 +41,9 @@ export const machineRoutes: ApiRoute[] = [
     joinToken: true,
     errors: {
       409: 'The name or thumbprint is registered already (REEF_CONFLICT); send `force` to replace it.',
-      403: 'With a join token: the kind, an environment, role or worker pool is outside the token\'s scope, or `force` was sent (REEF_JOIN_TOKEN_OUT_OF_SCOPE).',
+      403:
+        'With a join token: the kind, an environment, role or worker pool is outside the token\'s scope, or `force` was sent (REEF_JOIN_TOKEN_OUT_OF_SCOPE); ' +
+        'with a session cookie: no CSRF token (REEF_CSRF_REJECTED).',
     },
     handler: async (ctx, { body }) => register(ctx, body),
   }),
