@@ -146,7 +146,7 @@ describe('join tokens', () => {
       ['GET', '/metrics'],
     ];
     for (const [method, path] of routes) {
-      for (const headers of [{ 'x-reef-apikey': token }, { authorization: `Bearer ${token}` }]) {
+      for (const headers of [{ 'x-reef-apikey': token }, { authorization: `Bearer ${token}` }] as Record<string, string>[]) {
         const res = await h.raw(method, path, { headers: { ...headers, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
         assert.equal(res.status, 403, `${method} ${path}: ${res.text}`);
         assert.equal(res.json.error.code, 'REEF_JOIN_TOKEN_NOT_ALLOWED', `${method} ${path}`);
