@@ -169,7 +169,7 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
     }, 60_000);
     assert.deepEqual([online.kind, online.roles], ['target', ['till']]);
     assert.match(online.connections[0]?.carrier ?? '', /^alpn/, `polls the HTTPS port, routed by ALPN: ${JSON.stringify(online.connections)}`);
-    assert.match(online.connections[0]?.remoteAddress ?? '', new RegExp(`^(::ffff:)?${MACHINE_IP.replaceAll('.', '\\.')}$`));
+    assert.match(online.connections[0]?.remoteAddress ?? '', new RegExp(`^(::ffff:)?${MACHINE_IP.replaceAll('.', '\\.')}(:\\d+)?$`));
     const [token] = JSON.parse(await reef(['tokens', 'list', '--json'])) as JoinTokenView[];
     assert.deepEqual([token!.usesLeft, token!.state], [0, 'used-up']);
 
@@ -184,7 +184,8 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
     const again = await install();
     assert.equal(again.code, 0, `the second run exited ${again.code}\nstdout: ${again.stdout}\nstderr: ${again.stderr}`);
     assert.match(again.stderr, /tentacle is already reef-tentacle-.+-linux-x64/);
-    assert.match(again.stderr, /already exists; nothing changed/);
+    assert.match(again.stderr, /Instance "Tentacle" already exists with config file .*; nothing changed/);
+    assert.match(again.stderr, /A certificate already exists; kept it/);
     assert.match(again.stderr, /is registered with https:\/\/10\.236\.0\.1 already; not registering again/);
     assert.match(again.stderr, /Already running/);
     const machines = JSON.parse(await reef(['machines', 'list', '--environment', 'Shop', '--json'])) as MachineView[];
