@@ -222,11 +222,16 @@ describe('join tokens', () => {
   });
 
   it('reef tokens create prints the token alone, or with --print-install the install line; list and revoke', async () => {
-    const created = await reef(['tokens', 'create', '--environment', 'Production', '--role', 'web', '--uses', '2', '--expires', '2h']);
+    // Independent commands, run side by side (each is a process start).
+    const [created, install, withProxy, refused] = await Promise.all([
+      reef(['tokens', 'create', '--environment', 'Production', '--role', 'web', '--uses', '2', '--expires', '2h']),
+      reef(['tokens', 'create', '--worker-pool', 'Builders', '--print-install', '--carrier', 'websocket']),
+      reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--print-install', '--carrier', 'https', '--proxy', 'http://proxy.example:3128']),
+      reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--expires', '31d']),
+    ]);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^RJT-[A-Z2-7]{32}\n$/);
 
-    const install = await reef(['tokens', 'create', '--worker-pool', 'Builders', '--print-install', '--carrier', 'websocket']);
     assert.equal(install.code, 0, install.stderr);
     const line = install.stdout.trim();
     assert.equal(install.stdout.split('\n').filter(Boolean).length, 1, 'one line');
@@ -235,12 +240,10 @@ describe('join tokens', () => {
     assert.match(line, new RegExp(`sh -s -- --server '${h.url}' --pin '${pin.replace(/[+/]/g, '\\$&')}' --thumbprint '${h.identity.thumbprint}' --kind 'worker'`));
     assert.ok(line.includes(`--carrier 'websocket' --comms-address 'wss://${new URL(h.url).host}/reef/comms'`), line);
 
-    const withProxy = await reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--print-install', '--carrier', 'https', '--proxy', 'http://proxy.example:3128']);
     assert.equal(withProxy.code, 0, withProxy.stderr);
     assert.ok(withProxy.stdout.includes(`--insecure -fsS --proxy 'http://proxy.example:3128' '${h.url}/downloads/`), withProxy.stdout);
     assert.ok(withProxy.stdout.includes(`--carrier 'https' --comms-address '${h.url}' --proxy 'http://proxy.example:3128'`), withProxy.stdout);
 
-    const refused = await reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--expires', '31d']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /--expires must be between 1m and 30d/);
 
@@ -253,6 +256,19 @@ describe('join tokens', () => {
     const revoked = await reef(['tokens', 'revoke', id]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal((await tokenView(id)).state, 'revoked');
+  });
+
+  // Last: it leaves this address blocked for a minute.
+  it('counts guessed tokens against the address\'s failed attempts, like API keys', async () => {
+    // The unknown token above was one failure already: the 20th failure of the minute is the limit.
+    const answers: RawResponse[] = [];
+    for (let i = 0; i < 21; i++) answers.push(await register(`RJT-${'B'.repeat(31)}${'234567'[i % 6]}`, { name: `guess-${i}` }));
+    const statuses = answers.map((a) => a.status);
+    const first429 = statuses.indexOf(429);
+    assert.ok(first429 >= 18 && first429 <= 20, statuses.join(','));
+    assert.ok(statuses.slice(0, first429).every((s) => s === 401) && statuses.slice(first429).every((s) => s === 429), statuses.join(','));
+    assert.equal(answers[first429]!.json.error.code, 'REEF_RATE_LIMITED');
+    assert.ok(Number(answers[first429]!.headers['retry-after']) > 0);
   });
 
   it('serves an install script that sh parses', () => {
