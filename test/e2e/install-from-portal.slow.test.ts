@@ -26,7 +26,7 @@ import { chromium, type Browser } from 'playwright-core';
 import type { JoinTokenView, MachineView, TaskView } from '../../src/api/contract.js';
 import { buildExecutable } from '../package/build.js';
 import { REEF_BIN } from '../support/built.js';
-import { netnsUnavailable, Topology, type Namespace } from '../support/netns.js';
+import { netnsUnavailable, outboundOnlyTo, Topology, type Namespace } from '../support/netns.js';
 import type { RunResult } from '../support/processes.js';
 import { startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
 
@@ -67,18 +67,7 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
     serverNs = await topology.namespace('server');
     machineNs = await topology.namespace('machine');
     await topology.link(serverNs, `${SERVER_IP}/30`, machineNs, `${MACHINE_IP}/30`);
-    await machineNs.nft(`table inet ${PREFIX} {
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif "lo" accept
-    ct state established,related accept
-  }
-  chain output {
-    type filter hook output priority filter; policy drop;
-    oif "lo" accept
-    ip daddr ${SERVER_IP} tcp dport 443 accept
-  }
-}`);
+    await machineNs.nft(outboundOnlyTo(PREFIX, SERVER_IP, 443));
 
     const [dataDir, downloads, work] = await Promise.all([tempDir('install-server'), tempDir('install-downloads'), tempDir('install-machine')]);
     [server] = await Promise.all([
