@@ -12,14 +12,15 @@
  * server (key-pinned), installs it, registers it with the join token into the token's scope
  * and starts it supervised (no systemd here); the machine comes online on the HTTPS port and
  * runs a script; running the line again changes nothing (the token, good for one use, is not
- * used again) and still exits 0.
+ * used again) and still exits 0; with a newer Tentacle on the server, the line installs it
+ * and restarts the service.
  *
  * Needs root, iproute2, nftables and Chromium (skipped with the reason otherwise). Every
  * process runs inside the namespaces, which are removed after the file, also when it fails.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
@@ -48,6 +49,7 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
   let machineEnv: NodeJS.ProcessEnv;
   let binDir: string;
   let first: RunResult;
+  let downloads: string;
 
   /** `reef ...` as an administrator, on the server host. */
   const reef = async (args: string[], timeoutMs = 30_000): Promise<string> => {
@@ -69,7 +71,9 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
     await topology.link(serverNs, `${SERVER_IP}/30`, machineNs, `${MACHINE_IP}/30`);
     await machineNs.nft(outboundOnlyTo(PREFIX, SERVER_IP, 443));
 
-    const [dataDir, downloads, work] = await Promise.all([tempDir('install-server'), tempDir('install-downloads'), tempDir('install-machine')]);
+    let work: string;
+    let dataDir: string;
+    [dataDir, downloads, work] = await Promise.all([tempDir('install-server'), tempDir('install-downloads'), tempDir('install-machine')]);
     [server] = await Promise.all([
       startServer({
         dataDir,
@@ -180,5 +184,24 @@ describe('Add machine: the portal\'s install line on a machine that reaches only
     const machines = JSON.parse(await reef(['machines', 'list', '--environment', 'Shop', '--json'])) as MachineView[];
     assert.equal(machines.length, 1);
     assert.ok(machines[0]!.online);
+  });
+
+  test('a newer Tentacle on the server: the line installs it and restarts the service', async () => {
+    const [current] = (await readdir(downloads)).filter((n) => /^reef-tentacle-.+-linux-x64$/.test(n));
+    // The same program one byte longer (an executable ignores what follows its sections), under a later version.
+    const newer = 'reef-tentacle-99.0.0-linux-x64';
+    await copyFile(join(downloads, current!), join(downloads, `.${newer}`));
+    await appendFile(join(downloads, `.${newer}`), '\n');
+    await rename(join(downloads, `.${newer}`), join(downloads, newer));
+    const before = JSON.parse(await reef(['machines', 'list', '--environment', 'Shop', '--json'])) as MachineView[];
+    const upgrade = await install();
+    assert.equal(upgrade.code, 0, `the upgrade exited ${upgrade.code}\nstdout: ${upgrade.stdout}\nstderr: ${upgrade.stderr}`);
+    assert.match(upgrade.stderr, new RegExp(`downloading ${newer}`));
+    assert.match(upgrade.stderr, /not registering again/);
+    assert.match(upgrade.stderr, /Stopped/i);
+    await waitFor('the restarted Tentacle to connect again', async () => {
+      const [machine] = JSON.parse(await reef(['machines', 'list', '--environment', 'Shop', '--json'])) as MachineView[];
+      return machine?.online && machine.connectedSince !== before[0]!.connectedSince;
+    }, 60_000);
   });
 });

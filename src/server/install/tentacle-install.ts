@@ -27,7 +27,6 @@ export interface InstallCommandInput extends InstallOptions {
   portalThumbprint: string;
   /** The server's WebSocket path (`/reef/comms` unless configured). */
   websocketPath: string;
-  token: string;
   kind: MachineKind;
 }
 
@@ -59,8 +58,11 @@ export function carrierAddress(carrier: InstallCarrier, serverUrl: string, webso
   return `wss://${base.host}${websocketPath.startsWith('/') ? websocketPath : `/${websocketPath}`}`;
 }
 
-/** The line to run as root on the machine. */
-export function installCommand(input: InstallCommandInput): string {
+/**
+ * Checks the options and returns what makes the line to run as root on the machine for a
+ * token: checked before the token is made, so a bad option leaves no token behind.
+ */
+export function installCommand(input: InstallCommandInput): (token: string) => string {
   const server = origin(input.serverUrl, 'The server URL', ['https:']).origin;
   const proxy = input.proxy !== undefined ? origin(input.proxy, 'The proxy', ['http:']).href.replace(/\/$/, '') : undefined;
   const address = carrierAddress(input.carrier, server, input.websocketPath, input.commsAddress);
@@ -74,15 +76,16 @@ export function installCommand(input: InstallCommandInput): string {
     ...(proxy !== undefined ? ['--proxy', proxy] : []),
   ];
   const fetch = `curl --pinnedpubkey ${pin} --insecure -fsS${proxy !== undefined ? ` --proxy ${shellQuote(proxy)}` : ''} ${shellQuote(`${server}${DOWNLOADS_PATH}/${INSTALL_SCRIPT}`)}`;
+  const script = args.map((a) => (a.startsWith('--') ? a : shellQuote(a))).join(' ');
   // The token travels in sh's environment, not its arguments, which any user can read in ps.
-  return `${fetch} | REEF_JOIN_TOKEN=${shellQuote(input.token)} sh -s -- ${args.map((a) => (a.startsWith('--') ? a : shellQuote(a))).join(' ')}`;
+  return (token) => `${fetch} | REEF_JOIN_TOKEN=${shellQuote(token)} sh -s -- ${script}`;
 }
 
 /**
  * The installer (POSIX sh, for any Linux with curl and sha256sum). Safe to run again: an
  * up-to-date executable is kept, the instance and its certificate are made only when
  * missing, registration is skipped when the instance is registered with this server, and
- * installing and starting a running service changes nothing.
+ * installing and starting a running service changes nothing (a new executable restarts it).
  *
  * REEF_INSTALL_BIN_DIR (default /usr/local/bin) is where `tentacle` goes; the Tentacle's own
  * variables (REEF_TENTACLE_ROOT, REEF_TENTACLE_SERVICE_MODE) pass through to it.
@@ -143,9 +146,12 @@ file=$(sed -n "s/^[0-9a-f]\\{64\\}  \\(reef-tentacle-[0-9][A-Za-z0-9.+~-]*-linux
 [ -n "$file" ] || fail "$server offers no reef-tentacle-<version>-linux-$arch; an administrator puts it in the server's downloads folder (docs/operations.md, Machines install from the server)"
 want=$(sed -n "s/^\\([0-9a-f]\\{64\\}\\)  $file\$/\\1/p" "$work/SHA256SUMS")
 
+# A new executable under a running service takes effect when the service restarts.
+service_action=--start
 if [ -x "$tentacle" ] && [ "$(sha256sum "$tentacle" | cut -c1-64)" = "$want" ]; then
   say "$tentacle is already $file"
 else
+  service_action=--restart
   say "downloading $file"
   fetch -o "$work/$file" "$server${DOWNLOADS_PATH}/$file" || fail "could not download $file (curl exit $?)"
   [ "$(sha256sum "$work/$file" | cut -c1-64)" = "$want" ] || fail "$file does not have the SHA-256 the server lists; nothing was installed"
@@ -184,7 +190,7 @@ else
   # In the environment, not the arguments, which any user can read in ps.
   REEF_JOIN_TOKEN=$token "$tentacle" "$register" "$@"
 fi
-"$tentacle" service --instance "$instance" --install --start
+"$tentacle" service --instance "$instance" --install "$service_action"
 say "done: the Tentacle runs as a service; it shows on the server as soon as it connects"
 `;
 }

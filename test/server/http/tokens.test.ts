@@ -84,6 +84,19 @@ describe('join tokens', () => {
       assert.equal(res.status, 400, res.text);
       assert.match(res.text, pattern);
     }
+
+    // A bad install option is refused before the token is made: none is left behind.
+    const before = (await h.raw('GET', '/api/tokens')).json.items.length;
+    for (const [install, pattern] of [
+      [{ carrier: 'comms-port', commsAddress: 'https://polling.example' }, /goes with the https or websocket carrier/],
+      [{ carrier: 'websocket', commsAddress: 'https://reef.example/reef/comms' }, /must start with wss:/],
+      [{ proxy: 'https://proxy.example:3128' }, /The proxy must start with http:/],
+    ] as const) {
+      const res = await h.raw('POST', '/api/tokens', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workerPools: ['Builders'], install }) });
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.json.error.message, pattern);
+    }
+    assert.equal((await h.raw('GET', '/api/tokens')).json.items.length, before);
   });
 
   it('registers a Tentacle with register-with --token into the token\'s scope when it names none', async () => {

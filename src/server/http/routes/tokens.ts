@@ -1,6 +1,6 @@
 import { CreatedJoinToken, CreateJoinTokenRequest, IdParams, itemsOf, JoinTokenView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
-import { createJoinToken, joinTokenState, revokeJoinToken } from '../../auth/join-tokens.js';
+import { checkScope, createJoinToken, joinTokenState, revokeJoinToken } from '../../auth/join-tokens.js';
 import { requestBaseUrl } from '../../downloads/commands.js';
 import { installCommand } from '../../install/tentacle-install.js';
 import type { JoinToken } from '../../store/types.js';
@@ -44,6 +44,21 @@ export const joinTokenRoutes: ApiRoute[] = [
     body: { json: CreateJoinTokenRequest },
     responses: { 201: { description: 'The new token: the only time it is shown.', json: CreatedJoinToken } },
     handler: async (ctx, { body }) => {
+      const scope = checkScope(body);
+      // The install options are checked before the token exists, so a bad one leaves none behind.
+      let commandFor: ((token: string) => string) | undefined;
+      if (body.install) {
+        const install = ctx.deps.install;
+        if (!install) throw new ReefError('REEF_INVALID_ARGUMENT', 'This server cannot make install commands (it serves no downloads).');
+        commandFor = installCommand({
+          ...body.install,
+          serverUrl: body.install.serverUrl ?? requestBaseUrl(ctx.req),
+          publicKeyPin: install.publicKeyPin(),
+          portalThumbprint: install.portalThumbprint(),
+          websocketPath: install.websocketPath,
+          kind: scope.kind,
+        });
+      }
       const { token, joinToken } = await createJoinToken(ctx.deps.store, {
         ...(body.environments ? { environments: body.environments } : {}),
         ...(body.roles ? { roles: body.roles } : {}),
@@ -52,20 +67,7 @@ export const joinTokenRoutes: ApiRoute[] = [
         ...(body.expiresInSeconds !== undefined ? { lifetimeSeconds: body.expiresInSeconds } : {}),
         createdBy: maker(ctx),
       });
-      let command: string | undefined;
-      if (body.install) {
-        const install = ctx.deps.install;
-        if (!install) throw new ReefError('REEF_INVALID_ARGUMENT', 'This server cannot make install commands (it serves no downloads).');
-        command = installCommand({
-          ...body.install,
-          serverUrl: body.install.serverUrl ?? requestBaseUrl(ctx.req),
-          publicKeyPin: install.publicKeyPin(),
-          portalThumbprint: install.portalThumbprint(),
-          websocketPath: install.websocketPath,
-          token,
-          kind: joinToken.scope.kind,
-        });
-      }
+      const command = commandFor?.(token);
       ctx.logger.info({ joinToken: joinToken.id, scope: joinToken.scope, uses: joinToken.uses, expiresAt: joinToken.expiresAt, by: maker(ctx) }, 'api: join token created');
       const created: CreatedJoinToken = { ...joinTokenView(joinToken), token, ...(command !== undefined ? { installCommand: command } : {}) };
       sendJson(ctx.res, 201, created);
