@@ -225,23 +225,29 @@ describe('join tokens', () => {
     assert.deepEqual([machine?.kind, machine?.workerPools], ['worker', ['Builders']]);
   });
 
-  it('still needs --environment and --role, or a token, on register-with', async () => {
+  it('still needs --environment and --role, or a token, on register-with; and not a key and a token', async () => {
     const result = await cli.run(['register-with', '--instance', 'Web2', '--server', h.url, '--server-thumbprint', h.identity.thumbprint, '--apiKey', h.adminKey, '--role', 'web']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /required option '--environment <name>' not specified \(or register with --token/);
     const neither = await cli.run(['register-with', '--instance', 'Web2', '--server', h.url, '--environment', 'Production', '--role', 'web'], { REEF_API_KEY: '' });
     assert.equal(neither.code, 1);
     assert.match(neither.stderr, /--apiKey <key>' or '--token <token>' not specified/);
+    const both = await cli.run(['register-with', '--instance', 'Web2', '--server', h.url, '--apiKey', h.adminKey, '--token', 'RJT-X'], { REEF_API_KEY: '' });
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /Give --apiKey or --token, not both/);
   });
 
   it('reef tokens create prints the token alone, or with --print-install the install line; list and revoke', async () => {
     // Independent commands, run side by side (each is a process start).
-    const [created, install, withProxy, refused] = await Promise.all([
+    const [created, install, withProxy, refused, named] = await Promise.all([
       reef(['tokens', 'create', '--environment', 'Production', '--role', 'web', '--uses', '2', '--expires', '2h']),
       reef(['tokens', 'create', '--worker-pool', 'Builders', '--print-install', '--carrier', 'websocket']),
       reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--print-install', '--carrier', 'https', '--proxy', 'http://proxy.example:3128']),
       reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--expires', '31d']),
+      reef(['tokens', 'create', '--environment', 'Test', '--role', 'db', '--print-install', '--server-url', 'https://reef.example.com:8443']),
     ]);
+    assert.equal(named.code, 0, named.stderr);
+    assert.ok(named.stdout.includes(`'https://reef.example.com:8443/downloads/install-tentacle.sh'`) && named.stdout.includes(`--server 'https://reef.example.com:8443'`), named.stdout);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^RJT-[A-Z2-7]{32}\n$/);
 
