@@ -12,6 +12,7 @@ import { METRICS_PATH } from '../metrics/http.js';
 interface Entry {
   handler: RouteHandler;
   public: boolean;
+  joinToken: boolean;
 }
 
 /**
@@ -23,8 +24,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
   const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
   const router = new Router<Entry>();
-  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
-  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -37,10 +38,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   let path = '(unparsed)';
   let keyId: string | undefined;
   let userName: string | undefined;
+  let tokenId: string | undefined;
   setSecurityHeaders(res);
   res.once('finish', () => {
     // Method, path and key id only: never headers (they carry the key) or query values.
-    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName }, 'api: request');
+    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName, joinToken: tokenId }, 'api: request');
   });
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
@@ -57,12 +59,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       const allow = match.allow.join(', ');
       throw new HttpError('REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
-    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
+    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter, match.handler.joinToken);
     const key = principal?.key ?? null;
     const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
     keyId = key?.id;
     userName = user?.username;
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
+    tokenId = principal?.joinToken?.id;
+    const joinToken = principal?.joinToken;
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, ...(joinToken ? { joinToken } : {}), deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {

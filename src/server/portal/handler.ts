@@ -12,6 +12,7 @@ import { Router } from '../http/router.js';
 import type { PageContext, PageHandler, PortalDeps } from './context.js';
 import { html } from './html.js';
 import { redirect, sendPage, setPortalHeaders } from './layout.js';
+import { addMachinePage } from './pages/add-machine.js';
 import { apiKeysPage } from './pages/apikeys.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { errorPage } from './pages/errors.js';
@@ -39,6 +40,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const limiter = new FailureLimiter({ maxFailures: options.signInFailuresPerMinute ?? 10 });
   const pages = new Router<PageHandler>()
     .add('GET', '/', dashboardPage)
+    .add('GET', '/add-machine', addMachinePage)
     .add('GET', '/machines/:idOrName', machinePage)
     .add('GET', '/tasks', tasksPage)
     .add('GET', '/tasks/new', newTaskPage)
