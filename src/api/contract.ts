@@ -12,6 +12,7 @@
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
 import { z } from 'zod';
+import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
@@ -398,7 +399,7 @@ export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 // ---- join tokens ----
 
 /** How an installed Tentacle polls: the comms port, the HTTPS port (routed by SNI or ALPN), or a WebSocket on it. */
-export const INSTALL_CARRIERS = ['comms-port', 'https', 'websocket'] as const;
+export { INSTALL_CARRIERS };
 export const InstallCarrier = z.enum(INSTALL_CARRIERS);
 export type InstallCarrier = z.infer<typeof InstallCarrier>;
 
