@@ -42,10 +42,16 @@ function rateLimited(address: string, seconds: number): HttpError {
 }
 
 export async function authenticate(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
-  const address = clientAddress(req);
+  return authenticateKey(presentedKey(req), clientAddress(req), store, limiter);
+}
+
+/**
+ * The checks of `authenticate` on a key however it came (an API header, or the one call of a
+ * registration over comms), counted against the same per-address limiter; the same errors.
+ */
+export async function authenticateKey(presented: string | undefined, address: string, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
-  const presented = presentedKey(req);
   if (presented === undefined) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },

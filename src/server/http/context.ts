@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
 import type { ApiKey, Store } from '../store/types.js';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   portal?: RequestListener;
   /** What /metrics serves; without it /metrics answers 404. */
   metrics?: ServerMetrics;
+  /** Counts failed API keys per address; pass the one registrations over comms use too (createAuthLimiter). */
+  authLimiter?: FailureLimiter;
 }
 
 export interface ResolvedDeps extends ApiDeps {

@@ -12,6 +12,7 @@ import {
 import { ReefError } from '../../../errors.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
 import type { Machine, MachineFilter, MachineInput } from '../../store/types.js';
+import type { Logger } from '../../../logging.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -108,7 +109,22 @@ async function find(ctx: ApiContext, idOrName: string): Promise<Machine> {
 }
 
 async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<void> {
-  const { store, comms, info } = ctx.deps;
+  const response = await registerMachine(ctx.deps, body, ctx.logger, ctx.key?.id);
+  sendJson(ctx.res, response.created ? 201 : 200, response);
+}
+
+/**
+ * Registers a machine: what POST /api/machines does once the caller is authenticated, and
+ * what a registration over comms does (src/server/http/comms-registration.ts).
+ */
+export async function registerMachine(
+  deps: Pick<ApiContext['deps'], 'store' | 'comms' | 'info' | 'engine'>,
+  body: RegisterMachineRequest,
+  logger: Logger,
+  apiKeyId: string | undefined,
+  how: 'api' | 'comms' = 'api',
+): Promise<RegisterMachineResponse & { created: boolean }> {
+  const { store, comms, info } = deps;
   const thumbprint = normalizeThumbprint(body.thumbprint);
   const input: MachineInput = {
     name: body.name,
@@ -134,9 +150,8 @@ async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<
     machine = await store.createMachine(input);
     created = true;
   }
-  ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id }, 'api: machine registered');
-  const response: RegisterMachineResponse = { machine: machineView(machine, comms, await ctx.deps.engine.links()), created, server: info };
-  sendJson(ctx.res, created ? 201 : 200, response);
+  logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: apiKeyId, over: how }, 'api: machine registered');
+  return { machine: machineView(machine, comms, await deps.engine.links()), created, server: info };
 }
 
 async function list(ctx: ApiContext, query: MachineListQuery): Promise<void> {

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { RegisterMachineRequest } from '../../api/contract.js';
+import type { RegistrationHandler } from '../../comms/index.js';
+import { sourceAddress } from '../../comms/index.js';
+import { ReefError } from '../../errors.js';
+import { normalizeThumbprint } from '../../pki/thumbprint.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
+import { authenticateKey } from './auth.js';
+import type { ApiDeps } from './context.js';
+import { registerMachine } from './routes/machines.js';
+import { parseWith } from './validation.js';
+
+/**
+ * The arguments of the one call of a registration over comms: the credentials the REST
+ * API takes in its headers, and the body of POST /api/machines unchanged. New ways to
+ * authenticate (a join token) are new optional fields beside `apiKey`.
+ */
+export const RegisterOverCommsArgs = z
+  .object({
+    apiKey: z.string().max(200).optional(),
+    request: RegisterMachineRequest,
+  })
+  .strict();
+export type RegisterOverCommsArgs = z.infer<typeof RegisterOverCommsArgs>;
+
+/**
+ * Answers a registration over comms (src/comms/registration-session.ts) exactly as POST
+ * /api/machines would: the same key checks against the same per-address limiter (the
+ * source address is the carrier's, as the REST API sees the proxy's when one is in front),
+ * the same validation, the same registration code, the same error codes. Besides, the
+ * Tentacle may register only the certificate it dialled with.
+ */
+export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 'info' | 'engine' | 'logger'>, limiter: FailureLimiter): RegistrationHandler {
+  return async (args, peer) => {
+    // As on REST, the key is checked before the request is looked at.
+    const presented = typeof (args as { apiKey?: unknown } | null)?.apiKey === 'string' ? (args as { apiKey: string }).apiKey.trim() || undefined : undefined;
+    const key = await authenticateKey(presented, sourceAddress(peer.remoteAddress), deps.store, limiter);
+    const { request } = parseWith(RegisterOverCommsArgs, args, 'registration');
+    if (normalizeThumbprint(request.thumbprint) !== peer.thumbprint) {
+      throw new ReefError(
+        'REEF_INVALID_REQUEST',
+        `A Tentacle registers over comms the certificate it connects with (${peer.thumbprint}), not ${normalizeThumbprint(request.thumbprint)}.`,
+      );
+    }
+    return registerMachine(deps, request, deps.logger, key.id, 'comms');
+  };
+}
