@@ -11,12 +11,14 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ApiCallError, ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
+import { httpStatusOf } from '../error-codes.js';
 import { isReefError, ReefError } from '../errors.js';
 import { readCaFile } from '../pki/ca-file.js';
 import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import { currentThumbprint } from './certificate.js';
-import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
+import { loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
 import { parseResolveEntries, restTransport } from './network.js';
+import { OVER_COMMS_OPTION, polledServer, registerThroughCarrier, type PollingCarrierOptions } from './registration-carrier.js';
 import { VERSION } from '../version.js';
 import { tentacleRoot } from './paths.js';
 
@@ -34,15 +36,7 @@ export interface ServerApiOptions {
   resolve?: string[];
 }
 
-/** Which carrier to poll with; the comms port of the server by default. */
-export interface PollingCarrierOptions {
-  /** The server's comms port to poll; default the port the server reports, else 10943. */
-  serverCommsPort?: number;
-  /** https://host[:port]: the 443 front door (or an SNI-routing proxy); SNI is the host. */
-  serverCommsAddress?: string;
-  /** wss://host[:port]/path: a WebSocket on the portal's port. */
-  serverWebSocket?: string;
-}
+export type { PollingCarrierOptions } from './registration-carrier.js';
 
 export interface RegisterOptions extends ServerApiOptions, PollingCarrierOptions {
   instance: string;
@@ -58,6 +52,12 @@ export interface RegisterOptions extends ServerApiOptions, PollingCarrierOptions
   publicHostName?: string;
   force?: boolean;
   root?: string;
+  /**
+   * Register over the comms carrier the options choose (its inner mutual TLS, pinned to
+   * `serverThumbprint`) instead of the portal's HTTPS: what works behind a TLS-terminating
+   * proxy. The portal is not contacted.
+   */
+  overComms?: boolean;
 }
 
 export interface RegisterResult {
@@ -74,6 +74,13 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
   const api = await apiFor(options, config);
+  if (options.overComms && api.pin === undefined) {
+    throw new ReefError(
+      'REEF_INVALID_ARGUMENT',
+      `${OVER_COMMS_OPTION} needs --server-thumbprint: the server's comms thumbprint, which "reef server show-thumbprint" prints on the server, ` +
+        "pinned inside the carrier's own TLS before the API key is sent (a CA file cannot vouch for it).",
+    );
+  }
   const polling = options.commsStyle === 'TentacleActive';
   const request: RegisterMachineRequest = {
     name: options.name?.trim() || hostname(),
@@ -85,9 +92,10 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
     tentacleVersion: VERSION,
     force: options.force === true,
   };
-  const response = await callApi(options, () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request }), {
-    conflictHint: 'Pass --force to replace the existing registration.',
-  });
+  const send = options.overComms
+    ? () => registerThroughCarrier({ ...options, server: api.url, pinned: api.pin! }, { ...config, resolve: { ...config.resolve, ...api.resolve } }, request)
+    : () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request });
+  const response = await callApi(options, send, { conflictHint: 'Pass --force to replace the existing registration.', canRegisterOverComms: !options.overComms });
   const serverInfo = checkServerInfo(response?.server, options.server);
   const commsThumbprint = serverInfo.commsThumbprint;
   const polled = polling ? polledServer(api.url, commsThumbprint, options, serverInfo.commsPort) : undefined;
@@ -103,7 +111,8 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
         serverUrl: api.url.origin,
         machineName: response.machine.name,
         kind: options.kind,
-        ...(api.pin ? { apiThumbprint: api.pin } : {}),
+        // Over comms the pin was the comms certificate's; the portal's (maybe a proxy's) is not known.
+        ...(api.pin && !options.overComms ? { apiThumbprint: api.pin } : {}),
       };
       return next;
     },
@@ -203,35 +212,6 @@ async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promis
   return { client, url: client.baseUrl, pin, resolve };
 }
 
-/** The server node to poll, by the carrier the options chose. */
-function polledServer(apiUrl: URL, thumbprint: Thumbprint, options: PollingCarrierOptions, reportedPort: number | undefined): PolledServer {
-  const apiUrlText = apiUrl.origin;
-  if (options.serverWebSocket !== undefined && options.serverCommsAddress !== undefined) {
-    throw new ReefError('REEF_INVALID_ARGUMENT', 'Choose one of --server-web-socket and --server-comms-address.');
-  }
-  if (options.serverWebSocket !== undefined) {
-    return { thumbprint, address: checkedUrl(options.serverWebSocket, 'wss:', '--server-web-socket', 'wss://example.com/reef/comms'), apiUrl: apiUrlText };
-  }
-  if (options.serverCommsAddress !== undefined) {
-    return { thumbprint, address: checkedUrl(options.serverCommsAddress, 'https:', '--server-comms-address', 'https://polling.example.com'), apiUrl: apiUrlText };
-  }
-  const port = options.serverCommsPort ?? reportedPort;
-  const commsPort = Number.isInteger(port) && port! >= 1 && port! <= 65535 ? port! : DEFAULT_SERVER_COMMS_PORT;
-  return { thumbprint, address: `tcp://${apiUrl.hostname}:${commsPort}`, apiUrl: apiUrlText };
-}
-
-function checkedUrl(value: string, protocol: string, option: string, example: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} "${value}" is not a URL; expected e.g. ${example}.`);
-  }
-  if (url.protocol !== protocol || !url.hostname) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must look like ${example} (got "${value}").`);
-  if (protocol === 'https:' && url.pathname !== '/') throw new ReefError('REEF_INVALID_ARGUMENT', `${option} takes no path (got "${value}").`);
-  return protocol === 'https:' ? url.origin : url.href;
-}
-
 function addOnce(list: string[], value: string): string[] {
   return list.includes(value) ? list : [...list, value];
 }
@@ -243,19 +223,23 @@ function checkServerInfo(info: ServerInfo | undefined, server: string): ServerIn
   return { ...info, commsThumbprint: normalizeThumbprint(info.commsThumbprint) };
 }
 
+/** The HTTP status of an API error; over comms, the one the REST API gives the same code. */
 function statusOf(err: ReefError): number | undefined {
-  return err instanceof ApiCallError ? err.status : undefined;
+  return err instanceof ApiCallError ? err.status : (httpStatusOf(err.code) ?? undefined);
 }
 
 /** Runs an API call, turning the failures people hit while registering into advice. */
-async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string } = {}): Promise<T> {
+async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string; canRegisterOverComms?: boolean } = {}): Promise<T> {
   try {
     return await call();
   } catch (err) {
     if (!(err instanceof ReefError)) throw err;
     const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
     if (options.serverThumbprint === undefined && cause?.code && UNTRUSTED_CERT_CODES.has(cause.code)) {
-      throw await untrustedPortal(options, cause);
+      throw await untrustedPortal(options, cause, hints.canRegisterOverComms === true);
+    }
+    if (options.serverThumbprint !== undefined && err.code === 'REEF_UNTRUSTED_CERTIFICATE' && !(err instanceof ApiCallError) && hints.canRegisterOverComms !== undefined) {
+      throw await notThePinnedPortal(options, err, hints.canRegisterOverComms);
     }
     const status = statusOf(err);
     if (status === 409 && hints.conflictHint && !err.message.includes('--force')) {
@@ -268,7 +252,7 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
   }
 }
 
-async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoException): Promise<ReefError> {
+async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoException, overComms: boolean): Promise<ReefError> {
   const url = new URL(options.server);
   const presented = await presentedThumbprint(url).catch(() => null);
   const what = cause.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || cause.code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'a self-signed certificate' : `a certificate that does not verify (${cause.message})`;
@@ -278,8 +262,36 @@ async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoExc
     `The server at ${url.origin} presented ${what}${presented ? ` with thumbprint ${presented}` : ''}, which ${vouchers} vouches for; nothing was sent. ` +
       `Reef servers use a self-signed certificate unless given another: run "reef server show-thumbprint" on the server and pass what it prints as --server-thumbprint` +
       (presented ? ` (if it prints ${presented}, that is this server)` : '') +
+      (overComms
+        ? `; if it prints another thumbprint, something stands in front of the portal (a TLS-terminating proxy, or an interceptor): pin nothing it presents, ` +
+          `but register over the comms carrier with ${OVER_COMMS_OPTION} and --server-thumbprint <what the server prints>`
+        : '') +
       `; or, when the portal has a certificate from your organisation's CA, pass that CA's certificate as --ca-file.`,
     { cause },
+  );
+}
+
+/**
+ * The portal presented another certificate than the pinned one. Said as interception or a
+ * TLS-terminating proxy, never as "trust what was presented": only the server itself can
+ * say which certificate is its own, and behind such a proxy no pin on the portal can reach
+ * the server; registering over the carrier can (its inner TLS is end to end).
+ */
+async function notThePinnedPortal(options: ServerApiOptions, err: ReefError, overComms: boolean): Promise<ReefError> {
+  const url = new URL(options.server);
+  const pinned = normalizeThumbprint(options.serverThumbprint!);
+  const presented = await presentedThumbprint(url).catch(() => null);
+  return new ReefError(
+    'REEF_UNTRUSTED_CERTIFICATE',
+    `The portal at ${url.origin} presented ${presented ? `a certificate with thumbprint ${presented}` : 'another certificate'}, not ${pinned} as given with --server-thumbprint; ` +
+      'nothing was sent (the API key neither). Either a proxy that terminates TLS (nginx, a load balancer) stands in front of the portal and shows its own certificate, ' +
+      'or something is intercepting the connection. Do not pin the certificate presented here unless "reef server show-thumbprint" on the server itself prints it.' +
+      (overComms
+        ? ` Behind a TLS-terminating proxy, register over the comms carrier instead: add ${OVER_COMMS_OPTION} with the carrier this Tentacle will poll on ` +
+          `(--server-web-socket wss://<proxy host>/reef/comms when the proxy forwards the WebSocket path, or --server-comms-address / --server-comms-port), keeping --server-thumbprint ${pinned}. ` +
+          "The carrier's inner TLS goes end to end to the Reef server and is pinned to that thumbprint, so the proxy never sees the API key."
+        : ''),
+    { cause: err },
   );
 }
 
