@@ -129,6 +129,7 @@ function isDialFailure(err: ReefError): boolean {
       'REEF_CONNECTION_LOST',
       'REEF_HANDSHAKE_TIMEOUT',
       'REEF_WEBSOCKET_FAILED',
+      'REEF_WEBSOCKET_REFUSED',
       'REEF_WEBSOCKET_TIMEOUT',
       'REEF_PROXY_REFUSED',
       'REEF_PROXY_UNREACHABLE',

@@ -95,7 +95,11 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   const send = options.overComms
     ? () => registerThroughCarrier({ ...options, server: api.url, pinned: api.pin! }, { ...config, resolve: { ...config.resolve, ...api.resolve } }, request)
     : () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request });
-  const response = await callApi(options, send, { conflictHint: 'Pass --force to replace the existing registration.', canRegisterOverComms: !options.overComms });
+  const response = await callApi(api.via, send, {
+    conflictHint: 'Pass --force to replace the existing registration.',
+    // Over comms a pin that fails is the inner TLS's, explained where it was dialled.
+    ...(options.overComms ? {} : { canRegisterOverComms: true }),
+  });
   const serverInfo = checkServerInfo(response?.server, options.server);
   const commsThumbprint = serverInfo.commsThumbprint;
   const polled = polling ? polledServer(api.url, commsThumbprint, options, serverInfo.commsPort) : undefined;
@@ -143,10 +147,10 @@ export async function deregister(options: DeregisterOptions): Promise<Deregister
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
   const api = await apiFor(options, config);
-  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  const info = checkServerInfo(await callApi(api.via, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   let found = true;
   try {
-    await callApi(options, () => api.client.json<unknown>('DELETE', `/api/machines/by-thumbprint/${thumbprint}`));
+    await callApi(api.via, () => api.client.json<unknown>('DELETE', `/api/machines/by-thumbprint/${thumbprint}`));
   } catch (err) {
     if (!(isReefError(err) && statusOf(err) === 404)) throw err;
     found = false;
@@ -182,7 +186,7 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
   const api = await apiFor(options, config);
-  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  const info = checkServerInfo(await callApi(api.via, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   const polled = polledServer(api.url, info.commsThumbprint, options, info.commsPort);
   await updateConfig(
     options.instance,
@@ -200,7 +204,7 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
 // ---- helpers ------------------------------------------------------------------------
 
 /** An API client that reaches the server the way the config says (resolve, `tentacle proxy`). */
-async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promise<{ client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string> }> {
+async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promise<{ client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string>; via: Via }> {
   const pin = options.serverThumbprint !== undefined ? normalizeThumbprint(options.serverThumbprint) : undefined;
   if (pin && options.caFile !== undefined) {
     throw new ReefError('REEF_INVALID_ARGUMENT', 'Give --server-thumbprint or --ca-file, not both: a thumbprint trusts exactly one certificate, a CA file what that CA issues.');
@@ -209,8 +213,12 @@ async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promis
   const resolve = parseResolveEntries(options.resolve ?? []);
   const transport = restTransport({ ...config, resolve: { ...config.resolve, ...resolve } });
   const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin, trustedCas, transport });
-  return { client, url: client.baseUrl, pin, resolve };
+  return { client, url: client.baseUrl, pin, resolve, via: { ...options, transport } };
 }
+
+/** The options, and how the portal is reached (for reading what it presents when it is not trusted). */
+type Via = ServerApiOptions & { transport: Transport };
+type Transport = (host: string, port: number) => Promise<net.Socket>;
 
 function addOnce(list: string[], value: string): string[] {
   return list.includes(value) ? list : [...list, value];
@@ -229,7 +237,7 @@ function statusOf(err: ReefError): number | undefined {
 }
 
 /** Runs an API call, turning the failures people hit while registering into advice. */
-async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string; canRegisterOverComms?: boolean } = {}): Promise<T> {
+async function callApi<T>(options: Via, call: () => Promise<T>, hints: { conflictHint?: string; canRegisterOverComms?: boolean } = {}): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -252,9 +260,9 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
   }
 }
 
-async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoException, overComms: boolean): Promise<ReefError> {
+async function untrustedPortal(options: Via, cause: NodeJS.ErrnoException, overComms: boolean): Promise<ReefError> {
   const url = new URL(options.server);
-  const presented = await presentedThumbprint(url).catch(() => null);
+  const presented = await presentedThumbprint(url, options.transport).catch(() => null);
   const what = cause.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || cause.code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'a self-signed certificate' : `a certificate that does not verify (${cause.message})`;
   const vouchers = options.caFile !== undefined ? `neither a public certificate authority nor the CA of ${options.caFile}` : 'no public certificate authority';
   return new ReefError(
@@ -277,10 +285,10 @@ async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoExc
  * say which certificate is its own, and behind such a proxy no pin on the portal can reach
  * the server; registering over the carrier can (its inner TLS is end to end).
  */
-async function notThePinnedPortal(options: ServerApiOptions, err: ReefError, overComms: boolean): Promise<ReefError> {
+async function notThePinnedPortal(options: Via, err: ReefError, overComms: boolean): Promise<ReefError> {
   const url = new URL(options.server);
   const pinned = normalizeThumbprint(options.serverThumbprint!);
-  const presented = await presentedThumbprint(url).catch(() => null);
+  const presented = await presentedThumbprint(url, options.transport).catch(() => null);
   return new ReefError(
     'REEF_UNTRUSTED_CERTIFICATE',
     `The portal at ${url.origin} presented ${presented ? `a certificate with thumbprint ${presented}` : 'another certificate'}, not ${pinned} as given with --server-thumbprint; ` +
@@ -296,12 +304,15 @@ async function notThePinnedPortal(options: ServerApiOptions, err: ReefError, ove
 }
 
 /** The portal certificate's thumbprint, read without trusting it, for the advice above only. */
-function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
+async function presentedThumbprint(url: URL, transport: Transport): Promise<Thumbprint | null> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || 443);
+  const raw = await transport(host, port);
   return new Promise((resolve) => {
     const socket = tls.connect({
+      socket: raw,
       host,
-      port: Number(url.port || 443),
+      port,
       servername: net.isIP(host) ? undefined : host,
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
@@ -309,6 +320,7 @@ function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
     const done = (value: Thumbprint | null) => {
       clearTimeout(timer);
       socket.destroy();
+      raw.destroy();
       resolve(value);
     };
     const timer = setTimeout(() => done(null), 5000);

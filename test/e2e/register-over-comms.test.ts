@@ -1,0 +1,150 @@
+/**
+ * Registering behind a TLS-terminating proxy: a real nginx with its own certificate in front
+ * of the portal and the WebSocket comms path. Registration over REST cannot pin the server
+ * through it and says why, naming --over-comms; registration over the WebSocket carrier
+ * (the inner TLS end to end, pinned to the server) succeeds for a target and a worker, and
+ * the target then runs a script; a wrong API key gets the REST API's refusal either way.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiClient } from '../../src/api/client.js';
+import type { MachineView, TaskView } from '../../src/api/contract.js';
+import { generateCertificate } from '../../src/pki/certificate.js';
+import { startNginx } from '../support/nginx.js';
+import type { Daemon } from '../support/tinyproxy.js';
+import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
+
+const PORTAL_NAME = 'reef.test';
+
+describe('registering behind a TLS-terminating nginx', () => {
+  let server: ServerProcess;
+  let api: ApiClient;
+  let apiKey: string;
+  let root: string;
+  let nginx: Daemon;
+  let nginxThumbprint: string;
+  let portal: string;
+  let webSocket: string;
+  let resolve: string[];
+
+  const tentacle = (args: string[]) => cli('tentacle', args, { REEF_TENTACLE_ROOT: root });
+  async function instance(name: string): Promise<string> {
+    await ok('tentacle', ['create-instance', '--instance', name], { REEF_TENTACLE_ROOT: root });
+    await ok('tentacle', ['new-certificate', '--instance', name], { REEF_TENTACLE_ROOT: root });
+    return name;
+  }
+
+  before(async () => {
+    const httpsPort = await freePort();
+    server = await startServer({ dataDir: await tempDir('regcomms'), httpsPort, commsPort: await freePort(), name: 'regcomms-server' });
+    apiKey = server.adminKey!;
+    api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
+    root = await tempDir('regcomms-tentacles');
+    const cert = await generateCertificate('nginx terminator');
+    nginxThumbprint = cert.thumbprint;
+    // The portal and the WebSocket path behind one nginx that terminates TLS with its own certificate.
+    nginx = await startNginx({
+      files: { 'cert.pem': cert.certPem, 'key.pem': cert.keyPem },
+      config: ({ ports, dir, httpPaths }) => `http {
+  ${httpPaths}
+  server {
+    listen 127.0.0.1:${ports[0]} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / {
+      proxy_pass https://127.0.0.1:${httpsPort};
+    }
+    location /reef/comms {
+      proxy_pass https://127.0.0.1:${httpsPort};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+    }
+  }
+}`,
+    });
+    portal = `https://${PORTAL_NAME}:${nginx.port}`;
+    webSocket = `wss://${PORTAL_NAME}:${nginx.port}/reef/comms`;
+    resolve = ['--resolve', `${PORTAL_NAME}:${nginx.port}:127.0.0.1`];
+  });
+
+  after(async () => {
+    await stopAll();
+    await nginx?.stop();
+  });
+
+  test('over REST the pin fails at the proxy: nothing is sent, and the message explains the proxy and names --over-comms', async () => {
+    const name = await instance('rest');
+    const result = await tentacle(['register-with', '--instance', name, '--server', portal, ...resolve, '--server-thumbprint', server.thumbprint,
+      '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--server-web-socket', webSocket]);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, new RegExp(`presented a certificate with thumbprint ${nginxThumbprint}, not ${server.thumbprint}`));
+    assert.match(result.stderr, /proxy that terminates TLS/);
+    assert.match(result.stderr, /nothing was sent \(the API key neither\)/);
+    assert.match(result.stderr, /register over the comms carrier instead: add --over-comms/);
+    // Never the advice to pin what the proxy (or an attacker) presented.
+    assert.doesNotMatch(result.stderr, new RegExp(`--server-thumbprint ${nginxThumbprint}`));
+    assert.doesNotMatch(result.stderr, new RegExp(`--trust ${nginxThumbprint}`));
+    const { items } = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
+    assert.equal(items.length, 0);
+  });
+
+  test('over the WebSocket carrier through the same nginx a target registers, polls and runs a script', async () => {
+    const name = await instance('web1');
+    const id = await ok('tentacle', ['register-with', '--instance', name, '--server', portal, ...resolve, '--server-thumbprint', server.thumbprint,
+      '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--name', 'web-1', '--server-web-socket', webSocket, '--over-comms'], { REEF_TENTACLE_ROOT: root });
+    const machine = await api.json<MachineView>('GET', '/api/machines/web-1');
+    assert.equal(machine.id, id);
+    assert.equal(machine.kind, 'target');
+    assert.deepEqual(machine.roles, ['web']);
+    await startAgent(root, name);
+    await waitFor('web-1 to poll over the WebSocket', async () =>
+      (await api.json<MachineView>('GET', '/api/machines/web-1')).connections.some((c) => c.carrier === 'websocket'));
+    const run = await cli('reef', ['tasks', 'run-script', '--machine', 'web-1', '--script', 'echo registered-behind-nginx', '--follow', '--json'], server.env(apiKey));
+    assert.equal(run.code, 0, run.stderr);
+    const last = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { task?: TaskView } & TaskView;
+    const task = last.task ?? last;
+    assert.equal(task.state, 'Success');
+    assert.match(run.stdout, /registered-behind-nginx/);
+  });
+
+  test('a worker registers over the carrier too', async () => {
+    const name = await instance('worker1');
+    await ok('tentacle', ['register-worker', '--instance', name, '--server', portal, ...resolve, '--server-thumbprint', server.thumbprint,
+      '--apiKey', apiKey, '--workerpool', 'Behind pool', '--name', 'worker-1', '--server-web-socket', webSocket, '--over-comms'], { REEF_TENTACLE_ROOT: root });
+    const worker = await api.json<MachineView>('GET', '/api/machines/worker-1');
+    assert.equal(worker.kind, 'worker');
+    assert.deepEqual(worker.workerPools, ['Behind pool']);
+  });
+
+  test('a wrong API key over the carrier gets the same refusal as over REST', async () => {
+    const name = await instance('wrongkey');
+    const wrong = 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    const common = ['register-with', '--instance', name, '--server-thumbprint', server.thumbprint, '--apiKey', wrong, '--environment', 'Behind', '--role', 'web'];
+    const overComms = await tentacle([...common, '--server', portal, ...resolve, '--server-web-socket', webSocket, '--over-comms']);
+    const overRest = await tentacle([...common, '--server', server.url]);
+    assert.notEqual(overComms.code, 0);
+    assert.notEqual(overRest.code, 0);
+    assert.match(overRest.stderr, /The API key is not valid.*Check --apiKey/);
+    assert.equal(overComms.stderr, overRest.stderr);
+    const { items } = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
+    assert.ok(!items.some((m) => m.name === 'wrongkey'));
+  });
+
+  test('a carrier nginx does not forward is explained, and so is a server thumbprint that is not the one inside', async () => {
+    const name = await instance('nocarrier');
+    const common = ['register-with', '--instance', name, '--server', portal, ...resolve, '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--over-comms'];
+    const unforwarded = await tentacle([...common, '--server-thumbprint', server.thumbprint, '--server-web-socket', `wss://${PORTAL_NAME}:${nginx.port}/elsewhere`]);
+    assert.notEqual(unforwarded.code, 0);
+    assert.match(unforwarded.stderr, /Could not register over the comms carrier wss:\/\/reef\.test:\d+\/elsewhere/);
+    assert.match(unforwarded.stderr, /forwards \/elsewhere to the server's HTTPS port as a WebSocket/);
+    // The proxy's thumbprint given: the inner TLS shows the server's, and the message says what that means.
+    const wrongPin = await tentacle([...common, '--server-thumbprint', nginxThumbprint, '--server-web-socket', webSocket]);
+    assert.notEqual(wrongPin.code, 0);
+    assert.match(wrongPin.stderr, new RegExp(`inside the comms carrier's own TLS has thumbprint ${server.thumbprint}, not ${nginxThumbprint}`));
+    assert.match(wrongPin.stderr, /nothing was sent/);
+    const missingPin = await tentacle([...common, '--server-web-socket', webSocket]);
+    assert.match(missingPin.stderr, /--over-comms needs --server-thumbprint/);
+  });
+});
