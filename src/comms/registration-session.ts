@@ -7,6 +7,9 @@ import type { CommsLimits } from './limits.js';
 import type { PeerInfo } from './peer.js';
 import { RPC_PATH_PREFIX, type Envelope } from './rpc/types.js';
 
+/** How long a registration session stays open after its one call, for the Tentacle to read the answer and close it. */
+const LINGER_MS = 2000;
+
 /** The one method a registration-only session serves. */
 export const REGISTER_METHOD = 'registration.register';
 
@@ -22,8 +25,9 @@ export type RegistrationHandler = (args: unknown, peer: PeerInfo, signal: AbortS
  * `reef-register`, whatever its certificate. Here the roles of HTTP/2 are reversed (the
  * Tentacle is the client, the server answers), and there is exactly one call to answer:
  * `registration.register`, once. Any other method, or a second call, is refused with
- * REEF_REGISTRATION_ONLY; the session closes after its one call, and in any case
- * `registrationTimeoutMs` after it began (a silent peer is cut there). No other service of
+ * REEF_REGISTRATION_ONLY; the session is closed 2 s after its one call (the Tentacle closes
+ * it as soon as it has the answer), and in any case `registrationTimeoutMs` after it began
+ * (a silent peer is cut there). No other service of
  * the server is reachable from it: the session has no route to anything else.
  */
 export function serveRegistration(socket: Duplex, peer: PeerInfo, handler: RegistrationHandler, limits: CommsLimits, logger: Logger): Promise<void> {
@@ -44,17 +48,21 @@ export function serveRegistration(socket: Duplex, peer: PeerInfo, handler: Regis
     session.destroy();
   }, limits.registrationTimeoutMs);
   session.on('error', (err) => logger.debug({ err: err.message, remote: peer.remoteAddress }, 'comms: registration session error'));
+  let linger: NodeJS.Timeout | undefined;
   session.on('stream', (stream, headers) => {
     const first = !called;
     called = true;
     void answer(stream, headers, first).finally(() => {
-      // The one call is over: nothing more is served on this session.
-      if (first && !session.destroyed) session.close();
+      // The one call is over; any further one is refused. The Tentacle closes the session
+      // once it has its answer: closing it from here at once could cut that answer off on
+      // its way through a carrier that buffers (a WebSocket through a proxy).
+      if (first) linger ??= setTimeout(() => session.destroy(), LINGER_MS);
     });
   });
   const closed = new Promise<void>((resolve) =>
     session.once('close', () => {
       clearTimeout(deadline);
+      clearTimeout(linger);
       signal.abort(new ReefError('REEF_CONNECTION_LOST', 'The registration session closed.'));
       socket.destroy();
       resolve();

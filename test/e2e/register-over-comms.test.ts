@@ -10,6 +10,11 @@ import assert from 'node:assert/strict';
 import { ApiClient } from '../../src/api/client.js';
 import type { MachineView, TaskView } from '../../src/api/contract.js';
 import { generateCertificate } from '../../src/pki/certificate.js';
+import { REGISTER_METHOD, registerOverComms, RpcClient } from '../../src/comms/index.js';
+import { dialSecure } from '../../src/comms/dialer.js';
+import { resolveLimits } from '../../src/comms/limits.js';
+import type { ReefError } from '../../src/errors.js';
+import { silentLogger } from '../../src/logging.js';
 import { startNginx } from '../support/nginx.js';
 import type { Daemon } from '../support/tinyproxy.js';
 import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
@@ -28,6 +33,9 @@ describe('registering behind a TLS-terminating nginx', () => {
   let resolve: string[];
 
   const tentacle = (args: string[]) => cli('tentacle', args, { REEF_TENTACLE_ROOT: root });
+  let spare: Promise<string> | undefined;
+  /** One instance for the registrations that must fail (none of them changes it). */
+  const failing = () => (spare ??= instance('failing'));
   async function instance(name: string): Promise<string> {
     await ok('tentacle', ['create-instance', '--instance', name], { REEF_TENTACLE_ROOT: root });
     await ok('tentacle', ['new-certificate', '--instance', name], { REEF_TENTACLE_ROOT: root });
@@ -75,7 +83,7 @@ describe('registering behind a TLS-terminating nginx', () => {
   });
 
   test('over REST the pin fails at the proxy: nothing is sent, and the message explains the proxy and names --over-comms', async () => {
-    const name = await instance('rest');
+    const name = await failing();
     const result = await tentacle(['register-with', '--instance', name, '--server', portal, ...resolve, '--server-thumbprint', server.thumbprint,
       '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--server-web-socket', webSocket]);
     assert.notEqual(result.code, 0);
@@ -119,21 +127,21 @@ describe('registering behind a TLS-terminating nginx', () => {
   });
 
   test('a wrong API key over the carrier gets the same refusal as over REST', async () => {
-    const name = await instance('wrongkey');
+    const name = await failing();
     const wrong = 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
     const common = ['register-with', '--instance', name, '--server-thumbprint', server.thumbprint, '--apiKey', wrong, '--environment', 'Behind', '--role', 'web'];
+    const before = (await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length;
     const overComms = await tentacle([...common, '--server', portal, ...resolve, '--server-web-socket', webSocket, '--over-comms']);
     const overRest = await tentacle([...common, '--server', server.url]);
     assert.notEqual(overComms.code, 0);
     assert.notEqual(overRest.code, 0);
     assert.match(overRest.stderr, /The API key is not valid.*Check --apiKey/);
     assert.equal(overComms.stderr, overRest.stderr);
-    const { items } = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
-    assert.ok(!items.some((m) => m.name === 'wrongkey'));
+    assert.equal((await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length, before);
   });
 
   test('a carrier nginx does not forward is explained, and so is a server thumbprint that is not the one inside', async () => {
-    const name = await instance('nocarrier');
+    const name = await failing();
     const common = ['register-with', '--instance', name, '--server', portal, ...resolve, '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--over-comms'];
     const unforwarded = await tentacle([...common, '--server-thumbprint', server.thumbprint, '--server-web-socket', `wss://${PORTAL_NAME}:${nginx.port}/elsewhere`]);
     assert.notEqual(unforwarded.code, 0);
@@ -146,5 +154,36 @@ describe('registering behind a TLS-terminating nginx', () => {
     assert.match(wrongPin.stderr, /nothing was sent/);
     const missingPin = await tentacle([...common, '--server-web-socket', webSocket]);
     assert.match(missingPin.stderr, /--over-comms needs --server-thumbprint/);
+  });
+
+  test('an unregistered certificate reaches the one registration call and nothing else, and a plain dial of it is still refused', async () => {
+    const stranger = await generateCertificate('stranger');
+    const dial = (registering: boolean) => dialSecure({
+      identity: stranger, host: '127.0.0.1', port: server.commsPort, expected: [server.thumbprint as never],
+      explainMismatch: (tp) => `mismatch ${tp}`, carrier: 'tcp', handshakeTimeoutMs: 10_000, registering,
+    });
+    await assert.rejects(dial(false), (err: ReefError) => err.code === 'REEF_UNTRUSTED_CERTIFICATE' && /no registered machine has it/.test(err.message));
+    const { socket, peer } = await dial(true);
+    const client = new RpcClient(socket, peer, resolveLimits(), silentLogger);
+    await assert.rejects(client.call('scripts.start', { scriptBody: 'id' }), (err: ReefError) => err.code === 'REEF_REGISTRATION_ONLY');
+    await assert.rejects(client.call(REGISTER_METHOD, { apiKey, request: {} }));
+    client.close();
+    const { items } = await api.json<{ items: MachineView[] }>('GET', '/api/machines');
+    assert.ok(!items.some((m) => m.thumbprint === stranger.thumbprint));
+  });
+
+  // Last: it leaves 127.0.0.1 blocked for a minute.
+  test('wrong keys over comms and over REST count against one limit per address', async () => {
+    const stranger = await generateCertificate('guesser');
+    const guess = () => registerOverComms(
+      { identity: stranger, target: { host: '127.0.0.1', port: server.commsPort, carrier: 'tcp' }, pinned: server.thumbprint as never, explainMismatch: (tp) => tp },
+      { apiKey: 'API-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB', request: {} },
+    ).then(() => 'registered', (err: ReefError) => err.code);
+    const codes: string[] = [];
+    for (let i = 0; i < 25; i++) codes.push(await guess());
+    assert.ok(codes.includes('REEF_BAD_API_KEY'), codes.join());
+    assert.equal(codes.at(-1), 'REEF_RATE_LIMITED');
+    // The REST API, from the same address, is now refused even with the right key.
+    await assert.rejects(api.json('GET', '/api/machines'), (err: ReefError & { status?: number }) => err.status === 429);
   });
 });
