@@ -15,8 +15,7 @@ import { dialSecure } from '../../src/comms/dialer.js';
 import { resolveLimits } from '../../src/comms/limits.js';
 import type { ReefError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logging.js';
-import { startNginx } from '../support/nginx.js';
-import type { Daemon } from '../support/tinyproxy.js';
+import { startTerminatingNginx, type TerminatingNginx } from '../support/nginx.js';
 import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
 
 const PORTAL_NAME = 'reef.test';
@@ -26,7 +25,7 @@ describe('registering behind a TLS-terminating nginx', () => {
   let api: ApiClient;
   let apiKey: string;
   let root: string;
-  let nginx: Daemon;
+  let nginx: TerminatingNginx;
   let nginxThumbprint: string;
   let portal: string;
   let webSocket: string;
@@ -48,30 +47,9 @@ describe('registering behind a TLS-terminating nginx', () => {
     apiKey = server.adminKey!;
     api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
     root = await tempDir('regcomms-tentacles');
-    const cert = await generateCertificate('nginx terminator');
-    nginxThumbprint = cert.thumbprint;
     // The portal and the WebSocket path behind one nginx that terminates TLS with its own certificate.
-    nginx = await startNginx({
-      files: { 'cert.pem': cert.certPem, 'key.pem': cert.keyPem },
-      config: ({ ports, dir, httpPaths }) => `http {
-  ${httpPaths}
-  server {
-    listen 127.0.0.1:${ports[0]} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / {
-      proxy_pass https://127.0.0.1:${httpsPort};
-    }
-    location /reef/comms {
-      proxy_pass https://127.0.0.1:${httpsPort};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_read_timeout 1h;
-    }
-  }
-}`,
-    });
+    nginx = await startTerminatingNginx({ upstream: `https://127.0.0.1:${httpsPort}`, portal: true });
+    nginxThumbprint = nginx.thumbprint;
     portal = `https://${PORTAL_NAME}:${nginx.port}`;
     webSocket = `wss://${PORTAL_NAME}:${nginx.port}/reef/comms`;
     resolve = ['--resolve', `${PORTAL_NAME}:${nginx.port}:127.0.0.1`];
