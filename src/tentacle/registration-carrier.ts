@@ -4,6 +4,7 @@
  * registration call, so it works where a TLS-terminating proxy stands in front of the
  * portal (docs/protocol.md, "Registration over comms").
  */
+import type { RegisterOverCommsArgs, RegistrationCredentials } from '../api/comms-registration.js';
 import type { RegisterMachineRequest, RegisterMachineResponse } from '../api/contract.js';
 import { registerOverComms } from '../comms/index.js';
 import { isReefError, ReefError } from '../errors.js';
@@ -62,7 +63,7 @@ function checkedUrl(value: string, protocol: string, option: string, example: st
  * one call of a registration-only session. The API key goes inside that TLS only.
  */
 export async function registerThroughCarrier(
-  options: PollingCarrierOptions & { server: URL; apiKey: string; pinned: Thumbprint },
+  options: PollingCarrierOptions & { server: URL; credentials: RegistrationCredentials; pinned: Thumbprint },
   config: TentacleConfig,
   request: RegisterMachineRequest,
 ): Promise<RegisterMachineResponse> {
@@ -78,7 +79,7 @@ export async function registerThroughCarrier(
         pinned,
         explainMismatch: (presented) => innerMismatch(server.address, presented, pinned),
       },
-      { apiKey: options.apiKey, request },
+      { ...options.credentials, request } satisfies RegisterOverCommsArgs,
     )) as RegisterMachineResponse;
   } catch (err) {
     throw explainCarrierFailure(err, server.address);

@@ -93,7 +93,7 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
     force: options.force === true,
   };
   const send = options.overComms
-    ? () => registerThroughCarrier({ ...options, server: api.url, pinned: api.pin! }, { ...config, resolve: { ...config.resolve, ...api.resolve } }, request)
+    ? () => registerThroughCarrier({ ...options, server: api.url, credentials: { apiKey: options.apiKey }, pinned: api.pin! }, { ...config, resolve: { ...config.resolve, ...api.resolve } }, request)
     : () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request });
   const response = await callApi(api.via, send, {
     conflictHint: 'Pass --force to replace the existing registration.',

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { RegisterMachineRequest } from '../../api/contract.js';
+import { RegisterOverCommsArgs } from '../../api/comms-registration.js';
 import type { RegistrationHandler } from '../../comms/index.js';
 import { sourceAddress } from '../../comms/index.js';
 import { ReefError } from '../../errors.js';
@@ -9,19 +8,6 @@ import { authenticateKey } from './auth.js';
 import type { ApiDeps } from './context.js';
 import { registerMachine } from './routes/machines.js';
 import { parseWith } from './validation.js';
-
-/**
- * The arguments of the one call of a registration over comms: the credentials the REST
- * API takes in its headers, and the body of POST /api/machines unchanged. New ways to
- * authenticate (a join token) are new optional fields beside `apiKey`.
- */
-export const RegisterOverCommsArgs = z
-  .object({
-    apiKey: z.string().max(200).optional(),
-    request: RegisterMachineRequest,
-  })
-  .strict();
-export type RegisterOverCommsArgs = z.infer<typeof RegisterOverCommsArgs>;
 
 /**
  * Answers a registration over comms (src/comms/registration-session.ts) exactly as POST
