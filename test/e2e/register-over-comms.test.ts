@@ -15,6 +15,9 @@ import { dialSecure } from '../../src/comms/dialer.js';
 import { resolveLimits } from '../../src/comms/limits.js';
 import type { ReefError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logging.js';
+import { newCertificate } from '../../src/tentacle/certificate.js';
+import { createInstance } from '../../src/tentacle/instances.js';
+import { register, type RegisterOptions } from '../../src/tentacle/registration.js';
 import { startTerminatingNginx, type TerminatingNginx } from '../support/nginx.js';
 import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
 
@@ -34,7 +37,16 @@ describe('registering behind a TLS-terminating nginx', () => {
   const tentacle = (args: string[]) => cli('tentacle', args, { REEF_TENTACLE_ROOT: root });
   let spare: Promise<string> | undefined;
   /** One instance for the registrations that must fail (none of them changes it). */
-  const failing = () => (spare ??= instance('failing'));
+  const failing = () => (spare ??= createInstance('failing', {}, root).then(async ({ config }) => (await newCertificate(config), 'failing')));
+  /** A registration made in this process (what the CLI runs, without starting one per attempt); resolves with its error. */
+  const refusal = async (options: Partial<RegisterOptions>): Promise<ReefError> => {
+    const outcome = await register({
+      instance: await failing(), root, kind: 'target', commsStyle: 'TentacleActive', environments: ['Behind'], roles: ['web'],
+      server: portal, resolve: resolve.slice(1), apiKey, ...options,
+    }).then(() => undefined, (err: ReefError) => err);
+    assert.ok(outcome, 'the registration should have failed');
+    return outcome;
+  };
   async function instance(name: string): Promise<string> {
     await ok('tentacle', ['create-instance', '--instance', name], { REEF_TENTACLE_ROOT: root });
     await ok('tentacle', ['new-certificate', '--instance', name], { REEF_TENTACLE_ROOT: root });
@@ -105,33 +117,29 @@ describe('registering behind a TLS-terminating nginx', () => {
   });
 
   test('a wrong API key over the carrier gets the same refusal as over REST', async () => {
-    const name = await failing();
-    const wrong = 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-    const common = ['register-with', '--instance', name, '--server-thumbprint', server.thumbprint, '--apiKey', wrong, '--environment', 'Behind', '--role', 'web'];
     const before = (await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length;
-    const overComms = await tentacle([...common, '--server', portal, ...resolve, '--server-web-socket', webSocket, '--over-comms']);
-    const overRest = await tentacle([...common, '--server', server.url]);
-    assert.notEqual(overComms.code, 0);
-    assert.notEqual(overRest.code, 0);
-    assert.match(overRest.stderr, /The API key is not valid.*Check --apiKey/);
-    assert.equal(overComms.stderr, overRest.stderr);
+    const wrong = { apiKey: 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', serverThumbprint: server.thumbprint };
+    const overComms = await refusal({ ...wrong, serverWebSocket: webSocket, overComms: true });
+    const overRest = await refusal({ ...wrong, server: server.url, resolve: [] });
+    assert.equal(overRest.code, 'REEF_BAD_API_KEY');
+    assert.equal(overComms.code, overRest.code);
+    assert.equal(overComms.message, overRest.message);
+    assert.match(overComms.message, /The API key is not valid.*Check --apiKey/);
     assert.equal((await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length, before);
   });
 
   test('a carrier nginx does not forward is explained, and so is a server thumbprint that is not the one inside', async () => {
-    const name = await failing();
-    const common = ['register-with', '--instance', name, '--server', portal, ...resolve, '--apiKey', apiKey, '--environment', 'Behind', '--role', 'web', '--over-comms'];
-    const unforwarded = await tentacle([...common, '--server-thumbprint', server.thumbprint, '--server-web-socket', `wss://${PORTAL_NAME}:${nginx.port}/elsewhere`]);
-    assert.notEqual(unforwarded.code, 0);
-    assert.match(unforwarded.stderr, /Could not register over the comms carrier wss:\/\/reef\.test:\d+\/elsewhere/);
-    assert.match(unforwarded.stderr, /forwards \/elsewhere to the server's HTTPS port as a WebSocket/);
+    const unforwarded = await refusal({ serverThumbprint: server.thumbprint, serverWebSocket: `wss://${PORTAL_NAME}:${nginx.port}/elsewhere`, overComms: true });
+    assert.match(unforwarded.message, /^Could not register over the comms carrier wss:\/\/reef\.test:\d+\/elsewhere: .* instead of accepting a WebSocket/);
+    assert.match(unforwarded.message, /forwards \/elsewhere to the server's HTTPS port as a WebSocket/);
     // The proxy's thumbprint given: the inner TLS shows the server's, and the message says what that means.
-    const wrongPin = await tentacle([...common, '--server-thumbprint', nginxThumbprint, '--server-web-socket', webSocket]);
-    assert.notEqual(wrongPin.code, 0);
-    assert.match(wrongPin.stderr, new RegExp(`inside the comms carrier's own TLS has thumbprint ${server.thumbprint}, not ${nginxThumbprint}`));
-    assert.match(wrongPin.stderr, /nothing was sent/);
-    const missingPin = await tentacle([...common, '--server-web-socket', webSocket]);
-    assert.match(missingPin.stderr, /--over-comms needs --server-thumbprint/);
+    const wrongPin = await refusal({ serverThumbprint: nginxThumbprint, serverWebSocket: webSocket, overComms: true });
+    assert.equal(wrongPin.code, 'REEF_UNTRUSTED_CERTIFICATE');
+    assert.match(wrongPin.message, new RegExp(`inside the comms carrier's own TLS has thumbprint ${server.thumbprint}, not ${nginxThumbprint}`));
+    assert.match(wrongPin.message, /nothing was sent/);
+    assert.match(wrongPin.message, /re-signs even the inner TLS/);
+    const missingPin = await refusal({ serverWebSocket: webSocket, overComms: true });
+    assert.match(missingPin.message, /--over-comms needs --server-thumbprint/);
   });
 
   test('an unregistered certificate reaches the one registration call and nothing else, and a plain dial of it is still refused', async () => {
