@@ -121,9 +121,14 @@ describe('registering behind a TLS-terminating nginx', () => {
     const wrong = { apiKey: 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', serverThumbprint: server.thumbprint };
     const overComms = await refusal({ ...wrong, serverWebSocket: webSocket, overComms: true });
     const overRest = await refusal({ ...wrong, server: server.url, resolve: [] });
+    // Straight to the server's HTTPS port, routed to comms by ALPN, and to its comms port.
+    const byAlpn = await refusal({ ...wrong, server: server.url, resolve: [], serverCommsAddress: server.url, overComms: true });
+    const byCommsPort = await refusal({ ...wrong, server: server.url, resolve: [], serverCommsPort: server.commsPort, overComms: true });
     assert.equal(overRest.code, 'REEF_BAD_API_KEY');
-    assert.equal(overComms.code, overRest.code);
-    assert.equal(overComms.message, overRest.message);
+    for (const other of [overComms, byAlpn, byCommsPort]) {
+      assert.equal(other.code, overRest.code);
+      assert.equal(other.message, overRest.message);
+    }
     assert.match(overComms.message, /The API key is not valid.*Check --apiKey/);
     assert.equal((await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length, before);
   });
