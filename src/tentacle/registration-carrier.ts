@@ -56,7 +56,6 @@ function checkedUrl(value: string, protocol: string, option: string, example: st
   return protocol === 'https:' ? url.origin : url.href;
 }
 
-
 /**
  * Registers over the comms carrier `options` choose: dials it with this Tentacle's own
  * certificate, pins `pinned` (the server's comms thumbprint) in the inner TLS, and makes the
