@@ -116,6 +116,21 @@ describe('registering behind a TLS-terminating nginx', () => {
     assert.deepEqual(worker.workerPools, ['Behind pool']);
   });
 
+  test('a listening Tentacle registers over the comms port, and listens afterwards', async () => {
+    const { config } = await createInstance('listener', {}, root);
+    const { thumbprint } = await newCertificate(config);
+    const result = await register({
+      instance: 'listener', root, kind: 'target', commsStyle: 'TentaclePassive', publicHostName: 'listener.example', name: 'listener-1',
+      environments: ['Behind'], roles: ['db'], server: server.url, apiKey, serverThumbprint: server.thumbprint, serverCommsPort: server.commsPort, overComms: true,
+    });
+    assert.equal(result.machine.commsStyle, 'listening');
+    assert.equal(result.machine.thumbprint, thumbprint);
+    assert.deepEqual(result.machine.endpoint, { host: 'listener.example', port: config.listen.port });
+    assert.equal(result.config.listen.enabled, true);
+    assert.deepEqual(result.config.servers, []);
+    assert.ok(result.config.trust.includes(server.thumbprint as never));
+  });
+
   test('a wrong API key over the carrier gets the same refusal as over REST', async () => {
     const before = (await api.json<{ items: MachineView[] }>('GET', '/api/machines')).items.length;
     const wrong = { apiKey: 'API-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', serverThumbprint: server.thumbprint };
