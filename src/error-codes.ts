@@ -111,6 +111,8 @@ export const ERROR_CODES = {
   REEF_PROXY_UNREACHABLE: { http: null, retry: 'later', meaning: 'The HTTP proxy itself could not be reached.' },
   REEF_RATE_LIMITED: { http: 429, retry: 'later', meaning: 'Too many failed API key attempts from this address; Retry-After says when to try again.' },
   REEF_REFUSED: { http: null, retry: 'no', meaning: 'Verdict: the peer refused the connection without giving a code.' },
+  REEF_REGISTRATION_ONLY: { http: null, retry: 'no', meaning: 'A registration-only comms session (a certificate dialled to register) was asked for anything but its one registration call, or for a second call.' },
+  REEF_REGISTRATION_UNAVAILABLE: { http: null, retry: 'no', meaning: 'Registration over comms cannot be done: the server does not offer it (older), or the carrier cannot carry it end to end.' },
   REEF_SERVICE_NEEDS_ROOT: { http: null, retry: 'no', meaning: 'Installing or removing a systemd service needs root.' },
   REEF_SERVICE_NOT_INSTALLED: { http: null, retry: 'no', meaning: "The Tentacle instance's service is not installed." },
   REEF_SERVICE_RUNNING: { http: null, retry: 'no', meaning: "The Tentacle instance's agent is already running, or another start is in progress (its pid file)." },

@@ -23,7 +23,8 @@ import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
 import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
-import { createApiHandler } from './http/handler.js';
+import { createApiHandler, createAuthLimiter } from './http/handler.js';
+import { createCommsRegistration } from './http/comms-registration.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
@@ -195,6 +196,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logQuotaBytes: settings.logQuotaBytes,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
+  // One count of failed API keys per address, for the REST API and registrations over comms alike.
+  const authLimiter = createAuthLimiter();
+  comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger }, authLimiter));
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -235,7 +239,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
     websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
   };
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, authLimiter, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {

@@ -44,10 +44,16 @@ function rateLimited(address: string, seconds: number): HttpError {
 }
 
 export async function authenticate(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
-  const address = clientAddress(req);
+  return authenticateKey(presentedKey(req), clientAddress(req), store, limiter);
+}
+
+/**
+ * The checks of `authenticate` on a key however it came (an API header, or the one call of a
+ * registration over comms), counted against the same per-address limiter; the same errors.
+ */
+export async function authenticateKey(presented: string | undefined, address: string, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
-  const presented = presentedKey(req);
   if (presented === undefined) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
@@ -95,7 +101,11 @@ async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter
       `A join token can only register a machine (POST /api/machines, as \`tentacle register-with --token\` does); ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]} needs an API key or a portal session.`,
     );
   }
-  const address = clientAddress(req);
+  return { key: null, session: null, joinToken: await verifyJoinToken(presented, clientAddress(req), store, limiter) };
+}
+
+/** The join token `presented` from `address`, counted against that address's failed-attempt budget (REST and comms alike). */
+export async function verifyJoinToken(presented: string, address: string, store: Store, limiter: FailureLimiter): Promise<JoinToken> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
   const admission = limiter.admit(address);
@@ -103,7 +113,7 @@ async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter
   try {
     const joinToken = await findJoinToken(store, presented);
     admission.slot.succeeded();
-    return { key: null, session: null, joinToken };
+    return joinToken;
   } catch (err) {
     if (isReefError(err, 'REEF_JOIN_TOKEN_INVALID')) admission.slot.failed();
     else admission.slot.withdrawn();

@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
 import type { ApiKey, JoinToken, Store } from '../store/types.js';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   metrics?: ServerMetrics;
   /** What install commands (POST /api/tokens with `install`) are made of; without it they are refused. */
   install?: InstallFacts;
+  /** Counts failed API keys per address; pass the one registrations over comms use too (createAuthLimiter). */
+  authLimiter?: FailureLimiter;
 }
 
 /** The server's side of an install command (src/server/install/tentacle-install.ts). */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { authenticateRequest } from './auth.js';
-import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
+import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ApiLimits, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
 import { Router } from './router.js';
@@ -22,7 +22,7 @@ interface Entry {
  */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
-  const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
+  const limiter = deps.authLimiter ?? createAuthLimiter(resolved.limits);
   const router = new Router<Entry>();
   for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken });
   router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false });
@@ -30,6 +30,11 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
   };
+}
+
+/** Failed API key attempts per address; one per server, shared by the REST API and registrations over comms. */
+export function createAuthLimiter(limits: ApiLimits = {}): FailureLimiter {
+  return new FailureLimiter({ maxFailures: limits.authFailuresPerMinute ?? DEFAULT_LIMITS.authFailuresPerMinute });
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter): Promise<void> {

@@ -12,7 +12,8 @@ import {
 import { ReefError } from '../../../errors.js';
 import { membershipsWithin, useJoinToken } from '../../auth/join-tokens.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
-import type { Machine, MachineFilter, MachineInput } from '../../store/types.js';
+import type { JoinToken, Machine, MachineFilter, MachineInput } from '../../store/types.js';
+import type { Logger } from '../../../logging.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -118,8 +119,29 @@ async function find(ctx: ApiContext, idOrName: string): Promise<Machine> {
 }
 
 async function register(ctx: ApiContext, request: RegisterMachineRequest): Promise<void> {
-  const { store, comms, info } = ctx.deps;
-  const token = ctx.joinToken;
+  const response = await registerMachine(ctx.deps, request, ctx.logger, { apiKeyId: ctx.key?.id, joinToken: ctx.joinToken });
+  sendJson(ctx.res, response.created ? 201 : 200, response);
+}
+
+/** Who registers: an API key, or a join token that also bounds what may be registered. */
+export interface Registrar {
+  apiKeyId?: string;
+  joinToken?: JoinToken;
+}
+
+/**
+ * Registers a machine: what POST /api/machines does once the caller is authenticated, and
+ * what a registration over comms does (src/server/http/comms-registration.ts).
+ */
+export async function registerMachine(
+  deps: Pick<ApiContext['deps'], 'store' | 'comms' | 'info' | 'engine'>,
+  request: RegisterMachineRequest,
+  logger: Logger,
+  registrar: Registrar,
+  how: 'api' | 'comms' = 'api',
+): Promise<RegisterMachineResponse & { created: boolean }> {
+  const { store, comms, info } = deps;
+  const token = registrar.joinToken;
   // A token decides the memberships (refusing what is outside its scope) before any use is taken.
   const body = token ? { ...request, ...membershipsWithin(token, request) } : request;
   const thumbprint = normalizeThumbprint(body.thumbprint);
@@ -157,9 +179,8 @@ async function register(ctx: ApiContext, request: RegisterMachineRequest): Promi
     machine = await store.createMachine(input);
     created = true;
   }
-  ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id, joinToken: token?.id }, 'api: machine registered');
-  const response: RegisterMachineResponse = { machine: machineView(machine, comms, await ctx.deps.engine.links()), created, server: info };
-  sendJson(ctx.res, created ? 201 : 200, response);
+  logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: registrar.apiKeyId, joinToken: token?.id, over: how }, 'api: machine registered');
+  return { machine: machineView(machine, comms, await deps.engine.links()), created, server: info };
 }
 
 async function list(ctx: ApiContext, query: MachineListQuery): Promise<void> {
