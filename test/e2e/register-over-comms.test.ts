@@ -116,6 +116,21 @@ describe('registering behind a TLS-terminating nginx', () => {
     assert.deepEqual(worker.workerPools, ['Behind pool']);
   });
 
+  test('a join token registers over the carrier into its scope, once', async () => {
+    const token = (await ok('reef', ['tokens', 'create', '--environment', 'Behind', '--role', 'db'], server.env(apiKey))).trim();
+    const name = await instance('token1');
+    const register = (machine: string, instanceName: string) =>
+      tentacle(['register-with', '--instance', instanceName, '--server', portal, ...resolve, '--server-thumbprint', server.thumbprint,
+        '--token', token, '--name', machine, '--server-web-socket', webSocket, '--over-comms']);
+    const first = await register('token-1', name);
+    assert.equal(first.code, 0, first.stderr);
+    const machine = await api.json<MachineView>('GET', '/api/machines/token-1');
+    assert.deepEqual([machine.environments, machine.roles], [['Behind'], ['db']], 'the token chose the scope');
+    const second = await register('token-2', await instance('token2'));
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /has been used for all 1 registration it allowed/);
+  });
+
   test('a listening Tentacle registers over the comms port, and listens afterwards', async () => {
     const { config } = await createInstance('listener', {}, root);
     const { thumbprint } = await newCertificate(config);
