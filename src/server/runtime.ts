@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
+import { checkedAccess } from './auth/scope.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
@@ -40,7 +41,7 @@ import { LinkPresence } from './cluster/presence.js';
 import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
-import type { Store } from './store/types.js';
+import type { Access, Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
 import { portHolderPhrase } from './port-holder.js';
@@ -351,11 +352,11 @@ export function storeLocation(dataDir: string, store?: string): string {
 }
 
 /** Creates an API key directly in the server's store (works while the server runs). */
-export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string): Promise<CreatedApiKey> {
+export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string, access?: Access): Promise<CreatedApiKey> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
-    const created = await createApiKey(store, name);
-    return { id: created.id, name: created.name, key: created.key };
+    const created = await createApiKey(store, name, access ? await checkedAccess(store, access) : undefined);
+    return { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key };
   } finally {
     await store.close();
   }

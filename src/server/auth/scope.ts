@@ -105,6 +105,12 @@ export function checkRegistrationInScope(actor: Actor, machine: Pick<Machine, 'n
   throw outOfScope(actor, `machine "${machine.name}" would be registered into ${groups}`);
 }
 
+/** Refuses `force` replacing a machine outside the actor's scope. */
+export function checkReplaceInScope(actor: Actor, previous: Pick<Machine, 'name' | 'kind' | 'environments' | 'workerPools'>): void {
+  if (machineInScope(actor.scope, previous)) return;
+  throw outOfScope(actor, `a machine with that name or thumbprint is registered outside it, and force would replace it`);
+}
+
 /**
  * A new key's or user's role and scope, checked: an admin covers the whole server, and
  * each environment and pool named must exist (a typo would otherwise make a key that sees

@@ -4,6 +4,7 @@ import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
+import type { Actor } from '../auth/roles.js';
 import type { ApiKey, Store } from '../store/types.js';
 import type { TaskEngineApi } from '../tasks/api.js';
 
@@ -53,6 +54,8 @@ export interface ApiContext {
   key: ApiKey | null;
   /** The portal user, when the request came with a session cookie instead of a key. */
   user?: { id: string; username: string };
+  /** Who asks, with role and scope: the key or the user (null only on public routes). Handlers apply its scope. */
+  actor: Actor | null;
   deps: ResolvedDeps;
   logger: Logger;
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailureLimiter } from '../auth/failure-limiter.js';
-import { authenticateRequest } from './auth.js';
+import { authorize, type Permission } from '../auth/roles.js';
+import { actorOf, authenticateRequest } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
@@ -12,6 +13,8 @@ import { METRICS_PATH } from '../metrics/http.js';
 interface Entry {
   handler: RouteHandler;
   public: boolean;
+  /** Checked here, for every route, before its handler reads anything; null when public or checked by the handler (/metrics). */
+  permission: Permission | null;
 }
 
 /**
@@ -23,8 +26,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
   const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
   const router = new Router<Entry>();
-  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
-  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, permission: route.permission });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, permission: 'metrics:read' });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -62,7 +65,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
     keyId = key?.id;
     userName = user?.username;
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
+    const actor = principal ? actorOf(principal) : null;
+    if (actor && match.handler.permission) authorize(actor, match.handler.permission, `${method} ${match.pattern}`);
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, actor, deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {

@@ -285,10 +285,10 @@ describe('OpenAPI document', () => {
 
   it('refuses a route whose path and params schema disagree, when the table is built', () => {
     assert.throws(
-      () => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', params: z.object({ name: z.string() }), responses: {}, handler: async () => {} }),
+      () => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', permission: 'server:read', params: z.object({ name: z.string() }), responses: {}, handler: async () => {} }),
       /the path has parameters \[id\] but params declares \[name\]/,
     );
-    assert.throws(() => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', responses: {}, handler: async () => {} }), /params declares \[\]/);
+    assert.throws(() => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', permission: 'server:read', responses: {}, handler: async () => {} }), /params declares \[\]/);
   });
 
   it('catches an answer the contract does not describe', () => {

@@ -23,7 +23,7 @@ const openApiRoute: ApiRoute = route({
   tag: 'Server',
   summary: 'This API as an OpenAPI 3.1 document',
   description: 'Needs no key: it describes the routes and their schemas, and holds no data (docs/security.md).',
-  public: true,
+  permission: 'public',
   responses: {
     200: {
       description: 'The OpenAPI document.',
