@@ -1,4 +1,5 @@
 // API keys page: create (the key is shown once) and revoke.
+import { accessCells, readAccess } from './access.js';
 import { api, badge, clearError, showError, timeElement } from './common.js';
 
 const form = document.getElementById('create-key');
@@ -18,7 +19,7 @@ form.addEventListener('submit', async (event) => {
   const name = form.elements.name.value.trim();
   if (!name) return showError(errorBox, new Error('Give the new key a name.'));
   try {
-    const created = await api('POST', '/api/apikeys', { name });
+    const created = await api('POST', '/api/apikeys', { name, ...readAccess(form) });
     document.getElementById('new-key-name').textContent = created.name;
     document.getElementById('new-key-value').textContent = created.key;
     document.getElementById('new-key').hidden = false;
@@ -33,7 +34,7 @@ form.addEventListener('submit', async (event) => {
     prefix.textContent = `${created.key.slice(0, 12)}…`;
     const state = cell('State', badge('active'));
     state.dataset.field = 'state';
-    row.append(th, cell('Key starts', prefix), cell('Created', timeElement(new Date().toISOString())), cell('Last used', timeElement(null, 'never')), state, cell('Actions', revokeButton(created.id, created.name)));
+    row.append(th, ...accessCells(created), cell('Key starts', prefix), cell('Created', timeElement(new Date().toISOString())), cell('Last used', timeElement(null, 'never')), state, cell('Actions', revokeButton(created.id, created.name)));
     tbody.append(row);
   } catch (err) {
     showError(errorBox, err);

@@ -69,6 +69,7 @@ const STATES = {
   unknown: ['?', 'Unknown', 'idle'],
   active: ['✔', 'Active', 'ok'],
   revoked: ['⊘', 'Revoked', 'warn'],
+  disabled: ['⊘', 'Disabled', 'warn'],
 };
 
 /** The same badge the server renders: an icon and a word, colour only as a second cue. */

@@ -19,6 +19,7 @@ import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { checkedAccess } from './auth/scope.js';
+import { sessionActor, signedInAs } from './portal/pages/common.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
@@ -227,7 +228,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logger,
     viewer: async (req) => {
       const session = await findSession(store, readCookie(req.headers.cookie, SESSION_COOKIE));
-      return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
+      return session ? signedInAs(session, sessionActor(session)) : undefined;
     },
   });
   const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });

@@ -44,6 +44,14 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> =
   registrar: new Set(['server:read', 'machines:register', 'machines:deregister', 'account:self']),
 };
 
+/** What each role is for, in words, as the issue of roles puts it (for pages and help). */
+export const ROLE_SUMMARIES: Readonly<Record<Role, string>> = {
+  admin: 'do everything',
+  operator: 'create and cancel tasks, and read machines and logs',
+  viewer: 'read machines, tasks and logs, and change nothing',
+  registrar: 'only register and deregister machines',
+};
+
 /**
  * Permissions about the whole server, which a scoped actor never has: they show or change
  * things no scope can narrow (every node, server-wide metrics, groups, keys, users).

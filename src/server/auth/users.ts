@@ -38,6 +38,18 @@ export async function resetPassword(store: Store, idOrName: string, password?: s
   return { user, password: chosen };
 }
 
+/**
+ * A signed-in user changes their own password: the current one must be right (a session
+ * left open on a shared screen must not be enough). Their other sessions end; `keepSession`
+ * (the id hash of the one asking) stays. REEF_WRONG_PASSWORD when the current one is wrong.
+ */
+export async function changeOwnPassword(store: Store, username: string, current: string, next: string, keepSession?: string): Promise<User> {
+  const user = await checkCredentials(store, username, current);
+  if (!user) throw new ReefError('REEF_WRONG_PASSWORD', 'The current password is not right; the password was not changed.');
+  await store.setUserPassword(user.id, await hashPassword(checkedNewPassword(next)), keepSession);
+  return user;
+}
+
 /** The user when the username (any case) and password match; null otherwise, in about the same time either way. */
 export async function checkCredentials(store: Store, username: string, password: string): Promise<User | null> {
   const credential = typeof username === 'string' && username.trim() !== '' ? await store.getUserCredential(username.trim()) : null;

@@ -53,7 +53,7 @@ export interface ApiContext {
   /** The authenticated key (null only on public routes). */
   key: ApiKey | null;
   /** The portal user, when the request came with a session cookie instead of a key. */
-  user?: { id: string; username: string };
+  user?: { id: string; username: string; sessionIdHash: string };
   /** Who asks, with role and scope: the key or the user (null only on public routes). Handlers apply its scope. */
   actor: Actor | null;
   deps: ResolvedDeps;

@@ -62,7 +62,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     }
     const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
     const key = principal?.key ?? null;
-    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
+    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username, sessionIdHash: principal.session.idHash } : undefined;
     keyId = key?.id;
     userName = user?.username;
     const actor = principal ? actorOf(principal) : null;

@@ -82,12 +82,12 @@ export function auth(database: Database): Auth {
 
     listUsers: async () => (await database.all<UserRow>(sql`SELECT * FROM users ORDER BY lower(username), id`)).map(toUser),
 
-    setUserPassword: async (userId, passwordHash) => {
+    setUserPassword: async (userId, passwordHash, keepSession) => {
       if (typeof passwordHash !== 'string' || passwordHash === '') throw invalid('A user needs a password hash.');
       return database.transaction(async (db) => {
         if ((await db.run(sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${userId}`)) === 0) return false;
         // Whoever knew the old password may be signed in with it: those sessions end.
-        await db.run(sql`DELETE FROM sessions WHERE user_id = ${userId}`);
+        await db.run(sql`DELETE FROM sessions WHERE user_id = ${userId} AND id_hash <> ${keepSession ?? ''}`);
         return true;
       });
     },

@@ -375,8 +375,11 @@ export interface Store {
   /** By username. */
   listUsers(): Promise<User[]>;
   countUsers(): Promise<number>;
-  /** Replaces the password hash and ends every session of the user. false if no such user. */
-  setUserPassword(userId: string, passwordHash: string): Promise<boolean>;
+  /**
+   * Replaces the password hash and ends every session of the user but `keepSession` (an id
+   * hash: the user's own, when they change their password). false if no such user.
+   */
+  setUserPassword(userId: string, passwordHash: string, keepSession?: string): Promise<boolean>;
   /**
    * Disables (ending every session of the user) or enables a user. false if no such user
    * or it already was so.

@@ -10,9 +10,10 @@ import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
 import { machineRoutes } from './machines.js';
 import { taskRoutes } from './tasks.js';
+import { userRoutes } from './users.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...userRoutes];
 
 let document: OpenApiDocument | undefined;
 
