@@ -1,6 +1,6 @@
 // Users page: create a user (its password is shown once), reset a password, disable, enable.
-import { readAccess } from './access.js';
-import { api, badge, clearError, showError } from './common.js';
+import { accessCells, readAccess } from './access.js';
+import { api, badge, clearError, showError, timeElement } from './common.js';
 
 const form = document.getElementById('create-user');
 const errorBox = document.getElementById('action-error');
@@ -19,19 +19,43 @@ form.addEventListener('submit', async (event) => {
   if (!username) return showError(errorBox, new Error('Give the new user a username.'));
   try {
     const { user, password } = await api('POST', '/api/users', { username, ...readAccess(form) });
-    // The table is the server's to render; the password stays on screen across the reload.
-    sessionStorage.setItem('reef-new-password', JSON.stringify({ username: user.username, password }));
-    location.reload();
+    showPassword(user.username, password);
+    form.reset();
+    tbody.append(userRow(user));
   } catch (err) {
     showError(errorBox, err);
   }
 });
 
-const shown = sessionStorage.getItem('reef-new-password');
-if (shown) {
-  sessionStorage.removeItem('reef-new-password');
-  const { username, password } = JSON.parse(shown);
-  showPassword(username, password);
+function cell(label, ...content) {
+  const td = document.createElement('td');
+  td.dataset.label = label;
+  td.append(...content);
+  return td;
+}
+
+function actionButton(className, text) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `button small ${className}`;
+  button.textContent = text;
+  return button;
+}
+
+/** A row as the server renders it (pages/users.ts). */
+function userRow(user) {
+  const row = document.createElement('tr');
+  row.dataset.userId = user.id;
+  row.dataset.username = user.username;
+  const th = document.createElement('th');
+  th.scope = 'row';
+  th.dataset.label = 'Username';
+  th.textContent = user.username;
+  const state = cell('State', badge('active'));
+  state.dataset.field = 'state';
+  row.append(th, ...accessCells(user), cell('Created', timeElement(user.createdAt)), state,
+    cell('Actions', actionButton('reset-password', 'Reset password'), ' ', actionButton('danger disable', 'Disable')));
+  return row;
 }
 
 tbody.addEventListener('click', async (event) => {

@@ -2,7 +2,7 @@ import https from 'node:https';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
+import type { CreatedApiKey, ServerInfo, UserWithPassword } from '../api/contract.js';
 import {
   CommsServer,
   createFrontDoor,
@@ -19,6 +19,8 @@ import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
 import { checkedAccess } from './auth/scope.js';
+import { resetPassword } from './auth/users.js';
+import { userView } from './http/views.js';
 import { sessionActor, signedInAs } from './portal/pages/common.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
@@ -353,6 +355,22 @@ export function storeLocation(dataDir: string, store?: string): string {
 }
 
 /** Creates an API key directly in the server's store (works while the server runs). */
+/**
+ * `reef user reset-password --data DIR`: a new password for a user, straight in the store,
+ * for the admin who lost theirs (the server may be stopped). It also enables the user, and
+ * ends their sessions. Returns the password to print once.
+ */
+export async function resetPasswordOffline(dataDir: string, username: string, storeUrl?: string, password?: string): Promise<UserWithPassword> {
+  const store = await createStore(storeLocation(dataDir, storeUrl));
+  try {
+    const reset = await resetPassword(store, username, password);
+    await store.setUserDisabled(reset.user.id, false);
+    return { user: userView((await store.getUser(reset.user.id)) ?? reset.user), password: reset.password };
+  } finally {
+    await store.close();
+  }
+}
+
 export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string, access?: Access): Promise<CreatedApiKey> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
