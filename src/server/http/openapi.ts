@@ -1,6 +1,6 @@
 import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z, type ZodTypeAny } from 'zod';
-import { API_KEY_HEADER, ApiError } from '../../api/contract.js';
+import { API_KEY_HEADER, ApiError, Forbidden } from '../../api/contract.js';
 import { VERSION } from '../../version.js';
 import { PERMISSIONS, rolesAllowing } from '../auth/roles.js';
 import { CSRF_HEADER, SESSION_COOKIE } from '../auth/sessions.js';
@@ -129,6 +129,8 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
   const registry = new OpenAPIRegistry();
   for (const [name, scheme] of Object.entries(SCHEMES)) registry.registerComponent('securitySchemes', name, scheme);
   registry.register('ApiError', ApiError);
+  // The `details` of every 403 REEF_FORBIDDEN.
+  registry.register('Forbidden', Forbidden);
   const apiErrorRef = { $ref: '#/components/schemas/ApiError' };
   for (const [name, [status, description]] of Object.entries(SHARED_ERRORS)) {
     registry.registerComponent('responses', name, {

@@ -412,6 +412,24 @@ describe('OpenAPI document', () => {
     await expect(204, 'DELETE', `/api/apikeys/${created.id}`);
     await expect(404, 'DELETE', `/api/apikeys/${created.id}`);
     await expect(401, 'GET', '/api', { auth: false, headers: { 'x-reef-apikey': created.key } });
+    const viewer = (await expect(201, 'POST', '/api/apikeys', { json: { name: 'dashboards', role: 'viewer' } })).json;
+    await expect(404, 'POST', '/api/apikeys', { json: { name: 'test-ops', role: 'operator', environments: ['Narnia'] } });
+    const refused = await expect(403, 'POST', '/api/tasks', { auth: false, headers: { 'x-reef-apikey': viewer.key }, json: { kind: 'health-check', target: { machines: ['web-01'] } } });
+    assert.equal(refused.json.error.code, 'REEF_FORBIDDEN');
+    contract.validate({ $ref: '#/$defs/Forbidden' }, refused.json.error.details, 'REEF_FORBIDDEN details');
+
+    // Portal users
+    await expect(201, 'POST', '/api/users', { json: { username: 'bob', role: 'operator' } });
+    await expect(409, 'POST', '/api/users', { json: { username: 'BOB', role: 'viewer' } });
+    await expect(200, 'GET', '/api/users');
+    await expect(200, 'GET', '/api/users/bob');
+    await expect(404, 'GET', '/api/users/nobody');
+    await expect(200, 'POST', '/api/users/bob/password', { json: { password: 'a brand new password' } });
+    await expect(404, 'POST', '/api/users/nobody/password', { json: {} });
+    for (const action of ['disable', 'enable']) {
+      await expect(200, 'POST', `/api/users/bob/${action}`);
+      await expect(404, 'POST', `/api/users/nobody/${action}`);
+    }
 
     // Deleting machines and groups
     await expect(204, 'DELETE', '/api/machines/web-01');
@@ -432,6 +450,10 @@ describe('OpenAPI document', () => {
     await expect(403, 'POST', '/api/environments', { ...withCookie, json: { name: 'Staging' } });
     await expect(201, 'POST', '/api/environments', { auth: false, headers: { ...withCookie.headers, [CSRF_HEADER]: session.csrfToken }, json: { name: 'Staging' } });
     await expect(401, 'GET', '/api/machines', { auth: false, headers: { cookie: `${SESSION_COOKIE}=${'x'.repeat(43)}` } });
+    const withCsrf = { auth: false, headers: { ...withCookie.headers, [CSRF_HEADER]: session.csrfToken } };
+    await expect(403, 'POST', '/api/account/password', { ...withCsrf, json: { currentPassword: 'not the password', newPassword: 'a new long password' } });
+    await expect(204, 'POST', '/api/account/password', { ...withCsrf, json: { currentPassword: 'a long enough password', newPassword: 'a new long password' } });
+    await expect(400, 'POST', '/api/account/password', { json: { currentPassword: 'a long enough password', newPassword: 'a new long password' } });
 
     // Without credentials every route but the public ones answers 401, before reading any body.
     for (const { template, method, op } of contract.operations()) {
