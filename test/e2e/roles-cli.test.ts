@@ -1,0 +1,117 @@
+/**
+ * Roles and users from the command line, against a real `reef server run`: scoped API keys
+ * made and listed with `reef apikey`, a viewer's key refused on task creation, portal
+ * users made with `reef user`, and the offline password reset for a lost admin password
+ * (server stopped), then signing in with it.
+ */
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { after, before, describe, test } from 'node:test';
+import { ApiClient } from '../../src/api/client.js';
+import { spawnTracked } from '../support/processes.js';
+import { REEF_BIN as REEF } from '../support/built.js';
+import { cli, freePort, ok, startServer, stopAll, tempDir, type ServerProcess } from './harness.js';
+
+/** `reef ...` with `input` on its stdin; its exit code and output. */
+function reefWithStdin(args: string[], input: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(process.execPath, [REEF, ...args], { env: { ...process.env, REEF_LOG_LEVEL: 'warn', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin!.end(input);
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function request(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(new URL(path, url), { method, headers, rejectUnauthorized: false, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Signs in through the portal's form, as a browser would; the answer to the form post. */
+async function signIn(url: string, username: string, password: string): Promise<Answer> {
+  const form = await request(url, 'GET', '/login');
+  const token = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
+  const cookie = String((form.headers['set-cookie'] as string[])[0]).split(';')[0]!;
+  return request(url, 'POST', '/login', { cookie, 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ csrf: token, next: '/', username, password }).toString());
+}
+
+describe('reef apikey and reef user, against a real server', () => {
+  let server: ServerProcess;
+  let dataDir: string;
+  let ports: [number, number];
+
+  before(async () => {
+    dataDir = await tempDir('roles-cli');
+    ports = [await freePort(), await freePort()];
+    server = await startServer({ dataDir, httpsPort: ports[0], commsPort: ports[1], name: 'roles-cli' });
+    const api = new ApiClient({ server: server.url, apiKey: server.adminKey, serverThumbprint: server.thumbprint });
+    await api.json('POST', '/api/environments', { body: { name: 'Test' } });
+  });
+  after(() => stopAll());
+
+  test('apikey create --role operator --environment Test; apikey list shows role and scope', async () => {
+    const env = server.env(server.adminKey!);
+    const key = await ok('reef', ['apikey', 'create', '--name', 'pipeline', '--role', 'operator', '--environment', 'Test'], env);
+    assert.match(key, /^API-[A-Z2-7]{32}$/);
+    const listed = await ok('reef', ['apikey', 'list'], env);
+    assert.match(listed, /^NAME\s+ID\s+ROLE\s+SCOPE/m);
+    assert.match(listed, /^pipeline\s+key-\S+\s+operator\s+environment Test\s/m);
+    assert.match(listed, /^admin\s+key-\S+\s+admin\s+whole server\s/m, 'the first key is an admin');
+    const refused = await cli('reef', ['apikey', 'create', '--name', 'x', '--role', 'operator', '--environment', 'Narnia'], env);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /No environment is named "Narnia"/);
+  });
+
+  test("a viewer's key is refused task creation, saying which roles may", async () => {
+    const viewer = await ok('reef', ['apikey', 'create', '--name', 'dashboards', '--role', 'viewer'], server.env(server.adminKey!));
+    const refused = await cli('reef', ['tasks', 'health-check', '--environment', 'Test'], server.env(viewer));
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /API key "dashboards" \(role viewer\) may not create and cancel tasks \(POST \/api\/tasks\)\. Roles that may: admin, operator\./);
+    const allowed = await cli('reef', ['machines', 'list'], server.env(viewer));
+    assert.equal(allowed.code, 0, allowed.stderr);
+  });
+
+  test('user create prints a password once; user list shows the role; a reset password from stdin', async () => {
+    const env = server.env(server.adminKey!);
+    const password = await ok('reef', ['user', 'create', '--name', 'alice', '--role', 'viewer', '--environment', 'Test'], env);
+    assert.match(password, /^[A-Z2-7]{24}$/);
+    assert.match(await ok('reef', ['user', 'list'], env), /^alice\s+viewer\s+environment Test\s/m);
+    assert.equal((await signIn(server.url, 'alice', password)).status, 303);
+    const reset = await reefWithStdin(['user', 'reset-password', '--name', 'alice', '--password-stdin'], 'alices chosen password\n', env);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.equal(reset.stdout, '', 'a password read from stdin is not printed back');
+    assert.equal((await signIn(server.url, 'alice', 'alices chosen password')).status, 303);
+    await ok('reef', ['user', 'disable', '--name', 'alice'], env);
+    const disabled = await signIn(server.url, 'alice', 'alices chosen password');
+    assert.equal(disabled.status, 403);
+    assert.match(disabled.body, /This account is disabled/);
+  });
+
+  test('reset-password --data works offline, server stopped, for a lost admin password', async () => {
+    await server.kill();
+    const printed = await ok('reef', ['user', 'reset-password', '--data', dataDir, '--name', 'admin']);
+    assert.match(printed, /^[A-Z2-7]{24}$/, 'the new password alone on stdout');
+    const unknown = await cli('reef', ['user', 'reset-password', '--data', dataDir, '--name', 'nobody']);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /No user has the id or name "nobody"/);
+    server = await startServer({ dataDir, httpsPort: ports[0], commsPort: ports[1], name: 'roles-cli-again' });
+    assert.equal((await signIn(server.url, 'admin', 'the-lost-password')).status, 401);
+    const signedIn = await signIn(server.url, 'admin', printed);
+    assert.equal(signedIn.status, 303);
+    assert.match(String(signedIn.headers['set-cookie']), /reef_session=/);
+  });
+});
