@@ -70,7 +70,7 @@ export function layout(options: PageOptions): SafeHtml {
         <ul>${NAV.filter((item) => !item.permission || user.can(item.permission)).map((item) => html`<li><a href="${item.href}"${item.key === options.nav ? html` aria-current="page"` : ''}>${item.label}</a></li>`)}</ul>
         <form class="signout" method="post" action="/logout">
           <input type="hidden" name="${CSRF_FIELD}" value="${user.csrfToken}">
-          <span class="who">Signed in as <strong>${user.username}</strong> <span class="muted small">(${user.role})</span></span>
+          <span class="who">Signed in as <strong>${user.username}</strong> (${user.role})</span>
           <button type="submit" class="link-button">Sign out</button>
         </form>
       </nav>`
