@@ -56,7 +56,7 @@ export const ROLE_SUMMARIES: Readonly<Record<Role, string>> = {
  * Permissions about the whole server, which a scoped actor never has: they show or change
  * things no scope can narrow (every node, server-wide metrics, groups, keys, users).
  */
-const WHOLE_SERVER_PERMISSIONS: ReadonlySet<Permission> = new Set(['nodes:read', 'metrics:read', 'groups:write', 'files:delete', 'apikeys:manage', 'users:manage']);
+export const WHOLE_SERVER_PERMISSIONS: ReadonlySet<Permission> = new Set(['nodes:read', 'metrics:read', 'groups:write', 'files:delete', 'apikeys:manage', 'users:manage']);
 
 /** Who is asking: an API key or a signed-in portal user, with its role and scope. */
 export interface Actor {

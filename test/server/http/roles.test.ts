@@ -4,10 +4,11 @@
  * keys seeing and touching only their environments; portal users disabled and reset.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Role } from '../../../src/api/roles.js';
 import { createApiKey } from '../../../src/server/auth/apikeys.js';
-import { ROLE_PERMISSIONS, type Permission } from '../../../src/server/auth/roles.js';
+import { PERMISSIONS, ROLE_PERMISSIONS, ROLES, WHOLE_SERVER_PERMISSIONS, type Permission } from '../../../src/server/auth/roles.js';
 import { CSRF_HEADER, hashSessionId, SESSION_COOKIE, startSession } from '../../../src/server/auth/sessions.js';
 import { createUser } from '../../../src/server/auth/users.js';
 import { API_ROUTES } from '../../../src/server/http/routes/index.js';
@@ -56,6 +57,15 @@ describe('roles and scopes on the REST API', () => {
       assert.ok(route.public || ROLE_PERMISSIONS.admin.has(route.permission as Permission), `${route.method} ${route.path}: unknown permission ${route.permission}`);
     }
     assert.deepEqual(API_ROUTES.filter((r) => r.public).map((r) => `${r.method} ${r.path}`).sort(), ['GET /api/openapi.json', 'GET /api/ping']);
+  });
+
+  it("docs/security.md's table of roles and permissions is the one the server enforces", async () => {
+    const doc = await readFile(new URL('../../../docs/security.md', import.meta.url), 'utf8');
+    for (const [permission, what] of Object.entries(PERMISSIONS) as [Permission, string][]) {
+      const cells = ROLES.map((role) => (ROLE_PERMISSIONS[role].has(permission) ? 'yes' : 'no'));
+      const row = `| \`${permission}\` | ${what} | ${cells.join(' | ')} | ${WHOLE_SERVER_PERMISSIONS.has(permission) ? 'no (whole server)' : 'yes'} |`;
+      assert.ok(doc.includes(`\n${row}\n`), `docs/security.md lacks the row\n${row}`);
+    }
   });
 
   it('each role is allowed what it may and refused the rest with 403, the attempt and the roles that would allow it', async () => {
