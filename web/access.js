@@ -1,4 +1,5 @@
 // The role and scope fields of the API key and user forms (src/server/portal/pages/access.ts).
+import { tableCell } from './common.js';
 
 /** { role, environments, workerPools } from a form with those fields; empty lists are left out. */
 export function readAccess(form) {
@@ -13,14 +14,11 @@ export function readAccess(form) {
 
 /** The Role and Scope cells of a table row, as the server renders them. */
 export function accessCells({ role, scope }) {
-  const roleCell = document.createElement('td');
-  roleCell.dataset.label = 'Role';
   const tag = document.createElement('span');
   tag.className = 'tag';
   tag.textContent = role;
-  roleCell.append(tag);
-  const scopeCell = document.createElement('td');
-  scopeCell.dataset.label = 'Scope';
+  const roleCell = tableCell('Role', tag);
+  const scopeCell = tableCell('Scope');
   const parts = [];
   if (scope.environments.length) parts.push(`${scope.environments.length === 1 ? 'environment' : 'environments'} ${scope.environments.join(', ')}`);
   if (scope.workerPools.length) parts.push(`${scope.workerPools.length === 1 ? 'worker pool' : 'worker pools'} ${scope.workerPools.join(', ')}`);

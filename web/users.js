@@ -1,6 +1,6 @@
 // Users page: create a user (its password is shown once), reset a password, disable, enable.
 import { accessCells, readAccess } from './access.js';
-import { api, badge, clearError, showError, timeElement } from './common.js';
+import { api, badge, clearError, showError, tableCell, timeElement } from './common.js';
 
 const form = document.getElementById('create-user');
 const errorBox = document.getElementById('action-error');
@@ -27,13 +27,6 @@ form.addEventListener('submit', async (event) => {
   }
 });
 
-function cell(label, ...content) {
-  const td = document.createElement('td');
-  td.dataset.label = label;
-  td.append(...content);
-  return td;
-}
-
 function actionButton(className, text) {
   const button = document.createElement('button');
   button.type = 'button';
@@ -51,10 +44,10 @@ function userRow(user) {
   th.scope = 'row';
   th.dataset.label = 'Username';
   th.textContent = user.username;
-  const state = cell('State', badge('active'));
+  const state = tableCell('State', badge('active'));
   state.dataset.field = 'state';
-  row.append(th, ...accessCells(user), cell('Created', timeElement(user.createdAt)), state,
-    cell('Actions', actionButton('reset-password', 'Reset password'), ' ', actionButton('danger disable', 'Disable')));
+  row.append(th, ...accessCells(user), tableCell('Created', timeElement(user.createdAt)), state,
+    tableCell('Actions', actionButton('reset-password', 'Reset password'), ' ', actionButton('danger disable', 'Disable')));
   return row;
 }
 

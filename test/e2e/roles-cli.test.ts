@@ -5,11 +5,11 @@
  * (server stopped), then signing in with it.
  */
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
 import { spawnTracked } from '../support/processes.js';
 import { REEF_BIN as REEF } from '../support/built.js';
+import { rawRequest, type RawResponse } from '../server/http/harness.js';
 import { cli, freePort, ok, startServer, stopAll, tempDir, type ServerProcess } from './harness.js';
 
 /** `reef ...` with `input` on its stdin; its exit code and output. */
@@ -23,30 +23,13 @@ function reefWithStdin(args: string[], input: string, env: NodeJS.ProcessEnv): P
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function request(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(new URL(path, url), { method, headers, rejectUnauthorized: false, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** Signs in through the portal's form, as a browser would; the answer to the form post. */
-async function signIn(url: string, username: string, password: string): Promise<Answer> {
-  const form = await request(url, 'GET', '/login');
-  const token = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
+async function signIn(port: number, username: string, password: string): Promise<RawResponse> {
+  const form = await rawRequest(port, '', 'GET', '/login', { auth: false });
+  const token = /name="csrf" value="([^"]+)"/.exec(form.text)![1]!;
   const cookie = String((form.headers['set-cookie'] as string[])[0]).split(';')[0]!;
-  return request(url, 'POST', '/login', { cookie, 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ csrf: token, next: '/', username, password }).toString());
+  const body = new URLSearchParams({ csrf: token, next: '/', username, password }).toString();
+  return rawRequest(port, '', 'POST', '/login', { auth: false, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body });
 }
 
 describe('reef apikey and reef user, against a real server', () => {
@@ -90,15 +73,15 @@ describe('reef apikey and reef user, against a real server', () => {
     const password = await ok('reef', ['user', 'create', '--name', 'alice', '--role', 'viewer', '--environment', 'Test'], env);
     assert.match(password, /^[A-Z2-7]{24}$/);
     assert.match(await ok('reef', ['user', 'list'], env), /^alice\s+viewer\s+environment Test\s/m);
-    assert.equal((await signIn(server.url, 'alice', password)).status, 303);
+    assert.equal((await signIn(server.httpsPort, 'alice', password)).status, 303);
     const reset = await reefWithStdin(['user', 'reset-password', '--name', 'alice', '--password-stdin'], 'alices chosen password\n', env);
     assert.equal(reset.code, 0, reset.stderr);
     assert.equal(reset.stdout, '', 'a password read from stdin is not printed back');
-    assert.equal((await signIn(server.url, 'alice', 'alices chosen password')).status, 303);
+    assert.equal((await signIn(server.httpsPort, 'alice', 'alices chosen password')).status, 303);
     await ok('reef', ['user', 'disable', '--name', 'alice'], env);
-    const disabled = await signIn(server.url, 'alice', 'alices chosen password');
+    const disabled = await signIn(server.httpsPort, 'alice', 'alices chosen password');
     assert.equal(disabled.status, 403);
-    assert.match(disabled.body, /This account is disabled/);
+    assert.match(disabled.text, /This account is disabled/);
   });
 
   test('reset-password --data works offline, server stopped, for a lost admin password', async () => {
@@ -109,8 +92,8 @@ describe('reef apikey and reef user, against a real server', () => {
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /No user has the id or name "nobody"/);
     server = await startServer({ dataDir, httpsPort: ports[0], commsPort: ports[1], name: 'roles-cli-again' });
-    assert.equal((await signIn(server.url, 'admin', 'the-lost-password')).status, 401);
-    const signedIn = await signIn(server.url, 'admin', printed);
+    assert.equal((await signIn(server.httpsPort, 'admin', 'the-lost-password')).status, 401);
+    const signedIn = await signIn(server.httpsPort, 'admin', printed);
     assert.equal(signedIn.status, 303);
     assert.match(String(signedIn.headers['set-cookie']), /reef_session=/);
   });

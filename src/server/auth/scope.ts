@@ -111,6 +111,11 @@ export function checkReplaceInScope(actor: Actor, previous: Pick<Machine, 'name'
   throw outOfScope(actor, `a machine with that name or thumbprint is registered outside it, and force would replace it`);
 }
 
+/** checkedAccess of a request body's `role`, `environments` and `workerPools` (a new key or user). */
+export function checkedAccessOf(store: Store, body: { role: Access['role']; environments?: string[]; workerPools?: string[] }): Promise<Access> {
+  return checkedAccess(store, { role: body.role, scope: { environments: body.environments ?? [], workerPools: body.workerPools ?? [] } });
+}
+
 /**
  * A new key's or user's role and scope, checked: an admin covers the whole server, and
  * each environment and pool named must exist (a typo would otherwise make a key that sees

@@ -1,7 +1,7 @@
 import { ApiKeyView, CreateApiKeyRequest, CreatedApiKey, IdParams, itemsOf } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../auth/apikeys.js';
-import { checkedAccess } from '../../auth/scope.js';
+import { checkedAccessOf } from '../../auth/scope.js';
 import { sendEmpty, sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
 import { apiKeyView } from '../views.js';
@@ -28,8 +28,7 @@ export const apiKeyRoutes: ApiRoute[] = [
     responses: { 201: { description: 'The new key: the only time it is shown.', json: CreatedApiKey } },
     errors: { 404: 'An environment or worker pool of the scope does not exist.' },
     handler: async ({ res, deps, logger, key, user }, { body }) => {
-      const access = await checkedAccess(deps.store, { role: body.role, scope: { environments: body.environments ?? [], workerPools: body.workerPools ?? [] } });
-      const created = await createApiKey(deps.store, body.name, access);
+      const created = await createApiKey(deps.store, body.name, await checkedAccessOf(deps.store, body));
       logger.info({ apiKey: created.id, name: created.name, role: created.role, scope: created.scope, by: key?.id ?? user?.username }, 'api: API key created');
       sendJson(res, 201, { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key } satisfies CreatedApiKey);
     },

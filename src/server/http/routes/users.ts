@@ -1,7 +1,7 @@
 import { ChangePasswordRequest, CreateUserRequest, IdOrNameParams, itemsOf, ResetPasswordRequest, UserView, UserWithPassword } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { generatePassword } from '../../auth/passwords.js';
-import { checkedAccess } from '../../auth/scope.js';
+import { checkedAccessOf } from '../../auth/scope.js';
 import { changeOwnPassword, checkedNewPassword, createUser, resetPassword } from '../../auth/users.js';
 import type { User } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
@@ -48,7 +48,7 @@ export const userRoutes: ApiRoute[] = [
     responses: { 201: { description: 'The user and its password: the only time the password is shown.', json: UserWithPassword } },
     errors: { 404: 'An environment or worker pool of the scope does not exist.', 409: 'The username (any case) is taken (REEF_CONFLICT).' },
     handler: async (ctx, { body }) => {
-      const access = await checkedAccess(ctx.deps.store, { role: body.role, scope: { environments: body.environments ?? [], workerPools: body.workerPools ?? [] } });
+      const access = await checkedAccessOf(ctx.deps.store, body);
       const password = body.password === undefined ? generatePassword() : checkedNewPassword(body.password);
       const user = await createUser(ctx.deps.store, body.username, password, access);
       ctx.logger.info({ user: user.username, role: user.role, scope: user.scope, by: by(ctx) }, 'api: user created');
