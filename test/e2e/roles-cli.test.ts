@@ -68,6 +68,24 @@ describe('reef apikey and reef user, against a real server', () => {
     assert.equal(allowed.code, 0, allowed.stderr);
   });
 
+  test('a Tentacle registers and deregisters with a registrar key limited to Test, and is refused Production', async () => {
+    const registrar = await ok('reef', ['apikey', 'create', '--name', 'installer', '--role', 'registrar', '--environment', 'Test'], server.env(server.adminKey!));
+    const root = await tempDir('roles-cli-tentacle');
+    const tentacle = (args: string[]) => cli('tentacle', args, { REEF_TENTACLE_ROOT: root });
+    const connection = ['--server', server.url, '--server-thumbprint', server.thumbprint, '--apiKey', registrar];
+    assert.equal((await tentacle(['create-instance', '--instance', 'Web'])).code, 0);
+    assert.equal((await tentacle(['new-certificate', '--instance', 'Web'])).code, 0);
+    const refused = await tentacle(['register-with', '--instance', 'Web', ...connection, '--server-comms-port', String(server.commsPort), '--environment', 'Production', '--role', 'web', '--name', 'web-9']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /may act only within environment Test: machine "web-9" would be registered into environments "Production"/);
+    const registered = await tentacle(['register-with', '--instance', 'Web', ...connection, '--server-comms-port', String(server.commsPort), '--environment', 'Test', '--role', 'web', '--name', 'web-9']);
+    assert.equal(registered.code, 0, registered.stderr);
+    const listing = await cli('reef', ['machines', 'list'], server.env(registrar));
+    assert.match(listing.stderr, /API key "installer" \(role registrar, limited to environment Test\) may not see machines and their health/);
+    const gone = await tentacle(['deregister-from', '--instance', 'Web', ...connection]);
+    assert.equal(gone.code, 0, gone.stderr);
+  });
+
   test('user create prints a password once; user list shows the role; a reset password from stdin', async () => {
     const env = server.env(server.adminKey!);
     const password = await ok('reef', ['user', 'create', '--name', 'alice', '--role', 'viewer', '--environment', 'Test'], env);
