@@ -139,7 +139,6 @@ export const ERROR_CODES = {
   REEF_UPLOAD_INCOMPLETE: { http: null, retry: 'later', meaning: 'An upload ended before all its bytes arrived; a Tentacle upload resumes from the offset the message names.' },
   REEF_UPLOAD_TOO_LARGE: { http: null, retry: 'no', meaning: 'An upload sent more bytes than it announced; they were discarded.' },
   REEF_URL_TOO_LONG: { http: 414, retry: 'no', meaning: "The request's URL (path and query) is over 16 KiB." },
-  REEF_USER_DISABLED: { http: 403, retry: 'no', meaning: 'The portal user is disabled by an administrator and cannot sign in.' },
   REEF_WEAK_KEY: { http: null, retry: 'no', meaning: 'The RSA key is shorter than Reef accepts.' },
   REEF_WEBSOCKET_FAILED: { http: null, retry: 'no', meaning: "The WebSocket's outer TLS handshake or upgrade failed (is the endpoint HTTPS?)." },
   REEF_WEBSOCKET_REFUSED: { http: null, retry: 'no', meaning: "The WebSocket endpoint answered with an HTTP status instead of accepting (check the server's --websocket-path)." },
