@@ -13,7 +13,7 @@ import { METRICS_PATH } from '../metrics/http.js';
 interface Entry {
   handler: RouteHandler;
   public: boolean;
-  /** Checked here, for every route, before its handler reads anything; null when public or checked by the handler (/metrics). */
+  /** Checked here, for every route, after authentication and before its handler reads anything; null when public. */
   permission: Permission | null;
 }
 
@@ -71,7 +71,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
-      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
+      // A 403 names who was refused (a role or scope refusal, or a missing CSRF token); the key id, never the key.
+      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code, apiKey: keyId, user: userName }, err.status === 403 ? 'api: request refused' : 'api: authentication refused');
     }
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.
