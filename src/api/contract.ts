@@ -453,6 +453,9 @@ export const CreateUserRequest = named(
 );
 export type CreateUserRequest = z.infer<typeof CreateUserRequest>;
 
+export const UserAccessRequest = named('UserAccessRequest', z.object(accessFields).strict());
+export type UserAccessRequest = z.infer<typeof UserAccessRequest>;
+
 export const ResetPasswordRequest = named(
   'ResetPasswordRequest',
   z.object({ password: newPassword.optional().describe('Leave out to have one generated (returned once).') }).strict(),

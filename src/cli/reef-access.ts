@@ -12,9 +12,11 @@ export interface AccessOpts {
   workerPool?: string[];
 }
 
-export function addAccessOptions(command: Command, defaultRole: Role): Command {
+/** `defaultRole` undefined: --role must be given. */
+export function addAccessOptions(command: Command, defaultRole?: Role): Command {
+  const role = new Option('--role <role>', 'what it may do: admin (everything), operator (tasks; read machines and logs), viewer (read only), registrar (register and deregister machines)').choices(ROLES);
   return command
-    .addOption(new Option('--role <role>', 'what it may do: admin (everything), operator (tasks; read machines and logs), viewer (read only), registrar (register and deregister machines)').choices(ROLES).default(defaultRole))
+    .addOption(defaultRole === undefined ? role.makeOptionMandatory() : role.default(defaultRole))
     .option('--environment <name>', 'limit it to this environment (repeat for more; not for admin)', collect)
     .option('--worker-pool <name>', 'limit it to this worker pool (repeat for more; not for admin)', collect);
 }

@@ -7,7 +7,7 @@ import { accessBody, addAccessOptions, scopeCell, type AccessOpts } from './reef
 import { addConnectionOptions, connect, itemsOf, segment, type ConnectionOpts } from './reef-connection.js';
 
 /**
- * `reef user create|list|reset-password|disable|enable`: portal users, over the REST API
+ * `reef user create|list|set-role|reset-password|disable|enable`: portal users, over the REST API
  * (an admin key). `reef user reset-password --data DIR` works offline, in the server's
  * store, for the admin who lost the only admin password. A password set here is printed
  * once (on stdout, alone, so a script can capture it), or read from stdin with
@@ -60,6 +60,21 @@ export function registerUserCommands(program: Command): void {
         made = await (await connect(opts)).json<UserWithPassword>('POST', `/api/users/${segment(opts.name)}/password`, { body: password ? { password } : {} });
       }
       report(made, `New password for "${made.user.username}" (role ${made.user.role}); their sessions are ended.`, opts.json, password !== undefined);
+    }),
+  );
+
+  addConnectionOptions(
+    addAccessOptions(
+      user
+        .command('set-role')
+        .description("change a user's role and scope (at once, their sessions too); the options replace both")
+        .requiredOption('--name <username>', 'the username'),
+    ),
+  ).action(
+    runAction(async (opts: ConnectionOpts & AccessOpts & { name: string }) => {
+      const changed = await (await connect(opts)).json<UserView>('POST', `/api/users/${segment(opts.name)}/access`, { body: accessBody(opts) });
+      if (opts.json) return printJson(changed);
+      note(`User "${changed.username}" now has role ${changed.role}, ${scopeCell(changed.scope)}.`);
     }),
   );
 

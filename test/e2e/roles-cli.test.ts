@@ -86,11 +86,13 @@ describe('reef apikey and reef user, against a real server', () => {
     assert.equal(gone.code, 0, gone.stderr);
   });
 
-  test('user create prints a password once; user list shows the role; a reset password from stdin', async () => {
+  test('user create prints a password once; user list shows the role; set-role changes it; a reset password from stdin', async () => {
     const env = server.env(server.adminKey!);
     const password = await ok('reef', ['user', 'create', '--name', 'alice', '--role', 'viewer', '--environment', 'Test'], env);
     assert.match(password, /^[A-Z2-7]{24}$/);
     assert.match(await ok('reef', ['user', 'list'], env), /^alice\s+viewer\s+environment Test\s/m);
+    await ok('reef', ['user', 'set-role', '--name', 'alice', '--role', 'operator', '--environment', 'Test'], env);
+    assert.match(await ok('reef', ['user', 'list'], env), /^alice\s+operator\s+environment Test\s/m);
     assert.equal((await signIn(server.httpsPort, 'alice', password)).status, 303);
     const reset = await reefWithStdin(['user', 'reset-password', '--name', 'alice', '--password-stdin'], 'alices chosen password\n', env);
     assert.equal(reset.code, 0, reset.stderr);

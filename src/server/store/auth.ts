@@ -9,7 +9,7 @@ import type { Access, Store } from './types.js';
 type Auth = Pick<
   Store,
   'insertApiKey' | 'getApiKeyCredential' | 'listApiKeys' | 'revokeApiKey' | 'markApiKeyUsed' | 'insertUser' |
-  'getUserCredential' | 'getUser' | 'listUsers' | 'countUsers' | 'setUserPassword' | 'setUserDisabled' | 'insertSession' | 'getSession' |
+  'getUserCredential' | 'getUser' | 'listUsers' | 'countUsers' | 'setUserPassword' | 'setUserDisabled' | 'setUserAccess' | 'insertSession' | 'getSession' |
   'deleteSession' | 'deleteExpiredSessions'
 >;
 
@@ -101,6 +101,12 @@ export function auth(database: Database): Auth {
         if (changed > 0 && disabled) await db.run(sql`DELETE FROM sessions WHERE user_id = ${userId}`);
         return changed > 0;
       });
+    },
+
+    setUserAccess: async (userId, access) => {
+      const a = accessColumns(access);
+      return (await database.run(sql`UPDATE users SET role = ${a.role}, scope_environments = ${a.scope_environments},
+        scope_worker_pools = ${a.scope_worker_pools} WHERE id = ${userId}`)) > 0;
     },
 
     countUsers: async () => (await database.one<{ count: number }>(sql`SELECT count(*) AS count FROM users`))!.count,

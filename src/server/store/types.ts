@@ -385,6 +385,8 @@ export interface Store {
    * or it already was so.
    */
   setUserDisabled(userId: string, disabled: boolean, at?: TimeInput): Promise<boolean>;
+  /** Replaces a user's role and scope; their sessions carry the new ones at once. false if no such user. */
+  setUserAccess(userId: string, access: Access): Promise<boolean>;
   /** REEF_NOT_FOUND if the user does not exist. */
   insertSession(session: SessionInsert): Promise<Session>;
   /** The session with this id hash, expired or not (the caller compares expiresAt); null once its user is disabled. */

@@ -426,6 +426,8 @@ describe('OpenAPI document', () => {
     await expect(404, 'GET', '/api/users/nobody');
     await expect(200, 'POST', '/api/users/bob/password', { json: { password: 'a brand new password' } });
     await expect(404, 'POST', '/api/users/nobody/password', { json: {} });
+    assert.equal((await expect(200, 'POST', '/api/users/bob/access', { json: { role: 'viewer', environments: ['Production'] } })).json.role, 'viewer');
+    await expect(400, 'POST', '/api/users/bob/access', { json: { role: 'admin', environments: ['Production'] } });
     for (const action of ['disable', 'enable']) {
       await expect(200, 'POST', `/api/users/bob/${action}`);
       await expect(404, 'POST', `/api/users/nobody/${action}`);

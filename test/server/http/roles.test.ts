@@ -214,6 +214,11 @@ describe('roles and scopes on the REST API', () => {
     assert.equal((await call(h.adminKey, 'POST', '/api/users/carol/enable')).json.disabledAt, null);
 
     cookie = await cookieOf();
+    assert.equal((await call(h.adminKey, 'POST', '/api/users/carol/access', { role: 'registrar' })).json.role, 'registrar');
+    assert.equal((await asCarol(cookie)).status, 403, 'a new role holds for a session at once');
+    assert.equal((await call(h.adminKey, 'POST', '/api/users/carol/access', { role: 'viewer' })).status, 200);
+    assert.equal((await asCarol(cookie)).status, 200);
+
     const reset = await call(h.adminKey, 'POST', '/api/users/carol/password', {});
     assert.equal(reset.json.password.length, 24);
     assert.equal((await asCarol(cookie)).status, 401, 'the reset ended the session');

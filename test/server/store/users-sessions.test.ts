@@ -89,6 +89,9 @@ forEachStore((kind, open) => {
       assert.ok((await store.listUsers()).some((u) => u.username === 'dave'));
       const session = await store.insertSession({ idHash: 'd'.repeat(64), userId: dave.id, csrfToken: 'x', expiresAt: '2030-01-01T00:00:00Z' });
       assert.deepEqual([session.role, session.scope], ['viewer', access.scope]);
+      assert.equal(await store.setUserAccess(dave.id, { role: 'registrar', scope: { environments: [], workerPools: ['Builders'] } }), true);
+      assert.deepEqual([(await store.getSession('d'.repeat(64)))!.role, (await store.getSession('d'.repeat(64)))!.scope.workerPools], ['registrar', ['Builders']]);
+      assert.equal(await store.setUserAccess('user-missing', access), false);
     });
 
     it('disabling a user ends their sessions; a new password ends all but the one kept', async () => {

@@ -1,4 +1,4 @@
-import { ChangePasswordRequest, CreateUserRequest, IdOrNameParams, itemsOf, ResetPasswordRequest, UserView, UserWithPassword } from '../../../api/contract.js';
+import { ChangePasswordRequest, CreateUserRequest, IdOrNameParams, itemsOf, ResetPasswordRequest, UserAccessRequest, UserView, UserWithPassword } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { generatePassword } from '../../auth/passwords.js';
 import { checkedAccessOf } from '../../auth/scope.js';
@@ -81,6 +81,28 @@ export const userRoutes: ApiRoute[] = [
       const { user, password } = await resetPassword(ctx.deps.store, (await find(ctx, params.idOrName)).id, body.password);
       ctx.logger.info({ user: user.username, by: by(ctx) }, 'api: user password reset');
       sendJson(ctx.res, 200, { user: userView(user), password } satisfies UserWithPassword);
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/api/users/:idOrName/access',
+    tag: 'Users',
+    summary: "Change a user's role and scope",
+    description: 'Takes effect at once, on every node: sessions read the role and scope from the user. You cannot change your own.',
+    permission: 'users:manage',
+    params: IdOrNameParams,
+    body: { json: UserAccessRequest },
+    responses: { 200: { description: 'The user as it is now.', json: UserView } },
+    errors: { 400: 'The user asking is the one to change, or an admin with a scope (REEF_INVALID_ARGUMENT).', 404: `${NO_USER} Or a scope group does not exist.` },
+    handler: async (ctx, { params, body }) => {
+      const user = await find(ctx, params.idOrName);
+      if (ctx.user?.id === user.id) {
+        throw new ReefError('REEF_INVALID_ARGUMENT', 'You cannot change your own role: another admin must do it, so nobody demotes the last admin by mistake.');
+      }
+      const access = await checkedAccessOf(ctx.deps.store, body);
+      await ctx.deps.store.setUserAccess(user.id, access);
+      ctx.logger.info({ user: user.username, role: access.role, scope: access.scope, by: by(ctx) }, 'api: user role changed');
+      sendJson(ctx.res, 200, userView((await ctx.deps.store.getUser(user.id)) ?? user));
     },
   }),
   ...(['disable', 'enable'] as const).map((action) =>
