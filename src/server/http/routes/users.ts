@@ -23,6 +23,21 @@ async function find(ctx: ApiContext, idOrName: string): Promise<User> {
   return user;
 }
 
+/**
+ * The user to change, who must not be the admin asking: another admin must do it, so an
+ * admin who can sign in always remains (`doing`: "disable yourself").
+ */
+async function findOther(ctx: ApiContext, idOrName: string, doing: string): Promise<User> {
+  const user = await find(ctx, idOrName);
+  if (ctx.user?.id === user.id) throw new ReefError('REEF_INVALID_ARGUMENT', `You cannot ${doing}: another admin must do it, so an admin who can sign in always remains.`);
+  return user;
+}
+
+/** The user as stored now, after a change. */
+async function current(ctx: ApiContext, user: User): Promise<UserView> {
+  return userView((await ctx.deps.store.getUser(user.id)) ?? user);
+}
+
 function by(ctx: ApiContext): string | undefined {
   return ctx.user?.username ?? ctx.key?.id;
 }
@@ -95,14 +110,11 @@ export const userRoutes: ApiRoute[] = [
     responses: { 200: { description: 'The user as it is now.', json: UserView } },
     errors: { 400: 'The user asking is the one to change, or an admin with a scope (REEF_INVALID_ARGUMENT).', 404: `${NO_USER} Or a scope group does not exist.` },
     handler: async (ctx, { params, body }) => {
-      const user = await find(ctx, params.idOrName);
-      if (ctx.user?.id === user.id) {
-        throw new ReefError('REEF_INVALID_ARGUMENT', 'You cannot change your own role: another admin must do it, so nobody demotes the last admin by mistake.');
-      }
+      const user = await findOther(ctx, params.idOrName, 'change your own role');
       const access = await checkedAccessOf(ctx.deps.store, body);
       await ctx.deps.store.setUserAccess(user.id, access);
       ctx.logger.info({ user: user.username, role: access.role, scope: access.scope, by: by(ctx) }, 'api: user role changed');
-      sendJson(ctx.res, 200, userView((await ctx.deps.store.getUser(user.id)) ?? user));
+      sendJson(ctx.res, 200, await current(ctx, user));
     },
   }),
   ...(['disable', 'enable'] as const).map((action) =>
@@ -120,12 +132,9 @@ export const userRoutes: ApiRoute[] = [
       responses: { 200: { description: 'The user as it is now.', json: UserView } },
       errors: action === 'disable' ? { 400: 'The user asking is the one to disable (REEF_INVALID_ARGUMENT).', 404: NO_USER } : { 404: NO_USER },
       handler: async (ctx, { params }) => {
-        const user = await find(ctx, params.idOrName);
-        if (action === 'disable' && ctx.user?.id === user.id) {
-          throw new ReefError('REEF_INVALID_ARGUMENT', 'You cannot disable yourself: another admin must do it, so an admin always remains who can sign in.');
-        }
+        const user = action === 'disable' ? await findOther(ctx, params.idOrName, 'disable yourself') : await find(ctx, params.idOrName);
         if (await ctx.deps.store.setUserDisabled(user.id, action === 'disable')) ctx.logger.info({ user: user.username, by: by(ctx) }, `api: user ${action}d`);
-        sendJson(ctx.res, 200, userView((await ctx.deps.store.getUser(user.id)) ?? user));
+        sendJson(ctx.res, 200, await current(ctx, user));
       },
     }),
   ),
