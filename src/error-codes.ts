@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   REEF_DOWNLOAD_CHANGED: { http: 503, retry: 'later', meaning: 'A file under /downloads/ changed while its SHA-256 was computed (it is still being copied in).' },
   REEF_FILE_NOT_FOUND: { http: null, retry: 'no', meaning: 'A file named by a command, a setting or a file transfer does not exist, or is not a file.' },
   REEF_FILE_UNREADABLE: { http: null, retry: 'no', meaning: 'A file exists but could not be read (permissions, an I/O error); the message names it.' },
+  REEF_FORBIDDEN: { http: 403, retry: 'no', meaning: "The caller's role does not allow what was asked (details name the permission and the roles that have it), or a scoped key or user asked for something that covers the whole server." },
   REEF_FRONT_DOOR_INVALID: { http: null, retry: 'no', meaning: 'A connection to the HTTPS port sent an invalid PROXY protocol header or TLS ClientHello.' },
   REEF_FRONT_DOOR_TIMEOUT: { http: null, retry: 'no', meaning: 'A connection to the HTTPS port did not send its PROXY protocol header or TLS ClientHello in time.' },
   REEF_HANDSHAKE_TIMEOUT: { http: null, retry: 'later', meaning: 'The TLS handshake of a comms connection did not complete in time.' },
@@ -98,6 +99,7 @@ export const ERROR_CODES = {
   REEF_NO_PRIVATE_KEY: { http: null, retry: 'no', meaning: 'A certificate was given without its private key.' },
   REEF_NO_ROUTE: { http: 404, retry: 'no', meaning: 'No API route matches the path.' },
   REEF_NO_SYSTEMD: { http: null, retry: 'no', meaning: 'systemd is not running on this machine, so there is no service manager to install into.' },
+  REEF_OUT_OF_SCOPE: { http: 403, retry: 'no', meaning: "A task's target, a registration or a machine reaches outside the environments and worker pools the caller is limited to; nothing was done." },
   REEF_PASSWORD_REQUIRED: { http: null, retry: 'no', meaning: 'The private key or PKCS#12 file is encrypted and no password was given.' },
   REEF_PATH_NOT_ALLOWED: { http: null, retry: 'no', meaning: "A file transfer's path is outside the directories the Tentacle allows transfers in." },
   REEF_PATH_PROTECTED: { http: null, retry: 'no', meaning: "A file transfer's path is one of the Tentacle's own files (home, configuration, keys, workspace, logs, program)." },
@@ -149,6 +151,7 @@ export const ERROR_CODES = {
   REEF_WEBSOCKET_FAILED: { http: null, retry: 'no', meaning: "The WebSocket's outer TLS handshake or upgrade failed (is the endpoint HTTPS?)." },
   REEF_WEBSOCKET_REFUSED: { http: null, retry: 'no', meaning: "The WebSocket endpoint answered with an HTTP status instead of accepting (check the server's --websocket-path)." },
   REEF_WEBSOCKET_TIMEOUT: { http: null, retry: 'later', meaning: 'The WebSocket was not open in time.' },
+  REEF_WRONG_PASSWORD: { http: 403, retry: 'no', meaning: 'The current password given to change a password is not right.' },
   REEF_WRONG_PORT: { http: null, retry: 'no', meaning: "The address given to the admin CLI is a Reef server's comms port; the API is on its HTTPS port." },
 } as const satisfies Record<`REEF_${string}`, ErrorCodeInfo>;
 

@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
+import { ROLES } from './roles.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
 export { API_KEY_HEADER, SHA256_HEADER } from './headers.js';
@@ -372,12 +373,41 @@ export const FileInUse = named(
 );
 export type FileInUse = z.infer<typeof FileInUse>;
 
+export const Role = z.enum(ROLES).describe('admin: everything; operator: create and cancel tasks, read machines and logs; viewer: read only; registrar: only register and deregister machines.');
+
+/** The environments and pools a key or user is limited to; both empty: the whole server. */
+export const ScopeView = named(
+  'Scope',
+  z.object({
+    environments: z.array(z.string()).describe('Environment names.'),
+    workerPools: z.array(z.string()).describe('Worker pool names.'),
+  }).describe(
+    'Both empty: the whole server. Otherwise the key or user sees and touches only deployment targets all of whose environments are listed ' +
+      'and workers all of whose pools are listed.',
+  ),
+);
+
+/** A new key's or user's role and scope, as requests carry them. */
+const accessFields = {
+  role: Role,
+  environments: z.array(name).max(100).optional().describe('Limit to these environments (they must exist). Not for admin.'),
+  workerPools: z.array(name).max(100).optional().describe('Limit to these worker pools (they must exist). Not for admin.'),
+};
+
+export const CreateApiKeyRequest = named(
+  'CreateApiKeyRequest',
+  z.object({ name, ...accessFields, role: Role.default('admin').describe('Default admin (the only role before roles existed).') }).strict(),
+);
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
+
 /** An API key as listed: never the key or its hash. */
 export const ApiKeyView = named(
   'ApiKeyView',
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
     createdAt: timestamp,
     lastUsedAt: timestamp.nullable(),
@@ -391,6 +421,8 @@ export const CreatedApiKey = named(
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     key: z.string().describe('Shown once; only its hash is stored.'),
   }),
 );
@@ -459,6 +491,66 @@ export const CreatedJoinToken = named(
   }),
 );
 export type CreatedJoinToken = z.infer<typeof CreatedJoinToken>;
+/** A portal user as listed: never the password or its hash. */
+export const UserView = named(
+  'UserView',
+  z.object({
+    id: z.string(),
+    username: z.string(),
+    role: Role,
+    scope: ScopeView,
+    createdAt: timestamp,
+    disabledAt: timestamp.nullable().describe('Set while the user may not sign in.'),
+  }),
+);
+export type UserView = z.infer<typeof UserView>;
+
+const newPassword = z.string().min(12, 'must be at least 12 characters').max(1024, 'must be at most 1024 characters');
+
+export const CreateUserRequest = named(
+  'CreateUserRequest',
+  z.object({
+    username: name,
+    ...accessFields,
+    password: newPassword.optional().describe('Leave out to have one generated (returned once).'),
+  }).strict(),
+);
+export type CreateUserRequest = z.infer<typeof CreateUserRequest>;
+
+export const UserAccessRequest = named('UserAccessRequest', z.object(accessFields).strict());
+export type UserAccessRequest = z.infer<typeof UserAccessRequest>;
+
+export const ResetPasswordRequest = named(
+  'ResetPasswordRequest',
+  z.object({ password: newPassword.optional().describe('Leave out to have one generated (returned once).') }).strict(),
+);
+export type ResetPasswordRequest = z.infer<typeof ResetPasswordRequest>;
+
+/** A user and the password just set: the only time it is shown. */
+export const UserWithPassword = named(
+  'UserWithPassword',
+  z.object({ user: UserView, password: z.string().describe('Shown once; only its scrypt hash is stored.') }),
+);
+export type UserWithPassword = z.infer<typeof UserWithPassword>;
+
+export const ChangePasswordRequest = named(
+  'ChangePasswordRequest',
+  z.object({ currentPassword: z.string().min(1).max(1024), newPassword }).strict(),
+);
+export type ChangePasswordRequest = z.infer<typeof ChangePasswordRequest>;
+
+/** `details` of a 403 REEF_FORBIDDEN. */
+export const Forbidden = named(
+  'Forbidden',
+  z.object({
+    attempted: z.string().describe('The route (`POST /api/tasks`) or page asked for.'),
+    permission: z.string().describe('The permission it needs.'),
+    role: Role.describe("The caller's role."),
+    scope: ScopeView,
+    allowedRoles: z.array(Role).describe('The roles that have the permission.'),
+    needsWholeServer: z.boolean().describe('The role has it, but a scoped caller cannot: it covers the whole server.'),
+  }),
+);
 
 /** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
 export const LOG_STREAM_EVENTS = {

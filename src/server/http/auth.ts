@@ -3,6 +3,7 @@ import { API_KEY_HEADER } from '../../api/contract.js';
 import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { findJoinToken, isJoinTokenFormat } from '../auth/join-tokens.js';
+import { authorize, type Actor } from '../auth/roles.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
 import type { ApiKey, JoinToken, Session, Store } from '../store/types.js';
@@ -151,15 +152,22 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   return { key: null, session };
 }
 
+/** The actor a principal acts as: the key, or the session's user, with role and scope. */
+export function actorOf(principal: Principal): Actor {
+  if (principal.key) return { kind: 'key', id: principal.key.id, name: principal.key.name, role: principal.key.role, scope: principal.key.scope };
+  const session = principal.session!;
+  return { kind: 'user', id: session.userId, name: session.username, role: session.role, scope: session.scope };
+}
+
 /**
- * Who may read /metrics on the HTTPS port: any valid API key, or a signed-in portal user,
- * as for the rest of the API (which shows more than the metrics do). The one place that
- * decides it: when keys get scopes, this is where a `metrics` scope will be required.
+ * Who may read /metrics on the HTTPS port: a key or portal user whose role has
+ * `metrics:read` and which is not scoped (the metrics count every machine and task).
  */
-export function authorizeMetricsRead(key: ApiKey | null, user: { username: string } | undefined): void {
-  if (!key && !user) {
+export function authorizeMetricsRead(actor: Actor | null): void {
+  if (!actor) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header or as Authorization: Bearer; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
     });
   }
+  authorize(actor, 'metrics:read', 'GET /metrics');
 }

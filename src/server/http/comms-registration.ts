@@ -5,9 +5,11 @@ import { ReefError } from '../../errors.js';
 import { normalizeThumbprint } from '../../pki/thumbprint.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { isJoinTokenFormat } from '../auth/join-tokens.js';
-import { authenticateKey, verifyJoinToken } from './auth.js';
+import { authorize } from '../auth/roles.js';
+import type { ApiKey } from '../store/types.js';
+import { actorOf, authenticateKey, verifyJoinToken } from './auth.js';
 import type { ApiDeps } from './context.js';
-import { registerMachine } from './routes/machines.js';
+import { registerMachine, type Registrar } from './routes/machines.js';
 import { parseWith } from './validation.js';
 
 /**
@@ -26,7 +28,7 @@ export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 
     const registrar =
       presented !== undefined && isJoinTokenFormat(presented)
         ? { joinToken: await verifyJoinToken(presented, address, deps.store, limiter) }
-        : { apiKeyId: (await authenticateKey(presented, address, deps.store, limiter)).id };
+        : keyRegistrar(await authenticateKey(presented, address, deps.store, limiter));
     const { request } = parseWith(RegisterOverCommsArgs, args, 'registration');
     if (normalizeThumbprint(request.thumbprint) !== peer.thumbprint) {
       throw new ReefError(
@@ -36,4 +38,11 @@ export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 
     }
     return registerMachine(deps, request, deps.logger, registrar, 'comms');
   };
+}
+
+/** A key registers as on REST: only if its role may register, and only into its scope. */
+function keyRegistrar(key: ApiKey): Registrar {
+  const actor = actorOf({ key, session: null });
+  authorize(actor, 'machines:register', 'registration over comms');
+  return { actor, apiKeyId: key.id };
 }

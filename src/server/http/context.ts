@@ -5,6 +5,7 @@ import type { Logger } from '../../logging.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
+import type { Actor } from '../auth/roles.js';
 import type { ApiKey, JoinToken, Store } from '../store/types.js';
 import type { TaskEngineApi } from '../tasks/api.js';
 
@@ -66,7 +67,9 @@ export interface ApiContext {
   /** The authenticated key (null only on public routes). */
   key: ApiKey | null;
   /** The portal user, when the request came with a session cookie instead of a key. */
-  user?: { id: string; username: string };
+  user?: { id: string; username: string; sessionIdHash: string };
+  /** Who asks, with role and scope: the key or the user (null only on public routes and for join tokens). Handlers apply its scope. */
+  actor: Actor | null;
   /** The join token a registration came with (only on routes declared with `joinToken`); no use taken yet. */
   joinToken?: JoinToken;
   deps: ResolvedDeps;

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailureLimiter } from '../auth/failure-limiter.js';
-import { authenticateRequest } from './auth.js';
+import { authorize, type Permission } from '../auth/roles.js';
+import { actorOf, authenticateRequest } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ApiLimits, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
@@ -13,6 +14,8 @@ interface Entry {
   handler: RouteHandler;
   public: boolean;
   joinToken: boolean;
+  /** Checked here, for every route, after authentication and before its handler reads anything; null when public. */
+  permission: Permission | null;
 }
 
 /**
@@ -24,8 +27,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
   const limiter = deps.authLimiter ?? createAuthLimiter(resolved.limits);
   const router = new Router<Entry>();
-  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken });
-  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false });
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken, permission: route.permission });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false, permission: 'metrics:read' });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
@@ -66,16 +69,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     }
     const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter, match.handler.joinToken);
     const key = principal?.key ?? null;
-    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
+    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username, sessionIdHash: principal.session.idHash } : undefined;
     keyId = key?.id;
     userName = user?.username;
     tokenId = principal?.joinToken?.id;
     const joinToken = principal?.joinToken;
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, ...(joinToken ? { joinToken } : {}), deps, logger: deps.logger };
+    // A join token has no role: it may only register, within its own scope (routes/machines.ts).
+    const actor = principal && !joinToken ? actorOf(principal) : null;
+    if (actor && match.handler.permission) authorize(actor, match.handler.permission, `${method} ${match.pattern}`);
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, actor, ...(joinToken ? { joinToken } : {}), deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
-      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
+      // A 403 names who was refused (a role or scope refusal, or a missing CSRF token); the key id, never the key.
+      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code, apiKey: keyId, user: userName }, err.status === 403 ? 'api: request refused' : 'api: authentication refused');
     }
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.

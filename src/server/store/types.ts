@@ -18,11 +18,19 @@
  *   REEF_NOT_FOUND only when the task or machine row does not exist at all.
  */
 
+import type { Role, Scope } from '../../api/roles.js';
 import type { Thumbprint } from '../../pki/thumbprint.js';
 import type { Coordination } from './coordination.js';
 import type { JsonObject, TimeInput, Timestamp } from './values.js';
 
 export type { JsonObject, TimeInput, Timestamp } from './values.js';
+export type { Role, Scope } from '../../api/roles.js';
+
+/** What a key or user may do (src/server/auth/roles.ts) and where (auth/scope.ts). */
+export interface Access {
+  role: Role;
+  scope: Scope;
+}
 
 // ---------------------------------------------------------------- environments, pools
 
@@ -128,7 +136,7 @@ export interface HealthCheck {
 
 // ---------------------------------------------------------------- api keys
 
-export interface ApiKey {
+export interface ApiKey extends Access {
   id: string;
   name: string;
   /** Non-secret first characters of the key, used to find its row. */
@@ -151,6 +159,8 @@ export interface ApiKeyInsert {
   prefix: string;
   hash: string;
   salt: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
 }
 
 // ---------------------------------------------------------------- join tokens
@@ -194,12 +204,14 @@ export interface JoinTokenInsert {
 // ---------------------------------------------------------------- portal users, sessions
 
 /** A person who signs in to the portal. */
-export interface User {
+export interface User extends Access {
   /** `user-` followed by 12 random lowercase base32 characters. */
   id: string;
   /** Unique case-insensitively, kept as first written. */
   username: string;
   createdAt: Timestamp;
+  /** Set while the user may not sign in. */
+  disabledAt: Timestamp | null;
 }
 
 /** What only the password verifier needs: never leaves src/server/auth. */
@@ -211,14 +223,16 @@ export interface UserCredential extends User {
 export interface UserInsert {
   username: string;
   passwordHash: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
 }
 
 /** A signed-in browser. The session id itself is never stored, only its SHA-256. */
-export interface Session {
+export interface Session extends Access {
   /** Lowercase hex SHA-256 of the session id in the browser's cookie. */
   idHash: string;
   userId: string;
-  /** The user's name, joined in so a request needs one read. */
+  /** The user's name, role and scope, joined in so a request needs one read. */
   username: string;
   /** Sent back by the page on every state-changing request. */
   csrfToken: string;
@@ -302,6 +316,8 @@ export interface TaskFilter {
   limit?: number;
   /** A task id: return only tasks created before it (paging, newest first). */
   before?: string;
+  /** Only tasks every machine of which is one of these ids (a scoped caller's machines). */
+  onlyMachineIds?: string[];
 }
 
 export interface FinishTaskMachine {
@@ -410,10 +426,26 @@ export interface Store {
   insertUser(user: UserInsert): Promise<User>;
   /** By username, any case. */
   getUserCredential(username: string): Promise<UserCredential | null>;
+  /** By id or username (any case). */
+  getUser(idOrName: string): Promise<User | null>;
+  /** By username. */
+  listUsers(): Promise<User[]>;
   countUsers(): Promise<number>;
+  /**
+   * Replaces the password hash and ends every session of the user but `keepSession` (an id
+   * hash: the user's own, when they change their password). false if no such user.
+   */
+  setUserPassword(userId: string, passwordHash: string, keepSession?: string): Promise<boolean>;
+  /**
+   * Disables (ending every session of the user) or enables a user. false if no such user
+   * or it already was so.
+   */
+  setUserDisabled(userId: string, disabled: boolean, at?: TimeInput): Promise<boolean>;
+  /** Replaces a user's role and scope; their sessions carry the new ones at once. false if no such user. */
+  setUserAccess(userId: string, access: Access): Promise<boolean>;
   /** REEF_NOT_FOUND if the user does not exist. */
   insertSession(session: SessionInsert): Promise<Session>;
-  /** The session with this id hash, expired or not (the caller compares expiresAt). */
+  /** The session with this id hash, expired or not (the caller compares expiresAt); null once its user is disabled. */
   getSession(idHash: string): Promise<Session | null>;
   /** false if missing. */
   deleteSession(idHash: string): Promise<boolean>;

@@ -25,6 +25,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/api/tokens',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'List join tokens',
     description: 'Never the tokens or their hashes. Revoked, used-up and expired tokens are listed too, newest first.',
     responses: { 200: { description: 'Every join token.', json: itemsOf(JoinTokenView) } },
@@ -37,6 +38,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/api/tokens',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'Create a join token',
     description:
       'A token registers machines into its scope (targets in `environments` with `roles`, or workers in `workerPools`) and can do nothing else. ' +
@@ -77,6 +79,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'DELETE',
     path: '/api/tokens/:id',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'Revoke a join token',
     description: 'It stops working at once, on every server node.',
     params: IdParams,
