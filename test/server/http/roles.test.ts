@@ -187,6 +187,21 @@ describe('roles and scopes on the REST API', () => {
     assert.equal((await call(key, 'GET', '/api/machines')).status, 403);
   });
 
+  it('join tokens are made by admins and unscoped registrars only; a token registers whatever the role of its maker', async () => {
+    const body = { environments: ['Test'], roles: ['web'] };
+    const made = await call(keys.registrar!, 'POST', '/api/tokens', body);
+    assert.equal(made.status, 201, made.text);
+    for (const refused of ['operator', 'viewer', 'registrar@Test'] as const) {
+      const answer = await call(keys[refused]!, 'POST', '/api/tokens', body);
+      assert.equal(answer.status, 403, refused);
+      assert.equal(answer.json.error.code, 'REEF_FORBIDDEN');
+    }
+    assert.equal((await call(keys.viewer!, 'GET', '/api/tokens')).status, 403);
+    const registered = await call(made.json.token, 'POST', '/api/machines', register('token-test-1', {}));
+    assert.equal(registered.status, 201, registered.text);
+    assert.deepEqual(registered.json.machine.environments, ['Test']);
+  });
+
   it('API keys and users are made with a role and scope; an admin cannot be scoped; a scope must exist', async () => {
     const made = await call(h.adminKey, 'POST', '/api/apikeys', { name: 'pipeline', role: 'operator', environments: ['test'] });
     assert.equal(made.status, 201);
