@@ -1,3 +1,4 @@
+import { audit } from './audit.js';
 import { auth } from './auth.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
@@ -15,6 +16,7 @@ export function storeOn(database: Database): Store {
     ...auth(database),
     ...tasks(database),
     ...logs(database),
+    ...audit(database),
     coordination: coordination(database),
     close: () => database.close(),
   };
