@@ -7,7 +7,7 @@ import {
   CommsServer,
   createFrontDoor,
   createWebSocketEndpoint,
-  remoteAddressOf,
+  remoteEndpointOf,
   setAnnouncedAddress,
   writeFriendlyPage,
   type CommsLimits,
@@ -233,7 +233,8 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
-      setAnnouncedAddress(stream, remoteAddressOf(request.socket));
+      const endpoint = remoteEndpointOf(request.socket);
+      if (endpoint) setAnnouncedAddress(stream, endpoint);
       comms.accept(stream, 'websocket');
     },
     friendlyPage: writeFriendlyPage,

@@ -4,6 +4,7 @@ import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
+import { clientAddress } from '../https/client-address.js';
 import type { ApiKey, Session, Store } from '../store/types.js';
 import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
@@ -27,12 +28,6 @@ export function presentedKey(req: IncomingMessage): string | undefined {
     if (match) return match[1];
   }
   return undefined;
-}
-
-/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
-export function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function rateLimited(address: string, seconds: number): HttpError {

@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { AuditLog } from '../audit/log.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
 import type { ApiKey, Store } from '../store/types.js';
@@ -16,6 +17,10 @@ export interface ApiLimits {
   authFailuresPerMinute?: number;
   /** Interval of `: ping` comments on event streams. Default 15 s. */
   sseHeartbeatMs?: number;
+  /** Requests per minute per API key or portal user (also the largest burst) before 429. Default 3000. */
+  requestsPerMinutePerActor?: number;
+  /** Requests per minute per client address without credentials (public routes) before 429. Default 600. */
+  requestsPerMinutePerAddress?: number;
 }
 
 export interface ApiDeps {
@@ -30,10 +35,13 @@ export interface ApiDeps {
   portal?: RequestListener;
   /** What /metrics serves; without it /metrics answers 404. */
   metrics?: ServerMetrics;
+  /** Where changes are recorded; default an audit log on `store` for `info.nodeName`. */
+  audit?: AuditLog;
 }
 
 export interface ResolvedDeps extends ApiDeps {
   limits: Required<ApiLimits>;
+  audit: AuditLog;
 }
 
 export const DEFAULT_LIMITS: Readonly<Required<ApiLimits>> = {
@@ -41,6 +49,8 @@ export const DEFAULT_LIMITS: Readonly<Required<ApiLimits>> = {
   maxUploadBytes: 10 * 1024 * 1024 * 1024,
   authFailuresPerMinute: 20,
   sseHeartbeatMs: 15_000,
+  requestsPerMinutePerActor: 3000,
+  requestsPerMinutePerAddress: 600,
 };
 
 /** What a route handler gets for one request. */

@@ -1,8 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuditLog } from '../audit/log.js';
+import { requestActor } from '../audit/actor.js';
+import { auditRefusedKey } from '../audit/request.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
+import { clientAddress } from '../https/client-address.js';
 import { authenticateRequest } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
+import { RequestBudgets } from './request-budgets.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
 import { Router } from './router.js';
 import { API_ROUTES } from './routes/index.js';
@@ -20,18 +25,21 @@ interface Entry {
  * state is the per-address count of failed API key attempts.
  */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
-  const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
+  const limits = { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) };
+  const audit = deps.audit ?? new AuditLog({ store: deps.store, node: deps.info.nodeName, logger: deps.logger });
+  const resolved: ResolvedDeps = { ...deps, limits, audit };
+  const limiter = new FailureLimiter({ maxFailures: limits.authFailuresPerMinute });
+  const budgets = new RequestBudgets(limits);
   const router = new Router<Entry>();
   for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
   router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
 
   return (req, res) => {
-    void handle(req, res, resolved, router, limiter);
+    void handle(req, res, resolved, router, limiter, budgets);
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter, budgets: RequestBudgets): Promise<void> {
   const started = Date.now();
   const method = req.method ?? 'GET';
   let path = '(unparsed)';
@@ -57,16 +65,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       const allow = match.allow.join(', ');
       throw new HttpError('REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
+    if (match.handler.public || !RequestBudgets.carriesCredentials(req)) budgets.chargeAddress(clientAddress(req));
     const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
     const key = principal?.key ?? null;
     const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
+    const actor = requestActor({ key, user });
+    if (actor) budgets.chargeActor(actor);
     keyId = key?.id;
     userName = user?.username;
     const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
-      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
+      deps.logger.warn({ method, path, remote: clientAddress(req), code: err.code }, 'api: authentication refused');
+      if (err.code === 'REEF_BAD_API_KEY') await auditRefusedKey(deps.audit, req);
     }
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.

@@ -5,7 +5,7 @@ import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, 
 import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
-import { clientAddress } from '../http/auth.js';
+import { clientAddress } from '../https/client-address.js';
 import { SESSION_CHALLENGE, WWW_AUTHENTICATE } from '../http/challenges.js';
 import { drainRequest } from '../http/respond.js';
 import { Router } from '../http/router.js';

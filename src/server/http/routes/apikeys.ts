@@ -1,5 +1,6 @@
 import { ApiKeyView, CreatedApiKey, IdParams, itemsOf, NameRequest } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../auth/apikeys.js';
 import { sendEmpty, sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
@@ -22,9 +23,11 @@ export const apiKeyRoutes: ApiRoute[] = [
     summary: 'Create an API key',
     body: { json: NameRequest },
     responses: { 201: { description: 'The new key: the only time it is shown.', json: CreatedApiKey } },
-    handler: async ({ res, deps, logger, key }, { body }) => {
+    handler: async (ctx, { body }) => {
+      const { res, deps, logger, key } = ctx;
       const created = await createApiKey(deps.store, body.name);
       logger.info({ apiKey: created.id, name: created.name, by: key?.id }, 'api: API key created');
+      await auditRequest(ctx, { kind: 'apikey.created', target: { id: created.id, name: created.name }, details: { prefix: created.key.slice(4, 12) } });
       sendJson(res, 201, { id: created.id, name: created.name, key: created.key } satisfies CreatedApiKey);
     },
   }),
@@ -37,11 +40,14 @@ export const apiKeyRoutes: ApiRoute[] = [
     params: IdParams,
     responses: { 204: { description: 'Revoked.' } },
     errors: { 404: 'No active key has that id (it may be revoked already).' },
-    handler: async ({ res, deps, logger, key }, { params }) => {
+    handler: async (ctx, { params }) => {
+      const { res, deps, logger, key } = ctx;
+      const revoked = (await listApiKeys(deps.store)).find((k) => k.id === params.id);
       if (!(await revokeApiKey(deps.store, params.id))) {
         throw new ReefError('REEF_NOT_FOUND', `No active API key has id "${params.id}" (it may be revoked already).`);
       }
       logger.info({ apiKey: params.id, by: key?.id }, 'api: API key revoked');
+      await auditRequest(ctx, { kind: 'apikey.revoked', target: { id: params.id, name: revoked?.name ?? null } });
       sendEmpty(res, 204);
     },
   }),

@@ -11,6 +11,7 @@ import {
 } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
+import { auditRequest } from '../../audit/request.js';
 import type { Machine, MachineFilter, MachineInput } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
@@ -123,18 +124,23 @@ async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<
   };
   let machine: Machine;
   let created: boolean;
+  let replacedThumbprint: string | undefined;
   if (body.force) {
     const previous = (await store.getMachineByThumbprint(thumbprint)) ?? (await store.getMachine(body.name));
     ({ machine, created } = await store.upsertMachine(input));
     if (previous && previous.id === machine.id && previous.thumbprint !== machine.thumbprint) {
       // The old certificate is no longer trusted: its live connections must not linger.
       comms.disconnect(previous.thumbprint, `machine ${machine.name} was registered again with another certificate`);
+      replacedThumbprint = previous.thumbprint;
     }
   } else {
     machine = await store.createMachine(input);
     created = true;
   }
   ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id }, 'api: machine registered');
+  const target = { id: machine.id, name: machine.name };
+  await auditRequest(ctx, { kind: 'machine.registered', target, details: registrationDetails(machine, created) });
+  if (replacedThumbprint) await auditRequest(ctx, { kind: 'machine.trust-changed', target, details: { from: replacedThumbprint, to: machine.thumbprint } });
   const response: RegisterMachineResponse = { machine: machineView(machine, comms, await ctx.deps.engine.links()), created, server: info };
   sendJson(ctx.res, created ? 201 : 200, response);
 }
@@ -164,5 +170,12 @@ async function remove(ctx: ApiContext, machine: Machine): Promise<void> {
   // Refusing reconnects is the trust check's job (it reads the store); live links go now.
   const closed = ctx.deps.comms.disconnect(machine.thumbprint, `machine ${machine.name} was deleted`);
   ctx.logger.info({ machine: machine.id, name: machine.name, closedConnections: closed, apiKey: ctx.key?.id }, 'api: machine deleted');
+  await auditRequest(ctx, { kind: 'machine.deregistered', target: { id: machine.id, name: machine.name }, details: { thumbprint: machine.thumbprint, closedConnections: closed } });
   sendEmpty(ctx.res, 204);
+}
+
+/** What a registration decided, for the audit log: which certificate is now trusted, and where. */
+function registrationDetails(machine: Machine, created: boolean) {
+  const placement = machine.kind === 'worker' ? { workerPools: machine.workerPools } : { environments: machine.environments, roles: machine.roles };
+  return { kind: machine.kind, thumbprint: machine.thumbprint, commsStyle: machine.commsStyle, ...placement, created };
 }

@@ -1,5 +1,6 @@
 import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import type { TaskWithMachines } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { sendJson } from '../respond.js';
@@ -30,6 +31,7 @@ export const taskRoutes: ApiRoute[] = [
       }
       const task = await deps.engine.createTask(body);
       ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
+      await auditRequest(ctx, { kind: 'task.created', target: { id: task.id, name: null }, details: { kind: task.kind, target: task.target, machines: task.machines.length } });
       sendJson(ctx.res, 201, taskView(task));
     },
   }),
@@ -66,6 +68,8 @@ export const taskRoutes: ApiRoute[] = [
       const task = await ctx.deps.engine.cancelTask(params.id);
       if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${params.id}".`);
       ctx.logger.info({ task: task.id, apiKey: ctx.key?.id }, 'api: task cancel requested');
+      // A task that had finished before the request is returned as it was: nothing changed.
+      if (task.cancelRequestedAt) await auditRequest(ctx, { kind: 'task.cancelled', target: { id: task.id, name: null }, details: { state: task.state } });
       sendJson(ctx.res, 202, taskView(task));
     },
   }),

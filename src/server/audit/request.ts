@@ -1,0 +1,34 @@
+import type { IncomingMessage } from 'node:http';
+import { isApiKeyFormat } from '../auth/apikeys.js';
+import { presentedKey } from '../http/auth.js';
+import type { ApiContext } from '../http/context.js';
+import { clientAddress } from '../https/client-address.js';
+import type { AuditEvent } from '../store/types.js';
+import { requestActor } from './actor.js';
+import type { AuditLog, AuditRecord } from './log.js';
+
+/**
+ * Records a change an API request made: the actor is the request's key or portal user, the
+ * address its client's (PROXY protocol aware). The one call routes make.
+ */
+export function auditRequest(ctx: ApiContext, event: Omit<AuditRecord, 'actor' | 'address'>): Promise<AuditEvent | null> {
+  const actor = requestActor(ctx);
+  if (!actor) throw new Error(`${event.kind} recorded on a route without credentials`);
+  return ctx.deps.audit.record({ ...event, actor, address: clientAddress(ctx.req) });
+}
+
+/**
+ * Records a request refused for its API key (unknown, revoked, mistyped). The actor is the
+ * key's public prefix when what was sent looks like a key at all: anything else (a password
+ * pasted by mistake) is not copied into the log.
+ */
+export function auditRefusedKey(audit: AuditLog, req: IncomingMessage): Promise<AuditEvent | null> {
+  const presented = presentedKey(req) ?? '';
+  const prefix = isApiKeyFormat(presented) ? presented.slice(4, 12) : null;
+  return audit.record({
+    actor: { kind: 'api-key', id: null, name: prefix === null ? null : `API-${prefix}…` },
+    kind: 'apikey.refused',
+    details: { prefix, method: req.method ?? 'GET', path: (req.url ?? '').split('?')[0]! },
+    address: clientAddress(req),
+  });
+}
