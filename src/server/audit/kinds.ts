@@ -39,7 +39,7 @@ export const AUDIT_KINDS = {
   'token.refused': { meaning: 'A join token was presented but refused: expired, used up, revoked or out of scope (details: which).', target: 'join-token', forthcoming: 'join tokens' },
   'token.revoked': { meaning: 'A join token was revoked.', target: 'join-token', forthcoming: 'join tokens' },
   'token.used': { meaning: 'A join token registered a machine (the actor is the token; details: uses left).', target: 'machine', forthcoming: 'join tokens' },
-  'user.created': { meaning: 'A portal user was created (details: role and scope).', target: 'user', forthcoming: 'roles and portal users' },
+  'user.created': { meaning: 'A portal user was created: `admin` at first start today; by an admin once portal users land (details: role and scope).', target: 'user' },
   'user.disabled': { meaning: 'A portal user was disabled; their sessions end.', target: 'user', forthcoming: 'roles and portal users' },
   'user.enabled': { meaning: 'A disabled portal user was enabled again.', target: 'user', forthcoming: 'roles and portal users' },
   'user.password-changed': { meaning: 'A portal user changed their own password.', target: 'user', forthcoming: 'roles and portal users' },

@@ -2,6 +2,8 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { httpStatusOf } from '../../error-codes.js';
 import { ReefError } from '../../errors.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
+import { userActor } from '../audit/actor.js';
+import { AuditLog } from '../audit/log.js';
 import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
@@ -37,6 +39,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const ttlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const webDir = options.webDir ?? defaultWebDir();
   const limiter = new FailureLimiter({ maxFailures: options.signInFailuresPerMinute ?? 10 });
+  const audit = deps.audit ?? new AuditLog({ store: deps.store, node: deps.info.nodeName, logger: deps.logger });
   const pages = new Router<PageHandler>()
     .add('GET', '/', dashboardPage)
     .add('GET', '/machines/:idOrName', machinePage)
@@ -71,7 +74,10 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
         return sendPage(res, 403, errorPage(403, 'Not signed out', 'The sign-out form was not sent by this portal (its CSRF token did not match). Reload the page and try again.'));
       }
       await endSession(deps.store, cookie);
-      if (session) deps.logger.info({ user: session.username }, 'portal: signed out');
+      if (session) {
+        deps.logger.info({ user: session.username }, 'portal: signed out');
+        await audit.record({ actor: userActor({ id: session.userId, username: session.username }), kind: 'user.signed-out', address: clientAddress(req) });
+      }
       return redirect(res, '/login?signedOut=1', [clearedSessionCookie()]);
     }
 
@@ -136,12 +142,15 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     if (!user) {
       slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
+      // The username as typed, with no id: whether such a user exists is not the log's to say.
+      await audit.record({ actor: { kind: 'user', id: null, name: username }, kind: 'user.sign-in-failed', address });
       res.setHeader(WWW_AUTHENTICATE, SESSION_CHALLENGE);
       return renderLogin(res, 401, { next, username, error: html`Sign-in failed: the username or password is not right.` });
     }
     slot.succeeded();
     const { id } = await startSession(deps.store, user, { ttlMs });
     deps.logger.info({ user: user.username, remote: address }, 'portal: signed in');
+    await audit.record({ actor: userActor(user), kind: 'user.signed-in', address });
     await deps.onSignedIn?.(user).catch((err: unknown) => deps.logger.warn({ err, user: user.username }, 'portal: the sign-in hook failed'));
     redirect(res, next, [sessionCookie(id, ttlMs), `${LOGIN_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0`]);
   }

@@ -5,6 +5,7 @@ import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
 import { sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
 import { apiKeyRoutes } from './apikeys.js';
+import { auditRoutes } from './audit.js';
 import { fileRoutes } from './files.js';
 import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
@@ -12,7 +13,7 @@ import { machineRoutes } from './machines.js';
 import { taskRoutes } from './tasks.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...auditRoutes];
 
 let document: OpenApiDocument | undefined;
 
