@@ -15,6 +15,7 @@ import type { PageContext, PageHandler, PortalDeps } from './context.js';
 import { html } from './html.js';
 import { redirect, sendPage, setPortalHeaders } from './layout.js';
 import { apiKeysPage } from './pages/apikeys.js';
+import { auditPage } from './pages/audit.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { errorPage } from './pages/errors.js';
 import { loginPage, type LoginView } from './pages/login.js';
@@ -47,7 +48,8 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     .add('GET', '/tasks/new', newTaskPage)
     .add('GET', '/tasks/:id', taskPage)
     .add('GET', '/nodes', nodesPage)
-    .add('GET', '/apikeys', apiKeysPage);
+    .add('GET', '/apikeys', apiKeysPage)
+    .add('GET', '/audit', auditPage);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     setPortalHeaders(res);

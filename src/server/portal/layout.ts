@@ -31,7 +31,7 @@ export interface SignedIn {
   csrfToken: string;
 }
 
-export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'nodes' | 'apikeys' | 'downloads' | 'none';
+export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'nodes' | 'apikeys' | 'audit' | 'downloads' | 'none';
 
 const NAV: readonly { key: NavKey; href: string; label: string }[] = [
   { key: 'dashboard', href: '/', label: 'Dashboard' },
@@ -39,6 +39,7 @@ const NAV: readonly { key: NavKey; href: string; label: string }[] = [
   { key: 'new-task', href: '/tasks/new', label: 'New task' },
   { key: 'nodes', href: '/nodes', label: 'Server nodes' },
   { key: 'apikeys', href: '/apikeys', label: 'API keys' },
+  { key: 'audit', href: '/audit', label: 'Audit log' },
   { key: 'downloads', href: '/downloads/', label: 'Downloads' },
 ];
 
