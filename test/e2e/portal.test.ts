@@ -304,6 +304,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
       ['new task', '/tasks/new', () => page.getByLabel('Script body').waitFor()],
       ['server nodes', '/nodes', () => page.locator('table.nodes').waitFor()],
       ['API keys', '/apikeys', () => page.getByLabel('Name for a new key').waitFor()],
+      ['audit log', '/audit', () => page.locator('table.audit').waitFor()],
       ['downloads', '/downloads/', () => page.getByText('reef-tentacle-0.1.0-linux-x64').first().waitFor()],
       ['not found', '/no-such-page', () => page.getByRole('heading').first().waitFor()],
     ];
