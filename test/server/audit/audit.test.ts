@@ -7,13 +7,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AUDIT_KIND_NAMES } from '../../../src/server/audit/kinds.js';
 import { createApiKeyOffline, startReefServer, type RunningServer } from '../../../src/server/runtime.js';
 import type { AuditEvent } from '../../../src/server/store/types.js';
 import { REEF_BIN } from '../../support/built.js';
+import { rawRequest, type RawResponse } from '../http/harness.js';
 import { startHaproxy } from '../../support/haproxy.js';
 import { removeTempDir, runTracked, trackedTempDir } from '../../support/processes.js';
 import { createTestCa, type TestCa } from '../../support/test-ca.js';
@@ -21,13 +21,6 @@ import type { Daemon } from '../../support/tinyproxy.js';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
 const LIMITS = { authFailuresPerMinute: 3, requestsPerMinutePerAddress: 5, requestsPerMinutePerActor: 100 };
-
-interface Res {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: any;
-}
 
 describe('audit log and request budgets behind HAProxy (send-proxy-v2)', () => {
   let dir: string;
@@ -37,31 +30,12 @@ describe('audit log and request budgets behind HAProxy (send-proxy-v2)', () => {
   let certFile: string;
   let adminKey: string;
 
-  /** One request through HAProxy from the loopback address `from`. */
-  function request(from: string, method: string, path: string, options: { headers?: Record<string, string>; body?: string | Buffer; key?: string | null } = {}): Promise<Res> {
+  /** One request through HAProxy from the loopback address `from`, with the admin key unless `key` says otherwise. */
+  function request(from: string, method: string, path: string, options: { headers?: Record<string, string>; body?: string | Buffer; key?: string | null } = {}): Promise<RawResponse> {
     const headers: Record<string, string> = { ...options.headers };
-    const key = options.key === undefined ? adminKey : options.key;
-    if (key !== null) headers['x-reef-apikey'] = key;
+    if (options.key) headers['x-reef-apikey'] = options.key;
     if (typeof options.body === 'string' && !headers['content-type']) headers['content-type'] = 'application/json';
-    return new Promise((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: haproxy.port, localAddress: from, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      });
-      req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path}`)));
-      req.on('error', reject);
-      req.end(options.body);
-    });
+    return rawRequest(haproxy.port, adminKey, method, path, { headers, body: options.body, auth: options.key !== null, localAddress: from });
   }
 
   async function latest(kind: string): Promise<AuditEvent> {
@@ -70,10 +44,10 @@ describe('audit log and request budgets behind HAProxy (send-proxy-v2)', () => {
     return event;
   }
 
-  const cookieOf = (res: Res, name: string) =>
+  const cookieOf = (res: RawResponse, name: string) =>
     ([res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith(`${name}=`)) ?? '').split(';')[0]!.slice(name.length + 1);
 
-  async function signIn(from: string, username: string, password: string): Promise<Res> {
+  async function signIn(from: string, username: string, password: string): Promise<RawResponse> {
     const form = await request(from, 'GET', '/login', { key: null });
     const token = cookieOf(form, 'reef_login');
     return request(from, 'POST', '/login', {

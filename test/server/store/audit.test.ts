@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { AuditEventInput, Store } from '../../../src/server/store/types.js';
+import type { AuditEventInput } from '../../../src/server/store/types.js';
 import { forEachStore, type TempStore } from './helpers.js';
 
 const admin = { kind: 'api-key', id: 'key-admin', name: 'Admin' };
@@ -40,19 +40,15 @@ async function rawStatement(kind: string, t: TempStore, statement: string): Prom
 forEachStore((kind, open) => {
   describe(`audit log (${kind})`, () => {
     let t: TempStore;
-    let store: Store;
-    before(async () => {
-      t = await open();
-      store = t.store;
-    });
+    before(async () => void (t = await open()));
     after(() => t.cleanup());
 
     it('stores each event whole and lists newest first', async () => {
-      const first = await store.appendAuditEvent(event('apikey.created', { target: { kind: 'api-key', id: 'key-ci', name: 'ci' }, details: { prefix: 'ABCD1234' } }));
-      const second = await store.appendAuditEvent(event('user.sign-in-failed', { actor: { kind: 'user', id: null, name: 'mallory' }, address: '198.51.100.9' }));
+      const first = await t.store.appendAuditEvent(event('apikey.created', { target: { kind: 'api-key', id: 'key-ci', name: 'ci' }, details: { prefix: 'ABCD1234' } }));
+      const second = await t.store.appendAuditEvent(event('user.sign-in-failed', { actor: { kind: 'user', id: null, name: 'mallory' }, address: '198.51.100.9' }));
       assert.ok(second.id > first.id);
       assert.match(first.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-      const [newest, older] = await store.listAuditEvents();
+      const [newest, older] = await t.store.listAuditEvents();
       assert.deepEqual(older, first);
       assert.deepEqual(first, {
         id: first.id,
@@ -68,36 +64,36 @@ forEachStore((kind, open) => {
     });
 
     it('refuses malformed kinds and actors', async () => {
-      await assert.rejects(store.appendAuditEvent(event('Created')), { code: 'REEF_INVALID_ARGUMENT' });
-      await assert.rejects(store.appendAuditEvent(event('apikey.created', { actor: { kind: 'Robot!', id: null, name: null } })), { code: 'REEF_INVALID_ARGUMENT' });
+      await assert.rejects(t.store.appendAuditEvent(event('Created')), { code: 'REEF_INVALID_ARGUMENT' });
+      await assert.rejects(t.store.appendAuditEvent(event('apikey.created', { actor: { kind: 'Robot!', id: null, name: null } })), { code: 'REEF_INVALID_ARGUMENT' });
     });
 
     it('filters by actor (id or name in any case), kind, family and time, and pages by id', async () => {
       const before = new Date(Date.now() - 1).toISOString();
       const made = [];
       for (const [i, kind] of ['task.created', 'task.cancelled', 'machine.registered', 'task.created'].entries()) {
-        made.push(await store.appendAuditEvent(event(kind, { actor: i % 2 ? alice : admin, target: { kind: 'task', id: `T-${i}`, name: null } })));
+        made.push(await t.store.appendAuditEvent(event(kind, { actor: i % 2 ? alice : admin, target: { kind: 'task', id: `T-${i}`, name: null } })));
       }
       const ids = (events: { id: number }[]) => events.map((e) => e.id);
       const recent = { since: before };
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, actor: 'alice' })), [made[3]!.id, made[1]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, actor: 'user-alice' })), [made[3]!.id, made[1]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, actor: 'ADMIN' })), [made[2]!.id, made[0]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, kind: 'task.created' })), [made[3]!.id, made[0]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, family: 'task' })), [made[3]!.id, made[1]!.id, made[0]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, limit: 2 })), [made[3]!.id, made[2]!.id]);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, limit: 2, before: made[2]!.id })), [made[1]!.id, made[0]!.id]);
-      assert.deepEqual(await store.listAuditEvents({ since: new Date(Date.now() + 60_000) }), []);
-      assert.deepEqual(ids(await store.listAuditEvents({ ...recent, until: made[0]!.at, kind: 'task.created' })), []);
-      assert.deepEqual(ids(await store.listAuditEvents({ until: new Date(Date.parse(made[3]!.at) + 1), kind: 'task.created', limit: 1 })), [made[3]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, actor: 'alice' })), [made[3]!.id, made[1]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, actor: 'user-alice' })), [made[3]!.id, made[1]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, actor: 'ADMIN' })), [made[2]!.id, made[0]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, kind: 'task.created' })), [made[3]!.id, made[0]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, family: 'task' })), [made[3]!.id, made[1]!.id, made[0]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, limit: 2 })), [made[3]!.id, made[2]!.id]);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, limit: 2, before: made[2]!.id })), [made[1]!.id, made[0]!.id]);
+      assert.deepEqual(await t.store.listAuditEvents({ since: new Date(Date.now() + 60_000) }), []);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ ...recent, until: made[0]!.at, kind: 'task.created' })), []);
+      assert.deepEqual(ids(await t.store.listAuditEvents({ until: new Date(Date.parse(made[3]!.at) + 1), kind: 'task.created', limit: 1 })), [made[3]!.id]);
     });
 
     it('events recorded by two nodes on one database land in one log', async () => {
       const other = await t.reopen();
       try {
-        const a = await store.appendAuditEvent(event('machine.deregistered', { node: 'node-a' }));
+        const a = await t.store.appendAuditEvent(event('machine.deregistered', { node: 'node-a' }));
         const b = await other.appendAuditEvent(event('machine.deregistered', { node: 'node-b' }));
-        const seen = await store.listAuditEvents({ kind: 'machine.deregistered', limit: 2 });
+        const seen = await t.store.listAuditEvents({ kind: 'machine.deregistered', limit: 2 });
         assert.deepEqual(seen.map((e) => [e.id, e.node]), [[b.id, 'node-b'], [a.id, 'node-a']]);
       } finally {
         await other.close();
@@ -105,12 +101,12 @@ forEachStore((kind, open) => {
     });
 
     it('the schema refuses UPDATE and DELETE of an event (and TRUNCATE on PostgreSQL), from any connection', async () => {
-      const kept = await store.appendAuditEvent(event('apikey.revoked'));
+      const kept = await t.store.appendAuditEvent(event('apikey.revoked'));
       await assert.rejects(rawStatement(kind, t, `UPDATE audit_events SET actor_name = 'someone else' WHERE id = ${kept.id}`), /append-only/);
       await assert.rejects(rawStatement(kind, t, `DELETE FROM audit_events WHERE id = ${kept.id}`), /append-only/);
       await assert.rejects(rawStatement(kind, t, 'DELETE FROM audit_events'), /append-only/);
       if (kind === 'postgres') await assert.rejects(rawStatement(kind, t, 'TRUNCATE audit_events'), /append-only/);
-      const [after] = await store.listAuditEvents({ before: kept.id + 1, limit: 1 });
+      const [after] = await t.store.listAuditEvents({ before: kept.id + 1, limit: 1 });
       assert.deepEqual(after, kept);
     });
   });
