@@ -3,8 +3,8 @@
  * address), so one busy script, or one address hammering the public routes, cannot take
  * the API from everybody else, and clients behind one proxy (PROXY protocol) are counted
  * apart. A bucket holds up to `perMinute` requests and refills at `perMinute` a minute:
- * a burst of a minute's budget is allowed, a sustained rate above it is not. Pruned as it
- * is used, so it needs no timer; a full bucket carries nothing and is forgotten first.
+ * a burst of a minute's budget is allowed, a sustained rate above it is not. Bounded by
+ * forgetting the stalest key as it is used, so it needs no timer.
  */
 
 export interface RequestLimiterOptions {
