@@ -4,6 +4,7 @@
  * in one log, and the schema itself refuses to change or delete an event, whoever asks.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -109,5 +110,25 @@ forEachStore((kind, open) => {
       const [after] = await t.store.listAuditEvents({ before: kept.id + 1, limit: 1 });
       assert.deepEqual(after, kept);
     });
+
+    if (kind === 'postgres') {
+      it('with the table owned by another role (docs/operations.md), Reef\'s role can append and read but not drop the trigger', async () => {
+        const suffix = randomBytes(4).toString('hex');
+        const [owner, app] = [`reef_audit_owner_${suffix}`, `reef_app_${suffix}`];
+        await rawStatement(kind, t, `CREATE ROLE ${owner} NOLOGIN; CREATE ROLE ${app} LOGIN;
+          ALTER TABLE audit_events OWNER TO ${owner}; GRANT SELECT, INSERT ON audit_events TO ${app};`);
+        const url = new URL(t.location);
+        url.username = app;
+        const asApp = (statement: string) => rawStatement(kind, { ...t, location: url.toString() }, statement);
+        try {
+          await asApp(`INSERT INTO audit_events (at, node, actor_kind, kind) VALUES (now(), 'node-a', 'system', 'apikey.created')`);
+          await assert.rejects(asApp('DROP TRIGGER audit_events_no_update_or_delete ON audit_events'), /must be owner/);
+          await assert.rejects(asApp('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_or_delete'), /must be owner/);
+          await assert.rejects(asApp('DELETE FROM audit_events'), /permission denied|append-only/);
+        } finally {
+          await rawStatement(kind, t, `ALTER TABLE audit_events OWNER TO CURRENT_USER; REVOKE ALL ON audit_events FROM ${app}; DROP ROLE ${app}; DROP ROLE ${owner};`);
+        }
+      });
+    }
   });
 });
