@@ -22,7 +22,7 @@ interface Entry {
 /**
  * The REST API as a plain request listener: mount it on any https.Server (or one the
  * front door feeds sockets to). It holds no timers and no sockets of its own; the only
- * state is the per-address count of failed API key attempts.
+ * state is the per-address count of failed API key attempts and the request budgets.
  */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const limits = { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) };
@@ -69,14 +69,17 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
     const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
     const key = principal?.key ?? null;
     const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
-    const actor = requestActor({ key, user });
-    if (actor) budgets.chargeActor(actor);
     keyId = key?.id;
     userName = user?.username;
+    const actor = requestActor({ key, user });
+    if (actor) budgets.chargeActor(actor);
     const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
-    if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
+    if (err instanceof HttpError && err.code === 'REEF_TOO_MANY_REQUESTS') {
+      // A script over its budget can send many of these: one line each, below warn.
+      deps.logger.info({ method, path, remote: clientAddress(req), apiKey: keyId, user: userName }, 'api: request budget used up');
+    } else if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
       deps.logger.warn({ method, path, remote: clientAddress(req), code: err.code }, 'api: authentication refused');
       if (err.code === 'REEF_BAD_API_KEY') await auditRefusedKey(deps.audit, req);
     }

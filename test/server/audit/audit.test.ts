@@ -177,6 +177,13 @@ backend reef_https
     assert.equal(upload.status, 201);
     await check('file.uploaded', { kind: 'file', id: upload.json.sha256 }, { size: bytes.length });
 
+    assert.equal((await request(from, 'DELETE', `/api/files/${upload.json.sha256}`)).status, 204);
+    await check('file.deleted', { kind: 'file', id: upload.json.sha256 });
+    assert.equal((await request(from, 'POST', '/api/environments', { body: JSON.stringify({ name: 'Staging' }) })).status, 201);
+    await check('environment.created', { kind: 'environment', name: 'Staging' });
+    assert.equal((await request(from, 'DELETE', '/api/environments/STAGING')).status, 204);
+    await check('environment.deleted', { kind: 'environment', name: 'Staging' });
+
     assert.equal((await request(from, 'DELETE', `/api/machines/${machine.id}`)).status, 204);
     await check('machine.deregistered', { kind: 'machine', id: machine.id, name: 'web-01' }, { thumbprint: thumbprint(2) });
   });
