@@ -432,6 +432,69 @@ export const AuditEventView = named(
   }),
 );
 export type AuditEventView = z.infer<typeof AuditEventView>;
+// ---- join tokens ----
+
+/** How an installed Tentacle polls: the comms port, the HTTPS port (routed by SNI or ALPN), or a WebSocket on it. */
+export const INSTALL_CARRIERS = ['comms-port', 'https', 'websocket'] as const;
+export const InstallCarrier = z.enum(INSTALL_CARRIERS);
+export type InstallCarrier = z.infer<typeof InstallCarrier>;
+
+export const InstallOptions = named(
+  'InstallOptions',
+  z.object({
+    carrier: InstallCarrier.default('comms-port').describe(
+      '`comms-port`: poll the comms port (10943); `https`: poll the HTTPS port, routed to comms by SNI/ALPN (443 when the server listens there); `websocket`: a WebSocket on the HTTPS port.',
+    ),
+    commsAddress: z.string().trim().url().max(500).optional().describe(
+      'For `https`: the https:// address to poll (default the server\'s own, routed by ALPN); for `websocket`: the wss:// URL (default the server\'s WebSocket path).',
+    ),
+    proxy: z.string().trim().url().max(500).optional().describe('An HTTP proxy the machine reaches the server through, http://[user:password@]host:port.'),
+    serverUrl: z.string().trim().url().max(500).optional().describe('The https:// address machines reach the server by (default the address this request was sent to).'),
+  }).strict(),
+);
+export type InstallOptions = z.infer<typeof InstallOptions>;
+
+export const CreateJoinTokenRequest = named(
+  'CreateJoinTokenRequest',
+  z.object({
+    environments: z.array(name).max(100).optional().describe('Targets: the environments a machine may join (with `roles`).'),
+    roles: z.array(name).max(100).optional().describe('Targets: the roles a machine may have.'),
+    workerPools: z.array(name).max(100).optional().describe('Workers: the pools a machine may join (instead of environments and roles).'),
+    uses: z.number().int().min(1).max(10_000).optional().describe('How many machines may register with it (default 1).'),
+    expiresInSeconds: z.number().int().min(60).max(30 * 24 * 3600).optional().describe('Lifetime in seconds (default 3600, at most 30 days).'),
+    install: InstallOptions.optional().describe('Also make the command line that installs a Tentacle and registers it with this token.'),
+  }).strict(),
+);
+export type CreateJoinTokenRequest = z.infer<typeof CreateJoinTokenRequest>;
+
+export const JoinTokenView = named(
+  'JoinTokenView',
+  z.object({
+    id: z.string(),
+    kind: MachineKind,
+    environments: z.array(z.string()),
+    roles: z.array(z.string()),
+    workerPools: z.array(z.string()),
+    uses: z.number().int(),
+    usesLeft: z.number().int(),
+    state: z.enum(['active', 'revoked', 'used-up', 'expired']),
+    createdBy: z.string(),
+    createdAt: timestamp,
+    expiresAt: timestamp,
+    lastUsedAt: timestamp.nullable(),
+    revokedAt: timestamp.nullable(),
+  }),
+);
+export type JoinTokenView = z.infer<typeof JoinTokenView>;
+
+export const CreatedJoinToken = named(
+  'CreatedJoinToken',
+  JoinTokenView.extend({
+    token: z.string().describe('Shown once; only its hash is stored.'),
+    installCommand: z.string().optional().describe('With `install`: one line to run as root on a Linux machine.'),
+  }),
+);
+export type CreatedJoinToken = z.infer<typeof CreatedJoinToken>;
 
 /** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
 export const LOG_STREAM_EVENTS = {

@@ -7,6 +7,7 @@ import { registerMachineCommands } from './reef-machines.js';
 import { registerNodeCommands } from './reef-nodes.js';
 import { registerServerCommands } from './reef-server.js';
 import { registerTaskCommands } from './reef-tasks.js';
+import { registerTokenCommands } from './reef-tokens.js';
 
 /**
  * The `reef` command line: the server's own commands (`reef server ...`) and the admin
@@ -18,7 +19,7 @@ export function buildReefProgram(): Command {
   const program = configureProgram(new Command('reef'))
     .description('Reef: deployment server and admin commands. Run "reef <command> --help" for details.')
     .helpCommand(true);
-  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerNodeCommands, registerAuditCommands]) register(program);
+  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerTokenCommands, registerNodeCommands, registerAuditCommands]) register(program);
   return program;
 }
 

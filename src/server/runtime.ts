@@ -242,8 +242,14 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
     },
   });
+  const install = {
+    publicKeyPin: () => portalCertificate.publicKeyPin(),
+    // Without a configured certificate the HTTPS port presents the comms identity.
+    portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
+    websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
+  };
   const apiHandler = createApiHandler({
-    store, engine, comms, blobs, info, logger, metrics, audit, limits: settings.apiLimits,
+    store, engine, comms, blobs, info, logger, metrics, audit, install, limits: settings.apiLimits,
     portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
   });
   const websockets = createWebSocketEndpoint({

@@ -25,7 +25,13 @@ export type CommsStyle = 'TentacleActive' | 'TentaclePassive';
 export interface ServerApiOptions {
   /** The portal URL, https://host[:port]. */
   server: string;
-  apiKey: string;
+  /** An API key; registration may give `joinToken` instead. */
+  apiKey?: string;
+  /**
+   * A join token (register only): sent where a key would be, the server tells them apart by
+   * their form. It registers only into its scope; its refusals already say what to do.
+   */
+  joinToken?: string;
   /** The portal certificate's thumbprint; without it the certificate must be valid for a public CA (or `caFile`). */
   serverThumbprint?: string;
   /** PEM file of a CA (the organisation's) whose certificates the portal may present, besides the public CAs. Comms stays pinned either way. */
@@ -199,7 +205,7 @@ async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promis
   const trustedCas = options.caFile !== undefined ? await readCaFile(options.caFile) : undefined;
   const resolve = parseResolveEntries(options.resolve ?? []);
   const transport = restTransport({ ...config, resolve: { ...config.resolve, ...resolve } });
-  const client = new ApiClient({ server: options.server, apiKey: options.apiKey, serverThumbprint: pin, trustedCas, transport });
+  const client = new ApiClient({ server: options.server, apiKey: options.joinToken ?? options.apiKey, serverThumbprint: pin, trustedCas, transport });
   return { client, url: client.baseUrl, pin, resolve };
 }
 
@@ -261,7 +267,7 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
     if (status === 409 && hints.conflictHint && !err.message.includes('--force')) {
       throw new ReefError(err.code, `${err.message.replace(/\.?\s*$/, '.')} ${hints.conflictHint}`);
     }
-    if (status === 401 || status === 403) {
+    if ((status === 401 || status === 403) && options.joinToken === undefined) {
       throw new ReefError(err.code, `${err.message.replace(/\.?\s*$/, '.')} Check --apiKey (create one with "reef apikey create").`);
     }
     throw err;

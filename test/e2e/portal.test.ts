@@ -305,6 +305,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
       ['server nodes', '/nodes', () => page.locator('table.nodes').waitFor()],
       ['API keys', '/apikeys', () => page.getByLabel('Name for a new key').waitFor()],
       ['audit log', '/audit', () => page.locator('table.audit').waitFor()],
+      ['add machine', '/add-machine', () => page.getByLabel('How the Tentacle reaches the server').waitFor()],
       ['downloads', '/downloads/', () => page.getByText('reef-tentacle-0.1.0-linux-x64').first().waitFor()],
       ['not found', '/no-such-page', () => page.getByRole('heading').first().waitFor()],
     ];
@@ -323,6 +324,14 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     await page.getByRole('button', { name: 'Create key' }).click();
     await page.locator('#new-key').waitFor();
     await check(page, 'API key created');
+    await page.goto(`${server.url}/add-machine`);
+    await page.getByRole('radio', { name: 'Worker' }).check();
+    await page.getByLabel('Worker pool').fill('Builders');
+    await page.getByLabel('How the Tentacle reaches the server').selectOption('websocket');
+    await page.getByRole('button', { name: 'Make the install command' }).click();
+    await page.locator('#install').waitFor();
+    assert.match(await page.locator('#install-command').innerText(), /--kind 'worker' --carrier 'websocket' --comms-address 'wss:\/\/127\.0\.0\.1:\d+\/reef\/comms'/);
+    await check(page, 'add machine: install line shown');
     assert.deepEqual(found, [], `accessibility violations:\n${found.join('\n')}`);
   });
 

@@ -8,5 +8,6 @@ import { requestActor } from './actor.js';
  * requires the `admin` role here, and the portal's audit page asks the same question.
  */
 export function authorizeAuditRead(principal: Pick<ApiContext, 'key' | 'user'>): void {
-  if (!requestActor(principal)) throw new HttpError('REEF_UNAUTHENTICATED', 'Reading the audit log needs an administrator\'s API key or portal session.');
+  // Join tokens never reach this route (they are refused on every route but registration).
+  if (!requestActor({ key: principal.key, user: principal.user })) throw new HttpError('REEF_UNAUTHENTICATED', 'Reading the audit log needs an administrator\'s API key or portal session.');
 }

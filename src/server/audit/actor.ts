@@ -3,7 +3,7 @@
  * and a name (kept as they were at the time: a key renamed or a user deleted later does not
  * rewrite history).
  */
-import type { ApiKey, AuditActor } from '../store/types.js';
+import type { ApiKey, AuditActor, JoinToken } from '../store/types.js';
 
 export const ACTOR_KINDS = {
   user: 'A person signed in to the portal; for a failed sign-in, the username as typed, with no id.',
@@ -32,12 +32,19 @@ export function systemActor(what: string): Actor {
   return { kind: 'system', id: null, name: what };
 }
 
-/**
- * The actor of an authenticated API request: its key, else its portal user. Join tokens
- * (issue 16) add their case here. null only on public routes.
- */
-export function requestActor(principal: { key: Pick<ApiKey, 'id' | 'name'> | null; user?: { id: string; username: string } }): Actor | null {
+/** A join token has no name: its id (`tok-...`) names it, and its scope is in `reef tokens list`. */
+export function joinTokenActor(token: Pick<JoinToken, 'id'>): Actor {
+  return { kind: 'join-token', id: token.id, name: null };
+}
+
+/** The actor of an authenticated API request: its key, its portal user or its join token. null only on public routes. */
+export function requestActor(principal: {
+  key: Pick<ApiKey, 'id' | 'name'> | null;
+  user?: { id: string; username: string };
+  joinToken?: Pick<JoinToken, 'id'>;
+}): Actor | null {
   if (principal.key) return apiKeyActor(principal.key);
   if (principal.user) return userActor(principal.user);
+  if (principal.joinToken) return joinTokenActor(principal.joinToken);
   return null;
 }

@@ -8,8 +8,8 @@
  * where the change is made (see log.ts), then its row in docs/security.md.
  *
  * Kinds marked `forthcoming` are declared for the work that lands with them (issue 16:
- * roles and portal users, join tokens and install from the portal), so that work records
- * its events with one call; nothing records them before it lands.
+ * roles and portal users), so that work records its events with one call; nothing records
+ * them before it lands.
  */
 
 export interface AuditKindInfo {
@@ -18,7 +18,7 @@ export interface AuditKindInfo {
   /** The kind of its target, or null when it has none. */
   readonly target: string | null;
   /** Recorded once that work lands (see above). */
-  readonly forthcoming?: 'roles and portal users' | 'join tokens';
+  readonly forthcoming?: 'roles and portal users';
 }
 
 export const AUDIT_KINDS = {
@@ -35,10 +35,10 @@ export const AUDIT_KINDS = {
   'server.https-certificate-reloaded': { meaning: 'The portal\'s CA-issued certificate was reloaded at run time (SIGHUP or a file change; details: old and new thumbprints).', target: null },
   'task.cancelled': { meaning: 'Cancellation of an unfinished task was requested.', target: 'task' },
   'task.created': { meaning: 'A task was created (details: kind, target, number of machines; never the script body).', target: 'task' },
-  'token.created': { meaning: 'A join token was created (details: scope, uses, expiry; never the token).', target: 'join-token', forthcoming: 'join tokens' },
-  'token.refused': { meaning: 'A join token was presented but refused: expired, used up, revoked or out of scope (details: which).', target: 'join-token', forthcoming: 'join tokens' },
-  'token.revoked': { meaning: 'A join token was revoked.', target: 'join-token', forthcoming: 'join tokens' },
-  'token.used': { meaning: 'A join token registered a machine (the actor is the token; details: uses left).', target: 'machine', forthcoming: 'join tokens' },
+  'token.created': { meaning: 'A join token was created (details: scope, uses, expiry; never the token).', target: 'join-token' },
+  'token.refused': { meaning: 'A join token was refused: unknown, expired, used up, revoked, out of its scope, or sent to a route other than registration (details: the error code; the actor is the token when it was found).', target: null },
+  'token.revoked': { meaning: 'A join token was revoked.', target: 'join-token' },
+  'token.used': { meaning: 'A join token registered a machine (the actor is the token; details: uses left).', target: 'machine' },
   'user.created': { meaning: 'A portal user was created: `admin` at first start today; by an admin once portal users land (details: role and scope).', target: 'user' },
   'user.disabled': { meaning: 'A portal user was disabled; their sessions end.', target: 'user', forthcoming: 'roles and portal users' },
   'user.enabled': { meaning: 'A disabled portal user was enabled again.', target: 'user', forthcoming: 'roles and portal users' },

@@ -32,3 +32,16 @@ export function auditRefusedKey(audit: AuditLog, req: IncomingMessage): Promise<
     address: clientAddress(req),
   });
 }
+
+/**
+ * Records a refused join token: which refusal (its error code) and, when the token was found
+ * before it was refused (out of scope), its id. The token itself is never recorded.
+ */
+export function auditRefusedToken(audit: AuditLog, req: IncomingMessage, code: string, tokenId: string | undefined): Promise<AuditEvent | null> {
+  return audit.record({
+    actor: { kind: 'join-token', id: tokenId ?? null, name: null },
+    kind: 'token.refused',
+    details: { code, method: req.method ?? 'GET', path: (req.url ?? '').split('?')[0]! },
+    address: clientAddress(req),
+  });
+}

@@ -2,12 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import { API_KEY_HEADER } from '../../api/contract.js';
 import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
+import { findJoinToken, isJoinTokenFormat } from '../auth/join-tokens.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
 import { clientAddress } from '../https/client-address.js';
-import type { ApiKey, Session, Store } from '../store/types.js';
+import type { ApiKey, JoinToken, Session, Store } from '../store/types.js';
 import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
+import { isReefError } from '../../errors.js';
 
 /**
  * API key authentication: the key comes in X-Reef-ApiKey or as `Authorization: Bearer`.
@@ -69,10 +71,39 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
   return key;
 }
 
-/** Who made an API request: a key (scripts, the CLI, tentacles) or a portal session. */
+/** Who made an API request: a key (scripts, the CLI, tentacles), a portal session, or a join token (registration only). */
 export interface Principal {
   key: ApiKey | null;
   session: Session | null;
+  joinToken?: JoinToken;
+}
+
+/**
+ * A join token where a route takes one (registration), refused with 403 anywhere else
+ * before it is even looked up, so a token can do nothing but register. Lookups count
+ * against the address's failed-attempt budget like API keys.
+ */
+async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter: FailureLimiter, presented: string, accepted: boolean): Promise<Principal> {
+  if (!accepted) {
+    throw new HttpError(
+      'REEF_JOIN_TOKEN_NOT_ALLOWED',
+      `A join token can only register a machine (POST /api/machines, as \`tentacle register-with --token\` does); ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]} needs an API key or a portal session.`,
+    );
+  }
+  const address = clientAddress(req);
+  const blocked = limiter.blockedFor(address);
+  if (blocked > 0) throw rateLimited(address, blocked);
+  const admission = limiter.admit(address);
+  if (!admission.admitted) throw rateLimited(address, admission.retryAfterSeconds);
+  try {
+    const joinToken = await findJoinToken(store, presented);
+    admission.slot.succeeded();
+    return { key: null, session: null, joinToken };
+  } catch (err) {
+    if (isReefError(err, 'REEF_JOIN_TOKEN_INVALID')) admission.slot.failed();
+    else admission.slot.withdrawn();
+    throw err;
+  }
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -82,8 +113,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * anything but GET and HEAD must come with the session's CSRF token in X-Reef-Csrf.
  * Session ids are 256 random bits, so a bad cookie is not counted as a guess.
  */
-export async function authenticateRequest(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<Principal> {
-  const cookie = presentedKey(req) === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
+export async function authenticateRequest(req: IncomingMessage, store: Store, limiter: FailureLimiter, acceptsJoinToken = false): Promise<Principal> {
+  const presented = presentedKey(req);
+  if (presented !== undefined && isJoinTokenFormat(presented)) return authenticateJoinToken(req, store, limiter, presented, acceptsJoinToken);
+  const cookie = presented === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
   if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
   const session = await findSession(store, cookie);
   if (!session) {

@@ -5,7 +5,7 @@ import type { Logger } from '../../logging.js';
 import type { AuditLog } from '../audit/log.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
-import type { ApiKey, Store } from '../store/types.js';
+import type { ApiKey, JoinToken, Store } from '../store/types.js';
 import type { TaskEngineApi } from '../tasks/api.js';
 
 export interface ApiLimits {
@@ -37,6 +37,17 @@ export interface ApiDeps {
   metrics?: ServerMetrics;
   /** Where changes are recorded; default an audit log on `store` for `info.nodeName`. */
   audit?: AuditLog;
+  /** What install commands (POST /api/tokens with `install`) are made of; without it they are refused. */
+  install?: InstallFacts;
+}
+
+/** The server's side of an install command (src/server/install/tentacle-install.ts). */
+export interface InstallFacts {
+  /** `sha256//...` of the HTTPS certificate's public key, now (the certificate may be reloaded). */
+  publicKeyPin(): string;
+  /** Thumbprint of the HTTPS certificate, now. */
+  portalThumbprint(): string;
+  websocketPath: string;
 }
 
 export interface ResolvedDeps extends ApiDeps {
@@ -63,6 +74,8 @@ export interface ApiContext {
   key: ApiKey | null;
   /** The portal user, when the request came with a session cookie instead of a key. */
   user?: { id: string; username: string };
+  /** The join token a registration came with (only on routes declared with `joinToken`); no use taken yet. */
+  joinToken?: JoinToken;
   deps: ResolvedDeps;
   logger: Logger;
 }

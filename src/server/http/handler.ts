@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuditLog } from '../audit/log.js';
 import { requestActor } from '../audit/actor.js';
-import { auditRefusedKey } from '../audit/request.js';
+import { auditRefusedKey, auditRefusedToken } from '../audit/request.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { clientAddress } from '../https/client-address.js';
 import { authenticateRequest } from './auth.js';
 import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
+import { ReefError } from '../../errors.js';
 import { HttpError, sendError } from './errors.js';
 import { RequestBudgets } from './request-budgets.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
@@ -17,6 +18,7 @@ import { METRICS_PATH } from '../metrics/http.js';
 interface Entry {
   handler: RouteHandler;
   public: boolean;
+  joinToken: boolean;
 }
 
 /**
@@ -31,8 +33,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const limiter = new FailureLimiter({ maxFailures: limits.authFailuresPerMinute });
   const budgets = new RequestBudgets(limits);
   const router = new Router<Entry>();
-  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
-  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter, budgets);
@@ -45,10 +47,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   let path = '(unparsed)';
   let keyId: string | undefined;
   let userName: string | undefined;
+  let tokenId: string | undefined;
   setSecurityHeaders(res);
   res.once('finish', () => {
     // Method, path and key id only: never headers (they carry the key) or query values.
-    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName }, 'api: request');
+    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName, joinToken: tokenId }, 'api: request');
   });
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
@@ -66,14 +69,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       throw new HttpError('REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
     if (match.handler.public || !RequestBudgets.carriesCredentials(req)) budgets.chargeAddress(clientAddress(req));
-    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
+    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter, match.handler.joinToken);
     const key = principal?.key ?? null;
     const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
     keyId = key?.id;
     userName = user?.username;
-    const actor = requestActor({ key, user });
+    tokenId = principal?.joinToken?.id;
+    const joinToken = principal?.joinToken;
+    const actor = requestActor({ key, user, joinToken });
     if (actor) budgets.chargeActor(actor);
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, ...(joinToken ? { joinToken } : {}), deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && err.code === 'REEF_TOO_MANY_REQUESTS') {
@@ -83,6 +88,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       deps.logger.warn({ method, path, remote: clientAddress(req), code: err.code }, 'api: authentication refused');
       if (err.code === 'REEF_BAD_API_KEY') await auditRefusedKey(deps.audit, req);
     }
+    if (err instanceof ReefError && err.code.startsWith('REEF_JOIN_TOKEN_')) await auditRefusedToken(deps.audit, req, err.code, tokenId);
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.
       deps.logger.info({ method, path, err: err instanceof Error ? err.message : String(err) }, 'api: client went away');

@@ -26,6 +26,7 @@ const TAGS: Record<Tag | 'Downloads', string> = {
   Files: 'Files uploaded for push-file tasks, kept under their SHA-256.',
   Tasks: 'Scripts, file pushes and health checks on machines, and their logs.',
   'API keys': 'Keys for scripts, the CLI and Tentacle registration.',
+  'Join tokens': 'Short-lived, scoped tokens that can register a machine and do nothing else.',
   Audit: 'The append-only record of who changed what, when, from which address.',
   Downloads: 'Tentacles and packages for machines to install, anonymous and read-only (outside /api).',
 };
@@ -68,7 +69,10 @@ const SHARED_ERRORS = {
     'No key or session, or a key that is unknown or revoked, or a session that ended (REEF_UNAUTHENTICATED, REEF_BAD_API_KEY, REEF_SESSION_EXPIRED); ' +
       'WWW-Authenticate names the schemes.',
   ],
-  CsrfRejected: [403, 'A session cookie without its CSRF token (REEF_CSRF_REJECTED).'],
+  Forbidden: [
+    403,
+    'A join token, which only POST /api/machines takes (REEF_JOIN_TOKEN_NOT_ALLOWED); or, on anything but GET, a session cookie without its CSRF token (REEF_CSRF_REJECTED).',
+  ],
   JsonTooLarge: [413, `The body is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB by default).`],
   UploadTooLarge: [413, `The upload is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB by default).`],
   NotJson: [415, 'The body is not application/json in UTF-8 (REEF_UNSUPPORTED_MEDIA_TYPE).'],
@@ -90,7 +94,7 @@ function sharedErrors(route: ApiRoute): SharedError[] {
   const { spec } = route;
   const errors: SharedError[] = [];
   if (spec.params || spec.query || spec.headers || spec.body) errors.push('BadRequest');
-  if (!route.public) errors.push('Unauthenticated', ...(spec.method === 'GET' ? [] : (['CsrfRejected'] as const)));
+  if (!route.public) errors.push('Unauthenticated', 'Forbidden');
   errors.push('RateLimited');
   if (spec.body?.json) errors.push('JsonTooLarge', 'NotJson');
   if (spec.body?.binary) errors.push('UploadTooLarge', 'NotOctetStream');

@@ -15,7 +15,7 @@ import { parseWith, parseStrings } from './validation.js';
 export type Method = 'GET' | 'POST' | 'DELETE';
 
 /** Groups of operations in the document. */
-export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Audit';
+export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Join tokens' | 'Audit';
 
 /**
  * One answer a route can give: `application/json` with the `json` schema, or
@@ -50,6 +50,8 @@ export interface RouteSpec<P extends AnyZodObject, Q extends AnyZodObject, H ext
   description?: string;
   /** Answered without a key or session (GET /api/ping). */
   public?: boolean;
+  /** Also takes a join token in place of a key (POST /api/machines); every other route refuses one with 403. */
+  joinToken?: boolean;
   params?: P;
   query?: Q;
   headers?: H;
@@ -70,6 +72,7 @@ export interface ApiRoute {
   readonly method: Method;
   readonly path: string;
   readonly public: boolean;
+  readonly joinToken: boolean;
   readonly spec: RouteSpec<AnyZodObject, AnyZodObject, AnyZodObject, ZodTypeAny>;
   run(ctx: ApiContext): Promise<void>;
 }
@@ -98,6 +101,7 @@ export function route<P extends AnyZodObject = EmptyObject, Q extends AnyZodObje
     method: spec.method,
     path: spec.path,
     public: spec.public ?? false,
+    joinToken: spec.joinToken ?? false,
     spec: spec as unknown as ApiRoute['spec'],
     run: async (ctx) => spec.handler(ctx, await readInput(spec, ctx)),
   };

@@ -14,6 +14,7 @@ import { Router } from '../http/router.js';
 import type { PageContext, PageHandler, PortalDeps } from './context.js';
 import { html } from './html.js';
 import { redirect, sendPage, setPortalHeaders } from './layout.js';
+import { addMachinePage } from './pages/add-machine.js';
 import { apiKeysPage } from './pages/apikeys.js';
 import { auditPage } from './pages/audit.js';
 import { dashboardPage } from './pages/dashboard.js';
@@ -43,6 +44,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const audit = deps.audit ?? new AuditLog({ store: deps.store, node: deps.info.nodeName, logger: deps.logger });
   const pages = new Router<PageHandler>()
     .add('GET', '/', dashboardPage)
+    .add('GET', '/add-machine', addMachinePage)
     .add('GET', '/machines/:idOrName', machinePage)
     .add('GET', '/tasks', tasksPage)
     .add('GET', '/tasks/new', newTaskPage)

@@ -31,12 +31,13 @@ export interface SignedIn {
   csrfToken: string;
 }
 
-export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'nodes' | 'apikeys' | 'audit' | 'downloads' | 'none';
+export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'add-machine' | 'nodes' | 'apikeys' | 'audit' | 'downloads' | 'none';
 
 const NAV: readonly { key: NavKey; href: string; label: string }[] = [
   { key: 'dashboard', href: '/', label: 'Dashboard' },
   { key: 'tasks', href: '/tasks', label: 'Tasks' },
   { key: 'new-task', href: '/tasks/new', label: 'New task' },
+  { key: 'add-machine', href: '/add-machine', label: 'Add machine' },
   { key: 'nodes', href: '/nodes', label: 'Server nodes' },
   { key: 'apikeys', href: '/apikeys', label: 'API keys' },
   { key: 'audit', href: '/audit', label: 'Audit log' },

@@ -2,6 +2,7 @@ import { audit } from './audit.js';
 import { auth } from './auth.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
+import { joinTokens } from './join-tokens.js';
 import { logs } from './logs.js';
 import { machines } from './machines.js';
 import type { Database } from './sql.js';
@@ -14,6 +15,7 @@ export function storeOn(database: Database): Store {
     ...groups(database),
     ...machines(database),
     ...auth(database),
+    ...joinTokens(database),
     ...tasks(database),
     ...logs(database),
     ...audit(database),

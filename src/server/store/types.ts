@@ -153,6 +153,44 @@ export interface ApiKeyInsert {
   salt: string;
 }
 
+// ---------------------------------------------------------------- join tokens
+
+/** The machines a join token may register: targets in these environments with these roles, or workers in these pools. */
+export interface JoinTokenScope {
+  kind: MachineKind;
+  /** Targets: at least one; empty for workers. */
+  environments: string[];
+  /** Targets: at least one; empty for workers. */
+  roles: string[];
+  /** Workers: at least one; empty for targets. */
+  workerPools: string[];
+}
+
+/** A join token as stored: never the token itself, only its hash (which stays in the store module). */
+export interface JoinToken {
+  /** `tok-` followed by 12 random lowercase base32 characters; not secret. */
+  id: string;
+  scope: JoinTokenScope;
+  /** How many registrations it allowed when made. */
+  uses: number;
+  usesLeft: number;
+  /** Who made it, for `reef tokens list`: `API key "ci" (key-...)` or `user "alice"`. */
+  createdBy: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  lastUsedAt: Timestamp | null;
+  revokedAt: Timestamp | null;
+}
+
+export interface JoinTokenInsert {
+  /** The stored form of the token's hash (auth/secret-hash.ts). */
+  hash: string;
+  scope: JoinTokenScope;
+  uses: number;
+  createdBy: string;
+  expiresAt: TimeInput;
+}
+
 // ---------------------------------------------------------------- portal users, sessions
 
 /** A person who signs in to the portal. */
@@ -407,6 +445,24 @@ export interface Store {
   /** false if missing or already revoked. */
   revokeApiKey(id: string, at?: TimeInput): Promise<boolean>;
   markApiKeyUsed(id: string, at?: TimeInput): Promise<void>;
+
+  // join tokens (hashing and the meaning of scopes are src/server/auth/join-tokens.ts's job)
+  insertJoinToken(token: JoinTokenInsert): Promise<JoinToken>;
+  /** The token with this stored hash, usable or not. */
+  getJoinTokenByHash(hash: string): Promise<JoinToken | null>;
+  getJoinToken(id: string): Promise<JoinToken | null>;
+  /** Newest first, revoked and expired ones included. */
+  listJoinTokens(): Promise<JoinToken[]>;
+  /** false if missing or already revoked. */
+  revokeJoinToken(id: string, at?: TimeInput): Promise<boolean>;
+  /**
+   * Takes one use of the token with this id in one statement, so two registrations racing
+   * for the last use cannot both have it (on every node). Returns the token as it is after,
+   * or null when it is unknown, revoked, expired at `at` or used up.
+   */
+  consumeJoinToken(id: string, at?: TimeInput): Promise<JoinToken | null>;
+  /** Gives back a use taken by consumeJoinToken whose registration then failed. */
+  returnJoinTokenUse(id: string): Promise<void>;
 
   // portal users and sessions (hashing and expiry checks are src/server/auth's job)
   /** REEF_CONFLICT if the username (any case) is taken. */

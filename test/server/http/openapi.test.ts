@@ -416,6 +416,17 @@ describe('OpenAPI document', () => {
     await expect(400, 'GET', '/api/audit?kind=apikey.exploded');
     await expect(401, 'GET', '/api', { auth: false, headers: { 'x-reef-apikey': created.key } });
 
+    // Join tokens: made (with an install line), refused outside their scope and on other routes, revoked
+    await expect(200, 'GET', '/api/tokens');
+    const joinToken = (await expect(201, 'POST', '/api/tokens', { json: { environments: ['Production'], roles: ['web'], install: { carrier: 'websocket' } } })).json;
+    assert.match(joinToken.installCommand, /^curl --pinnedpubkey 'sha256\/\//);
+    await expect(400, 'POST', '/api/tokens', { json: { environments: ['Production'] } });
+    const outOfScope = { name: 'by-token', kind: 'worker', thumbprint: thumbprint(), commsStyle: 'polling', workerPools: ['Builders'] };
+    await expect(403, 'POST', '/api/machines', { auth: false, headers: { 'x-reef-apikey': joinToken.token }, json: outOfScope });
+    await expect(403, 'GET', '/api/machines', { auth: false, headers: { 'x-reef-apikey': joinToken.token } });
+    await expect(204, 'DELETE', `/api/tokens/${joinToken.id}`);
+    await expect(404, 'DELETE', `/api/tokens/${joinToken.id}`);
+
     // Deleting machines and groups
     await expect(204, 'DELETE', '/api/machines/web-01');
     await expect(404, 'DELETE', '/api/machines/web-01');
@@ -451,6 +462,7 @@ describe('OpenAPI document', () => {
       await expect(200, method, '/downloads/', anonymous);
       await expect(200, method, '/downloads/index.json', anonymous);
       await expect(200, method, '/downloads/SHA256SUMS', anonymous);
+      await expect(200, method, '/downloads/install-tentacle.sh', anonymous);
       await expect(200, method, `/downloads/${TENTACLE_FILE}`, anonymous);
       await expect(206, method, `/downloads/${TENTACLE_FILE}`, { auth: false, headers: { range: 'bytes=0-3' } });
       await expect(304, method, `/downloads/${TENTACLE_FILE}`, { auth: false, headers: { 'if-none-match': `"${sha256}"` } });

@@ -11,9 +11,10 @@ import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
 import { machineRoutes } from './machines.js';
 import { taskRoutes } from './tasks.js';
+import { joinTokenRoutes } from './tokens.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...auditRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...auditRoutes];
 
 let document: OpenApiDocument | undefined;
 

@@ -10,9 +10,10 @@ import {
   ThumbprintParams,
 } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { membershipsWithin, useJoinToken } from '../../auth/join-tokens.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
 import { auditRequest } from '../../audit/request.js';
-import type { Machine, MachineFilter, MachineInput } from '../../store/types.js';
+import type { JoinToken, Machine, MachineFilter, MachineInput } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -29,13 +30,22 @@ export const machineRoutes: ApiRoute[] = [
     summary: 'Register a machine',
     description:
       'Missing environments and pools are created. With `force`, a machine with the same name or thumbprint is updated in place (200) ' +
-      'and live connections of a replaced certificate are closed.',
+      'and live connections of a replaced certificate are closed. ' +
+      'Takes a join token in place of an API key (the only route that does): the machine then registers only into the token\'s scope, ' +
+      'getting the token\'s environments and roles (or pools) when it names none, and one use of the token is taken. ' +
+      'An expired, used-up or revoked token is refused with 401 and a code that says which.',
     body: { json: RegisterMachineRequest },
     responses: {
       201: { description: 'Registered.', json: RegisterMachineResponse },
       200: { description: 'Registered again with `force`: the existing machine, updated.', json: RegisterMachineResponse },
     },
-    errors: { 409: 'The name or thumbprint is registered already (REEF_CONFLICT); send `force` to replace it.' },
+    joinToken: true,
+    errors: {
+      409: 'The name or thumbprint is registered already (REEF_CONFLICT); send `force` to replace it.',
+      403:
+        'With a join token: the kind, an environment, role or worker pool is outside the token\'s scope, or `force` was sent (REEF_JOIN_TOKEN_OUT_OF_SCOPE); ' +
+        'with a session cookie: no CSRF token (REEF_CSRF_REJECTED).',
+    },
     handler: async (ctx, { body }) => register(ctx, body),
   }),
   route({
@@ -108,8 +118,11 @@ async function find(ctx: ApiContext, idOrName: string): Promise<Machine> {
   return machine;
 }
 
-async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<void> {
+async function register(ctx: ApiContext, request: RegisterMachineRequest): Promise<void> {
   const { store, comms, info } = ctx.deps;
+  const token = ctx.joinToken;
+  // A token decides the memberships (refusing what is outside its scope) before any use is taken.
+  const body = token ? { ...request, ...membershipsWithin(token, request) } : request;
   const thumbprint = normalizeThumbprint(body.thumbprint);
   const input: MachineInput = {
     name: body.name,
@@ -125,6 +138,7 @@ async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<
   let machine: Machine;
   let created: boolean;
   let replacedThumbprint: string | undefined;
+  let usedToken: JoinToken | undefined;
   if (body.force) {
     const previous = (await store.getMachineByThumbprint(thumbprint)) ?? (await store.getMachine(body.name));
     ({ machine, created } = await store.upsertMachine(input));
@@ -133,12 +147,24 @@ async function register(ctx: ApiContext, body: RegisterMachineRequest): Promise<
       comms.disconnect(previous.thumbprint, `machine ${machine.name} was registered again with another certificate`);
       replacedThumbprint = previous.thumbprint;
     }
+  } else if (token) {
+    const used = await useJoinToken(store, token);
+    usedToken = used;
+    try {
+      machine = await store.createMachine(input);
+    } catch (err) {
+      // Refused (a name or thumbprint taken): the token keeps the use, so the machine can try again.
+      await store.returnJoinTokenUse(used.id);
+      throw err;
+    }
+    created = true;
   } else {
     machine = await store.createMachine(input);
     created = true;
   }
-  ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id }, 'api: machine registered');
+  ctx.logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: ctx.key?.id, joinToken: token?.id }, 'api: machine registered');
   const target = { id: machine.id, name: machine.name };
+  if (usedToken) await auditRequest(ctx, { kind: 'token.used', target, details: { usesLeft: usedToken.usesLeft } });
   await auditRequest(ctx, { kind: 'machine.registered', target, details: registrationDetails(machine, created) });
   if (replacedThumbprint) await auditRequest(ctx, { kind: 'machine.trust-changed', target, details: { from: replacedThumbprint, to: machine.thumbprint } });
   const response: RegisterMachineResponse = { machine: machineView(machine, comms, await ctx.deps.engine.links()), created, server: info };
