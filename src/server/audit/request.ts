@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { ErrorCode } from '../../error-codes.js';
 import { isApiKeyFormat } from '../auth/apikeys.js';
 import { presentedKey } from '../http/auth.js';
 import type { ApiContext } from '../http/context.js';
@@ -32,6 +33,16 @@ export function auditRefusedKey(audit: AuditLog, req: IncomingMessage): Promise<
     address: clientAddress(req),
   });
 }
+
+/** The refusals of a join token, each recorded as token.refused. */
+export const JOIN_TOKEN_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'REEF_JOIN_TOKEN_EXPIRED',
+  'REEF_JOIN_TOKEN_INVALID',
+  'REEF_JOIN_TOKEN_NOT_ALLOWED',
+  'REEF_JOIN_TOKEN_OUT_OF_SCOPE',
+  'REEF_JOIN_TOKEN_REVOKED',
+  'REEF_JOIN_TOKEN_USED_UP',
+]);
 
 /**
  * Records a refused join token: which refusal (its error code) and, when the token was found

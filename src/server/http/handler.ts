@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuditLog } from '../audit/log.js';
 import { requestActor } from '../audit/actor.js';
-import { auditRefusedKey, auditRefusedToken } from '../audit/request.js';
+import { auditRefusedKey, auditRefusedToken, JOIN_TOKEN_REFUSALS } from '../audit/request.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { clientAddress } from '../https/client-address.js';
 import { authenticateRequest } from './auth.js';
@@ -88,7 +88,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       deps.logger.warn({ method, path, remote: clientAddress(req), code: err.code }, 'api: authentication refused');
       if (err.code === 'REEF_BAD_API_KEY') await auditRefusedKey(deps.audit, req);
     }
-    if (err instanceof ReefError && err.code.startsWith('REEF_JOIN_TOKEN_')) await auditRefusedToken(deps.audit, req, err.code, tokenId);
+    if (err instanceof ReefError && JOIN_TOKEN_REFUSALS.has(err.code)) await auditRefusedToken(deps.audit, req, err.code, tokenId);
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.
       deps.logger.info({ method, path, err: err instanceof Error ? err.message : String(err) }, 'api: client went away');

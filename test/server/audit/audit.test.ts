@@ -188,6 +188,29 @@ backend reef_https
     await check('machine.deregistered', { kind: 'machine', id: machine.id, name: 'web-01' }, { thumbprint: thumbprint(2) });
   });
 
+  test('join tokens: created, used (the token is the actor of the registration), refused and revoked, never the token itself', async () => {
+    const made = await request('127.0.0.2', 'POST', '/api/tokens', { body: JSON.stringify({ environments: ['Stores'], roles: ['till'] }) });
+    assert.equal(made.status, 201);
+    const { id, token } = made.json as { id: string; token: string };
+    const created = await latest('token.created');
+    assert.deepEqual([created.actor.name, created.address, created.target?.id, created.details?.uses], ['admin', '127.0.0.2', id, 1]);
+    const registration = { name: 'till-01', kind: 'target', thumbprint: 'C'.repeat(64), commsStyle: 'polling' };
+    assert.equal((await request('127.0.0.12', 'POST', '/api/machines', { key: token, body: JSON.stringify(registration) })).status, 201);
+    const used = await latest('token.used');
+    const registered = await latest('machine.registered');
+    for (const event of [used, registered]) assert.deepEqual([event.actor, event.address, event.target?.name], [{ kind: 'join-token', id, name: null }, '127.0.0.12', 'till-01']);
+    assert.equal(used.details?.usesLeft, 0);
+    const again = await request('127.0.0.12', 'POST', '/api/machines', { key: token, body: JSON.stringify({ ...registration, name: 'till-02', thumbprint: 'D'.repeat(64) }) });
+    assert.equal(again.json.error.code, 'REEF_JOIN_TOKEN_USED_UP');
+    const refused = await latest('token.refused');
+    assert.deepEqual([refused.address, refused.details?.code], ['127.0.0.12', 'REEF_JOIN_TOKEN_USED_UP']);
+    assert.equal((await request('127.0.0.12', 'GET', '/api/machines', { key: token })).status, 403);
+    assert.equal((await latest('token.refused')).details?.code, 'REEF_JOIN_TOKEN_NOT_ALLOWED');
+    assert.equal((await request('127.0.0.2', 'DELETE', `/api/tokens/${id}`)).status, 204);
+    assert.deepEqual([(await latest('token.revoked')).target?.id, (await latest('token.revoked')).actor.name], [id, 'admin']);
+    assert.doesNotMatch(JSON.stringify(await server.store.listAuditEvents({ family: 'token' })), new RegExp(token), 'no event holds the token');
+  });
+
   test('a request with an unknown key is recorded as refused, with its public prefix only', async () => {
     const guess = `API-GUESSKEY${'A'.repeat(24)}`;
     assert.equal((await request('127.0.0.7', 'GET', '/api/machines', { key: guess })).status, 401);
@@ -220,7 +243,7 @@ backend reef_https
     const byCi = (await request('127.0.0.2', 'GET', '/api/audit?actor=ADMIN&kind=machine')).json.items as AuditEvent[];
     // The registration with `force` that replaced the certificate is a registration too.
     assert.deepEqual(byCi.map((e) => e.kind), ['machine.deregistered', 'machine.trust-changed', 'machine.registered', 'machine.registered']);
-    const exact = (await request('127.0.0.2', 'GET', '/api/audit?kind=machine.registered')).json.items as AuditEvent[];
+    const exact = (await request('127.0.0.2', 'GET', '/api/audit?kind=machine.registered&actor=admin')).json.items as AuditEvent[];
     assert.deepEqual(exact.map((e) => [e.kind, e.details?.created]), [['machine.registered', false], ['machine.registered', true]]);
     const pivot = byCi[1]!;
     const since = (await request('127.0.0.2', 'GET', `/api/audit?kind=machine&since=${encodeURIComponent(pivot.at)}`)).json.items as AuditEvent[];
@@ -236,7 +259,7 @@ backend reef_https
     const caFile = join(dir, 'ca.pem');
     await writeFile(caFile, ca.rootPem);
     const env = { ...process.env, REEF_LOG_LEVEL: 'warn', REEF_SERVER: `https://127.0.0.1:${haproxy.port}`, REEF_API_KEY: adminKey, REEF_CA_FILE: caFile };
-    const table = await runTracked(process.execPath, [REEF_BIN, 'audit', '--kind', 'machine', '--since', '1h'], { env, timeoutMs: 60_000 });
+    const table = await runTracked(process.execPath, [REEF_BIN, 'audit', '--kind', 'machine', '--actor', 'admin', '--since', '1h'], { env, timeoutMs: 60_000 });
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
     assert.match(lines[0]!, /^ID +TIME +KIND +ACTOR +TARGET +ADDRESS +NODE$/);
