@@ -136,6 +136,7 @@ export const ERROR_CODES = {
   REEF_TICKET_RUNNING: { http: null, retry: 'later', meaning: 'The script is still running, so it cannot be completed yet.' },
   REEF_TOO_LARGE: { http: 413, retry: 'no', meaning: 'The request body or upload is over its limit.' },
   REEF_TOO_MANY_CONNECTIONS: { http: null, retry: 'later', meaning: 'Verdict: this Tentacle certificate has too many connections open already.' },
+  REEF_TOO_MANY_REQUESTS: { http: 429, retry: 'later', meaning: 'This API key, portal user or (without credentials) client address has used its request budget for now; Retry-After says when to try again.' },
   REEF_TRUST_REVOKED: { http: null, retry: 'no', meaning: 'Trust in the peer was withdrawn (a machine deleted, a server no longer trusted); its connections are closed.' },
   REEF_UNAUTHENTICATED: { http: 401, retry: 'no', meaning: 'No credentials: the request carried no API key or session, or the CLI was given no API key.' },
   REEF_UNIT_VALUE: { http: null, retry: 'no', meaning: 'A value cannot be written into a systemd unit (a control character, a relative path, a quote).' },

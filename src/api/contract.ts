@@ -428,6 +428,43 @@ export const CreatedApiKey = named(
 );
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 
+const auditTime = z
+  .string()
+  .refine((v) => !Number.isNaN(Date.parse(v)), 'must be a time, e.g. 2026-12-01T09:00:00Z')
+  .describe('An ISO-8601 time, e.g. 2026-12-01T09:00:00Z.');
+
+export const AuditQuery = z.object({
+  actor: z.string().min(1).max(200).optional().describe("Only events by this actor: its id (an API key's or user's id) or its name, any case."),
+  kind: z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .describe('Only events of this kind (`apikey.created`) or family (`apikey`); docs/security.md lists them.'),
+  since: auditTime.optional().describe('Only events at or after this time (ISO-8601).'),
+  until: auditTime.optional().describe('Only events before this time (ISO-8601).'),
+  before: queryInt(1, Number.MAX_SAFE_INTEGER).optional().describe('Only events older than this event id: pass the last id seen to read the next page.'),
+  limit: queryInt(1, 1000).optional().describe('At most this many events, newest first (default 100).'),
+});
+export type AuditQuery = z.infer<typeof AuditQuery>;
+
+const auditParty = z.object({ kind: z.string(), id: z.string().nullable(), name: z.string().nullable() });
+
+/** One event of the audit log. */
+export const AuditEventView = named(
+  'AuditEventView',
+  z.object({
+    id: z.number().int().describe('Increasing in the order events were stored, on every node.'),
+    at: timestamp,
+    node: z.string().describe('The server node that recorded it.'),
+    actor: auditParty.describe('Who: kind `user`, `api-key`, `join-token`, `machine` or `system`, with id and name as they were then.'),
+    kind: z.string().describe('What happened, e.g. `machine.registered`.'),
+    target: auditParty.nullable().describe('What it happened to.'),
+    address: z.string().nullable().describe("The client's address (the PROXY protocol's when Reef runs behind HAProxy or nginx); null without a connection."),
+    details: z.record(z.unknown()).nullable(),
+  }),
+);
+export type AuditEventView = z.infer<typeof AuditEventView>;
 // ---- join tokens ----
 
 /** How an installed Tentacle polls: the comms port, the HTTPS port (routed by SNI or ALPN), or a WebSocket on it. */

@@ -21,5 +21,5 @@ export { connectWebSocket, createWebSocketEndpoint } from './carriers/websocket.
 
 // The server's HTTPS port: the front door, and what it shares with the portal.
 export { createFrontDoor } from './front-door/front-door.js';
-export { remoteAddressOf, setAnnouncedAddress } from './front-door/remote-address.js';
+export { remoteAddressOf, remoteEndpointOf, setAnnouncedAddress, type RemoteEndpoint } from './front-door/remote-address.js';
 export { writeFriendlyPage } from './friendly-page.js';

@@ -7,7 +7,7 @@ import {
   CommsServer,
   createFrontDoor,
   createWebSocketEndpoint,
-  remoteAddressOf,
+  remoteEndpointOf,
   setAnnouncedAddress,
   writeFriendlyPage,
   type CommsLimits,
@@ -17,6 +17,7 @@ import { errorMessage, ReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
+import { AuditLog, systemActor } from './audit/index.js';
 import { createApiKey } from './auth/apikeys.js';
 import { checkedAccess } from './auth/scope.js';
 import { resetPassword } from './auth/users.js';
@@ -29,13 +30,15 @@ import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler, createAuthLimiter } from './http/handler.js';
 import { createCommsRegistration } from './http/comms-registration.js';
+import type { ApiLimits } from './http/context.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
 import type { ServingCertificate } from '../pki/serving-certificate.js';
 import { answerClientErrors, MAX_HEAD_BYTES, refuseOversizedHead } from './https/request-head.js';
 import type { PortalSocketLimits } from './https/limits.js';
-import { ensureInitialCredentials, forgetInitialCredentials } from './auth/initial-credentials.js';
+import { ensureInitialCredentials, forgetInitialCredentials, type InitialCredentials } from './auth/initial-credentials.js';
+import { INITIAL_ADMIN } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
@@ -89,6 +92,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** Request budgets and failure limits of the REST API (DEFAULT_LIMITS in src/server/http/context.ts). */
+  apiLimits?: ApiLimits;
   /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
   metricsListen?: { host: string; port: number };
   logger?: Logger;
@@ -157,11 +162,19 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     subjectAltNames: generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames }),
   });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
+  const nodeName = settings.nodeName ?? hostname();
+  const audit = new AuditLog({ store, node: nodeName, logger });
   // Read before anything listens, so a file that cannot be used stops the start at once.
   // Comms keeps `identity` whatever the portal presents.
-  const portalCertificate = await createPortalCertificate({ settings: settings.httpsCertificate, identity, logger, watchIntervalMs: settings.httpsCertificateWatchIntervalMs });
+  const portalCertificate = await createPortalCertificate({
+    settings: settings.httpsCertificate,
+    identity,
+    logger,
+    watchIntervalMs: settings.httpsCertificateWatchIntervalMs,
+    onReloaded: ({ trigger, from, to }) =>
+      void audit.record({ actor: systemActor(`HTTPS certificate reload (${trigger})`), kind: 'server.https-certificate-reloaded', details: { from, to: to.thumbprint, subject: to.subject, notAfter: to.notAfter.toISOString() } }),
+  });
   closers.add('HTTPS certificate watch', () => portalCertificate.close());
-  const nodeName = settings.nodeName ?? hostname();
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
   // Alone, every temp file is a crash's leftover; in a cluster another node may be
   // writing one into the shared directory right now, so only abandoned ones go.
@@ -202,7 +215,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   // One count of failed API keys per address, for the REST API and registrations over comms alike.
   const authLimiter = createAuthLimiter();
-  comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger }, authLimiter));
+  comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger, audit }, authLimiter));
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -243,11 +256,15 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
     websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
   };
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, authLimiter, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const apiHandler = createApiHandler({
+    store, engine, comms, blobs, info, logger, metrics, audit, install, authLimiter, limits: settings.apiLimits,
+    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
+  });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
-      setAnnouncedAddress(stream, remoteAddressOf(request.socket));
+      const endpoint = remoteEndpointOf(request.socket);
+      if (endpoint) setAnnouncedAddress(stream, endpoint);
       comms.accept(stream, 'websocket');
     },
     friendlyPage: writeFriendlyPage,
@@ -298,6 +315,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   closers.add('upload janitor', () => janitor.close());
   // Made only once the node is up: a first start that fails must not use up the one showing.
   const initial = await ensureInitialCredentials(store, settings.dataDir, nodeName);
+  await auditInitialCredentials(audit, store, initial);
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -364,27 +382,48 @@ export function storeLocation(dataDir: string, store?: string): string {
   return store ?? join(dataDir, 'reef.db');
 }
 
-/** Creates an API key directly in the server's store (works while the server runs). */
+/** What the first start made, in the audit log: the server made them, from no address. */
+async function auditInitialCredentials(audit: AuditLog, store: Store, initial: InitialCredentials): Promise<void> {
+  const actor = systemActor('first start');
+  if (initial.apiKey) {
+    const key = (await store.listApiKeys()).find((k) => k.prefix === initial.apiKey!.slice(4, 12));
+    await audit.record({ actor, kind: 'apikey.created', target: { id: key?.id ?? null, name: key?.name ?? null }, details: { prefix: initial.apiKey.slice(4, 12) } });
+  }
+  if (initial.password) {
+    const user = await store.getUserCredential(INITIAL_ADMIN);
+    await audit.record({ actor, kind: 'user.created', target: { id: user?.id ?? null, name: INITIAL_ADMIN } });
+  }
+}
+
 /**
  * `reef user reset-password --data DIR`: a new password for a user, straight in the store,
  * for the admin who lost theirs (the server may be stopped). It also enables the user, and
- * ends their sessions. Returns the password to print once.
+ * ends their sessions. Returns the password to print once. The audit log names the command
+ * and this host: there is no connection, and so no address.
  */
 export async function resetPasswordOffline(dataDir: string, username: string, storeUrl?: string, password?: string): Promise<UserWithPassword> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
     const reset = await resetPassword(store, username, password);
     await store.setUserDisabled(reset.user.id, false);
+    const audit = new AuditLog({ store, node: hostname(), logger: silentLogger });
+    await audit.record({ actor: systemActor('reef user reset-password --data'), kind: 'user.password-reset', target: { id: reset.user.id, name: reset.user.username }, details: { enabled: true } });
     return { user: userView((await store.getUser(reset.user.id)) ?? reset.user), password: reset.password };
   } finally {
     await store.close();
   }
 }
 
+/**
+ * Creates an API key directly in the server's store (works while the server runs). The audit
+ * log names the command and this host: there is no connection, and so no address.
+ */
 export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string, access?: Access): Promise<CreatedApiKey> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
     const created = await createApiKey(store, name, access ? await checkedAccess(store, access) : undefined);
+    const audit = new AuditLog({ store, node: hostname(), logger: silentLogger });
+    await audit.record({ actor: systemActor('reef apikey create --data'), kind: 'apikey.created', target: { id: created.id, name: created.name }, details: { prefix: created.key.slice(4, 12), role: created.role, scope: created.scope } });
     return { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key };
   } finally {
     await store.close();

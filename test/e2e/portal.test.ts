@@ -359,6 +359,7 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
       ['new task', '/tasks/new', () => page.getByLabel('Script body').waitFor()],
       ['server nodes', '/nodes', () => page.locator('table.nodes').waitFor()],
       ['API keys', '/apikeys', () => page.getByLabel('Name for a new key').waitFor()],
+      ['audit log', '/audit', () => page.locator('table.audit').waitFor()],
       ['add machine', '/add-machine', () => page.getByLabel('How the Tentacle reaches the server').waitFor()],
       ['users', '/users', () => page.locator('table.users').waitFor()],
       ['account', '/account', () => page.getByLabel('Current password').waitFor()],

@@ -15,7 +15,9 @@ const CATALOGUE_FILE = 'src/error-codes.ts';
  * goes here; a new error code goes into src/error-codes.ts.
  */
 const ENVIRONMENT_VARIABLES = new Set([
+  'REEF_ANONYMOUS_REQUESTS_PER_MINUTE',
   'REEF_API_KEY',
+  'REEF_API_REQUESTS_PER_MINUTE',
   'REEF_CA_FILE',
   'REEF_COMMS_PORT',
   'REEF_CONFIG',

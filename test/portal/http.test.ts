@@ -198,7 +198,7 @@ describe('portal over HTTPS', () => {
 
   test('pages escape what the store holds and carry no inline script or style', async () => {
     const { cookie } = await session();
-    for (const path of ['/', '/tasks', '/tasks/new', '/nodes', '/apikeys', `/machines/${encodeURIComponent('<img src=x onerror=alert(1)>')}`]) {
+    for (const path of ['/', '/tasks', '/tasks/new', '/nodes', '/apikeys', '/audit', `/machines/${encodeURIComponent('<img src=x onerror=alert(1)>')}`]) {
       const page = await request('GET', path, { headers: { cookie } });
       assert.equal(page.status, 200, path);
       assert.equal(page.headers['content-security-policy'], PORTAL_CSP);

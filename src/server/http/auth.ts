@@ -6,6 +6,7 @@ import { findJoinToken, isJoinTokenFormat } from '../auth/join-tokens.js';
 import { authorize, type Actor } from '../auth/roles.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
+import { clientAddress } from '../https/client-address.js';
 import type { ApiKey, JoinToken, Session, Store } from '../store/types.js';
 import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
@@ -30,12 +31,6 @@ export function presentedKey(req: IncomingMessage): string | undefined {
     if (match) return match[1];
   }
   return undefined;
-}
-
-/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
-export function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function rateLimited(address: string, seconds: number): HttpError {

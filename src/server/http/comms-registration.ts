@@ -6,7 +6,9 @@ import { normalizeThumbprint } from '../../pki/thumbprint.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { isJoinTokenFormat } from '../auth/join-tokens.js';
 import { authorize } from '../auth/roles.js';
-import type { ApiKey } from '../store/types.js';
+import type { ApiKey, JoinToken } from '../store/types.js';
+import { apiKeyActor, joinTokenActor } from '../audit/actor.js';
+import type { AuditLog } from '../audit/log.js';
 import { actorOf, authenticateKey, verifyJoinToken } from './auth.js';
 import type { ApiDeps } from './context.js';
 import { registerMachine, type Registrar } from './routes/machines.js';
@@ -19,16 +21,16 @@ import { parseWith } from './validation.js';
  * the same validation, the same registration code, the same error codes. Besides, the
  * Tentacle may register only the certificate it dialled with.
  */
-export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 'info' | 'engine' | 'logger'>, limiter: FailureLimiter): RegistrationHandler {
+export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 'info' | 'engine' | 'logger'> & { audit: AuditLog }, limiter: FailureLimiter): RegistrationHandler {
   return async (args, peer) => {
     // As on REST, the key is checked before the request is looked at.
     const presented = typeof (args as { apiKey?: unknown } | null)?.apiKey === 'string' ? (args as { apiKey: string }).apiKey.trim() || undefined : undefined;
     const address = sourceAddress(peer.remoteAddress);
     // A join token travels where the API key does, as on REST; it then bounds what is registered.
-    const registrar =
+    const registrar: Registrar =
       presented !== undefined && isJoinTokenFormat(presented)
-        ? { joinToken: await verifyJoinToken(presented, address, deps.store, limiter) }
-        : keyRegistrar(await authenticateKey(presented, address, deps.store, limiter));
+        ? tokenRegistrar(await verifyJoinToken(presented, address, deps.store, limiter), address)
+        : keyRegistrar(await authenticateKey(presented, address, deps.store, limiter), address);
     const { request } = parseWith(RegisterOverCommsArgs, args, 'registration');
     if (normalizeThumbprint(request.thumbprint) !== peer.thumbprint) {
       throw new ReefError(
@@ -41,8 +43,12 @@ export function createCommsRegistration(deps: Pick<ApiDeps, 'store' | 'comms' | 
 }
 
 /** A key registers as on REST: only if its role may register, and only into its scope. */
-function keyRegistrar(key: ApiKey): Registrar {
+function keyRegistrar(key: ApiKey, address: string): Registrar {
   const actor = actorOf({ key, session: null });
   authorize(actor, 'machines:register', 'registration over comms');
-  return { actor, apiKeyId: key.id };
+  return { actor, apiKeyId: key.id, auditActor: apiKeyActor(key), address };
+}
+
+function tokenRegistrar(joinToken: JoinToken, address: string): Registrar {
+  return { joinToken, auditActor: joinTokenActor(joinToken), address };
 }

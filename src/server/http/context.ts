@@ -3,6 +3,7 @@ import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
+import type { AuditLog } from '../audit/log.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
 import type { Actor } from '../auth/roles.js';
@@ -18,6 +19,10 @@ export interface ApiLimits {
   authFailuresPerMinute?: number;
   /** Interval of `: ping` comments on event streams. Default 15 s. */
   sseHeartbeatMs?: number;
+  /** Requests per minute per API key or portal user (also the largest burst) before 429. Default 3000. */
+  requestsPerMinutePerActor?: number;
+  /** Requests per minute per client address without credentials (public routes) before 429. Default 600. */
+  requestsPerMinutePerAddress?: number;
 }
 
 export interface ApiDeps {
@@ -32,6 +37,8 @@ export interface ApiDeps {
   portal?: RequestListener;
   /** What /metrics serves; without it /metrics answers 404. */
   metrics?: ServerMetrics;
+  /** Where changes are recorded; default an audit log on `store` for `info.nodeName`. */
+  audit?: AuditLog;
   /** What install commands (POST /api/tokens with `install`) are made of; without it they are refused. */
   install?: InstallFacts;
   /** Counts failed API keys per address; pass the one registrations over comms use too (createAuthLimiter). */
@@ -49,6 +56,7 @@ export interface InstallFacts {
 
 export interface ResolvedDeps extends ApiDeps {
   limits: Required<ApiLimits>;
+  audit: AuditLog;
 }
 
 export const DEFAULT_LIMITS: Readonly<Required<ApiLimits>> = {
@@ -56,6 +64,8 @@ export const DEFAULT_LIMITS: Readonly<Required<ApiLimits>> = {
   maxUploadBytes: 10 * 1024 * 1024 * 1024,
   authFailuresPerMinute: 20,
   sseHeartbeatMs: 15_000,
+  requestsPerMinutePerActor: 3000,
+  requestsPerMinutePerAddress: 600,
 };
 
 /** What a route handler gets for one request. */

@@ -29,6 +29,7 @@ const TAGS: Record<Tag | 'Downloads', string> = {
   Users: 'Portal users: created by admins with a role and scope; every user changes their own password.',
   'API keys': 'Keys for scripts, the CLI and Tentacle registration.',
   'Join tokens': 'Short-lived, scoped tokens that can register a machine and do nothing else.',
+  Audit: 'The append-only record of who changed what, when, from which address.',
   Downloads: 'Tentacles and packages for machines to install, anonymous and read-only (outside /api).',
 };
 
@@ -86,7 +87,11 @@ const SHARED_ERRORS = {
   UploadTooLarge: [413, `The upload is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB by default).`],
   NotJson: [415, 'The body is not application/json in UTF-8 (REEF_UNSUPPORTED_MEDIA_TYPE).'],
   NotOctetStream: [415, 'The body is not application/octet-stream (REEF_UNSUPPORTED_MEDIA_TYPE).'],
-  RateLimited: [429, 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); Retry-After says when to try again.'],
+  RateLimited: [
+    429,
+    'Too many requests by this key or portal user, or without credentials from this client address (REEF_TOO_MANY_REQUESTS); too many failed key ' +
+      'attempts from this address (REEF_RATE_LIMITED); or the key check is busy (REEF_BUSY). Retry-After says when to try again.',
+  ],
   UrlTooLong: [414, 'The URL (path and query) is over 16 KiB (REEF_URL_TOO_LONG).'],
   HeadersTooLarge: [431, 'The header fields are over 16 KiB, or the whole request head over 64 KiB (REEF_HEADERS_TOO_LARGE).'],
   Internal: [500, 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.'],
@@ -99,7 +104,8 @@ function sharedErrors(route: ApiRoute): SharedError[] {
   const { spec } = route;
   const errors: SharedError[] = [];
   if (spec.params || spec.query || spec.headers || spec.body) errors.push('BadRequest');
-  if (!route.public) errors.push('Unauthenticated', spec.method === 'GET' ? 'Forbidden' : 'ForbiddenOrCsrf', 'RateLimited');
+  if (!route.public) errors.push('Unauthenticated', spec.method === 'GET' ? 'Forbidden' : 'ForbiddenOrCsrf');
+  errors.push('RateLimited');
   if (spec.body?.json) errors.push('JsonTooLarge', 'NotJson');
   if (spec.body?.binary) errors.push('UploadTooLarge', 'NotOctetStream');
   errors.push('UrlTooLong', 'HeadersTooLarge', 'Internal');

@@ -16,7 +16,7 @@ import { parseWith, parseStrings } from './validation.js';
 export type Method = 'GET' | 'POST' | 'DELETE';
 
 /** Groups of operations in the document. */
-export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Join tokens' | 'Users';
+export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Join tokens' | 'Users' | 'Audit';
 
 /**
  * One answer a route can give: `application/json` with the `json` schema, or

@@ -3,10 +3,12 @@ import { httpStatusOf } from '../../error-codes.js';
 import { isReefError, ReefError } from '../../errors.js';
 import { authorize, type Permission } from '../auth/roles.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
+import { userActor } from '../audit/actor.js';
+import { AuditLog } from '../audit/log.js';
 import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
-import { clientAddress } from '../http/auth.js';
+import { clientAddress } from '../https/client-address.js';
 import { SESSION_CHALLENGE, WWW_AUTHENTICATE } from '../http/challenges.js';
 import { drainRequest } from '../http/respond.js';
 import { Router } from '../http/router.js';
@@ -17,6 +19,7 @@ import { addMachinePage } from './pages/add-machine.js';
 import { accountPage } from './pages/account.js';
 import { apiKeysPage } from './pages/apikeys.js';
 import { sessionActor, signedInAs } from './pages/common.js';
+import { auditPage } from './pages/audit.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { errorPage } from './pages/errors.js';
 import { loginPage, type LoginView } from './pages/login.js';
@@ -49,6 +52,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const ttlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const webDir = options.webDir ?? defaultWebDir();
   const limiter = new FailureLimiter({ maxFailures: options.signInFailuresPerMinute ?? 10 });
+  const audit = deps.audit ?? new AuditLog({ store: deps.store, node: deps.info.nodeName, logger: deps.logger });
   // Each page with the permission it needs (auth/roles.ts), checked below before it renders;
   // what it changes goes through the REST API, which checks again.
   const pages = new Router<Page>()
@@ -61,6 +65,7 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     .add('GET', '/nodes', { permission: 'nodes:read', what: 'the server nodes page', handler: nodesPage })
     .add('GET', '/apikeys', { permission: 'apikeys:manage', what: 'the API keys page', handler: apiKeysPage })
     .add('GET', '/users', { permission: 'users:manage', what: 'the users page', handler: usersPage })
+    .add('GET', '/audit', { permission: 'audit:read', what: 'the audit log', handler: auditPage })
     .add('GET', '/account', { permission: 'account:self', what: 'the account page', handler: accountPage });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -88,7 +93,10 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
         return sendPage(res, 403, errorPage(403, 'Not signed out', 'The sign-out form was not sent by this portal (its CSRF token did not match). Reload the page and try again.'));
       }
       await endSession(deps.store, cookie);
-      if (session) deps.logger.info({ user: session.username }, 'portal: signed out');
+      if (session) {
+        deps.logger.info({ user: session.username }, 'portal: signed out');
+        await audit.record({ actor: userActor({ id: session.userId, username: session.username }), kind: 'user.signed-out', address: clientAddress(req) });
+      }
       return redirect(res, '/login?signedOut=1', [clearedSessionCookie()]);
     }
 
@@ -168,12 +176,15 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
     if (!user) {
       slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
+      // The username as typed, with no id: whether such a user exists is not the log's to say.
+      await audit.record({ actor: { kind: 'user', id: null, name: username }, kind: 'user.sign-in-failed', address });
       res.setHeader(WWW_AUTHENTICATE, SESSION_CHALLENGE);
       return renderLogin(res, 401, { next, username, error: html`Sign-in failed: the username or password is not right.` });
     }
     slot.succeeded();
     const { id } = await startSession(deps.store, user, { ttlMs });
     deps.logger.info({ user: user.username, remote: address }, 'portal: signed in');
+    await audit.record({ actor: userActor(user), kind: 'user.signed-in', address });
     await deps.onSignedIn?.(user).catch((err: unknown) => deps.logger.warn({ err, user: user.username }, 'portal: the sign-in hook failed'));
     redirect(res, next, [sessionCookie(id, ttlMs), `${LOGIN_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0`]);
   }

@@ -35,7 +35,7 @@ export interface SignedIn {
   can(permission: Permission): boolean;
 }
 
-export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'add-machine' | 'nodes' | 'apikeys' | 'users' | 'account' | 'downloads' | 'none';
+export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'add-machine' | 'nodes' | 'apikeys' | 'users' | 'audit' | 'account' | 'downloads' | 'none';
 
 /** The menu; an entry shows only to users with its permission (the page refuses the others too). */
 const NAV: readonly { key: NavKey; href: string; label: string; permission?: Permission }[] = [
@@ -46,6 +46,7 @@ const NAV: readonly { key: NavKey; href: string; label: string; permission?: Per
   { key: 'nodes', href: '/nodes', label: 'Server nodes', permission: 'nodes:read' },
   { key: 'apikeys', href: '/apikeys', label: 'API keys', permission: 'apikeys:manage' },
   { key: 'users', href: '/users', label: 'Users', permission: 'users:manage' },
+  { key: 'audit', href: '/audit', label: 'Audit log', permission: 'audit:read' },
   { key: 'account', href: '/account', label: 'Account' },
   { key: 'downloads', href: '/downloads/', label: 'Downloads' },
 ];

@@ -1,3 +1,4 @@
+import { audit } from './audit.js';
 import { auth } from './auth.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
@@ -17,6 +18,7 @@ export function storeOn(database: Database): Store {
     ...joinTokens(database),
     ...tasks(database),
     ...logs(database),
+    ...audit(database),
     coordination: coordination(database),
     close: () => database.close(),
   };

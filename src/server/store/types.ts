@@ -356,6 +356,65 @@ export interface TentacleLogLine {
   text: string;
 }
 
+// ---------------------------------------------------------------- audit log
+
+/** Who did something (src/server/audit/actor.ts says which kinds exist and how they are named). */
+export interface AuditActor {
+  kind: string;
+  /** The key's, user's, token's or machine's id; null when there is none (an unknown username). */
+  id: string | null;
+  name: string | null;
+}
+
+/** What an event is about: a machine, a key, a task... */
+export interface AuditTarget {
+  kind: string;
+  id: string | null;
+  name: string | null;
+}
+
+/** One line of the append-only audit log. */
+export interface AuditEvent {
+  /** Increasing in the order events were stored, across every node. */
+  id: number;
+  at: Timestamp;
+  /** The server node that recorded it. */
+  node: string;
+  actor: AuditActor;
+  /** From the catalogue in src/server/audit/kinds.ts; the store takes any well-formed kind. */
+  kind: string;
+  target: AuditTarget | null;
+  /** The client's address (PROXY protocol aware), or null when the change came from no connection. */
+  address: string | null;
+  details: JsonObject | null;
+}
+
+export interface AuditEventInput {
+  node: string;
+  actor: AuditActor;
+  kind: string;
+  target?: AuditTarget | null;
+  address?: string | null;
+  details?: JsonObject | null;
+}
+
+export interface AuditFilter {
+  /** An actor's id, or its name (any case). */
+  actor?: string;
+  /** Exactly this kind. */
+  kind?: string;
+  /** Kinds of this family: `task` is task.created, task.cancelled... */
+  family?: string;
+  /** At or after. */
+  since?: TimeInput;
+  /** Before. */
+  until?: TimeInput;
+  /** An event id: only older events (paging, newest first). */
+  before?: number;
+  /** Default 100, at most 1000. */
+  limit?: number;
+}
+
 // ---------------------------------------------------------------- the store
 
 export interface Store {
@@ -489,6 +548,11 @@ export interface Store {
    * least one line when there is one. An empty answer means there is nothing after afterSeq.
    */
   readLog(taskId: string, afterSeq?: number, limit?: number, maxBytes?: number): Promise<LogLine[]>;
+
+  // audit log: append-only (the schema refuses UPDATE and DELETE)
+  appendAuditEvent(event: AuditEventInput): Promise<AuditEvent>;
+  /** Newest first. */
+  listAuditEvents(filter?: AuditFilter): Promise<AuditEvent[]>;
 
   /** How server nodes on this store divide the work (see coordination.ts). */
   readonly coordination: Coordination;

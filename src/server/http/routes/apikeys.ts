@@ -1,5 +1,6 @@
 import { ApiKeyView, CreateApiKeyRequest, CreatedApiKey, IdParams, itemsOf } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../auth/apikeys.js';
 import { checkedAccessOf } from '../../auth/scope.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -27,9 +28,11 @@ export const apiKeyRoutes: ApiRoute[] = [
     body: { json: CreateApiKeyRequest },
     responses: { 201: { description: 'The new key: the only time it is shown.', json: CreatedApiKey } },
     errors: { 404: 'An environment or worker pool of the scope does not exist.' },
-    handler: async ({ res, deps, logger, key, user }, { body }) => {
+    handler: async (ctx, { body }) => {
+      const { res, deps, logger, key, user } = ctx;
       const created = await createApiKey(deps.store, body.name, await checkedAccessOf(deps.store, body));
       logger.info({ apiKey: created.id, name: created.name, role: created.role, scope: created.scope, by: key?.id ?? user?.username }, 'api: API key created');
+      await auditRequest(ctx, { kind: 'apikey.created', target: { id: created.id, name: created.name }, details: { prefix: created.key.slice(4, 12), role: created.role, scope: created.scope } });
       sendJson(res, 201, { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key } satisfies CreatedApiKey);
     },
   }),
@@ -43,11 +46,14 @@ export const apiKeyRoutes: ApiRoute[] = [
     params: IdParams,
     responses: { 204: { description: 'Revoked.' } },
     errors: { 404: 'No active key has that id (it may be revoked already).' },
-    handler: async ({ res, deps, logger, key, user }, { params }) => {
+    handler: async (ctx, { params }) => {
+      const { res, deps, logger, key, user } = ctx;
+      const revoked = (await listApiKeys(deps.store)).find((k) => k.id === params.id);
       if (!(await revokeApiKey(deps.store, params.id))) {
         throw new ReefError('REEF_NOT_FOUND', `No active API key has id "${params.id}" (it may be revoked already).`);
       }
       logger.info({ apiKey: params.id, by: key?.id ?? user?.username }, 'api: API key revoked');
+      await auditRequest(ctx, { kind: 'apikey.revoked', target: { id: params.id, name: revoked?.name ?? null } });
       sendEmpty(res, 204);
     },
   }),

@@ -1,5 +1,6 @@
 import { FileInUse, Sha256Params, SHA256_HEADER, UploadedFile, UploadHeaders } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { checkSha256 } from '../../files/blobs.js';
 import { filesNeededByUnfinishedTasks } from '../../files/retention.js';
 import { checkDeclaredLength, tooLarge } from '../body.js';
@@ -72,6 +73,7 @@ async function remove(ctx: ApiContext, sha256: string): Promise<void> {
   }
   if (!(await deps.blobs.delete(sha256))) throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${sha256}.`);
   ctx.logger.info({ sha256, apiKey: ctx.key?.id, user: ctx.user?.username }, 'api: file deleted');
+  await auditRequest(ctx, { kind: 'file.deleted', target: { id: sha256, name: null } });
   sendEmpty(res, 204);
 }
 
@@ -89,5 +91,6 @@ async function upload(ctx: ApiContext, expected: string | undefined): Promise<vo
     throw err;
   }
   ctx.logger.info({ sha256: stored.sha256, size: stored.size, apiKey: ctx.key?.id }, 'api: file uploaded');
+  await auditRequest(ctx, { kind: 'file.uploaded', target: { id: stored.sha256, name: null }, details: { size: stored.size } });
   sendJson(ctx.res, 201, stored);
 }

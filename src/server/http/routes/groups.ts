@@ -1,5 +1,7 @@
 import { GroupView, IdOrNameParams, itemsOf, NameRequest } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import type { AuditKind } from '../../audit/kinds.js';
+import { auditRequest } from '../../audit/request.js';
 import { environmentInScope, workerPoolInScope } from '../../auth/scope.js';
 import type { Environment, Scope, Store, WorkerPool } from '../../store/types.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -13,6 +15,7 @@ interface Group {
   inScope(scope: Scope, name: string): boolean;
   tag: Tag;
   what: string;
+  audited: { created: AuditKind; deleted: AuditKind };
   list(store: Store): Promise<Array<Environment | WorkerPool>>;
   get(store: Store, idOrName: string): Promise<Environment | WorkerPool | null>;
   ensure(store: Store, name: string): Promise<Environment | WorkerPool>;
@@ -25,6 +28,7 @@ const GROUPS: Group[] = [
     inScope: environmentInScope,
     tag: 'Environments',
     what: 'environment',
+    audited: { created: 'environment.created', deleted: 'environment.deleted' },
     list: (s) => s.listEnvironments(),
     get: (s, n) => s.getEnvironment(n),
     ensure: (s, n) => s.ensureEnvironment(n),
@@ -35,6 +39,7 @@ const GROUPS: Group[] = [
     inScope: workerPoolInScope,
     tag: 'Worker pools',
     what: 'worker pool',
+    audited: { created: 'worker-pool.created', deleted: 'worker-pool.deleted' },
     list: (s) => s.listWorkerPools(),
     get: (s, n) => s.getWorkerPool(n),
     ensure: (s, n) => s.ensureWorkerPool(n),
@@ -83,10 +88,13 @@ export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
         201: { description: 'Created.', json: GroupView },
         200: { description: 'It existed already.', json: GroupView },
       },
-      handler: async ({ res, deps }, { body }) => {
+      handler: async (ctx, { body }) => {
+        const { res, deps } = ctx;
         const existing = await group.get(deps.store, body.name);
         if (existing && existing.name.toLowerCase() === body.name.toLowerCase()) return sendJson(res, 200, groupView(existing));
-        sendJson(res, 201, groupView(await group.ensure(deps.store, body.name)));
+        const created = await group.ensure(deps.store, body.name);
+        await auditRequest(ctx, { kind: group.audited.created, target: { id: created.id, name: created.name } });
+        sendJson(res, 201, groupView(created));
       },
     }),
     route({
@@ -98,8 +106,11 @@ export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
       params: IdOrNameParams,
       responses: { 204: { description: 'Deleted.' } },
       errors: { 404: `No ${group.what} has that id or name.`, 409: 'Machines still belong to it (REEF_IN_USE; the message names them).' },
-      handler: async ({ res, deps }, { params }) => {
-        if (!(await group.remove(deps.store, params.idOrName))) throw notFound(params.idOrName);
+      handler: async (ctx, { params }) => {
+        const { res, deps } = ctx;
+        const found = await group.get(deps.store, params.idOrName);
+        if (!found || !(await group.remove(deps.store, found.id))) throw notFound(params.idOrName);
+        await auditRequest(ctx, { kind: group.audited.deleted, target: { id: found.id, name: found.name } });
         sendEmpty(res, 204);
       },
     }),

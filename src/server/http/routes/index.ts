@@ -5,6 +5,7 @@ import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
 import { sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
 import { apiKeyRoutes } from './apikeys.js';
+import { auditRoutes } from './audit.js';
 import { fileRoutes } from './files.js';
 import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
@@ -14,7 +15,7 @@ import { joinTokenRoutes } from './tokens.js';
 import { userRoutes } from './users.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes, ...auditRoutes];
 
 let document: OpenApiDocument | undefined;
 

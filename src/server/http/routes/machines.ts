@@ -12,10 +12,13 @@ import {
 import { ReefError } from '../../../errors.js';
 import { membershipsWithin, useJoinToken } from '../../auth/join-tokens.js';
 import { normalizeThumbprint } from '../../../pki/thumbprint.js';
+import { auditRequest } from '../../audit/request.js';
 import type { Actor } from '../../auth/roles.js';
 import { checkRegistrationInScope, checkReplaceInScope, environmentInScope, machineInScope, workerPoolInScope } from '../../auth/scope.js';
 import type { JoinToken, Machine, MachineFilter, MachineInput } from '../../store/types.js';
 import type { Logger } from '../../../logging.js';
+import { requestActor, type Actor as AuditActor } from '../../audit/actor.js';
+import { clientAddress } from '../../https/client-address.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { sendEmpty, sendJson } from '../respond.js';
@@ -130,7 +133,8 @@ async function find(ctx: ApiContext, idOrName: string): Promise<Machine> {
 }
 
 async function register(ctx: ApiContext, request: RegisterMachineRequest): Promise<void> {
-  const registrar = ctx.joinToken ? { joinToken: ctx.joinToken } : { actor: ctx.actor!, apiKeyId: ctx.key?.id };
+  const who = { auditActor: requestActor(ctx)!, address: clientAddress(ctx.req) };
+  const registrar: Registrar = ctx.joinToken ? { joinToken: ctx.joinToken, ...who } : { actor: ctx.actor!, apiKeyId: ctx.key?.id, ...who };
   const response = await registerMachine(ctx.deps, request, ctx.logger, registrar);
   sendJson(ctx.res, response.created ? 201 : 200, response);
 }
@@ -139,14 +143,18 @@ async function register(ctx: ApiContext, request: RegisterMachineRequest): Promi
  * Who registers: a key or portal user (an actor, whose scope bounds what may be registered),
  * or a join token (whose own scope does).
  */
-export type Registrar = { actor: Actor; apiKeyId?: string; joinToken?: undefined } | { joinToken: JoinToken; actor?: undefined; apiKeyId?: undefined };
+export type Registrar = ({ actor: Actor; apiKeyId?: string; joinToken?: undefined } | { joinToken: JoinToken; actor?: undefined; apiKeyId?: undefined }) & {
+  /** Who the audit log names, and from which address (PROXY-protocol aware on REST, the carrier's over comms). */
+  auditActor: AuditActor;
+  address: string;
+};
 
 /**
  * Registers a machine: what POST /api/machines does once the caller is authenticated, and
  * what a registration over comms does (src/server/http/comms-registration.ts).
  */
 export async function registerMachine(
-  deps: Pick<ApiContext['deps'], 'store' | 'comms' | 'info' | 'engine'>,
+  deps: Pick<ApiContext['deps'], 'store' | 'comms' | 'info' | 'engine' | 'audit'>,
   request: RegisterMachineRequest,
   logger: Logger,
   registrar: Registrar,
@@ -172,6 +180,8 @@ export async function registerMachine(
   if (actor) checkRegistrationInScope(actor, { name: input.name, kind: input.kind, environments: input.environments ?? [], workerPools: input.workerPools ?? [] });
   let machine: Machine;
   let created: boolean;
+  let replacedThumbprint: string | undefined;
+  let usedToken: JoinToken | undefined;
   if (body.force) {
     const previous = (await store.getMachineByThumbprint(thumbprint)) ?? (await store.getMachine(body.name));
     if (previous && actor) checkReplaceInScope(actor, previous);
@@ -179,9 +189,11 @@ export async function registerMachine(
     if (previous && previous.id === machine.id && previous.thumbprint !== machine.thumbprint) {
       // The old certificate is no longer trusted: its live connections must not linger.
       comms.disconnect(previous.thumbprint, `machine ${machine.name} was registered again with another certificate`);
+      replacedThumbprint = previous.thumbprint;
     }
   } else if (token) {
     const used = await useJoinToken(store, token);
+    usedToken = used;
     try {
       machine = await store.createMachine(input);
     } catch (err) {
@@ -195,6 +207,11 @@ export async function registerMachine(
     created = true;
   }
   logger.info({ machine: machine.id, name: machine.name, thumbprint: machine.thumbprint, created, apiKey: registrar.apiKeyId, joinToken: token?.id, over: how }, 'api: machine registered');
+  const record = (kind: 'token.used' | 'machine.registered' | 'machine.trust-changed', details: Record<string, unknown>) =>
+    deps.audit.record({ actor: registrar.auditActor, address: registrar.address, kind, target: { id: machine.id, name: machine.name }, details: { ...details, over: how } });
+  if (usedToken) await record('token.used', { usesLeft: usedToken.usesLeft });
+  await record('machine.registered', registrationDetails(machine, created));
+  if (replacedThumbprint) await record('machine.trust-changed', { from: replacedThumbprint, to: machine.thumbprint });
   return { machine: machineView(machine, comms, await deps.engine.links()), created, server: info };
 }
 
@@ -224,5 +241,12 @@ async function remove(ctx: ApiContext, machine: Machine): Promise<void> {
   // Refusing reconnects is the trust check's job (it reads the store); live links go now.
   const closed = ctx.deps.comms.disconnect(machine.thumbprint, `machine ${machine.name} was deleted`);
   ctx.logger.info({ machine: machine.id, name: machine.name, closedConnections: closed, apiKey: ctx.key?.id }, 'api: machine deleted');
+  await auditRequest(ctx, { kind: 'machine.deregistered', target: { id: machine.id, name: machine.name }, details: { thumbprint: machine.thumbprint, closedConnections: closed } });
   sendEmpty(ctx.res, 204);
+}
+
+/** What a registration decided, for the audit log: which certificate is now trusted, and where. */
+function registrationDetails(machine: Machine, created: boolean) {
+  const placement = machine.kind === 'worker' ? { workerPools: machine.workerPools } : { environments: machine.environments, roles: machine.roles };
+  return { kind: machine.kind, thumbprint: machine.thumbprint, commsStyle: machine.commsStyle, ...placement, created };
 }

@@ -1,6 +1,7 @@
 import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { checkTargetInScope, machineIdsInScope, machinesGuard, taskInScope } from '../../auth/scope.js';
+import { auditRequest } from '../../audit/request.js';
 import type { TaskWithMachines } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { sendJson } from '../respond.js';
@@ -36,6 +37,7 @@ export const taskRoutes: ApiRoute[] = [
       await checkTargetInScope(deps.store, ctx.actor!, body.target);
       const task = await deps.engine.createTask(body, machinesGuard(ctx.actor!));
       ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
+      await auditRequest(ctx, { kind: 'task.created', target: { id: task.id, name: null }, details: { kind: task.kind, target: task.target, machines: task.machines.length } });
       sendJson(ctx.res, 201, taskView(task));
     },
   }),
@@ -79,6 +81,8 @@ export const taskRoutes: ApiRoute[] = [
       const task = await ctx.deps.engine.cancelTask(params.id);
       if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${params.id}".`);
       ctx.logger.info({ task: task.id, apiKey: ctx.key?.id }, 'api: task cancel requested');
+      // A task that had finished before the request is returned as it was: nothing changed.
+      if (task.cancelRequestedAt) await auditRequest(ctx, { kind: 'task.cancelled', target: { id: task.id, name: null }, details: { state: task.state } });
       sendJson(ctx.res, 202, taskView(task));
     },
   }),
