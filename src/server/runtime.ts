@@ -214,7 +214,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   // One count of failed API keys per address, for the REST API and registrations over comms alike.
-  const authLimiter = createAuthLimiter();
+  const authLimiter = createAuthLimiter(settings.apiLimits);
   comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger, audit }, authLimiter));
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
