@@ -116,5 +116,10 @@ describe('reef apikey and reef user, against a real server', () => {
     const signedIn = await signIn(server.httpsPort, 'admin', printed);
     assert.equal(signedIn.status, 303);
     assert.match(String(signedIn.headers['set-cookie']), /reef_session=/);
+    // The offline reset is in the audit log: the command, from no address.
+    const adminKey = (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', 'after-reset'])).trim();
+    const events = JSON.parse(await ok('reef', ['audit', '--kind', 'user.password-reset', '--json'], server.env(adminKey))) as { actor: { kind: string; name: string }; target: { name: string }; address: string | null }[];
+    const offline = events.find((e) => e.target.name === 'admin');
+    assert.deepEqual(offline && [offline.actor.kind, offline.actor.name, offline.address], ['system', 'reef user reset-password --data', null]);
   });
 });

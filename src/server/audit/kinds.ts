@@ -6,10 +6,7 @@
  *
  * Adding one: a line below, then `audit.record({ actor, kind, target, details, address })`
  * where the change is made (see log.ts), then its row in docs/security.md.
- *
- * Kinds marked `forthcoming` are declared for the work that lands with them (issue 16:
- * roles and portal users), so that work records its events with one call; nothing records
- * them before it lands.
+
  */
 
 export interface AuditKindInfo {
@@ -17,8 +14,6 @@ export interface AuditKindInfo {
   readonly meaning: string;
   /** The kind of its target, or null when it has none. */
   readonly target: string | null;
-  /** Recorded once that work lands (see above). */
-  readonly forthcoming?: 'roles and portal users';
 }
 
 export const AUDIT_KINDS = {
@@ -39,12 +34,12 @@ export const AUDIT_KINDS = {
   'token.refused': { meaning: 'A join token was refused: unknown, expired, used up, revoked, out of its scope, or sent to a route other than registration (details: the error code; the actor is the token when it was found).', target: null },
   'token.revoked': { meaning: 'A join token was revoked.', target: 'join-token' },
   'token.used': { meaning: 'A join token registered a machine (the actor is the token; details: uses left).', target: 'machine' },
-  'user.created': { meaning: 'A portal user was created: `admin` at first start today; by an admin once portal users land (details: role and scope).', target: 'user' },
-  'user.disabled': { meaning: 'A portal user was disabled; their sessions end.', target: 'user', forthcoming: 'roles and portal users' },
-  'user.enabled': { meaning: 'A disabled portal user was enabled again.', target: 'user', forthcoming: 'roles and portal users' },
-  'user.password-changed': { meaning: 'A portal user changed their own password.', target: 'user', forthcoming: 'roles and portal users' },
-  'user.password-reset': { meaning: "An admin, or `reef user reset-password` offline, reset a user's password.", target: 'user', forthcoming: 'roles and portal users' },
-  'user.role-changed': { meaning: "A user's or API key's role or scope changed (details: before and after).", target: 'user', forthcoming: 'roles and portal users' },
+  'user.created': { meaning: 'A portal user was created: `admin` at first start, others by an admin (details: role and scope).', target: 'user' },
+  'user.disabled': { meaning: 'A portal user was disabled; their sessions end.', target: 'user' },
+  'user.enabled': { meaning: 'A disabled portal user was enabled again.', target: 'user' },
+  'user.password-changed': { meaning: 'A portal user changed their own password.', target: 'user' },
+  'user.password-reset': { meaning: "An admin, or `reef user reset-password` offline, reset a user's password.", target: 'user' },
+  'user.role-changed': { meaning: "A user's or API key's role or scope changed (details: before and after).", target: 'user' },
   'user.sign-in-failed': { meaning: 'A portal sign-in failed: unknown user or wrong password (the actor is the username as typed).', target: null },
   'user.signed-in': { meaning: 'A portal user signed in.', target: null },
   'user.signed-out': { meaning: 'A portal user signed out.', target: null },

@@ -245,5 +245,22 @@ describe('roles and scopes on the REST API', () => {
     assert.equal(change.status, 204, change.text);
     assert.equal((await asCarol(cookie)).status, 200, 'the session that changed it stays');
     assert.equal((await asCarol(other)).status, 401, 'the other session ended');
+
+    // Each change is in the audit log with who made it; an operator may not read it.
+    const audit = await call(h.adminKey, 'GET', '/api/audit?kind=user');
+    assert.equal(audit.status, 200, audit.text);
+    const events = (audit.json.items as { kind: string; actor: { kind: string; name: string | null }; target: { name: string | null } }[])
+      .filter((e) => e.target?.name === 'carol')
+      .map((e) => `${e.kind} by ${e.actor.kind}:${e.actor.name}`)
+      .reverse();
+    assert.deepEqual(events, [
+      'user.disabled by api-key:admin',
+      'user.enabled by api-key:admin',
+      'user.role-changed by api-key:admin',
+      'user.role-changed by api-key:admin',
+      'user.password-reset by api-key:admin',
+      'user.password-changed by user:carol',
+    ]);
+    assert.equal((await call(keys.operator!, 'GET', '/api/audit')).status, 403);
   });
 });

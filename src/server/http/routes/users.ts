@@ -1,3 +1,4 @@
+import { auditRequest } from '../../audit/request.js';
 import { ChangePasswordRequest, CreateUserRequest, IdOrNameParams, itemsOf, ResetPasswordRequest, UserAccessRequest, UserView, UserWithPassword } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import { generatePassword } from '../../auth/passwords.js';
@@ -67,6 +68,7 @@ export const userRoutes: ApiRoute[] = [
       const password = body.password === undefined ? generatePassword() : checkedNewPassword(body.password);
       const user = await createUser(ctx.deps.store, body.username, password, access);
       ctx.logger.info({ user: user.username, role: user.role, scope: user.scope, by: by(ctx) }, 'api: user created');
+      await auditRequest(ctx, { kind: 'user.created', target: { id: user.id, name: user.username }, details: { role: user.role, scope: user.scope } });
       sendJson(ctx.res, 201, { user: userView(user), password } satisfies UserWithPassword);
     },
   }),
@@ -95,6 +97,7 @@ export const userRoutes: ApiRoute[] = [
     handler: async (ctx, { params, body }) => {
       const { user, password } = await resetPassword(ctx.deps.store, (await find(ctx, params.idOrName)).id, body.password);
       ctx.logger.info({ user: user.username, by: by(ctx) }, 'api: user password reset');
+      await auditRequest(ctx, { kind: 'user.password-reset', target: { id: user.id, name: user.username } });
       sendJson(ctx.res, 200, { user: userView(user), password } satisfies UserWithPassword);
     },
   }),
@@ -114,6 +117,11 @@ export const userRoutes: ApiRoute[] = [
       const access = await checkedAccessOf(ctx.deps.store, body);
       await ctx.deps.store.setUserAccess(user.id, access);
       ctx.logger.info({ user: user.username, role: access.role, scope: access.scope, by: by(ctx) }, 'api: user role changed');
+      await auditRequest(ctx, {
+        kind: 'user.role-changed',
+        target: { id: user.id, name: user.username },
+        details: { before: { role: user.role, scope: user.scope }, after: { role: access.role, scope: access.scope } },
+      });
       sendJson(ctx.res, 200, await current(ctx, user));
     },
   }),
@@ -133,7 +141,10 @@ export const userRoutes: ApiRoute[] = [
       errors: action === 'disable' ? { 400: 'The user asking is the one to disable (REEF_INVALID_ARGUMENT).', 404: NO_USER } : { 404: NO_USER },
       handler: async (ctx, { params }) => {
         const user = action === 'disable' ? await findOther(ctx, params.idOrName, 'disable yourself') : await find(ctx, params.idOrName);
-        if (await ctx.deps.store.setUserDisabled(user.id, action === 'disable')) ctx.logger.info({ user: user.username, by: by(ctx) }, `api: user ${action}d`);
+        if (await ctx.deps.store.setUserDisabled(user.id, action === 'disable')) {
+          ctx.logger.info({ user: user.username, by: by(ctx) }, `api: user ${action}d`);
+          await auditRequest(ctx, { kind: action === 'disable' ? 'user.disabled' : 'user.enabled', target: { id: user.id, name: user.username } });
+        }
         sendJson(ctx.res, 200, await current(ctx, user));
       },
     }),
@@ -152,6 +163,7 @@ export const userRoutes: ApiRoute[] = [
       if (!ctx.user) throw new ReefError('REEF_INVALID_ARGUMENT', 'An API key has no password to change: sign in to the portal as the user whose password it is.');
       await changeOwnPassword(ctx.deps.store, ctx.user.username, body.currentPassword, body.newPassword, ctx.user.sessionIdHash);
       ctx.logger.info({ user: ctx.user.username }, 'api: user changed their password');
+      await auditRequest(ctx, { kind: 'user.password-changed', target: { id: ctx.user.id, name: ctx.user.username } });
       sendEmpty(ctx.res, 204);
     },
   }),
