@@ -94,6 +94,18 @@ export class ScriptService {
     }
   }
 
+  /** Every ticket this Tentacle holds that was not completed, with its state. */
+  async list(): Promise<ScriptSummary[]> {
+    await this.usable();
+    const out: ScriptSummary[] = [];
+    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !TICKET_PATTERN.test(entry.name)) continue;
+      if (await statOrNull(path.join(this.dirOf(entry.name), FILE.completed))) continue;
+      out.push(summaryOf(await this.load(entry.name)));
+    }
+    return out;
+  }
+
   async start(request: StartScriptArgs): Promise<ScriptSummary> {
     validTicket(request.ticket);
     await this.usable();
