@@ -141,3 +141,30 @@ test('tickets only on disk are loaded, read and completed at once without a resu
     await assert.rejects(s.status({ ticket: ticketOf(i) }), (err: unknown) => allowed(err, ['REEF_TICKET_COMPLETED']));
   }
 });
+
+test('a finished ticket the server never collected is kept for the retention period, then removed', async () => {
+  const s = new ScriptService({ workspaceDir, logger: silentLogger, pollIntervalMs: 5, retentionMs: 60_000 });
+  services.push(s);
+  await s.start({ ticket: 'kept', syntax: 'sh', body: 'echo late' });
+  await s.start({ ticket: 'collected', syntax: 'sh', body: 'echo early' });
+  await s.start({ ticket: 'running', syntax: 'sh', body: 'sleep 30' });
+  for (const ticket of ['kept', 'collected']) {
+    while ((await s.status({ ticket, maxLines: 1 })).state === 'Running') await sleep(10);
+  }
+  await s.complete({ ticket: 'collected' });
+  assert.deepEqual(await readdir(join(workspaceDir, 'collected')), ['completed'], 'a collected ticket is removed at once');
+
+  // Within the retention period the uncollected ticket keeps its lines and outcome.
+  assert.deepEqual(await s.sweep(Date.now() + 30_000), []);
+  const kept = await s.status({ ticket: 'kept' });
+  assert.equal(kept.exitCode, 0);
+  assert.deepEqual(kept.lines.map((l) => l.text), ['late']);
+
+  // Past it, the ticket is removed; a running script is never touched.
+  assert.deepEqual(await s.sweep(Date.now() + 61_000), ['kept']);
+  assert.deepEqual(await readdir(join(workspaceDir, 'kept')), ['completed']);
+  await assert.rejects(s.status({ ticket: 'kept' }), (err: unknown) => allowed(err, ['REEF_TICKET_EXPIRED']) && /retention period/.test(String(err)));
+  await assert.rejects(s.start({ ticket: 'kept', syntax: 'sh', body: 'echo again' }), (err: unknown) => allowed(err, ['REEF_TICKET_EXPIRED']));
+  assert.equal((await s.status({ ticket: 'running', maxLines: 1 })).state, 'Running');
+  await s.cancel({ ticket: 'running' });
+});
