@@ -84,6 +84,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** How long a running script's Tentacle may be out of contact (TaskEngineOptions.lostContactLimitMs). */
+  lostContactLimitMs?: number;
   /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
   metricsListen?: { host: string; port: number };
   logger?: Logger;
@@ -193,6 +195,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
+    lostContactLimitMs: settings.lostContactLimitMs,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   const presence = new LinkPresence(store.coordination, nodeName, logger);

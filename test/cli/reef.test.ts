@@ -113,7 +113,7 @@ function machineView(over: Partial<MachineView> & { name: string }): MachineView
 }
 
 function taskMachine(name: string, state: TaskMachineView['state'], exitCode: number | null = null, error: string | null = null): TaskMachineView {
-  return { machineId: `m-${name}`, machineName: name, state, exitCode, error, startedAt: null, finishedAt: null };
+  return { machineId: `m-${name}`, machineName: name, state, exitCode, error, startedAt: null, finishedAt: null, lostContactSince: null, lateReport: null };
 }
 
 function taskView(id: string, state: TaskState, machines: TaskMachineView[], over: Partial<TaskView> = {}): TaskView {

@@ -52,6 +52,11 @@ function taskMachineView(m: TaskMachine): TaskMachineView {
     error: m.error,
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
+    lostContactSince: m.lostContactAt === null ? null : new Date(m.lostContactAt).toISOString(),
+    lateReport:
+      m.lateReportAt === null
+        ? null
+        : { receivedAt: new Date(m.lateReportAt).toISOString(), state: m.lateState, exitCode: m.lateExitCode, error: m.lateError, lines: m.logCursor - (m.lostCursor ?? m.logCursor) },
   };
 }
 
