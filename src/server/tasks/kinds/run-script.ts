@@ -56,7 +56,7 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
     run
       .log(
         'info',
-        `Lost contact with the Tentacle at ${new Date(since).toISOString()} (${err.message}). The script goes on there; ` +
+        `Lost contact with the Tentacle at ${new Date(since).toISOString()} (${err.message.replace(/\.$/, '')}). The script goes on there; ` +
           `waiting up to ${formatDuration(lostContactMs)} (the lost-contact limit) for it to come back.`,
       )
       .catch(() => {});
