@@ -89,6 +89,20 @@ function setTime(element, iso) {
   if (element) element.replaceChildren(timeElement(iso, '—'));
 }
 
+/** Says what src/api/contact-note.ts says (the page's first render): lost contact, or the late report. */
+function contactNote(m) {
+  const late = m.lateReport;
+  if (late) {
+    if (late.state === null) return `late report ${late.receivedAt}: ${late.error ?? 'nothing more to collect'}`;
+    const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
+    return `late report ${late.receivedAt}: the script ended ${late.state}${exit}; ${late.lines} late line${late.lines === 1 ? '' : 's'} in the log`;
+  }
+  if (!m.lostContactSince) return '';
+  if (m.state === 'Running') return `lost contact since ${m.lostContactSince}`;
+  if (m.state === 'Failed') return `lost contact at ${m.lostContactSince}; a late report follows if the Tentacle comes back`;
+  return '';
+}
+
 function applyState(task) {
   setBadge(document.getElementById('task-state'), task.state);
   setTime(document.getElementById('task-started'), task.startedAt);
@@ -104,6 +118,7 @@ function applyState(task) {
     setTime(row.querySelector('[data-field="started"]'), m.startedAt);
     setTime(row.querySelector('[data-field="finished"]'), m.finishedAt);
     row.querySelector('[data-field="error"]').textContent = m.error ?? '';
+    row.querySelector('[data-field="contact"]').textContent = contactNote(m);
   }
   const final = FINAL.includes(task.state);
   cancelButton.hidden = final || Boolean(task.cancelRequestedAt);

@@ -43,7 +43,7 @@ function earliest(times: string[]): string | null {
   return first === null ? null : new Date(first).toISOString();
 }
 
-function taskMachineView(m: TaskMachine): TaskMachineView {
+export function taskMachineView(m: TaskMachine): TaskMachineView {
   return {
     machineId: m.machineId,
     machineName: m.machineName,

@@ -37,7 +37,7 @@ async function transition(db: Db, taskId: string, machineId: string | undefined,
 type Tasks = Pick<
   Store,
   'createTask' | 'getTask' | 'getTaskMachineByTicket' | 'listTasks' | 'listUnfinishedTasks' | 'startTask' |
-  'finishTask' | 'requestCancel' | 'startTaskMachine' | 'finishTaskMachine' | 'setLostContact' | 'listAwaitingLateReport' |
+  'finishTask' | 'requestCancel' | 'startTaskMachine' | 'finishTaskMachine' | 'setLostContact' | 'listLostContact' |
   'recordLateReport'
 >;
 
@@ -144,10 +144,10 @@ export function tasks(database: Database): Tasks {
         WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state = 'Running'`);
     },
 
-    listAwaitingLateReport: async (machineId) => {
-      const conditions = [sql`lost_contact_at IS NOT NULL`, sql`late_report_at IS NULL`, sql`state = 'Failed'`];
+    listLostContact: async (machineId) => {
+      const conditions = [sql`lost_contact_at IS NOT NULL`, sql`late_report_at IS NULL`, sql`state IN ('Running', 'Failed')`];
       if (machineId !== undefined) conditions.push(sql`machine_id = ${machineId}`);
-      const rows = await database.all<TaskMachineRow>(sql`SELECT * FROM task_machines ${where(conditions)} ORDER BY finished_at, task_id`);
+      const rows = await database.all<TaskMachineRow>(sql`SELECT * FROM task_machines ${where(conditions)} ORDER BY lost_contact_at, task_id`);
       return rows.map(toTaskMachine);
     },
 

@@ -408,8 +408,11 @@ export interface Store {
    * back in contact). Only while the part runs; false otherwise.
    */
   setLostContact(taskId: string, machineId: string, since: TimeInput | null): Promise<boolean>;
-  /** Failed parts that lost contact and await a late report, oldest first; of one machine when given. */
-  listAwaitingLateReport(machineId?: string): Promise<TaskMachine[]>;
+  /**
+   * Parts out of contact with their Tentacle: Running ones waiting for it, and Failed ones
+   * (failed for lost contact) awaiting a late report; oldest first, of one machine when given.
+   */
+  listLostContact(machineId?: string): Promise<TaskMachine[]>;
   /** Records a late report on a part awaiting one; false when it is not (already reported). */
   recordLateReport(taskId: string, machineId: string, report: LateReport): Promise<boolean>;
 

@@ -66,8 +66,9 @@ export class LateReports {
   async sweep(): Promise<void> {
     const { store } = this.options;
     const machines = new Map<string, Machine | null>();
-    for (const tm of await store.listAwaitingLateReport()) {
+    for (const tm of await store.listLostContact()) {
       if (this.stop.signal.aborted) return;
+      if (tm.state !== 'Failed') continue; // still running: its own machine run collects it
       if (!machines.has(tm.machineId)) machines.set(tm.machineId, await store.getMachine(tm.machineId));
       const machine = machines.get(tm.machineId);
       if (machine) await this.collect(tm, machine, SWEEP_PICKUP_MS);
@@ -93,7 +94,9 @@ export class LateReports {
     const { store } = this.options;
     const machine = await store.getMachineByThumbprint(thumbprint);
     if (!machine) return;
-    for (const tm of await store.listAwaitingLateReport(machine.id)) await this.collect(tm, machine, SWEEP_PICKUP_MS);
+    for (const tm of await store.listLostContact(machine.id)) {
+      if (tm.state === 'Failed') await this.collect(tm, machine, SWEEP_PICKUP_MS);
+    }
   }
 
   /**

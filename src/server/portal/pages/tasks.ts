@@ -1,3 +1,4 @@
+import { contactNote } from '../../../api/contact-note.js';
 import { FINAL_TASK_STATES } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import type { TaskState } from '../../store/types.js';
@@ -79,7 +80,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     ${spec.script?.body !== undefined ? html`<details class="script"><summary>Script (${spec.script.syntax ?? 'bash'})</summary><pre><code>${spec.script.body}</code></pre></details>` : ''}
     <h2>Machines</h2>
     <table class="table task-machines">
-      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th></tr></thead>
+      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th><th scope="col">Contact</th></tr></thead>
       <tbody>${t.machines.map((m) => html`<tr data-machine-id="${m.machineId}">
         <th scope="row" data-label="Machine"><a href="/machines/${seg(m.machineId)}">${m.machineName}</a></th>
         <td data-label="State" data-field="state">${badge(m.state)}</td>
@@ -87,6 +88,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
         <td data-label="Started" data-field="started">${time(m.startedAt, '—')}</td>
         <td data-label="Finished" data-field="finished">${time(m.finishedAt, '—')}</td>
         <td data-label="Error" data-field="error">${m.error ?? ''}</td>
+        <td data-label="Contact" data-field="contact">${contactNote(m)}</td>
       </tr>`)}</tbody>
     </table>
     <h2>Logs</h2>

@@ -10,4 +10,4 @@ ALTER TABLE task_machines ADD COLUMN late_report_at TEXT;
 ALTER TABLE task_machines ADD COLUMN late_state TEXT CHECK (late_state IN ('Success', 'Failed', 'Cancelled', 'TimedOut'));
 ALTER TABLE task_machines ADD COLUMN late_exit_code INTEGER;
 ALTER TABLE task_machines ADD COLUMN late_error TEXT;
-CREATE INDEX task_machines_awaiting_late ON task_machines (machine_id) WHERE lost_contact_at IS NOT NULL AND late_report_at IS NULL;
+CREATE INDEX task_machines_lost_contact ON task_machines (machine_id) WHERE lost_contact_at IS NOT NULL AND late_report_at IS NULL;
