@@ -89,18 +89,17 @@ function setTime(element, iso) {
   if (element) element.replaceChildren(timeElement(iso, '—'));
 }
 
-/** Says what src/api/contact-note.ts says (the page's first render): lost contact, or the late report. */
-function contactNote(m) {
+/** The Contact cell's parts: lost contact since when, or the late report (as contactCell in the portal's format.ts). */
+function contactParts(m) {
   const late = m.lateReport;
   if (late) {
-    if (late.state === null) return `late report ${late.receivedAt}: ${late.error ?? 'nothing more to collect'}`;
     const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
-    return `late report ${late.receivedAt}: the script ended ${late.state}${exit}; ${late.lines} late line${late.lines === 1 ? '' : 's'} in the log`;
+    const outcome = late.state === null ? late.error ?? 'nothing left to collect' : `${late.state}${exit}, ${late.lines} late lines`;
+    return ['Late report ', timeElement(late.receivedAt), `: ${outcome}`];
   }
-  if (!m.lostContactSince) return '';
-  if (m.state === 'Running') return `lost contact since ${m.lostContactSince}`;
-  if (m.state === 'Failed') return `lost contact at ${m.lostContactSince}; a late report follows if the Tentacle comes back`;
-  return '';
+  if (!m.lostContactSince) return [];
+  if (m.state === 'Running') return ['Lost contact since ', timeElement(m.lostContactSince)];
+  return m.state === 'Failed' ? ['Lost contact at ', timeElement(m.lostContactSince), '; awaiting a late report'] : [];
 }
 
 function applyState(task) {
@@ -118,7 +117,7 @@ function applyState(task) {
     setTime(row.querySelector('[data-field="started"]'), m.startedAt);
     setTime(row.querySelector('[data-field="finished"]'), m.finishedAt);
     row.querySelector('[data-field="error"]').textContent = m.error ?? '';
-    row.querySelector('[data-field="contact"]').textContent = contactNote(m);
+    row.querySelector('[data-field="contact"]').replaceChildren(...contactParts(m));
   }
   const final = FINAL.includes(task.state);
   cancelButton.hidden = final || Boolean(task.cancelRequestedAt);

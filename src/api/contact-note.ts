@@ -1,7 +1,7 @@
 /**
- * How a machine run's contact with its Tentacle reads in words (CLI and portal): waiting
+ * How a machine run's contact with its Tentacle reads in words (the CLI): waiting
  * on a lost Tentacle, failed for lost contact and awaiting a late report, or the late
- * report itself. web/task.js says the same for the live portal page (contactNote there).
+ * report itself. The portal renders it with time elements (format.ts: contactCell; web/task.js: contactParts).
  */
 import type { TaskMachineView, TaskView } from './contract.js';
 

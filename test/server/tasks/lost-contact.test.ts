@@ -17,13 +17,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogPage, TaskView } from '../../../src/api/contract.js';
 import type { TentacleComms } from '../../../src/comms/index.js';
-import { silentLogger } from '../../../src/logging.js';
-import { createTentacleServices } from '../../../src/tentacle/rpc-services.js';
-import { CapabilitiesService } from '../../../src/tentacle/services/capabilities.js';
-import { FileService } from '../../../src/tentacle/services/files.js';
-import { ScriptService } from '../../../src/tentacle/services/scripts/index.js';
+import type { ScriptService } from '../../../src/tentacle/services/scripts/index.js';
 import { startPollingTentacle } from '../../comms/harness.js';
 import { startForwarder, type Forwarder } from '../../support/forwarder.js';
+import { realTentacleServices } from '../../support/tentacle-services.js';
 import { startSecurityServer, type SecurityServer } from '../../security/server.js';
 
 /** Heartbeats notice a dead link within 1 s on both ends. */
@@ -39,16 +36,10 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reef-lost-contact-'));
   s = await startSecurityServer({ limits: { handshakeTimeoutMs: 5000, ...LIMITS } });
   forwarder = await startForwarder({ targetPort: s.running.commsPort });
-  scripts = new ScriptService({ workspaceDir: join(dir, 'workspace'), logger: silentLogger, pollIntervalMs: 20 });
-  const table = createTentacleServices({
-    scripts,
-    files: new FileService({ allowedRoots: [dir], logger: silentLogger }),
-    capabilities: new CapabilitiesService(),
-    logger: silentLogger,
-    statusPollMs: 20,
-  });
+  const real = realTentacleServices(dir);
+  scripts = real.scripts;
   tentacle = (
-    await startPollingTentacle(forwarder.port, Object.fromEntries(table), {
+    await startPollingTentacle(forwarder.port, real.table, {
       identity: s.tentacle,
       trusted: [s.running.info.commsThumbprint],
       limits: LIMITS,
@@ -68,14 +59,13 @@ async function task(id: string): Promise<TaskView> {
   return s.api.json<TaskView>('GET', `/api/tasks/${id}`);
 }
 
+/** Polls until `probe` gives a value (the e2e harness has one too, but needs a build). */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
   }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];

@@ -1,8 +1,7 @@
 import { ReefError } from '../../../errors.js';
-import { contactNote } from '../../../api/contact-note.js';
 import { machineView, taskMachineView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, carrierCell, detailsTable, seg, time } from '../format.js';
+import { badge, carrierCell, contactCell, detailsTable, seg, time } from '../format.js';
 import { html, type HtmlValue } from '../html.js';
 import { layout, sendPage } from '../layout.js';
 import { signedIn } from './common.js';
@@ -45,7 +44,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
     ${lost.length
       ? html`<h2>Lost contact</h2>
           <p class="muted">Scripts this machine ran when the server lost contact with its Tentacle. They are collected when it comes back.</p>
-          <ul class="lost-contact">${lost.map((run) => html`<li><a href="/tasks/${seg(run.taskId)}">${run.taskId}</a> ${badge(run.state)} ${contactNote(run)}</li>`)}</ul>`
+          <ul class="lost-contact">${lost.map((run) => html`<li><a href="/tasks/${seg(run.taskId)}">${run.taskId}</a> ${badge(run.state)} ${contactCell(run)}</li>`)}</ul>`
       : ''}
     <h2>Health history</h2>
     ${health.length === 0

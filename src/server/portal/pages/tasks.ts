@@ -1,10 +1,9 @@
-import { contactNote } from '../../../api/contact-note.js';
 import { FINAL_TASK_STATES } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
 import type { TaskState } from '../../store/types.js';
 import { taskView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, KIND_LABELS, seg, targetSummary, time } from '../format.js';
+import { badge, contactCell, KIND_LABELS, seg, targetSummary, time } from '../format.js';
 import { html } from '../html.js';
 import { layout, sendPage } from '../layout.js';
 import { signedIn } from './common.js';
@@ -88,7 +87,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
         <td data-label="Started" data-field="started">${time(m.startedAt, '—')}</td>
         <td data-label="Finished" data-field="finished">${time(m.finishedAt, '—')}</td>
         <td data-label="Error" data-field="error">${m.error ?? ''}</td>
-        <td data-label="Contact" data-field="contact">${contactNote(m)}</td>
+        <td data-label="Contact" data-field="contact">${contactCell(m)}</td>
       </tr>`)}</tbody>
     </table>
     <h2>Logs</h2>
