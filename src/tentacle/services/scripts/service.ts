@@ -94,10 +94,8 @@ export class ScriptService {
    */
   async recover(): Promise<void> {
     await mkdir(this.workspaceDir, { recursive: true });
-    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
-      const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET_PATTERN.test(ticket) || this.runs.has(ticket)) continue;
-      await this.locks.with(ticket, () => this.recoverTicket(ticket));
+    for (const ticket of await this.ticketsOnDisk()) {
+      if (!this.runs.has(ticket)) await this.locks.with(ticket, () => this.recoverTicket(ticket));
     }
   }
 
@@ -110,9 +108,7 @@ export class ScriptService {
   async sweep(now = Date.now()): Promise<string[]> {
     await this.usable();
     const removed: string[] = [];
-    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
-      const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET_PATTERN.test(ticket)) continue;
+    for (const ticket of await this.ticketsOnDisk()) {
       const expired = await this.locks.with(ticket, async () => {
         const dir = this.dirOf(ticket);
         if (await statOrNull(path.join(dir, FILE.completed))) return false;
@@ -136,9 +132,7 @@ export class ScriptService {
   async list(): Promise<ScriptSummary[]> {
     await this.usable();
     const out: ScriptSummary[] = [];
-    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
-      const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET_PATTERN.test(ticket)) continue;
+    for (const ticket of await this.ticketsOnDisk()) {
       const summary = await this.locks.with(ticket, async () => {
         if (await statOrNull(path.join(this.dirOf(ticket), FILE.completed))) return undefined;
         return summaryOf(await this.loadNow(ticket));
@@ -293,6 +287,12 @@ export class ScriptService {
         .finally(() => this.scheduleSweep());
     }, Math.min(SWEEP_EVERY_MS, Math.max(1000, this.retentionMs / 4)));
     this.sweeper.unref();
+  }
+
+  /** The ticket folders in the workspace (tombstones included). */
+  private async ticketsOnDisk(): Promise<string[]> {
+    const entries = await readdir(this.workspaceDir, { withFileTypes: true });
+    return entries.filter((entry) => entry.isDirectory() && TICKET_PATTERN.test(entry.name)).map((entry) => entry.name);
   }
 
   private dirOf(ticket: string): string {
