@@ -94,7 +94,7 @@ function contactParts(m) {
   const late = m.lateReport;
   if (late) {
     const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
-    const outcome = late.state === null ? late.error ?? 'nothing left to collect' : `${late.state}${exit}, ${late.lines} late lines`;
+    const outcome = late.state === null ? late.error ?? 'nothing left to collect' : `${late.state}${exit}, ${late.lines} late line${late.lines === 1 ? '' : 's'}`;
     return ['Late report ', timeElement(late.receivedAt), `: ${outcome}`];
   }
   if (!m.lostContactSince) return [];

@@ -78,7 +78,7 @@ export function contactCell(m: TaskMachineView): SafeHtml | string {
   const late = m.lateReport;
   if (late) {
     const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
-    const outcome = late.state === null ? (late.error ?? 'nothing left to collect') : `${late.state}${exit}, ${late.lines} late lines`;
+    const outcome = late.state === null ? (late.error ?? 'nothing left to collect') : `${late.state}${exit}, ${late.lines} late line${late.lines === 1 ? '' : 's'}`;
     return html`Late report ${time(late.receivedAt)}: ${outcome}`;
   }
   if (!m.lostContactSince) return '';
