@@ -11,11 +11,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogPage, TaskView } from '../../../src/api/contract.js';
+import { resolveServerSettings } from '../../../src/cli/reef-server.js';
 import type { TentacleComms } from '../../../src/comms/index.js';
 import type { ScriptService } from '../../../src/tentacle/services/scripts/index.js';
 import { startPollingTentacle } from '../../comms/harness.js';
@@ -91,56 +92,53 @@ const numbered = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 
 const COUNT = 20;
 const SCRIPT = (exit: number) => `for i in $(seq 1 ${COUNT}); do echo "line $i"; sleep 0.08; done; exit ${exit}`;
 
-test('a cut shorter than the lost-contact limit: "lost contact since" while it waits, then Success with every line once, in order', async () => {
-  const id = await start(SCRIPT(0), 60);
-  await waitFor('the first lines', async () => ((await log(id)).some((l) => l.text === 'line 3') ? true : undefined));
-  cut();
-  const waiting = await waitFor('the run to show lost contact', async () => {
-    const m = (await task(id)).machines[0]!;
-    return m.lostContactSince ? m : undefined;
+/** Resolves with the task once `done` says so. */
+const until = (what: string, id: string, done: (t: TaskView) => boolean) =>
+  waitFor(what, async () => {
+    const t = await task(id);
+    return done(t) ? t : undefined;
   });
+
+// One cut serves both cases (the main suite's time is short): a script whose task allows 60 s
+// of lost contact, and one whose task allows 1 s.
+test('one cut: shorter than one task\'s limit, longer than the other\'s; every line once, and the real outcome or a late report', async () => {
+  const patient = await start(SCRIPT(0), 60);
+  const hasty = await start(SCRIPT(3), 1);
+  for (const id of [patient, hasty]) {
+    await waitFor('the first lines', async () => ((await log(id)).some((l) => l.text === 'line 3') ? true : undefined));
+  }
+  cut();
+
+  // Within its limit: the run waits, and says since when.
+  const waiting = (await until('lost contact shown', patient, (t) => t.machines[0]!.lostContactSince !== null)).machines[0]!;
   assert.equal(waiting.state, 'Running');
   assert.ok(Date.parse(waiting.lostContactSince!) <= Date.now());
-  await sleep(2000); // the script ends meanwhile, its lines kept by the Tentacle
-  forwarder.refuse(false);
-  const done = await waitFor('the task to end', async () => {
-    const t = await task(id);
-    return FINAL.includes(t.state) ? t : undefined;
-  });
-  assert.equal(done.state, 'Success', JSON.stringify(done.machines[0]));
-  assert.equal(done.machines[0]!.exitCode, 0);
-  assert.equal(done.machines[0]!.lostContactSince, null, 'back in contact');
-  assert.equal(done.machines[0]!.lateReport, null);
-  const lines = await log(id);
-  assert.deepEqual(lines.filter((l) => l.stream === 'stdout').map((l) => l.text), numbered(COUNT));
-  const notes = lines.filter((l) => l.stream === 'info').map((l) => l.text);
-  assert.ok(notes.some((t) => /^Lost contact with the Tentacle at .*waiting up to 60 s \(the lost-contact limit\)/.test(t)), notes.join('\n'));
-  assert.ok(notes.some((t) => /^Contact with the Tentacle is back after .*; collecting from line \d+\./.test(t)), notes.join('\n'));
-});
-
-test('a Tentacle back after the limit: the run fails for lost contact, then shows the late lines and the real exit code', async () => {
-  const id = await start(SCRIPT(3), 1);
-  await waitFor('the first lines', async () => ((await log(id)).some((l) => l.text === 'line 3') ? true : undefined));
-  cut();
-  const failed = await waitFor('the run to fail for lost contact', async () => {
-    const t = await task(id);
-    return FINAL.includes(t.state) ? t : undefined;
-  });
+  // Past its limit: the run fails for lost contact, and keeps when contact was lost.
+  const failed = await until('the hasty run to fail', hasty, (t) => FINAL.includes(t.state));
   assert.equal(failed.state, 'Failed');
   const m = failed.machines[0]!;
   assert.match(m.error ?? '', /^Lost contact with Tentacle "web-01" at .* did not come back within 1 s \(the lost-contact limit\)/);
   assert.equal(m.exitCode, null);
   assert.ok(m.lostContactSince, 'when contact was lost stays on the failed run');
   assert.equal(m.lateReport, null);
-  const before = (await log(id)).filter((l) => l.stream === 'stdout').length;
+  const before = (await log(hasty)).filter((l) => l.stream === 'stdout').length;
   assert.ok(before < COUNT, `${before} lines collected before the cut`);
 
-  await sleep(2000); // the script ends on the Tentacle meanwhile
+  await sleep(2000); // both scripts end on the Tentacle meanwhile, their lines kept there
   forwarder.refuse(false);
-  const reported = await waitFor('the late report', async () => {
-    const t = await task(id);
-    return t.machines[0]!.lateReport ? t : undefined;
-  });
+
+  const done = await until('the patient task to end', patient, (t) => FINAL.includes(t.state));
+  assert.equal(done.state, 'Success', JSON.stringify(done.machines[0]));
+  assert.equal(done.machines[0]!.exitCode, 0);
+  assert.equal(done.machines[0]!.lostContactSince, null, 'back in contact');
+  assert.equal(done.machines[0]!.lateReport, null);
+  const lines = await log(patient);
+  assert.deepEqual(lines.filter((l) => l.stream === 'stdout').map((l) => l.text), numbered(COUNT), 'every line once, in order');
+  const notes = lines.filter((l) => l.stream === 'info').map((l) => l.text);
+  assert.ok(notes.some((t) => /^Lost contact with the Tentacle at .*waiting up to 60 s \(the lost-contact limit\)/.test(t)), notes.join('\n'));
+  assert.ok(notes.some((t) => /^Contact with the Tentacle is back after .*; collecting from line \d+\./.test(t)), notes.join('\n'));
+
+  const reported = await until('the late report', hasty, (t) => t.machines[0]!.lateReport !== null);
   assert.equal(reported.state, 'Failed', 'the task keeps its result');
   assert.equal(reported.machines[0]!.state, 'Failed');
   const late = reported.machines[0]!.lateReport!;
@@ -148,12 +146,23 @@ test('a Tentacle back after the limit: the run fails for lost contact, then show
   assert.equal(late.exitCode, 3, 'the real exit code');
   assert.equal(late.error, 'The script exited with code 3.');
   assert.equal(late.lines, COUNT - before);
-  const lines = await log(id);
-  assert.deepEqual(lines.filter((l) => l.stream === 'stdout').map((l) => l.text), numbered(COUNT), 'every line once, in order');
-  const marker = lines.findIndex((l) => /^Late report: the Tentacle came back after this machine run had failed for lost contact/.test(l.text));
-  assert.ok(marker > 0 && lines.slice(marker + 1).some((l) => l.text === `line ${COUNT}`), 'the late lines come after the marker');
-  assert.ok(lines.some((l) => /^Late report: the script really ended Failed \(exit code 3\)/.test(l.text)));
+  const lateLog = await log(hasty);
+  assert.deepEqual(lateLog.filter((l) => l.stream === 'stdout').map((l) => l.text), numbered(COUNT), 'every line once, in order');
+  const marker = lateLog.findIndex((l) => /^Late report: the Tentacle came back after this machine run had failed for lost contact/.test(l.text));
+  assert.ok(marker > 0 && lateLog.slice(marker + 1).some((l) => l.text === `line ${COUNT}`), 'the late lines come after the marker');
+  assert.ok(lateLog.some((l) => /^Late report: the script really ended Failed \(exit code 3\)/.test(l.text)));
   // The server holds everything now: the Tentacle was told it may forget the ticket.
-  const ticket = (await s.running.store.getTask(id))!.machines[0]!.ticket;
+  const ticket = (await s.running.store.getTask(hasty))!.machines[0]!.ticket;
   await waitFor('the ticket to be completed', async () => ((await readdir(join(dir, 'workspace', ticket))).join() === 'completed' ? true : undefined));
+});
+
+test('the server setting: --lost-contact-limit (REEF_LOST_CONTACT_LIMIT) wins over lostContactLimitSeconds in the config file', async () => {
+  const data = join(dir, 'settings');
+  assert.equal((await resolveServerSettings({ data })).lostContactLimitMs, undefined, 'the engine default (30 minutes) applies');
+  assert.equal((await resolveServerSettings({ data, lostContactLimit: '90' })).lostContactLimitMs, 90_000);
+  const config = join(dir, 'reef.json');
+  await writeFile(config, JSON.stringify({ dataDir: data, lostContactLimitSeconds: 3600 }));
+  assert.equal((await resolveServerSettings({ config })).lostContactLimitMs, 3_600_000);
+  assert.equal((await resolveServerSettings({ config, lostContactLimit: '60' })).lostContactLimitMs, 60_000);
+  await assert.rejects(resolveServerSettings({ data, lostContactLimit: 'never' }), /--lost-contact-limit \(REEF_LOST_CONTACT_LIMIT\) must be a positive number of seconds/);
 });
