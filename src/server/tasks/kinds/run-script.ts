@@ -50,9 +50,14 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
   const lostContactMs = spec.lostContactLimitSeconds ? spec.lostContactLimitSeconds * 1000 : run.lostContactLimitMs;
   // Kept in the store: after a server restart the limit still counts from the first loss.
   let lostSince = run.taskMachine.lostContactAt ? Date.parse(run.taskMachine.lostContactAt) : undefined;
+  // One write after the other: a short outage's "back" must not overtake its "lost".
+  let recorded = Promise.resolve();
+  const record = (since: number | null) => {
+    recorded = recorded.then(() => run.lostContact(since)).catch(() => {});
+  };
   const onLost = (since: number, err: ReefError) => {
     lostSince = since;
-    void run.lostContact(since).catch(() => {});
+    record(since);
     run
       .log(
         'info',
@@ -63,7 +68,7 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
   };
   const onBack = (since: number) => {
     lostSince = undefined;
-    void run.lostContact(null).catch(() => {});
+    record(null);
     run
       .log('info', `Contact with the Tentacle is back after ${formatDuration(Date.now() - since)}; collecting from line ${run.logCursor() + 1}.`)
       .catch(() => {});
@@ -111,6 +116,8 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
   } finally {
     run.signal.removeEventListener('abort', onCancel);
     deadline.dispose();
+    // Stored before the outcome: a run failed for lost contact keeps when contact was lost.
+    await recorded;
   }
 }
 
