@@ -7,7 +7,8 @@
  *   while it waits, then resumes collecting and ends Success with every line once, in order;
  * - a cut longer than the limit: the run fails for lost contact, and when the Tentacle
  *   comes back the late lines and the real exit code are stored as a late report, the run
- *   staying Failed, and the Tentacle is told it may forget the ticket.
+ *   staying Failed, and the Tentacle is told it may forget the ticket; one whose Tentacle
+ *   no longer holds the ticket gets a late report that says so.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,6 +105,8 @@ const until = (what: string, id: string, done: (t: TaskView) => boolean) =>
 test('one cut: shorter than one task\'s limit, longer than the other\'s; every line once, and the real outcome or a late report', async () => {
   const patient = await start(SCRIPT(0), 60);
   const hasty = await start(SCRIPT(3), 1);
+  // Its Tentacle will have forgotten the ticket by the time it is back.
+  const forgotten = await start('echo first; sleep 1; echo second', 1);
   for (const id of [patient, hasty]) {
     await waitFor('the first lines', async () => ((await log(id)).some((l) => l.text === 'line 3') ? true : undefined));
   }
@@ -124,7 +127,10 @@ test('one cut: shorter than one task\'s limit, longer than the other\'s; every l
   const before = (await log(hasty)).filter((l) => l.stream === 'stdout').length;
   assert.ok(before < COUNT, `${before} lines collected before the cut`);
 
-  await sleep(2000); // both scripts end on the Tentacle meanwhile, their lines kept there
+  await sleep(2000); // the scripts end on the Tentacle meanwhile, their lines kept there
+  // As if its retention period had passed (or someone emptied the workspace).
+  const forgottenTicket = (await s.running.store.getTask(forgotten))!.machines[0]!.ticket;
+  await scripts.complete({ ticket: forgottenTicket });
   forwarder.refuse(false);
 
   const done = await until('the patient task to end', patient, (t) => FINAL.includes(t.state));
@@ -151,6 +157,11 @@ test('one cut: shorter than one task\'s limit, longer than the other\'s; every l
   const marker = lateLog.findIndex((l) => /^Late report: the Tentacle came back after this machine run had failed for lost contact/.test(l.text));
   assert.ok(marker > 0 && lateLog.slice(marker + 1).some((l) => l.text === `line ${COUNT}`), 'the late lines come after the marker');
   assert.ok(lateLog.some((l) => /^Late report: the script really ended Failed \(exit code 3\)/.test(l.text)));
+  const nothing = (await until('the forgotten run\'s late report', forgotten, (t) => t.machines[0]!.lateReport !== null)).machines[0]!;
+  assert.equal(nothing.state, 'Failed');
+  assert.deepEqual([nothing.lateReport!.state, nothing.lateReport!.exitCode], [null, null], 'no outcome to report');
+  assert.match(nothing.lateReport!.error ?? '', /^The Tentacle came back but no longer holds the script: .*already completed/);
+
   // The server holds everything now: the Tentacle was told it may forget the ticket.
   const ticket = (await s.running.store.getTask(hasty))!.machines[0]!.ticket;
   await waitFor('the ticket to be completed', async () => ((await readdir(join(dir, 'workspace', ticket))).join() === 'completed' ? true : undefined));
