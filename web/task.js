@@ -6,7 +6,7 @@ import { api, clearError, setBadge, showError, timeElement } from './common.js';
 const taskId = document.body.dataset.taskId;
 const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const streamStatus = document.getElementById('stream-status');
-const cancelButton = document.getElementById('cancel');
+const cancelButton = document.getElementById('cancel'); // absent for roles that may not cancel
 const cancelRequested = document.getElementById('cancel-requested');
 const errorBox = document.getElementById('action-error');
 const MARKS = { stderr: '! ', info: '· ', error: '✖ ' };
@@ -120,7 +120,7 @@ function applyState(task) {
     row.querySelector('[data-field="contact"]').replaceChildren(...contactParts(m));
   }
   const final = FINAL.includes(task.state);
-  cancelButton.hidden = final || Boolean(task.cancelRequestedAt);
+  if (cancelButton) cancelButton.hidden = final || Boolean(task.cancelRequestedAt);
   cancelRequested.hidden = final || !task.cancelRequestedAt;
 }
 
@@ -139,7 +139,7 @@ function connect() {
   });
 }
 
-cancelButton.addEventListener('click', async () => {
+cancelButton?.addEventListener('click', async () => {
   cancelButton.disabled = true;
   clearError(errorBox);
   try {

@@ -20,7 +20,7 @@ import { rm } from 'node:fs/promises';
 import type { Benchmark } from '../support/benchmark.js';
 import { share, startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
-import { openFileHardLimit } from '../support/limits.js';
+import { certificatesFor, openFileHardLimit } from '../support/limits.js';
 import { startServerWorker } from '../support/server-worker.js';
 import { since } from '../support/stats.js';
 import { startWorker, startWorkers } from '../support/workers.js';
@@ -37,7 +37,7 @@ const benchmark: Benchmark = {
   async run(context) {
     const count = context.param('tentacles', 10_000);
     const processes = context.param('processes', 4);
-    const certificates = context.param('certificates', 1000);
+    const certificates = context.param('certificates', certificatesFor(count));
     const growSeconds = context.param('grow-seconds', 60);
     /** Handshakes in flight per client process. */
     const window = context.param('window', 32);

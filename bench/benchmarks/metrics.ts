@@ -13,7 +13,7 @@ import { rm } from 'node:fs/promises';
 import type { Benchmark } from '../support/benchmark.js';
 import { startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
-import { openFileHardLimit } from '../support/limits.js';
+import { certificatesFor, openFileHardLimit } from '../support/limits.js';
 import { startServerWorker } from '../support/server-worker.js';
 import { distribution } from '../support/stats.js';
 
@@ -30,8 +30,7 @@ const benchmark: Benchmark = {
     const count = Math.min(wanted, openFileHardLimit() - SERVER_FD_RESERVE);
     const processes = context.param('processes', 4);
     const scrapes = context.param('scrapes', 50);
-    // At most 4 links per certificate: the server refuses more than 8 (maxConnectionsPerCertificate).
-    const identities = await tentacleIdentities(Math.min(context.param('certificates', Math.ceil(count / 4)), count));
+    const identities = await tentacleIdentities(Math.min(context.param('certificates', certificatesFor(count)), count));
 
     const server = await startServerWorker(identities);
     context.defer(() => rm(server.dataDir, { recursive: true, force: true }));

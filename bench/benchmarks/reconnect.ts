@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Benchmark } from '../support/benchmark.js';
 import { startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
+import { certificatesFor } from '../support/limits.js';
 import { startServerWorker, type ServerWorker } from '../support/server-worker.js';
 import { since } from '../support/stats.js';
 
@@ -28,7 +29,7 @@ const benchmark: Benchmark = {
   async run(context) {
     const count = context.param('tentacles', 10_000);
     const processes = context.param('processes', 4);
-    const identities = await tentacleIdentities(Math.min(context.param('certificates', 1000), count));
+    const identities = await tentacleIdentities(Math.min(context.param('certificates', certificatesFor(count)), count));
 
     const first = await startServerWorker(identities);
     context.defer(() => rm(first.dataDir, { recursive: true, force: true }));

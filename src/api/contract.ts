@@ -12,7 +12,9 @@
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
 import { z } from 'zod';
+import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
+import { ROLES } from './roles.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
 export { API_KEY_HEADER, SHA256_HEADER } from './headers.js';
@@ -394,12 +396,41 @@ export const FileInUse = named(
 );
 export type FileInUse = z.infer<typeof FileInUse>;
 
+export const Role = z.enum(ROLES).describe('admin: everything; operator: create and cancel tasks, read machines and logs; viewer: read only; registrar: only register and deregister machines.');
+
+/** The environments and pools a key or user is limited to; both empty: the whole server. */
+export const ScopeView = named(
+  'Scope',
+  z.object({
+    environments: z.array(z.string()).describe('Environment names.'),
+    workerPools: z.array(z.string()).describe('Worker pool names.'),
+  }).describe(
+    'Both empty: the whole server. Otherwise the key or user sees and touches only deployment targets all of whose environments are listed ' +
+      'and workers all of whose pools are listed.',
+  ),
+);
+
+/** A new key's or user's role and scope, as requests carry them. */
+const accessFields = {
+  role: Role,
+  environments: z.array(name).max(100).optional().describe('Limit to these environments (they must exist). Not for admin.'),
+  workerPools: z.array(name).max(100).optional().describe('Limit to these worker pools (they must exist). Not for admin.'),
+};
+
+export const CreateApiKeyRequest = named(
+  'CreateApiKeyRequest',
+  z.object({ name, ...accessFields, role: Role.default('admin').describe('Default admin (the only role before roles existed).') }).strict(),
+);
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
+
 /** An API key as listed: never the key or its hash. */
 export const ApiKeyView = named(
   'ApiKeyView',
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
     createdAt: timestamp,
     lastUsedAt: timestamp.nullable(),
@@ -413,10 +444,136 @@ export const CreatedApiKey = named(
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     key: z.string().describe('Shown once; only its hash is stored.'),
   }),
 );
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
+
+// ---- join tokens ----
+
+/** How an installed Tentacle polls: the comms port, the HTTPS port (routed by SNI or ALPN), or a WebSocket on it. */
+export { INSTALL_CARRIERS };
+export const InstallCarrier = z.enum(INSTALL_CARRIERS);
+export type InstallCarrier = z.infer<typeof InstallCarrier>;
+
+export const InstallOptions = named(
+  'InstallOptions',
+  z.object({
+    carrier: InstallCarrier.default('comms-port').describe(
+      '`comms-port`: poll the comms port (10943); `https`: poll the HTTPS port, routed to comms by SNI/ALPN (443 when the server listens there); `websocket`: a WebSocket on the HTTPS port.',
+    ),
+    commsAddress: z.string().trim().url().max(500).optional().describe(
+      'For `https`: the https:// address to poll (default the server\'s own, routed by ALPN); for `websocket`: the wss:// URL (default the server\'s WebSocket path).',
+    ),
+    proxy: z.string().trim().url().max(500).optional().describe('An HTTP proxy the machine reaches the server through, http://[user:password@]host:port.'),
+    serverUrl: z.string().trim().url().max(500).optional().describe('The https:// address machines reach the server by (default the address this request was sent to).'),
+  }).strict(),
+);
+export type InstallOptions = z.infer<typeof InstallOptions>;
+
+export const CreateJoinTokenRequest = named(
+  'CreateJoinTokenRequest',
+  z.object({
+    environments: z.array(name).max(100).optional().describe('Targets: the environments a machine may join (with `roles`).'),
+    roles: z.array(name).max(100).optional().describe('Targets: the roles a machine may have.'),
+    workerPools: z.array(name).max(100).optional().describe('Workers: the pools a machine may join (instead of environments and roles).'),
+    uses: z.number().int().min(1).max(10_000).optional().describe('How many machines may register with it (default 1).'),
+    expiresInSeconds: z.number().int().min(60).max(30 * 24 * 3600).optional().describe('Lifetime in seconds (default 3600, at most 30 days).'),
+    install: InstallOptions.optional().describe('Also make the command line that installs a Tentacle and registers it with this token.'),
+  }).strict(),
+);
+export type CreateJoinTokenRequest = z.infer<typeof CreateJoinTokenRequest>;
+
+export const JoinTokenView = named(
+  'JoinTokenView',
+  z.object({
+    id: z.string(),
+    kind: MachineKind,
+    environments: z.array(z.string()),
+    roles: z.array(z.string()),
+    workerPools: z.array(z.string()),
+    uses: z.number().int(),
+    usesLeft: z.number().int(),
+    state: z.enum(['active', 'revoked', 'used-up', 'expired']),
+    createdBy: z.string(),
+    createdAt: timestamp,
+    expiresAt: timestamp,
+    lastUsedAt: timestamp.nullable(),
+    revokedAt: timestamp.nullable(),
+  }),
+);
+export type JoinTokenView = z.infer<typeof JoinTokenView>;
+
+export const CreatedJoinToken = named(
+  'CreatedJoinToken',
+  JoinTokenView.extend({
+    token: z.string().describe('Shown once; only its hash is stored.'),
+    installCommand: z.string().optional().describe('With `install`: one line to run as root on a Linux machine.'),
+  }),
+);
+export type CreatedJoinToken = z.infer<typeof CreatedJoinToken>;
+/** A portal user as listed: never the password or its hash. */
+export const UserView = named(
+  'UserView',
+  z.object({
+    id: z.string(),
+    username: z.string(),
+    role: Role,
+    scope: ScopeView,
+    createdAt: timestamp,
+    disabledAt: timestamp.nullable().describe('Set while the user may not sign in.'),
+  }),
+);
+export type UserView = z.infer<typeof UserView>;
+
+const newPassword = z.string().min(12, 'must be at least 12 characters').max(1024, 'must be at most 1024 characters');
+
+export const CreateUserRequest = named(
+  'CreateUserRequest',
+  z.object({
+    username: name,
+    ...accessFields,
+    password: newPassword.optional().describe('Leave out to have one generated (returned once).'),
+  }).strict(),
+);
+export type CreateUserRequest = z.infer<typeof CreateUserRequest>;
+
+export const UserAccessRequest = named('UserAccessRequest', z.object(accessFields).strict());
+export type UserAccessRequest = z.infer<typeof UserAccessRequest>;
+
+export const ResetPasswordRequest = named(
+  'ResetPasswordRequest',
+  z.object({ password: newPassword.optional().describe('Leave out to have one generated (returned once).') }).strict(),
+);
+export type ResetPasswordRequest = z.infer<typeof ResetPasswordRequest>;
+
+/** A user and the password just set: the only time it is shown. */
+export const UserWithPassword = named(
+  'UserWithPassword',
+  z.object({ user: UserView, password: z.string().describe('Shown once; only its scrypt hash is stored.') }),
+);
+export type UserWithPassword = z.infer<typeof UserWithPassword>;
+
+export const ChangePasswordRequest = named(
+  'ChangePasswordRequest',
+  z.object({ currentPassword: z.string().min(1).max(1024), newPassword }).strict(),
+);
+export type ChangePasswordRequest = z.infer<typeof ChangePasswordRequest>;
+
+/** `details` of a 403 REEF_FORBIDDEN. */
+export const Forbidden = named(
+  'Forbidden',
+  z.object({
+    attempted: z.string().describe('The route (`POST /api/tasks`) or page asked for.'),
+    permission: z.string().describe('The permission it needs.'),
+    role: Role.describe("The caller's role."),
+    scope: ScopeView,
+    allowedRoles: z.array(Role).describe('The roles that have the permission.'),
+    needsWholeServer: z.boolean().describe('The role has it, but a scoped caller cannot: it covers the whole server.'),
+  }),
+);
 
 /** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
 export const LOG_STREAM_EVENTS = {

@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { configureProgram, isEntryPoint, reportError, runProgram } from './common.js';
 import { registerApiKeyCommands } from './reef-apikeys.js';
+import { registerUserCommands } from './reef-users.js';
 import { reefBinPath } from './reef-bin.js';
 import { registerMachineCommands } from './reef-machines.js';
 import { registerNodeCommands } from './reef-nodes.js';
 import { registerServerCommands } from './reef-server.js';
 import { registerTaskCommands } from './reef-tasks.js';
+import { registerTokenCommands } from './reef-tokens.js';
 
 /**
  * The `reef` command line: the server's own commands (`reef server ...`) and the admin
@@ -17,7 +19,7 @@ export function buildReefProgram(): Command {
   const program = configureProgram(new Command('reef'))
     .description('Reef: deployment server and admin commands. Run "reef <command> --help" for details.')
     .helpCommand(true);
-  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerNodeCommands]) register(program);
+  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerTokenCommands, registerUserCommands, registerNodeCommands]) register(program);
   return program;
 }
 

@@ -18,6 +18,7 @@ interface InstanceOpts {
 
 interface ServerOpts extends InstanceOpts {
   server: string;
+  /** Mandatory everywhere but registration, which takes --token instead. */
   apiKey: string;
   serverThumbprint?: string;
   caFile?: string;
@@ -31,10 +32,12 @@ interface CarrierOpts {
 }
 
 interface RegisterOpts extends ServerOpts, CarrierOpts {
+  token?: string;
   commsStyle?: string;
   name?: string;
   publicHostName?: string;
   force?: boolean;
+  overComms?: boolean;
   environment?: string[];
   role?: string[];
   workerpool?: string[];
@@ -43,15 +46,16 @@ interface RegisterOpts extends ServerOpts, CarrierOpts {
 export function registerRegistrationCommands(program: Command): void {
   const target = serverOptions(
     program.command('register-with').description('register this machine with a Reef server as a deployment target'),
+    { token: true },
   );
   registrationOptions(target)
-    .requiredOption('--environment <name>', 'environment the target belongs to (repeatable)', collect)
-    .requiredOption('--role <name>', 'role of the target (repeatable)', collect);
+    .option('--environment <name>', 'environment the target belongs to (repeatable; required unless --token, whose environments are the default)', collect)
+    .option('--role <name>', 'role of the target (repeatable; required unless --token, whose roles are the default)', collect);
   addOptionAlias(target, '--env <name>', 'environment', collect);
   target.action(runAction((opts: RegisterOpts) => registerCommand(opts, 'target')));
 
-  const worker = serverOptions(program.command('register-worker').description('register this machine with a Reef server as a worker'));
-  registrationOptions(worker).requiredOption('--workerpool <name>', 'worker pool the worker joins (repeatable)', collect);
+  const worker = serverOptions(program.command('register-worker').description('register this machine with a Reef server as a worker'), { token: true });
+  registrationOptions(worker).option('--workerpool <name>', 'worker pool the worker joins (repeatable; required unless --token, whose pools are the default)', collect);
   addOptionAlias(worker, '--worker-pool <name>', 'workerpool', collect);
   addOptionAlias(worker, '--workerPool <name>', 'workerpool', collect);
   worker.action(runAction((opts: RegisterOpts) => registerCommand(opts, 'worker')));
@@ -93,11 +97,20 @@ function carrierChoice(opts: CarrierOpts) {
   };
 }
 
-/** --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint or --ca-file, --instance. */
-function serverOptions(command: Command): Command {
+/**
+ * --server, --apiKey (or REEF_API_KEY, which keeps the key out of `ps`), --server-thumbprint
+ * or --ca-file, --instance. Registration also takes --token (or REEF_JOIN_TOKEN) in place of
+ * --apiKey.
+ */
+function serverOptions(command: Command, accepts: { token?: boolean } = {}): Command {
+  const apiKey = new Option('--apiKey <key>', `an API key for the Reef server (alias --api-key)${accepts.token ? '; or use --token' : ''}`).env('REEF_API_KEY');
+  command.requiredOption('--server <url>', 'the Reef portal URL, https://host[:port]').addOption(accepts.token ? apiKey : apiKey.makeOptionMandatory());
+  if (accepts.token) {
+    command.addOption(
+      new Option('--token <token>', 'a join token (reef tokens create): registers only into its scope, and can do nothing else').env('REEF_JOIN_TOKEN'),
+    );
+  }
   command
-    .requiredOption('--server <url>', 'the Reef portal URL, https://host[:port]')
-    .addOption(new Option('--apiKey <key>', 'an API key for the Reef server (alias --api-key)').env('REEF_API_KEY').makeOptionMandatory())
     .option(
       '--server-thumbprint <thumbprint>',
       'thumbprint of the portal certificate, printed by "reef server show-thumbprint"; needed unless the certificate is valid for a public CA or --ca-file',
@@ -116,7 +129,12 @@ function registrationOptions(command: Command): Command {
     .option('--comms-style <style>', 'TentacleActive (the Tentacle polls the server) or TentaclePassive (the server dials the Tentacle)', 'TentacleActive')
     .option('--name <name>', 'machine name on the server (default: this host name)')
     .option('--publicHostName <host>', 'TentaclePassive: the host name the server dials (default: this host name)')
-    .option('--force', 'replace an existing registration with the same name or thumbprint');
+    .option('--force', 'replace an existing registration with the same name or thumbprint')
+    .option(
+      '--over-comms',
+      "register over the comms carrier chosen below (its own TLS, pinned to --server-thumbprint, end to end to the server) instead of the portal's HTTPS: works behind a TLS-terminating proxy",
+    );
+  addOptionAlias(command, '--overComms', 'overComms');
   addOptionAlias(command, '--commsStyle <style>', 'commsStyle');
   addOptionAlias(command, '--public-host-name <host>', 'publicHostName');
   return carrierOptions(command);
@@ -129,17 +147,31 @@ function parseCommsStyle(value: string | undefined): CommsStyle {
   throw new ReefError('REEF_INVALID_ARGUMENT', `--comms-style must be TentacleActive (polling) or TentaclePassive (listening), not "${value}".`);
 }
 
-function apiOptions(opts: ServerOpts): ServerApiOptions {
+function apiOptions(opts: ServerOpts & { token?: string }): ServerApiOptions {
   return {
     server: opts.server,
-    apiKey: opts.apiKey,
+    ...(opts.token !== undefined ? { joinToken: opts.token } : { apiKey: opts.apiKey }),
     ...(opts.serverThumbprint !== undefined ? { serverThumbprint: opts.serverThumbprint } : {}),
     ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
     ...(opts.resolve ? { resolve: opts.resolve } : {}),
   };
 }
 
+/** Commander's own words for a missing option, plus what --token changes. */
+function missing(option: string): ReefError {
+  return new ReefError('REEF_INVALID_ARGUMENT', `required option '${option}' not specified (or register with --token, whose scope supplies it)`);
+}
+
 async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): Promise<void> {
+  if (opts.token !== undefined && opts.apiKey && process.env.REEF_API_KEY !== opts.apiKey) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', 'Give --apiKey or --token, not both.');
+  }
+  if (opts.token === undefined) {
+    if (!opts.apiKey) throw new ReefError('REEF_INVALID_ARGUMENT', "required option '--apiKey <key>' or '--token <token>' not specified");
+    if (kind === 'target' && !opts.environment?.length) throw missing('--environment <name>');
+    if (kind === 'target' && !opts.role?.length) throw missing('--role <name>');
+    if (kind === 'worker' && !opts.workerpool?.length) throw missing('--workerpool <name>');
+  }
   const commsStyle = parseCommsStyle(opts.commsStyle);
   const { register } = await registration();
   const result = await register({
@@ -152,6 +184,7 @@ async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): P
     ...(opts.name !== undefined ? { name: opts.name } : {}),
     ...(opts.publicHostName !== undefined ? { publicHostName: opts.publicHostName } : {}),
     force: opts.force === true,
+    overComms: opts.overComms === true,
   });
   const m = result.machine;
   const how = result.polled

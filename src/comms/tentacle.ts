@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
-import { backoffDelay, proxyAuthRetryDelay } from './backoff.js';
+import { backoffDelay, proxyAuthRetryDelay, RESTART_WINDOW_MS, restartRetryDelay } from './backoff.js';
 import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
@@ -141,6 +141,8 @@ export class Poller extends EventEmitter<PollerEvents> {
     const where = `${this.target.host}:${this.target.port}`;
     let attempt = 0;
     let proxyAuthAttempt = 0;
+    /** When the last live link was lost: refusals soon after are a server restarting. */
+    let linkLostAt = -Infinity;
     while (!this.closing) {
       try {
         const trusted = this.target.trusted();
@@ -171,6 +173,7 @@ export class Poller extends EventEmitter<PollerEvents> {
         const reason = await this.current.closed;
         this.current = undefined;
         this.connected = false;
+        linkLostAt = Date.now();
         this.logger.info({ server: where, reason: reason?.message }, 'comms: disconnected from server');
         this.emit('disconnected', reason);
       } catch (err) {
@@ -184,6 +187,9 @@ export class Poller extends EventEmitter<PollerEvents> {
             { server: where, retryInMs: delay },
             `comms: ${message} Next attempt in ${Math.round(delay / 60_000)} min: a refused proxy login is retried slowly, so that a wrong password cannot lock the account.`,
           );
+        } else if (isRefused(err) && Date.now() - linkLostAt < RESTART_WINDOW_MS) {
+          delay = restartRetryDelay();
+          if (message !== this.lastError) this.logger.info({ server: where, retryInMs: delay }, `comms: ${message} (the server is probably restarting)`);
         } else {
           delay = backoffDelay(attempt++);
           // The same failure every few seconds would drown the log; say it once, then quietly.
@@ -198,6 +204,12 @@ export class Poller extends EventEmitter<PollerEvents> {
       await sleep(backoffDelay(attempt++), undefined, { signal: this.stop.signal }).catch(() => {});
     }
   }
+}
+
+/** Nothing listened at the address (a TCP reset in answer to the connect). */
+function isRefused(err: unknown): boolean {
+  const cause = (err as { cause?: unknown } | undefined)?.cause as NodeJS.ErrnoException | undefined;
+  return cause?.code === 'ECONNREFUSED';
 }
 
 /**

@@ -2,7 +2,7 @@ import https from 'node:https';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
+import type { CreatedApiKey, ServerInfo, UserWithPassword } from '../api/contract.js';
 import {
   CommsServer,
   createFrontDoor,
@@ -18,12 +18,17 @@ import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createApiKey } from './auth/apikeys.js';
+import { checkedAccess } from './auth/scope.js';
+import { resetPassword } from './auth/users.js';
+import { userView } from './http/views.js';
+import { sessionActor, signedInAs } from './portal/pages/common.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
 import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
-import { createApiHandler } from './http/handler.js';
+import { createApiHandler, createAuthLimiter } from './http/handler.js';
+import { createCommsRegistration } from './http/comms-registration.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
@@ -40,7 +45,7 @@ import { LinkPresence } from './cluster/presence.js';
 import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
-import type { Store } from './store/types.js';
+import type { Access, Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
 import { portHolderPhrase } from './port-holder.js';
@@ -198,6 +203,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     lostContactLimitMs: settings.lostContactLimitMs,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
+  // One count of failed API keys per address, for the REST API and registrations over comms alike.
+  const authLimiter = createAuthLimiter();
+  comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger }, authLimiter));
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -229,10 +237,16 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logger,
     viewer: async (req) => {
       const session = await findSession(store, readCookie(req.headers.cookie, SESSION_COOKIE));
-      return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
+      return session ? signedInAs(session, sessionActor(session)) : undefined;
     },
   });
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const install = {
+    publicKeyPin: () => portalCertificate.publicKeyPin(),
+    // Without a configured certificate the HTTPS port presents the comms identity.
+    portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
+    websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
+  };
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, authLimiter, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -354,11 +368,27 @@ export function storeLocation(dataDir: string, store?: string): string {
 }
 
 /** Creates an API key directly in the server's store (works while the server runs). */
-export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string): Promise<CreatedApiKey> {
+/**
+ * `reef user reset-password --data DIR`: a new password for a user, straight in the store,
+ * for the admin who lost theirs (the server may be stopped). It also enables the user, and
+ * ends their sessions. Returns the password to print once.
+ */
+export async function resetPasswordOffline(dataDir: string, username: string, storeUrl?: string, password?: string): Promise<UserWithPassword> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
-    const created = await createApiKey(store, name);
-    return { id: created.id, name: created.name, key: created.key };
+    const reset = await resetPassword(store, username, password);
+    await store.setUserDisabled(reset.user.id, false);
+    return { user: userView((await store.getUser(reset.user.id)) ?? reset.user), password: reset.password };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string, access?: Access): Promise<CreatedApiKey> {
+  const store = await createStore(storeLocation(dataDir, storeUrl));
+  try {
+    const created = await createApiKey(store, name, access ? await checkedAccess(store, access) : undefined);
+    return { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key };
   } finally {
     await store.close();
   }

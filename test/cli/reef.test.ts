@@ -540,7 +540,7 @@ describe('reef admin CLI', () => {
       ['POST', '/api/worker-pools', (req, res) => sendJson(res, 201, { id: 'p1', name: JSON.parse(req.body.toString()).name })],
       ['DELETE', '/api/environments/Old%20Env', (_req, res) => { res.writeHead(204).end(); }],
       ['POST', '/api/tasks', (_req, res) => sendJson(res, 201, taskView('T-8', 'Queued', [], { kind: 'health-check' }))],
-      ['POST', '/api/apikeys', (req, res) => sendJson(res, 201, { id: 'k1', name: JSON.parse(req.body.toString()).name, key: 'reef_secret_value' })],
+      ['POST', '/api/apikeys', (req, res) => sendJson(res, 201, { id: 'k1', name: JSON.parse(req.body.toString()).name, role: 'admin', scope: { environments: [], workerPools: [] }, key: 'reef_secret_value' })],
     ]);
     try {
       const envs = await reef(server, ['environments', 'list']);
@@ -559,7 +559,8 @@ describe('reef admin CLI', () => {
       const key = await reef(server, ['apikey', 'create', '--name', 'ci']);
       assert.equal(key.code, 0, key.stderr);
       assert.equal(key.stdout, 'reef_secret_value\n');
-      assert.deepEqual(JSON.parse(server.requests.at(-1)!.body.toString()), { name: 'ci' });
+      assert.deepEqual(JSON.parse(server.requests.at(-1)!.body.toString()), { name: 'ci', role: 'admin' });
+      assert.match(key.stderr, /role admin, whole server/);
     } finally {
       await server.close();
     }

@@ -61,6 +61,32 @@ test('after a server restart the tentacle reconnects quickly, resuming its TLS s
   }
 });
 
+test('while its server restarts, a tentacle retries every 0.5-1.5 s instead of backing off', async () => {
+  const ids = await testIdentities();
+  const trusted = new Set([ids.tentacle.thumbprint]);
+  let { server, port } = await startServer(trusted);
+  const { comms, poller } = await startPollingTentacle(port, { echo });
+  const waits: number[] = [];
+  poller.on('failed', (_err, retryInMs) => waits.push(retryInMs));
+  try {
+    await connected(server, ids.tentacle.thumbprint);
+    await server.close();
+    // Four seconds of refusals: exponential backoff would be waiting up to 4 or 8 s by now.
+    await new Promise((r) => setTimeout(r, 4000));
+    ({ server } = await startServer(trusted, {}, port));
+    const listening = Date.now();
+    await once(poller, 'connected');
+    const backAfter = Date.now() - listening;
+    assert.ok(waits.length >= 2, `${waits.length} refused attempts in 4 s`);
+    assert.ok(waits.every((ms) => ms >= 500 && ms <= 1500), `waits between attempts: ${waits.join(', ')} ms`);
+    assert.ok(backAfter < 5000, `back ${backAfter} ms after the restarted server listened`);
+    assert.equal(await server.call({ thumbprint: ids.tentacle.thumbprint }, 'echo', 3), 3);
+  } finally {
+    await comms.close();
+    await server.close();
+  }
+});
+
 test('curl gets the friendly page from the comms port with security headers', async () => {
   const { server, port } = await startServer(new Set());
   try {

@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { MachineView, TaskView } from '../../src/api/contract.js';
 import { REEF_BIN, TENTACLE_BIN } from '../support/built.js';
-import { netnsUnavailable, Topology, type Namespace } from '../support/netns.js';
+import { netnsUnavailable, outboundOnlyTo, Topology, type Namespace } from '../support/netns.js';
 import type { RunResult } from '../support/processes.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
 import { startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
@@ -150,18 +150,7 @@ describe('a branch office: outbound only to an authenticating squid that allows 
     assert.ok(server.adminKey, 'the first run prints an admin key');
 
     directBeforeFirewall = await direct();
-    await branchNs.nft(`table inet ${PREFIX} {
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif "lo" accept
-    ct state established,related accept
-  }
-  chain output {
-    type filter hook output priority filter; policy drop;
-    oif "lo" accept
-    ip daddr ${PROXY_BRANCH_SIDE} tcp dport ${PROXY_PORT} accept
-  }
-}`);
+    await branchNs.nft(outboundOnlyTo(PREFIX, PROXY_BRANCH_SIDE, PROXY_PORT));
 
     tentacleEnv = { ...process.env, REEF_TENTACLE_ROOT: await tempDir('branch-tentacles'), REEF_LOG_LEVEL: 'warn' };
     const on443 = (name: string) => ['--resolve', `${name}:443:${SERVER_IP}`];

@@ -103,6 +103,16 @@ describe('security: secrets in logs, in the store, on disk', () => {
     assert.equal((await request(port, 'GET', '/api/nowhere', { authorization: `Bearer ${wrong}` })).status, 404);
     assert.equal((await request(port, 'POST', '/api/machines', { 'x-reef-apikey': adminKey, 'content-type': 'application/json' }, '{"broken')).status, 400);
 
+    // Join tokens: one made with its install line, used, then used again (used up), a wrong one, one on another route.
+    const joinToken = await api(adminKey).json<{ id: string; token: string }>('POST', '/api/tokens', { body: { environments: ['Production'], roles: ['web'], install: {} } });
+    const wrongToken = 'RJT-' + 'Q'.repeat(32);
+    secrets.push(joinToken.token, wrongToken);
+    const registration = (name: string) => JSON.stringify({ name, kind: 'target', thumbprint: name.padEnd(64, '0').replace(/[^0-9A-F]/gi, 'A'), commsStyle: 'polling' });
+    assert.equal((await request(port, 'POST', '/api/machines', { 'x-reef-apikey': joinToken.token, 'content-type': 'application/json' }, registration('a1'))).status, 201);
+    assert.equal((await request(port, 'POST', '/api/machines', { authorization: `Bearer ${joinToken.token}`, 'content-type': 'application/json' }, registration('b2'))).status, 401);
+    assert.equal((await request(port, 'POST', '/api/machines', { 'x-reef-apikey': wrongToken, 'content-type': 'application/json' }, registration('c3'))).status, 401);
+    assert.equal((await request(port, 'GET', '/api/machines', { 'x-reef-apikey': joinToken.token })).status, 403);
+
     // Portal sign-in: a wrong password, then the right one.
     const wrongPassword = 'wrong-password-' + adminPassword.slice(0, 6);
     secrets.push(wrongPassword);
@@ -120,13 +130,14 @@ describe('security: secrets in logs, in the store, on disk', () => {
   });
   after(() => stopAll());
 
-  test('no API key or password appears in the debug-level server log, though the requests are logged', () => {
+  test('no API key, join token or password appears in the debug-level server log, though the requests are logged', () => {
     assert.match(stderr, /"level":20/, 'the log has debug lines');
     assert.match(stderr, /\/api\/apikeys/, 'the requests are logged');
     assert.match(stderr, /sign-in refused/, 'the failed sign-in is logged');
     for (const secret of secrets) {
       assert.ok(!stderr.includes(secret), `the log contains a secret (${secret.slice(0, 8)}...)`);
       if (secret.startsWith('API-')) assert.ok(!stderr.includes(secret.slice(12)), `the log contains the secret part of ${secret.slice(0, 12)}...`);
+      if (secret.startsWith('RJT-')) assert.ok(!stderr.includes(secret.slice(4)), 'the log contains a join token without its RJT-');
     }
   });
 
@@ -138,6 +149,7 @@ describe('security: secrets in logs, in the store, on disk', () => {
       for (const secret of secrets) {
         for (const encoding of ['utf8', 'utf16le'] as const) assert.equal(bytes.indexOf(Buffer.from(secret, encoding)), -1, `${file} contains a secret`);
         if (secret.startsWith('API-')) assert.equal(bytes.indexOf(Buffer.from(secret.slice(12))), -1, `${file} contains the secret part of a key`);
+        if (secret.startsWith('RJT-')) assert.equal(bytes.indexOf(Buffer.from(secret.slice(4))), -1, `${file} contains a join token`);
       }
     }
     const db = new Database(join(dataDir, 'reef.db'), { readonly: true });
@@ -145,6 +157,9 @@ describe('security: secrets in logs, in the store, on disk', () => {
       const row = db.prepare('SELECT prefix, hash, salt FROM api_keys WHERE prefix = ?').get(adminKey.slice(4, 12)) as { prefix: string; hash: string; salt: string };
       assert.ok(row, 'the admin key has a row, found by its prefix');
       assert.equal(row.hash, `sha256$${createHash('sha256').update(adminKey).digest('base64')}`, 'the stored hash is SHA-256(key)');
+      const token = secrets.find((secret) => secret.startsWith('RJT-'))!;
+      const tokens = db.prepare('SELECT hash FROM join_tokens').all() as { hash: string }[];
+      assert.deepEqual(tokens, [{ hash: `sha256$${createHash('sha256').update(token).digest('base64')}` }], 'the join token is stored as SHA-256(token)');
       const user = db.prepare("SELECT password_hash FROM users WHERE username = 'admin'").get() as { password_hash: string };
       assert.match(user.password_hash, /^scrypt\$N=\d+,r=\d+,p=\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
     } finally {

@@ -104,6 +104,26 @@ export class Namespace {
 }
 
 /**
+ * The nftables ruleset of a host that reaches one TCP port of one address and nothing else:
+ * everything inbound is dropped but replies, everything outbound but `daddr:dport` (and
+ * loopback). For `Namespace.nft`; `table` names the table (the test's prefix).
+ */
+export function outboundOnlyTo(table: string, daddr: string, dport: number): string {
+  return `table inet ${table} {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iif "lo" accept
+    ct state established,related accept
+  }
+  chain output {
+    type filter hook output priority filter; policy drop;
+    oif "lo" accept
+    ip daddr ${daddr} tcp dport ${dport} accept
+  }
+}`;
+}
+
+/**
  * The namespaces and links of one test's network. Make it with `Topology.create(prefix)`,
  * add hosts with `namespace(label)` and cables with `link(...)`, and `destroy()` it in a
  * finally or `after` hook.

@@ -8,6 +8,7 @@ import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
 import { translateStreamError } from './errors.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, type CallOptions, type Envelope, type ErrorEnvelope } from './types.js';
+import { ConnectionEnd } from './connection-end.js';
 import { SendPacer } from './pacing.js';
 import { http2Settings, widenSessionWindow } from './settings.js';
 
@@ -35,6 +36,7 @@ export class RpcClient {
   /** Request bodies (uploads) pass it, so they never queue far ahead of small calls. */
   private readonly pacer: SendPacer;
   private readonly observe: CallObserver | undefined;
+  private readonly end: ConnectionEnd;
 
   constructor(socket: Duplex, peer: PeerInfo, limits: CommsLimits, logger: Logger, observe?: CallObserver) {
     this.peer = peer;
@@ -47,23 +49,19 @@ export class RpcClient {
     });
     this.session.on('connect', () => widenSessionWindow(this.session));
     this.pacer = new SendPacer(this.session, socket);
-    let failure: Error | undefined;
+    this.end = new ConnectionEnd(this.session, socket, () => {
+      stopHeartbeat();
+      this.pacer.close();
+    });
+    this.closed = this.end.closed;
     this.session.on('error', (err) => {
-      failure = err;
+      this.end.failed(err);
       logger.info({ err: err.message, thumbprint: peer.thumbprint }, 'comms: connection error');
     });
     const stopHeartbeat = startHeartbeat(this.session, socket, { intervalMs: limits.heartbeatIntervalMs, timeoutMs: limits.heartbeatTimeoutMs }, (err) => {
       logger.warn({ thumbprint: peer.thumbprint, remote: peer.remoteAddress }, err.message);
       this.close(err);
     });
-    this.closed = new Promise((resolve) =>
-      this.session.once('close', () => {
-        stopHeartbeat();
-        this.pacer.close();
-        socket.destroy();
-        resolve(failure);
-      }),
-    );
   }
 
   get isOpen(): boolean {
@@ -85,7 +83,7 @@ export class RpcClient {
   }
 
   close(reason?: Error): void {
-    if (reason) this.session.destroy(reason);
+    if (reason) this.end.destroy(reason);
     else this.session.close();
   }
 

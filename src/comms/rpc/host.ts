@@ -6,6 +6,7 @@ import { encodeFrame, readFrame } from '../frame.js';
 import { startHeartbeat } from '../heartbeat.js';
 import type { CommsLimits } from '../limits.js';
 import type { PeerInfo } from '../peer.js';
+import { ConnectionEnd } from './connection-end.js';
 import { SendPacer } from './pacing.js';
 import { http2Settings, widenSessionWindow } from './settings.js';
 import { HEADER_BODY, HEADER_DEADLINE, RPC_PATH_PREFIX, StreamingResult, type Envelope, type ServiceTable } from './types.js';
@@ -24,7 +25,7 @@ export interface ServedConnection {
  * same service code.
  */
 export class ServiceHost {
-  private readonly sessions = new Map<ServerHttp2Session, PeerInfo>();
+  private readonly connections = new Map<ServerHttp2Session, { peer: PeerInfo; end: ConnectionEnd }>();
 
   constructor(
     private readonly services: ServiceTable,
@@ -38,13 +39,16 @@ export class ServiceHost {
       settings: http2Settings(this.limits),
       maxSessionMemory: 64,
     });
-    this.sessions.set(session, peer);
     widenSessionWindow(session);
     // Streamed answers (downloads) pass it, so they never queue far ahead of small answers.
     const pacer = new SendPacer(session, socket);
-    let failure: Error | undefined;
+    const end = new ConnectionEnd(session, socket, () => {
+      stopHeartbeat();
+      pacer.close();
+      this.connections.delete(session);
+    });
     session.on('error', (err) => {
-      failure = err;
+      end.failed(err);
       this.logger.info({ err: err.message, remote: peer.remoteAddress }, 'comms: connection error');
     });
     session.on('stream', (stream, headers) => {
@@ -52,32 +56,23 @@ export class ServiceHost {
     });
     const stopHeartbeat = startHeartbeat(session, socket, { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs }, (err) => {
       this.logger.warn({ remote: peer.remoteAddress }, err.message);
-      failure = err;
-      session.destroy(err);
+      end.destroy(err);
     });
-    const closed = new Promise<Error | undefined>((resolve) =>
-      session.once('close', () => {
-        stopHeartbeat();
-        pacer.close();
-        this.sessions.delete(session);
-        socket.destroy();
-        resolve(failure);
-      }),
-    );
-    return { closed, close: () => session.destroy() };
+    this.connections.set(session, { peer, end });
+    return { closed: end.closed, close: () => end.destroy() };
   }
 
   /** Closes every connection this host serves. */
   close(): void {
-    for (const session of this.sessions.keys()) session.destroy();
+    for (const { end } of this.connections.values()) end.destroy();
   }
 
   /** Closes the connections of one peer (its trust was withdrawn); returns how many. */
   disconnect(thumbprint: string): number {
     let closed = 0;
-    for (const [session, peer] of this.sessions) {
+    for (const { peer, end } of this.connections.values()) {
       if (peer.thumbprint !== thumbprint) continue;
-      session.destroy();
+      end.destroy();
       closed++;
     }
     return closed;

@@ -1,19 +1,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isReefError } from '../../errors.js';
 import { randomBase32 } from '../store/ids.js';
-import type { ApiKey, ApiKeyCredential, Store } from '../store/types.js';
+import type { Access, ApiKey, ApiKeyCredential, Store } from '../store/types.js';
 import type { AttemptSlot } from './failure-limiter.js';
 import { sharedScryptPool } from './scrypt-pool.js';
+import { matchesStoredHash, SHA256_FORMAT, storedSecretHash } from './secret-hash.js';
 
 /**
  * API keys look like `API-` + 32 base32 characters (160 random bits). The first 8 after
  * `API-` are a non-secret prefix that finds the row; the whole key is checked against its
  * stored hash. The key itself is shown once at creation and never stored or logged.
  *
- * Stored hash: `sha256$<base64 SHA-256 of the key>`. A key is 160 random bits, not a
- * password: nobody can guess it or brute-force its hash, so a slow, salted hash buys
- * nothing and its cost (~50 ms of scrypt per check) was what let a burst of guesses
- * starve the server. Keys made before this format hold a bare base64 scrypt hash with a
+ * Stored hash: `sha256$<base64 SHA-256 of the key>` (secret-hash.ts says why not scrypt:
+ * ~50 ms per check was what let a burst of guesses starve the server). Keys made before this format hold a bare base64 scrypt hash with a
  * salt; they keep working, verified on the bounded scrypt pool (they cannot be converted:
  * the key itself is not known until it is presented).
  */
@@ -21,37 +20,21 @@ import { sharedScryptPool } from './scrypt-pool.js';
 const KEY_BODY = 32;
 const PREFIX_LENGTH = 8;
 const KEY_FORMAT = /^API-[A-Z2-7]{32}$/;
-const SHA256_FORMAT = 'sha256$';
 /** Parameters of keys made before SHA-256 (scrypt, 16-byte salt, 32-byte hash). */
 const LEGACY_SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 
-export interface CreatedApiKey {
+export interface CreatedApiKey extends Access {
   id: string;
   name: string;
   /** The secret: print it once, then forget it. */
   key: string;
 }
 
-function sha256Digest(key: string): Buffer {
-  return createHash('sha256').update(key).digest();
-}
-
-/** The stored form of a new key's hash. */
-function storedKeyHash(key: string): string {
-  return SHA256_FORMAT + sha256Digest(key).toString('base64');
-}
-
 /** true when `presented` hashes to the credential's stored hash, in either format. */
 async function matchesCredential(presented: string, cred: ApiKeyCredential): Promise<boolean> {
-  let expected: Buffer;
-  let actual: Buffer;
-  if (cred.hash.startsWith(SHA256_FORMAT)) {
-    expected = Buffer.from(cred.hash.slice(SHA256_FORMAT.length), 'base64');
-    actual = sha256Digest(presented);
-  } else {
-    expected = Buffer.from(cred.hash, 'base64');
-    actual = await sharedScryptPool().hash({ secret: presented, salt: Buffer.from(cred.salt, 'base64'), keyLength: expected.length, params: LEGACY_SCRYPT });
-  }
+  if (cred.hash.startsWith(SHA256_FORMAT)) return matchesStoredHash(presented, cred.hash);
+  const expected = Buffer.from(cred.hash, 'base64');
+  const actual = await sharedScryptPool().hash({ secret: presented, salt: Buffer.from(cred.salt, 'base64'), keyLength: expected.length, params: LEGACY_SCRYPT });
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
@@ -59,14 +42,15 @@ export function isApiKeyFormat(presented: string): boolean {
   return KEY_FORMAT.test(presented);
 }
 
-export async function createApiKey(store: Store, name: string): Promise<CreatedApiKey> {
+/** A new key; without `access`, an admin of the whole server (check a scope with checkedAccess first). */
+export async function createApiKey(store: Store, name: string, access?: Access): Promise<CreatedApiKey> {
   // A prefix collision (40 bits) is unlikely but possible: draw again.
   for (let attempt = 1; ; attempt++) {
     const key = `API-${randomBase32(KEY_BODY)}`;
     try {
       // No salt: the key's own 160 random bits make every hash unique.
-      const row = await store.insertApiKey({ name, prefix: key.slice(4, 4 + PREFIX_LENGTH), hash: storedKeyHash(key), salt: '' });
-      return { id: row.id, name: row.name, key };
+      const row = await store.insertApiKey({ name, prefix: key.slice(4, 4 + PREFIX_LENGTH), hash: storedSecretHash(key), salt: '', access });
+      return { id: row.id, name: row.name, key, role: row.role, scope: row.scope };
     } catch (err) {
       if (attempt < 3 && isReefError(err, 'REEF_CONFLICT')) continue;
       throw err;

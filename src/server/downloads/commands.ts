@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { DOWNLOADS_PATH, SHA256SUMS } from './names.js';
 
 /**
@@ -33,4 +34,11 @@ export function exampleFile(names: readonly string[]): string | undefined {
 export function httpsBaseUrl(host: string, port: number): string {
   const shown = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return port === 443 ? `https://${shown}` : `https://${shown}:${port}`;
+}
+
+/** The https:// origin a request was sent to (its Host header when well-formed, else the socket's address), for commands shown back to it. */
+export function requestBaseUrl(req: IncomingMessage): string {
+  const host = req.headers.host;
+  if (host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) return `https://${host}`;
+  return httpsBaseUrl(req.socket.localAddress ?? 'localhost', req.socket.localPort ?? 443);
 }

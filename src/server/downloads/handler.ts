@@ -5,10 +5,11 @@ import type { Logger } from '../../logging.js';
 import { drainRequest, SECURITY_HEADERS } from '../http/respond.js';
 import { toHtml } from '../portal/html.js';
 import { setPortalHeaders, type SignedIn } from '../portal/layout.js';
-import { httpsBaseUrl } from './commands.js';
+import { requestBaseUrl } from './commands.js';
 import { decideRange, modifiedSince, noneMatch, rangeStillValid } from './conditional.js';
 import type { DownloadsFolder, OpenDownload } from './folder.js';
-import { DOWNLOADS_PATH, INDEX_JSON, SHA256SUMS } from './names.js';
+import { installScript } from '../install/tentacle-install.js';
+import { DOWNLOADS_PATH, INDEX_JSON, INSTALL_SCRIPT, SHA256SUMS } from './names.js';
 import { downloadsPage, indexJson, sha256sums } from './views.js';
 
 export interface DownloadsHandlerOptions {
@@ -71,6 +72,7 @@ export function createDownloadsHandler(options: DownloadsHandlerOptions): (req: 
     }
     if (name === INDEX_JSON) return sendMachineIndex(res, 'application/json; charset=utf-8', JSON.stringify(indexJson(await folder.list()), null, 2) + '\n');
     if (name === SHA256SUMS) return sendMachineIndex(res, 'text/plain; charset=utf-8', sha256sums(await folder.list()));
+    if (name === INSTALL_SCRIPT) return sendMachineIndex(res, 'text/plain; charset=utf-8', installScript());
     let file: OpenDownload | undefined;
     try {
       file = await folder.open(name);
@@ -91,7 +93,7 @@ export function createDownloadsHandler(options: DownloadsHandlerOptions): (req: 
 
   async function sendPage(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const [listing, user] = await Promise.all([folder.list(), options.viewer?.(req)]);
-    const page = downloadsPage({ listing, baseUrl: baseUrlOf(req), pin: options.publicKeyPin(), user });
+    const page = downloadsPage({ listing, baseUrl: requestBaseUrl(req), pin: options.publicKeyPin(), user });
     const body = Buffer.from(toHtml(page), 'utf8');
     setPortalHeaders(res);
     res.statusCode = 200;
@@ -192,8 +194,3 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** Host as the client sent it, when it is a plain host[:port]; else the address the connection reached. */
-function baseUrlOf(req: IncomingMessage): string {
-  const host = req.headers.host;
-  if (host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) return `https://${host}`;
-  return httpsBaseUrl(req.socket.localAddress ?? 'localhost', req.socket.localPort ?? 443);
-}

@@ -1,7 +1,7 @@
 import type { ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { BINARY } from '../http/openapi.js';
-import { DOWNLOADS_PATH, INDEX_JSON, SHA256SUMS } from './names.js';
+import { DOWNLOADS_PATH, INDEX_JSON, INSTALL_SCRIPT, SHA256SUMS } from './names.js';
 import { DownloadsIndex } from './views.js';
 
 /**
@@ -86,6 +86,15 @@ export const DOWNLOADS_OPENAPI: readonly RouteConfig[] = [
     summary: 'The files\' SHA-256, as `sha256sum -c` reads them',
     security: [],
     responses: { 200: text('One `<sha256 hex>  <name>` line per file.') },
+  }),
+  ...both({
+    path: `${DOWNLOADS_PATH}/${INSTALL_SCRIPT}`,
+    operationId: 'DownloadsInstallScript',
+    tags: ['Downloads'],
+    summary: 'The Tentacle installer',
+    description: "What the Add machine command line (POST /api/tokens with `install`) runs: it fetches the Tentacle from this server, pinned, installs it, registers it with the join token the line carries and starts its service. It holds no secret.",
+    security: [],
+    responses: { 200: text('A POSIX shell script (as text/plain, so a browser shows it for reading).') },
   }),
   ...both({
     path: `${DOWNLOADS_PATH}/{name}`,

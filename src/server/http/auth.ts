@@ -2,11 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import { API_KEY_HEADER } from '../../api/contract.js';
 import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
+import { findJoinToken, isJoinTokenFormat } from '../auth/join-tokens.js';
+import { authorize, type Actor } from '../auth/roles.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
-import type { ApiKey, Session, Store } from '../store/types.js';
+import type { ApiKey, JoinToken, Session, Store } from '../store/types.js';
 import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
+import { isReefError } from '../../errors.js';
 
 /**
  * API key authentication: the key comes in X-Reef-ApiKey or as `Authorization: Bearer`.
@@ -42,10 +45,16 @@ function rateLimited(address: string, seconds: number): HttpError {
 }
 
 export async function authenticate(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
-  const address = clientAddress(req);
+  return authenticateKey(presentedKey(req), clientAddress(req), store, limiter);
+}
+
+/**
+ * The checks of `authenticate` on a key however it came (an API header, or the one call of a
+ * registration over comms), counted against the same per-address limiter; the same errors.
+ */
+export async function authenticateKey(presented: string | undefined, address: string, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
-  const presented = presentedKey(req);
   if (presented === undefined) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
@@ -74,10 +83,43 @@ export async function authenticate(req: IncomingMessage, store: Store, limiter: 
   return key;
 }
 
-/** Who made an API request: a key (scripts, the CLI, tentacles) or a portal session. */
+/** Who made an API request: a key (scripts, the CLI, tentacles), a portal session, or a join token (registration only). */
 export interface Principal {
   key: ApiKey | null;
   session: Session | null;
+  joinToken?: JoinToken;
+}
+
+/**
+ * A join token where a route takes one (registration), refused with 403 anywhere else
+ * before it is even looked up, so a token can do nothing but register. Lookups count
+ * against the address's failed-attempt budget like API keys.
+ */
+async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter: FailureLimiter, presented: string, accepted: boolean): Promise<Principal> {
+  if (!accepted) {
+    throw new HttpError(
+      'REEF_JOIN_TOKEN_NOT_ALLOWED',
+      `A join token can only register a machine (POST /api/machines, as \`tentacle register-with --token\` does); ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]} needs an API key or a portal session.`,
+    );
+  }
+  return { key: null, session: null, joinToken: await verifyJoinToken(presented, clientAddress(req), store, limiter) };
+}
+
+/** The join token `presented` from `address`, counted against that address's failed-attempt budget (REST and comms alike). */
+export async function verifyJoinToken(presented: string, address: string, store: Store, limiter: FailureLimiter): Promise<JoinToken> {
+  const blocked = limiter.blockedFor(address);
+  if (blocked > 0) throw rateLimited(address, blocked);
+  const admission = limiter.admit(address);
+  if (!admission.admitted) throw rateLimited(address, admission.retryAfterSeconds);
+  try {
+    const joinToken = await findJoinToken(store, presented);
+    admission.slot.succeeded();
+    return joinToken;
+  } catch (err) {
+    if (isReefError(err, 'REEF_JOIN_TOKEN_INVALID')) admission.slot.failed();
+    else admission.slot.withdrawn();
+    throw err;
+  }
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -87,8 +129,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * anything but GET and HEAD must come with the session's CSRF token in X-Reef-Csrf.
  * Session ids are 256 random bits, so a bad cookie is not counted as a guess.
  */
-export async function authenticateRequest(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<Principal> {
-  const cookie = presentedKey(req) === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
+export async function authenticateRequest(req: IncomingMessage, store: Store, limiter: FailureLimiter, acceptsJoinToken = false): Promise<Principal> {
+  const presented = presentedKey(req);
+  if (presented !== undefined && isJoinTokenFormat(presented)) return authenticateJoinToken(req, store, limiter, presented, acceptsJoinToken);
+  const cookie = presented === undefined ? readCookie(req.headers.cookie, SESSION_COOKIE) : undefined;
   if (cookie === undefined) return { key: await authenticate(req, store, limiter), session: null };
   const session = await findSession(store, cookie);
   if (!session) {
@@ -108,15 +152,22 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   return { key: null, session };
 }
 
+/** The actor a principal acts as: the key, or the session's user, with role and scope. */
+export function actorOf(principal: Principal): Actor {
+  if (principal.key) return { kind: 'key', id: principal.key.id, name: principal.key.name, role: principal.key.role, scope: principal.key.scope };
+  const session = principal.session!;
+  return { kind: 'user', id: session.userId, name: session.username, role: session.role, scope: session.scope };
+}
+
 /**
- * Who may read /metrics on the HTTPS port: any valid API key, or a signed-in portal user,
- * as for the rest of the API (which shows more than the metrics do). The one place that
- * decides it: when keys get scopes, this is where a `metrics` scope will be required.
+ * Who may read /metrics on the HTTPS port: a key or portal user whose role has
+ * `metrics:read` and which is not scoped (the metrics count every machine and task).
  */
-export function authorizeMetricsRead(key: ApiKey | null, user: { username: string } | undefined): void {
-  if (!key && !user) {
+export function authorizeMetricsRead(actor: Actor | null): void {
+  if (!actor) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header or as Authorization: Bearer; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
     });
   }
+  authorize(actor, 'metrics:read', 'GET /metrics');
 }

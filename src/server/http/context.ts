@@ -2,9 +2,11 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { BlobStore } from '../files/blobs.js';
 import type { ServerMetrics } from '../metrics/metrics.js';
-import type { ApiKey, Store } from '../store/types.js';
+import type { Actor } from '../auth/roles.js';
+import type { ApiKey, JoinToken, Store } from '../store/types.js';
 import type { TaskEngineApi } from '../tasks/api.js';
 
 export interface ApiLimits {
@@ -30,6 +32,19 @@ export interface ApiDeps {
   portal?: RequestListener;
   /** What /metrics serves; without it /metrics answers 404. */
   metrics?: ServerMetrics;
+  /** What install commands (POST /api/tokens with `install`) are made of; without it they are refused. */
+  install?: InstallFacts;
+  /** Counts failed API keys per address; pass the one registrations over comms use too (createAuthLimiter). */
+  authLimiter?: FailureLimiter;
+}
+
+/** The server's side of an install command (src/server/install/tentacle-install.ts). */
+export interface InstallFacts {
+  /** `sha256//...` of the HTTPS certificate's public key, now (the certificate may be reloaded). */
+  publicKeyPin(): string;
+  /** Thumbprint of the HTTPS certificate, now. */
+  portalThumbprint(): string;
+  websocketPath: string;
 }
 
 export interface ResolvedDeps extends ApiDeps {
@@ -52,7 +67,11 @@ export interface ApiContext {
   /** The authenticated key (null only on public routes). */
   key: ApiKey | null;
   /** The portal user, when the request came with a session cookie instead of a key. */
-  user?: { id: string; username: string };
+  user?: { id: string; username: string; sessionIdHash: string };
+  /** Who asks, with role and scope: the key or the user (null only on public routes and for join tokens). Handlers apply its scope. */
+  actor: Actor | null;
+  /** The join token a registration came with (only on routes declared with `joinToken`); no use taken yet. */
+  joinToken?: JoinToken;
   deps: ResolvedDeps;
   logger: Logger;
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FailureLimiter } from '../auth/failure-limiter.js';
-import { authenticateRequest } from './auth.js';
-import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ResolvedDeps, type RouteHandler } from './context.js';
+import { authorize, type Permission } from '../auth/roles.js';
+import { actorOf, authenticateRequest } from './auth.js';
+import { DEFAULT_LIMITS, type ApiContext, type ApiDeps, type ApiLimits, type ResolvedDeps, type RouteHandler } from './context.js';
 import { HttpError, sendError } from './errors.js';
 import { drainRequest, setSecurityHeaders } from './respond.js';
 import { Router } from './router.js';
@@ -12,6 +13,9 @@ import { METRICS_PATH } from '../metrics/http.js';
 interface Entry {
   handler: RouteHandler;
   public: boolean;
+  joinToken: boolean;
+  /** Checked here, for every route, after authentication and before its handler reads anything; null when public. */
+  permission: Permission | null;
 }
 
 /**
@@ -21,14 +25,19 @@ interface Entry {
  */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const resolved: ResolvedDeps = { ...deps, limits: { ...DEFAULT_LIMITS, ...definedOnly(deps.limits ?? {}) } };
-  const limiter = new FailureLimiter({ maxFailures: resolved.limits.authFailuresPerMinute });
+  const limiter = deps.authLimiter ?? createAuthLimiter(resolved.limits);
   const router = new Router<Entry>();
-  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public });
-  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false });
+  for (const route of API_ROUTES) router.add(route.method, route.path, { handler: route.run, public: route.public, joinToken: route.joinToken, permission: route.permission });
+  router.add('GET', METRICS_PATH, { handler: serveMetrics, public: false, joinToken: false, permission: 'metrics:read' });
 
   return (req, res) => {
     void handle(req, res, resolved, router, limiter);
   };
+}
+
+/** Failed API key attempts per address; one per server, shared by the REST API and registrations over comms. */
+export function createAuthLimiter(limits: ApiLimits = {}): FailureLimiter {
+  return new FailureLimiter({ maxFailures: limits.authFailuresPerMinute ?? DEFAULT_LIMITS.authFailuresPerMinute });
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedDeps, router: Router<Entry>, limiter: FailureLimiter): Promise<void> {
@@ -37,10 +46,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
   let path = '(unparsed)';
   let keyId: string | undefined;
   let userName: string | undefined;
+  let tokenId: string | undefined;
   setSecurityHeaders(res);
   res.once('finish', () => {
     // Method, path and key id only: never headers (they carry the key) or query values.
-    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName }, 'api: request');
+    deps.logger.debug({ method, path, status: res.statusCode, ms: Date.now() - started, apiKey: keyId, user: userName, joinToken: tokenId }, 'api: request');
   });
   try {
     const url = new URL(req.url ?? '/', 'https://reef.invalid');
@@ -57,16 +67,22 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ResolvedD
       const allow = match.allow.join(', ');
       throw new HttpError('REEF_METHOD_NOT_ALLOWED', `${url.pathname} does not accept ${method}; it accepts ${allow}.`, { headers: { allow } });
     }
-    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter);
+    const principal = match.handler.public ? null : await authenticateRequest(req, deps.store, limiter, match.handler.joinToken);
     const key = principal?.key ?? null;
-    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username } : undefined;
+    const user = principal?.session ? { id: principal.session.userId, username: principal.session.username, sessionIdHash: principal.session.idHash } : undefined;
     keyId = key?.id;
     userName = user?.username;
-    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, deps, logger: deps.logger };
+    tokenId = principal?.joinToken?.id;
+    const joinToken = principal?.joinToken;
+    // A join token has no role: it may only register, within its own scope (routes/machines.ts).
+    const actor = principal && !joinToken ? actorOf(principal) : null;
+    if (actor && match.handler.permission) authorize(actor, match.handler.permission, `${method} ${match.pattern}`);
+    const ctx: ApiContext = { req, res, params: match.params, query: url.searchParams, key, user, actor, ...(joinToken ? { joinToken } : {}), deps, logger: deps.logger };
     await match.handler.handler(ctx);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403 || err.status === 429)) {
-      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code }, 'api: authentication refused');
+      // A 403 names who was refused (a role or scope refusal, or a missing CSRF token); the key id, never the key.
+      deps.logger.warn({ method, path, remote: req.socket.remoteAddress, code: err.code, apiKey: keyId, user: userName }, err.status === 403 ? 'api: request refused' : 'api: authentication refused');
     }
     if (res.destroyed || req.socket.destroyed) {
       // The client is gone (an upload cut off): nobody to answer.

@@ -3,6 +3,7 @@ import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { TentacleLinks } from '../tasks/api.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { Actor } from '../auth/roles.js';
 import type { Session, Store, User } from '../store/types.js';
 
 export interface PortalOptions {
@@ -35,6 +36,8 @@ export interface PageContext {
   url: URL;
   params: Record<string, string>;
   session: Session;
+  /** The signed-in user with role and scope: pages show only what it may see and offer only what it may do. */
+  actor: Actor;
   deps: PortalDeps;
 }
 

@@ -27,6 +27,7 @@ const STATES: Readonly<Record<string, Badge>> = {
   unknown: { icon: '?', label: 'Unknown', tone: 'idle' },
   active: { icon: '✔', label: 'Active', tone: 'ok' },
   revoked: { icon: '⊘', label: 'Revoked', tone: 'warn' },
+  disabled: { icon: '⊘', label: 'Disabled', tone: 'warn' },
   down: { icon: '✖', label: 'Down', tone: 'bad' },
   stopped: { icon: '■', label: 'Stopped', tone: 'idle' },
 };

@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { httpStatusOf } from '../../error-codes.js';
-import { ReefError } from '../../errors.js';
+import { isReefError, ReefError } from '../../errors.js';
+import { authorize, type Permission } from '../auth/roles.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
 import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
@@ -12,7 +13,10 @@ import { Router } from '../http/router.js';
 import type { PageContext, PageHandler, PortalDeps } from './context.js';
 import { html } from './html.js';
 import { redirect, sendPage, setPortalHeaders } from './layout.js';
+import { addMachinePage } from './pages/add-machine.js';
+import { accountPage } from './pages/account.js';
 import { apiKeysPage } from './pages/apikeys.js';
+import { sessionActor, signedInAs } from './pages/common.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { errorPage } from './pages/errors.js';
 import { loginPage, type LoginView } from './pages/login.js';
@@ -20,11 +24,19 @@ import { machinePage } from './pages/machine.js';
 import { newTaskPage } from './pages/new-task.js';
 import { nodesPage } from './pages/nodes.js';
 import { taskPage, tasksPage } from './pages/tasks.js';
+import { usersPage } from './pages/users.js';
 import { defaultWebDir, serveStatic } from './static.js';
 
 /** Double-submit token for the sign-in form, which has no session yet. */
 const LOGIN_COOKIE = 'reef_login';
 const MAX_FORM_BYTES = 16 * 1024;
+
+interface Page {
+  permission: Permission;
+  /** What the page is, for a refusal: "the API keys page". */
+  what: string;
+  handler: PageHandler;
+}
 
 /**
  * The web portal: server-rendered pages for everything outside /api. Pages read the
@@ -37,14 +49,19 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const ttlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const webDir = options.webDir ?? defaultWebDir();
   const limiter = new FailureLimiter({ maxFailures: options.signInFailuresPerMinute ?? 10 });
-  const pages = new Router<PageHandler>()
-    .add('GET', '/', dashboardPage)
-    .add('GET', '/machines/:idOrName', machinePage)
-    .add('GET', '/tasks', tasksPage)
-    .add('GET', '/tasks/new', newTaskPage)
-    .add('GET', '/tasks/:id', taskPage)
-    .add('GET', '/nodes', nodesPage)
-    .add('GET', '/apikeys', apiKeysPage);
+  // Each page with the permission it needs (auth/roles.ts), checked below before it renders;
+  // what it changes goes through the REST API, which checks again.
+  const pages = new Router<Page>()
+    .add('GET', '/', { permission: 'account:self', what: 'the dashboard', handler: dashboardPage })
+    .add('GET', '/add-machine', { permission: 'tokens:manage', what: 'the Add machine page', handler: addMachinePage })
+    .add('GET', '/machines/:idOrName', { permission: 'machines:read', what: 'a machine page', handler: machinePage })
+    .add('GET', '/tasks', { permission: 'tasks:read', what: 'the tasks page', handler: tasksPage })
+    .add('GET', '/tasks/new', { permission: 'tasks:write', what: 'the new task page', handler: newTaskPage })
+    .add('GET', '/tasks/:id', { permission: 'tasks:read', what: 'a task page', handler: taskPage })
+    .add('GET', '/nodes', { permission: 'nodes:read', what: 'the server nodes page', handler: nodesPage })
+    .add('GET', '/apikeys', { permission: 'apikeys:manage', what: 'the API keys page', handler: apiKeysPage })
+    .add('GET', '/users', { permission: 'users:manage', what: 'the users page', handler: usersPage })
+    .add('GET', '/account', { permission: 'account:self', what: 'the account page', handler: accountPage });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     setPortalHeaders(res);
@@ -83,11 +100,20 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
       }
       return redirect(res, `/login?${new URLSearchParams({ next: path + url.search })}`, cookie ? [clearedSessionCookie()] : []);
     }
+    const actor = sessionActor(session);
+    const user = signedInAs(session, actor);
     const match = pages.match(method, path);
-    if (match.kind === 'not-found') return sendPage(res, 404, errorPage(404, 'Not found', `There is no page at ${path}.`, signedIn(session)));
+    if (match.kind === 'not-found') return sendPage(res, 404, errorPage(404, 'Not found', `There is no page at ${path}.`, user));
     if (match.kind === 'wrong-method') return methodNotAllowed(res, match.allow.join(', '));
-    const ctx: PageContext = { req, res, url, params: match.params, session, deps };
-    await match.handler(ctx);
+    try {
+      authorize(actor, match.handler.permission, match.handler.what);
+    } catch (err) {
+      if (!isReefError(err, 'REEF_FORBIDDEN')) throw err;
+      deps.logger.warn({ user: session.username, role: actor.role, path }, 'portal: page refused by role');
+      return sendPage(res, 403, errorPage(403, 'Not allowed', err.message, user));
+    }
+    const ctx: PageContext = { req, res, url, params: match.params, session, actor, deps };
+    await match.handler.handler(ctx);
   }
 
   async function showLogin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -133,6 +159,12 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, password checks busy');
       return renderLogin(res, 429, { next, username, error: `The server is checking too many sign-ins at once. Try again in ${err.retryAfterSeconds} s.` });
     }
+    if (user?.disabledAt) {
+      // The password was right, so saying why is no help to a guesser.
+      slot.withdrawn();
+      deps.logger.warn({ remote: address, user: user.username }, 'portal: sign-in refused, user disabled');
+      return renderLogin(res, 403, { next, username, error: 'This account is disabled. Ask a Reef administrator to enable it.' });
+    }
     if (!user) {
       slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
@@ -165,9 +197,6 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   };
 }
 
-function signedIn(session: { username: string; csrfToken: string }) {
-  return { username: session.username, csrfToken: session.csrfToken };
-}
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {
   res.setHeader('allow', allow);

@@ -1,6 +1,7 @@
 import { auth } from './auth.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
+import { joinTokens } from './join-tokens.js';
 import { logs } from './logs.js';
 import { machines } from './machines.js';
 import type { Database } from './sql.js';
@@ -13,6 +14,7 @@ export function storeOn(database: Database): Store {
     ...groups(database),
     ...machines(database),
     ...auth(database),
+    ...joinTokens(database),
     ...tasks(database),
     ...logs(database),
     coordination: coordination(database),

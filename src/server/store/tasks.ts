@@ -92,6 +92,9 @@ export function tasks(database: Database): Tasks {
         if (num === null) throw invalid(`"${filter.before}" is not a task id (expected T-000123).`);
         conditions.push(sql`num < ${num}`);
       }
+      if (filter.onlyMachineIds !== undefined) {
+        conditions.push(sql`NOT EXISTS (SELECT 1 FROM task_machines tm WHERE tm.task_id = t.id AND NOT (${d.inList(sql`tm.machine_id`, filter.onlyMachineIds)}))`);
+      }
       const limit = clampLimit(filter.limit, 50, 1000);
       const rows = await database.all<TaskRow & { machine_count: number }>(sql`SELECT t.*,
           (SELECT count(*) FROM task_machines tm WHERE tm.task_id = t.id) AS machine_count

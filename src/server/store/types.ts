@@ -18,11 +18,19 @@
  *   REEF_NOT_FOUND only when the task or machine row does not exist at all.
  */
 
+import type { Role, Scope } from '../../api/roles.js';
 import type { Thumbprint } from '../../pki/thumbprint.js';
 import type { Coordination } from './coordination.js';
 import type { JsonObject, TimeInput, Timestamp } from './values.js';
 
 export type { JsonObject, TimeInput, Timestamp } from './values.js';
+export type { Role, Scope } from '../../api/roles.js';
+
+/** What a key or user may do (src/server/auth/roles.ts) and where (auth/scope.ts). */
+export interface Access {
+  role: Role;
+  scope: Scope;
+}
 
 // ---------------------------------------------------------------- environments, pools
 
@@ -128,7 +136,7 @@ export interface HealthCheck {
 
 // ---------------------------------------------------------------- api keys
 
-export interface ApiKey {
+export interface ApiKey extends Access {
   id: string;
   name: string;
   /** Non-secret first characters of the key, used to find its row. */
@@ -151,17 +159,59 @@ export interface ApiKeyInsert {
   prefix: string;
   hash: string;
   salt: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
+}
+
+// ---------------------------------------------------------------- join tokens
+
+/** The machines a join token may register: targets in these environments with these roles, or workers in these pools. */
+export interface JoinTokenScope {
+  kind: MachineKind;
+  /** Targets: at least one; empty for workers. */
+  environments: string[];
+  /** Targets: at least one; empty for workers. */
+  roles: string[];
+  /** Workers: at least one; empty for targets. */
+  workerPools: string[];
+}
+
+/** A join token as stored: never the token itself, only its hash (which stays in the store module). */
+export interface JoinToken {
+  /** `tok-` followed by 12 random lowercase base32 characters; not secret. */
+  id: string;
+  scope: JoinTokenScope;
+  /** How many registrations it allowed when made. */
+  uses: number;
+  usesLeft: number;
+  /** Who made it, for `reef tokens list`: `API key "ci" (key-...)` or `user "alice"`. */
+  createdBy: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  lastUsedAt: Timestamp | null;
+  revokedAt: Timestamp | null;
+}
+
+export interface JoinTokenInsert {
+  /** The stored form of the token's hash (auth/secret-hash.ts). */
+  hash: string;
+  scope: JoinTokenScope;
+  uses: number;
+  createdBy: string;
+  expiresAt: TimeInput;
 }
 
 // ---------------------------------------------------------------- portal users, sessions
 
 /** A person who signs in to the portal. */
-export interface User {
+export interface User extends Access {
   /** `user-` followed by 12 random lowercase base32 characters. */
   id: string;
   /** Unique case-insensitively, kept as first written. */
   username: string;
   createdAt: Timestamp;
+  /** Set while the user may not sign in. */
+  disabledAt: Timestamp | null;
 }
 
 /** What only the password verifier needs: never leaves src/server/auth. */
@@ -173,14 +223,16 @@ export interface UserCredential extends User {
 export interface UserInsert {
   username: string;
   passwordHash: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
 }
 
 /** A signed-in browser. The session id itself is never stored, only its SHA-256. */
-export interface Session {
+export interface Session extends Access {
   /** Lowercase hex SHA-256 of the session id in the browser's cookie. */
   idHash: string;
   userId: string;
-  /** The user's name, joined in so a request needs one read. */
+  /** The user's name, role and scope, joined in so a request needs one read. */
   username: string;
   /** Sent back by the page on every state-changing request. */
   csrfToken: string;
@@ -285,6 +337,8 @@ export interface TaskFilter {
   limit?: number;
   /** A task id: return only tasks created before it (paging, newest first). */
   before?: string;
+  /** Only tasks every machine of which is one of these ids (a scoped caller's machines). */
+  onlyMachineIds?: string[];
 }
 
 export interface FinishTaskMachine {
@@ -370,15 +424,49 @@ export interface Store {
   revokeApiKey(id: string, at?: TimeInput): Promise<boolean>;
   markApiKeyUsed(id: string, at?: TimeInput): Promise<void>;
 
+  // join tokens (hashing and the meaning of scopes are src/server/auth/join-tokens.ts's job)
+  insertJoinToken(token: JoinTokenInsert): Promise<JoinToken>;
+  /** The token with this stored hash, usable or not. */
+  getJoinTokenByHash(hash: string): Promise<JoinToken | null>;
+  getJoinToken(id: string): Promise<JoinToken | null>;
+  /** Newest first, revoked and expired ones included. */
+  listJoinTokens(): Promise<JoinToken[]>;
+  /** false if missing or already revoked. */
+  revokeJoinToken(id: string, at?: TimeInput): Promise<boolean>;
+  /**
+   * Takes one use of the token with this id in one statement, so two registrations racing
+   * for the last use cannot both have it (on every node). Returns the token as it is after,
+   * or null when it is unknown, revoked, expired at `at` or used up.
+   */
+  consumeJoinToken(id: string, at?: TimeInput): Promise<JoinToken | null>;
+  /** Gives back a use taken by consumeJoinToken whose registration then failed. */
+  returnJoinTokenUse(id: string): Promise<void>;
+
   // portal users and sessions (hashing and expiry checks are src/server/auth's job)
   /** REEF_CONFLICT if the username (any case) is taken. */
   insertUser(user: UserInsert): Promise<User>;
   /** By username, any case. */
   getUserCredential(username: string): Promise<UserCredential | null>;
+  /** By id or username (any case). */
+  getUser(idOrName: string): Promise<User | null>;
+  /** By username. */
+  listUsers(): Promise<User[]>;
   countUsers(): Promise<number>;
+  /**
+   * Replaces the password hash and ends every session of the user but `keepSession` (an id
+   * hash: the user's own, when they change their password). false if no such user.
+   */
+  setUserPassword(userId: string, passwordHash: string, keepSession?: string): Promise<boolean>;
+  /**
+   * Disables (ending every session of the user) or enables a user. false if no such user
+   * or it already was so.
+   */
+  setUserDisabled(userId: string, disabled: boolean, at?: TimeInput): Promise<boolean>;
+  /** Replaces a user's role and scope; their sessions carry the new ones at once. false if no such user. */
+  setUserAccess(userId: string, access: Access): Promise<boolean>;
   /** REEF_NOT_FOUND if the user does not exist. */
   insertSession(session: SessionInsert): Promise<Session>;
-  /** The session with this id hash, expired or not (the caller compares expiresAt). */
+  /** The session with this id hash, expired or not (the caller compares expiresAt); null once its user is disabled. */
   getSession(idHash: string): Promise<Session | null>;
   /** false if missing. */
   deleteSession(idHash: string): Promise<boolean>;

@@ -127,10 +127,11 @@ export class TaskEngine implements TaskEngineApi {
     this.lateReports.start();
   }
 
-  async createTask(request: CreateTaskRequest): Promise<TaskWithMachines> {
+  async createTask(request: CreateTaskRequest, guard?: (machines: Machine[]) => void): Promise<TaskWithMachines> {
     const { store, comms } = this.options;
     if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
     const machines = await resolveTarget(store, comms, request.target);
+    guard?.(machines);
     const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs });
     const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });

@@ -19,6 +19,7 @@ import { createApiKey } from '../../../src/server/auth/apikeys.js';
 import { LocalBus } from '../../../src/server/cluster/bus.js';
 import { createBlobStore, type BlobStore } from '../../../src/server/files/blobs.js';
 import { createApiHandler, type ApiLimits } from '../../../src/server/http/index.js';
+import type { InstallFacts } from '../../../src/server/http/context.js';
 import { createStore, type Store } from '../../../src/server/store/index.js';
 import { TaskEngine } from '../../../src/server/tasks/engine.js';
 import { removeTempDir, trackedTempDir } from '../../support/processes.js';
@@ -100,7 +101,8 @@ export function rawRequest(port: number, adminKey: string, method: string, path:
 
 let shared: CertificateIdentity | undefined;
 
-export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
+/** `install`: what install commands are made of (the server passes its certificate's pin and thumbprint). */
+export async function startHarness(limits: ApiLimits = {}, install?: InstallFacts): Promise<Harness> {
   const dir = await trackedTempDir('reef-http-');
   const store = await createStore(join(dir, 'reef.db'));
   const identity = (shared ??= await generateCertificate('reef-test-api'));
@@ -108,7 +110,7 @@ export async function startHarness(limits: ApiLimits = {}): Promise<Harness> {
   const blobs = createBlobStore(join(dir, 'files'));
   const engine = await startTaskEngine(store, comms, blobs);
   const info: ServerInfo = { product: 'Reef', version: '0.0.0-test', nodeName: TEST_NODE, commsThumbprint: identity.thumbprint, commsPort: 10943 };
-  const handler = createApiHandler({ store, engine, comms, blobs, info, logger: silentLogger, limits });
+  const handler = createApiHandler({ store, engine, comms, blobs, info, logger: silentLogger, limits, ...(install ? { install } : {}) });
   const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

@@ -16,6 +16,7 @@ export const fileRoutes: ApiRoute[] = [
     path: '/api/files',
     tag: 'Files',
     summary: 'Upload a file',
+    permission: 'files:upload',
     description:
       'The raw bytes, stored under their SHA-256 once complete (the same bytes twice keep one copy); an upload cut off midway leaves nothing. ' +
       'Push it to machines with a push-file task.',
@@ -29,6 +30,7 @@ export const fileRoutes: ApiRoute[] = [
     path: '/api/files/:sha256',
     tag: 'Files',
     summary: 'Find an uploaded file',
+    permission: 'files:read',
     params: Sha256Params,
     responses: { 200: { description: 'It is stored.', json: UploadedFile } },
     errors: { 404: 'No uploaded file has that SHA-256.' },
@@ -45,8 +47,9 @@ export const fileRoutes: ApiRoute[] = [
     tag: 'Files',
     summary: 'Delete an uploaded file',
     description:
-      'Every API key and portal user is an administrator, so any authenticated caller may delete. Files are also deleted by themselves ' +
+      'Files are shared by every environment, so only an admin may delete one. Files are also deleted by themselves ' +
       'once neither uploaded nor pushed for --file-retention-days and needed by no unfinished task.',
+    permission: 'files:delete',
     params: Sha256Params,
     responses: { 204: { description: 'Deleted.' } },
     errors: {

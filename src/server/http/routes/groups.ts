@@ -1,6 +1,7 @@
 import { GroupView, IdOrNameParams, itemsOf, NameRequest } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
-import type { Environment, Store, WorkerPool } from '../../store/types.js';
+import { environmentInScope, workerPoolInScope } from '../../auth/scope.js';
+import type { Environment, Scope, Store, WorkerPool } from '../../store/types.js';
 import { sendEmpty, sendJson } from '../respond.js';
 import { route, type ApiRoute, type Tag } from '../route.js';
 import { groupView } from '../views.js';
@@ -8,6 +9,8 @@ import { groupView } from '../views.js';
 /** Environments and worker pools: named groups with the same four routes. */
 interface Group {
   path: string;
+  /** Whether a scope lets its holder see the group of this name. */
+  inScope(scope: Scope, name: string): boolean;
   tag: Tag;
   what: string;
   list(store: Store): Promise<Array<Environment | WorkerPool>>;
@@ -19,6 +22,7 @@ interface Group {
 const GROUPS: Group[] = [
   {
     path: '/api/environments',
+    inScope: environmentInScope,
     tag: 'Environments',
     what: 'environment',
     list: (s) => s.listEnvironments(),
@@ -28,6 +32,7 @@ const GROUPS: Group[] = [
   },
   {
     path: '/api/worker-pools',
+    inScope: workerPoolInScope,
     tag: 'Worker pools',
     what: 'worker pool',
     list: (s) => s.listWorkerPools(),
@@ -45,20 +50,24 @@ export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
       path: group.path,
       tag: group.tag,
       summary: `List ${group.what}s`,
-      responses: { 200: { description: `Every ${group.what}, by name.`, json: itemsOf(GroupView) } },
-      handler: async ({ res, deps }) => sendJson(res, 200, { items: (await group.list(deps.store)).map(groupView) }),
+      description: `A caller limited to ${group.what}s sees only those.`,
+      permission: 'groups:read',
+      responses: { 200: { description: `Every ${group.what} the caller may see, by name.`, json: itemsOf(GroupView) } },
+      handler: async ({ res, deps, actor }) =>
+        sendJson(res, 200, { items: (await group.list(deps.store)).filter((g) => group.inScope(actor!.scope, g.name)).map(groupView) }),
     }),
     route({
       method: 'GET',
       path: `${group.path}/:idOrName`,
       tag: group.tag,
       summary: `Get a ${group.what}`,
+      permission: 'groups:read',
       params: IdOrNameParams,
       responses: { 200: { description: `The ${group.what}.`, json: GroupView } },
-      errors: { 404: `No ${group.what} has that id or name.` },
-      handler: async ({ res, deps }, { params }) => {
+      errors: { 404: `No ${group.what} has that id or name, or it is outside the caller's scope.` },
+      handler: async ({ res, deps, actor }, { params }) => {
         const found = await group.get(deps.store, params.idOrName);
-        if (!found) throw notFound(params.idOrName);
+        if (!found || !group.inScope(actor!.scope, found.name)) throw notFound(params.idOrName);
         sendJson(res, 200, groupView(found));
       },
     }),
@@ -67,6 +76,7 @@ export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
       path: group.path,
       tag: group.tag,
       summary: `Create a ${group.what}`,
+      permission: 'groups:write',
       description: 'Creating one that exists (the name in any case) answers 200 with it, so scripts can run twice.',
       body: { json: NameRequest },
       responses: {
@@ -84,6 +94,7 @@ export const groupRoutes: ApiRoute[] = GROUPS.flatMap((group) => {
       path: `${group.path}/:idOrName`,
       tag: group.tag,
       summary: `Delete a ${group.what}`,
+      permission: 'groups:write',
       params: IdOrNameParams,
       responses: { 204: { description: 'Deleted.' } },
       errors: { 404: `No ${group.what} has that id or name.`, 409: 'Machines still belong to it (REEF_IN_USE; the message names them).' },

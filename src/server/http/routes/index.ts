@@ -10,9 +10,11 @@ import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
 import { machineRoutes } from './machines.js';
 import { taskRoutes } from './tasks.js';
+import { joinTokenRoutes } from './tokens.js';
+import { userRoutes } from './users.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes];
 
 let document: OpenApiDocument | undefined;
 
@@ -23,7 +25,7 @@ const openApiRoute: ApiRoute = route({
   tag: 'Server',
   summary: 'This API as an OpenAPI 3.1 document',
   description: 'Needs no key: it describes the routes and their schemas, and holds no data (docs/security.md).',
-  public: true,
+  permission: 'public',
   responses: {
     200: {
       description: 'The OpenAPI document.',

@@ -6,6 +6,8 @@ import type { PageContext } from '../context.js';
 import { badge, contactCell, KIND_LABELS, seg, targetSummary, time } from '../format.js';
 import { html } from '../html.js';
 import { layout, sendPage } from '../layout.js';
+import { can } from '../../auth/roles.js';
+import { machineIdsInScope, taskInScope } from '../../auth/scope.js';
 import { signedIn } from './common.js';
 
 const STATES: readonly TaskState[] = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'];
@@ -16,12 +18,13 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
   const raw = ctx.url.searchParams.get('state') ?? '';
   const state = STATES.find((s) => s === raw);
   const before = ctx.url.searchParams.get('before') || undefined;
-  const tasks = await ctx.deps.store.listTasks({ state, limit: PAGE_SIZE, before });
+  const onlyMachineIds = await machineIdsInScope(ctx.deps.store, ctx.actor.scope);
+  const tasks = await ctx.deps.store.listTasks({ state, limit: PAGE_SIZE, before, onlyMachineIds });
   const older = tasks.length === PAGE_SIZE ? `/tasks?${new URLSearchParams({ ...(state ? { state } : {}), before: tasks[tasks.length - 1]!.id })}` : null;
 
   const body = html`
     <h1>Tasks</h1>
-    <div class="actions"><a class="button primary" href="/tasks/new">New task</a></div>
+    ${can(ctx.actor, 'tasks:write') ? html`<div class="actions"><a class="button primary" href="/tasks/new">New task</a></div>` : ''}
     <form class="filters" method="get" action="/tasks">
       <label>State
         <select name="state" id="state-filter">
@@ -53,7 +56,7 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
 /** One task: machines with states and exit codes, live per-machine logs (task.js, SSE), cancel. */
 export async function taskPage(ctx: PageContext): Promise<void> {
   const found = await ctx.deps.store.getTask(ctx.params.id!);
-  if (!found) throw new ReefError('REEF_NOT_FOUND', `No task has id "${ctx.params.id}".`);
+  if (!found || !(await taskInScope(ctx.deps.store, ctx.actor.scope, found))) throw new ReefError('REEF_NOT_FOUND', `No task has id "${ctx.params.id}".`);
   const t = taskView(found);
   const final = FINAL_TASK_STATES.includes(t.state);
   const spec = t.spec as { script?: { syntax?: string; body?: string }; file?: { sha256?: string; destination?: string } };
@@ -64,7 +67,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     <div class="actions">
       <span id="task-state" aria-live="polite">${badge(t.state)}</span>
       <span id="stream-status" class="muted small" aria-live="polite">${final ? 'Finished' : 'Connecting…'}</span>
-      <button type="button" id="cancel" class="button danger"${final || t.cancelRequestedAt ? html` hidden` : ''}>Cancel task</button>
+      ${can(ctx.actor, 'tasks:write') ? html`<button type="button" id="cancel" class="button danger"${final || t.cancelRequestedAt ? html` hidden` : ''}>Cancel task</button>` : ''}
       <span id="cancel-requested" class="muted small"${t.cancelRequestedAt && !final ? '' : html` hidden`}>Cancellation requested…</span>
     </div>
     <div id="action-error" class="notice notice-error" role="alert" hidden></div>
