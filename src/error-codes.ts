@@ -133,6 +133,7 @@ export const ERROR_CODES = {
   REEF_TENTACLE_LOST: { http: null, retry: 'no', meaning: 'Contact with a Tentacle running a script was lost and it did not come back in time.' },
   REEF_TENTACLE_NOT_CONNECTED: { http: null, retry: 'later', meaning: 'A polling Tentacle did not connect to collect its work within the pickup timeout.' },
   REEF_TICKET_COMPLETED: { http: null, retry: 'no', meaning: 'The script ticket was completed already; a ticket runs once.' },
+  REEF_TICKET_EXPIRED: { http: null, retry: 'no', meaning: 'The script finished but was not collected within the Tentacle\'s retention period, so its lines and outcome were removed.' },
   REEF_TICKET_RUNNING: { http: null, retry: 'later', meaning: 'The script is still running, so it cannot be completed yet.' },
   REEF_TOO_LARGE: { http: 413, retry: 'no', meaning: 'The request body or upload is over its limit.' },
   REEF_TOO_MANY_CONNECTIONS: { http: null, retry: 'later', meaning: 'Verdict: this Tentacle certificate has too many connections open already.' },

@@ -78,6 +78,13 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
       target: TaskTarget,
       script: z.object({ syntax: ScriptSyntax.default('bash'), body: z.string().min(1, 'must not be empty').max(4 * 1024 * 1024) }).strict(),
       timeoutSeconds: z.number().int().positive().max(7 * 24 * 3600).optional(),
+      lostContactLimitSeconds: z
+        .number()
+        .int()
+        .positive()
+        .max(7 * 24 * 3600)
+        .optional()
+        .describe("How long the script's Tentacle may be out of contact before its machine run fails; default the server's lost-contact limit (30 minutes)."),
     })
     .strict(),
   z
@@ -299,6 +306,18 @@ export type GroupView = z.infer<typeof GroupView>;
 export const TaskMachineState = z.enum(['Pending', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut']);
 export type TaskMachineState = z.infer<typeof TaskMachineState>;
 
+export const LateReportView = named(
+  'LateReportView',
+  z.object({
+    receivedAt: timestamp,
+    state: TaskMachineState.nullable().describe("The script's real outcome; null when the Tentacle no longer held the ticket."),
+    exitCode: z.number().int().nullable(),
+    error: z.string().nullable(),
+    lines: z.number().int().describe('Late lines stored in the log (after a line saying they arrived late).'),
+  }),
+);
+export type LateReportView = z.infer<typeof LateReportView>;
+
 export const TaskMachineView = named(
   'TaskMachineView',
   z.object({
@@ -309,6 +328,10 @@ export const TaskMachineView = named(
     error: z.string().nullable(),
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
+    lostContactSince: timestamp
+      .nullable()
+      .describe('Running: since when the server has not reached the Tentacle (it waits up to the lost-contact limit). Failed for lost contact: when contact was lost.'),
+    lateReport: LateReportView.nullable().describe('What the Tentacle reported after this run had failed for lost contact; null if it has not (yet).'),
   }),
 );
 export type TaskMachineView = z.infer<typeof TaskMachineView>;

@@ -24,6 +24,7 @@ const ConfigFile = z
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
     logQuotaMiB: z.number().min(1).max(MAX_LOG_QUOTA_MIB).optional(),
+    lostContactLimitSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     httpsCertificate: z.string().min(1).optional(),
     httpsCertificateKey: z.string().min(1).optional(),
     httpsCertificatePassword: z.string().optional(),

@@ -52,6 +52,7 @@ interface RunOptions {
   /** true for a bare --proxy-protocol; a string from --proxy-protocol VALUE or REEF_PROXY_PROTOCOL. */
   proxyProtocol?: boolean | string;
   logQuotaMib?: string;
+  lostContactLimit?: string;
   httpsCertificate?: string;
   httpsCertificateKey?: string;
   httpsCertificatePassword?: string;
@@ -81,6 +82,12 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
+    lostContactLimitMs:
+      opts.lostContactLimit !== undefined
+        ? 1000 * parsePositive(opts.lostContactLimit, '--lost-contact-limit (REEF_LOST_CONTACT_LIMIT)')
+        : file.lostContactLimitSeconds !== undefined
+          ? 1000 * file.lostContactLimitSeconds
+          : undefined,
     metricsListen: metricsListen(opts.metricsListen ?? file.metricsListen),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
     httpsCertificate: httpsCertificate(opts, file),
@@ -208,6 +215,13 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)', 'REEF_WEBSOCKET_PATH'))
     .addOption(envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)', 'REEF_PROXY_PROTOCOL'))
     .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect, or keeps dialling a listening one that cannot be reached (default 120)', 'REEF_PICKUP_TIMEOUT'))
+    .addOption(
+      envOption(
+        '--lost-contact-limit <seconds>',
+        "how long a running script's Tentacle may be out of contact before its machine run fails (default 1800); a task may set its own",
+        'REEF_LOST_CONTACT_LIMIT',
+      ),
+    )
     .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
     .addOption(
       envOption(
@@ -242,7 +256,7 @@ export function registerServerCommands(program: Command): void {
     .addOption(
       envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen, apiRequestsPerMinute, anonymousRequestsPerMinute)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, lostContactLimitSeconds, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen, apiRequestsPerMinute, anonymousRequestsPerMinute)',
         'REEF_CONFIG',
       ),
     )

@@ -94,6 +94,8 @@ export interface ServerSettings {
   logQuotaBytes?: number;
   /** Request budgets and failure limits of the REST API (DEFAULT_LIMITS in src/server/http/context.ts). */
   apiLimits?: ApiLimits;
+  /** How long a running script's Tentacle may be out of contact (TaskEngineOptions.lostContactLimitMs). */
+  lostContactLimitMs?: number;
   /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
   metricsListen?: { host: string; port: number };
   logger?: Logger;
@@ -211,6 +213,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
+    lostContactLimitMs: settings.lostContactLimitMs,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   // One count of failed API keys per address, for the REST API and registrations over comms alike.

@@ -43,7 +43,7 @@ function earliest(times: string[]): string | null {
   return first === null ? null : new Date(first).toISOString();
 }
 
-function taskMachineView(m: TaskMachine): TaskMachineView {
+export function taskMachineView(m: TaskMachine): TaskMachineView {
   return {
     machineId: m.machineId,
     machineName: m.machineName,
@@ -52,6 +52,11 @@ function taskMachineView(m: TaskMachine): TaskMachineView {
     error: m.error,
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
+    lostContactSince: m.lostContactAt === null ? null : new Date(m.lostContactAt).toISOString(),
+    lateReport:
+      m.lateReportAt === null
+        ? null
+        : { receivedAt: new Date(m.lateReportAt).toISOString(), state: m.lateState, exitCode: m.lateExitCode, error: m.lateError, lines: m.logCursor - (m.lostCursor ?? m.logCursor) },
   };
 }
 

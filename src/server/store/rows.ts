@@ -136,6 +136,12 @@ export function toTaskMachine(r: TaskMachineRow): TaskMachine {
     logBytes: r.log_bytes,
     droppedLogLines: r.dropped_log_lines,
     droppedLogBytes: r.dropped_log_bytes,
+    lostContactAt: r.lost_contact_at,
+    lostCursor: r.lost_cursor === null ? null : Number(r.lost_cursor),
+    lateReportAt: r.late_report_at,
+    lateState: r.late_state,
+    lateExitCode: r.late_exit_code,
+    lateError: r.late_error,
   };
 }
 

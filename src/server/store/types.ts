@@ -291,6 +291,27 @@ export interface TaskMachine {
   /** Tentacle output left out once the log quota was reached. */
   droppedLogLines: number;
   droppedLogBytes: number;
+  /**
+   * Since when the server has not reached the Tentacle running this part's script; null
+   * while in contact. Kept on a part failed for lost contact: it awaits a late report.
+   */
+  lostContactAt: Timestamp | null;
+  /** logCursor when contact was lost: lines past it were collected after (late lines, once the part failed). */
+  lostCursor: number | null;
+  /** When a late report arrived: the Tentacle came back after the part had failed for lost contact. */
+  lateReportAt: Timestamp | null;
+  /** The script's real outcome, from the late report (the part's own state stays Failed). */
+  lateState: FinalState | null;
+  lateExitCode: number | null;
+  lateError: string | null;
+}
+
+/** What a Tentacle reported about a script after its part had failed for lost contact. */
+export interface LateReport {
+  state: FinalState | null;
+  exitCode: number | null;
+  error: string | null;
+  at?: TimeInput;
 }
 
 export interface TaskWithMachines extends Task {
@@ -529,6 +550,18 @@ export interface Store {
   startTaskMachine(taskId: string, machineId: string, at?: TimeInput): Promise<boolean>;
   /** Pending | Running -> final. */
   finishTaskMachine(taskId: string, machineId: string, finish: FinishTaskMachine): Promise<boolean>;
+  /**
+   * Records since when the server has lost contact with a running part's Tentacle (null:
+   * back in contact). Only while the part runs; false otherwise.
+   */
+  setLostContact(taskId: string, machineId: string, since: TimeInput | null): Promise<boolean>;
+  /**
+   * Parts out of contact with their Tentacle: Running ones waiting for it, and Failed ones
+   * (failed for lost contact) awaiting a late report; oldest first, of one machine when given.
+   */
+  listLostContact(machineId?: string): Promise<TaskMachine[]>;
+  /** Records a late report on a part awaiting one; false when it is not (already reported). */
+  recordLateReport(taskId: string, machineId: string, report: LateReport): Promise<boolean>;
 
   // task log
   /**

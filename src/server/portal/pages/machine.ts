@@ -1,7 +1,7 @@
 import { ReefError } from '../../../errors.js';
-import { machineView } from '../../http/views.js';
+import { machineView, taskMachineView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, carrierCell, detailsTable, time } from '../format.js';
+import { badge, carrierCell, contactCell, detailsTable, seg, time } from '../format.js';
 import { html, type HtmlValue } from '../html.js';
 import { layout, sendPage } from '../layout.js';
 import { can } from '../../auth/roles.js';
@@ -17,6 +17,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
   if (!found || !machineInScope(ctx.actor.scope, found)) throw new ReefError('REEF_NOT_FOUND', `No machine has the id or name "${ctx.params.idOrName}". It may have been removed.`);
   const m = machineView(found, comms, await ctx.deps.links());
   const health = await store.listHealth(m.id, 20);
+  const lost = (await store.listLostContact(m.id)).map((run) => ({ taskId: run.taskId, ...taskMachineView(run) }));
   const row = (label: string, value: HtmlValue) => html`<div class="row"><dt>${label}</dt><dd>${value}</dd></div>`;
   const list = (items: string[]) => (items.length ? items.map((i) => html`<span class="tag">${i}</span> `) : html`<span class="muted">none</span>`);
 
@@ -43,6 +44,11 @@ export async function machinePage(ctx: PageContext): Promise<void> {
       ${row('Health', html`${badge(m.lastHealth)} ${m.lastHealthAt ? html`<span class="muted small">checked ${time(m.lastHealthAt)}</span>` : ''}`)}
       ${row('Registered', time(m.createdAt))}
     </dl>
+    ${lost.length
+      ? html`<h2>Lost contact</h2>
+          <p class="muted">Scripts this machine ran when the server lost contact with its Tentacle. They are collected when it comes back.</p>
+          <ul class="lost-contact">${lost.map((run) => html`<li><a href="/tasks/${seg(run.taskId)}">${run.taskId}</a> ${badge(run.state)} ${contactCell(run)}</li>`)}</ul>`
+      : ''}
     <h2>Health history</h2>
     ${health.length === 0
       ? html`<p class="muted">No health checks yet.</p>`

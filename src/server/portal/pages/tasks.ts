@@ -3,7 +3,7 @@ import { ReefError } from '../../../errors.js';
 import type { TaskState } from '../../store/types.js';
 import { taskView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, KIND_LABELS, seg, targetSummary, time } from '../format.js';
+import { badge, contactCell, KIND_LABELS, seg, targetSummary, time } from '../format.js';
 import { html } from '../html.js';
 import { layout, sendPage } from '../layout.js';
 import { can } from '../../auth/roles.js';
@@ -82,7 +82,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     ${spec.script?.body !== undefined ? html`<details class="script"><summary>Script (${spec.script.syntax ?? 'bash'})</summary><pre><code>${spec.script.body}</code></pre></details>` : ''}
     <h2>Machines</h2>
     <table class="table task-machines">
-      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th></tr></thead>
+      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th><th scope="col">Contact</th></tr></thead>
       <tbody>${t.machines.map((m) => html`<tr data-machine-id="${m.machineId}">
         <th scope="row" data-label="Machine"><a href="/machines/${seg(m.machineId)}">${m.machineName}</a></th>
         <td data-label="State" data-field="state">${badge(m.state)}</td>
@@ -90,6 +90,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
         <td data-label="Started" data-field="started">${time(m.startedAt, '—')}</td>
         <td data-label="Finished" data-field="finished">${time(m.finishedAt, '—')}</td>
         <td data-label="Error" data-field="error">${m.error ?? ''}</td>
+        <td data-label="Contact" data-field="contact">${contactCell(m)}</td>
       </tr>`)}</tbody>
     </table>
     <h2>Logs</h2>
