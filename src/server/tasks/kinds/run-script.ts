@@ -14,7 +14,11 @@ type RunScriptSpec = {
 };
 
 export const runScriptKind: TaskKind<'run-script', RunScriptSpec> = {
-  specOf: async (request) => ({ script: request.script, timeoutSeconds: request.timeoutSeconds, lostContactLimitSeconds: request.lostContactLimitSeconds }),
+  specOf: async (request) => ({
+    script: request.script,
+    timeoutSeconds: request.timeoutSeconds,
+    ...(request.lostContactLimitSeconds !== undefined ? { lostContactLimitSeconds: request.lostContactLimitSeconds } : {}),
+  }),
   perform: runScript,
   release: completeScript,
 };
