@@ -27,6 +27,8 @@ export function startHeartbeat(
   socket: Duplex,
   { intervalMs, timeoutMs }: { intervalMs: number; timeoutMs: number },
   onDead: (err: ReefError) => void,
+  /** The session was destroyed (by anyone): make sure the connection ends (src/comms/rpc/connection-end.ts). */
+  onDestroyed: () => void = () => {},
 ): () => void {
   if (intervalMs <= 0) return () => {};
   const bytesRead = bytesReadOf(socket);
@@ -39,7 +41,12 @@ export function startHeartbeat(
   tick.unref();
 
   function check(): void {
-    if (session.destroyed || session.closed) return stop();
+    if (session.destroyed) {
+      stop();
+      onDestroyed();
+      return;
+    }
+    if (session.closed) return stop(); // closing gracefully: its streams finish, then it ends
     const now = Date.now();
     const count = bytesRead();
     if (count !== lastCount) {

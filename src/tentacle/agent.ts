@@ -242,9 +242,15 @@ export async function runAgent(instanceName: string): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  // The agent runs until a signal, whatever its links do. Waiting on a promise holds nothing
+  // in the event loop: if every socket is gone while a poll loop waits (a link that vanished
+  // without an event), Node would exit 0 in silence, which systemd and the supervisor take
+  // for a deliberate stop. Seen in CI (test/e2e/faults.test.ts: "pid ... has exited (0)").
+  const keepRunning = setInterval(() => {}, 2 ** 31 - 1);
   const agent = await startAgent({ config, identity, logger, configPath });
   logger.info({ instance: instanceName, thumbprint: identity.thumbprint }, 'agent started');
   const signal = await stop;
+  clearInterval(keepRunning);
   logger.info({ signal }, 'stopping the agent');
   await agent.close();
   logger.info('agent stopped');

@@ -17,13 +17,19 @@ import { silentLogger } from '../../src/logging.js';
 const limits = resolveLimits({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300 });
 const peer = { thumbprint: 'A'.repeat(64), remoteAddress: '192.0.2.1:10943', carrier: 'tcp' };
 
-/** A socket with no peer: writes complete until `jam()`, then never again. */
-function jammableSocket(): { socket: Duplex; jam(): void } {
+/**
+ * A socket with no peer: writes complete until `jam()`, then never again. `vanishing`: its
+ * destroy never completes either, so it never emits 'close' (a handle gone under Node's feet).
+ */
+function jammableSocket({ vanishing = false } = {}): { socket: Duplex; jam(): void } {
   let jammed = false;
   const socket = new Duplex({
     read() {},
     write(_chunk, _encoding, done) {
       if (!jammed) done();
+    },
+    destroy(err, done) {
+      if (!vanishing) done(err);
     },
   });
   return { socket, jam: () => (jammed = true) };
@@ -66,4 +72,24 @@ test('ending a connection by hand with a write pending resolves at once', async 
   jam();
   served.close();
   await endsWithin(served.closed, 1000, 'the closed connection');
+});
+
+test('a connection whose socket never reports its close still ends, within a second of being ended', async () => {
+  const { socket, jam } = jammableSocket({ vanishing: true });
+  const host = new ServiceHost(new Map(), resolveLimits({ heartbeatIntervalMs: 0 }), silentLogger);
+  const served = host.serve(socket, peer);
+  await sleep(20);
+  jam();
+  served.close();
+  await endsWithin(served.closed, 3000, 'the connection over a vanishing socket');
+});
+
+test('a session destroyed behind the connection\'s back is noticed by the heartbeat, and the connection ends', async () => {
+  const { socket, jam } = jammableSocket({ vanishing: true });
+  const client = new RpcClient(socket, peer, resolveLimits({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 60_000 }), silentLogger);
+  await sleep(20);
+  jam();
+  // As Node does on a socket error: the session is destroyed, its write never completes, no event follows.
+  (client as unknown as { session: { destroy(): void } }).session.destroy();
+  await endsWithin(client.closed, 5000, 'the connection whose session was destroyed');
 });

@@ -119,7 +119,7 @@ describe('Reef over a faulty link (fault forwarder between tentacle and server)'
     forwarder.cutAfter(12 * 1024 * 1024, 'downstream');
     try {
       const result = await cli('reef', ['tasks', 'push-file', source, destination, '--machine', MACHINE, '--follow'], server.env(apiKey));
-      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+      if (result.code !== 0) assert.fail(`${result.stdout}\n${result.stderr}\nthe tentacle: ${await agent.diagnose()}`);
     } finally {
       forwarder.off('disconnect', onDisconnect);
       forwarder.cutAfter(Infinity);
@@ -143,7 +143,9 @@ describe('Reef over a faulty link (fault forwarder between tentacle and server)'
   test('a script\'s log is complete, once and in order, after its link was killed three times', async (t) => {
     const script = 'for i in $(seq 1 200); do echo "line $i"; sleep 0.03; done';
     const taskId = await ok('reef', ['tasks', 'run-script', '--machine', MACHINE, '--script', script], server.env(apiKey));
-    await waitFor('the first lines', async () => (await logOf(taskId)).some((l) => l.text === 'line 1'), 30_000);
+    await waitFor('the first lines', async () => (await logOf(taskId)).some((l) => l.text === 'line 1'), 30_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the tentacle: ${await agent.diagnose()}`);
+    });
     const acceptedBefore = forwarder.accepted;
     for (let kill = 0; kill < 3; kill++) {
       await sleep(1500);

@@ -131,15 +131,35 @@ export interface AgentProcess {
   child: ChildProcess;
   /** Everything the agent logged so far (JSON lines). */
   log(): string;
+  /**
+   * What the agent is doing now, for a failure message: its scheduler state and CPU time
+   * from /proc, and a Node diagnostic report (JS stack, libuv handles) written to
+   * test-output/e2e on SIGUSR2, even from a busy loop.
+   */
+  diagnose(): Promise<string>;
 }
 
 /** Starts `tentacle agent` for an instance. */
 export async function startAgent(root: string, instance: string): Promise<AgentProcess> {
-  const child = spawnTracked(process.execPath, [TENTACLE, 'agent', '--instance', instance], { env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' } });
+  await mkdir(OUTPUT, { recursive: true });
+  const child = spawnTracked(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${OUTPUT}`, TENTACLE, 'agent', '--instance', instance], {
+    env: { ...process.env, REEF_TENTACLE_ROOT: root, REEF_LOG_LEVEL: 'info' },
+  });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
   child.stderr!.pipe(await logFile(`tentacle-${instance}`));
-  return { child, log: () => log };
+  return { child, log: () => log, diagnose: () => diagnoseProcess(child) };
+}
+
+async function diagnoseProcess(child: ChildProcess): Promise<string> {
+  if (child.exitCode !== null || child.signalCode !== null) return `pid ${child.pid} has exited (${child.exitCode ?? child.signalCode})`;
+  const ticks = (): string[] => readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const before = ticks();
+  child.kill('SIGUSR2');
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = ticks();
+  const busy = Number(after[11]) + Number(after[12]) - Number(before[11]) - Number(before[12]);
+  return `pid ${child.pid}: state ${after[0]}, ${busy} clock ticks of CPU in the last second (100 = one core); diagnostic report in ${OUTPUT}`;
 }
 
 /** Sends `signal` to the process, waits for its exit (SIGKILL after 10 s), then kills its group. */

@@ -61,7 +61,7 @@ export class RpcClient {
     const stopHeartbeat = startHeartbeat(this.session, socket, { intervalMs: limits.heartbeatIntervalMs, timeoutMs: limits.heartbeatTimeoutMs }, (err) => {
       logger.warn({ thumbprint: peer.thumbprint, remote: peer.remoteAddress }, err.message);
       this.close(err);
-    });
+    }, () => this.end.destroy());
   }
 
   get isOpen(): boolean {

@@ -57,7 +57,7 @@ export class ServiceHost {
     const stopHeartbeat = startHeartbeat(session, socket, { intervalMs: this.limits.heartbeatIntervalMs, timeoutMs: this.limits.heartbeatTimeoutMs }, (err) => {
       this.logger.warn({ remote: peer.remoteAddress }, err.message);
       end.destroy(err);
-    });
+    }, () => end.destroy());
     this.connections.set(session, { peer, end });
     return { closed: end.closed, close: () => end.destroy() };
   }
