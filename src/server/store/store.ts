@@ -1,4 +1,5 @@
 import { auth } from './auth.js';
+import { certificateRotations } from './certificate-rotations.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
 import { joinTokens } from './join-tokens.js';
@@ -15,6 +16,7 @@ export function storeOn(database: Database): Store {
     ...machines(database),
     ...auth(database),
     ...joinTokens(database),
+    ...certificateRotations(database),
     ...tasks(database),
     ...logs(database),
     coordination: coordination(database),
