@@ -154,7 +154,9 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     await writeVerdict(socket, { ok: true });
     clearTimeout(deadline);
     if (socket.destroyed) return;
-    options.onSession(socket, { thumbprint, remoteAddress, carrier });
+    const own = socket.getCertificate();
+    const presented = own && 'raw' in own && own.raw ? thumbprintOfDer(own.raw) : undefined;
+    options.onSession(socket, { thumbprint, remoteAddress, carrier, ...(presented ? { presented } : {}) });
   }
 
   function endSoon(socket: tls.TLSSocket, deadline: NodeJS.Timeout): void {

@@ -26,6 +26,8 @@ export interface TentacleAddress {
 
 export interface CommsServerOptions {
   identity: CertificateIdentity;
+  /** Other certificates presented on request by thumbprint (AcceptorOptions.presentable). */
+  presentable?(thumbprint: string): CertificateIdentity | undefined;
   /** Which tentacle thumbprints may connect; asked on every connection. */
   trust: TrustCheck;
   limits?: Partial<CommsLimits>;
@@ -62,6 +64,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly options: CommsServerOptions;
   private readonly logger: Logger;
   private readonly acceptor: Acceptor;
+  /** Presented to polling tentacles and when dialling listening ones; changed by a completed rotation. */
+  private identity: CertificateIdentity;
   private readonly dialing = new Map<Thumbprint, DialAttempt>();
   private readonly resumable = new Map<Thumbprint, Buffer>();
   private readonly idleSweep: NodeJS.Timeout;
@@ -72,10 +76,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   constructor(options: CommsServerOptions) {
     super();
     this.options = options;
+    this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? silentLogger;
     this.acceptor = createAcceptor({
       identity: options.identity,
+      presentable: options.presentable,
       trust: options.trust,
       limits: this.limits,
       logger: this.logger,
@@ -99,6 +105,13 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   /** Starts the comms listener for polling tentacles; resolves with its port. */
   listen(port: number, host?: string): Promise<number> {
     return this.acceptor.listen(port, host);
+  }
+
+  /** Presents `identity` from now on (a completed certificate rotation); live connections keep theirs. */
+  setIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    this.acceptor.setIdentity(identity);
+    this.resumable.clear();
   }
 
   /** Takes a raw byte stream carrying a tentacle's TLS (from the front door or a WebSocket). */
@@ -213,7 +226,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     const { host, port } = target.listening;
     let tcpConnectedTo: string | undefined;
     const session = dialSecure({
-      identity: this.options.identity,
+      identity: this.identity,
       host,
       port,
       transport: async () => {
