@@ -8,6 +8,7 @@ import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
 import { parseListenAddress } from '../server/metrics/listen-address.js';
 import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
+import { registerRotateCertificateCommand } from './reef-server-certificate.js';
 import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
 
 /** The server code (store, comms, engine) loads only for the commands that need it. */
@@ -273,6 +274,7 @@ export function registerServerCommands(program: Command): void {
     );
 
   registerServerServiceCommand(server, run);
+  registerRotateCertificateCommand(server);
 
   server
     .command('show-thumbprint')

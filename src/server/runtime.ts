@@ -34,6 +34,8 @@ import { ensureInitialCredentials, forgetInitialCredentials } from './auth/initi
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
+import { CertificateRotator, SERVER_IDENTITY } from './certificate-rotation.js';
+import { generateCertificate } from '../pki/certificate.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
@@ -84,6 +86,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** How often a certificate rotation checks connected Tentacles and re-reads the store (DEFAULT_ROTATION_SWEEP_MS; tests shorten it). */
+  certificateRotationSweepMs?: number;
   /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
   metricsListen?: { host: string; port: number };
   logger?: Logger;
@@ -121,7 +125,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const IDENTITY = 'server';
 const MISSING_IDENTITY_HINT = 'Start the server once with "reef server run" to create it.';
 
 /**
@@ -148,8 +151,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const store = timeStore(await createStore(location), metrics);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
-  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`, {
-    subjectAltNames: generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames }),
+  const certificateNames = generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames });
+  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, SERVER_IDENTITY, `Reef Server ${hostname()}`, {
+    subjectAltNames: certificateNames,
   });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
   // Read before anything listens, so a file that cannot be used stops the start at once.
@@ -168,8 +172,11 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
+  let rotator: CertificateRotator | undefined;
   const comms = new CommsServer({
     identity,
+    // After a rotation, Tentacles that missed it ask for the old certificate by thumbprint.
+    presentable: (thumbprint) => rotator?.presentable(thumbprint),
     // Asked on every connection: a deleted machine is refused at once.
     trust: async (thumbprint) => (await store.getMachineByThumbprint(thumbprint)) !== null,
     limits: settings.limits,
@@ -195,6 +202,24 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logQuotaBytes: settings.logQuotaBytes,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
+  rotator = new CertificateRotator({
+    store,
+    comms,
+    bus,
+    logger,
+    dataDir: settings.dataDir,
+    clustered,
+    current: identity,
+    generate: () => generateCertificate(`Reef Server ${hostname()}`, { subjectAltNames: certificateNames }),
+    onSwitch: (next) => {
+      info.commsThumbprint = next.thumbprint;
+      portalCertificate.switchIdentity(next);
+    },
+    sweepMs: settings.certificateRotationSweepMs,
+  });
+  closers.add('certificate rotation', () => rotator?.close());
+  // Before the comms port opens: the first Tentacle to connect may be one that missed a rotation.
+  await rotator.start();
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -235,7 +260,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
     websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
   };
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, rotation: rotator, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
@@ -348,7 +373,7 @@ export async function readServerThumbprint(dataDir: string, storeUrl?: string): 
       await store.close();
     }
   }
-  return (await loadIdentity(dataDir, IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
+  return (await loadIdentity(dataDir, SERVER_IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
 }
 
 /** The embedded SQLite file in the data directory, unless another store is named. */
