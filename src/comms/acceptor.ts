@@ -66,10 +66,10 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   // One TLS server per carrier, so each connection's carrier is known by which server
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
   // stream). They share ticket keys, so a session resumes whichever way a peer returns.
-  const ticketKeys = randomBytes(48);
+  let ticketKeys = randomBytes(48);
   const tlsServers = new Map<string, tls.Server>();
   let identity = options.identity;
-  const requestedContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
+  let requestedContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
 
   /** The certificate asked for by name when this end holds it; else the default (undefined). */
   function sniCallback(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
@@ -193,6 +193,10 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     },
     setIdentity(next) {
       identity = next;
+      // New ticket keys: a session made on the old certificate must not resume on the new
+      // one, or the peer would go on believing it talks to the old certificate.
+      ticketKeys = randomBytes(48);
+      requestedContexts = new WeakMap();
       for (const server of tlsServers.values()) server.setSecureContext({ ...baseTlsOptions(next), ticketKeys });
     },
     async close() {
