@@ -50,7 +50,11 @@ export function certificateRotations(database: Database): Rotations {
       }),
 
     latestCertificateRotation: async () => {
-      const row = await database.one<RotationRow>(sql`SELECT * FROM certificate_rotations ORDER BY started_at DESC, id DESC LIMIT 1`);
+      // The one under way if any (there is at most one), else the last completed: never
+      // decided by start times alone, which two quick rotations may share to the millisecond.
+      const row = await database.one<RotationRow>(
+        sql`SELECT * FROM certificate_rotations ORDER BY (completed_at IS NULL) DESC, completed_at DESC, started_at DESC LIMIT 1`,
+      );
       return row ? toRotation(row) : null;
     },
 
