@@ -105,6 +105,11 @@ export class CertificateRotator {
     return [latest.old, latest.next].find((identity) => identity.thumbprint === thumbprint);
   }
 
+  /** The certificate a listening Tentacle that missed the rotation still trusts: dialled with when it refuses the new one. */
+  earlierIdentities(): CertificateIdentity[] {
+    return this.latest?.rotation.completedAt ? [this.latest.old] : [];
+  }
+
   async begin(by: string, graceMs = DEFAULT_ROTATION_GRACE_MS): Promise<CertificateRotationView> {
     const next = await this.options.generate();
     const rotation = await this.options.store.insertCertificateRotation({ old: stored(this.current), next: stored(next), graceMs, startedBy: by });
@@ -230,7 +235,10 @@ export class CertificateRotator {
       const onOld = client.peer.presented === rotation.old.thumbprint;
       if (completedAt !== null && onOld) {
         // It got in on the old certificate by asking for it; it trusts the new one now, so
-        // its next connection gets that (and can later be told to drop the old).
+        // its next connection gets that (and can later be told to drop the old). A link
+        // dialled to a listening Tentacle is kept: it was made for a call, and the next
+        // dial (after the idle timeout) uses the new certificate.
+        if (client.peer.carrier === 'listening') return;
         this.options.logger.info({ machine: machine.name }, 'certificate rotation: closing a link made on the old certificate so that the Tentacle reconnects on the new one');
         client.close(new ReefError('REEF_TRUST_REVOKED', 'The server certificate was rotated: reconnect to get the new one.'));
         return;

@@ -177,6 +177,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     identity,
     // After a rotation, Tentacles that missed it ask for the old certificate by thumbprint.
     presentable: (thumbprint) => rotator?.presentable(thumbprint),
+    earlierIdentities: () => rotator?.earlierIdentities() ?? [],
     // Asked on every connection: a deleted machine is refused at once.
     trust: async (thumbprint) => (await store.getMachineByThumbprint(thumbprint)) !== null,
     limits: settings.limits,

@@ -8,9 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { certificateRequestName, requestedThumbprint } from '../../src/comms/certificate-request.js';
-import { CommsServer } from '../../src/comms/index.js';
+import { CommsServer, TentacleComms } from '../../src/comms/index.js';
 import { generateCertificate } from '../../src/pki/certificate.js';
-import { connected, echo, startPollingTentacle, testIdentities } from './harness.js';
+import { connected, echo, services, startPollingTentacle, testIdentities } from './harness.js';
 
 test('a certificate request name holds the whole thumbprint in two DNS labels under .invalid, and nothing else is one', async () => {
   const { server } = await testIdentities();
@@ -69,3 +69,31 @@ test('a server that does not hold the certificate asked for presents its own, an
     await server.close();
   }
 });
+
+test('a listening Tentacle that trusts only the certificate before the rotation is dialled again with it', async () => {
+  const ids = await testIdentities();
+  const next = await generateCertificate('Reef Server next');
+  const tentacle = new TentacleComms({ identity: ids.tentacle, services: services({ echo }) });
+  const trusted = [ids.server.thumbprint];
+  const port = await tentacle.listen(0, '127.0.0.1', (tp) => trusted.includes(tp), () => trusted);
+  const server = new CommsServer({ identity: next, trust: () => true, earlierIdentities: () => [ids.server] });
+  const target = { thumbprint: ids.tentacle.thumbprint, listening: { host: '127.0.0.1', port } };
+  try {
+    assert.equal(await server.call(target, 'echo', 'hi'), 'hi');
+    assert.equal(server.links.pick(ids.tentacle.thumbprint)!.peer.presented, ids.server.thumbprint);
+    // Once it trusts the new one, a new dial uses that.
+    trusted.push(next.thumbprint);
+    tentacle.disconnect(ids.server.thumbprint);
+    await waitUntil(() => server.links.size === 0);
+    assert.equal(await server.call(target, 'echo', 'again'), 'again');
+    assert.equal(server.links.pick(ids.tentacle.thumbprint)!.peer.presented, next.thumbprint);
+  } finally {
+    await server.close();
+    await tentacle.close();
+  }
+});
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(check(), 'the condition did not come true within 2 s');
+}
