@@ -98,6 +98,7 @@ describe('server certificate rotation', () => {
     await waitFor('offline-1 to trust only the new thumbprint', async () => JSON.stringify(await trustOf('Offline1')) === JSON.stringify([newThumbprint]));
     await waitFor('offline-1 to be connected', () => online('offline-1', newThumbprint));
     assert.ok(offline.child.exitCode === null, 'the agent runs on');
+    assert.match(offline.log(), /asking it for the trusted one/, 'it got in by asking for the old certificate');
 
     const final = await rotate(['--status'], newThumbprint);
     assert.equal(final.trusting, 2);
