@@ -9,16 +9,22 @@ cd "$(dirname "$0")/.."
 suite="${1:-main}"
 export REEF_TEST_RUN="npm-test-$suite-$$"
 case "$suite" in
-  main) files=$(find test -name '*.test.ts' ! -name '*.slow.test.ts' | sort); args=(--test-concurrency=3 --test-timeout=180000) ;;
-  slow) files=$(find test -name '*.slow.test.ts' | sort); args=(--test-concurrency=2 --test-timeout=1200000) ;;
+  main) files=$(find test -name '*.test.ts' ! -name '*.slow.test.ts' | sort); concurrency=3; args=(--test-timeout=180000) ;;
+  slow) files=$(find test -name '*.slow.test.ts' | sort); concurrency=2; args=(--test-timeout=1200000) ;;
   *) echo "usage: scripts/run-tests.sh main|slow" >&2; exit 2 ;;
 esac
 if [ -z "$files" ]; then echo "no $suite tests"; exit 0; fi
 # The end-to-end tests run the CLIs as users do, from the compiled dist/: build it first so
 # they never run a stale one.
 node --import tsx scripts/build.ts || exit 1
+# The usual report (spec on a terminal, TAP otherwise), then the slowest files: the figures
+# that keep each suite within its budget.
+if [ -t 1 ]; then report=spec; else report=tap; fi
+export REEF_TEST_CONCURRENCY=$concurrency
 # shellcheck disable=SC2086 # one word per file: the paths hold no spaces
-node --import tsx --test "${args[@]}" $files
+node --import tsx --test --test-concurrency="$concurrency" "${args[@]}" \
+  --test-reporter="$report" --test-reporter-destination=stdout \
+  --test-reporter=./scripts/test-file-times.mjs --test-reporter-destination=stdout $files
 code=$?
 node --import tsx scripts/check-leftovers.ts || code=1
 exit $code

@@ -1,16 +1,10 @@
 // API keys page: create (the key is shown once) and revoke.
-import { api, badge, clearError, showError, timeElement } from './common.js';
+import { accessCells, readAccess } from './access.js';
+import { api, badge, clearError, showError, tableCell, timeElement } from './common.js';
 
 const form = document.getElementById('create-key');
 const errorBox = document.getElementById('action-error');
 const tbody = document.getElementById('keys');
-
-function cell(label, ...content) {
-  const td = document.createElement('td');
-  td.dataset.label = label;
-  td.append(...content);
-  return td;
-}
 
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -18,7 +12,7 @@ form.addEventListener('submit', async (event) => {
   const name = form.elements.name.value.trim();
   if (!name) return showError(errorBox, new Error('Give the new key a name.'));
   try {
-    const created = await api('POST', '/api/apikeys', { name });
+    const created = await api('POST', '/api/apikeys', { name, ...readAccess(form) });
     document.getElementById('new-key-name').textContent = created.name;
     document.getElementById('new-key-value').textContent = created.key;
     document.getElementById('new-key').hidden = false;
@@ -31,9 +25,9 @@ form.addEventListener('submit', async (event) => {
     th.textContent = created.name;
     const prefix = document.createElement('code');
     prefix.textContent = `${created.key.slice(0, 12)}…`;
-    const state = cell('State', badge('active'));
+    const state = tableCell('State', badge('active'));
     state.dataset.field = 'state';
-    row.append(th, cell('Key starts', prefix), cell('Created', timeElement(new Date().toISOString())), cell('Last used', timeElement(null, 'never')), state, cell('Actions', revokeButton(created.id, created.name)));
+    row.append(th, ...accessCells(created), tableCell('Key starts', prefix), tableCell('Created', timeElement(new Date().toISOString())), tableCell('Last used', timeElement(null, 'never')), state, tableCell('Actions', revokeButton(created.id, created.name)));
     tbody.append(row);
   } catch (err) {
     showError(errorBox, err);

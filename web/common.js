@@ -42,6 +42,14 @@ export function readResponse(status, text) {
   throw new ApiError(status, error ? error.code : `HTTP_${status}`, error ? error.message : `The server answered HTTP ${status}.`);
 }
 
+/** A table cell labelled for the narrow-screen layout (`data-label`), holding `content`. */
+export function tableCell(label, ...content) {
+  const td = document.createElement('td');
+  td.dataset.label = label;
+  td.append(...content);
+  return td;
+}
+
 export function showError(element, err) {
   if (!element) return;
   element.textContent = `✖ ${err instanceof Error ? err.message : String(err)}`;
@@ -69,6 +77,7 @@ const STATES = {
   unknown: ['?', 'Unknown', 'idle'],
   active: ['✔', 'Active', 'ok'],
   revoked: ['⊘', 'Revoked', 'warn'],
+  disabled: ['⊘', 'Disabled', 'warn'],
 };
 
 /** The same badge the server renders: an icon and a word, colour only as a second cue. */

@@ -5,7 +5,8 @@ const { machineId, machineName } = document.body.dataset;
 const errorBox = document.getElementById('action-error');
 const dialog = document.getElementById('remove-dialog');
 
-document.getElementById('health-check').addEventListener('click', async (event) => {
+// Each button is there only when the user's role may use it.
+document.getElementById('health-check')?.addEventListener('click', async (event) => {
   const button = event.currentTarget;
   button.disabled = true;
   clearError(errorBox);
@@ -18,12 +19,12 @@ document.getElementById('health-check').addEventListener('click', async (event) 
   }
 });
 
-document.getElementById('remove-open').addEventListener('click', () => {
+document.getElementById('remove-open')?.addEventListener('click', () => {
   clearError(errorBox);
   dialog.showModal();
 });
 
-document.getElementById('remove-confirm').addEventListener('click', async (event) => {
+document.getElementById('remove-confirm')?.addEventListener('click', async (event) => {
   const button = event.currentTarget;
   button.disabled = true;
   try {

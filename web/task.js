@@ -6,7 +6,7 @@ import { api, clearError, setBadge, showError, timeElement } from './common.js';
 const taskId = document.body.dataset.taskId;
 const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const streamStatus = document.getElementById('stream-status');
-const cancelButton = document.getElementById('cancel');
+const cancelButton = document.getElementById('cancel'); // absent for roles that may not cancel
 const cancelRequested = document.getElementById('cancel-requested');
 const errorBox = document.getElementById('action-error');
 const MARKS = { stderr: '! ', info: '· ', error: '✖ ' };
@@ -89,6 +89,19 @@ function setTime(element, iso) {
   if (element) element.replaceChildren(timeElement(iso, '—'));
 }
 
+/** The Contact cell's parts: lost contact since when, or the late report (as contactCell in the portal's format.ts). */
+function contactParts(m) {
+  const late = m.lateReport;
+  if (late) {
+    const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
+    const outcome = late.state === null ? late.error ?? 'nothing left to collect' : `${late.state}${exit}, ${late.lines} late line${late.lines === 1 ? '' : 's'}`;
+    return ['Late report ', timeElement(late.receivedAt), `: ${outcome}`];
+  }
+  if (!m.lostContactSince) return [];
+  if (m.state === 'Running') return ['Lost contact since ', timeElement(m.lostContactSince)];
+  return m.state === 'Failed' ? ['Lost contact at ', timeElement(m.lostContactSince), '; awaiting a late report'] : [];
+}
+
 function applyState(task) {
   setBadge(document.getElementById('task-state'), task.state);
   setTime(document.getElementById('task-started'), task.startedAt);
@@ -104,9 +117,10 @@ function applyState(task) {
     setTime(row.querySelector('[data-field="started"]'), m.startedAt);
     setTime(row.querySelector('[data-field="finished"]'), m.finishedAt);
     row.querySelector('[data-field="error"]').textContent = m.error ?? '';
+    row.querySelector('[data-field="contact"]').replaceChildren(...contactParts(m));
   }
   const final = FINAL.includes(task.state);
-  cancelButton.hidden = final || Boolean(task.cancelRequestedAt);
+  if (cancelButton) cancelButton.hidden = final || Boolean(task.cancelRequestedAt);
   cancelRequested.hidden = final || !task.cancelRequestedAt;
 }
 
@@ -125,7 +139,7 @@ function connect() {
   });
 }
 
-cancelButton.addEventListener('click', async () => {
+cancelButton?.addEventListener('click', async () => {
   cancelButton.disabled = true;
   clearError(errorBox);
   try {

@@ -12,7 +12,9 @@
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
 import { z } from 'zod';
+import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
+import { ROLES } from './roles.js';
 import { SCRIPT_SYNTAXES } from './tentacle/vocabulary.js';
 
 export { API_KEY_HEADER, SHA256_HEADER } from './headers.js';
@@ -76,6 +78,13 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
       target: TaskTarget,
       script: z.object({ syntax: ScriptSyntax.default('bash'), body: z.string().min(1, 'must not be empty').max(4 * 1024 * 1024) }).strict(),
       timeoutSeconds: z.number().int().positive().max(7 * 24 * 3600).optional(),
+      lostContactLimitSeconds: z
+        .number()
+        .int()
+        .positive()
+        .max(7 * 24 * 3600)
+        .optional()
+        .describe("How long the script's Tentacle may be out of contact before its machine run fails; default the server's lost-contact limit (30 minutes)."),
     })
     .strict(),
   z
@@ -297,6 +306,18 @@ export type GroupView = z.infer<typeof GroupView>;
 export const TaskMachineState = z.enum(['Pending', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut']);
 export type TaskMachineState = z.infer<typeof TaskMachineState>;
 
+export const LateReportView = named(
+  'LateReportView',
+  z.object({
+    receivedAt: timestamp,
+    state: TaskMachineState.nullable().describe("The script's real outcome; null when the Tentacle no longer held the ticket."),
+    exitCode: z.number().int().nullable(),
+    error: z.string().nullable(),
+    lines: z.number().int().describe('Late lines stored in the log (after a line saying they arrived late).'),
+  }),
+);
+export type LateReportView = z.infer<typeof LateReportView>;
+
 export const TaskMachineView = named(
   'TaskMachineView',
   z.object({
@@ -307,6 +328,10 @@ export const TaskMachineView = named(
     error: z.string().nullable(),
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
+    lostContactSince: timestamp
+      .nullable()
+      .describe('Running: since when the server has not reached the Tentacle (it waits up to the lost-contact limit). Failed for lost contact: when contact was lost.'),
+    lateReport: LateReportView.nullable().describe('What the Tentacle reported after this run had failed for lost contact; null if it has not (yet).'),
   }),
 );
 export type TaskMachineView = z.infer<typeof TaskMachineView>;
@@ -371,12 +396,41 @@ export const FileInUse = named(
 );
 export type FileInUse = z.infer<typeof FileInUse>;
 
+export const Role = z.enum(ROLES).describe('admin: everything; operator: create and cancel tasks, read machines and logs; viewer: read only; registrar: only register and deregister machines.');
+
+/** The environments and pools a key or user is limited to; both empty: the whole server. */
+export const ScopeView = named(
+  'Scope',
+  z.object({
+    environments: z.array(z.string()).describe('Environment names.'),
+    workerPools: z.array(z.string()).describe('Worker pool names.'),
+  }).describe(
+    'Both empty: the whole server. Otherwise the key or user sees and touches only deployment targets all of whose environments are listed ' +
+      'and workers all of whose pools are listed.',
+  ),
+);
+
+/** A new key's or user's role and scope, as requests carry them. */
+const accessFields = {
+  role: Role,
+  environments: z.array(name).max(100).optional().describe('Limit to these environments (they must exist). Not for admin.'),
+  workerPools: z.array(name).max(100).optional().describe('Limit to these worker pools (they must exist). Not for admin.'),
+};
+
+export const CreateApiKeyRequest = named(
+  'CreateApiKeyRequest',
+  z.object({ name, ...accessFields, role: Role.default('admin').describe('Default admin (the only role before roles existed).') }).strict(),
+);
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
+
 /** An API key as listed: never the key or its hash. */
 export const ApiKeyView = named(
   'ApiKeyView',
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     prefix: z.string().describe("The key's first characters, which are not secret (to tell keys apart)."),
     createdAt: timestamp,
     lastUsedAt: timestamp.nullable(),
@@ -390,15 +444,54 @@ export const CreatedApiKey = named(
   z.object({
     id: z.string(),
     name: z.string(),
+    role: Role,
+    scope: ScopeView,
     key: z.string().describe('Shown once; only its hash is stored.'),
   }),
 );
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 
+const auditTime = z
+  .string()
+  .refine((v) => !Number.isNaN(Date.parse(v)), 'must be a time, e.g. 2026-12-01T09:00:00Z')
+  .describe('An ISO-8601 time, e.g. 2026-12-01T09:00:00Z.');
+
+export const AuditQuery = z.object({
+  actor: z.string().min(1).max(200).optional().describe("Only events by this actor: its id (an API key's or user's id) or its name, any case."),
+  kind: z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .describe('Only events of this kind (`apikey.created`) or family (`apikey`); docs/security.md lists them.'),
+  since: auditTime.optional().describe('Only events at or after this time (ISO-8601).'),
+  until: auditTime.optional().describe('Only events before this time (ISO-8601).'),
+  before: queryInt(1, Number.MAX_SAFE_INTEGER).optional().describe('Only events older than this event id: pass the last id seen to read the next page.'),
+  limit: queryInt(1, 1000).optional().describe('At most this many events, newest first (default 100).'),
+});
+export type AuditQuery = z.infer<typeof AuditQuery>;
+
+const auditParty = z.object({ kind: z.string(), id: z.string().nullable(), name: z.string().nullable() });
+
+/** One event of the audit log. */
+export const AuditEventView = named(
+  'AuditEventView',
+  z.object({
+    id: z.number().int().describe('Increasing in the order events were stored, on every node.'),
+    at: timestamp,
+    node: z.string().describe('The server node that recorded it.'),
+    actor: auditParty.describe('Who: kind `user`, `api-key`, `join-token`, `machine` or `system`, with id and name as they were then.'),
+    kind: z.string().describe('What happened, e.g. `machine.registered`.'),
+    target: auditParty.nullable().describe('What it happened to.'),
+    address: z.string().nullable().describe("The client's address (the PROXY protocol's when Reef runs behind HAProxy or nginx); null without a connection."),
+    details: z.record(z.unknown()).nullable(),
+  }),
+);
+export type AuditEventView = z.infer<typeof AuditEventView>;
 // ---- join tokens ----
 
 /** How an installed Tentacle polls: the comms port, the HTTPS port (routed by SNI or ALPN), or a WebSocket on it. */
-export const INSTALL_CARRIERS = ['comms-port', 'https', 'websocket'] as const;
+export { INSTALL_CARRIERS };
 export const InstallCarrier = z.enum(INSTALL_CARRIERS);
 export type InstallCarrier = z.infer<typeof InstallCarrier>;
 
@@ -458,6 +551,66 @@ export const CreatedJoinToken = named(
   }),
 );
 export type CreatedJoinToken = z.infer<typeof CreatedJoinToken>;
+/** A portal user as listed: never the password or its hash. */
+export const UserView = named(
+  'UserView',
+  z.object({
+    id: z.string(),
+    username: z.string(),
+    role: Role,
+    scope: ScopeView,
+    createdAt: timestamp,
+    disabledAt: timestamp.nullable().describe('Set while the user may not sign in.'),
+  }),
+);
+export type UserView = z.infer<typeof UserView>;
+
+const newPassword = z.string().min(12, 'must be at least 12 characters').max(1024, 'must be at most 1024 characters');
+
+export const CreateUserRequest = named(
+  'CreateUserRequest',
+  z.object({
+    username: name,
+    ...accessFields,
+    password: newPassword.optional().describe('Leave out to have one generated (returned once).'),
+  }).strict(),
+);
+export type CreateUserRequest = z.infer<typeof CreateUserRequest>;
+
+export const UserAccessRequest = named('UserAccessRequest', z.object(accessFields).strict());
+export type UserAccessRequest = z.infer<typeof UserAccessRequest>;
+
+export const ResetPasswordRequest = named(
+  'ResetPasswordRequest',
+  z.object({ password: newPassword.optional().describe('Leave out to have one generated (returned once).') }).strict(),
+);
+export type ResetPasswordRequest = z.infer<typeof ResetPasswordRequest>;
+
+/** A user and the password just set: the only time it is shown. */
+export const UserWithPassword = named(
+  'UserWithPassword',
+  z.object({ user: UserView, password: z.string().describe('Shown once; only its scrypt hash is stored.') }),
+);
+export type UserWithPassword = z.infer<typeof UserWithPassword>;
+
+export const ChangePasswordRequest = named(
+  'ChangePasswordRequest',
+  z.object({ currentPassword: z.string().min(1).max(1024), newPassword }).strict(),
+);
+export type ChangePasswordRequest = z.infer<typeof ChangePasswordRequest>;
+
+/** `details` of a 403 REEF_FORBIDDEN. */
+export const Forbidden = named(
+  'Forbidden',
+  z.object({
+    attempted: z.string().describe('The route (`POST /api/tasks`) or page asked for.'),
+    permission: z.string().describe('The permission it needs.'),
+    role: Role.describe("The caller's role."),
+    scope: ScopeView,
+    allowedRoles: z.array(Role).describe('The roles that have the permission.'),
+    needsWholeServer: z.boolean().describe('The role has it, but a scoped caller cannot: it covers the whole server.'),
+  }),
+);
 
 export const StartCertificateRotationRequest = named(
   'StartCertificateRotationRequest',

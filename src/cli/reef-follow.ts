@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { readEvents, type ApiClient } from '../api/client.js';
 import { FINAL_TASK_STATES, type LogLineView, type LogPage, type TaskState, type TaskView } from '../api/contract.js';
+import { contactNotes } from '../api/contact-note.js';
 import { ReefError } from '../errors.js';
 import { note } from './common.js';
 import { cell, formatTable } from './output.js';
@@ -171,7 +172,8 @@ export function taskSummary(task: TaskView): string {
         .map((l) => `  ${l}`)
         .join('\n')
     : '  (no machines)';
-  return `Task ${task.id} ${task.state}\n${table}`;
+  const notes = contactNotes(task).map((n) => `  ${n}`);
+  return [`Task ${task.id} ${task.state}`, table, ...notes].join('\n');
 }
 
 export function isFinal(state: unknown): state is TaskState {

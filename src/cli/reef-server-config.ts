@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
-import { MAX_LOG_QUOTA_MIB, MAX_PICKUP_TIMEOUT_SECONDS } from './reef-server.js';
+import { MAX_LOG_QUOTA_MIB, MAX_PICKUP_TIMEOUT_SECONDS, MAX_REQUESTS_PER_MINUTE } from './reef-server.js';
 
 /**
  * The JSON file of `reef server run --config FILE`: the same settings as the flags. In a
@@ -24,10 +24,13 @@ const ConfigFile = z
     websocketPath: z.string().startsWith('/').optional(),
     proxyProtocol: z.boolean().optional(),
     logQuotaMiB: z.number().min(1).max(MAX_LOG_QUOTA_MIB).optional(),
+    lostContactLimitSeconds: z.number().positive().max(MAX_PICKUP_TIMEOUT_SECONDS).optional(),
     httpsCertificate: z.string().min(1).optional(),
     httpsCertificateKey: z.string().min(1).optional(),
     httpsCertificatePassword: z.string().optional(),
     metricsListen: z.string().min(1).optional(),
+    apiRequestsPerMinute: z.number().int().min(1).max(MAX_REQUESTS_PER_MINUTE).optional(),
+    anonymousRequestsPerMinute: z.number().int().min(1).max(MAX_REQUESTS_PER_MINUTE).optional(),
   })
   .strict();
 

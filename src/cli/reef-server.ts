@@ -5,6 +5,7 @@ import { ReefError } from '../errors.js';
 import { describeDownloads } from '../server/downloads/listing.js';
 import { httpsBaseUrl } from '../server/downloads/commands.js';
 import { DEFAULT_FILE_RETENTION_DAYS } from '../server/files/retention.js';
+import { DEFAULT_LIMITS } from '../server/http/context.js';
 import { parseListenAddress } from '../server/metrics/listen-address.js';
 import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
@@ -52,10 +53,13 @@ interface RunOptions {
   /** true for a bare --proxy-protocol; a string from --proxy-protocol VALUE or REEF_PROXY_PROTOCOL. */
   proxyProtocol?: boolean | string;
   logQuotaMib?: string;
+  lostContactLimit?: string;
   httpsCertificate?: string;
   httpsCertificateKey?: string;
   httpsCertificatePassword?: string;
   metricsListen?: string;
+  apiRequestsPerMinute?: string;
+  anonymousRequestsPerMinute?: string;
   config?: string;
 }
 
@@ -79,9 +83,19 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
     websocketPath: checkWebsocketPath(opts.websocketPath ?? file.websocketPath),
     proxyProtocol: opts.proxyProtocol !== undefined ? parseBoolean(opts.proxyProtocol, '--proxy-protocol (REEF_PROXY_PROTOCOL)') : (file.proxyProtocol ?? false),
     logQuotaBytes: logQuotaBytes(opts.logQuotaMib ?? file.logQuotaMiB),
+    lostContactLimitMs:
+      opts.lostContactLimit !== undefined
+        ? 1000 * parsePositive(opts.lostContactLimit, '--lost-contact-limit (REEF_LOST_CONTACT_LIMIT)')
+        : file.lostContactLimitSeconds !== undefined
+          ? 1000 * file.lostContactLimitSeconds
+          : undefined,
     metricsListen: metricsListen(opts.metricsListen ?? file.metricsListen),
     limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
     httpsCertificate: httpsCertificate(opts, file),
+    apiLimits: {
+      requestsPerMinutePerActor: perMinute(opts.apiRequestsPerMinute ?? file.apiRequestsPerMinute, '--api-requests-per-minute'),
+      requestsPerMinutePerAddress: perMinute(opts.anonymousRequestsPerMinute ?? file.anonymousRequestsPerMinute, '--anonymous-requests-per-minute'),
+    },
   };
   // Else the second listener finds its port "taken", by this very server.
   if (settings.httpsPort === settings.commsPort && settings.httpsPort !== 0) {
@@ -117,6 +131,18 @@ function logQuotaBytes(mib: string | number | undefined): number | undefined {
     throw new ReefError('REEF_INVALID_ARGUMENT', `--log-quota-mib must be a number of MiB from 1 to ${MAX_LOG_QUOTA_MIB}, got "${mib}".`);
   }
   return Math.round(n * 1024 * 1024);
+}
+
+/** The most a request budget may be: past a million a minute it bounds nothing. */
+export const MAX_REQUESTS_PER_MINUTE = 1_000_000;
+
+function perMinute(value: string | number | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_REQUESTS_PER_MINUTE) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number of requests a minute from 1 to ${MAX_REQUESTS_PER_MINUTE}, got "${value}".`);
+  }
+  return n;
 }
 
 function metricsListen(value: string | undefined): ServerSettings['metricsListen'] {
@@ -190,6 +216,13 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--websocket-path <path>', 'path of the WebSocket endpoint for Tentacles on the HTTPS port (default /reef/comms)', 'REEF_WEBSOCKET_PATH'))
     .addOption(envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on the HTTPS port (nginx or HAProxy in front)', 'REEF_PROXY_PROTOCOL'))
     .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect, or keeps dialling a listening one that cannot be reached (default 120)', 'REEF_PICKUP_TIMEOUT'))
+    .addOption(
+      envOption(
+        '--lost-contact-limit <seconds>',
+        "how long a running script's Tentacle may be out of contact before its machine run fails (default 1800); a task may set its own",
+        'REEF_LOST_CONTACT_LIMIT',
+      ),
+    )
     .addOption(envOption('--log-quota-mib <MiB>', 'most script output stored per machine of a task; the rest is counted, not stored (default 256)', 'REEF_LOG_QUOTA_MIB'))
     .addOption(
       envOption(
@@ -209,8 +242,22 @@ export function registerServerCommands(program: Command): void {
     )
     .addOption(
       envOption(
+        '--api-requests-per-minute <n>',
+        `requests a minute per API key or portal user, also the largest burst, before 429 (default ${DEFAULT_LIMITS.requestsPerMinutePerActor})`,
+        'REEF_API_REQUESTS_PER_MINUTE',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--anonymous-requests-per-minute <n>',
+        `requests a minute per client address without credentials (the PROXY protocol's address behind a proxy) before 429 (default ${DEFAULT_LIMITS.requestsPerMinutePerAddress})`,
+        'REEF_ANONYMOUS_REQUESTS_PER_MINUTE',
+      ),
+    )
+    .addOption(
+      envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, lostContactLimitSeconds, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen, apiRequestsPerMinute, anonymousRequestsPerMinute)',
         'REEF_CONFIG',
       ),
     )

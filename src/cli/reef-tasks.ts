@@ -5,6 +5,7 @@ import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { ApiClient } from '../api/client.js';
 import type { CreateTaskRequest, TaskState, TaskTarget, TaskView, UploadedFile } from '../api/contract.js';
+import { contactNotes } from '../api/contact-note.js';
 import { SHA256_HEADER } from '../api/headers.js';
 import { describeChoices, isScriptSyntax, SCRIPT_SYNTAXES, type ScriptSyntax } from '../api/tentacle/vocabulary.js';
 import { ReefError } from '../errors.js';
@@ -58,18 +59,21 @@ export function registerTaskCommands(program: Command): void {
         .option('--file <file>', 'read the script from a file ("-" for stdin)')
         .option('--syntax <syntax>', `${describeChoices(SCRIPT_SYNTAXES, '')} (default: from the file extension, else bash)`)
         .option('--timeout <seconds>', 'fail the script on a machine that runs longer than this')
+        .option('--lost-contact-limit <seconds>', "fail a machine's run when its Tentacle is out of contact longer than this (default: the server's, 30 minutes)")
         .option('--follow', FOLLOW_HELP),
     ),
   ).action(
-    runAction(async (opts: FollowOpts & TargetOpts & { script?: string; file?: string; syntax?: string; timeout?: string }) => {
+    runAction(async (opts: FollowOpts & TargetOpts & { script?: string; file?: string; syntax?: string; timeout?: string; lostContactLimit?: string }) => {
       const target = targetOf(opts);
       const script = await scriptOf(opts);
       const timeoutSeconds = opts.timeout === undefined ? undefined : positiveInteger(opts.timeout, '--timeout');
+      const lostContactLimitSeconds = opts.lostContactLimit === undefined ? undefined : positiveInteger(opts.lostContactLimit, '--lost-contact-limit');
       const request = await validRequest({
         kind: 'run-script',
         target,
         script,
         ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+        ...(lostContactLimitSeconds !== undefined ? { lostContactLimitSeconds } : {}),
       });
       await startTask(await connect(opts), request, opts);
     }),
@@ -227,6 +231,7 @@ const OPTION_OF_PATH: Record<string, string> = {
   'script.body': 'the script',
   'file.destination': 'DEST',
   timeoutSeconds: '--timeout',
+  lostContactLimitSeconds: '--lost-contact-limit',
 };
 
 /** Checks the request against the contract the server enforces, naming the option at fault. */
@@ -306,6 +311,8 @@ function describeTask(task: TaskView): string {
       (task.machines ?? []).map((m) => [m.machineName, m.state, cell(m.exitCode), cell(m.startedAt), cell(m.finishedAt), cell(m.error)]),
     ),
   );
+  const notes = contactNotes(task);
+  if (notes.length) lines.push('', ...notes);
   return lines.join('\n');
 }
 

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { INSTALL_CARRIERS, type CreatedJoinToken, type CreateJoinTokenRequest, type InstallCarrier, type JoinTokenView } from '../api/contract.js';
+import type { CreatedJoinToken, CreateJoinTokenRequest, InstallCarrier, JoinTokenView } from '../api/contract.js';
+import { INSTALL_CARRIERS } from '../api/install.js';
 import { ReefError } from '../errors.js';
 import { collect, note, printJson, printLine, runAction } from './common.js';
 import { cell, formatTable, list } from './output.js';

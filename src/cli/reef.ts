@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { configureProgram, isEntryPoint, reportError, runProgram } from './common.js';
 import { registerApiKeyCommands } from './reef-apikeys.js';
+import { registerUserCommands } from './reef-users.js';
+import { registerAuditCommands } from './reef-audit.js';
 import { reefBinPath } from './reef-bin.js';
 import { registerMachineCommands } from './reef-machines.js';
 import { registerNodeCommands } from './reef-nodes.js';
@@ -18,7 +20,7 @@ export function buildReefProgram(): Command {
   const program = configureProgram(new Command('reef'))
     .description('Reef: deployment server and admin commands. Run "reef <command> --help" for details.')
     .helpCommand(true);
-  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerTokenCommands, registerNodeCommands]) register(program);
+  for (const register of [registerServerCommands, registerMachineCommands, registerTaskCommands, registerApiKeyCommands, registerTokenCommands, registerUserCommands, registerNodeCommands, registerAuditCommands]) register(program);
   return program;
 }
 

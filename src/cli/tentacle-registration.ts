@@ -37,6 +37,7 @@ interface RegisterOpts extends ServerOpts, CarrierOpts {
   name?: string;
   publicHostName?: string;
   force?: boolean;
+  overComms?: boolean;
   environment?: string[];
   role?: string[];
   workerpool?: string[];
@@ -128,7 +129,12 @@ function registrationOptions(command: Command): Command {
     .option('--comms-style <style>', 'TentacleActive (the Tentacle polls the server) or TentaclePassive (the server dials the Tentacle)', 'TentacleActive')
     .option('--name <name>', 'machine name on the server (default: this host name)')
     .option('--publicHostName <host>', 'TentaclePassive: the host name the server dials (default: this host name)')
-    .option('--force', 'replace an existing registration with the same name or thumbprint');
+    .option('--force', 'replace an existing registration with the same name or thumbprint')
+    .option(
+      '--over-comms',
+      "register over the comms carrier chosen below (its own TLS, pinned to --server-thumbprint, end to end to the server) instead of the portal's HTTPS: works behind a TLS-terminating proxy",
+    );
+  addOptionAlias(command, '--overComms', 'overComms');
   addOptionAlias(command, '--commsStyle <style>', 'commsStyle');
   addOptionAlias(command, '--public-host-name <host>', 'publicHostName');
   return carrierOptions(command);
@@ -178,6 +184,7 @@ async function registerCommand(opts: RegisterOpts, kind: 'target' | 'worker'): P
     ...(opts.name !== undefined ? { name: opts.name } : {}),
     ...(opts.publicHostName !== undefined ? { publicHostName: opts.publicHostName } : {}),
     force: opts.force === true,
+    overComms: opts.overComms === true,
   });
   const m = result.machine;
   const how = result.polled

@@ -197,6 +197,15 @@ interface ConfigureOpts extends InstanceOpts {
   home?: string;
   app?: string;
   allowPath?: string[];
+  scriptRetentionDays?: string;
+}
+
+function parseRetentionDays(value: string): number {
+  const days = Number(value);
+  if (!Number.isFinite(days) || days <= 0 || days > 3650) {
+    throw new ReefError('REEF_INVALID_ARGUMENT', `--script-retention-days must be a number of days above 0 (at most 3650), such as 7 or 0.5, not "${value}".`);
+  }
+  return days;
 }
 
 function addConfigureCommand(program: Command): void {
@@ -211,7 +220,8 @@ function addConfigureCommand(program: Command): void {
     .option('--listenIpAddress <address>', 'IP address to listen on (alias --listen-ip-address)')
     .option('--home <dir>', 'home folder (certificate, workspace, logs); the certificate is copied along')
     .option('--app <dir>', 'application folder packages are deployed to')
-    .option('--allow-path <dir>', 'add a folder push-file may write into (repeatable)', collect);
+    .option('--allow-path <dir>', 'add a folder push-file may write into (repeatable)', collect)
+    .option('--script-retention-days <days>', 'days a finished script the server has not collected is kept (default 7)');
   addOptionAlias(command, '--no-listen [bool]', 'noListen');
   addOptionAlias(command, '--listen-ip-address <address>', 'listenIpAddress');
   addOptionAlias(command, '--resetTrust', 'resetTrust');
@@ -233,9 +243,11 @@ async function configure(opts: ConfigureOpts): Promise<void> {
   const home = opts.home !== undefined ? absolutePath(opts.home, '--home') : undefined;
   const app = opts.app !== undefined ? absolutePath(opts.app, '--app') : undefined;
   const allowPaths = (opts.allowPath ?? []).map((p) => absolutePath(p, '--allow-path'));
+  const retentionDays = opts.scriptRetentionDays !== undefined ? parseRetentionDays(opts.scriptRetentionDays) : undefined;
   const nothing =
     !opts.resetTrust && !trust.length && !removeTrust.length && port === undefined && noListen === undefined &&
-    opts.listenIpAddress === undefined && home === undefined && app === undefined && !allowPaths.length;
+    opts.listenIpAddress === undefined && home === undefined && app === undefined && !allowPaths.length &&
+    retentionDays === undefined;
   if (nothing) throw new ReefError('REEF_INVALID_ARGUMENT', 'Nothing to change: pass at least one option (see "tentacle configure --help").');
 
   const { updateConfig } = await configCode();
@@ -259,6 +271,7 @@ async function configure(opts: ConfigureOpts): Promise<void> {
     if (home !== undefined) next = moveHome(next, home);
     if (app !== undefined) next = moveApp(next, app);
     for (const dir of allowPaths) if (!next.allowedRoots.includes(dir)) next.allowedRoots = [...next.allowedRoots, dir];
+    if (retentionDays !== undefined) next.scriptRetentionDays = retentionDays;
     return next;
   });
   await prepareFolders(updated);

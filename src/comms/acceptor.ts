@@ -11,7 +11,7 @@ import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { requestedThumbprint } from './certificate-request.js';
-import { baseTlsOptions, COMMS_ALPN, selectAlpn } from './tls-config.js';
+import { baseTlsOptions, COMMS_ALPN, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
 export interface AcceptorOptions {
@@ -39,6 +39,12 @@ export interface AcceptorOptions {
    * `reef-comms` (browsers) get the friendly page and are not counted.
    */
   onRefused?(carrier: string, reason: string): void;
+  /**
+   * Set on the server: a peer that offers ALPN `reef-register` while `enabled()` gets a
+   * registration-only session whatever its certificate (which it must present), at most
+   * maxRegistrationSessionsPerAddress at once per source address.
+   */
+  registration?: { enabled(): boolean; onSession(socket: tls.TLSSocket, peer: PeerInfo): void };
 }
 
 export interface Acceptor {
@@ -62,6 +68,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   const friendly = createFriendlyPageServer(limits.handshakeTimeoutMs);
   const open = new Set<Duplex>();
   const perCertificate = options.perCertificate ? new ConnectionCap(options.perCertificate.max) : null;
+  const registrationsPerAddress = new ConnectionCap(limits.maxRegistrationSessionsPerAddress);
   const listeners: net.Server[] = [];
   // One TLS server per carrier, so each connection's carrier is known by which server
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
@@ -91,7 +98,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     const server = tls.createServer({
       ...baseTlsOptions(identity),
       requestCert: true,
-      ALPNCallback: selectAlpn,
+      ALPNCallback: (hello) => selectAlpn(hello, options.registration?.enabled() ?? false),
       SNICallback: sniCallback,
       handshakeTimeout: limits.handshakeTimeoutMs,
       ticketKeys,
@@ -103,6 +110,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       track(socket);
+      if (socket.alpnProtocol === REGISTRATION_ALPN && options.registration) return admitRegistration(socket, carrier, options.registration);
       if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
       verify(socket, carrier).catch((err) => {
         logger.warn({ err }, 'comms: could not complete a connection');
@@ -159,6 +167,40 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     options.onSession(socket, { thumbprint, remoteAddress, carrier, ...(presented ? { presented } : {}) });
   }
 
+  /**
+   * A registration session: no trust check (the certificate is what it asks to register),
+   * but a certificate is required, and one source address holds only so many at once.
+   */
+  function admitRegistration(socket: tls.TLSSocket, carrier: string, registration: NonNullable<AcceptorOptions['registration']>): void {
+    const remoteAddress = remoteAddressOf(socket);
+    const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    const raw = socket.getPeerCertificate()?.raw;
+    if (!raw) {
+      void writeVerdict(socket, { ok: false, code: 'REEF_NO_CLIENT_CERTIFICATE', message: 'Registering over comms needs the Tentacle certificate it registers; none was presented.' });
+      options.onRefused?.(carrier, 'no_client_certificate');
+      return endSoon(socket, deadline);
+    }
+    const thumbprint = thumbprintOfDer(raw);
+    const source = sourceAddress(remoteAddress);
+    const admission = registrationsPerAddress.admit(source);
+    if (!admission.admitted) {
+      const message =
+        `${source} already holds ${registrationsPerAddress.max} registration sessions with this Reef server, the most one address may ` +
+        '(comms limit maxRegistrationSessionsPerAddress); this one was refused. Try again in a few seconds.';
+      void writeVerdict(socket, { ok: false, code: 'REEF_TOO_MANY_CONNECTIONS', message });
+      if (admission.firstRefusal) logger.warn({ remote: remoteAddress, thumbprint }, `comms: refused: ${message}`);
+      options.onRefused?.(carrier, 'too_many_connections');
+      return endSoon(socket, deadline);
+    }
+    socket.once('close', admission.release);
+    void writeVerdict(socket, { ok: true }).then(() => {
+      clearTimeout(deadline);
+      if (socket.destroyed) return;
+      logger.info({ remote: remoteAddress, thumbprint, carrier }, 'comms: registration session opened');
+      registration.onSession(socket, { thumbprint, remoteAddress, carrier });
+    });
+  }
+
   function endSoon(socket: tls.TLSSocket, deadline: NodeJS.Timeout): void {
     clearTimeout(deadline);
     socket.end();
@@ -208,4 +250,10 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       await Promise.all(stopped);
     },
   };
+}
+
+/** The source of `address:port` (what remoteAddressOf gives) without the port; `::ffff:10.0.0.1` is `10.0.0.1`. */
+export function sourceAddress(remote: string): string {
+  const host = remote.replace(/:(\d+|\?)$/, '').replace(/^\[|\]$/g, '');
+  return host.startsWith('::ffff:') ? host.slice(7) : host;
 }

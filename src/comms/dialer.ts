@@ -5,7 +5,7 @@ import { errorFromPeer, ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import type { PeerInfo } from './peer.js';
-import { clientSecureContext, COMMS_ALPN } from './tls-config.js';
+import { clientSecureContext, COMMS_ALPN, REGISTRATION_ALPN } from './tls-config.js';
 import { readVerdict } from './verdict.js';
 
 export interface DialOptions {
@@ -26,6 +26,12 @@ export interface DialOptions {
   resume?: { session: Buffer; thumbprint: Thumbprint };
   /** Receives new TLS sessions, only once the peer's thumbprint has been verified. */
   onResumableSession?(session: Buffer, thumbprint: Thumbprint): void;
+  /**
+   * Dial for a registration-only session (ALPN `reef-register` first, `reef-comms` after it,
+   * so an older server is recognised as one): the socket returned is for the Tentacle's
+   * HTTP/2 client. The peer's thumbprint is checked before its answer about registration.
+   */
+  registering?: boolean;
 }
 
 export interface DialedSession {
@@ -52,7 +58,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     port: options.port,
     socket: raw,
     servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host),
-    ALPNProtocols: [COMMS_ALPN],
+    ALPNProtocols: options.registering ? [REGISTRATION_ALPN, COMMS_ALPN] : [COMMS_ALPN],
     session: resume?.session,
   });
   socket.setNoDelay(true);
@@ -80,9 +86,8 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
       fail = reject;
       socket.once('secureConnect', resolve);
     });
-    if (socket.alpnProtocol !== COMMS_ALPN) {
-      throw new ReefError('REEF_PROTOCOL_ERROR', `${where} is not a Reef comms listener (it did not negotiate ${COMMS_ALPN}).`);
-    }
+    const notComms = () => new ReefError('REEF_PROTOCOL_ERROR', `${where} is not a Reef comms listener (it did not negotiate ${COMMS_ALPN}).`);
+    if (!options.registering && socket.alpnProtocol !== COMMS_ALPN) throw notComms();
     const resumed = socket.isSessionReused();
     let thumbprint: Thumbprint;
     if (resumed && resume) {
@@ -96,6 +101,14 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
       }
     }
     verifiedThumbprint = thumbprint;
+    if (options.registering && socket.alpnProtocol !== REGISTRATION_ALPN) {
+      if (socket.alpnProtocol !== COMMS_ALPN) throw notComms();
+      throw new ReefError(
+        'REEF_REGISTRATION_UNAVAILABLE',
+        `The Reef server at ${where} (its certificate is the pinned one) does not accept registrations over comms: it is older than this Tentacle. ` +
+          'Nothing was sent. Upgrade the server, or register over its HTTPS API instead, from a network where no TLS-terminating proxy stands in between.',
+      );
+    }
     for (const session of pendingSessions.splice(0)) options.onResumableSession?.(session, thumbprint);
 
     fail = () => {}; // readVerdict reports errors and early closes itself

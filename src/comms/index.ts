@@ -10,6 +10,9 @@ export { RpcClient } from './rpc/client.js';
 export { StreamingResult, type CallContext, type CallOptions, type Handler, type ServiceTable } from './rpc/types.js';
 export type { PeerInfo, TrustCheck } from './peer.js';
 export { COMMS_ALPN, baseTlsOptions } from './tls-config.js';
+export { REGISTER_METHOD, type RegistrationHandler } from './registration-session.js';
+export { registerOverComms, type RegistrationDial } from './registration-dial.js';
+export { sourceAddress } from './acceptor.js';
 
 // Carriers a tentacle dials through.
 export { connectTcp } from './carriers/tcp.js';
@@ -18,5 +21,5 @@ export { connectWebSocket, createWebSocketEndpoint } from './carriers/websocket.
 
 // The server's HTTPS port: the front door, and what it shares with the portal.
 export { createFrontDoor } from './front-door/front-door.js';
-export { remoteAddressOf, setAnnouncedAddress } from './front-door/remote-address.js';
+export { remoteAddressOf, remoteEndpointOf, setAnnouncedAddress, type RemoteEndpoint } from './front-door/remote-address.js';
 export { writeFriendlyPage } from './friendly-page.js';

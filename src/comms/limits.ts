@@ -27,6 +27,19 @@ export interface CommsLimits {
    * one compromised certificate cannot exhaust the server's descriptors and memory.
    */
   maxConnectionsPerCertificate: number;
+  /**
+   * Server only: a registration-only session (a Tentacle dialled with ALPN `reef-register`)
+   * is closed this long after its verdict, answered or not.
+   */
+  registrationTimeoutMs: number;
+  /** Server only: largest argument frame of the one registration call (a registration is a few hundred bytes). */
+  maxRegistrationMessageBytes: number;
+  /**
+   * Server only: registration-only sessions one source address may hold at once. Their
+   * certificates are not registered, so the per-certificate cap cannot bound them (anyone
+   * can make certificates); failed API keys are limited per address as on the REST API.
+   */
+  maxRegistrationSessionsPerAddress: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
@@ -39,10 +52,13 @@ export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
   defaultCallDeadlineMs: 5 * 60_000,
   pickupTimeoutMs: 2 * 60_000,
   maxConnectionsPerCertificate: 8,
+  registrationTimeoutMs: 20_000,
+  maxRegistrationMessageBytes: 64 * 1024,
+  maxRegistrationSessionsPerAddress: 16,
 });
 
 export function resolveLimits(overrides: Partial<CommsLimits> = {}): CommsLimits {
-  return checked('comms', { ...DEFAULT_LIMITS, ...overrides }, ['maxConcurrentCalls', 'maxConnectionsPerCertificate']);
+  return checked('comms', { ...DEFAULT_LIMITS, ...overrides }, ['maxConcurrentCalls', 'maxConnectionsPerCertificate', 'maxRegistrationSessionsPerAddress']);
 }
 
 /** Limits of the server's HTTPS port (the 443 front door), before a connection is routed. */

@@ -12,6 +12,7 @@ import { resolveLimits, type CommsLimits } from './limits.js';
 import { dialListening, type DialAttempt } from './listening-dial.js';
 import type { TrustCheck } from './peer.js';
 import { LinkRegistry } from './registry.js';
+import { serveRegistration, type RegistrationHandler } from './registration-session.js';
 import { RpcClient, type CallObserver } from './rpc/client.js';
 import type { CallOptions } from './rpc/types.js';
 
@@ -73,6 +74,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly idleSweep: NodeJS.Timeout;
   /** Aborted by close: calls still waiting for a tentacle to poll give up at once. */
   private readonly closing = new AbortController();
+  private registration: RegistrationHandler | undefined;
   private readonly observeCall: CallObserver = (method, seconds, errorCode) => this.emit('call', method, seconds, errorCode);
 
   constructor(options: CommsServerOptions) {
@@ -99,6 +101,10 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
       },
       onSession: (socket, peer) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
       onRefused: (carrier, reason) => this.emit('refused', carrier, reason),
+      registration: {
+        enabled: () => this.registration !== undefined,
+        onSession: (socket, peer) => void serveRegistration(socket, peer, this.registration!, this.limits, this.logger),
+      },
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
     this.idleSweep.unref();
@@ -114,6 +120,15 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     this.identity = identity;
     this.acceptor.setIdentity(identity);
     this.resumable.clear();
+  }
+
+  /**
+   * From now on, a Tentacle that dials to register (ALPN `reef-register`) on any carrier
+   * gets a registration-only session whose one call `handler` answers (see
+   * registration-session.ts). Until this is called, such a dial is treated as any other.
+   */
+  acceptRegistrations(handler: RegistrationHandler): void {
+    this.registration = handler;
   }
 
   /** Takes a raw byte stream carrying a tentacle's TLS (from the front door or a WebSocket). */

@@ -5,6 +5,14 @@ import type { CertificateIdentity } from '../pki/certificate.js';
 export const COMMS_ALPN = 'reef-comms';
 
 /**
+ * ALPN protocol a Tentacle offers (before `reef-comms`) when it dials only to register: a
+ * server that accepts registrations over comms selects it and serves a registration-only
+ * session (src/comms/registration-session.ts); an older server selects `reef-comms`, so
+ * the Tentacle learns that it cannot (docs/protocol.md, "Registration over comms").
+ */
+export const REGISTRATION_ALPN = 'reef-register';
+
+/**
  * TLS 1.3 preferred; TLS 1.2 allowed only with forward-secret AEAD suites. (The TLS 1.3
  * suites are all strong and are configured separately by Node.)
  */
@@ -49,10 +57,12 @@ const clientContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
 
 /**
  * The accepting side negotiates `reef-comms` for tentacles and servers, and HTTP/1.1 for
- * browsers and curl (which get the friendly page). A client offering only other protocols
+ * browsers and curl (which get the friendly page); `reef-register` only where the acceptor
+ * serves registrations (the server). A client offering only other protocols
  * (h2 alone) is refused at the handshake rather than left hanging.
  */
-export function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
+export function selectAlpn({ protocols }: { protocols: string[] }, registration = false): string | undefined {
+  if (registration && protocols.includes(REGISTRATION_ALPN)) return REGISTRATION_ALPN;
   if (protocols.includes(COMMS_ALPN)) return COMMS_ALPN;
   if (protocols.includes('http/1.1')) return 'http/1.1';
   return undefined;

@@ -21,6 +21,8 @@ import type { RpcClient } from '../comms/rpc/client.js';
 import { identityFromPem, type CertificateIdentity } from '../pki/certificate.js';
 import { saveIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
+import { systemActor } from './audit/actor.js';
+import type { AuditLog } from './audit/log.js';
 import type { ClusterBus } from './cluster/bus.js';
 import { replaceClusterIdentity } from './cluster/identity.js';
 import type { CertificateRotation, Store, StoredCertificate } from './store/types.js';
@@ -36,16 +38,6 @@ export const SERVER_IDENTITY = 'server';
 const NEXT_IDENTITY = 'server-next';
 const PREVIOUS_IDENTITY = 'server-previous';
 
-/**
- * What a rotation step is recorded as. The audit log (issue 19 point 5) is another
- * helper's work: until it exists these go to the server log; it should subscribe here.
- */
-export type RotationAuditEvent =
-  | { action: 'certificate-rotation.started'; by: string; rotation: string; oldThumbprint: string; newThumbprint: string }
-  | { action: 'certificate-rotation.completed'; by: string; rotation: string; newThumbprint: string }
-  | { action: 'certificate-rotation.tentacle-trusts'; rotation: string; machine: string; thumbprint: string }
-  | { action: 'certificate-rotation.tentacle-dropped'; rotation: string; machine: string; thumbprint: string };
-
 export interface CertificateRotatorOptions {
   store: Store;
   comms: CommsServer;
@@ -59,8 +51,8 @@ export interface CertificateRotatorOptions {
   generate(): Promise<CertificateIdentity>;
   /** This node now presents `identity` (comms, portal, server info). */
   onSwitch(identity: CertificateIdentity): void;
-  /** Audit hook (see RotationAuditEvent); every event is logged whether or not it is set. */
-  audit?(event: RotationAuditEvent): void;
+  /** Where each Tentacle's confirmations are recorded (the routes record starting and completing). */
+  audit: AuditLog;
   sweepMs?: number;
 }
 
@@ -115,7 +107,7 @@ export class CertificateRotator {
     const rotation = await this.options.store.insertCertificateRotation({ old: stored(this.current), next: stored(next), graceMs, startedBy: by });
     // Kept beside the current one, so the data directory alone holds both (a single node's backup).
     if (!this.options.clustered) await saveIdentity(this.options.dataDir, next, NEXT_IDENTITY);
-    this.record({ action: 'certificate-rotation.started', by, rotation: rotation.id, oldThumbprint: rotation.old.thumbprint, newThumbprint: rotation.next.thumbprint });
+    this.options.logger.info({ by, rotation: rotation.id, oldThumbprint: rotation.old.thumbprint, newThumbprint: rotation.next.thumbprint }, 'certificate rotation started');
     this.options.bus.publish({ kind: 'certificate' });
     await this.refreshAndSweep();
     return this.status();
@@ -135,7 +127,7 @@ export class CertificateRotator {
       await saveIdentity(this.options.dataDir, next, SERVER_IDENTITY);
     }
     const completed = (await this.options.store.completeCertificateRotation(latest.id)) ?? latest;
-    this.record({ action: 'certificate-rotation.completed', by, rotation: completed.id, newThumbprint: completed.next.thumbprint });
+    this.options.logger.info({ by, rotation: completed.id, newThumbprint: completed.next.thumbprint }, 'certificate rotation completed');
     this.options.bus.publish({ kind: 'certificate' });
     await this.refreshAndSweep();
     return this.status();
@@ -230,7 +222,7 @@ export class CertificateRotator {
         await callTentacle(connectionEndpoint(client), 'trust.add', { thumbprint: rotation.next.thumbprint });
         await this.options.store.recordCertificateTrust(rotation.id, machine.id, 'trusted');
         this.trusting.add(machine.id);
-        this.record({ action: 'certificate-rotation.tentacle-trusts', rotation: rotation.id, machine: machine.name, thumbprint: rotation.next.thumbprint });
+        await this.record('machine.server-certificate-trusted', machine, rotation.id, rotation.next.thumbprint);
       }
       const onOld = client.peer.presented === rotation.old.thumbprint;
       if (completedAt !== null && onOld) {
@@ -247,7 +239,7 @@ export class CertificateRotator {
         await callTentacle(connectionEndpoint(client), 'trust.drop', { thumbprint: rotation.old.thumbprint });
         await this.options.store.recordCertificateTrust(rotation.id, machine.id, 'dropped');
         this.dropped.add(machine.id);
-        this.record({ action: 'certificate-rotation.tentacle-dropped', rotation: rotation.id, machine: machine.name, thumbprint: rotation.old.thumbprint });
+        await this.record('machine.server-certificate-dropped', machine, rotation.id, rotation.old.thumbprint);
       }
     } catch (err) {
       if (this.closed) return;
@@ -263,10 +255,9 @@ export class CertificateRotator {
     }
   }
 
-  private record(event: RotationAuditEvent): void {
-    const { action, ...details } = event;
-    this.options.logger.info(details, action);
-    this.options.audit?.(event);
+  /** In the audit log (which also logs it), as the server acting on its own. */
+  private async record(kind: 'machine.server-certificate-trusted' | 'machine.server-certificate-dropped', machine: { id: string; name: string }, rotation: string, thumbprint: string): Promise<void> {
+    await this.options.audit.record({ actor: systemActor('certificate rotation'), kind, target: { id: machine.id, name: machine.name }, details: { rotation, thumbprint } });
   }
 }
 

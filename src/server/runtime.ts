@@ -2,12 +2,12 @@ import https from 'node:https';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { CreatedApiKey, ServerInfo } from '../api/contract.js';
+import type { CreatedApiKey, ServerInfo, UserWithPassword } from '../api/contract.js';
 import {
   CommsServer,
   createFrontDoor,
   createWebSocketEndpoint,
-  remoteAddressOf,
+  remoteEndpointOf,
   setAnnouncedAddress,
   writeFriendlyPage,
   type CommsLimits,
@@ -17,20 +17,28 @@ import { errorMessage, ReefError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
 import { loadIdentity, loadOrCreateIdentity } from '../pki/identity-files.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
+import { AuditLog, systemActor } from './audit/index.js';
 import { createApiKey } from './auth/apikeys.js';
+import { checkedAccess } from './auth/scope.js';
+import { resetPassword } from './auth/users.js';
+import { userView } from './http/views.js';
+import { sessionActor, signedInAs } from './portal/pages/common.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
 import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
-import { createApiHandler } from './http/handler.js';
+import { createApiHandler, createAuthLimiter } from './http/handler.js';
+import { createCommsRegistration } from './http/comms-registration.js';
+import type { ApiLimits } from './http/context.js';
 import { createPortalSocketGuard } from './https/socket-guard.js';
 import { generatedCertificateNames } from './https/certificate-names.js';
 import { createPortalCertificate, type PortalCertificateSettings, type ReloadOutcome } from './https/portal-certificate.js';
 import type { ServingCertificate } from '../pki/serving-certificate.js';
 import { answerClientErrors, MAX_HEAD_BYTES, refuseOversizedHead } from './https/request-head.js';
 import type { PortalSocketLimits } from './https/limits.js';
-import { ensureInitialCredentials, forgetInitialCredentials } from './auth/initial-credentials.js';
+import { ensureInitialCredentials, forgetInitialCredentials, type InitialCredentials } from './auth/initial-credentials.js';
+import { INITIAL_ADMIN } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
@@ -42,7 +50,7 @@ import { LinkPresence } from './cluster/presence.js';
 import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
-import type { Store } from './store/types.js';
+import type { Access, Store } from './store/types.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
 import { portHolderPhrase } from './port-holder.js';
@@ -88,6 +96,10 @@ export interface ServerSettings {
   logQuotaBytes?: number;
   /** How often a certificate rotation checks connected Tentacles and re-reads the store (DEFAULT_ROTATION_SWEEP_MS; tests shorten it). */
   certificateRotationSweepMs?: number;
+  /** Request budgets and failure limits of the REST API (DEFAULT_LIMITS in src/server/http/context.ts). */
+  apiLimits?: ApiLimits;
+  /** How long a running script's Tentacle may be out of contact (TaskEngineOptions.lostContactLimitMs). */
+  lostContactLimitMs?: number;
   /** Also serve /metrics without credentials on this plain-HTTP address (docs/security.md). */
   metricsListen?: { host: string; port: number };
   logger?: Logger;
@@ -156,11 +168,19 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     subjectAltNames: certificateNames,
   });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
+  const nodeName = settings.nodeName ?? hostname();
+  const audit = new AuditLog({ store, node: nodeName, logger });
   // Read before anything listens, so a file that cannot be used stops the start at once.
   // Comms keeps `identity` whatever the portal presents.
-  const portalCertificate = await createPortalCertificate({ settings: settings.httpsCertificate, identity, logger, watchIntervalMs: settings.httpsCertificateWatchIntervalMs });
+  const portalCertificate = await createPortalCertificate({
+    settings: settings.httpsCertificate,
+    identity,
+    logger,
+    watchIntervalMs: settings.httpsCertificateWatchIntervalMs,
+    onReloaded: ({ trigger, from, to }) =>
+      void audit.record({ actor: systemActor(`HTTPS certificate reload (${trigger})`), kind: 'server.https-certificate-reloaded', details: { from, to: to.thumbprint, subject: to.subject, notAfter: to.notAfter.toISOString() } }),
+  });
   closers.add('HTTPS certificate watch', () => portalCertificate.close());
-  const nodeName = settings.nodeName ?? hostname();
   const blobs = createBlobStore(settings.filesDir ?? join(settings.dataDir, 'files'));
   // Alone, every temp file is a crash's leftover; in a cluster another node may be
   // writing one into the shared directory right now, so only abandoned ones go.
@@ -201,6 +221,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
     timing: settings.clusterTiming,
     logQuotaBytes: settings.logQuotaBytes,
+    lostContactLimitMs: settings.lostContactLimitMs,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
   rotator = new CertificateRotator({
@@ -217,10 +238,14 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       portalCertificate.switchIdentity(next);
     },
     sweepMs: settings.certificateRotationSweepMs,
+    audit,
   });
   closers.add('certificate rotation', () => rotator?.close());
   // Before the comms port opens: the first Tentacle to connect may be one that missed a rotation.
   await rotator.start();
+  // One count of failed API keys per address, for the REST API and registrations over comms alike.
+  const authLimiter = createAuthLimiter(settings.apiLimits);
+  comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger, audit }, authLimiter));
   const presence = new LinkPresence(store.coordination, nodeName, logger);
   comms.on('connected', (client) => {
     const { thumbprint, carrier } = client.peer;
@@ -252,7 +277,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logger,
     viewer: async (req) => {
       const session = await findSession(store, readCookie(req.headers.cookie, SESSION_COOKIE));
-      return session ? { username: session.username, csrfToken: session.csrfToken } : undefined;
+      return session ? signedInAs(session, sessionActor(session)) : undefined;
     },
   });
   const install = {
@@ -261,11 +286,15 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     portalThumbprint: () => portalCertificate.configured()?.thumbprint ?? info.commsThumbprint,
     websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
   };
-  const apiHandler = createApiHandler({ store, engine, comms, blobs, info, logger, metrics, install, rotation: rotator, portal: createPortalHandler({ store, comms, info, logger, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }) });
+  const apiHandler = createApiHandler({
+    store, engine, comms, blobs, info, logger, metrics, audit, install, rotation: rotator, authLimiter, limits: settings.apiLimits,
+    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
+  });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
     onStream: (stream, request) => {
-      setAnnouncedAddress(stream, remoteAddressOf(request.socket));
+      const endpoint = remoteEndpointOf(request.socket);
+      if (endpoint) setAnnouncedAddress(stream, endpoint);
       comms.accept(stream, 'websocket');
     },
     friendlyPage: writeFriendlyPage,
@@ -316,6 +345,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   closers.add('upload janitor', () => janitor.close());
   // Made only once the node is up: a first start that fails must not use up the one showing.
   const initial = await ensureInitialCredentials(store, settings.dataDir, nodeName);
+  await auditInitialCredentials(audit, store, initial);
   logger.info({ httpsPort, commsPort, thumbprint: identity.thumbprint, node: nodeName, dataDir: settings.dataDir }, 'Reef server started');
 
   return {
@@ -382,12 +412,49 @@ export function storeLocation(dataDir: string, store?: string): string {
   return store ?? join(dataDir, 'reef.db');
 }
 
-/** Creates an API key directly in the server's store (works while the server runs). */
-export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string): Promise<CreatedApiKey> {
+/** What the first start made, in the audit log: the server made them, from no address. */
+async function auditInitialCredentials(audit: AuditLog, store: Store, initial: InitialCredentials): Promise<void> {
+  const actor = systemActor('first start');
+  if (initial.apiKey) {
+    const key = (await store.listApiKeys()).find((k) => k.prefix === initial.apiKey!.slice(4, 12));
+    await audit.record({ actor, kind: 'apikey.created', target: { id: key?.id ?? null, name: key?.name ?? null }, details: { prefix: initial.apiKey.slice(4, 12) } });
+  }
+  if (initial.password) {
+    const user = await store.getUserCredential(INITIAL_ADMIN);
+    await audit.record({ actor, kind: 'user.created', target: { id: user?.id ?? null, name: INITIAL_ADMIN } });
+  }
+}
+
+/**
+ * `reef user reset-password --data DIR`: a new password for a user, straight in the store,
+ * for the admin who lost theirs (the server may be stopped). It also enables the user, and
+ * ends their sessions. Returns the password to print once. The audit log names the command
+ * and this host: there is no connection, and so no address.
+ */
+export async function resetPasswordOffline(dataDir: string, username: string, storeUrl?: string, password?: string): Promise<UserWithPassword> {
   const store = await createStore(storeLocation(dataDir, storeUrl));
   try {
-    const created = await createApiKey(store, name);
-    return { id: created.id, name: created.name, key: created.key };
+    const reset = await resetPassword(store, username, password);
+    await store.setUserDisabled(reset.user.id, false);
+    const audit = new AuditLog({ store, node: hostname(), logger: silentLogger });
+    await audit.record({ actor: systemActor('reef user reset-password --data'), kind: 'user.password-reset', target: { id: reset.user.id, name: reset.user.username }, details: { enabled: true } });
+    return { user: userView((await store.getUser(reset.user.id)) ?? reset.user), password: reset.password };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Creates an API key directly in the server's store (works while the server runs). The audit
+ * log names the command and this host: there is no connection, and so no address.
+ */
+export async function createApiKeyOffline(dataDir: string, name: string, storeUrl?: string, access?: Access): Promise<CreatedApiKey> {
+  const store = await createStore(storeLocation(dataDir, storeUrl));
+  try {
+    const created = await createApiKey(store, name, access ? await checkedAccess(store, access) : undefined);
+    const audit = new AuditLog({ store, node: hostname(), logger: silentLogger });
+    await audit.record({ actor: systemActor('reef apikey create --data'), kind: 'apikey.created', target: { id: created.id, name: created.name }, details: { prefix: created.key.slice(4, 12), role: created.role, scope: created.scope } });
+    return { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key };
   } finally {
     await store.close();
   }

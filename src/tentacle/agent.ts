@@ -66,7 +66,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let config = options.config;
   const instance = config.instance;
 
-  const scripts = new ScriptService({ workspaceDir: path.join(config.home, homeFiles.workspace), logger });
+  const scripts = new ScriptService({
+    workspaceDir: path.join(config.home, homeFiles.workspace),
+    logger,
+    ...(config.scriptRetentionDays !== undefined ? { retentionMs: config.scriptRetentionDays * 24 * 3600 * 1000 } : {}),
+  });
   const files = new FileService({ allowedRoots: config.allowedRoots, protect: tentacleOwnPaths(config, options.configPath), logger });
   const trust = new TrustService({
     configPath: options.configPath,

@@ -38,6 +38,12 @@ export interface TentacleConfig {
    * and for tests without DNS. Applies to comms and to REST calls.
    */
   resolve?: Record<string, string>;
+  /**
+   * Days a finished script the server has not collected is kept (its lines and outcome),
+   * so a server that lost contact for longer still gets them; default 7
+   * (`tentacle configure --script-retention-days`).
+   */
+  scriptRetentionDays?: number;
   registration: { serverUrl: string; machineName: string; kind: 'target' | 'worker'; apiThumbprint?: string } | null;
 }
 
@@ -131,6 +137,7 @@ export const TentacleConfigSchema = z
     proxy: proxySchema.nullable(),
     pollingProxy: proxySchema.nullable(),
     resolve: resolveSchema.optional(),
+    scriptRetentionDays: z.number().positive().max(3650).optional(),
     registration: z
       .object({
         serverUrl: url(['http:', 'https:']),

@@ -11,12 +11,14 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ApiCallError, ApiClient, UNTRUSTED_CERT_CODES } from '../api/client.js';
 import type { MachineView, RegisterMachineRequest, RegisterMachineResponse, ServerInfo } from '../api/contract.js';
+import { httpStatusOf } from '../error-codes.js';
 import { isReefError, ReefError } from '../errors.js';
 import { readCaFile } from '../pki/ca-file.js';
 import { normalizeThumbprint, thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import { currentThumbprint } from './certificate.js';
-import { DEFAULT_SERVER_COMMS_PORT, loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
+import { loadInstance, updateConfig, type PolledServer, type TentacleConfig } from './config.js';
 import { parseResolveEntries, restTransport } from './network.js';
+import { OVER_COMMS_OPTION, polledServer, registerThroughCarrier, type PollingCarrierOptions } from './registration-carrier.js';
 import { VERSION } from '../version.js';
 import { tentacleRoot } from './paths.js';
 
@@ -40,15 +42,7 @@ export interface ServerApiOptions {
   resolve?: string[];
 }
 
-/** Which carrier to poll with; the comms port of the server by default. */
-export interface PollingCarrierOptions {
-  /** The server's comms port to poll; default the port the server reports, else 10943. */
-  serverCommsPort?: number;
-  /** https://host[:port]: the 443 front door (or an SNI-routing proxy); SNI is the host. */
-  serverCommsAddress?: string;
-  /** wss://host[:port]/path: a WebSocket on the portal's port. */
-  serverWebSocket?: string;
-}
+export type { PollingCarrierOptions } from './registration-carrier.js';
 
 export interface RegisterOptions extends ServerApiOptions, PollingCarrierOptions {
   instance: string;
@@ -64,6 +58,12 @@ export interface RegisterOptions extends ServerApiOptions, PollingCarrierOptions
   publicHostName?: string;
   force?: boolean;
   root?: string;
+  /**
+   * Register over the comms carrier the options choose (its inner mutual TLS, pinned to
+   * `serverThumbprint`) instead of the portal's HTTPS: what works behind a TLS-terminating
+   * proxy. The portal is not contacted.
+   */
+  overComms?: boolean;
 }
 
 export interface RegisterResult {
@@ -80,6 +80,13 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
   const api = await apiFor(options, config);
+  if (options.overComms && api.pin === undefined) {
+    throw new ReefError(
+      'REEF_INVALID_ARGUMENT',
+      `${OVER_COMMS_OPTION} needs --server-thumbprint: the server's comms thumbprint, which "reef server show-thumbprint" prints on the server, ` +
+        "pinned inside the carrier's own TLS before the API key is sent (a CA file cannot vouch for it).",
+    );
+  }
   const polling = options.commsStyle === 'TentacleActive';
   const request: RegisterMachineRequest = {
     name: options.name?.trim() || hostname(),
@@ -91,8 +98,13 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
     tentacleVersion: VERSION,
     force: options.force === true,
   };
-  const response = await callApi(options, () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request }), {
+  const send = options.overComms
+    ? () => registerThroughCarrier({ ...options, server: api.url, credentials: { apiKey: options.joinToken ?? options.apiKey }, pinned: api.pin! }, { ...config, resolve: { ...config.resolve, ...api.resolve } }, request)
+    : () => api.client.json<RegisterMachineResponse>('POST', '/api/machines', { body: request });
+  const response = await callApi(api.via, send, {
     conflictHint: 'Pass --force to replace the existing registration.',
+    // Over comms a pin that fails is the inner TLS's, explained where it was dialled.
+    ...(options.overComms ? {} : { canRegisterOverComms: true }),
   });
   const serverInfo = checkServerInfo(response?.server, options.server);
   const commsThumbprint = serverInfo.commsThumbprint;
@@ -109,7 +121,8 @@ export async function register(options: RegisterOptions): Promise<RegisterResult
         serverUrl: api.url.origin,
         machineName: response.machine.name,
         kind: options.kind,
-        ...(api.pin ? { apiThumbprint: api.pin } : {}),
+        // Over comms the pin was the comms certificate's; the portal's (maybe a proxy's) is not known.
+        ...(api.pin && !options.overComms ? { apiThumbprint: api.pin } : {}),
       };
       return next;
     },
@@ -140,10 +153,10 @@ export async function deregister(options: DeregisterOptions): Promise<Deregister
   const { config } = await loadInstance(options.instance, root);
   const thumbprint = await currentThumbprint(config);
   const api = await apiFor(options, config);
-  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  const info = checkServerInfo(await callApi(api.via, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   let found = true;
   try {
-    await callApi(options, () => api.client.json<unknown>('DELETE', `/api/machines/by-thumbprint/${thumbprint}`));
+    await callApi(api.via, () => api.client.json<unknown>('DELETE', `/api/machines/by-thumbprint/${thumbprint}`));
   } catch (err) {
     if (!(isReefError(err) && statusOf(err) === 404)) throw err;
     found = false;
@@ -179,7 +192,7 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
   const root = options.root ?? tentacleRoot();
   const { config } = await loadInstance(options.instance, root); // a clear error for a missing instance before any network call
   const api = await apiFor(options, config);
-  const info = checkServerInfo(await callApi(options, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
+  const info = checkServerInfo(await callApi(api.via, () => api.client.json<ServerInfo>('GET', '/api')), options.server);
   const polled = polledServer(api.url, info.commsThumbprint, options, info.commsPort);
   await updateConfig(
     options.instance,
@@ -197,7 +210,7 @@ export async function pollServer(options: PollServerOptions): Promise<{ polled: 
 // ---- helpers ------------------------------------------------------------------------
 
 /** An API client that reaches the server the way the config says (resolve, `tentacle proxy`). */
-async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promise<{ client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string> }> {
+async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promise<{ client: ApiClient; url: URL; pin: Thumbprint | undefined; resolve: Record<string, string>; via: Via }> {
   const pin = options.serverThumbprint !== undefined ? normalizeThumbprint(options.serverThumbprint) : undefined;
   if (pin && options.caFile !== undefined) {
     throw new ReefError('REEF_INVALID_ARGUMENT', 'Give --server-thumbprint or --ca-file, not both: a thumbprint trusts exactly one certificate, a CA file what that CA issues.');
@@ -206,37 +219,12 @@ async function apiFor(options: ServerApiOptions, config: TentacleConfig): Promis
   const resolve = parseResolveEntries(options.resolve ?? []);
   const transport = restTransport({ ...config, resolve: { ...config.resolve, ...resolve } });
   const client = new ApiClient({ server: options.server, apiKey: options.joinToken ?? options.apiKey, serverThumbprint: pin, trustedCas, transport });
-  return { client, url: client.baseUrl, pin, resolve };
+  return { client, url: client.baseUrl, pin, resolve, via: { ...options, transport } };
 }
 
-/** The server node to poll, by the carrier the options chose. */
-function polledServer(apiUrl: URL, thumbprint: Thumbprint, options: PollingCarrierOptions, reportedPort: number | undefined): PolledServer {
-  const apiUrlText = apiUrl.origin;
-  if (options.serverWebSocket !== undefined && options.serverCommsAddress !== undefined) {
-    throw new ReefError('REEF_INVALID_ARGUMENT', 'Choose one of --server-web-socket and --server-comms-address.');
-  }
-  if (options.serverWebSocket !== undefined) {
-    return { thumbprint, address: checkedUrl(options.serverWebSocket, 'wss:', '--server-web-socket', 'wss://example.com/reef/comms'), apiUrl: apiUrlText };
-  }
-  if (options.serverCommsAddress !== undefined) {
-    return { thumbprint, address: checkedUrl(options.serverCommsAddress, 'https:', '--server-comms-address', 'https://polling.example.com'), apiUrl: apiUrlText };
-  }
-  const port = options.serverCommsPort ?? reportedPort;
-  const commsPort = Number.isInteger(port) && port! >= 1 && port! <= 65535 ? port! : DEFAULT_SERVER_COMMS_PORT;
-  return { thumbprint, address: `tcp://${apiUrl.hostname}:${commsPort}`, apiUrl: apiUrlText };
-}
-
-function checkedUrl(value: string, protocol: string, option: string, example: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ReefError('REEF_INVALID_ARGUMENT', `${option} "${value}" is not a URL; expected e.g. ${example}.`);
-  }
-  if (url.protocol !== protocol || !url.hostname) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must look like ${example} (got "${value}").`);
-  if (protocol === 'https:' && url.pathname !== '/') throw new ReefError('REEF_INVALID_ARGUMENT', `${option} takes no path (got "${value}").`);
-  return protocol === 'https:' ? url.origin : url.href;
-}
+/** The options, and how the portal is reached (for reading what it presents when it is not trusted). */
+type Via = ServerApiOptions & { transport: Transport };
+type Transport = (host: string, port: number) => Promise<net.Socket>;
 
 function addOnce(list: string[], value: string): string[] {
   return list.includes(value) ? list : [...list, value];
@@ -249,19 +237,23 @@ function checkServerInfo(info: ServerInfo | undefined, server: string): ServerIn
   return { ...info, commsThumbprint: normalizeThumbprint(info.commsThumbprint) };
 }
 
+/** The HTTP status of an API error; over comms, the one the REST API gives the same code. */
 function statusOf(err: ReefError): number | undefined {
-  return err instanceof ApiCallError ? err.status : undefined;
+  return err instanceof ApiCallError ? err.status : (httpStatusOf(err.code) ?? undefined);
 }
 
 /** Runs an API call, turning the failures people hit while registering into advice. */
-async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hints: { conflictHint?: string } = {}): Promise<T> {
+async function callApi<T>(options: Via, call: () => Promise<T>, hints: { conflictHint?: string; canRegisterOverComms?: boolean } = {}): Promise<T> {
   try {
     return await call();
   } catch (err) {
     if (!(err instanceof ReefError)) throw err;
     const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
     if (options.serverThumbprint === undefined && cause?.code && UNTRUSTED_CERT_CODES.has(cause.code)) {
-      throw await untrustedPortal(options, cause);
+      throw await untrustedPortal(options, cause, hints.canRegisterOverComms === true);
+    }
+    if (options.serverThumbprint !== undefined && err.code === 'REEF_UNTRUSTED_CERTIFICATE' && !(err instanceof ApiCallError) && hints.canRegisterOverComms !== undefined) {
+      throw await notThePinnedPortal(options, err, hints.canRegisterOverComms);
     }
     const status = statusOf(err);
     if (status === 409 && hints.conflictHint && !err.message.includes('--force')) {
@@ -274,9 +266,9 @@ async function callApi<T>(options: ServerApiOptions, call: () => Promise<T>, hin
   }
 }
 
-async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoException): Promise<ReefError> {
+async function untrustedPortal(options: Via, cause: NodeJS.ErrnoException, overComms: boolean): Promise<ReefError> {
   const url = new URL(options.server);
-  const presented = await presentedThumbprint(url).catch(() => null);
+  const presented = await presentedThumbprint(url, options.transport).catch(() => null);
   const what = cause.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || cause.code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'a self-signed certificate' : `a certificate that does not verify (${cause.message})`;
   const vouchers = options.caFile !== undefined ? `neither a public certificate authority nor the CA of ${options.caFile}` : 'no public certificate authority';
   return new ReefError(
@@ -284,18 +276,49 @@ async function untrustedPortal(options: ServerApiOptions, cause: NodeJS.ErrnoExc
     `The server at ${url.origin} presented ${what}${presented ? ` with thumbprint ${presented}` : ''}, which ${vouchers} vouches for; nothing was sent. ` +
       `Reef servers use a self-signed certificate unless given another: run "reef server show-thumbprint" on the server and pass what it prints as --server-thumbprint` +
       (presented ? ` (if it prints ${presented}, that is this server)` : '') +
+      (overComms
+        ? `; if it prints another thumbprint, something stands in front of the portal (a TLS-terminating proxy, or an interceptor): pin nothing it presents, ` +
+          `but register over the comms carrier with ${OVER_COMMS_OPTION} and --server-thumbprint <what the server prints>`
+        : '') +
       `; or, when the portal has a certificate from your organisation's CA, pass that CA's certificate as --ca-file.`,
     { cause },
   );
 }
 
+/**
+ * The portal presented another certificate than the pinned one. Said as interception or a
+ * TLS-terminating proxy, never as "trust what was presented": only the server itself can
+ * say which certificate is its own, and behind such a proxy no pin on the portal can reach
+ * the server; registering over the carrier can (its inner TLS is end to end).
+ */
+async function notThePinnedPortal(options: Via, err: ReefError, overComms: boolean): Promise<ReefError> {
+  const url = new URL(options.server);
+  const pinned = normalizeThumbprint(options.serverThumbprint!);
+  const presented = await presentedThumbprint(url, options.transport).catch(() => null);
+  return new ReefError(
+    'REEF_UNTRUSTED_CERTIFICATE',
+    `The portal at ${url.origin} presented ${presented ? `a certificate with thumbprint ${presented}` : 'another certificate'}, not ${pinned} as given with --server-thumbprint; ` +
+      'nothing was sent (the API key neither). Either a proxy that terminates TLS (nginx, a load balancer) stands in front of the portal and shows its own certificate, ' +
+      'or something is intercepting the connection. Do not pin the certificate presented here unless "reef server show-thumbprint" on the server itself prints it.' +
+      (overComms
+        ? ` Behind a TLS-terminating proxy, register over the comms carrier instead: add ${OVER_COMMS_OPTION} with the carrier this Tentacle will poll on ` +
+          `(--server-web-socket wss://<proxy host>/reef/comms when the proxy forwards the WebSocket path, or --server-comms-address / --server-comms-port), keeping --server-thumbprint ${pinned}. ` +
+          "The carrier's inner TLS goes end to end to the Reef server and is pinned to that thumbprint, so the proxy never sees the API key."
+        : ''),
+    { cause: err },
+  );
+}
+
 /** The portal certificate's thumbprint, read without trusting it, for the advice above only. */
-function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
+async function presentedThumbprint(url: URL, transport: Transport): Promise<Thumbprint | null> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || 443);
+  const raw = await transport(host, port);
   return new Promise((resolve) => {
     const socket = tls.connect({
+      socket: raw,
       host,
-      port: Number(url.port || 443),
+      port,
       servername: net.isIP(host) ? undefined : host,
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
@@ -303,6 +326,7 @@ function presentedThumbprint(url: URL): Promise<Thumbprint | null> {
     const done = (value: Thumbprint | null) => {
       clearTimeout(timer);
       socket.destroy();
+      raw.destroy();
       resolve(value);
     };
     const timer = setTimeout(() => done(null), 5000);

@@ -113,7 +113,7 @@ function machineView(over: Partial<MachineView> & { name: string }): MachineView
 }
 
 function taskMachine(name: string, state: TaskMachineView['state'], exitCode: number | null = null, error: string | null = null): TaskMachineView {
-  return { machineId: `m-${name}`, machineName: name, state, exitCode, error, startedAt: null, finishedAt: null };
+  return { machineId: `m-${name}`, machineName: name, state, exitCode, error, startedAt: null, finishedAt: null, lostContactSince: null, lateReport: null };
 }
 
 function taskView(id: string, state: TaskState, machines: TaskMachineView[], over: Partial<TaskView> = {}): TaskView {
@@ -266,6 +266,11 @@ describe('reef admin CLI', () => {
         const body = JSON.parse(server.requests.at(-1)!.body.toString());
         assert.deepEqual(body, { kind: 'run-script', target, script: { syntax: 'bash', body: 'echo hi' }, timeoutSeconds: 30 });
       }
+      const limited = await reef(server, ['tasks', 'run-script', '--machine', 'web-01', '--script', 'echo hi', '--lost-contact-limit', '7200']);
+      assert.equal(limited.code, 0, limited.stderr);
+      assert.equal(JSON.parse(server.requests.at(-1)!.body.toString()).lostContactLimitSeconds, 7200);
+      const badLimit = await reef(server, ['tasks', 'run-script', '--machine', 'web-01', '--script', 'echo hi', '--lost-contact-limit', 'soon']);
+      assert.match(badLimit.stderr, /^error: --lost-contact-limit /);
       const fromFile = await reef(server, ['tasks', 'run-script', '--machine', 'win-01', '--file', scriptFile]);
       assert.equal(fromFile.code, 0, fromFile.stderr);
       assert.deepEqual(JSON.parse(server.requests.at(-1)!.body.toString()).script, { syntax: 'powershell', body: 'Write-Host hi' });
@@ -481,9 +486,18 @@ describe('reef admin CLI', () => {
   test('cancel, show and list', async () => {
     const running = taskView('T-4', 'Running', [taskMachine('web-01', 'Running')], { cancelRequestedAt: new Date().toISOString() });
     const done = taskView('T-2', 'Success', [taskMachine('web-01', 'Success', 0)], { kind: 'health-check' });
+    const outage = taskView('T-5', 'Running', [
+      { ...taskMachine('web-01', 'Running'), lostContactSince: '2026-12-05T10:00:00.000Z' },
+      {
+        ...taskMachine('web-02', 'Failed', null, 'Lost contact'),
+        lostContactSince: '2026-12-05T10:00:00.000Z',
+        lateReport: { receivedAt: '2026-12-05T11:00:00.000Z', state: 'Success', exitCode: 0, error: null, lines: 12 },
+      },
+    ]);
     const server = await stubServer(identity, [
       ['POST', '/api/tasks/T-4/cancel', (_req, res) => sendJson(res, 202, running)],
       ['GET', '/api/tasks/T-2', (_req, res) => sendJson(res, 200, done)],
+      ['GET', '/api/tasks/T-5', (_req, res) => sendJson(res, 200, outage)],
       // A list counts each task's machines and leaves `machines` empty, as the server does.
       ['GET', '/api/tasks', (_req, res) => sendJson(res, 200, { items: [{ ...running, machines: [] }, { ...done, machineCount: 3, machines: [] }] })],
     ]);
@@ -497,6 +511,10 @@ describe('reef admin CLI', () => {
       assert.equal(show.code, 0, show.stderr);
       assert.match(show.stdout, /^Task T-2: health-check, Success\n/);
       assert.match(show.stdout, /\nMACHINE\s+STATE\s+EXIT CODE\s+STARTED\s+FINISHED\s+ERROR\nweb-01\s+Success\s+0\s+-\s+-\s+-\n$/);
+
+      const waiting = await reef(server, ['tasks', 'show', 'T-5']);
+      assert.equal(waiting.code, 0, waiting.stderr);
+      assert.match(waiting.stdout, /\n\nweb-01: lost contact since 2026-12-05T10:00:00\.000Z\nweb-02: late report 2026-12-05T11:00:00\.000Z: the script ended Success \(exit code 0\); 12 late lines in the log\n$/);
 
       const list = await reef(server, ['tasks', 'list', '--state', 'running', '--limit', '5']);
       assert.equal(list.code, 0, list.stderr);
@@ -522,7 +540,7 @@ describe('reef admin CLI', () => {
       ['POST', '/api/worker-pools', (req, res) => sendJson(res, 201, { id: 'p1', name: JSON.parse(req.body.toString()).name })],
       ['DELETE', '/api/environments/Old%20Env', (_req, res) => { res.writeHead(204).end(); }],
       ['POST', '/api/tasks', (_req, res) => sendJson(res, 201, taskView('T-8', 'Queued', [], { kind: 'health-check' }))],
-      ['POST', '/api/apikeys', (req, res) => sendJson(res, 201, { id: 'k1', name: JSON.parse(req.body.toString()).name, key: 'reef_secret_value' })],
+      ['POST', '/api/apikeys', (req, res) => sendJson(res, 201, { id: 'k1', name: JSON.parse(req.body.toString()).name, role: 'admin', scope: { environments: [], workerPools: [] }, key: 'reef_secret_value' })],
     ]);
     try {
       const envs = await reef(server, ['environments', 'list']);
@@ -541,7 +559,8 @@ describe('reef admin CLI', () => {
       const key = await reef(server, ['apikey', 'create', '--name', 'ci']);
       assert.equal(key.code, 0, key.stderr);
       assert.equal(key.stdout, 'reef_secret_value\n');
-      assert.deepEqual(JSON.parse(server.requests.at(-1)!.body.toString()), { name: 'ci' });
+      assert.deepEqual(JSON.parse(server.requests.at(-1)!.body.toString()), { name: 'ci', role: 'admin' });
+      assert.match(key.stderr, /role admin, whole server/);
     } finally {
       await server.close();
     }

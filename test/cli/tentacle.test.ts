@@ -216,6 +216,11 @@ describe('tentacle configure and show-configuration', () => {
     const app = join(cli.root, 'apps');
     await cli.ok(['configure', '--app', app]);
     assert.deepEqual((await readConfig(cli, 'Tentacle')).allowedRoots, [app, extra]);
+
+    await cli.ok(['configure', '--script-retention-days', '14']);
+    assert.equal((await readConfig(cli, 'Tentacle')).scriptRetentionDays, 14);
+    assertCleanFailure(await cli.run(['configure', '--script-retention-days', '0']), /--script-retention-days must be a number of days above 0/);
+    assert.equal((await readConfig(cli, 'Tentacle')).scriptRetentionDays, 14, 'a bad value changes nothing');
   });
 
   test('show-configuration prints JSON with the thumbprint and never a proxy password', async () => {

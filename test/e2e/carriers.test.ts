@@ -11,8 +11,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ApiClient } from '../../src/api/client.js';
 import type { MachineView, TaskView } from '../../src/api/contract.js';
-import { generateCertificate } from '../../src/pki/certificate.js';
-import { startNginx } from '../support/nginx.js';
+import { startNginx, startTerminatingNginx } from '../support/nginx.js';
 import { startTinyproxy } from '../support/tinyproxy.js';
 import type { Daemon } from '../support/tinyproxy.js';
 import { cli, freePort, ok, startAgent, startServer, stopAll, tempDir, waitFor, type ServerProcess } from './harness.js';
@@ -66,25 +65,7 @@ describe('one server, every carrier at once', () => {
 }`,
     });
     // nginx terminating the outer TLS with its own certificate, proxying the WebSocket path.
-    const nginxCert = await generateCertificate('nginx terminator');
-    const terminator = await startNginx({
-      files: { 'cert.pem': nginxCert.certPem, 'key.pem': nginxCert.keyPem },
-      config: ({ ports, dir, httpPaths }) => `http {
-  ${httpPaths}
-  server {
-    listen 127.0.0.1:${ports[0]} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location /reef/comms {
-      proxy_pass https://127.0.0.1:${H};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_read_timeout 1h;
-    }
-  }
-}`,
-    });
+    const terminator = await startTerminatingNginx({ upstream: `https://127.0.0.1:${H}` });
     daemons.push(plainProxy, authProxy, sniRouter, terminator);
     const useProxy = (proxy: Daemon, auth?: string[]) => async (instance: string) => {
       await tentacle(['polling-proxy', '--instance', instance, '--proxyEnable', 'true', '--proxyHost', '127.0.0.1', '--proxyPort', String(proxy.port), ...(auth ?? [])]);

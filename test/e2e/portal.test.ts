@@ -136,6 +136,8 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     await page.getByLabel('Password').fill(server.adminPassword!);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    // The page script turns times into ages once it has run: on a busy machine the heading comes first.
+    await page.waitForLoadState('load');
     assert.equal(existsSync(join(serverData, 'initial-admin-credentials')), false, "admin's first sign-in deletes the first-run credentials file");
     const cookie = (await context.cookies()).find((c) => c.name === 'reef_session');
     assert.ok(cookie, 'signed in with a session cookie');
@@ -272,6 +274,59 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
     await shot(page, 'apikeys');
   });
 
+  test('an admin makes a scoped viewer on the users page; the viewer sees only what it may and the server refuses the rest', async () => {
+    await page.goto(`${server.url}/users`);
+    await page.getByLabel('Username').fill('vera');
+    await page.getByLabel('Role').selectOption('viewer');
+    await page.getByRole('checkbox', { name: 'Test' }).check();
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.locator('#new-password').waitFor();
+    const password = await page.locator('#new-password-value').innerText();
+    assert.match(await page.locator('tr[data-username="vera"]').innerText(), /viewer\s+environment Test/);
+    await shot(page, 'users');
+
+    const ctx = await newContext();
+    const vera = await ctx.newPage();
+    await vera.goto(`${server.url}/login`);
+    await vera.getByLabel('Username').fill('vera');
+    await vera.getByLabel('Password').fill(password);
+    await vera.getByRole('button', { name: 'Sign in' }).click();
+    await vera.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    const nav = await vera.getByRole('navigation', { name: 'Main' }).innerText();
+    for (const hidden of ['New task', 'Server nodes', 'API keys', 'Users']) assert.ok(!nav.includes(hidden), `the menu offers ${hidden}: ${nav}`);
+    assert.match(await vera.locator('main').innerText(), /web-1/);
+
+    await vera.goto(`${server.url}/machines/web-1`);
+    await vera.getByRole('heading', { name: 'web-1' }).waitFor();
+    assert.equal(await vera.getByRole('button').filter({ hasText: /health check|Remove machine/ }).count(), 0, 'no buttons the viewer may not use');
+    const { items } = await api.json<{ items: TaskView[] }>('GET', '/api/tasks?state=Success');
+    await vera.goto(`${server.url}/tasks/${items[0]!.id}`);
+    await vera.locator('#stream-status').getByText('Finished').waitFor();
+    assert.equal(await vera.locator('#cancel').count(), 0);
+
+    for (const [path, refusal] of [['/apikeys', 'may not list, create and revoke API keys'], ['/tasks/new', 'may not create and cancel tasks']] as const) {
+      const answer = await vera.goto(`${server.url}${path}`);
+      assert.equal(answer?.status(), 403, path);
+      assert.match(await vera.getByRole('alert').innerText(), new RegExp(`User "vera" \\(role viewer, limited to environment Test\\) ${refusal}`));
+    }
+    await shot(vera, 'viewer-refused');
+    // The page's own session and CSRF token cannot do it through the API either.
+    const refused = await vera.evaluate(async () => {
+      const csrf = document.querySelector('meta[name="reef-csrf"]')!.getAttribute('content')!;
+      const res = await fetch('/api/tasks', { method: 'POST', headers: { 'content-type': 'application/json', 'x-reef-csrf': csrf }, body: JSON.stringify({ kind: 'health-check', target: { machines: ['web-1'] } }) });
+      return { status: res.status, body: await res.json() };
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.code, 'REEF_FORBIDDEN');
+
+    await vera.goto(`${server.url}/account`);
+    await vera.getByLabel('Current password').fill(password);
+    await vera.getByLabel('New password').fill('veras own new password');
+    await vera.getByRole('button', { name: 'Change password' }).click();
+    await vera.locator('#password-changed').waitFor();
+    await ctx.close();
+  });
+
   test('every page passes the WCAG 2.x A and AA rules of axe-core', async () => {
     const axeSource = await readFile(join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
     const { items } = await api.json<{ items: TaskView[] }>('GET', '/api/tasks?state=Success');
@@ -304,7 +359,10 @@ describe('web portal in Chromium, against a real server with real Tentacles', ()
       ['new task', '/tasks/new', () => page.getByLabel('Script body').waitFor()],
       ['server nodes', '/nodes', () => page.locator('table.nodes').waitFor()],
       ['API keys', '/apikeys', () => page.getByLabel('Name for a new key').waitFor()],
+      ['audit log', '/audit', () => page.locator('table.audit').waitFor()],
       ['add machine', '/add-machine', () => page.getByLabel('How the Tentacle reaches the server').waitFor()],
+      ['users', '/users', () => page.locator('table.users').waitFor()],
+      ['account', '/account', () => page.getByLabel('Current password').waitFor()],
       ['downloads', '/downloads/', () => page.getByText('reef-tentacle-0.1.0-linux-x64').first().waitFor()],
       ['not found', '/no-such-page', () => page.getByRole('heading').first().waitFor()],
     ];

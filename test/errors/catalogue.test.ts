@@ -15,7 +15,9 @@ const CATALOGUE_FILE = 'src/error-codes.ts';
  * goes here; a new error code goes into src/error-codes.ts.
  */
 const ENVIRONMENT_VARIABLES = new Set([
+  'REEF_ANONYMOUS_REQUESTS_PER_MINUTE',
   'REEF_API_KEY',
+  'REEF_API_REQUESTS_PER_MINUTE',
   'REEF_CA_FILE',
   'REEF_COMMS_PORT',
   'REEF_CONFIG',
@@ -30,6 +32,7 @@ const ENVIRONMENT_VARIABLES = new Set([
   'REEF_JOIN_TOKEN',
   'REEF_HTTPS_PORT',
   'REEF_LOG_QUOTA_MIB',
+  'REEF_LOST_CONTACT_LIMIT',
   'REEF_METRICS_LISTEN',
   'REEF_NODE_NAME',
   'REEF_PICKUP_TIMEOUT',

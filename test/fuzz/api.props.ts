@@ -13,7 +13,7 @@ import { startHarness, thumbprint, type Harness, type RawResponse } from '../ser
 import { withTimeout } from './util.js';
 
 const ALLOWED = new Set([200, 201, 400, 401, 404, 409, 413, 415, 422]);
-export const API_LIMITS = { maxJsonBytes: 16 * 1024, maxUploadBytes: 8 * 1024, authFailuresPerMinute: 1_000_000_000 };
+export const API_LIMITS = { maxJsonBytes: 16 * 1024, maxUploadBytes: 8 * 1024, authFailuresPerMinute: 1_000_000_000, requestsPerMinutePerActor: 1_000_000_000, requestsPerMinutePerAddress: 1_000_000_000 };
 
 export async function startApiTarget(): Promise<Harness> {
   const h = await startHarness(API_LIMITS);

@@ -175,7 +175,7 @@ export async function tentacleConfigFiles(runs: number): Promise<void> {
   }
 }
 
-const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol', 'logQuotaMiB', 'metricsListen'] as const;
+const SERVER_KEYS = ['dataDir', 'store', 'httpsPort', 'commsPort', 'host', 'nodeName', 'pickupTimeoutSeconds', 'pollingHostnames', 'websocketPath', 'proxyProtocol', 'logQuotaMiB', 'metricsListen', 'apiRequestsPerMinute', 'anonymousRequestsPerMinute'] as const;
 
 const serverValue = fc.oneof(
   junk,
@@ -222,6 +222,7 @@ export async function serverConfigFiles(runs: number): Promise<void> {
           assert.ok(typeof settings.dataDir === 'string' && settings.dataDir.startsWith('/'));
           const quota = settings.logQuotaBytes;
           assert.ok(quota === undefined || (Number.isSafeInteger(quota) && quota >= 1024 * 1024), `logQuotaBytes ${quota}`);
+          for (const budget of Object.values(settings.apiLimits ?? {})) assert.ok(budget === undefined || (Number.isInteger(budget) && budget >= 1), `request budget ${budget}`);
           const metrics = settings.metricsListen;
           assert.ok(metrics === undefined || (metrics.host !== '' && Number.isInteger(metrics.port) && metrics.port <= 65535), `metricsListen ${JSON.stringify(metrics)}`);
         } catch (err) {

@@ -104,6 +104,33 @@ describe('portal over HTTPS', () => {
     await removeTempDir(dir);
   });
 
+  test('each role gets the pages it may and a 403 page naming the refusal for the rest; the menu offers only the former', async () => {
+    const pages = ['/', '/tasks', '/tasks/new', '/nodes', '/apikeys', '/users', '/account'];
+    const allowed: Record<string, string[]> = {
+      admin: pages,
+      operator: ['/', '/tasks', '/tasks/new', '/nodes', '/account'],
+      viewer: ['/', '/tasks', '/nodes', '/account'],
+      registrar: ['/', '/account'],
+    };
+    for (const [role, may] of Object.entries(allowed)) {
+      await createUser(store, `${role}-user`, PASSWORD, { role: role as 'admin', scope: { environments: [], workerPools: [] } });
+      const cookie = `reef_session=${cookieValue(await signIn(`${role}-user`, PASSWORD), 'reef_session')}`;
+      for (const path of pages) {
+        const page = await request('GET', path, { headers: { cookie } });
+        if (may.includes(path)) {
+          assert.equal(page.status, 200, `${role} ${path}`);
+        } else {
+          assert.equal(page.status, 403, `${role} ${path}`);
+          assert.match(page.text, new RegExp(`User &quot;${role}-user&quot; \\(role ${role}\\) may not `));
+        }
+        const menu = /<nav class="nav"[\s\S]*?<\/ul>/.exec(page.text)![0];
+        for (const other of pages.filter((p) => p !== '/' && p !== '/account')) {
+          assert.equal(menu.includes(`href="${other}"`), may.includes(other), `${role}'s menu and ${other}`);
+        }
+      }
+    }
+  });
+
   test('pages need a session: a visitor is sent to sign in, with the strict CSP on every answer', async () => {
     const res = await request('GET', '/tasks?state=Failed');
     assert.equal(res.status, 303);
@@ -171,7 +198,7 @@ describe('portal over HTTPS', () => {
 
   test('pages escape what the store holds and carry no inline script or style', async () => {
     const { cookie } = await session();
-    for (const path of ['/', '/tasks', '/tasks/new', '/nodes', '/apikeys', `/machines/${encodeURIComponent('<img src=x onerror=alert(1)>')}`]) {
+    for (const path of ['/', '/tasks', '/tasks/new', '/nodes', '/apikeys', '/audit', `/machines/${encodeURIComponent('<img src=x onerror=alert(1)>')}`]) {
       const page = await request('GET', path, { headers: { cookie } });
       assert.equal(page.status, 200, path);
       assert.equal(page.headers['content-security-policy'], PORTAL_CSP);

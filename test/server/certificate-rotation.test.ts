@@ -90,4 +90,15 @@ test('the online Tentacle ends on the new certificate with the old dropped; the 
   await until('both on the new certificate', async () => server.comms.links.all().length === 2 && server.comms.links.all().every((c) => c.peer.presented === next));
   const final = await both.json<CertificateRotationView>('GET', '/api/server/certificate-rotation');
   assert.deepEqual([final.trusting, final.dropped, final.notTrusting.length], [2, 2, 0]);
+
+  // Every step is in the audit log: who started and completed it, and each Tentacle's confirmations.
+  const kinds = async (filter: string) => (await both.json<{ items: { kind: string; actor: { kind: string }; target: { name: string } | null }[] }>('GET', `/api/audit?kind=${filter}`)).items;
+  assert.deepEqual((await kinds('server')).map((e) => [e.kind, e.actor.kind]).filter(([k]) => k!.startsWith('server.certificate')).reverse(), [
+    ['server.certificate-rotation-started', 'api-key'],
+    ['server.certificate-rotation-completed', 'api-key'],
+  ]);
+  const machines = await kinds('machine');
+  for (const [kind, count] of [['machine.server-certificate-trusted', 2], ['machine.server-certificate-dropped', 2]] as const) {
+    assert.deepEqual(machines.filter((e) => e.kind === kind).map((e) => e.target!.name).sort(), ['offline-1', 'online-1'].slice(0, count), kind);
+  }
 });

@@ -12,15 +12,12 @@ import { join } from 'node:path';
 import type { TaskView } from '../../src/api/contract.js';
 import { MAX_LOG_LINE_BYTES } from '../../src/api/tentacle/index.js';
 import type { Handler, TentacleComms } from '../../src/comms/index.js';
-import { silentLogger } from '../../src/logging.js';
 import { generateCertificate } from '../../src/pki/certificate.js';
 import type { LogLine } from '../../src/server/store/types.js';
 import { protocolErrors } from '../../src/server/tentacle-client.js';
-import { createTentacleServices } from '../../src/tentacle/rpc-services.js';
-import { CapabilitiesService } from '../../src/tentacle/services/capabilities.js';
-import { FileService } from '../../src/tentacle/services/files.js';
-import { ScriptService } from '../../src/tentacle/services/scripts/index.js';
+import type { ScriptService } from '../../src/tentacle/services/scripts/index.js';
 import { startPollingTentacle } from '../comms/harness.js';
+import { realTentacleServices } from '../support/tentacle-services.js';
 import { startSecurityServer, type SecurityServer } from '../security/server.js';
 
 const QUOTA = 4 * 1024 * 1024;
@@ -59,15 +56,9 @@ before(async () => {
   await s.api.json('POST', '/api/machines', {
     body: { name: 'real-01', kind: 'target', thumbprint: identity.thumbprint, commsStyle: 'polling', environments: ['Production'], roles: ['app'] },
   });
-  scripts = new ScriptService({ workspaceDir: join(dir, 'workspace'), logger: silentLogger, pollIntervalMs: 20 });
-  const table = createTentacleServices({
-    scripts,
-    files: new FileService({ allowedRoots: [dir], logger: silentLogger }),
-    capabilities: new CapabilitiesService(),
-    logger: silentLogger,
-    statusPollMs: 20,
-  });
-  real = (await startPollingTentacle(s.running.commsPort, Object.fromEntries(table), { identity, trusted })).comms;
+  let table: Record<string, Handler>;
+  ({ scripts, table } = realTentacleServices(dir));
+  real = (await startPollingTentacle(s.running.commsPort, table, { identity, trusted })).comms;
 });
 
 after(async () => {

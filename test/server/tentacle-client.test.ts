@@ -14,14 +14,11 @@ import { pino } from 'pino';
 import { MAX_LOG_LINE_BYTES } from '../../src/api/tentacle/index.js';
 import type { CommsServer, Handler, TentacleComms } from '../../src/comms/index.js';
 import { isReefError } from '../../src/errors.js';
-import { silentLogger } from '../../src/logging.js';
 import { callTentacle, connectionEndpoint, protocolErrors, routedEndpoint, type TentacleEndpoint } from '../../src/server/tentacle-client.js';
 import { learnProxyCarrier } from '../../src/server/tentacle-carrier.js';
-import { createTentacleServices } from '../../src/tentacle/rpc-services.js';
-import { CapabilitiesService } from '../../src/tentacle/services/capabilities.js';
-import { FileService } from '../../src/tentacle/services/files.js';
-import { ScriptService } from '../../src/tentacle/services/scripts/index.js';
+import type { ScriptService } from '../../src/tentacle/services/scripts/index.js';
 import { connected, startPollingTentacle, startServer, testIdentities } from '../comms/harness.js';
+import { realTentacleServices } from '../support/tentacle-services.js';
 
 const AT = '2026-12-02T10:00:00.000Z';
 const line = (seq: number, text = 'x') => ({ seq, at: AT, stream: 'stdout', text });
@@ -187,15 +184,9 @@ describe('the real Tentacle services', () => {
     const ids = await testIdentities();
     const started = await startServer(new Set([ids.tentacle.thumbprint]));
     server = started.server;
-    scripts = new ScriptService({ workspaceDir: join(dir, 'workspace'), logger: silentLogger, pollIntervalMs: 20 });
-    const table = createTentacleServices({
-      scripts,
-      files: new FileService({ allowedRoots: [dir], logger: silentLogger }),
-      capabilities: new CapabilitiesService(),
-      logger: silentLogger,
-      statusPollMs: 20,
-    });
-    comms = (await startPollingTentacle(started.port, Object.fromEntries(table))).comms;
+    let table: Record<string, Handler>;
+    ({ scripts, table } = realTentacleServices(dir));
+    comms = (await startPollingTentacle(started.port, table)).comms;
     const client = await connected(server, ids.tentacle.thumbprint);
     tentacle = connectionEndpoint(client);
   });

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateCertificate } from '../../src/pki/certificate.js';
 import { startDaemon, type Daemon } from './tinyproxy.js';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -58,4 +59,37 @@ export function startNginx(options: NginxOptions): Promise<Daemon> {
     // -e: where errors go before the config is read (else /var/log/nginx/error.log).
     args: ({ dir }) => ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'],
   });
+}
+
+export interface TerminatingNginx extends Daemon {
+  /** The thumbprint of nginx's own certificate (not the server's). */
+  thumbprint: string;
+}
+
+/**
+ * nginx terminating TLS on 127.0.0.1 with its own, new certificate, as a corporate reverse
+ * proxy would, and re-encrypting to `upstream` (a Reef server's HTTPS port): the WebSocket
+ * path with the upgrade headers, and with `portal`, every other path as plain requests.
+ */
+export async function startTerminatingNginx(options: { upstream: string; websocketPath?: string; portal?: boolean }): Promise<TerminatingNginx> {
+  const cert = await generateCertificate('nginx terminator');
+  const daemon = await startNginx({
+    files: { 'cert.pem': cert.certPem, 'key.pem': cert.keyPem },
+    config: ({ ports, dir, httpPaths }) => `http {
+  ${httpPaths}
+  server {
+    listen 127.0.0.1:${ports[0]} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+${options.portal ? `    location / {\n      proxy_pass ${options.upstream};\n    }\n` : ''}    location ${options.websocketPath ?? '/reef/comms'} {
+      proxy_pass ${options.upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+    }
+  }
+}`,
+  });
+  return Object.assign(daemon, { thumbprint: cert.thumbprint });
 }

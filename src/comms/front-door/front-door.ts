@@ -5,7 +5,7 @@ import { ConnectionCap } from '../connection-cap.js';
 import { resolveFrontDoorLimits, type FrontDoorLimits } from '../limits.js';
 import { COMMS_ALPN } from '../tls-config.js';
 import { readPreamble } from './peek.js';
-import { setAnnouncedAddress } from './remote-address.js';
+import { normalizeAddress, setAnnouncedAddress } from './remote-address.js';
 
 export interface FrontDoorOptions {
   /** SNI names that mean "comms" (e.g. polling.example.com); compared case-insensitively. */
@@ -65,7 +65,7 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
     try {
       const preamble = await readPreamble(socket, { proxyProtocol, timeoutMs: limits.preambleTimeoutMs });
       const source = preamble.proxy?.command === 'PROXY' ? preamble.proxy.source : undefined;
-      if (source) setAnnouncedAddress(socket, `${source.address}:${source.port}`);
+      if (source) setAnnouncedAddress(socket, source);
       admitted ??= admit(socket, source?.address ?? socket.remoteAddress);
       if (admitted === false) return;
       if (preamble.buffered.length) socket.unshift(preamble.buffered);
@@ -130,9 +130,4 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
       for (const socket of pending) socket.destroy();
     },
   };
-}
-
-/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
-function normalizeAddress(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

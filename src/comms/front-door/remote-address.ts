@@ -2,13 +2,19 @@ import type { Duplex } from 'node:stream';
 
 /**
  * The client address a PROXY protocol header or a WebSocket request announced, kept beside
- * the raw stream it arrived on, so logs, rate limits and the machine list show the real
- * client rather than a proxy or "unknown".
+ * the raw stream it arrived on, so logs, rate limits, the audit log and the machine list
+ * show the real client rather than a proxy or "unknown".
  */
-const announced = new WeakMap<object, string>();
+export interface RemoteEndpoint {
+  /** An IPv4 or IPv6 address, `::ffff:` prefix removed. */
+  address: string;
+  port: number | undefined;
+}
 
-export function setAnnouncedAddress(stream: Duplex, address: string): void {
-  announced.set(stream, address);
+const announced = new WeakMap<object, RemoteEndpoint>();
+
+export function setAnnouncedAddress(stream: Duplex, endpoint: RemoteEndpoint): void {
+  announced.set(stream, { address: normalizeAddress(endpoint.address), port: endpoint.port });
 }
 
 type Wrapped = Duplex & {
@@ -20,13 +26,24 @@ type Wrapped = Duplex & {
   _handle?: { _parentWrap?: { stream?: Duplex } } | null;
 };
 
-/** `address:port` of the real client: the announced one, else the socket's own. */
-export function remoteAddressOf(socket: Wrapped): string {
+/** The real client: the announced endpoint, else the socket's own; undefined when neither is known. */
+export function remoteEndpointOf(socket: Wrapped): RemoteEndpoint | undefined {
   for (const candidate of [socket, socket._parent, socket._handle?._parentWrap?.stream]) {
     const found = candidate ? announced.get(candidate) : undefined;
     if (found) return found;
   }
   const own = socket.remoteAddress ?? (socket._parent as Wrapped | null | undefined)?.remoteAddress;
   const port = socket.remotePort ?? (socket._parent as Wrapped | null | undefined)?.remotePort;
-  return own ? `${own}:${port ?? '?'}` : 'unknown';
+  return own ? { address: normalizeAddress(own), port } : undefined;
+}
+
+/** `address:port` of the real client (see remoteEndpointOf), or `unknown`. */
+export function remoteAddressOf(socket: Wrapped): string {
+  const endpoint = remoteEndpointOf(socket);
+  return endpoint ? `${endpoint.address}:${endpoint.port ?? '?'}` : 'unknown';
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

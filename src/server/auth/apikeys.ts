@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isReefError } from '../../errors.js';
 import { randomBase32 } from '../store/ids.js';
-import type { ApiKey, ApiKeyCredential, Store } from '../store/types.js';
+import type { Access, ApiKey, ApiKeyCredential, Store } from '../store/types.js';
 import type { AttemptSlot } from './failure-limiter.js';
 import { sharedScryptPool } from './scrypt-pool.js';
 import { matchesStoredHash, SHA256_FORMAT, storedSecretHash } from './secret-hash.js';
@@ -23,7 +23,7 @@ const KEY_FORMAT = /^API-[A-Z2-7]{32}$/;
 /** Parameters of keys made before SHA-256 (scrypt, 16-byte salt, 32-byte hash). */
 const LEGACY_SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 
-export interface CreatedApiKey {
+export interface CreatedApiKey extends Access {
   id: string;
   name: string;
   /** The secret: print it once, then forget it. */
@@ -42,14 +42,15 @@ export function isApiKeyFormat(presented: string): boolean {
   return KEY_FORMAT.test(presented);
 }
 
-export async function createApiKey(store: Store, name: string): Promise<CreatedApiKey> {
+/** A new key; without `access`, an admin of the whole server (check a scope with checkedAccess first). */
+export async function createApiKey(store: Store, name: string, access?: Access): Promise<CreatedApiKey> {
   // A prefix collision (40 bits) is unlikely but possible: draw again.
   for (let attempt = 1; ; attempt++) {
     const key = `API-${randomBase32(KEY_BODY)}`;
     try {
       // No salt: the key's own 160 random bits make every hash unique.
-      const row = await store.insertApiKey({ name, prefix: key.slice(4, 4 + PREFIX_LENGTH), hash: storedSecretHash(key), salt: '' });
-      return { id: row.id, name: row.name, key };
+      const row = await store.insertApiKey({ name, prefix: key.slice(4, 4 + PREFIX_LENGTH), hash: storedSecretHash(key), salt: '', access });
+      return { id: row.id, name: row.name, key, role: row.role, scope: row.scope };
     } catch (err) {
       if (attempt < 3 && isReefError(err, 'REEF_CONFLICT')) continue;
       throw err;

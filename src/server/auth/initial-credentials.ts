@@ -11,8 +11,9 @@ import { createUser, INITIAL_ADMIN } from './users.js';
  * The credentials a first start makes (the `admin` password, the first API key) are printed
  * once, and kept in a 0600 file in the data directory too, until that user first signs in:
  * a start-up message lost in a log file, a closed terminal or a quick start that hid it must
- * not lock the operator out (there is no password reset). The password is on disk before
- * the user is stored, so no crash can leave a stored password nobody was told.
+ * not lock the operator out (after that, `reef user reset-password --data` resets it offline).
+ * The password is on disk before the user is stored, so no crash can leave a stored password
+ * nobody was told.
  *
  * In a cluster the file is on the node that made the credentials, and goes when the user
  * signs in through that node.

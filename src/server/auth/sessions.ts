@@ -31,7 +31,7 @@ export interface NewSession {
   session: Session;
 }
 
-export async function startSession(store: Store, user: User, options: { ttlMs?: number; now?: number } = {}): Promise<NewSession> {
+export async function startSession(store: Store, user: Pick<User, 'id'> & Partial<User>, options: { ttlMs?: number; now?: number } = {}): Promise<NewSession> {
   const now = options.now ?? Date.now();
   const id = randomToken();
   // Sign-in is a good moment to sweep: no timer needed.

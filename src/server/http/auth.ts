@@ -3,8 +3,10 @@ import { API_KEY_HEADER } from '../../api/contract.js';
 import { apiKeyCacheFor, verifyApiKey } from '../auth/apikeys.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import { findJoinToken, isJoinTokenFormat } from '../auth/join-tokens.js';
+import { authorize, type Actor } from '../auth/roles.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
 import { CSRF_HEADER, csrfMatches, findSession, readCookie, SESSION_COOKIE } from '../auth/sessions.js';
+import { clientAddress } from '../https/client-address.js';
 import type { ApiKey, JoinToken, Session, Store } from '../store/types.js';
 import { bearerChallenge, SESSION_CHALLENGE, WWW_AUTHENTICATE } from './challenges.js';
 import { HttpError } from './errors.js';
@@ -31,12 +33,6 @@ export function presentedKey(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** `::ffff:10.0.0.1` and `10.0.0.1` are one client. */
-export function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
 function rateLimited(address: string, seconds: number): HttpError {
   return new HttpError('REEF_RATE_LIMITED', `Too many failed API key attempts from ${address}; try again in ${seconds} s.`, {
     headers: { 'retry-after': String(seconds) },
@@ -44,10 +40,16 @@ function rateLimited(address: string, seconds: number): HttpError {
 }
 
 export async function authenticate(req: IncomingMessage, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
-  const address = clientAddress(req);
+  return authenticateKey(presentedKey(req), clientAddress(req), store, limiter);
+}
+
+/**
+ * The checks of `authenticate` on a key however it came (an API header, or the one call of a
+ * registration over comms), counted against the same per-address limiter; the same errors.
+ */
+export async function authenticateKey(presented: string | undefined, address: string, store: Store, limiter: FailureLimiter): Promise<ApiKey> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
-  const presented = presentedKey(req);
   if (presented === undefined) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
@@ -95,7 +97,11 @@ async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter
       `A join token can only register a machine (POST /api/machines, as \`tentacle register-with --token\` does); ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]} needs an API key or a portal session.`,
     );
   }
-  const address = clientAddress(req);
+  return { key: null, session: null, joinToken: await verifyJoinToken(presented, clientAddress(req), store, limiter) };
+}
+
+/** The join token `presented` from `address`, counted against that address's failed-attempt budget (REST and comms alike). */
+export async function verifyJoinToken(presented: string, address: string, store: Store, limiter: FailureLimiter): Promise<JoinToken> {
   const blocked = limiter.blockedFor(address);
   if (blocked > 0) throw rateLimited(address, blocked);
   const admission = limiter.admit(address);
@@ -103,7 +109,7 @@ async function authenticateJoinToken(req: IncomingMessage, store: Store, limiter
   try {
     const joinToken = await findJoinToken(store, presented);
     admission.slot.succeeded();
-    return { key: null, session: null, joinToken };
+    return joinToken;
   } catch (err) {
     if (isReefError(err, 'REEF_JOIN_TOKEN_INVALID')) admission.slot.failed();
     else admission.slot.withdrawn();
@@ -141,15 +147,22 @@ export async function authenticateRequest(req: IncomingMessage, store: Store, li
   return { key: null, session };
 }
 
+/** The actor a principal acts as: the key, or the session's user, with role and scope. */
+export function actorOf(principal: Principal): Actor {
+  if (principal.key) return { kind: 'key', id: principal.key.id, name: principal.key.name, role: principal.key.role, scope: principal.key.scope };
+  const session = principal.session!;
+  return { kind: 'user', id: session.userId, name: session.username, role: session.role, scope: session.scope };
+}
+
 /**
- * Who may read /metrics on the HTTPS port: any valid API key, or a signed-in portal user,
- * as for the rest of the API (which shows more than the metrics do). The one place that
- * decides it: when keys get scopes, this is where a `metrics` scope will be required.
+ * Who may read /metrics on the HTTPS port: a key or portal user whose role has
+ * `metrics:read` and which is not scoped (the metrics count every machine and task).
  */
-export function authorizeMetricsRead(key: ApiKey | null, user: { username: string } | undefined): void {
-  if (!key && !user) {
+export function authorizeMetricsRead(actor: Actor | null): void {
+  if (!actor) {
     throw new HttpError('REEF_UNAUTHENTICATED', 'send an API key in the X-Reef-ApiKey header or as Authorization: Bearer; create one with `reef apikey create`', {
       headers: { [WWW_AUTHENTICATE]: bearerChallenge() },
     });
   }
+  authorize(actor, 'metrics:read', 'GET /metrics');
 }

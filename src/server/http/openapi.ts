@@ -1,7 +1,8 @@
 import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z, type ZodTypeAny } from 'zod';
-import { API_KEY_HEADER, ApiError } from '../../api/contract.js';
+import { API_KEY_HEADER, ApiError, Forbidden } from '../../api/contract.js';
 import { VERSION } from '../../version.js';
+import { PERMISSIONS, rolesAllowing } from '../auth/roles.js';
 import { CSRF_HEADER, SESSION_COOKIE } from '../auth/sessions.js';
 import { DEFAULT_LIMITS } from './context.js';
 import type { ApiRoute, ResponseSpec, Tag } from './route.js';
@@ -25,8 +26,10 @@ const TAGS: Record<Tag | 'Downloads', string> = {
   'Worker pools': 'Named groups of workers.',
   Files: 'Files uploaded for push-file tasks, kept under their SHA-256.',
   Tasks: 'Scripts, file pushes and health checks on machines, and their logs.',
+  Users: 'Portal users: created by admins with a role and scope; every user changes their own password.',
   'API keys': 'Keys for scripts, the CLI and Tentacle registration.',
   'Join tokens': 'Short-lived, scoped tokens that can register a machine and do nothing else.',
+  Audit: 'The append-only record of who changed what, when, from which address.',
   Downloads: 'Tentacles and packages for machines to install, anonymous and read-only (outside /api).',
 };
 
@@ -70,13 +73,25 @@ const SHARED_ERRORS = {
   ],
   Forbidden: [
     403,
-    'A join token, which only POST /api/machines takes (REEF_JOIN_TOKEN_NOT_ALLOWED); or, on anything but GET, a session cookie without its CSRF token (REEF_CSRF_REJECTED).',
+    "The caller's role does not allow this route, or it covers the whole server and the caller is limited to environments or worker pools " +
+      '(REEF_FORBIDDEN; `details` is a Forbidden: what was attempted, the permission, the roles that have it); ' +
+      'or a join token, which only POST /api/machines takes (REEF_JOIN_TOKEN_NOT_ALLOWED).',
+  ],
+  ForbiddenOrCsrf: [
+    403,
+    "The caller's role does not allow this route, or it covers the whole server and the caller is limited to environments or worker pools " +
+      '(REEF_FORBIDDEN; `details` is a Forbidden); a join token, which only POST /api/machines takes (REEF_JOIN_TOKEN_NOT_ALLOWED); ' +
+      'or a session cookie came without its CSRF token (REEF_CSRF_REJECTED).',
   ],
   JsonTooLarge: [413, `The body is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxJsonBytes / MIB} MiB by default).`],
   UploadTooLarge: [413, `The upload is over the limit (REEF_TOO_LARGE; ${DEFAULT_LIMITS.maxUploadBytes / 1024 / MIB} GiB by default).`],
   NotJson: [415, 'The body is not application/json in UTF-8 (REEF_UNSUPPORTED_MEDIA_TYPE).'],
   NotOctetStream: [415, 'The body is not application/octet-stream (REEF_UNSUPPORTED_MEDIA_TYPE).'],
-  RateLimited: [429, 'Too many failed key attempts from this address (REEF_RATE_LIMITED), or the key check is busy (REEF_BUSY); Retry-After says when to try again.'],
+  RateLimited: [
+    429,
+    'Too many requests by this key or portal user, or without credentials from this client address (REEF_TOO_MANY_REQUESTS); too many failed key ' +
+      'attempts from this address (REEF_RATE_LIMITED); or the key check is busy (REEF_BUSY). Retry-After says when to try again.',
+  ],
   UrlTooLong: [414, 'The URL (path and query) is over 16 KiB (REEF_URL_TOO_LONG).'],
   HeadersTooLarge: [431, 'The header fields are over 16 KiB, or the whole request head over 64 KiB (REEF_HEADERS_TOO_LARGE).'],
   Internal: [500, 'Something unexpected (REEF_INTERNAL); the cause is in the server log only.'],
@@ -89,11 +104,18 @@ function sharedErrors(route: ApiRoute): SharedError[] {
   const { spec } = route;
   const errors: SharedError[] = [];
   if (spec.params || spec.query || spec.headers || spec.body) errors.push('BadRequest');
-  if (!route.public) errors.push('Unauthenticated', 'Forbidden', 'RateLimited');
+  if (!route.public) errors.push('Unauthenticated', spec.method === 'GET' ? 'Forbidden' : 'ForbiddenOrCsrf');
+  errors.push('RateLimited');
   if (spec.body?.json) errors.push('JsonTooLarge', 'NotJson');
   if (spec.body?.binary) errors.push('UploadTooLarge', 'NotOctetStream');
   errors.push('UrlTooLong', 'HeadersTooLarge', 'Internal');
   return errors;
+}
+
+/** Which permission the route needs and which roles have it (src/server/auth/roles.ts). */
+function permissionNote(route: ApiRoute): string {
+  if (!route.permission) return 'Needs no key or session.';
+  return `Needs permission \`${route.permission}\` (${PERMISSIONS[route.permission]}): roles ${rolesAllowing(route.permission).join(', ')}.`;
 }
 
 /** `/api/machines/:idOrName` as OpenAPI writes it: `/api/machines/{idOrName}`. */
@@ -116,6 +138,8 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
   const registry = new OpenAPIRegistry();
   for (const [name, scheme] of Object.entries(SCHEMES)) registry.registerComponent('securitySchemes', name, scheme);
   registry.register('ApiError', ApiError);
+  // The `details` of every 403 REEF_FORBIDDEN.
+  registry.register('Forbidden', Forbidden);
   const apiErrorRef = { $ref: '#/components/schemas/ApiError' };
   for (const [name, [status, description]] of Object.entries(SHARED_ERRORS)) {
     registry.registerComponent('responses', name, {
@@ -160,7 +184,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[], described: rea
       operationId: operationId(route),
       tags: [spec.tag],
       summary: spec.summary,
-      ...(spec.description ? { description: spec.description } : {}),
+      description: [spec.description, permissionNote(route)].filter(Boolean).join('\n\n'),
       security: route.public ? [] : [{ apiKey: [] }, { bearer: [] }, sessionRequirement],
       request: {
         ...(spec.params ? { params: spec.params } : {}),

@@ -1,4 +1,5 @@
 import type { AnyZodObject, z, ZodTypeAny } from 'zod';
+import type { Permission } from '../auth/roles.js';
 import { readJson, requireMediaType } from './body.js';
 import type { ApiContext } from './context.js';
 import { parseWith, parseStrings } from './validation.js';
@@ -15,7 +16,7 @@ import { parseWith, parseStrings } from './validation.js';
 export type Method = 'GET' | 'POST' | 'DELETE';
 
 /** Groups of operations in the document. */
-export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Join tokens';
+export type Tag = 'Server' | 'Machines' | 'Environments' | 'Worker pools' | 'Files' | 'Tasks' | 'API keys' | 'Join tokens' | 'Users' | 'Audit';
 
 /**
  * One answer a route can give: `application/json` with the `json` schema, or
@@ -48,8 +49,12 @@ export interface RouteSpec<P extends AnyZodObject, Q extends AnyZodObject, H ext
   tag: Tag;
   summary: string;
   description?: string;
-  /** Answered without a key or session (GET /api/ping). */
-  public?: boolean;
+  /**
+   * What the caller must be allowed (src/server/auth/roles.ts), checked by the shared
+   * request path before the input is read; `public` for the few routes answered without a
+   * key or session (GET /api/ping). Required, so no route can be added without one.
+   */
+  permission: Permission | 'public';
   /** Also takes a join token in place of a key (POST /api/machines); every other route refuses one with 403. */
   joinToken?: boolean;
   params?: P;
@@ -73,6 +78,8 @@ export interface ApiRoute {
   readonly path: string;
   readonly public: boolean;
   readonly joinToken: boolean;
+  /** null for a public route. */
+  readonly permission: Permission | null;
   readonly spec: RouteSpec<AnyZodObject, AnyZodObject, AnyZodObject, ZodTypeAny>;
   run(ctx: ApiContext): Promise<void>;
 }
@@ -100,7 +107,8 @@ export function route<P extends AnyZodObject = EmptyObject, Q extends AnyZodObje
   return {
     method: spec.method,
     path: spec.path,
-    public: spec.public ?? false,
+    public: spec.permission === 'public',
+    permission: spec.permission === 'public' ? null : spec.permission,
     joinToken: spec.joinToken ?? false,
     spec: spec as unknown as ApiRoute['spec'],
     run: async (ctx) => spec.handler(ctx, await readInput(spec, ctx)),

@@ -1,6 +1,6 @@
-import type { ApiKeyView, ConnectionView, GroupView, HealthCheckView, LogLineView, MachineView, TaskMachineView, TaskView } from '../../api/contract.js';
+import type { ApiKeyView, ConnectionView, GroupView, HealthCheckView, LogLineView, MachineView, TaskMachineView, TaskView, UserView } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
-import type { ApiKey, Environment, HealthCheck, LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines, WorkerPool } from '../store/types.js';
+import type { ApiKey, Environment, HealthCheck, LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines, User, WorkerPool } from '../store/types.js';
 import type { TentacleLinks } from '../tasks/api.js';
 
 /** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
@@ -43,7 +43,7 @@ function earliest(times: string[]): string | null {
   return first === null ? null : new Date(first).toISOString();
 }
 
-function taskMachineView(m: TaskMachine): TaskMachineView {
+export function taskMachineView(m: TaskMachine): TaskMachineView {
   return {
     machineId: m.machineId,
     machineName: m.machineName,
@@ -52,6 +52,11 @@ function taskMachineView(m: TaskMachine): TaskMachineView {
     error: m.error,
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
+    lostContactSince: m.lostContactAt === null ? null : new Date(m.lostContactAt).toISOString(),
+    lateReport:
+      m.lateReportAt === null
+        ? null
+        : { receivedAt: new Date(m.lateReportAt).toISOString(), state: m.lateState, exitCode: m.lateExitCode, error: m.lateError, lines: m.logCursor - (m.lostCursor ?? m.logCursor) },
   };
 }
 
@@ -85,5 +90,9 @@ export function groupView(group: Environment | WorkerPool): GroupView {
 }
 
 export function apiKeyView(key: ApiKey): ApiKeyView {
-  return { id: key.id, name: key.name, prefix: key.prefix, createdAt: key.createdAt, lastUsedAt: key.lastUsedAt, revokedAt: key.revokedAt };
+  return { id: key.id, name: key.name, role: key.role, scope: key.scope, prefix: key.prefix, createdAt: key.createdAt, lastUsedAt: key.lastUsedAt, revokedAt: key.revokedAt };
+}
+
+export function userView(user: User): UserView {
+  return { id: user.id, username: user.username, role: user.role, scope: user.scope, createdAt: user.createdAt, disabledAt: user.disabledAt };
 }

@@ -72,6 +72,8 @@ export interface PortalCertificateOptions {
   identity: CertificateIdentity;
   logger: Logger;
   watchIntervalMs?: number;
+  /** After a reload that changed the presented certificate (the audit log records it). */
+  onReloaded?(change: { trigger: string; from: string; to: ServingCertificate }): void;
 }
 
 /**
@@ -143,8 +145,10 @@ export async function createPortalCertificate(options: PortalCertificateOptions)
     }
     const problem = validityProblem(fresh);
     if (problem) return refuse(trigger, `The HTTPS certificate ${settings!.file} cannot be used: ${problem}.`, kept);
+    const from = current.thumbprint;
     current = fresh;
     server?.setSecureContext(tlsOptionsOf(current));
+    options.onReloaded?.({ trigger, from, to: fresh });
     logger.info(
       { trigger, file: settings!.file, subject: fresh.subject, issuer: fresh.issuer, names: fresh.names, notAfter: fresh.notAfter.toISOString(), thumbprint: fresh.thumbprint },
       `HTTPS certificate reloaded (${trigger}): new connections get the new one; open connections and Tentacles are untouched`,

@@ -3,6 +3,8 @@ import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { TentacleLinks } from '../tasks/api.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Logger } from '../../logging.js';
+import type { Actor } from '../auth/roles.js';
+import type { AuditLog } from '../audit/log.js';
 import type { Session, Store, User } from '../store/types.js';
 
 export interface PortalOptions {
@@ -25,6 +27,8 @@ export interface PortalDeps {
   links(): Promise<TentacleLinks>;
   /** After each successful sign-in (the first one deletes the first-run credentials file). */
   onSignedIn?(user: User): Promise<void>;
+  /** Where sign-ins are recorded; default an audit log on `store` for `info.nodeName`. */
+  audit?: AuditLog;
   options?: PortalOptions;
 }
 
@@ -35,6 +39,8 @@ export interface PageContext {
   url: URL;
   params: Record<string, string>;
   session: Session;
+  /** The signed-in user with role and scope: pages show only what it may see and offer only what it may do. */
+  actor: Actor;
   deps: PortalDeps;
 }
 

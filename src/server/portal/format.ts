@@ -1,3 +1,4 @@
+import type { TaskMachineView } from '../../api/contract.js';
 import { html, type SafeHtml } from './html.js';
 
 /**
@@ -26,6 +27,7 @@ const STATES: Readonly<Record<string, Badge>> = {
   unknown: { icon: '?', label: 'Unknown', tone: 'idle' },
   active: { icon: '✔', label: 'Active', tone: 'ok' },
   revoked: { icon: '⊘', label: 'Revoked', tone: 'warn' },
+  disabled: { icon: '⊘', label: 'Disabled', tone: 'warn' },
   down: { icon: '✖', label: 'Down', tone: 'bad' },
   stopped: { icon: '■', label: 'Stopped', tone: 'idle' },
 };
@@ -70,6 +72,19 @@ export function time(at: string | null, empty = 'never'): SafeHtml {
   if (!at) return html`<span class="muted">${empty}</span>`;
   const shown = at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC');
   return html`<time datetime="${at}" title="${shown}">${shown}</time>`;
+}
+
+/** A machine run's contact with its Tentacle, for the Contact cell (web/task.js: contactParts, live). */
+export function contactCell(m: TaskMachineView): SafeHtml | string {
+  const late = m.lateReport;
+  if (late) {
+    const exit = late.exitCode === null ? '' : ` (exit code ${late.exitCode})`;
+    const outcome = late.state === null ? (late.error ?? 'nothing left to collect') : `${late.state}${exit}, ${late.lines} late line${late.lines === 1 ? '' : 's'}`;
+    return html`Late report ${time(late.receivedAt)}: ${outcome}`;
+  }
+  if (!m.lostContactSince) return '';
+  if (m.state === 'Running') return html`Lost contact since ${time(m.lostContactSince)}`;
+  return m.state === 'Failed' ? html`Lost contact at ${time(m.lostContactSince)}; awaiting a late report` : '';
 }
 
 /** How a task chose its machines, in words. */

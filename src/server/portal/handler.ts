@@ -1,11 +1,14 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { httpStatusOf } from '../../error-codes.js';
-import { ReefError } from '../../errors.js';
+import { isReefError, ReefError } from '../../errors.js';
+import { authorize, type Permission } from '../auth/roles.js';
 import { clearedSessionCookie, CSRF_FIELD, csrfMatches, DEFAULT_SESSION_TTL_MS, endSession, findSession, randomToken, readCookie, SESSION_COOKIE, sessionCookie, startSession } from '../auth/sessions.js';
+import { userActor } from '../audit/actor.js';
+import { AuditLog } from '../audit/log.js';
 import { checkCredentials } from '../auth/users.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { HashingBusyError } from '../auth/scrypt-pool.js';
-import { clientAddress } from '../http/auth.js';
+import { clientAddress } from '../https/client-address.js';
 import { SESSION_CHALLENGE, WWW_AUTHENTICATE } from '../http/challenges.js';
 import { drainRequest } from '../http/respond.js';
 import { Router } from '../http/router.js';
@@ -13,7 +16,10 @@ import type { PageContext, PageHandler, PortalDeps } from './context.js';
 import { html } from './html.js';
 import { redirect, sendPage, setPortalHeaders } from './layout.js';
 import { addMachinePage } from './pages/add-machine.js';
+import { accountPage } from './pages/account.js';
 import { apiKeysPage } from './pages/apikeys.js';
+import { sessionActor, signedInAs } from './pages/common.js';
+import { auditPage } from './pages/audit.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { errorPage } from './pages/errors.js';
 import { loginPage, type LoginView } from './pages/login.js';
@@ -21,11 +27,19 @@ import { machinePage } from './pages/machine.js';
 import { newTaskPage } from './pages/new-task.js';
 import { nodesPage } from './pages/nodes.js';
 import { taskPage, tasksPage } from './pages/tasks.js';
+import { usersPage } from './pages/users.js';
 import { defaultWebDir, serveStatic } from './static.js';
 
 /** Double-submit token for the sign-in form, which has no session yet. */
 const LOGIN_COOKIE = 'reef_login';
 const MAX_FORM_BYTES = 16 * 1024;
+
+interface Page {
+  permission: Permission;
+  /** What the page is, for a refusal: "the API keys page". */
+  what: string;
+  handler: PageHandler;
+}
 
 /**
  * The web portal: server-rendered pages for everything outside /api. Pages read the
@@ -38,15 +52,21 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   const ttlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const webDir = options.webDir ?? defaultWebDir();
   const limiter = new FailureLimiter({ maxFailures: options.signInFailuresPerMinute ?? 10 });
-  const pages = new Router<PageHandler>()
-    .add('GET', '/', dashboardPage)
-    .add('GET', '/add-machine', addMachinePage)
-    .add('GET', '/machines/:idOrName', machinePage)
-    .add('GET', '/tasks', tasksPage)
-    .add('GET', '/tasks/new', newTaskPage)
-    .add('GET', '/tasks/:id', taskPage)
-    .add('GET', '/nodes', nodesPage)
-    .add('GET', '/apikeys', apiKeysPage);
+  const audit = deps.audit ?? new AuditLog({ store: deps.store, node: deps.info.nodeName, logger: deps.logger });
+  // Each page with the permission it needs (auth/roles.ts), checked below before it renders;
+  // what it changes goes through the REST API, which checks again.
+  const pages = new Router<Page>()
+    .add('GET', '/', { permission: 'account:self', what: 'the dashboard', handler: dashboardPage })
+    .add('GET', '/add-machine', { permission: 'tokens:manage', what: 'the Add machine page', handler: addMachinePage })
+    .add('GET', '/machines/:idOrName', { permission: 'machines:read', what: 'a machine page', handler: machinePage })
+    .add('GET', '/tasks', { permission: 'tasks:read', what: 'the tasks page', handler: tasksPage })
+    .add('GET', '/tasks/new', { permission: 'tasks:write', what: 'the new task page', handler: newTaskPage })
+    .add('GET', '/tasks/:id', { permission: 'tasks:read', what: 'a task page', handler: taskPage })
+    .add('GET', '/nodes', { permission: 'nodes:read', what: 'the server nodes page', handler: nodesPage })
+    .add('GET', '/apikeys', { permission: 'apikeys:manage', what: 'the API keys page', handler: apiKeysPage })
+    .add('GET', '/users', { permission: 'users:manage', what: 'the users page', handler: usersPage })
+    .add('GET', '/audit', { permission: 'audit:read', what: 'the audit log', handler: auditPage })
+    .add('GET', '/account', { permission: 'account:self', what: 'the account page', handler: accountPage });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     setPortalHeaders(res);
@@ -73,7 +93,10 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
         return sendPage(res, 403, errorPage(403, 'Not signed out', 'The sign-out form was not sent by this portal (its CSRF token did not match). Reload the page and try again.'));
       }
       await endSession(deps.store, cookie);
-      if (session) deps.logger.info({ user: session.username }, 'portal: signed out');
+      if (session) {
+        deps.logger.info({ user: session.username }, 'portal: signed out');
+        await audit.record({ actor: userActor({ id: session.userId, username: session.username }), kind: 'user.signed-out', address: clientAddress(req) });
+      }
       return redirect(res, '/login?signedOut=1', [clearedSessionCookie()]);
     }
 
@@ -85,11 +108,20 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
       }
       return redirect(res, `/login?${new URLSearchParams({ next: path + url.search })}`, cookie ? [clearedSessionCookie()] : []);
     }
+    const actor = sessionActor(session);
+    const user = signedInAs(session, actor);
     const match = pages.match(method, path);
-    if (match.kind === 'not-found') return sendPage(res, 404, errorPage(404, 'Not found', `There is no page at ${path}.`, signedIn(session)));
+    if (match.kind === 'not-found') return sendPage(res, 404, errorPage(404, 'Not found', `There is no page at ${path}.`, user));
     if (match.kind === 'wrong-method') return methodNotAllowed(res, match.allow.join(', '));
-    const ctx: PageContext = { req, res, url, params: match.params, session, deps };
-    await match.handler(ctx);
+    try {
+      authorize(actor, match.handler.permission, match.handler.what);
+    } catch (err) {
+      if (!isReefError(err, 'REEF_FORBIDDEN')) throw err;
+      deps.logger.warn({ user: session.username, role: actor.role, path }, 'portal: page refused by role');
+      return sendPage(res, 403, errorPage(403, 'Not allowed', err.message, user));
+    }
+    const ctx: PageContext = { req, res, url, params: match.params, session, actor, deps };
+    await match.handler.handler(ctx);
   }
 
   async function showLogin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -135,15 +167,24 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, password checks busy');
       return renderLogin(res, 429, { next, username, error: `The server is checking too many sign-ins at once. Try again in ${err.retryAfterSeconds} s.` });
     }
+    if (user?.disabledAt) {
+      // The password was right, so saying why is no help to a guesser.
+      slot.withdrawn();
+      deps.logger.warn({ remote: address, user: user.username }, 'portal: sign-in refused, user disabled');
+      return renderLogin(res, 403, { next, username, error: 'This account is disabled. Ask a Reef administrator to enable it.' });
+    }
     if (!user) {
       slot.failed();
       deps.logger.warn({ remote: address }, 'portal: sign-in refused, wrong username or password');
+      // The username as typed, with no id: whether such a user exists is not the log's to say.
+      await audit.record({ actor: { kind: 'user', id: null, name: username }, kind: 'user.sign-in-failed', address });
       res.setHeader(WWW_AUTHENTICATE, SESSION_CHALLENGE);
       return renderLogin(res, 401, { next, username, error: html`Sign-in failed: the username or password is not right.` });
     }
     slot.succeeded();
     const { id } = await startSession(deps.store, user, { ttlMs });
     deps.logger.info({ user: user.username, remote: address }, 'portal: signed in');
+    await audit.record({ actor: userActor(user), kind: 'user.signed-in', address });
     await deps.onSignedIn?.(user).catch((err: unknown) => deps.logger.warn({ err, user: user.username }, 'portal: the sign-in hook failed'));
     redirect(res, next, [sessionCookie(id, ttlMs), `${LOGIN_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0`]);
   }
@@ -167,9 +208,6 @@ export function createPortalHandler(deps: PortalDeps): RequestListener {
   };
 }
 
-function signedIn(session: { username: string; csrfToken: string }) {
-  return { username: session.username, csrfToken: session.csrfToken };
-}
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {
   res.setHeader('allow', allow);

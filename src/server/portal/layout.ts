@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Permission, Role } from '../auth/roles.js';
 import { CSRF_FIELD } from '../auth/sessions.js';
 import { html, toHtml, type HtmlValue, type SafeHtml } from './html.js';
 
@@ -28,18 +29,25 @@ export function setPortalHeaders(res: ServerResponse): void {
 
 export interface SignedIn {
   username: string;
+  role: Role;
   csrfToken: string;
+  /** Whether the user may (auth/roles.ts): the pages offer only what they may do. */
+  can(permission: Permission): boolean;
 }
 
-export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'add-machine' | 'nodes' | 'apikeys' | 'downloads' | 'none';
+export type NavKey = 'dashboard' | 'tasks' | 'new-task' | 'add-machine' | 'nodes' | 'apikeys' | 'users' | 'audit' | 'account' | 'downloads' | 'none';
 
-const NAV: readonly { key: NavKey; href: string; label: string }[] = [
+/** The menu; an entry shows only to users with its permission (the page refuses the others too). */
+const NAV: readonly { key: NavKey; href: string; label: string; permission?: Permission }[] = [
   { key: 'dashboard', href: '/', label: 'Dashboard' },
-  { key: 'tasks', href: '/tasks', label: 'Tasks' },
-  { key: 'new-task', href: '/tasks/new', label: 'New task' },
-  { key: 'add-machine', href: '/add-machine', label: 'Add machine' },
-  { key: 'nodes', href: '/nodes', label: 'Server nodes' },
-  { key: 'apikeys', href: '/apikeys', label: 'API keys' },
+  { key: 'tasks', href: '/tasks', label: 'Tasks', permission: 'tasks:read' },
+  { key: 'new-task', href: '/tasks/new', label: 'New task', permission: 'tasks:write' },
+  { key: 'add-machine', href: '/add-machine', label: 'Add machine', permission: 'tokens:manage' },
+  { key: 'nodes', href: '/nodes', label: 'Server nodes', permission: 'nodes:read' },
+  { key: 'apikeys', href: '/apikeys', label: 'API keys', permission: 'apikeys:manage' },
+  { key: 'users', href: '/users', label: 'Users', permission: 'users:manage' },
+  { key: 'audit', href: '/audit', label: 'Audit log', permission: 'audit:read' },
+  { key: 'account', href: '/account', label: 'Account' },
   { key: 'downloads', href: '/downloads/', label: 'Downloads' },
 ];
 
@@ -61,10 +69,10 @@ export function layout(options: PageOptions): SafeHtml {
   const data = Object.entries(options.data ?? {}).map(([name, value]) => html` data-${name}="${value}"`);
   const nav = user
     ? html`<nav class="nav" aria-label="Main">
-        <ul>${NAV.map((item) => html`<li><a href="${item.href}"${item.key === options.nav ? html` aria-current="page"` : ''}>${item.label}</a></li>`)}</ul>
+        <ul>${NAV.filter((item) => !item.permission || user.can(item.permission)).map((item) => html`<li><a href="${item.href}"${item.key === options.nav ? html` aria-current="page"` : ''}>${item.label}</a></li>`)}</ul>
         <form class="signout" method="post" action="/logout">
           <input type="hidden" name="${CSRF_FIELD}" value="${user.csrfToken}">
-          <span class="who">Signed in as <strong>${user.username}</strong></span>
+          <span class="who">Signed in as <strong>${user.username}</strong> (${user.role})</span>
           <button type="submit" class="link-button">Sign out</button>
         </form>
       </nav>`

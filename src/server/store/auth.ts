@@ -2,18 +2,24 @@
 import { ReefError } from '../../errors.js';
 import { newId } from './ids.js';
 import { checkName, invalid, toTimestamp } from './input.js';
-import { fold, toApiKey, toSession, toUser, type ApiKeyRow, type SessionRow, type UserRow } from './rows.js';
+import { accessColumns, fold, toApiKey, toSession, toUser, type ApiKeyRow, type SessionRow, type UserRow } from './rows.js';
 import { sql, type Database, type Db } from './sql.js';
-import type { Store } from './types.js';
+import type { Access, Store } from './types.js';
 
 type Auth = Pick<
   Store,
   'insertApiKey' | 'getApiKeyCredential' | 'listApiKeys' | 'revokeApiKey' | 'markApiKeyUsed' | 'insertUser' |
-  'getUserCredential' | 'countUsers' | 'insertSession' | 'getSession' | 'deleteSession' | 'deleteExpiredSessions'
+  'getUserCredential' | 'getUser' | 'listUsers' | 'countUsers' | 'setUserPassword' | 'setUserDisabled' | 'setUserAccess' | 'insertSession' | 'getSession' |
+  'deleteSession' | 'deleteExpiredSessions'
 >;
 
+/** A disabled user's sessions are not found, even before they are deleted (another node may be mid-way). */
 const session = (db: Db, idHash: string) =>
-  db.one<SessionRow>(sql`SELECT s.*, u.username FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash}`);
+  db.one<SessionRow>(sql`SELECT s.*, u.username, u.role, u.scope_environments, u.scope_worker_pools
+    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash} AND u.disabled_at IS NULL`);
+
+/** Everything made before roles existed was an administrator of the whole server. */
+const ADMIN: Access = { role: 'admin', scope: { environments: [], workerPools: [] } };
 
 export function auth(database: Database): Auth {
   return {
@@ -23,8 +29,10 @@ export function auth(database: Database): Auth {
         if (await db.one(sql`SELECT 1 FROM api_keys WHERE prefix = ${key.prefix}`)) {
           throw new ReefError('REEF_CONFLICT', `An API key with prefix ${key.prefix} exists already; generate a new key.`);
         }
-        const row = await db.one<ApiKeyRow>(sql`INSERT INTO api_keys (id, name, prefix, hash, salt, created_at)
-          VALUES (${newId('key')}, ${name}, ${key.prefix}, ${key.hash}, ${key.salt}, ${new Date().toISOString()}) RETURNING *`);
+        const a = accessColumns(key.access ?? ADMIN);
+        const row = await db.one<ApiKeyRow>(sql`INSERT INTO api_keys (id, name, prefix, hash, salt, created_at, role, scope_environments, scope_worker_pools)
+          VALUES (${newId('key')}, ${name}, ${key.prefix}, ${key.hash}, ${key.salt}, ${new Date().toISOString()},
+            ${a.role}, ${a.scope_environments}, ${a.scope_worker_pools}) RETURNING *`);
         return toApiKey(row!);
       });
     },
@@ -53,8 +61,10 @@ export function auth(database: Database): Auth {
         if (await db.one(sql`SELECT 1 FROM users WHERE lower(username) = ${fold(username)}`)) {
           throw new ReefError('REEF_CONFLICT', `A user named "${username}" exists already; choose another name.`);
         }
-        const row = await db.one<UserRow>(sql`INSERT INTO users (id, username, password_hash, created_at)
-          VALUES (${newId('user')}, ${username}, ${user.passwordHash}, ${new Date().toISOString()}) RETURNING *`);
+        const a = accessColumns(user.access ?? ADMIN);
+        const row = await db.one<UserRow>(sql`INSERT INTO users (id, username, password_hash, created_at, role, scope_environments, scope_worker_pools)
+          VALUES (${newId('user')}, ${username}, ${user.passwordHash}, ${new Date().toISOString()},
+            ${a.role}, ${a.scope_environments}, ${a.scope_worker_pools}) RETURNING *`);
         return toUser(row!);
       });
     },
@@ -62,6 +72,41 @@ export function auth(database: Database): Auth {
     getUserCredential: async (username) => {
       const row = await database.one<UserRow>(sql`SELECT * FROM users WHERE lower(username) = ${fold(String(username))}`);
       return row ? { ...toUser(row), passwordHash: row.password_hash } : null;
+    },
+
+    getUser: async (idOrName) => {
+      const key = String(idOrName);
+      const row = await database.one<UserRow>(sql`SELECT * FROM users WHERE id = ${key} OR lower(username) = ${fold(key)} ORDER BY id = ${key} DESC LIMIT 1`);
+      return row ? toUser(row) : null;
+    },
+
+    listUsers: async () => (await database.all<UserRow>(sql`SELECT * FROM users ORDER BY lower(username), id`)).map(toUser),
+
+    setUserPassword: async (userId, passwordHash, keepSession) => {
+      if (typeof passwordHash !== 'string' || passwordHash === '') throw invalid('A user needs a password hash.');
+      return database.transaction(async (db) => {
+        if ((await db.run(sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${userId}`)) === 0) return false;
+        // Whoever knew the old password may be signed in with it: those sessions end.
+        await db.run(sql`DELETE FROM sessions WHERE user_id = ${userId} AND id_hash <> ${keepSession ?? ''}`);
+        return true;
+      });
+    },
+
+    setUserDisabled: async (userId, disabled, at) => {
+      const when = disabled ? toTimestamp(at) : null;
+      return database.transaction(async (db) => {
+        const changed = disabled
+          ? await db.run(sql`UPDATE users SET disabled_at = ${when} WHERE id = ${userId} AND disabled_at IS NULL`)
+          : await db.run(sql`UPDATE users SET disabled_at = NULL WHERE id = ${userId} AND disabled_at IS NOT NULL`);
+        if (changed > 0 && disabled) await db.run(sql`DELETE FROM sessions WHERE user_id = ${userId}`);
+        return changed > 0;
+      });
+    },
+
+    setUserAccess: async (userId, access) => {
+      const a = accessColumns(access);
+      return (await database.run(sql`UPDATE users SET role = ${a.role}, scope_environments = ${a.scope_environments},
+        scope_worker_pools = ${a.scope_worker_pools} WHERE id = ${userId}`)) > 0;
     },
 
     countUsers: async () => (await database.one<{ count: number }>(sql`SELECT count(*) AS count FROM users`))!.count,

@@ -4,12 +4,14 @@
  * deliver them decoded: the mapping accepts either.
  */
 import type {
+  Access,
   ApiKey,
   ApiKeyCredential,
   Environment,
   HealthCheck,
   JsonObject,
   LogLine,
+  Role,
   Machine,
   Session,
   Task,
@@ -42,9 +44,24 @@ type Snake<K extends string> = K extends `${infer Head}${infer Rest}`
 type RowOf<T> = { [K in keyof T & string as Snake<K>]: T[K] };
 
 export type NamedRow = RowOf<Environment>;
-export type ApiKeyRow = RowOf<ApiKeyCredential>;
-export type UserRow = RowOf<UserCredential>;
-export type SessionRow = RowOf<Session>;
+/** Role and scope as stored (005_roles.sql): the scope as two JSON arrays of names in text. */
+export interface AccessRow {
+  role: Role;
+  scope_environments: string;
+  scope_worker_pools: string;
+}
+export type ApiKeyRow = Omit<RowOf<ApiKeyCredential>, 'role' | 'scope'> & AccessRow;
+export type UserRow = Omit<RowOf<UserCredential>, 'role' | 'scope'> & AccessRow;
+export type SessionRow = Omit<RowOf<Session>, 'role' | 'scope'> & AccessRow;
+
+/** The columns an Access is stored in. */
+export function accessColumns(access: Access): AccessRow {
+  return { role: access.role, scope_environments: JSON.stringify(access.scope.environments), scope_worker_pools: JSON.stringify(access.scope.workerPools) };
+}
+
+export function toAccess(r: AccessRow): Access {
+  return { role: r.role, scope: { environments: JSON.parse(r.scope_environments) as string[], workerPools: JSON.parse(r.scope_worker_pools) as string[] } };
+}
 export type TaskMachineRow = RowOf<TaskMachine>;
 export type LogRow = RowOf<LogLine>;
 export type HealthRow = Omit<RowOf<HealthCheck>, 'ok' | 'details'> & { ok: boolean | number; details: JsonColumn | null };
@@ -69,11 +86,12 @@ export function toApiKey(r: ApiKeyRow): ApiKey {
     createdAt: r.created_at,
     lastUsedAt: r.last_used_at,
     revokedAt: r.revoked_at,
+    ...toAccess(r),
   };
 }
 
 export function toUser(r: UserRow): User {
-  return { id: r.id, username: r.username, createdAt: r.created_at };
+  return { id: r.id, username: r.username, createdAt: r.created_at, disabledAt: r.disabled_at, ...toAccess(r) };
 }
 
 export function toSession(r: SessionRow): Session {
@@ -84,6 +102,7 @@ export function toSession(r: SessionRow): Session {
     csrfToken: r.csrf_token,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
+    ...toAccess(r),
   };
 }
 
@@ -117,6 +136,12 @@ export function toTaskMachine(r: TaskMachineRow): TaskMachine {
     logBytes: r.log_bytes,
     droppedLogLines: r.dropped_log_lines,
     droppedLogBytes: r.dropped_log_bytes,
+    lostContactAt: r.lost_contact_at,
+    lostCursor: r.lost_cursor === null ? null : Number(r.lost_cursor),
+    lateReportAt: r.late_report_at,
+    lateState: r.late_state,
+    lateExitCode: r.late_exit_code,
+    lateError: r.late_error,
   };
 }
 

@@ -1,3 +1,4 @@
+import { audit } from './audit.js';
 import { auth } from './auth.js';
 import { certificateRotations } from './certificate-rotations.js';
 import { coordination } from './cluster.js';
@@ -19,6 +20,7 @@ export function storeOn(database: Database): Store {
     ...certificateRotations(database),
     ...tasks(database),
     ...logs(database),
+    ...audit(database),
     coordination: coordination(database),
     close: () => database.close(),
   };

@@ -37,7 +37,8 @@ async function transition(db: Db, taskId: string, machineId: string | undefined,
 type Tasks = Pick<
   Store,
   'createTask' | 'getTask' | 'getTaskMachineByTicket' | 'listTasks' | 'listUnfinishedTasks' | 'startTask' |
-  'finishTask' | 'requestCancel' | 'startTaskMachine' | 'finishTaskMachine'
+  'finishTask' | 'requestCancel' | 'startTaskMachine' | 'finishTaskMachine' | 'setLostContact' | 'listLostContact' |
+  'recordLateReport'
 >;
 
 export function tasks(database: Database): Tasks {
@@ -91,6 +92,9 @@ export function tasks(database: Database): Tasks {
         if (num === null) throw invalid(`"${filter.before}" is not a task id (expected T-000123).`);
         conditions.push(sql`num < ${num}`);
       }
+      if (filter.onlyMachineIds !== undefined) {
+        conditions.push(sql`NOT EXISTS (SELECT 1 FROM task_machines tm WHERE tm.task_id = t.id AND NOT (${d.inList(sql`tm.machine_id`, filter.onlyMachineIds)}))`);
+      }
       const limit = clampLimit(filter.limit, 50, 1000);
       const rows = await database.all<TaskRow & { machine_count: number }>(sql`SELECT t.*,
           (SELECT count(*) FROM task_machines tm WHERE tm.task_id = t.id) AS machine_count
@@ -133,6 +137,29 @@ export function tasks(database: Database): Tasks {
       return transition(database, taskId, machineId, sql`UPDATE task_machines SET state = ${state},
         exit_code = ${finish.exitCode ?? null}, error = ${finish.error ?? null}, finished_at = ${when}
         WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state IN ${UNFINISHED_MACHINE}`);
+    },
+
+    setLostContact: async (taskId, machineId, since) => {
+      const when = since === null ? null : toTimestamp(since);
+      // lost_cursor: the log cursor when contact was lost; lines past it were collected after.
+      const cursor = when === null ? sql`NULL` : sql`log_cursor`;
+      return transition(database, taskId, machineId, sql`UPDATE task_machines SET lost_contact_at = ${when}, lost_cursor = ${cursor}
+        WHERE task_id = ${taskId} AND machine_id = ${machineId} AND state = 'Running'`);
+    },
+
+    listLostContact: async (machineId) => {
+      const conditions = [sql`lost_contact_at IS NOT NULL`, sql`late_report_at IS NULL`, sql`state IN ('Running', 'Failed')`];
+      if (machineId !== undefined) conditions.push(sql`machine_id = ${machineId}`);
+      const rows = await database.all<TaskMachineRow>(sql`SELECT * FROM task_machines ${where(conditions)} ORDER BY lost_contact_at, task_id`);
+      return rows.map(toTaskMachine);
+    },
+
+    recordLateReport: async (taskId, machineId, report) => {
+      const when = toTimestamp(report.at);
+      const state = report.state === null ? null : checkFinalState(report.state);
+      return transition(database, taskId, machineId, sql`UPDATE task_machines SET late_report_at = ${when}, late_state = ${state},
+        late_exit_code = ${report.exitCode}, late_error = ${report.error}
+        WHERE task_id = ${taskId} AND machine_id = ${machineId} AND lost_contact_at IS NOT NULL AND late_report_at IS NULL`);
     },
   };
 }

@@ -18,11 +18,19 @@
  *   REEF_NOT_FOUND only when the task or machine row does not exist at all.
  */
 
+import type { Role, Scope } from '../../api/roles.js';
 import type { Thumbprint } from '../../pki/thumbprint.js';
 import type { Coordination } from './coordination.js';
 import type { JsonObject, TimeInput, Timestamp } from './values.js';
 
 export type { JsonObject, TimeInput, Timestamp } from './values.js';
+export type { Role, Scope } from '../../api/roles.js';
+
+/** What a key or user may do (src/server/auth/roles.ts) and where (auth/scope.ts). */
+export interface Access {
+  role: Role;
+  scope: Scope;
+}
 
 // ---------------------------------------------------------------- environments, pools
 
@@ -128,7 +136,7 @@ export interface HealthCheck {
 
 // ---------------------------------------------------------------- api keys
 
-export interface ApiKey {
+export interface ApiKey extends Access {
   id: string;
   name: string;
   /** Non-secret first characters of the key, used to find its row. */
@@ -151,6 +159,8 @@ export interface ApiKeyInsert {
   prefix: string;
   hash: string;
   salt: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
 }
 
 // ---------------------------------------------------------------- join tokens
@@ -224,12 +234,14 @@ export interface JoinTokenInsert {
 // ---------------------------------------------------------------- portal users, sessions
 
 /** A person who signs in to the portal. */
-export interface User {
+export interface User extends Access {
   /** `user-` followed by 12 random lowercase base32 characters. */
   id: string;
   /** Unique case-insensitively, kept as first written. */
   username: string;
   createdAt: Timestamp;
+  /** Set while the user may not sign in. */
+  disabledAt: Timestamp | null;
 }
 
 /** What only the password verifier needs: never leaves src/server/auth. */
@@ -241,14 +253,16 @@ export interface UserCredential extends User {
 export interface UserInsert {
   username: string;
   passwordHash: string;
+  /** Default: admin, the whole server. */
+  access?: Access;
 }
 
 /** A signed-in browser. The session id itself is never stored, only its SHA-256. */
-export interface Session {
+export interface Session extends Access {
   /** Lowercase hex SHA-256 of the session id in the browser's cookie. */
   idHash: string;
   userId: string;
-  /** The user's name, joined in so a request needs one read. */
+  /** The user's name, role and scope, joined in so a request needs one read. */
   username: string;
   /** Sent back by the page on every state-changing request. */
   csrfToken: string;
@@ -307,6 +321,27 @@ export interface TaskMachine {
   /** Tentacle output left out once the log quota was reached. */
   droppedLogLines: number;
   droppedLogBytes: number;
+  /**
+   * Since when the server has not reached the Tentacle running this part's script; null
+   * while in contact. Kept on a part failed for lost contact: it awaits a late report.
+   */
+  lostContactAt: Timestamp | null;
+  /** logCursor when contact was lost: lines past it were collected after (late lines, once the part failed). */
+  lostCursor: number | null;
+  /** When a late report arrived: the Tentacle came back after the part had failed for lost contact. */
+  lateReportAt: Timestamp | null;
+  /** The script's real outcome, from the late report (the part's own state stays Failed). */
+  lateState: FinalState | null;
+  lateExitCode: number | null;
+  lateError: string | null;
+}
+
+/** What a Tentacle reported about a script after its part had failed for lost contact. */
+export interface LateReport {
+  state: FinalState | null;
+  exitCode: number | null;
+  error: string | null;
+  at?: TimeInput;
 }
 
 export interface TaskWithMachines extends Task {
@@ -332,6 +367,8 @@ export interface TaskFilter {
   limit?: number;
   /** A task id: return only tasks created before it (paging, newest first). */
   before?: string;
+  /** Only tasks every machine of which is one of these ids (a scoped caller's machines). */
+  onlyMachineIds?: string[];
 }
 
 export interface FinishTaskMachine {
@@ -368,6 +405,65 @@ export interface TentacleLogLine {
   at: TimeInput;
   stream: LogStream;
   text: string;
+}
+
+// ---------------------------------------------------------------- audit log
+
+/** Who did something (src/server/audit/actor.ts says which kinds exist and how they are named). */
+export interface AuditActor {
+  kind: string;
+  /** The key's, user's, token's or machine's id; null when there is none (an unknown username). */
+  id: string | null;
+  name: string | null;
+}
+
+/** What an event is about: a machine, a key, a task... */
+export interface AuditTarget {
+  kind: string;
+  id: string | null;
+  name: string | null;
+}
+
+/** One line of the append-only audit log. */
+export interface AuditEvent {
+  /** Increasing in the order events were stored, across every node. */
+  id: number;
+  at: Timestamp;
+  /** The server node that recorded it. */
+  node: string;
+  actor: AuditActor;
+  /** From the catalogue in src/server/audit/kinds.ts; the store takes any well-formed kind. */
+  kind: string;
+  target: AuditTarget | null;
+  /** The client's address (PROXY protocol aware), or null when the change came from no connection. */
+  address: string | null;
+  details: JsonObject | null;
+}
+
+export interface AuditEventInput {
+  node: string;
+  actor: AuditActor;
+  kind: string;
+  target?: AuditTarget | null;
+  address?: string | null;
+  details?: JsonObject | null;
+}
+
+export interface AuditFilter {
+  /** An actor's id, or its name (any case). */
+  actor?: string;
+  /** Exactly this kind. */
+  kind?: string;
+  /** Kinds of this family: `task` is task.created, task.cancelled... */
+  family?: string;
+  /** At or after. */
+  since?: TimeInput;
+  /** Before. */
+  until?: TimeInput;
+  /** An event id: only older events (paging, newest first). */
+  before?: number;
+  /** Default 100, at most 1000. */
+  limit?: number;
 }
 
 // ---------------------------------------------------------------- the store
@@ -451,10 +547,26 @@ export interface Store {
   insertUser(user: UserInsert): Promise<User>;
   /** By username, any case. */
   getUserCredential(username: string): Promise<UserCredential | null>;
+  /** By id or username (any case). */
+  getUser(idOrName: string): Promise<User | null>;
+  /** By username. */
+  listUsers(): Promise<User[]>;
   countUsers(): Promise<number>;
+  /**
+   * Replaces the password hash and ends every session of the user but `keepSession` (an id
+   * hash: the user's own, when they change their password). false if no such user.
+   */
+  setUserPassword(userId: string, passwordHash: string, keepSession?: string): Promise<boolean>;
+  /**
+   * Disables (ending every session of the user) or enables a user. false if no such user
+   * or it already was so.
+   */
+  setUserDisabled(userId: string, disabled: boolean, at?: TimeInput): Promise<boolean>;
+  /** Replaces a user's role and scope; their sessions carry the new ones at once. false if no such user. */
+  setUserAccess(userId: string, access: Access): Promise<boolean>;
   /** REEF_NOT_FOUND if the user does not exist. */
   insertSession(session: SessionInsert): Promise<Session>;
-  /** The session with this id hash, expired or not (the caller compares expiresAt). */
+  /** The session with this id hash, expired or not (the caller compares expiresAt); null once its user is disabled. */
   getSession(idHash: string): Promise<Session | null>;
   /** false if missing. */
   deleteSession(idHash: string): Promise<boolean>;
@@ -479,6 +591,18 @@ export interface Store {
   startTaskMachine(taskId: string, machineId: string, at?: TimeInput): Promise<boolean>;
   /** Pending | Running -> final. */
   finishTaskMachine(taskId: string, machineId: string, finish: FinishTaskMachine): Promise<boolean>;
+  /**
+   * Records since when the server has lost contact with a running part's Tentacle (null:
+   * back in contact). Only while the part runs; false otherwise.
+   */
+  setLostContact(taskId: string, machineId: string, since: TimeInput | null): Promise<boolean>;
+  /**
+   * Parts out of contact with their Tentacle: Running ones waiting for it, and Failed ones
+   * (failed for lost contact) awaiting a late report; oldest first, of one machine when given.
+   */
+  listLostContact(machineId?: string): Promise<TaskMachine[]>;
+  /** Records a late report on a part awaiting one; false when it is not (already reported). */
+  recordLateReport(taskId: string, machineId: string, report: LateReport): Promise<boolean>;
 
   // task log
   /**
@@ -498,6 +622,11 @@ export interface Store {
    * least one line when there is one. An empty answer means there is nothing after afterSeq.
    */
   readLog(taskId: string, afterSeq?: number, limit?: number, maxBytes?: number): Promise<LogLine[]>;
+
+  // audit log: append-only (the schema refuses UPDATE and DELETE)
+  appendAuditEvent(event: AuditEventInput): Promise<AuditEvent>;
+  /** Newest first. */
+  listAuditEvents(filter?: AuditFilter): Promise<AuditEvent[]>;
 
   /** How server nodes on this store divide the work (see coordination.ts). */
   readonly coordination: Coordination;

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { TentacleLink } from '../store/coordination.js';
-import type { FinalState, LogLine, TaskKind, TaskWithMachines } from '../store/types.js';
+import type { FinalState, LogLine, Machine, TaskKind, TaskWithMachines } from '../store/types.js';
 
 /** Live links by tentacle thumbprint. */
 export type TentacleLinks = ReadonlyMap<string, TentacleLink[]>;
@@ -30,9 +30,10 @@ export interface TaskEngineApi {
   /**
    * Resolves the target to machines (REEF_NOT_FOUND naming the unknown environment, pool
    * or machine; REEF_NO_MACHINES when the target matches none), stores the task and
-   * starts it. Resolves once stored.
+   * starts it. Resolves once stored. `guard` sees the resolved machines before anything is
+   * stored and may throw to refuse (a scoped caller's last check).
    */
-  createTask(request: CreateTaskRequest): Promise<TaskWithMachines>;
+  createTask(request: CreateTaskRequest, guard?: (machines: Machine[]) => void): Promise<TaskWithMachines>;
   /** Requests cancellation; null when no such task. Finished tasks are returned as they are. */
   cancelTask(taskId: string): Promise<TaskWithMachines | null>;
   readonly events: EventEmitter<TaskEvents>;

@@ -11,6 +11,7 @@ import type { FinalState, JsonObject, LogLine, LogStream, Machine, Store, TaskMa
 import type { TaskEngineApi, TaskEvents, TentacleLinks } from './api.js';
 import { taskKind } from './kinds/index.js';
 import { isFinal, overall } from './outcome.js';
+import { LateReports } from './late-reports.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
@@ -37,9 +38,18 @@ export interface TaskEngineOptions {
    * and a last line counts what was dropped. Kept in the store, so it holds across restarts.
    */
   logQuotaBytes?: number;
+  /**
+   * How long a running script's Tentacle may be out of contact before its machine run
+   * fails (DEFAULT_LOST_CONTACT_LIMIT_MS); a task may set its own. The Tentacle keeps the
+   * script's lines and outcome, so one back later still gives a late report (late-reports.ts).
+   */
+  lostContactLimitMs?: number;
+  /** How often the store is checked for failed runs whose Tentacle may give a late report. Default 60 s. */
+  lateReportSweepMs?: number;
 }
 
 export const DEFAULT_STOP_GRACE_MS = 30_000;
+export const DEFAULT_LOST_CONTACT_LIMIT_MS = 30 * 60 * 1000;
 
 /** The default log quota of a machine run: generous for real output, a bound for a flood. */
 export const DEFAULT_LOG_QUOTA_BYTES = 256 * 1024 * 1024;
@@ -56,6 +66,7 @@ export const DEFAULT_LOG_QUOTA_BYTES = 256 * 1024 * 1024;
 export class TaskEngine implements TaskEngineApi {
   readonly events = new EventEmitter<TaskEvents>();
   readonly scheduler: WorkScheduler;
+  readonly lateReports: LateReports;
   private readonly active = new Set<Promise<void>>();
   private closing = false;
 
@@ -70,6 +81,15 @@ export class TaskEngine implements TaskEngineApi {
       node: options.node,
       timing: options.timing,
       launch: (claimed) => this.launch(claimed),
+    });
+    this.lateReports = new LateReports({
+      store: options.store,
+      comms: options.comms,
+      logger: options.logger,
+      sweepMs: options.lateReportSweepMs ?? 60_000,
+      logQuotaBytes: options.logQuotaBytes ?? DEFAULT_LOG_QUOTA_BYTES,
+      logged: (taskId, lines) => this.logged(taskId, lines),
+      changed: (taskId) => this.changed(taskId),
     });
     options.bus.subscribe((event) => {
       switch (event.kind) {
@@ -104,12 +124,14 @@ export class TaskEngine implements TaskEngineApi {
   /** Joins the cluster (or the single node's store) and starts claiming work. */
   async start(): Promise<void> {
     await this.scheduler.start();
+    this.lateReports.start();
   }
 
-  async createTask(request: CreateTaskRequest): Promise<TaskWithMachines> {
+  async createTask(request: CreateTaskRequest, guard?: (machines: Machine[]) => void): Promise<TaskWithMachines> {
     const { store, comms } = this.options;
     if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
     const machines = await resolveTarget(store, comms, request.target);
+    guard?.(machines);
     const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs });
     const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });
@@ -134,6 +156,7 @@ export class TaskEngine implements TaskEngineApi {
   async close(): Promise<void> {
     this.closing = true;
     this.scheduler.stopAll();
+    await this.lateReports.close();
     await Promise.all([...this.active]);
     await this.scheduler.leave().catch((err: Error) => this.options.logger.warn({ err: err.message }, 'cluster: leaving failed; leases will lapse'));
   }
@@ -197,6 +220,10 @@ export class TaskEngine implements TaskEngineApi {
         signal: AbortSignal.any([cancelled, stopped]),
         stopped,
         graceMs: this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
+        lostContactLimitMs: this.options.lostContactLimitMs ?? DEFAULT_LOST_CONTACT_LIMIT_MS,
+        lostContact: async (since) => {
+          if (await store.setLostContact(task.id, tm.machineId, since === null ? null : new Date(since))) this.changed(task.id);
+        },
         log: (stream, text) => this.log(task.id, tm.machineId, stream, text),
         appendTentacleLines: async (lines) => {
           const stored = await store.appendMachineLog(task.id, tm.machineId, lines, { quotaBytes: this.options.logQuotaBytes ?? DEFAULT_LOG_QUOTA_BYTES });

@@ -42,6 +42,10 @@ export interface MachineRun {
    * before it ends the part itself (TaskEngineOptions.stopGraceMs).
    */
   graceMs: number;
+  /** How long the Tentacle of a running script may stay out of contact (the server's setting; a task may set its own). */
+  lostContactLimitMs: number;
+  /** Records since when contact is lost (ms since the epoch), or null once it is back: shown on the machine run. */
+  lostContact(since: number | null): Promise<void>;
   /** Appends a server-side line to this machine's log. */
   log(stream: LogStream, text: string): Promise<void>;
   /** Persists lines from the tentacle (deduplicated by its sequence numbers). */
@@ -58,15 +62,23 @@ export interface MachineRun {
  * here. However the link fails, the retries end: a tentacle that keeps failing calls for
  * longer than the pickup timeout fails the machine's part with the last error.
  *
- * `lostContactMs` bounds the wait once the tentacle was reached: while a script runs, a
- * tentacle that stays away longer than a heartbeat window has most likely died, and the
- * task should say so now rather than after the pickup timeout.
+ * `lostContactMs` bounds the wait once the tentacle was reached (the lost-contact limit
+ * while a script runs), counted from `lostSince` when contact was already lost before this
+ * call (kept in the store across a server restart). `onLost` is told when contact is
+ * lost, `onBack` when a call succeeds again after that.
  */
 export async function callRetrying<M extends PlainMethod>(
   run: MachineRun,
   method: M,
   args: ArgsOf<M>,
-  options: { deadlineMs?: number; signal?: AbortSignal; lostContactMs?: number } = {},
+  options: {
+    deadlineMs?: number;
+    signal?: AbortSignal;
+    lostContactMs?: number;
+    lostSince?: number;
+    onLost?(since: number, err: ReefError): void;
+    onBack?(since: number): void;
+  } = {},
 ): Promise<ResultOf<M>> {
   const signal = options.signal ?? run.signal;
   const retryForMs = options.lostContactMs ?? run.comms.limits.pickupTimeoutMs;
@@ -78,7 +90,7 @@ export async function callRetrying<M extends PlainMethod>(
     run.log('info', note).catch(() => {});
   };
   let lastReported = '';
-  let lostAt: number | undefined;
+  let lostAt: number | undefined = options.lostSince;
   for (let attempt = 0; ; attempt++) {
     let pickupTimeoutMs: number | undefined;
     if (lostAt !== undefined && options.lostContactMs !== undefined) {
@@ -86,14 +98,19 @@ export async function callRetrying<M extends PlainMethod>(
       if (pickupTimeoutMs <= 0) throw lostContact(run, lostAt, options.lostContactMs);
     }
     try {
-      return await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs, onWaiting });
+      const result = await callTentacle(run.tentacle, method, args, { signal, deadlineMs: options.deadlineMs, pickupTimeoutMs, onWaiting });
+      if (lostAt !== undefined) options.onBack?.(lostAt);
+      return result;
     } catch (err) {
       if (!(err instanceof ReefError) || signal.aborted) throw err;
       if (lostAt !== undefined && options.lostContactMs !== undefined && STAYED_AWAY_CODES.has(err.code)) {
         throw lostContact(run, lostAt, options.lostContactMs, err.code === 'REEF_TENTACLE_NOT_CONNECTED' ? undefined : err);
       }
       if (!RETRYABLE_CALL_CODES.has(err.code)) throw err;
-      lostAt ??= Date.now();
+      if (lostAt === undefined) {
+        lostAt = Date.now();
+        options.onLost?.(lostAt, err);
+      }
       if (Date.now() - lostAt >= retryForMs) {
         if (options.lostContactMs !== undefined) throw lostContact(run, lostAt, options.lostContactMs, err);
         throw new ReefError(err.code, `${run.tentacle.description} kept failing ${method} for ${formatDuration(retryForMs)} (the pickup timeout), so this machine's part gave up: ${err.message}`, {
@@ -116,8 +133,9 @@ function lostContact(run: MachineRun, lostAt: number, waitedMs: number, last?: R
   return new ReefError(
     'REEF_TENTACLE_LOST',
     `Lost contact with Tentacle "${run.machine.name}" at ${new Date(lostAt).toISOString()} while its script was running, ` +
-      `and it did not come back within ${formatDuration(waitedMs)}: the Tentacle or its machine probably stopped. ` +
-      'If the Tentacle restarts, it finds the script (still running or orphaned) under the same ticket and logs what became of it.' +
+      `and it did not come back within ${formatDuration(waitedMs)} (the lost-contact limit): the Tentacle, its machine or the link is down. ` +
+      'The Tentacle keeps the script and its output; if it comes back (within its retention period), its late lines and real outcome are ' +
+      'added to this machine run as a late report, which leaves it Failed.' +
       (last ? ` The last attempt to reach it: ${last.message}` : ''),
     last ? { cause: last } : undefined,
   );

@@ -167,7 +167,7 @@ describe('api keys', () => {
     const keys = await listApiKeys(store);
     assert.ok(keys.length >= 3);
     for (const k of keys) {
-      assert.deepEqual(Object.keys(k).sort(), ['createdAt', 'id', 'lastUsedAt', 'name', 'prefix', 'revokedAt']);
+      assert.deepEqual(Object.keys(k).sort(), ['createdAt', 'id', 'lastUsedAt', 'name', 'prefix', 'revokedAt', 'role', 'scope']);
       assert.match(k.prefix, /^[A-Z2-7]{8}$/);
     }
   });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createApiKey } from '../../../src/server/auth/apikeys.js';
 import { FailureLimiter } from '../../../src/server/auth/failure-limiter.js';
+import { RequestLimiter } from '../../../src/server/auth/request-limiter.js';
 import { HashingBusyError, ScryptPool, sharedScryptPool } from '../../../src/server/auth/scrypt-pool.js';
 import { HttpError } from '../../../src/server/http/errors.js';
 import { authenticate } from '../../../src/server/http/auth.js';
@@ -153,5 +154,29 @@ describe('API key guesses under concurrency', () => {
     );
     // The pool (2 threads, 8 queued) refuses what the limit let through beyond its bound.
     assert.equal(statuses.filter((s) => s === 401).length, evaluated);
+  });
+});
+
+describe('request limiter (token bucket)', () => {
+  it('allows a burst of perMinute, then one request per 60/perMinute s, with Retry-After until then', () => {
+    let now = 0;
+    const limiter = new RequestLimiter({ perMinute: 3, now: () => now });
+    assert.deepEqual([1, 2, 3].map(() => limiter.take('key-a').allowed), [true, true, true]);
+    assert.deepEqual(limiter.take('key-a'), { allowed: false, retryAfterSeconds: 20 });
+    assert.equal(limiter.take('key-b').allowed, true, 'another key has its own bucket');
+    now = 19_000;
+    assert.deepEqual(limiter.take('key-a'), { allowed: false, retryAfterSeconds: 1 });
+    now = 20_000;
+    assert.equal(limiter.take('key-a').allowed, true, 'refilled by one');
+    assert.equal(limiter.take('key-a').allowed, false);
+    now = 600_000;
+    assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('key-a').allowed), [true, true, true, false], 'never more than a burst of perMinute');
+  });
+
+  it('remembers at most maxKeys buckets, forgetting the stalest', () => {
+    const limiter = new RequestLimiter({ perMinute: 1, maxKeys: 2, now: () => 0 });
+    for (const key of ['a', 'b', 'c']) assert.equal(limiter.take(key).allowed, true);
+    assert.equal(limiter.take('c').allowed, false);
+    assert.equal(limiter.take('a').allowed, true, 'a was forgotten: a full bucket again');
   });
 });

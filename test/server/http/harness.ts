@@ -60,6 +60,8 @@ export interface RawOptions {
   body?: string | Buffer;
   /** Adds the admin key unless false. Default true. */
   auth?: boolean;
+  /** Connect from this local address (127.0.0.2...: another client on loopback). */
+  localAddress?: string;
 }
 
 export interface RawResponse {
@@ -78,7 +80,7 @@ export function rawRequest(port: number, adminKey: string, method: string, path:
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...options.headers };
     if (options.auth !== false && !('x-reef-apikey' in headers) && !('authorization' in headers)) headers['x-reef-apikey'] = adminKey;
-    const req = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
+    const req = https.request({ host: '127.0.0.1', port, localAddress: options.localAddress, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

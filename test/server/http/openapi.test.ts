@@ -285,10 +285,10 @@ describe('OpenAPI document', () => {
 
   it('refuses a route whose path and params schema disagree, when the table is built', () => {
     assert.throws(
-      () => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', params: z.object({ name: z.string() }), responses: {}, handler: async () => {} }),
+      () => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', permission: 'server:read', params: z.object({ name: z.string() }), responses: {}, handler: async () => {} }),
       /the path has parameters \[id\] but params declares \[name\]/,
     );
-    assert.throws(() => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', responses: {}, handler: async () => {} }), /params declares \[\]/);
+    assert.throws(() => route({ method: 'GET', path: '/api/things/:id', tag: 'Server', summary: 'x', permission: 'server:read', responses: {}, handler: async () => {} }), /params declares \[\]/);
   });
 
   it('catches an answer the contract does not describe', () => {
@@ -411,7 +411,30 @@ describe('OpenAPI document', () => {
     await expect(400, 'POST', '/api/apikeys', { json: { name: 'ci', scope: 'all' } });
     await expect(204, 'DELETE', `/api/apikeys/${created.id}`);
     await expect(404, 'DELETE', `/api/apikeys/${created.id}`);
+    const audit = (await expect(200, 'GET', '/api/audit?kind=apikey&limit=2')).json.items;
+    assert.deepEqual(audit.map((e: { kind: string }) => e.kind), ['apikey.revoked', 'apikey.created']);
+    await expect(400, 'GET', '/api/audit?kind=apikey.exploded');
     await expect(401, 'GET', '/api', { auth: false, headers: { 'x-reef-apikey': created.key } });
+    const viewer = (await expect(201, 'POST', '/api/apikeys', { json: { name: 'dashboards', role: 'viewer' } })).json;
+    await expect(404, 'POST', '/api/apikeys', { json: { name: 'test-ops', role: 'operator', environments: ['Narnia'] } });
+    const refused = await expect(403, 'POST', '/api/tasks', { auth: false, headers: { 'x-reef-apikey': viewer.key }, json: { kind: 'health-check', target: { machines: ['web-01'] } } });
+    assert.equal(refused.json.error.code, 'REEF_FORBIDDEN');
+    contract.validate({ $ref: '#/$defs/Forbidden' }, refused.json.error.details, 'REEF_FORBIDDEN details');
+
+    // Portal users
+    await expect(201, 'POST', '/api/users', { json: { username: 'bob', role: 'operator' } });
+    await expect(409, 'POST', '/api/users', { json: { username: 'BOB', role: 'viewer' } });
+    await expect(200, 'GET', '/api/users');
+    await expect(200, 'GET', '/api/users/bob');
+    await expect(404, 'GET', '/api/users/nobody');
+    await expect(200, 'POST', '/api/users/bob/password', { json: { password: 'a brand new password' } });
+    await expect(404, 'POST', '/api/users/nobody/password', { json: {} });
+    assert.equal((await expect(200, 'POST', '/api/users/bob/access', { json: { role: 'viewer', environments: ['Production'] } })).json.role, 'viewer');
+    await expect(400, 'POST', '/api/users/bob/access', { json: { role: 'admin', environments: ['Production'] } });
+    for (const action of ['disable', 'enable']) {
+      await expect(200, 'POST', `/api/users/bob/${action}`);
+      await expect(404, 'POST', `/api/users/nobody/${action}`);
+    }
 
     // Join tokens: made (with an install line), refused outside their scope and on other routes, revoked
     await expect(200, 'GET', '/api/tokens');
@@ -443,6 +466,10 @@ describe('OpenAPI document', () => {
     await expect(403, 'POST', '/api/environments', { ...withCookie, json: { name: 'Staging' } });
     await expect(201, 'POST', '/api/environments', { auth: false, headers: { ...withCookie.headers, [CSRF_HEADER]: session.csrfToken }, json: { name: 'Staging' } });
     await expect(401, 'GET', '/api/machines', { auth: false, headers: { cookie: `${SESSION_COOKIE}=${'x'.repeat(43)}` } });
+    const withCsrf = { auth: false, headers: { ...withCookie.headers, [CSRF_HEADER]: session.csrfToken } };
+    await expect(403, 'POST', '/api/account/password', { ...withCsrf, json: { currentPassword: 'not the password', newPassword: 'a new long password' } });
+    await expect(204, 'POST', '/api/account/password', { ...withCsrf, json: { currentPassword: 'a long enough password', newPassword: 'a new long password' } });
+    await expect(400, 'POST', '/api/account/password', { json: { currentPassword: 'a long enough password', newPassword: 'a new long password' } });
 
     // Without credentials every route but the public ones answers 401, before reading any body.
     for (const { template, method, op } of contract.operations()) {
@@ -551,7 +578,8 @@ describe('OpenAPI document', () => {
       const statuses = [...(contract.seen.get(key) ?? [])];
       assert.ok(statuses.some((s) => s < 400), `${key} was never called successfully`);
       // 414 and 431 (an oversized request head) are listed on every route; standards.test.ts answers them.
-      const documentsErrors = Object.keys(op.responses).some((s) => s.startsWith('4') && s !== '414' && s !== '431');
+      // So is 429 (request budgets); test/server/audit/audit.test.ts answers it.
+      const documentsErrors = Object.keys(op.responses).some((s) => s.startsWith('4') && !['414', '429', '431'].includes(s));
       if (documentsErrors) assert.ok(statuses.some((s) => s >= 400 && s < 500), `${key} never answered an error`);
     }
   });

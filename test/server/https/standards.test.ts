@@ -85,6 +85,8 @@ describe('the HTTPS port by the book', () => {
     const uploaded = await request('POST', '/api/files', withKey({ 'content-type': 'application/octet-stream' }), 'hello');
     assert.equal(uploaded.status, 201);
     Object.assign(values, { idOrName: 'web-1', id: task.id, sha256: JSON.parse(uploaded.body.toString()).sha256 });
+    // `idOrName` names a user too (GET /api/users/:idOrName).
+    await store.insertUser({ username: 'web-1', passwordHash: 'not a hash: never signs in' });
     const admin = (await store.getUserCredential('admin'))!;
     const session = await startSession(store, { id: admin.id, username: admin.username, createdAt: admin.createdAt });
     cookie = sessionCookie(session.id).split(';')[0]!;

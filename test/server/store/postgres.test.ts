@@ -101,7 +101,8 @@ describe('postgres store: migrations', () => {
     await migrate(migrated);
     await migrated.close();
     const lite = new Database(join(dir, 'reef.db'));
-    const tables = lite.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
+    // sqlite_sequence is SQLite's own (AUTOINCREMENT's counters), not Reef's schema.
+    const tables = lite.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'`).pluck().all() as string[];
     const liteColumns = tables
       .flatMap((table) => (lite.pragma(`table_info(${table})`) as { name: string }[]).map((c) => `${table}.${c.name}`))
       .sort();

@@ -25,6 +25,34 @@ forEachStore((kind, open) => {
         machineIds,
       });
 
+    it('records lost contact while running, keeps it on a failed run, and takes one late report', async () => {
+      const task = await runScript([web.id]);
+      assert.equal(await store.setLostContact(task.id, web.id, '2026-12-05T10:00:00.000Z'), false, 'only while running');
+      await store.startTaskMachine(task.id, web.id);
+      await store.appendMachineLog(task.id, web.id, [{ tentacleSeq: 1, at: '2026-12-05T09:59:00.000Z', stream: 'stdout', text: 'a' }]);
+      assert.equal(await store.setLostContact(task.id, web.id, '2026-12-05T10:00:00.000Z'), true);
+      let m = (await store.getTask(task.id))!.machines[0]!;
+      assert.equal(Date.parse(m.lostContactAt!), Date.parse('2026-12-05T10:00:00.000Z'));
+      assert.equal(m.lostCursor, 1);
+      assert.equal(await store.setLostContact(task.id, web.id, null), true, 'back in contact');
+      assert.equal((await store.getTask(task.id))!.machines[0]!.lostContactAt, null);
+      assert.deepEqual(await store.listLostContact(web.id), []);
+
+      await store.setLostContact(task.id, web.id, '2026-12-05T10:05:00.000Z');
+      assert.deepEqual((await store.listLostContact(web.id)).map((a) => a.state), ['Running']);
+      await store.finishTaskMachine(task.id, web.id, { state: 'Failed', error: 'Lost contact' });
+      assert.deepEqual((await store.listLostContact(web.id)).map((a) => [a.ticket, a.state]), [[m.ticket, 'Failed']]);
+      assert.ok((await store.listLostContact()).some((a) => a.ticket === m.ticket));
+      await store.appendMachineLog(task.id, web.id, [{ tentacleSeq: 2, at: '2026-12-05T10:06:00.000Z', stream: 'stdout', text: 'b' }]);
+      const report = { state: 'Success' as const, exitCode: 0, error: null, at: '2026-12-05T10:07:00.000Z' };
+      assert.equal(await store.recordLateReport(task.id, web.id, report), true);
+      assert.equal(await store.recordLateReport(task.id, web.id, { ...report, exitCode: 9 }), false, 'once');
+      m = (await store.getTask(task.id))!.machines[0]!;
+      assert.deepEqual([m.state, m.lateState, m.lateExitCode, m.lateError, m.logCursor - m.lostCursor!], ['Failed', 'Success', 0, null, 1]);
+      assert.equal(Date.parse(m.lateReportAt!), Date.parse(report.at));
+      assert.deepEqual(await store.listLostContact(web.id), []);
+    });
+
     it('creates numbered tasks with a Pending row and unique ticket per machine', async () => {
       const task = await runScript([web.id, db.id, web.id]);
       assert.match(task.id, /^T-\d{6}$/);

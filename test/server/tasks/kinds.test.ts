@@ -21,6 +21,10 @@ test('every kind the REST contract accepts has an implementation, and nothing el
 test('each kind stores the spec its machines run from', async () => {
   const script = { syntax: 'sh' as const, body: 'true' };
   assert.deepEqual(await taskKind('run-script').specOf({ kind: 'run-script', target, script, timeoutSeconds: 5 }, { blobs: blobs([]) }), { script, timeoutSeconds: 5 });
+  assert.deepEqual(
+    await taskKind('run-script').specOf({ kind: 'run-script', target, script, timeoutSeconds: 5, lostContactLimitSeconds: 60 }, { blobs: blobs([]) }),
+    { script, timeoutSeconds: 5, lostContactLimitSeconds: 60 },
+  );
   assert.deepEqual(await taskKind('health-check').specOf({ kind: 'health-check', target }, { blobs: blobs([]) }), {});
   const file = { sha256: SHA, destination: '/srv/app.tgz' };
   assert.deepEqual(await taskKind('push-file').specOf({ kind: 'push-file', target, file }, { blobs: blobs([SHA]) }), { file });

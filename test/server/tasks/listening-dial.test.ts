@@ -140,14 +140,15 @@ test('a link that drops under every call ends the machine run after the pickup t
   assert.match(task.machines[0]!.error ?? '', /Tentacle "flapping-01" .* kept failing health\.ping for 2 s \(the pickup timeout\), so this machine's part gave up: /);
 });
 
-test('a listening Tentacle gone while its script runs: lost contact after the heartbeat window, with what the last dial met', async () => {
+test('a listening Tentacle gone while its script runs: lost contact after the task\'s lost-contact limit, with what the last dial met', async () => {
   const started = Date.now();
-  const task = await finished((await engine.createTask({ kind: 'run-script', target: { machines: ['vanishing-01'] }, script: { syntax: 'sh', body: 'sleep 60' } })).id, 10_000);
+  const request = { kind: 'run-script' as const, target: { machines: ['vanishing-01'] }, script: { syntax: 'sh' as const, body: 'sleep 60' }, lostContactLimitSeconds: 2 };
+  const task = await finished((await engine.createTask(request)).id, 10_000);
   assert.equal(task.state, 'Failed');
   assert.ok(Date.now() - started < PICKUP_MS + 5000);
   const error = task.machines[0]!.error ?? '';
   assert.match(error, /^Lost contact with Tentacle "vanishing-01" at .* while its script was running, and it did not come back within 2 s/);
-  // The dialling had what was left of the heartbeat window, not the pickup timeout, and says so.
+  // The dialling had what was left of the lost-contact limit, not the pickup timeout, and says so.
   assert.match(error, /The last attempt to reach it: Could not reach Tentacle "vanishing-01" .* at 127\.0\.0\.1:\d+ within \d s \(\d+ attempts? over \d s\): every connection was refused/);
   assert.ok((await store.readLog(task.id)).some((line) => line.text === 'started'), 'the line collected before it went is kept');
 });

@@ -82,6 +82,8 @@ function machineRun(cancel = new AbortController(), options: { graceMs?: number;
   const run = {
     taskMachine: { ticket: 'tm-1', startedAt: options.startedAt ?? null },
     graceMs: options.graceMs ?? 30_000,
+    lostContactLimitMs: 30 * 60_000,
+    lostContact: async () => {},
     machine: { name: 'web-01' },
     tentacle: routedEndpoint(server, { thumbprint, name: 'web-01' }),
     comms: server,

@@ -1,6 +1,8 @@
-import { ApiKeyView, CreatedApiKey, IdParams, itemsOf, NameRequest } from '../../../api/contract.js';
+import { ApiKeyView, CreateApiKeyRequest, CreatedApiKey, IdParams, itemsOf } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../auth/apikeys.js';
+import { checkedAccessOf } from '../../auth/scope.js';
 import { sendEmpty, sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
 import { apiKeyView } from '../views.js';
@@ -12,7 +14,8 @@ export const apiKeyRoutes: ApiRoute[] = [
     tag: 'API keys',
     summary: 'List API keys',
     description: 'Never the keys or their hashes.',
-    responses: { 200: { description: 'Every key, revoked ones included.', json: itemsOf(ApiKeyView) } },
+    permission: 'apikeys:manage',
+    responses: { 200: { description: 'Every key, revoked ones included, with its role and scope.', json: itemsOf(ApiKeyView) } },
     handler: async ({ res, deps }) => sendJson(res, 200, { items: (await listApiKeys(deps.store)).map(apiKeyView) }),
   }),
   route({
@@ -20,12 +23,17 @@ export const apiKeyRoutes: ApiRoute[] = [
     path: '/api/apikeys',
     tag: 'API keys',
     summary: 'Create an API key',
-    body: { json: NameRequest },
+    description: 'With a role (default admin) and, for operator, viewer and registrar, optionally environments and worker pools to limit it to.',
+    permission: 'apikeys:manage',
+    body: { json: CreateApiKeyRequest },
     responses: { 201: { description: 'The new key: the only time it is shown.', json: CreatedApiKey } },
-    handler: async ({ res, deps, logger, key }, { body }) => {
-      const created = await createApiKey(deps.store, body.name);
-      logger.info({ apiKey: created.id, name: created.name, by: key?.id }, 'api: API key created');
-      sendJson(res, 201, { id: created.id, name: created.name, key: created.key } satisfies CreatedApiKey);
+    errors: { 404: 'An environment or worker pool of the scope does not exist.' },
+    handler: async (ctx, { body }) => {
+      const { res, deps, logger, key, user } = ctx;
+      const created = await createApiKey(deps.store, body.name, await checkedAccessOf(deps.store, body));
+      logger.info({ apiKey: created.id, name: created.name, role: created.role, scope: created.scope, by: key?.id ?? user?.username }, 'api: API key created');
+      await auditRequest(ctx, { kind: 'apikey.created', target: { id: created.id, name: created.name }, details: { prefix: created.key.slice(4, 12), role: created.role, scope: created.scope } });
+      sendJson(res, 201, { id: created.id, name: created.name, role: created.role, scope: created.scope, key: created.key } satisfies CreatedApiKey);
     },
   }),
   route({
@@ -33,15 +41,19 @@ export const apiKeyRoutes: ApiRoute[] = [
     path: '/api/apikeys/:id',
     tag: 'API keys',
     summary: 'Revoke an API key',
-    description: 'It stops working at once.',
+    description: 'It stops working at once on this node, and within a minute on the others (they re-read a key they remember once a minute).',
+    permission: 'apikeys:manage',
     params: IdParams,
     responses: { 204: { description: 'Revoked.' } },
     errors: { 404: 'No active key has that id (it may be revoked already).' },
-    handler: async ({ res, deps, logger, key }, { params }) => {
+    handler: async (ctx, { params }) => {
+      const { res, deps, logger, key, user } = ctx;
+      const revoked = (await listApiKeys(deps.store)).find((k) => k.id === params.id);
       if (!(await revokeApiKey(deps.store, params.id))) {
         throw new ReefError('REEF_NOT_FOUND', `No active API key has id "${params.id}" (it may be revoked already).`);
       }
-      logger.info({ apiKey: params.id, by: key?.id }, 'api: API key revoked');
+      logger.info({ apiKey: params.id, by: key?.id ?? user?.username }, 'api: API key revoked');
+      await auditRequest(ctx, { kind: 'apikey.revoked', target: { id: params.id, name: revoked?.name ?? null } });
       sendEmpty(res, 204);
     },
   }),

@@ -1,5 +1,6 @@
 import { FileInUse, Sha256Params, SHA256_HEADER, UploadedFile, UploadHeaders } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { checkSha256 } from '../../files/blobs.js';
 import { filesNeededByUnfinishedTasks } from '../../files/retention.js';
 import { checkDeclaredLength, tooLarge } from '../body.js';
@@ -16,6 +17,7 @@ export const fileRoutes: ApiRoute[] = [
     path: '/api/files',
     tag: 'Files',
     summary: 'Upload a file',
+    permission: 'files:upload',
     description:
       'The raw bytes, stored under their SHA-256 once complete (the same bytes twice keep one copy); an upload cut off midway leaves nothing. ' +
       'Push it to machines with a push-file task.',
@@ -29,6 +31,7 @@ export const fileRoutes: ApiRoute[] = [
     path: '/api/files/:sha256',
     tag: 'Files',
     summary: 'Find an uploaded file',
+    permission: 'files:read',
     params: Sha256Params,
     responses: { 200: { description: 'It is stored.', json: UploadedFile } },
     errors: { 404: 'No uploaded file has that SHA-256.' },
@@ -45,8 +48,9 @@ export const fileRoutes: ApiRoute[] = [
     tag: 'Files',
     summary: 'Delete an uploaded file',
     description:
-      'Every API key and portal user is an administrator, so any authenticated caller may delete. Files are also deleted by themselves ' +
+      'Files are shared by every environment, so only an admin may delete one. Files are also deleted by themselves ' +
       'once neither uploaded nor pushed for --file-retention-days and needed by no unfinished task.',
+    permission: 'files:delete',
     params: Sha256Params,
     responses: { 204: { description: 'Deleted.' } },
     errors: {
@@ -69,6 +73,7 @@ async function remove(ctx: ApiContext, sha256: string): Promise<void> {
   }
   if (!(await deps.blobs.delete(sha256))) throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${sha256}.`);
   ctx.logger.info({ sha256, apiKey: ctx.key?.id, user: ctx.user?.username }, 'api: file deleted');
+  await auditRequest(ctx, { kind: 'file.deleted', target: { id: sha256, name: null } });
   sendEmpty(res, 204);
 }
 
@@ -86,5 +91,6 @@ async function upload(ctx: ApiContext, expected: string | undefined): Promise<vo
     throw err;
   }
   ctx.logger.info({ sha256: stored.sha256, size: stored.size, apiKey: ctx.key?.id }, 'api: file uploaded');
+  await auditRequest(ctx, { kind: 'file.uploaded', target: { id: stored.sha256, name: null }, details: { size: stored.size } });
   sendJson(ctx.res, 201, stored);
 }

@@ -5,6 +5,7 @@ import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
 import { sendJson } from '../respond.js';
 import { route, type ApiRoute } from '../route.js';
 import { apiKeyRoutes } from './apikeys.js';
+import { auditRoutes } from './audit.js';
 import { fileRoutes } from './files.js';
 import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
@@ -12,9 +13,10 @@ import { machineRoutes } from './machines.js';
 import { serverCertificateRoutes } from './server-certificate.js';
 import { taskRoutes } from './tasks.js';
 import { joinTokenRoutes } from './tokens.js';
+import { userRoutes } from './users.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...serverCertificateRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes, ...auditRoutes, ...serverCertificateRoutes];
 
 let document: OpenApiDocument | undefined;
 
@@ -25,7 +27,7 @@ const openApiRoute: ApiRoute = route({
   tag: 'Server',
   summary: 'This API as an OpenAPI 3.1 document',
   description: 'Needs no key: it describes the routes and their schemas, and holds no data (docs/security.md).',
-  public: true,
+  permission: 'public',
   responses: {
     200: {
       description: 'The OpenAPI document.',

@@ -8,8 +8,8 @@ import { sendMetrics } from '../../metrics/http.js';
  * API. Outside the route table on purpose: it answers Prometheus' text format, not JSON,
  * and lives at /metrics, where Prometheus looks; the OpenAPI document describes it apart.
  */
-export const serveMetrics: RouteHandler = async ({ req, res, deps, key, user }) => {
-  authorizeMetricsRead(key, user);
+export const serveMetrics: RouteHandler = async ({ req, res, deps, actor }) => {
+  authorizeMetricsRead(actor);
   if (!deps.metrics) throw new HttpError('REEF_NO_ROUTE', 'This server keeps no metrics.');
   await sendMetrics(req, res, deps.metrics);
 };

@@ -1,5 +1,7 @@
 import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { checkTargetInScope, machineIdsInScope, machinesGuard, taskInScope } from '../../auth/scope.js';
+import { auditRequest } from '../../audit/request.js';
 import type { TaskWithMachines } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { sendJson } from '../respond.js';
@@ -7,7 +9,7 @@ import { route, type ApiRoute } from '../route.js';
 import { streamTaskLog } from '../sse.js';
 import { logLineView, taskView } from '../views.js';
 
-const NO_TASK = 'No task has that id.';
+const NO_TASK = "No task has that id, or it runs on machines outside the caller's scope.";
 
 export const taskRoutes: ApiRoute[] = [
   route({
@@ -15,10 +17,14 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks',
     tag: 'Tasks',
     summary: 'Create a task',
-    description: 'Run a script, push an uploaded file, or check health, on the machines its target names.',
+    description:
+      'Run a script, push an uploaded file, or check health, on the machines its target names. A caller limited to environments or ' +
+      'worker pools may target only machines wholly inside them; a target reaching outside is refused whole.',
+    permission: 'tasks:write',
     body: { json: CreateTaskRequest },
     responses: { 201: { description: 'Queued.', json: TaskView } },
     errors: {
+      403: "The target reaches outside the caller's scope (REEF_OUT_OF_SCOPE; the message names what is outside).",
       404: 'The target names an environment, pool or machine that does not exist, or push-file names a file not uploaded.',
       422: 'The target matches no machine (REEF_NO_MACHINES).',
       503: 'The server is shutting down (REEF_SHUTTING_DOWN); try again, on another node of a cluster or once it is back.',
@@ -28,8 +34,10 @@ export const taskRoutes: ApiRoute[] = [
       if (body.kind === 'push-file' && !(await deps.blobs.stat(body.file.sha256))) {
         throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${body.file.sha256}; upload it first (POST /api/files).`);
       }
-      const task = await deps.engine.createTask(body);
+      await checkTargetInScope(deps.store, ctx.actor!, body.target);
+      const task = await deps.engine.createTask(body, machinesGuard(ctx.actor!));
       ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
+      await auditRequest(ctx, { kind: 'task.created', target: { id: task.id, name: null }, details: { kind: task.kind, target: task.target, machines: task.machines.length } });
       sendJson(ctx.res, 201, taskView(task));
     },
   }),
@@ -38,16 +46,21 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks',
     tag: 'Tasks',
     summary: 'List tasks',
-    description: '`machines` is empty in the list; get one task for them.',
+    description: "`machines` is empty in the list; get one task for them. Tasks on machines outside the caller's scope are left out.",
+    permission: 'tasks:read',
     query: TaskListQuery,
     responses: { 200: { description: 'Tasks, newest first.', json: itemsOf(TaskView) } },
-    handler: async ({ res, deps }, { query }) => sendJson(res, 200, { items: (await deps.store.listTasks(query)).map(taskView) }),
+    handler: async ({ res, deps, actor }, { query }) => {
+      const onlyMachineIds = await machineIdsInScope(deps.store, actor!.scope);
+      sendJson(res, 200, { items: (await deps.store.listTasks({ ...query, onlyMachineIds })).map(taskView) });
+    },
   }),
   route({
     method: 'GET',
     path: '/api/tasks/:id',
     tag: 'Tasks',
     summary: 'Get a task',
+    permission: 'tasks:read',
     params: IdParams,
     responses: { 200: { description: 'The task with each machine\'s part.', json: TaskView } },
     errors: { 404: NO_TASK },
@@ -58,14 +71,18 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks/:id/cancel',
     tag: 'Tasks',
     summary: 'Cancel a task',
+    permission: 'tasks:write',
     description: 'No body. A finished task is returned as it is.',
     params: IdParams,
     responses: { 202: { description: 'Cancelling: the task with cancelRequestedAt.', json: TaskView } },
     errors: { 404: NO_TASK },
     handler: async (ctx, { params }) => {
+      await find(ctx, params.id);
       const task = await ctx.deps.engine.cancelTask(params.id);
       if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${params.id}".`);
       ctx.logger.info({ task: task.id, apiKey: ctx.key?.id }, 'api: task cancel requested');
+      // A task that had finished before the request is returned as it was: nothing changed.
+      if (task.cancelRequestedAt) await auditRequest(ctx, { kind: 'task.cancelled', target: { id: task.id, name: null }, details: { state: task.state } });
       sendJson(ctx.res, 202, taskView(task));
     },
   }),
@@ -74,6 +91,7 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks/:id/log',
     tag: 'Tasks',
     summary: "A page of a task's log",
+    permission: 'logs:read',
     description: 'Pass `lastSeq` as `after` to read on, until `items` is empty and `taskState` is final.',
     params: IdParams,
     query: LogPageQuery,
@@ -97,6 +115,7 @@ export const taskRoutes: ApiRoute[] = [
     path: '/api/tasks/:id/log/stream',
     tag: 'Tasks',
     summary: "A task's log as it is written",
+    permission: 'logs:read',
     description:
       'Server-Sent Events: the stored lines after `after` (or after Last-Event-ID, which wins), a `state` event, then live lines and a ' +
       '`state` on every change; when the task is final, the rest of the lines, a last `state`, `end`, and the stream closes. ' +
@@ -113,6 +132,7 @@ export const taskRoutes: ApiRoute[] = [
 
 export async function find(ctx: ApiContext, id: string): Promise<TaskWithMachines> {
   const task = await ctx.deps.store.getTask(id);
-  if (!task) throw new ReefError('REEF_NOT_FOUND', `No task has id "${id}".`);
+  // Outside the scope answers as missing, as for machines.
+  if (!task || !(await taskInScope(ctx.deps.store, ctx.actor!.scope, task))) throw new ReefError('REEF_NOT_FOUND', `No task has id "${id}".`);
   return task;
 }

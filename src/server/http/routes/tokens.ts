@@ -1,5 +1,6 @@
 import { CreatedJoinToken, CreateJoinTokenRequest, IdParams, itemsOf, JoinTokenView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { auditRequest } from '../../audit/request.js';
 import { checkScope, createJoinToken, joinTokenState, revokeJoinToken } from '../../auth/join-tokens.js';
 import { requestBaseUrl } from '../../downloads/commands.js';
 import { installCommand } from '../../install/tentacle-install.js';
@@ -25,6 +26,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'GET',
     path: '/api/tokens',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'List join tokens',
     description: 'Never the tokens or their hashes. Revoked, used-up and expired tokens are listed too, newest first.',
     responses: { 200: { description: 'Every join token.', json: itemsOf(JoinTokenView) } },
@@ -37,6 +39,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'POST',
     path: '/api/tokens',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'Create a join token',
     description:
       'A token registers machines into its scope (targets in `environments` with `roles`, or workers in `workerPools`) and can do nothing else. ' +
@@ -69,6 +72,11 @@ export const joinTokenRoutes: ApiRoute[] = [
       });
       const command = commandFor?.(token);
       ctx.logger.info({ joinToken: joinToken.id, scope: joinToken.scope, uses: joinToken.uses, expiresAt: joinToken.expiresAt, by: maker(ctx) }, 'api: join token created');
+      await auditRequest(ctx, {
+        kind: 'token.created',
+        target: { id: joinToken.id, name: null },
+        details: { scope: { ...joinToken.scope }, uses: joinToken.uses, expiresAt: joinToken.expiresAt, installCommand: command !== undefined },
+      });
       const created: CreatedJoinToken = { ...joinTokenView(joinToken), token, ...(command !== undefined ? { installCommand: command } : {}) };
       sendJson(ctx.res, 201, created);
     },
@@ -77,6 +85,7 @@ export const joinTokenRoutes: ApiRoute[] = [
     method: 'DELETE',
     path: '/api/tokens/:id',
     tag: 'Join tokens',
+    permission: 'tokens:manage',
     summary: 'Revoke a join token',
     description: 'It stops working at once, on every server node.',
     params: IdParams,
@@ -87,6 +96,7 @@ export const joinTokenRoutes: ApiRoute[] = [
         throw new ReefError('REEF_NOT_FOUND', `No join token has id "${params.id}", or it is revoked already; list them with \`reef tokens list\`.`);
       }
       ctx.logger.info({ joinToken: params.id, by: maker(ctx) }, 'api: join token revoked');
+      await auditRequest(ctx, { kind: 'token.revoked', target: { id: params.id, name: null } });
       sendEmpty(ctx.res, 204);
     },
   }),

@@ -4,15 +4,21 @@ import type { PageContext } from '../context.js';
 import { badge, carrierCell, seg, time } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { layout, notice, sendPage } from '../layout.js';
+import { describeScope, isScoped } from '../../../api/roles.js';
+import { can, ROLE_SUMMARIES } from '../../auth/roles.js';
+import { environmentInScope, machineInScope, workerPoolInScope } from '../../auth/scope.js';
 import { signedIn } from './common.js';
 
 /** Machines grouped by environment and by worker pool; dashboard.js refreshes the live columns. */
 export async function dashboardPage(ctx: PageContext): Promise<void> {
   const { store, comms, info } = ctx.deps;
+  const { scope } = ctx.actor;
+  if (!can(ctx.actor, 'machines:read')) return roleHome(ctx);
   const links = await ctx.deps.links();
-  const machines = (await store.listMachines()).map((m) => machineView(m, comms, links));
-  const environments = await store.listEnvironments();
-  const pools = await store.listWorkerPools();
+  // A scoped user sees only their machines and groups (auth/scope.ts).
+  const machines = (await store.listMachines()).filter((m) => machineInScope(scope, m)).map((m) => machineView(m, comms, links));
+  const environments = (await store.listEnvironments()).filter((e) => environmentInScope(scope, e.name));
+  const pools = (await store.listWorkerPools()).filter((p) => workerPoolInScope(scope, p.name));
   const online = machines.filter((m) => m.online).length;
   const removed = ctx.url.searchParams.get('removed');
   const has = (list: string[], name: string) => list.some((n) => n.toLowerCase() === name.toLowerCase());
@@ -35,6 +41,16 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
     ${pools.map((pool, i) => section(pool.name, `pool-${i}`, machines.filter((m) => m.kind === 'worker' && has(m.workerPools, pool.name)), false))}
   `;
   sendPage(ctx.res, 200, layout({ title: 'Dashboard', page: 'dashboard', nav: 'dashboard', user: signedIn(ctx), scripts: ['dashboard.js'], data: { 'comms-port': String(info.commsPort) }, body }));
+}
+
+/** The home page of a role that cannot see machines (registrar): what it can do instead. */
+function roleHome(ctx: PageContext): void {
+  const body = html`
+    <h1>Welcome</h1>
+    <p>You are signed in with the role <strong>${ctx.actor.role}</strong>${isScoped(ctx.actor.scope) ? html`, limited to ${describeScope(ctx.actor.scope)}` : ''}.
+      It may ${ROLE_SUMMARIES[ctx.actor.role]}, so there are no machines to show here.</p>
+    <p>Change your password on the <a href="/account">account page</a>.</p>`;
+  sendPage(ctx.res, 200, layout({ title: 'Dashboard', page: 'dashboard', nav: 'dashboard', user: signedIn(ctx), body }));
 }
 
 function machineTable(machines: MachineView[], commsPort: number, showRoles: boolean): SafeHtml {

@@ -3,6 +3,7 @@ import type { PageContext } from '../context.js';
 import { KIND_LABELS } from '../format.js';
 import { html } from '../html.js';
 import { layout, sendPage } from '../layout.js';
+import { environmentInScope, machineInScope, workerPoolInScope } from '../../auth/scope.js';
 import { signedIn } from './common.js';
 
 const KINDS = ['run-script', 'health-check', 'push-file'] as const;
@@ -17,7 +18,13 @@ export async function newTaskPage(ctx: PageContext): Promise<void> {
   const { store } = ctx.deps;
   const kind: Kind = KINDS.find((k) => k === ctx.url.searchParams.get('kind')) ?? 'run-script';
   const preselected = new Set(ctx.url.searchParams.getAll('machine').map((n) => n.toLowerCase()));
-  const [environments, pools, machines] = await Promise.all([store.listEnvironments(), store.listWorkerPools(), store.listMachines()]);
+  const { scope } = ctx.actor;
+  // Only what the user may target; the API refuses the rest anyway.
+  const [environments, pools, machines] = await Promise.all([
+    store.listEnvironments().then((all) => all.filter((e) => environmentInScope(scope, e.name))),
+    store.listWorkerPools().then((all) => all.filter((p) => workerPoolInScope(scope, p.name))),
+    store.listMachines().then((all) => all.filter((m) => machineInScope(scope, m))),
+  ]);
   const targetType = preselected.size ? 'machines' : environments.length ? 'environment' : pools.length ? 'workerPool' : 'machines';
   const radio = (value: string, label: string) =>
     html`<label class="choice"><input type="radio" name="target-type" value="${value}"${value === targetType ? html` checked` : ''}> ${label}</label>`;

@@ -3,9 +3,11 @@ import { ReefError } from '../../../errors.js';
 import type { TaskState } from '../../store/types.js';
 import { taskView } from '../../http/views.js';
 import type { PageContext } from '../context.js';
-import { badge, KIND_LABELS, seg, targetSummary, time } from '../format.js';
+import { badge, contactCell, KIND_LABELS, seg, targetSummary, time } from '../format.js';
 import { html } from '../html.js';
 import { layout, sendPage } from '../layout.js';
+import { can } from '../../auth/roles.js';
+import { machineIdsInScope, taskInScope } from '../../auth/scope.js';
 import { signedIn } from './common.js';
 
 const STATES: readonly TaskState[] = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled', 'TimedOut'];
@@ -16,12 +18,13 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
   const raw = ctx.url.searchParams.get('state') ?? '';
   const state = STATES.find((s) => s === raw);
   const before = ctx.url.searchParams.get('before') || undefined;
-  const tasks = await ctx.deps.store.listTasks({ state, limit: PAGE_SIZE, before });
+  const onlyMachineIds = await machineIdsInScope(ctx.deps.store, ctx.actor.scope);
+  const tasks = await ctx.deps.store.listTasks({ state, limit: PAGE_SIZE, before, onlyMachineIds });
   const older = tasks.length === PAGE_SIZE ? `/tasks?${new URLSearchParams({ ...(state ? { state } : {}), before: tasks[tasks.length - 1]!.id })}` : null;
 
   const body = html`
     <h1>Tasks</h1>
-    <div class="actions"><a class="button primary" href="/tasks/new">New task</a></div>
+    ${can(ctx.actor, 'tasks:write') ? html`<div class="actions"><a class="button primary" href="/tasks/new">New task</a></div>` : ''}
     <form class="filters" method="get" action="/tasks">
       <label>State
         <select name="state" id="state-filter">
@@ -53,7 +56,7 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
 /** One task: machines with states and exit codes, live per-machine logs (task.js, SSE), cancel. */
 export async function taskPage(ctx: PageContext): Promise<void> {
   const found = await ctx.deps.store.getTask(ctx.params.id!);
-  if (!found) throw new ReefError('REEF_NOT_FOUND', `No task has id "${ctx.params.id}".`);
+  if (!found || !(await taskInScope(ctx.deps.store, ctx.actor.scope, found))) throw new ReefError('REEF_NOT_FOUND', `No task has id "${ctx.params.id}".`);
   const t = taskView(found);
   const final = FINAL_TASK_STATES.includes(t.state);
   const spec = t.spec as { script?: { syntax?: string; body?: string }; file?: { sha256?: string; destination?: string } };
@@ -64,7 +67,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     <div class="actions">
       <span id="task-state" aria-live="polite">${badge(t.state)}</span>
       <span id="stream-status" class="muted small" aria-live="polite">${final ? 'Finished' : 'Connecting…'}</span>
-      <button type="button" id="cancel" class="button danger"${final || t.cancelRequestedAt ? html` hidden` : ''}>Cancel task</button>
+      ${can(ctx.actor, 'tasks:write') ? html`<button type="button" id="cancel" class="button danger"${final || t.cancelRequestedAt ? html` hidden` : ''}>Cancel task</button>` : ''}
       <span id="cancel-requested" class="muted small"${t.cancelRequestedAt && !final ? '' : html` hidden`}>Cancellation requested…</span>
     </div>
     <div id="action-error" class="notice notice-error" role="alert" hidden></div>
@@ -79,7 +82,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     ${spec.script?.body !== undefined ? html`<details class="script"><summary>Script (${spec.script.syntax ?? 'bash'})</summary><pre><code>${spec.script.body}</code></pre></details>` : ''}
     <h2>Machines</h2>
     <table class="table task-machines">
-      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th></tr></thead>
+      <thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Exit code</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Error</th><th scope="col">Contact</th></tr></thead>
       <tbody>${t.machines.map((m) => html`<tr data-machine-id="${m.machineId}">
         <th scope="row" data-label="Machine"><a href="/machines/${seg(m.machineId)}">${m.machineName}</a></th>
         <td data-label="State" data-field="state">${badge(m.state)}</td>
@@ -87,6 +90,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
         <td data-label="Started" data-field="started">${time(m.startedAt, '—')}</td>
         <td data-label="Finished" data-field="finished">${time(m.finishedAt, '—')}</td>
         <td data-label="Error" data-field="error">${m.error ?? ''}</td>
+        <td data-label="Contact" data-field="contact">${contactCell(m)}</td>
       </tr>`)}</tbody>
     </table>
     <h2>Logs</h2>

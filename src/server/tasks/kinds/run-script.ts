@@ -1,5 +1,6 @@
 import type { ScriptLogStream, ScriptStatus, ScriptSyntax } from '../../../api/tentacle/index.js';
 import { ReefError } from '../../../errors.js';
+import { formatDuration } from '../../../format.js';
 import type { LogStream } from '../../store/types.js';
 import { callTentacle } from '../../tentacle-client.js';
 import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
@@ -9,10 +10,15 @@ import { ScriptDeadline } from './script-deadline.js';
 type RunScriptSpec = {
   script: { syntax: ScriptSyntax; body: string };
   timeoutSeconds?: number;
+  lostContactLimitSeconds?: number;
 };
 
 export const runScriptKind: TaskKind<'run-script', RunScriptSpec> = {
-  specOf: async (request) => ({ script: request.script, timeoutSeconds: request.timeoutSeconds }),
+  specOf: async (request) => ({
+    script: request.script,
+    timeoutSeconds: request.timeoutSeconds,
+    ...(request.lostContactLimitSeconds !== undefined ? { lostContactLimitSeconds: request.lostContactLimitSeconds } : {}),
+  }),
   perform: runScript,
   release: completeScript,
 };
@@ -30,6 +36,10 @@ const STATUS_LINES = 1000;
  * log lines are fetched after the last tentacle sequence number stored, so none is lost
  * or stored twice. The status loop is not tied to the task's cancel signal: cancelling
  * asks the tentacle to stop the script, and the loop then collects its final lines.
+ *
+ * When contact is lost the script goes on and the Tentacle keeps its output, so the run
+ * waits up to the lost-contact limit (or the script's own timeout), shows since when it
+ * waits, and resumes collecting after the last stored line once the Tentacle is back.
  */
 async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineOutcome> {
   const ticket = run.taskMachine.ticket;
@@ -41,6 +51,32 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
   });
 
   const deadline = new ScriptDeadline(run, spec.timeoutSeconds);
+  const lostContactMs = spec.lostContactLimitSeconds ? spec.lostContactLimitSeconds * 1000 : run.lostContactLimitMs;
+  // Kept in the store: after a server restart the limit still counts from the first loss.
+  let lostSince = run.taskMachine.lostContactAt ? Date.parse(run.taskMachine.lostContactAt) : undefined;
+  // One write after the other: a short outage's "back" must not overtake its "lost".
+  let recorded = Promise.resolve();
+  const record = (since: number | null) => {
+    recorded = recorded.then(() => run.lostContact(since)).catch(() => {});
+  };
+  const onLost = (since: number, err: ReefError) => {
+    lostSince = since;
+    record(since);
+    run
+      .log(
+        'info',
+        `Lost contact with the Tentacle at ${new Date(since).toISOString()} (${err.message.replace(/\.$/, '')}). The script goes on there; ` +
+          `waiting up to ${formatDuration(lostContactMs)} (the lost-contact limit) for it to come back.`,
+      )
+      .catch(() => {});
+  };
+  const onBack = (since: number) => {
+    lostSince = undefined;
+    record(null);
+    run
+      .log('info', `Contact with the Tentacle is back after ${formatDuration(Date.now() - since)}; collecting from line ${run.logCursor() + 1}.`)
+      .catch(() => {});
+  };
   let cancelSent = false;
   const sendCancel = () => {
     if (cancelSent) return;
@@ -63,7 +99,7 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
           run,
           'scripts.status',
           { ticket, afterSeq: run.logCursor(), maxLines: STATUS_LINES, waitMs: STATUS_WAIT_MS },
-          { signal: deadline.signal, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs: heartbeatWindowMs(run) },
+          { signal: deadline.signal, deadlineMs: STATUS_WAIT_MS + 30_000, lostContactMs, lostSince, onLost, onBack },
         );
       } catch (err) {
         const verdict = deadline.verdict;
@@ -84,17 +120,9 @@ async function runScript(run: MachineRun, spec: RunScriptSpec): Promise<MachineO
   } finally {
     run.signal.removeEventListener('abort', onCancel);
     deadline.dispose();
+    // Stored before the outcome: a run failed for lost contact keeps when contact was lost.
+    await recorded;
   }
-}
-
-/**
- * How long a running script's tentacle may stay away: the time the heartbeat takes to
- * notice a dead link, which is also ample for a Tentacle service to restart (and never
- * longer than the pickup timeout).
- */
-function heartbeatWindowMs(run: MachineRun): number {
-  const { heartbeatIntervalMs, heartbeatTimeoutMs, pickupTimeoutMs } = run.comms.limits;
-  return Math.min(heartbeatIntervalMs + heartbeatTimeoutMs, pickupTimeoutMs);
 }
 
 /**
@@ -107,7 +135,7 @@ async function completeScript(run: MachineRun): Promise<void> {
 }
 
 /** The Tentacle's own notes ("system") are info lines of the task log. */
-function streamOf(stream: ScriptLogStream): LogStream {
+export function streamOf(stream: ScriptLogStream): LogStream {
   return stream === 'system' ? 'info' : stream;
 }
 

@@ -4,7 +4,7 @@
  * README.md in this folder explains the design; launch.ts starts processes, tail.ts turns
  * their output into the durable log, layout.ts names the files of a ticket directory.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_STATUS_LINES,
@@ -17,6 +17,7 @@ import {
 } from '../../../api/tentacle/index.js';
 import { syncDir, writeFileAtomic } from '../../../durable-fs.js';
 import { ReefError } from '../../../errors.js';
+import { formatDuration } from '../../../format.js';
 import type { Logger } from '../../../logging.js';
 import type { ShellPaths } from '../shells.js';
 import { launch, planLaunch } from './launch.js';
@@ -24,6 +25,7 @@ import { emptyTombstone, FILE, readJson, statOrNull, type Meta, type Result } fr
 import { readLogAfter, scanLog } from './log.js';
 import { closeHandles, Run, summaryOf } from './run.js';
 import { TailLoop } from './tail.js';
+import { TicketLocks } from './ticket-lock.js';
 
 export interface ScriptStatusRequest {
   ticket: string;
@@ -44,7 +46,18 @@ export interface ScriptServiceOptions {
   pollIntervalMs?: number;
   /** Tombstones of completed tickets older than this are removed. Default 30 days. */
   tombstoneTtlMs?: number;
+  /**
+   * How long a finished script the server has not collected (completed) is kept, so a
+   * server that lost contact can still collect its lines and outcome. Default 7 days
+   * (DEFAULT_SCRIPT_RETENTION_MS); then the ticket is removed and answers REEF_TICKET_EXPIRED.
+   */
+  retentionMs?: number;
 }
+
+export const DEFAULT_SCRIPT_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/** How often the workspace is swept for tickets past their retention (at most). */
+const SWEEP_EVERY_MS = 3600 * 1000;
 
 export class ScriptService {
   /** Settles once recovery of the workspace is done; every method waits for it. */
@@ -53,6 +66,9 @@ export class ScriptService {
   private readonly logger: Logger;
   private readonly shellOverrides: Partial<ShellPaths>;
   private readonly tombstoneTtlMs: number;
+  private readonly retentionMs: number;
+  private readonly locks = new TicketLocks();
+  private sweeper?: NodeJS.Timeout;
   private readonly tail: TailLoop;
   private readonly runs = new Map<string, Run>();
   private readonly loading = new Map<string, Promise<Run>>();
@@ -65,8 +81,10 @@ export class ScriptService {
     this.shellOverrides = options.shells ?? {};
     this.tail = new TailLoop({ logger: this.logger, pollMs: options.pollIntervalMs ?? 50, graceMs: options.cancelGraceMs ?? 5000 });
     this.tombstoneTtlMs = options.tombstoneTtlMs ?? 30 * 24 * 3600 * 1000;
+    this.retentionMs = options.retentionMs ?? DEFAULT_SCRIPT_RETENTION_MS;
     this.ready = this.recover();
     this.ready.catch((err: unknown) => this.logger.error({ err }, 'recovering the script workspace failed'));
+    this.ready.then(() => this.scheduleSweep(), () => undefined);
   }
 
   /**
@@ -76,22 +94,52 @@ export class ScriptService {
    */
   async recover(): Promise<void> {
     await mkdir(this.workspaceDir, { recursive: true });
-    for (const entry of await readdir(this.workspaceDir, { withFileTypes: true })) {
-      const ticket = entry.name;
-      if (!entry.isDirectory() || !TICKET_PATTERN.test(ticket) || this.runs.has(ticket)) continue;
-      const dir = this.dirOf(ticket);
-      const tombstone = await statOrNull(path.join(dir, FILE.completed));
-      if (tombstone) {
-        if (Date.now() - tombstone.mtimeMs > this.tombstoneTtlMs) {
-          await rm(dir, { recursive: true, force: true });
-        } else {
-          await emptyTombstone(dir); // finishes a complete() cut short by a crash
-        }
-        continue;
-      }
-      if (await statOrNull(path.join(dir, FILE.result))) continue; // finished: loaded when asked for
-      await this.load(ticket);
+    for (const ticket of await this.ticketsOnDisk()) {
+      if (!this.runs.has(ticket)) await this.locks.with(ticket, () => this.recoverTicket(ticket));
     }
+  }
+
+  /**
+   * Removes finished tickets the server never collected once they are older than the
+   * retention period: each becomes a tombstone marked expired, so a late status says
+   * why its lines are gone and a late retried start is still refused. Returns the
+   * tickets removed.
+   */
+  async sweep(now = Date.now()): Promise<string[]> {
+    await this.usable();
+    const removed: string[] = [];
+    for (const ticket of await this.ticketsOnDisk()) {
+      const expired = await this.locks.with(ticket, async () => {
+        const dir = this.dirOf(ticket);
+        if (await statOrNull(path.join(dir, FILE.completed))) return false;
+        const result = await readJson<Result>(path.join(dir, FILE.result));
+        if (!result || now - Date.parse(result.finishedAt) < this.retentionMs) return false;
+        await this.retire(ticket, `${EXPIRED_MARK} ${new Date(now).toISOString()}`);
+        return true;
+      });
+      if (expired) removed.push(ticket);
+    }
+    if (removed.length) {
+      this.logger.warn(
+        { tickets: removed, retentionMs: this.retentionMs },
+        'scripts finished but never collected by the server were removed after the retention period',
+      );
+    }
+    return removed;
+  }
+
+  /** Every ticket this Tentacle holds that was not completed, with its state. */
+  async list(): Promise<ScriptSummary[]> {
+    await this.usable();
+    const out: ScriptSummary[] = [];
+    for (const ticket of await this.ticketsOnDisk()) {
+      const summary = await this.locks.with(ticket, async () => {
+        if (await statOrNull(path.join(this.dirOf(ticket), FILE.completed))) return undefined;
+        return summaryOf(await this.loadNow(ticket));
+      });
+      if (summary) out.push(summary);
+    }
+    return out;
   }
 
   async start(request: StartScriptArgs): Promise<ScriptSummary> {
@@ -101,7 +149,7 @@ export class ScriptService {
     const previous = this.starting.get(ticket);
     const attempt = (previous ?? Promise.resolve())
       .catch(() => undefined)
-      .then(() => this.startOnce(request));
+      .then(() => this.locks.with(ticket, () => this.startOnce(request)));
     this.starting.set(ticket, attempt);
     try {
       return await attempt;
@@ -115,15 +163,19 @@ export class ScriptService {
     const afterSeq = request.afterSeq ?? 0;
     const maxLines = request.maxLines ?? DEFAULT_STATUS_LINES;
     await this.usable();
-    const run = await this.load(ticket);
-    // State first, lines second: a finished state then guarantees the lines are all there.
-    const summary = summaryOf(run);
-    const available = run.nextSeq - 1;
-    // Bounded by bytes too: NUL-heavy output is six times larger as JSON, and an answer
-    // of maxLines such lines would pass the comms message limit.
-    const lines = await readLogAfter(run.file(FILE.log), run.index, run.logBytes, afterSeq, maxLines, STATUS_ANSWER_BUDGET_BYTES);
-    const last = lines.at(-1)?.seq ?? afterSeq;
-    return { ...summary, lines, nextSeq: last + 1, more: last < available };
+    // Under the ticket's lock: a completion cannot empty the directory between the load and the read.
+    return this.locks.with(ticket, async () => {
+      const run = await this.loadNow(ticket);
+      // State first, lines second: a finished state then guarantees the lines are all there.
+      const summary = summaryOf(run);
+      const available = run.nextSeq - 1;
+      const logBytes = run.logBytes;
+      // Bounded by bytes too: NUL-heavy output is six times larger as JSON, and an answer
+      // of maxLines such lines would pass the comms message limit.
+      const lines = await readLogAfter(run.file(FILE.log), run.index, logBytes, afterSeq, maxLines, STATUS_ANSWER_BUDGET_BYTES);
+      const last = lines.at(-1)?.seq ?? afterSeq;
+      return { ...summary, lines, nextSeq: last + 1, more: last < available };
+    });
   }
 
   /**
@@ -136,6 +188,7 @@ export class ScriptService {
     await this.usable();
     const run = await this.load(ticket);
     if (!run.result) {
+      // Not under the lock: stopping waits for the script, up to the grace period.
       run.stopping ??= this.tail.stop(run, 'cancelled');
       await run.stopping;
     }
@@ -151,32 +204,32 @@ export class ScriptService {
     const ticket = validTicket(request.ticket);
     await this.usable();
     await this.starting.get(ticket)?.catch(() => undefined);
-    const dir = this.dirOf(ticket);
-    if (await statOrNull(path.join(dir, FILE.completed))) return { ticket };
-    if (await statOrNull(dir)) {
-      const run = await this.load(ticket);
-      if (!run.result) {
-        throw new ReefError(
-          'REEF_TICKET_RUNNING',
-          `Script ${ticket} is still running, so it cannot be completed yet: cancel it first, or wait until its status is no longer Running.`,
-        );
+    return this.locks.with(ticket, async () => {
+      const dir = this.dirOf(ticket);
+      if (await statOrNull(path.join(dir, FILE.completed))) return { ticket };
+      if (await statOrNull(dir)) {
+        const run = await this.loadNow(ticket);
+        if (!run.result) {
+          throw new ReefError(
+            'REEF_TICKET_RUNNING',
+            `Script ${ticket} is still running, so it cannot be completed yet: cancel it first, or wait until its status is no longer Running.`,
+          );
+        }
       }
-      await closeHandles(run);
-    }
-    await mkdir(dir, { recursive: true });
-    await writeFileAtomic(path.join(dir, FILE.completed), `${new Date().toISOString()}\n`);
-    await emptyTombstone(dir);
-    this.runs.delete(ticket);
-    this.logger.info({ ticket }, 'script completed; workspace deleted');
-    return { ticket };
+      await this.retire(ticket, new Date().toISOString());
+      this.logger.info({ ticket }, 'script completed; workspace deleted');
+      return { ticket };
+    });
   }
 
   /** Stops tailing and timers. Scripts keep running; a new ScriptService adopts them. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.sweeper);
     this.tail.close();
     await this.ready.catch(() => undefined);
+    await this.locks.idle();
     await Promise.all([...this.loading.values()].map((p) => p.catch(() => undefined)));
     const runs = [...this.runs.values()];
     for (const run of runs) clearTimeout(run.timer);
@@ -196,6 +249,50 @@ export class ScriptService {
     if (this.closed) throw closedError();
     await this.ready;
     if (this.closed) throw closedError();
+  }
+
+  /** Turns a finished ticket into a tombstone whose `completed` marker holds `mark`. Under the ticket's lock. */
+  private async retire(ticket: string, mark: string): Promise<void> {
+    const dir = this.dirOf(ticket);
+    const run = this.runs.get(ticket);
+    if (run) await closeHandles(run);
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(path.join(dir, FILE.completed), `${mark}\n`);
+    await emptyTombstone(dir);
+    this.runs.delete(ticket);
+  }
+
+  /** One ticket found by recovery: a tombstone pruned or tidied, an unfinished script adopted. Under its lock. */
+  private async recoverTicket(ticket: string): Promise<void> {
+    if (this.runs.has(ticket)) return;
+    const dir = this.dirOf(ticket);
+    const tombstone = await statOrNull(path.join(dir, FILE.completed));
+    if (tombstone) {
+      if (Date.now() - tombstone.mtimeMs > this.tombstoneTtlMs) {
+        await rm(dir, { recursive: true, force: true });
+      } else {
+        await emptyTombstone(dir); // finishes a complete() cut short by a crash
+      }
+      return;
+    }
+    if (await statOrNull(path.join(dir, FILE.result))) return; // finished: loaded when asked for
+    await this.loadNow(ticket);
+  }
+
+  private scheduleSweep(): void {
+    if (this.closed) return;
+    this.sweeper = setTimeout(() => {
+      this.sweep()
+        .catch((err: unknown) => this.logger.error({ err }, 'sweeping finished scripts past their retention failed'))
+        .finally(() => this.scheduleSweep());
+    }, Math.min(SWEEP_EVERY_MS, Math.max(1000, this.retentionMs / 4)));
+    this.sweeper.unref();
+  }
+
+  /** The ticket folders in the workspace (tombstones included). */
+  private async ticketsOnDisk(): Promise<string[]> {
+    const entries = await readdir(this.workspaceDir, { withFileTypes: true });
+    return entries.filter((entry) => entry.isDirectory() && TICKET_PATTERN.test(entry.name)).map((entry) => entry.name);
   }
 
   private dirOf(ticket: string): string {
@@ -224,10 +321,10 @@ export class ScriptService {
   /** The Run for a ticket: in memory, or rebuilt from its directory. */
   private async load(ticket: string): Promise<Run> {
     await this.starting.get(ticket)?.catch(() => undefined);
-    return this.loadNow(ticket);
+    return this.locks.with(ticket, () => this.loadNow(ticket));
   }
 
-  /** load() for startOnce, which runs inside `starting` and must not wait for itself. */
+  /** load() for callers that hold the ticket's lock (and run inside `starting`), so must not wait for it. */
   private async loadNow(ticket: string): Promise<Run> {
     const known = this.runs.get(ticket);
     if (known) return known;
@@ -241,7 +338,15 @@ export class ScriptService {
 
   private async loadFromDisk(ticket: string): Promise<Run> {
     const dir = this.dirOf(ticket);
-    if (await statOrNull(path.join(dir, FILE.completed))) {
+    const mark = await readTombstone(path.join(dir, FILE.completed));
+    if (mark?.startsWith(EXPIRED_MARK)) {
+      throw new ReefError(
+        'REEF_TICKET_EXPIRED',
+        `Script ${ticket} finished but the server did not collect it within this Tentacle's retention period ` +
+          `(${formatDuration(this.retentionMs)}), so its lines and outcome were removed (${mark.slice(EXPIRED_MARK.length).trim()}).`,
+      );
+    }
+    if (mark !== undefined) {
       throw new ReefError(
         'REEF_TICKET_COMPLETED',
         `Script ${ticket} was already completed and its workspace deleted; a ticket runs only once. Start the script with a new ticket.`,
@@ -262,6 +367,18 @@ export class ScriptService {
     }
     this.runs.set(ticket, run);
     return run;
+  }
+}
+
+/** The `completed` marker of a ticket retired by the retention sweep starts with this. */
+const EXPIRED_MARK = 'expired';
+
+async function readTombstone(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
 
