@@ -63,6 +63,11 @@ export class CertificateRotator {
   private trusting = new Set<string>();
   private dropped = new Set<string>();
   private readonly busy = new Set<Thumbprint>();
+  /**
+   * Tentacles with nothing left to do in a phase of the rotation (`<id>/<phase>`), so that
+   * the sweep does not look every connected Tentacle up in the store for ever after.
+   */
+  private settled = new Map<Thumbprint, string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -180,6 +185,7 @@ export class CertificateRotator {
           const trust = await this.options.store.listCertificateTrust(rotation.id);
           this.trusting = new Set(trust.map((t) => t.machineId));
           this.dropped = new Set(trust.filter((t) => t.droppedAt).map((t) => t.machineId));
+          this.settled = new Map();
         }
         const reuse = this.latest?.rotation.id === rotation.id ? this.latest : null;
         this.latest = {
@@ -214,6 +220,9 @@ export class CertificateRotator {
     const { rotation } = latest;
     const completedAt = rotation.completedAt ? Date.parse(rotation.completedAt) : null;
     const dropDue = completedAt !== null && Date.now() >= completedAt + rotation.graceMs;
+    const phase = `${rotation.id}/${completedAt === null ? 'under-way' : dropDue ? 'drop' : 'completed'}`;
+    // A link made on the old certificate still has something to do (move to the new one).
+    if (this.settled.get(thumbprint) === phase && client.peer.presented !== rotation.old.thumbprint) return;
     this.busy.add(thumbprint);
     try {
       const machine = await this.options.store.getMachineByThumbprint(thumbprint);
@@ -241,9 +250,12 @@ export class CertificateRotator {
         this.dropped.add(machine.id);
         await this.record('machine.server-certificate-dropped', machine, rotation.id, rotation.old.thumbprint);
       }
+      this.settled.set(thumbprint, phase);
     } catch (err) {
       if (this.closed) return;
       const older = isReefError(err, 'REEF_UNKNOWN_METHOD');
+      // Said once per phase: asking again would only fill the log.
+      if (older) this.settled.set(thumbprint, phase);
       this.options.logger.warn(
         { thumbprint, err: errorMessage(err) },
         older
