@@ -14,8 +14,8 @@ export interface ApiClientOptions {
   server: string;
   apiKey?: string;
   /**
-   * The portal certificate's thumbprint. When given, the server must present exactly that
-   * certificate (self-signed is fine); otherwise it must be valid for a public CA, or for
+   * The portal certificate's thumbprint (or several, comma-separated). When given, the server
+   * must present exactly that certificate (self-signed is fine); otherwise it must be valid for a public CA, or for
    * one of `trustedCas`.
    */
   serverThumbprint?: string;
@@ -58,7 +58,8 @@ export const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
  */
 export class ApiClient {
   readonly baseUrl: URL;
-  private readonly pin: string | undefined;
+  /** The thumbprints accepted: usually one; two while a server certificate rotation completes. */
+  private readonly pin: string[] | undefined;
   private readonly ca: string[] | undefined;
 
   constructor(private readonly options: ApiClientOptions) {
@@ -70,7 +71,8 @@ export class ApiClient {
     }
     if (url.protocol !== 'https:') throw new ReefError('REEF_BAD_SERVER_ADDRESS', `The server URL must start with https:// (got ${options.server}).`);
     this.baseUrl = url;
-    this.pin = options.serverThumbprint ? normalizeThumbprint(options.serverThumbprint) : undefined;
+    // "OLD,NEW" lets scripts keep working across a server certificate rotation (docs/operations.md).
+    this.pin = options.serverThumbprint ? options.serverThumbprint.split(',').map((tp) => normalizeThumbprint(tp)) : undefined;
     if (this.pin && options.trustedCas?.length) {
       throw new ReefError('REEF_INVALID_ARGUMENT', 'Give either a server thumbprint (pin one certificate) or a CA file (trust what that CA issues), not both.');
     }
@@ -175,12 +177,12 @@ export class ApiClient {
         if (this.pin) {
           const der = socket.getPeerCertificate()?.raw;
           const presented = der ? thumbprintOfDer(der) : '(none)';
-          if (presented !== this.pin) {
+          if (!this.pin.includes(presented)) {
             socket.destroy();
             return reject(
               new ReefError(
                 'REEF_UNTRUSTED_CERTIFICATE',
-                `The server at ${url.origin} presented certificate thumbprint ${presented}, but ${this.pin} was expected. ` +
+                `The server at ${url.origin} presented certificate thumbprint ${presented}, but ${this.pin.join(' or ')} was expected. ` +
                   'Nothing was sent. Check the thumbprint with "reef server show-thumbprint" on the server.',
               ),
             );

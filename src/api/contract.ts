@@ -612,6 +612,44 @@ export const Forbidden = named(
   }),
 );
 
+export const StartCertificateRotationRequest = named(
+  'StartCertificateRotationRequest',
+  z
+    .object({
+      graceSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(366 * 24 * 3600)
+        .optional()
+        .describe('How long after completion Tentacles are told to drop the old thumbprint (default 86400: a day), so every node has switched first.'),
+    })
+    .strict(),
+);
+export type StartCertificateRotationRequest = z.infer<typeof StartCertificateRotationRequest>;
+
+export const CertificateRotationView = named(
+  'CertificateRotationView',
+  z.object({
+    id: z.string(),
+    state: z.enum(['under-way', 'completed']),
+    oldThumbprint: z.string().describe('The certificate presented before the rotation (and, after it, to Tentacles that ask for it by thumbprint).'),
+    newThumbprint: z.string(),
+    startedBy: z.string(),
+    startedAt: timestamp,
+    completedAt: timestamp.nullable(),
+    graceSeconds: z.number().int(),
+    dropOldAfter: timestamp.nullable().describe('Completion plus the grace period: from then Tentacles are told to drop the old thumbprint.'),
+    machines: z.number().int().describe('Registered machines.'),
+    trusting: z.number().int().describe('Machines that confirmed trusting the new thumbprint.'),
+    dropped: z.number().int().describe('Machines that confirmed dropping the old thumbprint.'),
+    notTrusting: z
+      .array(z.object({ id: z.string(), name: z.string(), thumbprint: z.string(), lastSeenAt: timestamp.nullable(), connected: z.boolean() }))
+      .describe('Machines that have not confirmed trusting the new thumbprint yet (offline ones, or too old to understand trust.add), by name.'),
+  }),
+);
+export type CertificateRotationView = z.infer<typeof CertificateRotationView>;
+
 /** The events of GET /api/tasks/:id/log/stream, by name: each `data:` is the JSON of its schema. */
 export const LOG_STREAM_EVENTS = {
   log: LogLineView,

@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS } from '../server/http/context.js';
 import { parseListenAddress } from '../server/metrics/listen-address.js';
 import type { RunningServer, ServerSettings } from '../server/runtime.js';
 import { collect, parseBoolean, parsePort, printLine, runAction } from './common.js';
+import { registerRotateCertificateCommand } from './reef-server-rotate.js';
 import { environmentTemplate, registerServerServiceCommand } from './reef-server-service.js';
 
 /** The server code (store, comms, engine) loads only for the commands that need it. */
@@ -320,6 +321,7 @@ export function registerServerCommands(program: Command): void {
     );
 
   registerServerServiceCommand(server, run);
+  registerRotateCertificateCommand(server);
 
   server
     .command('show-thumbprint')

@@ -16,13 +16,23 @@ import { addConnectionOptions, connect, itemsOf, segment, type ConnectionOpts } 
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
-/** `90s`, `30m`, `1h`, `7d` (or plain seconds) as seconds. */
-export function parseLifetime(value: string): number {
+/** `90s`, `30m`, `1h`, `7d` (or plain seconds) as seconds, from `min` to `max` seconds. */
+export function parseDuration(value: string, option: string, min: number, max: number): number {
   const match = /^\s*(\d+)\s*([smhd]?)\s*$/i.exec(value);
-  if (!match) throw new ReefError('REEF_INVALID_ARGUMENT', `--expires takes a duration such as 30m, 1h or 7d, not "${value}".`);
+  if (!match) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} takes a duration such as 30m, 1h or 7d, not "${value}".`);
   const seconds = Number(match[1]) * UNITS[(match[2] || 's').toLowerCase()]!;
-  if (seconds < 60 || seconds > 30 * 86_400) throw new ReefError('REEF_INVALID_ARGUMENT', `--expires must be between 1m and 30d, not "${value}".`);
+  if (seconds < min || seconds > max) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be between ${formatSeconds(min)} and ${formatSeconds(max)}, not "${value}".`);
   return seconds;
+}
+
+function formatSeconds(seconds: number): string {
+  const unit = (['d', 'h', 'm'] as const).find((u) => seconds >= UNITS[u]! && seconds % UNITS[u]! === 0);
+  return unit ? `${seconds / UNITS[unit]!}${unit}` : `${seconds}s`;
+}
+
+/** A join token's lifetime (--expires). */
+export function parseLifetime(value: string): number {
+  return parseDuration(value, '--expires', 60, 30 * 86_400);
 }
 
 function parseUses(value: string): number {

@@ -10,11 +10,17 @@ import { createFriendlyPageServer } from './friendly-page.js';
 import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
+import { requestedThumbprint } from './certificate-request.js';
 import { baseTlsOptions, COMMS_ALPN, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
 export interface AcceptorOptions {
   identity: CertificateIdentity;
+  /**
+   * Another certificate this end holds and presents when a peer asks for it by thumbprint
+   * (certificate-request.ts): the server's previous one after a certificate rotation.
+   */
+  presentable?(thumbprint: string): CertificateIdentity | undefined;
   trust: TrustCheck;
   /** What the refused peer and the log are told: which thumbprint came, what to run. */
   explainRefusal(presented: string, remoteAddress: string): string;
@@ -46,6 +52,8 @@ export interface Acceptor {
   listen(port: number, host?: string): Promise<number>;
   /** Hands over a raw byte stream that carries a client's TLS (front door, WebSocket). */
   accept(raw: Duplex, carrier: string): void;
+  /** Presents another certificate from now on (a completed rotation); open connections keep theirs. */
+  setIdentity(identity: CertificateIdentity): void;
   close(): Promise<void>;
 }
 
@@ -65,16 +73,33 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   // One TLS server per carrier, so each connection's carrier is known by which server
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
   // stream). They share ticket keys, so a session resumes whichever way a peer returns.
-  const ticketKeys = randomBytes(48);
+  let ticketKeys = randomBytes(48);
   const tlsServers = new Map<string, tls.Server>();
+  let identity = options.identity;
+  let requestedContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
+
+  /** The certificate asked for by name when this end holds it; else the default (undefined). */
+  function sniCallback(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+    const wanted = requestedThumbprint(servername);
+    const alternate = wanted && wanted !== identity.thumbprint ? options.presentable?.(wanted) : undefined;
+    if (!alternate) return cb(null, undefined);
+    let context = requestedContexts.get(alternate);
+    if (!context) {
+      context = tls.createSecureContext({ ...baseTlsOptions(alternate), ticketKeys });
+      requestedContexts.set(alternate, context);
+    }
+    logger.debug({ thumbprint: alternate.thumbprint }, 'comms: a peer asked for an earlier certificate by thumbprint');
+    cb(null, context);
+  }
 
   function tlsServerFor(carrier: string): tls.Server {
     const existing = tlsServers.get(carrier);
     if (existing) return existing;
     const server = tls.createServer({
-      ...baseTlsOptions(options.identity),
+      ...baseTlsOptions(identity),
       requestCert: true,
       ALPNCallback: (hello) => selectAlpn(hello, options.registration?.enabled() ?? false),
+      SNICallback: sniCallback,
       handshakeTimeout: limits.handshakeTimeoutMs,
       ticketKeys,
     });
@@ -137,7 +162,9 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     await writeVerdict(socket, { ok: true });
     clearTimeout(deadline);
     if (socket.destroyed) return;
-    options.onSession(socket, { thumbprint, remoteAddress, carrier });
+    const own = socket.getCertificate();
+    const presented = own && 'raw' in own && own.raw ? thumbprintOfDer(own.raw) : undefined;
+    options.onSession(socket, { thumbprint, remoteAddress, carrier, ...(presented ? { presented } : {}) });
   }
 
   /**
@@ -205,6 +232,14 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       raw.on('error', () => raw.destroy());
       track(raw);
       tlsServerFor(carrier).emit('connection', raw);
+    },
+    setIdentity(next) {
+      identity = next;
+      // New ticket keys: a session made on the old certificate must not resume on the new
+      // one, or the peer would go on believing it talks to the old certificate.
+      ticketKeys = randomBytes(48);
+      requestedContexts = new WeakMap();
+      for (const server of tlsServers.values()) server.setSecureContext({ ...baseTlsOptions(next), ticketKeys });
     },
     async close() {
       // net.Server#close waits for its connections to end, so stop listening first,

@@ -6,6 +6,11 @@ export interface PeerInfo {
   remoteAddress: string;
   /** How the connection arrived or left: 'tcp', 'listening', later 'sni', 'alpn', 'websocket', 'proxy'. */
   carrier: string;
+  /**
+   * The certificate this end presented on the connection, when it accepted it: after a
+   * server certificate rotation a Tentacle may have asked for the previous one.
+   */
+  presented?: Thumbprint;
 }
 
 /** Decides whether a thumbprint is trusted; asked on every connection, so changes apply at once. */

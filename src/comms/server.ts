@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
-import { ReefError } from '../errors.js';
+import { isReefError, ReefError } from '../errors.js';
 import { formatDuration } from '../format.js';
 import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
 import { connectTcp, hostPort } from './carriers/tcp.js';
-import { dialSecure } from './dialer.js';
+import { dialSecure, type DialedSession } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import { dialListening, type DialAttempt } from './listening-dial.js';
 import type { TrustCheck } from './peer.js';
@@ -27,6 +27,10 @@ export interface TentacleAddress {
 
 export interface CommsServerOptions {
   identity: CertificateIdentity;
+  /** Other certificates presented on request by thumbprint (AcceptorOptions.presentable). */
+  presentable?(thumbprint: string): CertificateIdentity | undefined;
+  /** Certificates to dial a listening Tentacle with when it refuses ours (the one before a rotation). */
+  earlierIdentities?(): CertificateIdentity[];
   /** Which tentacle thumbprints may connect; asked on every connection. */
   trust: TrustCheck;
   limits?: Partial<CommsLimits>;
@@ -63,6 +67,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly options: CommsServerOptions;
   private readonly logger: Logger;
   private readonly acceptor: Acceptor;
+  /** Presented to polling tentacles and when dialling listening ones; changed by a completed rotation. */
+  private identity: CertificateIdentity;
   private readonly dialing = new Map<Thumbprint, DialAttempt>();
   private readonly resumable = new Map<Thumbprint, Buffer>();
   private readonly idleSweep: NodeJS.Timeout;
@@ -74,10 +80,12 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   constructor(options: CommsServerOptions) {
     super();
     this.options = options;
+    this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? silentLogger;
     this.acceptor = createAcceptor({
       identity: options.identity,
+      presentable: options.presentable,
       trust: options.trust,
       limits: this.limits,
       logger: this.logger,
@@ -105,6 +113,13 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   /** Starts the comms listener for polling tentacles; resolves with its port. */
   listen(port: number, host?: string): Promise<number> {
     return this.acceptor.listen(port, host);
+  }
+
+  /** Presents `identity` from now on (a completed certificate rotation); live connections keep theirs. */
+  setIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    this.acceptor.setIdentity(identity);
+    this.resumable.clear();
   }
 
   /**
@@ -227,25 +242,47 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     if (pending) return pending;
     const { host, port } = target.listening;
     let tcpConnectedTo: string | undefined;
-    const session = dialSecure({
-      identity: this.options.identity,
-      host,
-      port,
-      transport: async () => {
-        const socket = await connectTcp(host, port, { timeoutMs: this.limits.handshakeTimeoutMs, signal: this.closing.signal });
-        tcpConnectedTo = socket.remoteAddress;
-        return socket;
-      },
-      expected: [target.thumbprint],
-      carrier: 'listening',
-      handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
-      explainMismatch: (presented) =>
-        `The Tentacle at ${hostPort(host, port)} presented certificate thumbprint ${presented}, but ${describe(target)} is registered with ${target.thumbprint}. ` +
-        'Another machine may answer at that address (an address reused, a port forwarded elsewhere), or something may be intercepting the connection: ' +
-        'compare with "tentacle show-thumbprint" on the machine itself. Only if its certificate was replaced on purpose, register it again with "tentacle register-with --force".',
-      resume: this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
-      onResumableSession: (session, thumbprint) => this.resumable.set(thumbprint, session),
-    }).then(
+    // Ours first; a listening Tentacle that refuses it (offline through a whole certificate
+    // rotation) is dialled again with the earlier certificate, which it still trusts.
+    const identities = [this.identity, ...(this.options.earlierIdentities?.() ?? [])];
+    const attemptWith = async (index: number): Promise<DialedSession> => {
+      const identity = identities[index]!;
+      let mismatch = false;
+      try {
+        const dialed = await dialSecure({
+          identity,
+          host,
+          port,
+          transport: async () => {
+            const socket = await connectTcp(host, port, { timeoutMs: this.limits.handshakeTimeoutMs, signal: this.closing.signal });
+            tcpConnectedTo = socket.remoteAddress;
+            return socket;
+          },
+          expected: [target.thumbprint],
+          carrier: 'listening',
+          handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+          explainMismatch: (presented) => {
+            mismatch = true;
+            return (
+              `The Tentacle at ${hostPort(host, port)} presented certificate thumbprint ${presented}, but ${describe(target)} is registered with ${target.thumbprint}. ` +
+              'Another machine may answer at that address (an address reused, a port forwarded elsewhere), or something may be intercepting the connection: ' +
+              'compare with "tentacle show-thumbprint" on the machine itself. Only if its certificate was replaced on purpose, register it again with "tentacle register-with --force".'
+            );
+          },
+          // Sessions are kept for our current certificate only.
+          resume: index === 0 && this.resumable.has(target.thumbprint) ? { session: this.resumable.get(target.thumbprint)!, thumbprint: target.thumbprint } : undefined,
+          onResumableSession: (session, thumbprint) => {
+            if (index === 0) this.resumable.set(thumbprint, session);
+          },
+        });
+        return { ...dialed, peer: { ...dialed.peer, presented: identity.thumbprint } };
+      } catch (err) {
+        if (mismatch || !isReefError(err, 'REEF_UNTRUSTED_CERTIFICATE') || index + 1 >= identities.length) throw err;
+        this.logger.info({ tentacle: describe(target), presented: identity.thumbprint }, 'comms: the listening Tentacle does not trust this certificate; dialling again with the earlier one');
+        return attemptWith(index + 1);
+      }
+    };
+    const session = attemptWith(0).then(
       ({ socket, peer }) => this.adopt(new RpcClient(socket, peer, this.limits, this.logger, this.observeCall)),
       (err: unknown) => {
         this.emit('refused', 'listening', err instanceof ReefError ? err.code.replace(/^REEF_/, '').toLowerCase() : 'internal_error');

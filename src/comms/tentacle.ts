@@ -7,6 +7,7 @@ import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
 import { backoffDelay, proxyAuthRetryDelay, RESTART_WINDOW_MS, restartRetryDelay } from './backoff.js';
+import { certificateRequestName } from './certificate-request.js';
 import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
@@ -143,22 +144,38 @@ export class Poller extends EventEmitter<PollerEvents> {
     let proxyAuthAttempt = 0;
     /** When the last live link was lost: refusals soon after are a server restarting. */
     let linkLostAt = -Infinity;
+    /**
+     * Set after the server presented a certificate not trusted here: the next attempt asks
+     * for one that is, by name (certificate-request.ts). A server that held a trusted
+     * certificate before a rotation still presents it on request, so a Tentacle offline
+     * through the whole rotation gets in and is told the new thumbprint.
+     */
+    let askFor: Thumbprint | undefined;
     while (!this.closing) {
+      let presented: Thumbprint | undefined;
+      const asked = askFor;
+      askFor = undefined;
       try {
         const trusted = this.target.trusted();
         const dialed = await dialSecure({
           identity: this.identity,
           host: this.target.host,
           port: this.target.port,
-          servername: this.target.servername,
+          servername: asked ? certificateRequestName(asked) : this.target.servername,
           transport: this.target.transport,
           expected: trusted,
           carrier: this.target.carrier,
           handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
-          explainMismatch: (presented) => unexpectedServerCertificate(where, presented, trusted, this.instance),
-          resume: this.resume,
-          onResumableSession: (session, thumbprint) => (this.resume = { session, thumbprint }),
+          explainMismatch: (thumbprint) => {
+            presented = thumbprint;
+            return unexpectedServerCertificate(where, thumbprint, trusted, this.instance);
+          },
+          resume: asked ? undefined : this.resume,
+          onResumableSession: (session, thumbprint) => {
+            if (!asked) this.resume = { session, thumbprint };
+          },
         });
+        if (asked) this.logger.info({ server: where, thumbprint: asked }, 'comms: the server presented the certificate this Tentacle trusts when asked for it by thumbprint');
         if (this.closing) {
           dialed.socket.destroy();
           break;
@@ -178,6 +195,13 @@ export class Poller extends EventEmitter<PollerEvents> {
         this.emit('disconnected', reason);
       } catch (err) {
         if (this.closing) break;
+        const untried = presented && !asked ? this.target.trusted().find((tp) => tp !== presented) : undefined;
+        if (untried) {
+          // Not yet a failure: ask at once for the certificate trusted here.
+          askFor = untried;
+          this.logger.info({ server: where, presented, askFor }, 'comms: the server presented a certificate this Tentacle does not trust; asking it for the trusted one');
+          continue;
+        }
         const message = errorMessage(err);
         let delay: number;
         if (isReefError(err, 'REEF_PROXY_AUTH_REQUIRED')) {

@@ -42,6 +42,8 @@ import { INITIAL_ADMIN } from './auth/users.js';
 import { createPortalHandler } from './portal/index.js';
 import { randomUUID } from 'node:crypto';
 import { LocalBus } from './cluster/bus.js';
+import { CertificateRotator, SERVER_IDENTITY } from './certificate-rotation.js';
+import { generateCertificate } from '../pki/certificate.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
@@ -92,6 +94,8 @@ export interface ServerSettings {
   httpsCertificateWatchIntervalMs?: number;
   /** Most bytes of script output stored per machine run (TaskEngineOptions.logQuotaBytes). */
   logQuotaBytes?: number;
+  /** How often a certificate rotation checks connected Tentacles and re-reads the store (DEFAULT_ROTATION_SWEEP_MS; tests shorten it). */
+  certificateRotationSweepMs?: number;
   /** Request budgets and failure limits of the REST API (DEFAULT_LIMITS in src/server/http/context.ts). */
   apiLimits?: ApiLimits;
   /** How long a running script's Tentacle may be out of contact (TaskEngineOptions.lostContactLimitMs). */
@@ -133,7 +137,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const IDENTITY = 'server';
 const MISSING_IDENTITY_HINT = 'Start the server once with "reef server run" to create it.';
 
 /**
@@ -160,8 +163,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const store = timeStore(await createStore(location), metrics);
   closers.add('store', () => store.close());
   const clustered = parseStoreLocation(location).kind === 'postgres';
-  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, IDENTITY, `Reef Server ${hostname()}`, {
-    subjectAltNames: generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames }),
+  const certificateNames = generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames });
+  const ownIdentity = await loadOrCreateIdentity(settings.dataDir, SERVER_IDENTITY, `Reef Server ${hostname()}`, {
+    subjectAltNames: certificateNames,
   });
   const identity = clustered ? await adoptClusterIdentity(store.coordination, ownIdentity, logger) : ownIdentity;
   const nodeName = settings.nodeName ?? hostname();
@@ -188,8 +192,12 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
+  let rotator: CertificateRotator | undefined;
   const comms = new CommsServer({
     identity,
+    // After a rotation, Tentacles that missed it ask for the old certificate by thumbprint.
+    presentable: (thumbprint) => rotator?.presentable(thumbprint),
+    earlierIdentities: () => rotator?.earlierIdentities() ?? [],
     // Asked on every connection: a deleted machine is refused at once.
     trust: async (thumbprint) => (await store.getMachineByThumbprint(thumbprint)) !== null,
     limits: settings.limits,
@@ -216,6 +224,25 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     lostContactLimitMs: settings.lostContactLimitMs,
   });
   watchNode(metrics, { node: nodeName, version: VERSION, comms, engine, bus });
+  rotator = new CertificateRotator({
+    store,
+    comms,
+    bus,
+    logger,
+    dataDir: settings.dataDir,
+    clustered,
+    current: identity,
+    generate: () => generateCertificate(`Reef Server ${hostname()}`, { subjectAltNames: certificateNames }),
+    onSwitch: (next) => {
+      info.commsThumbprint = next.thumbprint;
+      portalCertificate.switchIdentity(next);
+    },
+    sweepMs: settings.certificateRotationSweepMs,
+    audit,
+  });
+  closers.add('certificate rotation', () => rotator?.close());
+  // Before the comms port opens: the first Tentacle to connect may be one that missed a rotation.
+  await rotator.start();
   // One count of failed API keys per address, for the REST API and registrations over comms alike.
   const authLimiter = createAuthLimiter(settings.apiLimits);
   comms.acceptRegistrations(createCommsRegistration({ store, comms, info, engine, logger, audit }, authLimiter));
@@ -260,7 +287,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     websocketPath: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,
   };
   const apiHandler = createApiHandler({
-    store, engine, comms, blobs, info, logger, metrics, audit, install, authLimiter, limits: settings.apiLimits,
+    store, engine, comms, blobs, info, logger, metrics, audit, install, rotation: rotator, authLimiter, limits: settings.apiLimits,
     portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
   });
   const websockets = createWebSocketEndpoint({
@@ -377,7 +404,7 @@ export async function readServerThumbprint(dataDir: string, storeUrl?: string): 
       await store.close();
     }
   }
-  return (await loadIdentity(dataDir, IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
+  return (await loadIdentity(dataDir, SERVER_IDENTITY, MISSING_IDENTITY_HINT)).thumbprint;
 }
 
 /** The embedded SQLite file in the data directory, unless another store is named. */

@@ -24,6 +24,7 @@ import { createTentacleServices } from './rpc-services.js';
 import { CapabilitiesService } from './services/capabilities.js';
 import { FileService } from './services/files.js';
 import { ScriptService } from './services/scripts/index.js';
+import { TrustService } from './services/trust.js';
 
 export interface AgentOptions {
   config: TentacleConfig;
@@ -71,7 +72,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     ...(config.scriptRetentionDays !== undefined ? { retentionMs: config.scriptRetentionDays * 24 * 3600 * 1000 } : {}),
   });
   const files = new FileService({ allowedRoots: config.allowedRoots, protect: tentacleOwnPaths(config, options.configPath), logger });
-  const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), logger }), () => config.trust);
+  const trust = new TrustService({
+    configPath: options.configPath,
+    current: () => config,
+    // With a file, re-read it (the one source of truth); without, apply the change in memory.
+    apply: (next) => (options.configPath ? reload() : apply(next)),
+    logger,
+  });
+  const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), trust, logger }), () => config.trust);
   const comms = new TentacleComms({ identity, services, limits: options.limits, logger, instance });
   const nodes = new Map<string, PolledNode>();
   const trusted = () => config.trust;

@@ -22,11 +22,14 @@ import type { Logger } from '../logging.js';
 import type { CapabilitiesService } from './services/capabilities.js';
 import type { FileService } from './services/files.js';
 import type { ScriptService } from './services/scripts/index.js';
+import type { TrustService } from './services/trust.js';
 
 export interface TentacleServicesOptions {
   scripts: ScriptService;
   files: FileService;
   capabilities: CapabilitiesService;
+  /** Absent where nothing may change the trust list (service tests): trust.* calls are refused. */
+  trust?: TrustService;
   logger: Logger;
   /** How often a long-polling scripts.status looks for new lines. Default 50 ms (the script service's own tick). */
   statusPollMs?: number;
@@ -45,8 +48,12 @@ type ContractHandlers = { [M in TentacleMethod]: (args: ParsedArgsOf<M>, ctx: Ca
 
 /** Every method of the contract, served by the given local services. */
 export function createTentacleServices(options: TentacleServicesOptions): ServiceTable {
-  const { scripts, files, capabilities, logger } = options;
+  const { scripts, files, capabilities, trust, logger } = options;
   const statusPollMs = options.statusPollMs ?? 50;
+  const trustService = (): TrustService => {
+    if (!trust) throw new ReefError('REEF_TRUST_CHANGE_REFUSED', 'This Tentacle has no trust list that can be changed remotely.');
+    return trust;
+  };
 
   const handlers: ContractHandlers = {
     'capabilities.get': async () => {
@@ -89,6 +96,11 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
     },
 
     'files.stat': (request) => files.stat(request),
+
+    // The server that asks is the one this link is pinned to (ctx.peer), checked by guardTrust.
+    'trust.add': async ({ thumbprint }, ctx) => ({ trusted: await trustService().add(thumbprint, ctx.peer.thumbprint) }),
+
+    'trust.drop': async ({ thumbprint }, ctx) => ({ trusted: await trustService().drop(thumbprint, ctx.peer.thumbprint) }),
   };
 
   return new Map(

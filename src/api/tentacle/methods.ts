@@ -57,6 +57,17 @@ export const TENTACLE_METHODS = {
   }),
   'files.download': streamingMethod({ args: S.DownloadArgs, result: S.DownloadResult }),
   'files.stat': method({ args: S.StatArgs, result: S.FileStat }),
+  // Server certificate rotation (docs/security.md): served over a link the Tentacle already trusts.
+  'trust.add': method({
+    args: S.TrustArgs,
+    result: S.TrustResult,
+    contradictions: (args, result) => (result.trusted.includes(args.thumbprint.toUpperCase()) ? [] : [{ field: 'trusted', message: `must include ${args.thumbprint}, the thumbprint added` }]),
+  }),
+  'trust.drop': method({
+    args: S.TrustArgs,
+    result: S.TrustResult,
+    contradictions: (args, result) => (result.trusted.includes(args.thumbprint.toUpperCase()) ? [{ field: 'trusted', message: `must not include ${args.thumbprint}, the thumbprint dropped` }] : []),
+  }),
 } as const;
 
 export type TentacleMethod = keyof typeof TENTACLE_METHODS;

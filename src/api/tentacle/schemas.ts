@@ -136,6 +136,19 @@ export const FileStat = z.object({
   modifiedAt: isoTime.optional(),
 });
 
+// ---- server trust (certificate rotation) -------------------------------------------
+
+/** The most server thumbprints a Tentacle reports trusting (a hand-edited file may hold a few). */
+const MAX_TRUSTED = 64;
+
+/** Only a thumbprint: a server can ask a Tentacle to trust or drop one, nothing else about its trust. */
+export const TrustArgs = z.object({ thumbprint: sha256 });
+
+export const TrustResult = z.object({
+  /** The Tentacle's trusted server thumbprints after the change. */
+  trusted: z.array(sha256).max(MAX_TRUSTED, `must list at most ${MAX_TRUSTED} thumbprints`),
+});
+
 // ---- health -----------------------------------------------------------------------
 
 export const NoArgs = noArgs;

@@ -13,7 +13,9 @@ export type ClusterEvent =
   /** A task or one of its machines changed state. */
   | { kind: 'changed'; taskId: string }
   /** A tentacle connected to the sending node. */
-  | { kind: 'link'; thumbprint: string };
+  | { kind: 'link'; thumbprint: string }
+  /** A server certificate rotation started or completed: nodes re-read it (and switch certificate). */
+  | { kind: 'certificate' };
 
 export interface ClusterBus {
   /** Queued and sent in batches; never throws. */
@@ -54,7 +56,8 @@ export class LocalBus implements ClusterBus {
 export function eventKey(event: ClusterEvent): string {
   switch (event.kind) {
     case 'work':
-      return 'work';
+    case 'certificate':
+      return event.kind;
     case 'link':
       return `link:${event.thumbprint}`;
     default:

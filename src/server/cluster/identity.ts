@@ -22,6 +22,14 @@ export async function adoptClusterIdentity(coordination: Coordination, local: Ce
   return identity;
 }
 
+/**
+ * Makes `identity` the certificate every node presents from its next start (a completed
+ * certificate rotation; running nodes switch through certificate-rotation.ts).
+ */
+export async function replaceClusterIdentity(coordination: Coordination, identity: CertificateIdentity): Promise<void> {
+  await coordination.replaceSharedSetting(KEY, JSON.stringify({ certPem: identity.certPem, keyPem: identity.keyPem }));
+}
+
 /** The cluster certificate's thumbprint, or null before the first node started. */
 export async function readClusterThumbprint(coordination: Coordination): Promise<string | null> {
   const stored = await coordination.getSharedSetting(KEY);

@@ -1,3 +1,4 @@
+import type { CertificateRotator } from '../certificate-rotation.js';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ServerInfo } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
@@ -41,6 +42,8 @@ export interface ApiDeps {
   audit?: AuditLog;
   /** What install commands (POST /api/tokens with `install`) are made of; without it they are refused. */
   install?: InstallFacts;
+  /** Server certificate rotation; without it /api/server/certificate-rotation refuses. */
+  rotation?: CertificateRotator;
   /** Counts failed API keys per address; pass the one registrations over comms use too (createAuthLimiter). */
   authLimiter?: FailureLimiter;
 }

@@ -57,6 +57,11 @@ export interface PortalCertificate {
   serve(server: https.Server): void;
   /** Reads the files again (SIGHUP, a file change); logs what happened. */
   reload(trigger: string): Promise<ReloadOutcome>;
+  /**
+   * A completed server certificate rotation: without a configured certificate the portal
+   * presents the new pinned identity from the next handshake; a configured one stays.
+   */
+  switchIdentity(identity: CertificateIdentity): void;
   /** Stops watching the files. */
   close(): void;
 }
@@ -77,15 +82,24 @@ export interface PortalCertificateOptions {
  * on it, and refusing to start would take them down for a portal problem.
  */
 export async function createPortalCertificate(options: PortalCertificateOptions): Promise<PortalCertificate> {
-  const { settings, logger, identity } = options;
+  const { settings, logger } = options;
   if (!settings) {
-    const pin = spkiPinOfPem(identity.certPem);
+    let identity = options.identity;
+    let pin = spkiPinOfPem(identity.certPem);
+    let served: https.Server | undefined;
     return {
       tlsOptions: () => baseTlsOptions(identity),
       publicKeyPin: () => pin,
       strictTransportSecurity: () => undefined,
       configured: () => undefined,
-      serve: () => {},
+      serve: (server) => {
+        served = server;
+      },
+      switchIdentity: (next) => {
+        identity = next;
+        pin = spkiPinOfPem(next.certPem);
+        served?.setSecureContext(baseTlsOptions(next));
+      },
       reload: async (trigger) => {
         logger.info({ trigger }, 'no --https-certificate is configured: the portal presents the pinned comms certificate, which is not reloaded');
         return { outcome: 'not-configured' };
@@ -142,6 +156,9 @@ export async function createPortalCertificate(options: PortalCertificateOptions)
     return { outcome: 'reloaded', certificate: fresh };
   }
 
+  // The configured certificate is the operator's, not the pinned identity: a rotation leaves it.
+  const switchIdentity = (): void => {};
+
   function refuse(trigger: string, reason: string, kept: { thumbprint: string; notAfter: string }): ReloadOutcome {
     logger.error({ trigger, file: settings!.file, kept }, `HTTPS certificate not reloaded (${trigger}): ${reason} The previous certificate (thumbprint ${kept.thumbprint}, valid until ${kept.notAfter}) is still presented.`);
     return { outcome: 'refused', reason };
@@ -157,6 +174,7 @@ export async function createPortalCertificate(options: PortalCertificateOptions)
       for (const file of watched) watchFile(file, { interval, persistent: false }, onChange);
     },
     reload,
+    switchIdentity,
     close() {
       clearTimeout(settle);
       for (const file of watched) unwatchFile(file, onChange);

@@ -155,6 +155,11 @@ export function coordination(database: Database): Coordination {
       return (await database.one<{ value: string }>(sql`SELECT value FROM cluster_settings WHERE key = ${key}`))!.value;
     },
 
+    replaceSharedSetting: async (key, value) => {
+      await database.run(sql`INSERT INTO cluster_settings (key, value, created_at) VALUES (${key}, ${value}, ${d.clock(0)})
+        ON CONFLICT (key) DO UPDATE SET value = ${value}`);
+    },
+
     getSharedSetting: async (key) =>
       (await database.one<{ value: string }>(sql`SELECT value FROM cluster_settings WHERE key = ${key}`))?.value ?? null,
   };

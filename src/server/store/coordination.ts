@@ -115,4 +115,6 @@ export interface Coordination {
   sharedSetting(key: string, proposed: string): Promise<string>;
   /** The stored value, or null. */
   getSharedSetting(key: string): Promise<string | null>;
+  /** Replaces the value every node shares (a completed certificate rotation); stores it if there was none. */
+  replaceSharedSetting(key: string, value: string): Promise<void>;
 }

@@ -12,7 +12,7 @@ export function randomBase32(length: number): string {
 }
 
 /** Opaque row ids such as `m-k3x9q2z7vb4d` (60 random bits). */
-export function newId(prefix: 'm' | 'env' | 'pool' | 'key' | 'user' | 'tok'): string {
+export function newId(prefix: 'm' | 'env' | 'pool' | 'key' | 'user' | 'tok' | 'rot'): string {
   return `${prefix}-${randomBase32(12).toLowerCase()}`;
 }
 

@@ -1,5 +1,6 @@
 import { audit } from './audit.js';
 import { auth } from './auth.js';
+import { certificateRotations } from './certificate-rotations.js';
 import { coordination } from './cluster.js';
 import { groups } from './groups.js';
 import { joinTokens } from './join-tokens.js';
@@ -16,6 +17,7 @@ export function storeOn(database: Database): Store {
     ...machines(database),
     ...auth(database),
     ...joinTokens(database),
+    ...certificateRotations(database),
     ...tasks(database),
     ...logs(database),
     ...audit(database),

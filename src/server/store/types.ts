@@ -166,6 +166,36 @@ export interface ApiKeyInsert {
 // ---------------------------------------------------------------- join tokens
 
 /** The machines a join token may register: targets in these environments with these roles, or workers in these pools. */
+/** A certificate and its key as the store keeps them. */
+export interface StoredCertificate {
+  thumbprint: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface CertificateRotation {
+  id: string;
+  /** The certificate presented before the rotation. */
+  old: StoredCertificate;
+  /** The certificate presented once it is completed. */
+  next: StoredCertificate;
+  /** How long after completion Tentacles are told to drop the old thumbprint. */
+  graceMs: number;
+  startedBy: string;
+  startedAt: Timestamp;
+  completedAt: Timestamp | null;
+}
+
+export type CertificateRotationInsert = Pick<CertificateRotation, 'old' | 'next' | 'graceMs' | 'startedBy'>;
+
+export interface CertificateTrust {
+  machineId: string;
+  /** When the machine confirmed trusting the new thumbprint. */
+  trustedAt: Timestamp;
+  /** When it confirmed dropping the old one. */
+  droppedAt: Timestamp | null;
+}
+
 export interface JoinTokenScope {
   kind: MachineKind;
   /** Targets: at least one; empty for workers. */
@@ -500,6 +530,17 @@ export interface Store {
   consumeJoinToken(id: string, at?: TimeInput): Promise<JoinToken | null>;
   /** Gives back a use taken by consumeJoinToken whose registration then failed. */
   returnJoinTokenUse(id: string): Promise<void>;
+
+  // server certificate rotations (src/server/certificate-rotation.ts)
+  /** REEF_ROTATION_IN_PROGRESS when one is under way already. */
+  insertCertificateRotation(rotation: CertificateRotationInsert): Promise<CertificateRotation>;
+  /** The most recently started rotation, under way or completed; null before the first. */
+  latestCertificateRotation(): Promise<CertificateRotation | null>;
+  /** Marks it completed; null when it is not under way (completed already, or unknown). */
+  completeCertificateRotation(id: string, at?: TimeInput): Promise<CertificateRotation | null>;
+  /** A machine confirmed trusting the rotation's new thumbprint, or dropping its old one; repeats change nothing. */
+  recordCertificateTrust(rotationId: string, machineId: string, change: 'trusted' | 'dropped', at?: TimeInput): Promise<void>;
+  listCertificateTrust(rotationId: string): Promise<CertificateTrust[]>;
 
   // portal users and sessions (hashing and expiry checks are src/server/auth's job)
   /** REEF_CONFLICT if the username (any case) is taken. */

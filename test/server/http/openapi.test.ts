@@ -554,6 +554,20 @@ describe('OpenAPI document', () => {
     await expect(204, 'DELETE', '/api/machines/tentacle-01');
   });
 
+  it('rotates the server certificate: nothing to show or complete before a start, one rotation at a time', async () => {
+    assert.equal((await expect(409, 'GET', '/api/server/certificate-rotation')).json.error.code, 'REEF_ROTATION_NOT_STARTED');
+    assert.equal((await expect(409, 'POST', '/api/server/certificate-rotation/complete')).json.error.code, 'REEF_ROTATION_NOT_STARTED');
+    await expect(400, 'POST', '/api/server/certificate-rotation', { json: { graceSeconds: -1 } });
+    const started = (await expect(201, 'POST', '/api/server/certificate-rotation', { json: { graceSeconds: 60 } })).json;
+    assert.equal(started.state, 'under-way');
+    assert.equal(started.oldThumbprint, h.running.info.commsThumbprint);
+    assert.equal((await expect(409, 'POST', '/api/server/certificate-rotation', { json: {} })).json.error.code, 'REEF_ROTATION_IN_PROGRESS');
+    assert.equal((await expect(200, 'GET', '/api/server/certificate-rotation')).json.id, started.id);
+    const completed = (await expect(200, 'POST', '/api/server/certificate-rotation/complete')).json;
+    assert.equal(completed.state, 'completed');
+    assert.equal(h.running.info.commsThumbprint, started.newThumbprint, 'the node presents the new certificate');
+  });
+
   it('answers 503 while the server stops; every route was called for a success and an error', async () => {
     // A server that is stopping takes no new task, and says so (this was a 500).
     await h.running.engine.close();

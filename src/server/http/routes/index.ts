@@ -10,12 +10,13 @@ import { fileRoutes } from './files.js';
 import { groupRoutes } from './groups.js';
 import { infoRoutes } from './info.js';
 import { machineRoutes } from './machines.js';
+import { serverCertificateRoutes } from './server-certificate.js';
 import { taskRoutes } from './tasks.js';
 import { joinTokenRoutes } from './tokens.js';
 import { userRoutes } from './users.js';
 
 /** Every route of the REST API, in matching order (the first match wins; see router.ts). */
-const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes, ...auditRoutes];
+const RESOURCE_ROUTES: readonly ApiRoute[] = [...infoRoutes, ...machineRoutes, ...groupRoutes, ...fileRoutes, ...taskRoutes, ...apiKeyRoutes, ...joinTokenRoutes, ...userRoutes, ...auditRoutes, ...serverCertificateRoutes];
 
 let document: OpenApiDocument | undefined;
 

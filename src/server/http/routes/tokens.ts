@@ -14,8 +14,8 @@ export function joinTokenView(token: JoinToken, now = new Date()): JoinTokenView
   return { ...rest, ...scope, state: joinTokenState(token, now) };
 }
 
-/** Who is making a token, as `reef tokens list` shows it. */
-function maker(ctx: ApiContext): string {
+/** Who is making a request, as `reef tokens list` shows it (also the certificate rotation's `startedBy`). */
+export function maker(ctx: ApiContext): string {
   if (ctx.key) return `API key "${ctx.key.name}" (${ctx.key.id})`;
   if (ctx.user) return `user "${ctx.user.username}"`;
   return 'unknown';
