@@ -126,9 +126,11 @@ describe('the HTTPS port by the book', () => {
   }
 
   it('answers HEAD on every GET route of the API with the headers of GET and no body', async () => {
+    // The one GET that answers an error on a fresh server: no certificate rotation is under way.
+    const expected = (path: string) => (path === '/api/server/certificate-rotation' ? 409 : 200);
     for (const path of apiGetPaths()) {
       const get = await assertHeadLikeGet(path, withKey());
-      assert.equal(get.status, 200, `GET ${path}: ${get.body.toString().slice(0, 200)}`);
+      assert.equal(get.status, expected(path), `GET ${path}: ${get.body.toString().slice(0, 200)}`);
     }
     const stream = await request('HEAD', `/api/tasks/${values.id}/log/stream`, withKey());
     assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
