@@ -47,12 +47,13 @@ describe('/metrics of two server nodes on one PostgreSQL database', { skip: prom
       '--server-comms-port', String(b.commsPort), '--environment', 'Cluster', '--role', 'web', '--name', 'on-b']);
     await startAgent(root, 'OnB');
 
-    const atB = await waitFor('on-b to connect to node-b', async () => {
+    // The link is counted when it is up; its announcement on the bus follows (a store write, then NOTIFY).
+    const atB = await waitFor('on-b to connect to node-b and node-b to announce it', async () => {
       const now = await samples(b);
-      return total(now, 'reef_tentacles_connected', { carrier: 'tcp', node: 'node-b' }) === 1 && now;
+      const connected = total(now, 'reef_tentacles_connected', { carrier: 'tcp', node: 'node-b' }) === 1;
+      return connected && total(now, 'reef_cluster_bus_notifications_total', { direction: 'sent' }) >= 1 && now;
     });
     assert.equal(total(atB, 'reef_cluster_bus_connected', { node: 'node-b' }), 1);
-    assert.ok(total(atB, 'reef_cluster_bus_notifications_total', { direction: 'sent' }) >= 1, 'the link was announced');
 
     // node-b announced the link: node-a received it, with the time it took.
     const atA = await waitFor('node-a to hear from node-b', async () => {
