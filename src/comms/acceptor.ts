@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -11,6 +10,7 @@ import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { requestedThumbprint } from './certificate-request.js';
+import { newTicketKeys, resumptionOptions, TICKET_KEYS_BYTES } from './session-resumption.js';
 import { baseTlsOptions, COMMS_ALPN, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
@@ -22,6 +22,12 @@ export interface AcceptorOptions {
    */
   presentable?(thumbprint: string): CertificateIdentity | undefined;
   trust: TrustCheck;
+  /**
+   * The TLS session-ticket keys (48 bytes, session-resumption.ts): kept across restarts
+   * (and shared by a cluster's nodes) so returning peers resume instead of a full
+   * handshake. Random for this process when absent.
+   */
+  ticketKeys?: Buffer;
   /** What the refused peer and the log are told: which thumbprint came, what to run. */
   explainRefusal(presented: string, remoteAddress: string): string;
   limits: CommsLimits;
@@ -54,6 +60,8 @@ export interface Acceptor {
   accept(raw: Duplex, carrier: string): void;
   /** Presents another certificate from now on (a completed rotation); open connections keep theirs. */
   setIdentity(identity: CertificateIdentity): void;
+  /** New session-ticket keys (a rotation): tickets issued before no longer resume. */
+  setTicketKeys(keys: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -73,7 +81,8 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   // One TLS server per carrier, so each connection's carrier is known by which server
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
   // stream). They share ticket keys, so a session resumes whichever way a peer returns.
-  let ticketKeys = randomBytes(48);
+  let ticketKeys = options.ticketKeys ?? newTicketKeys();
+  if (ticketKeys.length !== TICKET_KEYS_BYTES) throw new Error(`TLS session-ticket keys must be ${TICKET_KEYS_BYTES} bytes`);
   const tlsServers = new Map<string, tls.Server>();
   let identity = options.identity;
   let requestedContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
@@ -85,7 +94,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     if (!alternate) return cb(null, undefined);
     let context = requestedContexts.get(alternate);
     if (!context) {
-      context = tls.createSecureContext({ ...baseTlsOptions(alternate), ticketKeys });
+      context = tls.createSecureContext({ ...baseTlsOptions(alternate), ...resumptionOptions(alternate.thumbprint, ticketKeys) });
       requestedContexts.set(alternate, context);
     }
     logger.debug({ thumbprint: alternate.thumbprint }, 'comms: a peer asked for an earlier certificate by thumbprint');
@@ -101,7 +110,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       ALPNCallback: (hello) => selectAlpn(hello, options.registration?.enabled() ?? false),
       SNICallback: sniCallback,
       handshakeTimeout: limits.handshakeTimeoutMs,
-      ticketKeys,
+      ...resumptionOptions(identity.thumbprint, ticketKeys),
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
       logger.debug({ err: err.code ?? err.message, carrier }, 'comms: TLS handshake failed');
@@ -164,7 +173,9 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     if (socket.destroyed) return;
     const own = socket.getCertificate();
     const presented = own && 'raw' in own && own.raw ? thumbprintOfDer(own.raw) : undefined;
-    options.onSession(socket, { thumbprint, remoteAddress, carrier, ...(presented ? { presented } : {}) });
+    // A resumed session's peer certificate comes from the ticket (which only this end's
+    // ticket keys open), and went through `trust` above like any other.
+    options.onSession(socket, { thumbprint, remoteAddress, carrier, resumed: socket.isSessionReused(), ...(presented ? { presented } : {}) });
   }
 
   /**
@@ -235,11 +246,16 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     },
     setIdentity(next) {
       identity = next;
-      // New ticket keys: a session made on the old certificate must not resume on the new
-      // one, or the peer would go on believing it talks to the old certificate.
-      ticketKeys = randomBytes(48);
+      // The ticket keys stay (a cluster's nodes share them): a session made on the old
+      // certificate still cannot resume on the new one, its session ID context differs.
       requestedContexts = new WeakMap();
-      for (const server of tlsServers.values()) server.setSecureContext({ ...baseTlsOptions(next), ticketKeys });
+      for (const server of tlsServers.values()) server.setSecureContext({ ...baseTlsOptions(next), ...resumptionOptions(next.thumbprint, ticketKeys) });
+    },
+    setTicketKeys(keys) {
+      if (keys.length !== TICKET_KEYS_BYTES) throw new Error(`TLS session-ticket keys must be ${TICKET_KEYS_BYTES} bytes`);
+      ticketKeys = keys;
+      requestedContexts = new WeakMap();
+      for (const server of tlsServers.values()) server.setTicketKeys(keys);
     },
     async close() {
       // net.Server#close waits for its connections to end, so stop listening first,

@@ -44,9 +44,12 @@ export interface DialedSession {
  * Opens a comms connection: TLS with our certificate, ALPN `reef-comms`, the peer's
  * thumbprint checked against `expected`, then the acceptor's verdict on ours.
  *
- * A resumed TLS 1.3 session does not show the peer's certificate again; that is safe
- * because sessions are only kept after a verified handshake with the same expected
- * thumbprint, and resumption proves the peer holds that session's secret.
+ * A resumed TLS 1.3 session does not show the peer's certificate on this side (OpenSSL
+ * keeps none in a client's session); that is safe because sessions are only kept after a
+ * verified handshake, are offered only while their thumbprint is still expected, and an
+ * acceptor presenting another certificate does not resume them (its session ID context
+ * differs, session-resumption.ts). Resumption proves the peer holds that session's secret,
+ * that is, the ticket keys of the acceptor that issued it.
  */
 export async function dialSecure(options: DialOptions): Promise<DialedSession> {
   const raw = options.transport ? await options.transport() : undefined;
@@ -89,16 +92,12 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     const notComms = () => new ReefError('REEF_PROTOCOL_ERROR', `${where} is not a Reef comms listener (it did not negotiate ${COMMS_ALPN}).`);
     if (!options.registering && socket.alpnProtocol !== COMMS_ALPN) throw notComms();
     const resumed = socket.isSessionReused();
-    let thumbprint: Thumbprint;
-    if (resumed && resume) {
-      thumbprint = resume.thumbprint;
-    } else {
-      const der = socket.getPeerCertificate()?.raw;
-      if (!der) throw new ReefError('REEF_PROTOCOL_ERROR', `${where} presented no certificate.`);
-      thumbprint = thumbprintOfDer(der);
-      if (!options.expected.includes(thumbprint)) {
-        throw new ReefError('REEF_UNTRUSTED_CERTIFICATE', options.explainMismatch(thumbprint));
-      }
+    // A certificate shown is checked whether or not the session was resumed.
+    const der = socket.getPeerCertificate()?.raw;
+    const thumbprint = der ? thumbprintOfDer(der) : resumed && resume ? resume.thumbprint : undefined;
+    if (!thumbprint) throw new ReefError('REEF_PROTOCOL_ERROR', `${where} presented no certificate.`);
+    if (!options.expected.includes(thumbprint)) {
+      throw new ReefError('REEF_UNTRUSTED_CERTIFICATE', options.explainMismatch(thumbprint));
     }
     verifiedThumbprint = thumbprint;
     if (options.registering && socket.alpnProtocol !== REGISTRATION_ALPN) {

@@ -11,6 +11,8 @@ export interface PeerInfo {
    * server certificate rotation a Tentacle may have asked for the previous one.
    */
   presented?: Thumbprint;
+  /** The TLS handshake resumed an earlier session (a session ticket) instead of a full one. */
+  resumed?: boolean;
 }
 
 /** Decides whether a thumbprint is trusted; asked on every connection, so changes apply at once. */

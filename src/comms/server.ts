@@ -31,8 +31,10 @@ export interface CommsServerOptions {
   presentable?(thumbprint: string): CertificateIdentity | undefined;
   /** Certificates to dial a listening Tentacle with when it refuses ours (the one before a rotation). */
   earlierIdentities?(): CertificateIdentity[];
-  /** Which tentacle thumbprints may connect; asked on every connection. */
+  /** Which tentacle thumbprints may connect; asked on every connection, resumed or not. */
   trust: TrustCheck;
+  /** TLS session-ticket keys kept across restarts (AcceptorOptions.ticketKeys). */
+  ticketKeys?: Buffer;
   limits?: Partial<CommsLimits>;
   logger?: Logger;
   /** When a tentacle was last seen by anyone (the store knows more than this process). */
@@ -87,6 +89,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
       identity: options.identity,
       presentable: options.presentable,
       trust: options.trust,
+      ticketKeys: options.ticketKeys,
       limits: this.limits,
       logger: this.logger,
       explainRefusal: (tp) =>
@@ -120,6 +123,11 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     this.identity = identity;
     this.acceptor.setIdentity(identity);
     this.resumable.clear();
+  }
+
+  /** New TLS session-ticket keys (a rotation): tickets issued before no longer resume. */
+  setTicketKeys(keys: Buffer): void {
+    this.acceptor.setTicketKeys(keys);
   }
 
   /**

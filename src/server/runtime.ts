@@ -47,6 +47,8 @@ import { generateCertificate } from '../pki/certificate.js';
 import { adoptClusterIdentity, readClusterThumbprint } from './cluster/identity.js';
 import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
+import { TicketKeeper } from './ticket-keys.js';
+import { TrustCache } from './trust-cache.js';
 import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
@@ -160,8 +162,13 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const location = storeLocation(settings.dataDir, settings.store);
   const metrics = new ServerMetrics();
-  const store = timeStore(await createStore(location), metrics);
-  closers.add('store', () => store.close());
+  const timedStore = timeStore(await createStore(location), metrics);
+  closers.add('store', () => timedStore.close());
+  // Trust is asked on every new comms connection: answered from memory, kept current by
+  // every machine change made through `store` (and by other nodes' over the bus).
+  let comms: CommsServer | undefined;
+  const trust = new TrustCache(timedStore, logger, (thumbprint) => comms?.disconnect(thumbprint, 'its machine was deleted or registered with another certificate on another node'));
+  const store = trust.watch(timedStore);
   const clustered = parseStoreLocation(location).kind === 'postgres';
   const certificateNames = generatedCertificateNames({ host: settings.host, pollingHostnames: settings.pollingHostnames });
   const ownIdentity = await loadOrCreateIdentity(settings.dataDir, SERVER_IDENTITY, `Reef Server ${hostname()}`, {
@@ -189,17 +196,28 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const janitor = new UploadJanitor({ blobs, store, logger, retentionDays: settings.fileRetentionDays });
   const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
   closers.add('cluster bus', () => bus.close());
+  await trust.start(bus);
+  closers.add('trust cache', () => trust.close());
+  const ticketKeys = await TicketKeeper.start({
+    dataDir: settings.dataDir,
+    coordination: clustered ? store.coordination : undefined,
+    bus,
+    logger,
+    apply: (keys) => comms?.setTicketKeys(keys),
+  });
+  closers.add('session-ticket keys', () => ticketKeys.close());
 
   const lastSeen = new Map<Thumbprint, Date>();
   for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
   let rotator: CertificateRotator | undefined;
-  const comms = new CommsServer({
+  comms = new CommsServer({
     identity,
     // After a rotation, Tentacles that missed it ask for the old certificate by thumbprint.
     presentable: (thumbprint) => rotator?.presentable(thumbprint),
     earlierIdentities: () => rotator?.earlierIdentities() ?? [],
-    // Asked on every connection: a deleted machine is refused at once.
-    trust: async (thumbprint) => (await store.getMachineByThumbprint(thumbprint)) !== null,
+    // Asked on every connection, resumed or not: a deleted machine is refused at once.
+    trust: (thumbprint) => trust.trusts(thumbprint),
+    ticketKeys: ticketKeys.keys,
     limits: settings.limits,
     logger,
     lastSeenAt: (thumbprint) => lastSeen.get(thumbprint),

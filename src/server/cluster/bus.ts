@@ -15,7 +15,11 @@ export type ClusterEvent =
   /** A tentacle connected to the sending node. */
   | { kind: 'link'; thumbprint: string }
   /** A server certificate rotation started or completed: nodes re-read it (and switch certificate). */
-  | { kind: 'certificate' };
+  | { kind: 'certificate' }
+  /** Which machine a Tentacle thumbprint belongs to changed (registered, deleted): nodes re-read it (trust-cache.ts). */
+  | { kind: 'trust'; thumbprint: string }
+  /** The comms TLS session-ticket keys were rotated: nodes re-read them (ticket-keys.ts). */
+  | { kind: 'ticket-keys' };
 
 export interface ClusterBus {
   /** Queued and sent in batches; never throws. */
@@ -57,9 +61,11 @@ export function eventKey(event: ClusterEvent): string {
   switch (event.kind) {
     case 'work':
     case 'certificate':
+    case 'ticket-keys':
       return event.kind;
     case 'link':
-      return `link:${event.thumbprint}`;
+    case 'trust':
+      return `${event.kind}:${event.thumbprint}`;
     default:
       return `${event.kind}:${event.taskId}`;
   }

@@ -1,0 +1,143 @@
+import type { Logger } from '../logging.js';
+import { normalizeThumbprint, type Thumbprint } from '../pki/thumbprint.js';
+import type { ClusterBus } from './cluster/bus.js';
+import type { Machine, Store } from './store/types.js';
+
+/**
+ * The Tentacle thumbprints the server trusts, in memory: the comms acceptor asks on every
+ * new connection, and a store read per connection cost CPU on a reconnect burst and, with
+ * SQLite, memory per link (docs/performance.md, "fleet"). Filled by one store query at the
+ * start, kept current by the machine changes this process makes (through `watch`) and by
+ * other nodes' changes announced on the cluster bus (`trust` events), and re-read whole
+ * after the bus was lost (`resync`) and every few minutes (a notification is only a hint).
+ *
+ * A thumbprint not found here is looked up in the store before it is refused: a Tentacle
+ * registered on another node may connect here before that node's notification arrives.
+ */
+export class TrustCache {
+  /** Thumbprint → id of the machine it belongs to. */
+  private machines = new Map<Thumbprint, string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: Pick<Store, 'listMachines' | 'getMachineByThumbprint'>,
+    private readonly logger: Logger,
+    /** Called when a thumbprint stops being trusted because of another node's change: live links go. */
+    private readonly onRevoked: (thumbprint: Thumbprint) => void = () => {},
+  ) {}
+
+  /** Reads every machine once; then follows `bus` and re-reads everything every `refreshMs`. */
+  async start(bus: ClusterBus, refreshMs = 5 * 60_000): Promise<void> {
+    await this.reload();
+    bus.subscribe((event) => {
+      if (event.kind === 'trust') void this.refresh(event.thumbprint, true);
+      else if (event.kind === 'resync') void this.reload();
+    });
+    this.timer = setInterval(() => void this.reload(), refreshMs);
+    this.timer.unref();
+    this.bus = bus;
+  }
+
+  private bus: ClusterBus | undefined;
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Whether a Tentacle presenting `thumbprint` may connect. */
+  async trusts(thumbprint: Thumbprint): Promise<boolean> {
+    if (this.machines.has(thumbprint)) return true;
+    return this.refresh(thumbprint, false);
+  }
+
+  /** The machine id `thumbprint` belongs to, as far as this cache knows. */
+  machineOf(thumbprint: Thumbprint): string | undefined {
+    return this.machines.get(thumbprint);
+  }
+
+  get size(): number {
+    return this.machines.size;
+  }
+
+  /**
+   * The store with the machine changes that affect trust followed: each updates this cache
+   * before it resolves (so a deleted machine's reconnect is refused at once) and is
+   * announced to the other nodes.
+   */
+  watch<S extends Store>(store: S): S {
+    return {
+      ...store,
+      createMachine: async (input) => {
+        const machine = await store.createMachine(input);
+        this.changed(machine);
+        return machine;
+      },
+      upsertMachine: async (input) => {
+        const before = await store.getMachineByThumbprint(input.thumbprint);
+        const result = await store.upsertMachine(input);
+        // A re-registration may have moved the name to another certificate: the old one goes.
+        for (const [thumbprint, id] of this.machines) if (id === result.machine.id && thumbprint !== result.machine.thumbprint) this.forget(thumbprint);
+        if (before && before.id !== result.machine.id) this.forget(before.thumbprint);
+        this.changed(result.machine);
+        return result;
+      },
+      deleteMachine: async (idOrName) => {
+        const machine = await store.getMachine(idOrName);
+        const deleted = await store.deleteMachine(idOrName);
+        if (machine) for (const thumbprint of trustedThumbprints(machine)) this.forget(thumbprint);
+        return deleted;
+      },
+    };
+  }
+
+  /** Re-reads every machine (one query). */
+  async reload(): Promise<void> {
+    try {
+      const next = new Map<Thumbprint, string>();
+      for (const machine of await this.store.listMachines()) for (const thumbprint of trustedThumbprints(machine)) next.set(thumbprint, machine.id);
+      const revoked = [...this.machines.keys()].filter((thumbprint) => !next.has(thumbprint));
+      this.machines = next;
+      for (const thumbprint of revoked) this.onRevoked(thumbprint);
+    } catch (err) {
+      this.logger.warn({ err }, 'could not re-read the trusted Tentacle thumbprints; the ones in memory stay in use');
+    }
+  }
+
+  /** Re-reads one thumbprint; `announced` when another node said it changed. */
+  private async refresh(thumbprint: Thumbprint, announced: boolean): Promise<boolean> {
+    let machine: Machine | null;
+    try {
+      machine = await this.store.getMachineByThumbprint(thumbprint);
+    } catch (err) {
+      if (announced) this.logger.warn({ err, thumbprint }, 'could not re-read a Tentacle thumbprint another node changed');
+      throw err;
+    }
+    const key = normalizeThumbprint(thumbprint);
+    if (machine && trustedThumbprints(machine).includes(key)) {
+      this.machines.set(key, machine.id);
+      return true;
+    }
+    if (this.machines.delete(key) && announced) this.onRevoked(key);
+    return false;
+  }
+
+  private changed(machine: Machine): void {
+    for (const thumbprint of trustedThumbprints(machine)) {
+      this.machines.set(thumbprint, machine.id);
+      this.bus?.publish({ kind: 'trust', thumbprint });
+    }
+  }
+
+  private forget(thumbprint: Thumbprint): void {
+    this.machines.delete(thumbprint);
+    this.bus?.publish({ kind: 'trust', thumbprint });
+  }
+}
+
+/**
+ * The certificates a machine's Tentacle may connect with. One today; a machine part way
+ * through a Tentacle certificate rotation would add its next thumbprint here.
+ */
+export function trustedThumbprints(machine: Machine): Thumbprint[] {
+  return [machine.thumbprint];
+}
