@@ -117,7 +117,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     }
     socket.off('error', onError);
     socket.off('close', onClose);
-    return { socket, resumed, peer: { thumbprint, remoteAddress: where, carrier: options.carrier } };
+    return { socket, resumed, peer: { thumbprint, remoteAddress: where, carrier: options.carrier, resumed } };
   } catch (err) {
     socket.destroy();
     throw err instanceof ReefError ? err : new ReefError('REEF_CONNECT_FAILED', `Could not connect to ${where}: ${(err as Error).message}`, { cause: err });

@@ -1,0 +1,178 @@
+/**
+ * TLS session resumption on comms: a restarted server that kept its session-ticket keys
+ * resumes its Tentacles' sessions, and a resumed session is pinned as a full handshake is,
+ * both ways (the server's trust check, the Tentacle's thumbprint check), on polling and
+ * listening links.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { CommsServer, TentacleComms, type Poller } from '../../src/comms/index.js';
+import type { PeerInfo } from '../../src/comms/peer.js';
+import { newTicketKeys } from '../../src/comms/session-resumption.js';
+import type { CertificateIdentity } from '../../src/pki/certificate.js';
+import type { Thumbprint } from '../../src/pki/thumbprint.js';
+import { connected, echo, services, startPollingTentacle, testIdentities } from './harness.js';
+
+/** A comms server on `port` (0: any) with the given ticket keys; `trusted` is asked on every connection, and the asks are recorded. */
+async function serverWith(ticketKeys: Buffer, trusted: Set<Thumbprint>, port = 0, identity?: CertificateIdentity) {
+  const ids = await testIdentities();
+  const asked: Thumbprint[] = [];
+  const server = new CommsServer({
+    identity: identity ?? ids.server,
+    ticketKeys,
+    trust: (tp) => {
+      asked.push(tp);
+      return trusted.has(tp);
+    },
+    limits: { idleTimeoutMs: 0 },
+  });
+  return { server, asked, port: await server.listen(port, '127.0.0.1') };
+}
+
+/** The next connection of `poller`: whether it resumed, or the error it failed with. */
+async function nextOutcome(poller: Poller): Promise<{ resumed: boolean } | { code: string }> {
+  const connectedOnce = once(poller, 'connected').then(([, resumed]) => ({ resumed: resumed as boolean }));
+  const failedOnce = once(poller, 'failed').then(([err]) => ({ code: (err as Error & { code: string }).code }));
+  return Promise.race([connectedOnce, failedOnce]);
+}
+
+test('a restarted server that kept its ticket keys resumes the Tentacle, and still asks trust on the resumed session', async () => {
+  const ids = await testIdentities();
+  const keys = newTicketKeys();
+  const trusted = new Set([ids.tentacle.thumbprint]);
+  const first = await serverWith(keys, trusted);
+  const { comms, poller } = await startPollingTentacle(first.port, { echo });
+  try {
+    const full = await nextOutcome(poller);
+    assert.deepEqual(full, { resumed: false });
+    await first.server.close();
+
+    const second = await serverWith(keys, trusted, first.port);
+    try {
+      assert.deepEqual(await nextOutcome(poller), { resumed: true });
+      const link = await connected(second.server, ids.tentacle.thumbprint);
+      assert.equal(link.peer.resumed, true);
+      // The certificate travelled in the ticket, and was checked like any other.
+      assert.deepEqual(second.asked, [ids.tentacle.thumbprint]);
+      assert.equal(await link.call('echo', 'after resumption'), 'after resumption');
+    } finally {
+      await second.server.close();
+    }
+  } finally {
+    await comms.close();
+  }
+});
+
+test('a resumed session whose Tentacle was revoked meanwhile is refused', async () => {
+  const ids = await testIdentities();
+  const keys = newTicketKeys();
+  const trusted = new Set([ids.tentacle.thumbprint]);
+  const first = await serverWith(keys, trusted);
+  const { comms, poller } = await startPollingTentacle(first.port, { echo });
+  try {
+    assert.deepEqual(await nextOutcome(poller), { resumed: false });
+    await first.server.close();
+    trusted.delete(ids.tentacle.thumbprint); // the machine was deleted while the server was down
+
+    const second = await serverWith(keys, trusted, first.port);
+    try {
+      assert.deepEqual(await nextOutcome(poller), { code: 'REEF_UNTRUSTED_CERTIFICATE' });
+      assert.equal(second.server.links.size, 0);
+      assert.ok(second.asked.includes(ids.tentacle.thumbprint));
+      // The refused attempt offered a session this server resumes: registered again, it does.
+      trusted.add(ids.tentacle.thumbprint);
+      assert.deepEqual(await nextOutcome(poller), { resumed: true });
+    } finally {
+      await second.server.close();
+    }
+  } finally {
+    await comms.close();
+  }
+});
+
+test('a Tentacle does not resume a session with a server whose thumbprint it no longer trusts', async () => {
+  const ids = await testIdentities();
+  const keys = newTicketKeys();
+  const { server, port } = await serverWith(keys, new Set([ids.tentacle.thumbprint]));
+  const trusted = [ids.server.thumbprint];
+  const { comms, poller } = await startPollingTentacle(port, { echo }, { trusted });
+  try {
+    assert.deepEqual(await nextOutcome(poller), { resumed: false });
+    trusted.splice(0, 1, ids.stranger.thumbprint); // trust moved to another certificate
+    server.disconnect(ids.tentacle.thumbprint, 'test: drop the link');
+    assert.deepEqual(await nextOutcome(poller), { code: 'REEF_UNTRUSTED_CERTIFICATE' });
+    assert.equal(server.links.size, 0);
+  } finally {
+    await comms.close();
+    await server.close();
+  }
+});
+
+test('a ticket issued by one server identity does not resume on another, even with the same ticket keys', async () => {
+  const ids = await testIdentities();
+  const keys = newTicketKeys();
+  const trusted = new Set([ids.tentacle.thumbprint]);
+  const genuine = await serverWith(keys, trusted);
+  const { comms, poller } = await startPollingTentacle(genuine.port, { echo });
+  try {
+    assert.deepEqual(await nextOutcome(poller), { resumed: false });
+    await genuine.server.close();
+    // Another certificate answers at the same address with the same ticket keys (a stolen
+    // key file without the private key, or a server after a certificate rotation).
+    const other = await serverWith(keys, trusted, genuine.port, ids.stranger);
+    const resumedThere: boolean[] = [];
+    other.server.on('connected', (client) => resumedThere.push(client.peer.resumed === true));
+    try {
+      assert.deepEqual(await nextOutcome(poller), { code: 'REEF_UNTRUSTED_CERTIFICATE' });
+      assert.deepEqual(resumedThere, []);
+      assert.equal(other.server.links.size, 0);
+    } finally {
+      await other.server.close();
+    }
+  } finally {
+    await comms.close();
+  }
+});
+
+test('the server resumes its session with a listening Tentacle, which still checks the server on the resumed session', async () => {
+  const ids = await testIdentities();
+  const tentacle = new TentacleComms({ identity: ids.tentacle, services: services({ echo }) });
+  const trustedByTentacle = new Set([ids.server.thumbprint]);
+  const asked: Thumbprint[] = [];
+  const port = await tentacle.listen(0, '127.0.0.1', (tp) => (asked.push(tp), trustedByTentacle.has(tp)), () => [...trustedByTentacle]);
+  const { server } = await serverWith(newTicketKeys(), new Set());
+  const target = { thumbprint: ids.tentacle.thumbprint, listening: { host: '127.0.0.1', port } };
+  const peers: PeerInfo[] = [];
+  server.on('connected', (client) => peers.push(client.peer));
+  try {
+    assert.equal(await server.call(target, 'echo', 1), 1);
+    server.disconnect(ids.tentacle.thumbprint, 'test: drop the link');
+    // disconnect forgets the session (trust revoked); a link that merely closed keeps it.
+    assert.equal(await server.call(target, 'echo', 2), 2);
+    server.links.pick(ids.tentacle.thumbprint)!.close();
+    await waitUntil(() => server.links.size === 0);
+    assert.equal(await server.call(target, 'echo', 3), 3);
+    assert.deepEqual(peers.map((p) => p.resumed), [false, false, true]);
+    assert.deepEqual(asked, [ids.server.thumbprint, ids.server.thumbprint, ids.server.thumbprint]);
+
+    server.links.pick(ids.tentacle.thumbprint)!.close();
+    await waitUntil(() => server.links.size === 0);
+    trustedByTentacle.clear(); // the Tentacle stopped trusting this server meanwhile
+    await assert.rejects(server.call(target, 'echo', 4, { pickupTimeoutMs: 3000 }), (err: Error & { code: string }) => {
+      assert.equal(err.code, 'REEF_UNTRUSTED_CERTIFICATE');
+      return true;
+    });
+  } finally {
+    await server.close();
+    await tentacle.close();
+  }
+});
+
+async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
