@@ -7,10 +7,13 @@ import { settledMemory } from '../support/memory.js';
 import { gzipSync } from 'node:zlib';
 
 let running: BenchServer | undefined;
+/** Tentacle connections this process accepted, by whether the TLS handshake resumed a session. */
+const handshakes = { resumed: 0, full: 0 };
 
 export const operations = {
   async start(options: BenchServerOptions & { machines?: MachineToRegister[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string }> {
     running = await startBenchServer(options);
+    running.server.comms.on('connected', (client) => void (client.peer.resumed ? handshakes.resumed++ : handshakes.full++));
     await registerMachines(running.server, options.machines ?? []);
     const { server, thumbprint, dataDir } = running;
     return { thumbprint, commsPort: server.commsPort, httpsPort: server.httpsPort, dataDir };
@@ -19,6 +22,11 @@ export const operations = {
   /** Live tentacle connections. */
   async links(): Promise<number> {
     return running?.server.comms.links.size ?? 0;
+  },
+
+  /** Connections accepted since the start, by whether their TLS handshake was resumed or full. */
+  async handshakes(): Promise<{ resumed: number; full: number }> {
+    return { ...handshakes };
   },
 
   /** Renders /metrics `count` times, one after the other: each render's ms, and the text's size plain and gzipped. */

@@ -49,6 +49,11 @@ export class ServerMetrics {
   private readonly errorCodes = errorCodeLabel();
 
   private readonly handshakes = this.counter('reef_tentacle_handshakes_total', 'Comms connections established with a Tentacle (accepted or dialled), by carrier.', ['carrier']);
+  private readonly resumedHandshakes = this.counter(
+    'reef_tentacle_handshakes_resumed_total',
+    'Of reef_tentacle_handshakes_total, those that resumed an earlier TLS session (a session ticket) instead of a full handshake, by carrier.',
+    ['carrier'],
+  );
   private readonly refusals = this.counter(
     'reef_tentacle_handshake_refusals_total',
     'Tentacle connections turned away or failed before the link was up, by carrier and reason (the error code in lower case, e.g. untrusted_certificate).',
@@ -134,8 +139,9 @@ export class ServerMetrics {
     this.sources = sources;
   }
 
-  handshake(carrier: string): void {
+  handshake(carrier: string, resumed = false): void {
     this.handshakes.inc({ carrier: this.carriers.of(carrier) });
+    if (resumed) this.resumedHandshakes.inc({ carrier: this.carriers.of(carrier) });
   }
 
   reconnect(carrier: string): void {

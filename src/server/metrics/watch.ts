@@ -20,7 +20,7 @@ export interface WatchedNode {
 
 export function watchNode(metrics: ServerMetrics, { node, version, comms, engine, bus }: WatchedNode): void {
   comms.on('connected', (client, reconnect) => {
-    metrics.handshake(client.peer.carrier);
+    metrics.handshake(client.peer.carrier, client.peer.resumed === true);
     if (reconnect) metrics.reconnect(client.peer.carrier);
   });
   comms.on('refused', (carrier, reason) => metrics.refusal(carrier, reason));
