@@ -45,6 +45,7 @@ const benchmark: Benchmark = {
     const restarted: ServerWorker = await startServerWorker(identities, first);
     const listening = performance.now();
     const downMs = listening - killed;
+    const cpuAtListening = await restarted.worker.call('cpuMs');
 
     const progress: { atMs: number; connected: number }[] = [];
     const giveUpMs = context.param('give-up-seconds', 150) * 1000;
@@ -59,6 +60,7 @@ const benchmark: Benchmark = {
     const failedAttempts = Object.fromEntries(Object.entries(await fleet.failures()).map(([code, n]) => [code, n - (failedBefore[code] ?? 0)]));
     const back = progress.at(-1)!.connected;
     const handshakes = await restarted.worker.call('handshakes');
+    const cpuPerConnectionMs = ((await restarted.worker.call('cpuMs')) - cpuAtListening) / Math.max(1, handshakes.resumed + handshakes.full);
     const withinTarget = progress.filter((p) => p.atMs <= TARGET_SECONDS * 1000).at(-1)?.connected ?? 0;
     context.log(`handshakes after the restart: ${handshakes.resumed} resumed, ${handshakes.full} full`);
     context.log(`${back} of ${count} back ${seconds.toFixed(1)} s after the restarted server listened (it was down ${(downMs / 1000).toFixed(1)} s)`);
@@ -74,6 +76,8 @@ const benchmark: Benchmark = {
         },
         { what: `connected again within ${TARGET_SECONDS} s of the restarted server listening`, value: withinTarget, unit: 'tentacles' },
         { what: 'handshakes per second while they reconnect', value: back / seconds, unit: 'per s' },
+        // All the server process did meanwhile (refused attempts, the poll above included), per connection made.
+        { what: 'server CPU per new connection while they reconnect', value: cpuPerConnectionMs, unit: 'ms' },
         { what: 'connections after the restart that resumed a TLS session (the rest: full handshakes)', value: handshakes.resumed, unit: 'tentacles' },
         // The tentacles' backoff grows while the server is down, so this bounds the figures above.
         { what: 'server down (killed until the new process listened)', value: downMs / 1000, unit: 's' },

@@ -29,6 +29,12 @@ export const operations = {
     return { ...handshakes };
   },
 
+  /** CPU time this process has used so far (user + system), in ms. */
+  async cpuMs(): Promise<number> {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  },
+
   /** Renders /metrics `count` times, one after the other: each render's ms, and the text's size plain and gzipped. */
   async scrape({ count }: { count: number }): Promise<{ ms: number[]; bytes: number; gzipBytes: number }> {
     const metrics = running!.server.metrics;
