@@ -11,7 +11,7 @@ import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { requestedThumbprint } from './certificate-request.js';
 import { newTicketKeys, resumptionOptions, TICKET_KEYS_BYTES } from './session-resumption.js';
-import { baseTlsOptions, COMMS_ALPN, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
+import { baseTlsOptions, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
 export interface AcceptorOptions {
@@ -134,7 +134,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   async function verify(socket: tls.TLSSocket, carrier: string): Promise<void> {
     const remoteAddress = remoteAddressOf(socket);
     const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
-    const raw = socket.getPeerCertificate()?.raw;
+    const raw = peerCertificateDer(socket);
     if (!raw) {
       void writeVerdict(socket, {
         ok: false,
@@ -185,7 +185,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   function admitRegistration(socket: tls.TLSSocket, carrier: string, registration: NonNullable<AcceptorOptions['registration']>): void {
     const remoteAddress = remoteAddressOf(socket);
     const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
-    const raw = socket.getPeerCertificate()?.raw;
+    const raw = peerCertificateDer(socket);
     if (!raw) {
       void writeVerdict(socket, { ok: false, code: 'REEF_NO_CLIENT_CERTIFICATE', message: 'Registering over comms needs the Tentacle certificate it registers; none was presented.' });
       options.onRefused?.(carrier, 'no_client_certificate');

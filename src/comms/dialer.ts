@@ -5,7 +5,7 @@ import { errorFromPeer, ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import type { PeerInfo } from './peer.js';
-import { clientSecureContext, COMMS_ALPN, REGISTRATION_ALPN } from './tls-config.js';
+import { clientSecureContext, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN } from './tls-config.js';
 import { readVerdict } from './verdict.js';
 
 export interface DialOptions {
@@ -93,7 +93,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     if (!options.registering && socket.alpnProtocol !== COMMS_ALPN) throw notComms();
     const resumed = socket.isSessionReused();
     // A certificate shown is checked whether or not the session was resumed.
-    const der = socket.getPeerCertificate()?.raw;
+    const der = peerCertificateDer(socket);
     const thumbprint = der ? thumbprintOfDer(der) : resumed && resume ? resume.thumbprint : undefined;
     if (!thumbprint) throw new ReefError('REEF_PROTOCOL_ERROR', `${where} presented no certificate.`);
     if (!options.expected.includes(thumbprint)) {

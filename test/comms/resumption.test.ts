@@ -7,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
+import { dialSecure } from '../../src/comms/dialer.js';
 import { CommsServer, TentacleComms, type Poller } from '../../src/comms/index.js';
 import type { PeerInfo } from '../../src/comms/peer.js';
 import { newTicketKeys } from '../../src/comms/session-resumption.js';
@@ -166,6 +168,47 @@ test('the server resumes its session with a listening Tentacle, which still chec
   } finally {
     await server.close();
     await tentacle.close();
+  }
+});
+
+test('a session made over the comms port resumes over a carrier handed to the acceptor (front door, WebSocket), and the other way', async () => {
+  const ids = await testIdentities();
+  const { server, port } = await serverWith(newTicketKeys(), new Set([ids.tentacle.thumbprint]));
+  // What the front door and the WebSocket endpoint do: hand the raw stream to the acceptor.
+  const handOver = net.createServer((socket) => server.accept(socket, 'websocket'));
+  handOver.listen(0, '127.0.0.1');
+  await once(handOver, 'listening');
+  const handOverPort = (handOver.address() as net.AddressInfo).port;
+  const carriers: string[] = [];
+  server.on('connected', (client) => carriers.push(`${client.peer.carrier}:${client.peer.resumed ? 'resumed' : 'full'}`));
+  const sessions: Buffer[] = [];
+  const dial = async (to: number, session?: Buffer) => {
+    const dialed = await dialSecure({
+      identity: ids.tentacle,
+      host: '127.0.0.1',
+      port: to,
+      expected: [ids.server.thumbprint],
+      explainMismatch: () => 'unexpected',
+      carrier: 'tcp',
+      handshakeTimeoutMs: 5000,
+      resume: session ? { session, thumbprint: ids.server.thumbprint } : undefined,
+      onResumableSession: (s) => sessions.push(s),
+    });
+    await waitUntil(() => sessions.length > 0);
+    dialed.socket.destroy();
+    return dialed.resumed;
+  };
+  try {
+    assert.equal(await dial(port), false);
+    assert.equal(await dial(handOverPort, sessions[0]), true);
+    sessions.length = 0;
+    assert.equal(await dial(handOverPort), false);
+    assert.equal(await dial(port, sessions[0]), true);
+    await waitUntil(() => carriers.length === 4);
+    assert.deepEqual(carriers, ['tcp:full', 'websocket:resumed', 'websocket:full', 'tcp:resumed']);
+  } finally {
+    handOver.close();
+    await server.close();
   }
 });
 
