@@ -8,7 +8,7 @@
  */
 import type { ClaimOptions, Coordination, TentacleLink, WorkKey } from './coordination.js';
 import { jsonOf, type JsonColumn } from './rows.js';
-import { sql, type Database, type Db, type Sql } from './sql.js';
+import { raw, sql, type Database, type Db, type Sql } from './sql.js';
 
 interface NodeRow {
   name: string;
@@ -106,6 +106,20 @@ export function coordination(database: Database): Coordination {
 
     removeLink: async (node, thumbprint) => {
       await database.run(sql`DELETE FROM tentacle_links WHERE node_name = ${node} AND thumbprint = ${thumbprint}`);
+    },
+
+    addLinks: async (node, links) => {
+      if (links.length === 0) return;
+      // One parameter for all rows; `WHERE true` lets SQLite parse ON CONFLICT after a SELECT.
+      const rows = d.textRows(['thumbprint', 'carrier'], links.map(({ thumbprint, carrier }) => [thumbprint, carrier]));
+      await database.run(sql`INSERT INTO tentacle_links (node_name, thumbprint, carrier, connected_at)
+        SELECT ${node}, r.thumbprint, r.carrier, ${d.clock(0)} FROM (${rows}) AS r WHERE true
+        ON CONFLICT (thumbprint, node_name) DO UPDATE SET carrier = excluded.carrier, connected_at = excluded.connected_at`);
+    },
+
+    removeLinks: async (node, thumbprints) => {
+      if (thumbprints.length === 0) return;
+      await database.run(sql`DELETE FROM tentacle_links WHERE node_name = ${node} AND ${d.inList(raw('thumbprint'), thumbprints)}`);
     },
 
     listLinks: (staleAfterMs) =>

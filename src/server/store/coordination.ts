@@ -85,6 +85,10 @@ export interface Coordination {
   addLink(node: string, thumbprint: string, carrier: string): Promise<void>;
   /** Its last connection to this node closed. */
   removeLink(node: string, thumbprint: string): Promise<void>;
+  /** addLink for many tentacles in one statement (a reconnect burst); one entry per thumbprint. */
+  addLinks(node: string, links: readonly { thumbprint: string; carrier: string }[]): Promise<void>;
+  /** removeLink for many tentacles in one statement. */
+  removeLinks(node: string, thumbprints: readonly string[]): Promise<void>;
   /** Every tentacle connection held by a live node. */
   listLinks(staleAfterMs: number): Promise<TentacleLink[]>;
   /** Live nodes (heartbeat fresh, not stopped) that hold a connection from this tentacle. */

@@ -72,7 +72,7 @@ async function insert(db: Db, m: CheckedMachine): Promise<Machine> {
 type Machines = Pick<
   Store,
   'createMachine' | 'upsertMachine' | 'getMachine' | 'getMachineByThumbprint' | 'listMachines' | 'deleteMachine' |
-  'touchMachine' | 'recordHealth' | 'listHealth'
+  'touchMachine' | 'touchMachines' | 'recordHealth' | 'listHealth'
 >;
 
 export function machines(database: Database): Machines {
@@ -165,6 +165,24 @@ export function machines(database: Database): Machines {
         sql`UPDATE machines SET ${join(sets, ', ')} WHERE thumbprint = ${normalizeThumbprint(thumbprint)}`,
       );
       return changed > 0;
+    },
+
+    touchMachines: async (contacts, at) => {
+      if (contacts.length === 0) return;
+      // Grouped by what is written: the last-seen time alone, or with each carrier.
+      const byCarrier = new Map<string | undefined, string[]>();
+      for (const { thumbprint, carrier } of contacts) {
+        const group = byCarrier.get(carrier) ?? [];
+        group.push(normalizeThumbprint(thumbprint));
+        byCarrier.set(carrier, group);
+      }
+      await database.transaction(async (db) => {
+        for (const [carrier, thumbprints] of byCarrier) {
+          const sets = [sql`last_seen_at = ${toTimestamp(at)}`];
+          if (carrier !== undefined) sets.push(sql`carrier = ${carrier}`);
+          await db.run(sql`UPDATE machines SET ${join(sets, ', ')} WHERE ${d.inList(raw('thumbprint'), thumbprints)}`);
+        }
+      });
     },
 
     recordHealth: async (machineId, health) => {

@@ -500,6 +500,8 @@ export interface Store {
   deleteMachine(idOrName: string): Promise<boolean>;
   /** Records a contact from a tentacle. false if no machine has this thumbprint. */
   touchMachine(thumbprint: string, touch: MachineTouch): Promise<boolean>;
+  /** Records contacts from many tentacles at `at` (a reconnect burst): one statement per carrier. */
+  touchMachines(contacts: readonly { thumbprint: string; carrier?: string }[], at: Date): Promise<void>;
   /** Appends to the health history and sets lastHealth. REEF_NOT_FOUND if no machine. */
   recordHealth(machineId: string, health: HealthInput): Promise<HealthCheck>;
   /** Newest first; default 20. */

@@ -60,6 +60,20 @@ forEachStore((kind, open) => {
       await b.removeLink('B', m.thumbprint);
     });
 
+    it('records and removes many links in one call, the latest carrier winning', async () => {
+      const m1 = await t.store.createMachine(target('batch-1'));
+      const m2 = await t.store.createMachine(target('batch-2'));
+      await b.addLink('B', m1.thumbprint, 'tcp');
+      await b.addLinks('B', [{ thumbprint: m1.thumbprint, carrier: 'websocket' }, { thumbprint: m2.thumbprint, carrier: 'sni' }]);
+      const mine = (await a.listLinks(15_000)).filter((l) => [m1.thumbprint, m2.thumbprint].includes(l.thumbprint));
+      assert.deepEqual(mine.map((l) => [l.thumbprint, l.node, l.carrier]).sort(), [[m1.thumbprint, 'B', 'websocket'], [m2.thumbprint, 'B', 'sni']].sort());
+      await b.addLinks('B', []);
+      await b.removeLinks('B', [m1.thumbprint, m2.thumbprint]);
+      await b.removeLinks('B', []);
+      assert.deepEqual(await a.linkHolders(m1.thumbprint, 15_000), []);
+      assert.deepEqual(await a.linkHolders(m2.thumbprint, 15_000), []);
+    });
+
     it('gives work for a tentacle to the node it is connected to, and to no other', async () => {
       const m = await t.store.createMachine(target('on-b'));
       await b.addLink('B', m.thumbprint, 'tcp');

@@ -204,6 +204,19 @@ forEachStore((kind, open) => {
       });
     });
 
+    it('touchMachines records many contacts at one time, with or without a carrier', async () => {
+      const m1 = await store.createMachine(target('touch-1'));
+      const m2 = await store.createMachine(target('touch-2'));
+      const at = new Date('2026-12-01T10:00:00.000Z');
+      await store.touchMachines([{ thumbprint: m1.thumbprint.toLowerCase(), carrier: 'websocket' }, { thumbprint: m2.thumbprint }, { thumbprint: thumbprint() }], at);
+      await store.touchMachines([], at);
+      const [one, two] = [await store.getMachine(m1.id), await store.getMachine(m2.id)];
+      assert.equal(one!.lastSeenAt, at.toISOString());
+      assert.equal(one!.carrier, 'websocket');
+      assert.equal(two!.lastSeenAt, at.toISOString());
+      assert.equal(two!.carrier, m2.carrier);
+    });
+
     it('touchMachine records contact; unknown thumbprints return false', async () => {
       const m = await store.createMachine(target('touch-01'));
       const at = '2024-05-01T10:00:00.000Z';
