@@ -49,6 +49,7 @@ import { PostgresBus } from './cluster/postgres-bus.js';
 import { LinkPresence } from './cluster/presence.js';
 import { TicketKeeper } from './ticket-keys.js';
 import { TrustCache } from './trust-cache.js';
+import { WriteBatch } from './write-batch.js';
 import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './metrics/index.js';
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
@@ -222,11 +223,18 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     logger,
     lastSeenAt: (thumbprint) => lastSeen.get(thumbprint),
   });
+  // Last contacts go to the store in batches (a reconnect burst writes a few statements, not
+  // one per Tentacle); flushed after comms closes, before the store does.
+  const contacts = new WriteBatch<{ carrier?: string }>(
+    (entries) => store.touchMachines([...entries].map(([thumbprint, { carrier }]) => ({ thumbprint, ...(carrier ? { carrier } : {}) })), new Date()),
+    (err, tentacles) => logger.warn({ err, tentacles }, 'could not record tentacle contacts'),
+    (next, previous) => ({ carrier: next.carrier ?? previous.carrier }),
+  );
+  closers.add('tentacle contacts', () => contacts.flushed());
   closers.add('comms listener', () => comms.close());
   const touch = (thumbprint: Thumbprint, carrier?: string) => {
-    const now = new Date();
-    lastSeen.set(thumbprint, now);
-    store.touchMachine(thumbprint, { lastSeenAt: now, ...(carrier ? { carrier } : {}) }).catch((err) => logger.warn({ err }, 'could not record a tentacle contact'));
+    lastSeen.set(thumbprint, new Date());
+    void contacts.set(thumbprint, carrier ? { carrier } : {});
   };
   const host = settings.host ?? '0.0.0.0';
   const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName, commsThumbprint: identity.thumbprint, commsPort: 0 };
