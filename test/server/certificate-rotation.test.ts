@@ -39,7 +39,11 @@ test('the online Tentacle ends on the new certificate with the old dropped; the 
   await offline.start();
   await until('offline-1 to trust only the new thumbprint', async () => JSON.stringify(await trustOf(offline.configPath)) === JSON.stringify([next]));
   await until('both on the new certificate', async () => server.comms.links.all().length === 2 && server.comms.links.all().every((c) => c.peer.presented === next));
-  const final = await both.json<CertificateRotationView>('GET', '/api/server/certificate-rotation');
+  // The Tentacle writes its config before the server records the confirmation it answers.
+  const final = await until('the server to record both drops', async () => {
+    const view = await both.json<CertificateRotationView>('GET', '/api/server/certificate-rotation');
+    return view.dropped === 2 && view;
+  });
   assert.deepEqual([final.trusting, final.dropped, final.notTrusting.length], [2, 2, 0]);
 
   // Every step is in the audit log: who started and completed it, and each Tentacle's confirmations.
