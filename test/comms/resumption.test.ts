@@ -39,18 +39,26 @@ async function nextOutcome(poller: Poller): Promise<{ resumed: boolean } | { cod
   return Promise.race([connectedOnce, failedOnce]);
 }
 
-test('a restarted server that kept its ticket keys resumes the Tentacle, and still asks trust on the resumed session', async () => {
-  const ids = await testIdentities();
-  const keys = newTicketKeys();
-  const trusted = new Set([ids.tentacle.thumbprint]);
+/**
+ * A polling Tentacle that made a full handshake with a server which has stopped since;
+ * `restart` starts another on the same port with the same ticket keys (and `identity`).
+ */
+async function tentacleOfStoppedServer(keys: Buffer, trusted: Set<Thumbprint>) {
   const first = await serverWith(keys, trusted);
   const { comms, poller } = await startPollingTentacle(first.port, { echo });
   try {
-    const full = await nextOutcome(poller);
-    assert.deepEqual(full, { resumed: false });
+    assert.deepEqual(await nextOutcome(poller), { resumed: false });
+  } finally {
     await first.server.close();
+  }
+  return { comms, poller, restart: (identity?: CertificateIdentity) => serverWith(keys, trusted, first.port, identity) };
+}
 
-    const second = await serverWith(keys, trusted, first.port);
+test('a restarted server that kept its ticket keys resumes the Tentacle, and still asks trust on the resumed session', async () => {
+  const ids = await testIdentities();
+  const { comms, poller, restart } = await tentacleOfStoppedServer(newTicketKeys(), new Set([ids.tentacle.thumbprint]));
+  try {
+    const second = await restart();
     try {
       assert.deepEqual(await nextOutcome(poller), { resumed: true });
       const link = await connected(second.server, ids.tentacle.thumbprint);
@@ -68,16 +76,11 @@ test('a restarted server that kept its ticket keys resumes the Tentacle, and sti
 
 test('a resumed session whose Tentacle was revoked meanwhile is refused', async () => {
   const ids = await testIdentities();
-  const keys = newTicketKeys();
   const trusted = new Set([ids.tentacle.thumbprint]);
-  const first = await serverWith(keys, trusted);
-  const { comms, poller } = await startPollingTentacle(first.port, { echo });
+  const { comms, poller, restart } = await tentacleOfStoppedServer(newTicketKeys(), trusted);
   try {
-    assert.deepEqual(await nextOutcome(poller), { resumed: false });
-    await first.server.close();
     trusted.delete(ids.tentacle.thumbprint); // the machine was deleted while the server was down
-
-    const second = await serverWith(keys, trusted, first.port);
+    const second = await restart();
     try {
       assert.deepEqual(await nextOutcome(poller), { code: 'REEF_UNTRUSTED_CERTIFICATE' });
       assert.equal(second.server.links.size, 0);
@@ -113,16 +116,11 @@ test('a Tentacle does not resume a session with a server whose thumbprint it no 
 
 test('a ticket issued by one server identity does not resume on another, even with the same ticket keys', async () => {
   const ids = await testIdentities();
-  const keys = newTicketKeys();
-  const trusted = new Set([ids.tentacle.thumbprint]);
-  const genuine = await serverWith(keys, trusted);
-  const { comms, poller } = await startPollingTentacle(genuine.port, { echo });
+  const { comms, poller, restart } = await tentacleOfStoppedServer(newTicketKeys(), new Set([ids.tentacle.thumbprint]));
   try {
-    assert.deepEqual(await nextOutcome(poller), { resumed: false });
-    await genuine.server.close();
     // Another certificate answers at the same address with the same ticket keys (a stolen
     // key file without the private key, or a server after a certificate rotation).
-    const other = await serverWith(keys, trusted, genuine.port, ids.stranger);
+    const other = await restart(ids.stranger);
     const resumedThere: boolean[] = [];
     other.server.on('connected', (client) => resumedThere.push(client.peer.resumed === true));
     try {

@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/logging.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
 import { startReefServer, type RunningServer } from '../../src/server/runtime.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { waitFor } from './harness.js';
 
 describe('trust and resumption on two nodes of one PostgreSQL database', () => {
   let database: TestDatabase;
@@ -60,7 +61,7 @@ describe('trust and resumption on two nodes of one PostgreSQL database', () => {
       });
     const atA = await dial(a.commsPort);
     assert.equal(atA.resumed, false);
-    await waitFor(() => sessions.length > 0);
+    await waitFor('the session ticket', async () => sessions.length > 0);
     atA.socket.destroy();
     const atB = await dial(b.commsPort, sessions[0]);
     assert.equal(atB.resumed, true);
@@ -88,14 +89,6 @@ describe('trust and resumption on two nodes of one PostgreSQL database', () => {
     }
   });
 });
-
-async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;

@@ -13,6 +13,7 @@ import { TentacleComms, type Handler } from '../../src/comms/index.js';
 import { silentLogger } from '../../src/logging.js';
 import { generateCertificate } from '../../src/pki/certificate.js';
 import { startReefServer } from '../../src/server/runtime.js';
+import { waitFor } from '../e2e/harness.js';
 
 const COUNT = 12;
 const FINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
@@ -40,35 +41,25 @@ test('work created before a burst of Tentacles connects reaches each of them; pr
     });
     await Promise.all(connecting);
 
-    const done = await waitFor(async () => {
+    const done = await waitFor('the task to finish', async () => {
       const current = await server.store.getTask(task.id);
       return current && FINAL.includes(current.state) ? current : undefined;
     });
     assert.equal(done.state, 'Success');
     assert.deepEqual(done.machines.map((m) => m.state), identities.map(() => 'Success'));
 
-    const links = await waitFor(async () => {
+    const links = await waitFor('every link recorded', async () => {
       const all = await server.store.coordination.listLinks(60_000);
       return all.length === COUNT ? all : undefined;
     });
     assert.deepEqual(new Set(links.map((l) => l.thumbprint)), new Set(identities.map((id) => id.thumbprint)));
-    await waitFor(async () => ((await server.store.listMachines({ environment: 'Burst' })).every((m) => m.lastSeenAt && m.carrier === 'tcp') ? true : undefined));
+    await waitFor('every contact recorded', async () => ((await server.store.listMachines({ environment: 'Burst' })).every((m) => m.lastSeenAt && m.carrier === 'tcp') ? true : undefined));
 
     await Promise.all(tentacles.splice(0).map((comms) => comms.close()));
-    await waitFor(async () => ((await server.store.coordination.listLinks(60_000)).length === 0 ? true : undefined));
+    await waitFor('every link removed', async () => ((await server.store.coordination.listLinks(60_000)).length === 0 ? true : undefined));
   } finally {
     await Promise.all(tentacles.map((comms) => comms.close()));
     await server.close();
     await rm(dataDir, { recursive: true, force: true });
   }
 });
-
-async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
