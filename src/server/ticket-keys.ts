@@ -105,7 +105,9 @@ export class TicketKeeper {
 
   private async checkNow(): Promise<void> {
     try {
-      this.use(await this.source.load(this.current));
+      // Stored keys that are gone (deleted after a suspected theft) are replaced with new
+      // ones, never with the ones in use here.
+      this.use(await this.source.load({ keys: newTicketKeys(), createdAt: this.now() }));
       if (this.now().getTime() - this.current.createdAt.getTime() >= (this.options.rotateAfterMs ?? TICKET_KEYS_ROTATE_MS)) await this.rotate();
     } catch (err) {
       this.options.logger.warn({ err }, 'comms: could not check the TLS session-ticket keys; the current ones stay in use');

@@ -18,6 +18,12 @@ export class TrustCache {
   /** Thumbprint → id of the machine it belongs to. */
   private machines = new Map<Thumbprint, string>();
   private timer: NodeJS.Timeout | undefined;
+  private bus: ClusterBus | undefined;
+  /**
+   * Per reload under way, the thumbprints changed meanwhile: its query may have run before
+   * those changes, so for them the entries in memory win over what it read.
+   */
+  private readonly reloads = new Set<Set<Thumbprint>>();
 
   constructor(
     private readonly store: Pick<Store, 'listMachines' | 'getMachineByThumbprint'>,
@@ -37,8 +43,6 @@ export class TrustCache {
     this.timer.unref();
     this.bus = bus;
   }
-
-  private bus: ClusterBus | undefined;
 
   close(): void {
     clearInterval(this.timer);
@@ -73,11 +77,10 @@ export class TrustCache {
         return machine;
       },
       upsertMachine: async (input) => {
-        const before = await store.getMachineByThumbprint(input.thumbprint);
         const result = await store.upsertMachine(input);
         // A re-registration may have moved the name to another certificate: the old one goes.
-        for (const [thumbprint, id] of this.machines) if (id === result.machine.id && thumbprint !== result.machine.thumbprint) this.forget(thumbprint);
-        if (before && before.id !== result.machine.id) this.forget(before.thumbprint);
+        const current = trustedThumbprints(result.machine);
+        for (const [thumbprint, id] of this.machines) if (id === result.machine.id && !current.includes(thumbprint)) this.forget(thumbprint);
         this.changed(result.machine);
         return result;
       },
@@ -92,14 +95,24 @@ export class TrustCache {
 
   /** Re-reads every machine (one query). */
   async reload(): Promise<void> {
+    const changedMeanwhile = new Set<Thumbprint>();
+    this.reloads.add(changedMeanwhile);
     try {
+      const machines = await this.store.listMachines();
       const next = new Map<Thumbprint, string>();
-      for (const machine of await this.store.listMachines()) for (const thumbprint of trustedThumbprints(machine)) next.set(thumbprint, machine.id);
+      for (const machine of machines) for (const thumbprint of trustedThumbprints(machine)) next.set(thumbprint, machine.id);
+      for (const thumbprint of changedMeanwhile) {
+        const id = this.machines.get(thumbprint);
+        if (id === undefined) next.delete(thumbprint);
+        else next.set(thumbprint, id);
+      }
       const revoked = [...this.machines.keys()].filter((thumbprint) => !next.has(thumbprint));
       this.machines = next;
       for (const thumbprint of revoked) this.onRevoked(thumbprint);
     } catch (err) {
       this.logger.warn({ err }, 'could not re-read the trusted Tentacle thumbprints; the ones in memory stay in use');
+    } finally {
+      this.reloads.delete(changedMeanwhile);
     }
   }
 
@@ -113,6 +126,7 @@ export class TrustCache {
       throw err;
     }
     const key = normalizeThumbprint(thumbprint);
+    this.noteChange(key);
     if (machine && trustedThumbprints(machine).includes(key)) {
       this.machines.set(key, machine.id);
       return true;
@@ -123,14 +137,20 @@ export class TrustCache {
 
   private changed(machine: Machine): void {
     for (const thumbprint of trustedThumbprints(machine)) {
+      this.noteChange(thumbprint);
       this.machines.set(thumbprint, machine.id);
       this.bus?.publish({ kind: 'trust', thumbprint });
     }
   }
 
   private forget(thumbprint: Thumbprint): void {
+    this.noteChange(thumbprint);
     this.machines.delete(thumbprint);
     this.bus?.publish({ kind: 'trust', thumbprint });
+  }
+
+  private noteChange(thumbprint: Thumbprint): void {
+    for (const changedMeanwhile of this.reloads) changedMeanwhile.add(thumbprint);
   }
 }
 

@@ -75,6 +75,24 @@ test('keys older than the rotation age are kept at a start and rotated by the ru
   }
 });
 
+test('keys deleted from the data directory are replaced with new ones by the running check, not with the ones in use', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'resume-keys-'));
+  const applied: Buffer[] = [];
+  const keeper = await keeperIn(dataDir, () => new Date('2026-12-01T00:00:00Z'), (keys) => applied.push(keys));
+  try {
+    const before = keeper.keys;
+    await rm(join(dataDir, TICKET_KEYS_FILE));
+    await keeper.check();
+    assert.equal(applied.length, 1);
+    assert.ok(!keeper.keys.equals(before));
+    const stored = JSON.parse(await readFile(join(dataDir, TICKET_KEYS_FILE), 'utf8')) as { keys: string };
+    assert.ok(Buffer.from(stored.keys, 'base64').equals(keeper.keys));
+  } finally {
+    keeper.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
 test('a restarted server resumes the session of a Tentacle that connected before the restart', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'resume-server-'));
   const tentacle = await generateCertificate('Tentacle');
