@@ -11,7 +11,7 @@ import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { requestedThumbprint } from './certificate-request.js';
 import { newTicketKeys, resumptionOptions, TICKET_KEYS_BYTES } from './session-resumption.js';
-import { baseTlsOptions, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN, selectAlpn } from './tls-config.js';
+import { baseTlsOptions, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN, selectAlpn, TICKET_ALPN } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
 export interface AcceptorOptions {
@@ -120,6 +120,8 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       track(socket);
       if (socket.alpnProtocol === REGISTRATION_ALPN && options.registration) return admitRegistration(socket, carrier, options.registration);
+      // The handshake's session tickets are what the peer came for (TICKET_ALPN): end it.
+      if (socket.alpnProtocol === TICKET_ALPN) return void setImmediate(() => endSoon(socket));
       if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
       verify(socket, carrier).catch((err) => {
         logger.warn({ err }, 'comms: could not complete a connection');
@@ -212,7 +214,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     });
   }
 
-  function endSoon(socket: tls.TLSSocket, deadline: NodeJS.Timeout): void {
+  function endSoon(socket: tls.TLSSocket, deadline?: NodeJS.Timeout): void {
     clearTimeout(deadline);
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();

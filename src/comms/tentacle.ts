@@ -12,6 +12,7 @@ import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { ServiceHost, type ServedConnection } from './rpc/host.js';
+import { fetchSessionTicket, SESSION_REFRESH_MS } from './ticket-refresh.js';
 import type { ServiceTable } from './rpc/types.js';
 
 export interface TentacleCommsOptions {
@@ -21,6 +22,8 @@ export interface TentacleCommsOptions {
   logger?: Logger;
   /** Instance name, for the commands suggested in error messages. */
   instance?: string;
+  /** How often a connected poller fetches a fresh TLS session ticket (ticket-refresh.ts), ±25%. */
+  sessionRefreshMs?: number;
 }
 
 /** Where and how a polling tentacle reaches one server node. */
@@ -63,7 +66,7 @@ export class TentacleComms {
 
   /** Starts polling one server node; the loop reconnects until closed. */
   poll(target: PollTarget): Poller {
-    const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle');
+    const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle', this.options.sessionRefreshMs);
     this.pollers.add(poller);
     poller.once('closed', () => this.pollers.delete(poller));
     poller.start();
@@ -111,6 +114,8 @@ export class Poller extends EventEmitter<PollerEvents> {
   private readonly stop = new AbortController();
   private loop: Promise<void> | undefined;
   private resume: { session: Buffer; thumbprint: Thumbprint } | undefined;
+  /** When the full handshake that gave `resume` happened: the ticket ages from then. */
+  private resumeSince: number | undefined;
   private current: ServedConnection | undefined;
   private lastError = '';
   connected = false;
@@ -122,6 +127,7 @@ export class Poller extends EventEmitter<PollerEvents> {
     private readonly limits: CommsLimits,
     private readonly logger: Logger,
     private readonly instance: string,
+    private readonly sessionRefreshMs = SESSION_REFRESH_MS,
   ) {
     super();
   }
@@ -136,6 +142,46 @@ export class Poller extends EventEmitter<PollerEvents> {
     this.current?.close();
     await this.loop;
     this.emit('closed');
+  }
+
+  /**
+   * While the link is up, fetches a fresh session ticket when the kept one is
+   * `sessionRefreshMs` old (±25%), and then every `sessionRefreshMs`: not sooner after a
+   * connect than a random part of a quarter period, so a fleet that just came back does not
+   * do it all at once. Returns the function that stops it.
+   */
+  private refreshSessionWhileConnected(): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const jittered = () => this.sessionRefreshMs * (0.75 + Math.random() * 0.5);
+    const plan = (delayMs: number) => {
+      timer = setTimeout(() => void refresh(), delayMs);
+      timer.unref();
+    };
+    const refresh = async () => {
+      const fresh = await fetchSessionTicket({
+        identity: this.identity,
+        host: this.target.host,
+        port: this.target.port,
+        servername: this.target.servername,
+        transport: this.target.transport,
+        expected: this.target.trusted(),
+        timeoutMs: this.limits.handshakeTimeoutMs,
+      });
+      if (stopped) return;
+      if (fresh) {
+        this.resume = fresh;
+        this.resumeSince = Date.now();
+      }
+      this.logger.debug({ server: `${this.target.host}:${this.target.port}`, refreshed: fresh !== undefined }, 'comms: asked the server for a fresh TLS session ticket');
+      plan(jittered());
+    };
+    const due = this.resumeSince === undefined ? jittered() : this.resumeSince + jittered() - Date.now();
+    plan(Math.max(due, Math.random() * (this.sessionRefreshMs / 4)));
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
   }
 
   private async run(): Promise<void> {
@@ -172,7 +218,9 @@ export class Poller extends EventEmitter<PollerEvents> {
           },
           resume: asked ? undefined : this.resume,
           onResumableSession: (session, thumbprint) => {
-            if (!asked) this.resume = { session, thumbprint };
+            if (asked) return;
+            this.resume = { session, thumbprint };
+            this.resumeSince = Date.now();
           },
         });
         if (asked) this.logger.info({ server: where, thumbprint: asked }, 'comms: the server presented the certificate this Tentacle trusts when asked for it by thumbprint');
@@ -187,7 +235,9 @@ export class Poller extends EventEmitter<PollerEvents> {
         this.logger.info({ server: where, carrier: this.target.carrier, resumed: dialed.resumed }, 'comms: connected to server');
         this.emit('connected', dialed.peer, dialed.resumed);
         this.current = this.host.serve(dialed.socket, dialed.peer);
+        const stopRefreshing = this.refreshSessionWhileConnected();
         const reason = await this.current.closed;
+        stopRefreshing();
         this.current = undefined;
         this.connected = false;
         linkLostAt = Date.now();

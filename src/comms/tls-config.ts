@@ -13,6 +13,13 @@ export const COMMS_ALPN = 'reef-comms';
 export const REGISTRATION_ALPN = 'reef-register';
 
 /**
+ * ALPN protocol of a connection made only to get a fresh TLS session ticket
+ * (session-resumption.ts, `fetchSessionTicket`): the acceptor ends it right after the
+ * handshake, whose tickets the peer keeps. Nothing else is said on it.
+ */
+export const TICKET_ALPN = 'reef-ticket';
+
+/**
  * TLS 1.3 preferred; TLS 1.2 allowed only with forward-secret AEAD suites. (The TLS 1.3
  * suites are all strong and are configured separately by Node.)
  */
@@ -63,6 +70,7 @@ const clientContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
  */
 export function selectAlpn({ protocols }: { protocols: string[] }, registration = false): string | undefined {
   if (registration && protocols.includes(REGISTRATION_ALPN)) return REGISTRATION_ALPN;
+  if (protocols.includes(TICKET_ALPN)) return TICKET_ALPN;
   if (protocols.includes(COMMS_ALPN)) return COMMS_ALPN;
   if (protocols.includes('http/1.1')) return 'http/1.1';
   return undefined;

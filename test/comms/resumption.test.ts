@@ -12,6 +12,7 @@ import { dialSecure } from '../../src/comms/dialer.js';
 import { CommsServer, TentacleComms, type Poller } from '../../src/comms/index.js';
 import type { PeerInfo } from '../../src/comms/peer.js';
 import { newTicketKeys } from '../../src/comms/session-resumption.js';
+import { fetchSessionTicket } from '../../src/comms/ticket-refresh.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import type { Thumbprint } from '../../src/pki/thumbprint.js';
 import { connected, echo, services, startPollingTentacle, testIdentities } from './harness.js';
@@ -206,6 +207,51 @@ test('a session made over the comms port resumes over a carrier handed to the ac
     assert.deepEqual(carriers, ['tcp:full', 'websocket:resumed', 'websocket:full', 'tcp:resumed']);
   } finally {
     handOver.close();
+    await server.close();
+  }
+});
+
+test('a connected Tentacle fetches fresh tickets beside its link, so it resumes after a key rotation and a restart', async () => {
+  const ids = await testIdentities();
+  const trusted = new Set([ids.tentacle.thumbprint]);
+  const before = newTicketKeys();
+  const after = newTicketKeys();
+  const first = await serverWith(before, trusted);
+  const comms = new TentacleComms({ identity: ids.tentacle, services: services({ echo }), sessionRefreshMs: 300 });
+  const poller = comms.poll({ host: '127.0.0.1', port: first.port, carrier: 'tcp', trusted: () => [ids.server.thumbprint] });
+  const drops: unknown[] = [];
+  try {
+    assert.deepEqual(await nextOutcome(poller), { resumed: false });
+    poller.on('disconnected', (reason) => drops.push(reason));
+    first.server.setTicketKeys(after); // tickets issued so far no longer open
+    await new Promise((r) => setTimeout(r, 1500)); // several refresh periods
+    assert.deepEqual(drops, [], 'the live link is not touched by the refreshes');
+    assert.equal(first.server.links.size, 1);
+    await first.server.close();
+
+    const second = await serverWith(after, trusted, first.port);
+    try {
+      assert.deepEqual(await nextOutcome(poller), { resumed: true });
+    } finally {
+      await second.server.close();
+    }
+  } finally {
+    await comms.close();
+    if (first.server.links.size) await first.server.close();
+  }
+});
+
+test('a fresh ticket is kept only from the pinned acceptor', async () => {
+  const ids = await testIdentities();
+  const { server, port } = await serverWith(newTicketKeys(), new Set());
+  const fetch = (expected: Thumbprint[]) => fetchSessionTicket({ identity: ids.tentacle, host: '127.0.0.1', port, expected, timeoutMs: 5000 });
+  try {
+    assert.equal(await fetch([ids.stranger.thumbprint]), undefined);
+    const fetched = await fetch([ids.server.thumbprint]);
+    assert.equal(fetched?.thumbprint, ids.server.thumbprint);
+    assert.ok(fetched.session.length > 0);
+    assert.equal(server.links.size, 0, 'a ticket fetch is not a link');
+  } finally {
     await server.close();
   }
 });

@@ -3,7 +3,7 @@ import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { ConnectionCap } from '../connection-cap.js';
 import { resolveFrontDoorLimits, type FrontDoorLimits } from '../limits.js';
-import { COMMS_ALPN } from '../tls-config.js';
+import { COMMS_ALPN, TICKET_ALPN } from '../tls-config.js';
 import { readPreamble } from './peek.js';
 import { normalizeAddress, setAnnouncedAddress } from './remote-address.js';
 
@@ -37,7 +37,8 @@ const PLAIN_HTTP_ANSWER =
 /**
  * One TCP port (443) for the portal and for tentacles, without terminating TLS on the way:
  * the ClientHello is read, then put back, and the untouched TLS stream goes either to the
- * comms listener (SNI is a polling hostname, or the client offers ALPN `reef-comms`) or to
+ * comms listener (SNI is a polling hostname, or the client offers ALPN `reef-comms` or
+ * `reef-ticket`) or to
  * the portal. TLS for comms therefore still ends in the comms listener with the comms
  * certificate, and both sides' pinning is intact. In process: no extra hop.
  *
@@ -75,7 +76,7 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
         return;
       }
       if (hello.serverName && pollingHostnames.has(hello.serverName)) toComms(socket, 'sni');
-      else if (hello.alpn.includes(COMMS_ALPN)) toComms(socket, 'alpn');
+      else if (hello.alpn.includes(COMMS_ALPN) || hello.alpn.includes(TICKET_ALPN)) toComms(socket, 'alpn');
       else options.toPortal(socket);
     } catch (err) {
       logger.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, 'front door: connection dropped before routing');

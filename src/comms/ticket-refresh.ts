@@ -1,0 +1,72 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { CertificateIdentity } from '../pki/certificate.js';
+import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
+import { clientSecureContext, peerCertificateDer, TICKET_ALPN } from './tls-config.js';
+
+/**
+ * Tickets age from the full handshake that issued them, and Node's TLS server issues none
+ * on a live link or on a resumed handshake (docs/protocol.md, section 6). A Tentacle whose
+ * link outlives the ticket lifetime would come back after a server restart with a full
+ * handshake. So every few days (jittered, so a fleet spreads them) a connected poller makes
+ * one extra full handshake beside its link, with ALPN `reef-ticket`, keeps the ticket it is
+ * given and is then ended by the acceptor: the live link is not touched.
+ */
+export const SESSION_REFRESH_MS = 3 * 24 * 60 * 60 * 1000;
+
+export interface TicketFetch {
+  identity: CertificateIdentity;
+  host: string;
+  port: number;
+  servername?: string;
+  transport?: () => Promise<Duplex>;
+  /** The acceptor's certificate must be one of these, or the ticket is not kept. */
+  expected: readonly Thumbprint[];
+  timeoutMs: number;
+}
+
+/**
+ * A fresh session from a full handshake with a pinned acceptor, or undefined when none
+ * came (an older acceptor refuses the ALPN; a mismatch, a timeout, a failure). Never throws.
+ */
+export async function fetchSessionTicket(options: TicketFetch): Promise<{ session: Buffer; thumbprint: Thumbprint } | undefined> {
+  let socket: tls.TLSSocket | undefined;
+  try {
+    const raw = options.transport ? await options.transport() : undefined;
+    const connecting = tls.connect({
+      secureContext: clientSecureContext(options.identity),
+      rejectUnauthorized: false, // the thumbprint is checked below instead
+      host: options.host,
+      port: options.port,
+      socket: raw,
+      servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host),
+      ALPNProtocols: [TICKET_ALPN],
+    });
+    socket = connecting;
+    const sessions: Buffer[] = [];
+    let thumbprint: Thumbprint | undefined;
+    connecting.on('session', (session: Buffer) => sessions.push(session));
+    connecting.once('secureConnect', () => {
+      const der = connecting.alpnProtocol === TICKET_ALPN ? peerCertificateDer(connecting) : undefined;
+      thumbprint = der ? thumbprintOfDer(der) : undefined;
+      // Not the pinned acceptor (or not one that hands out tickets): nothing to wait for.
+      if (!thumbprint || !options.expected.includes(thumbprint)) connecting.destroy();
+    });
+    connecting.on('data', () => {}); // nothing is expected; the acceptor ends the connection
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, options.timeoutMs);
+      connecting.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      connecting.once('error', () => {});
+    });
+    if (!thumbprint || !options.expected.includes(thumbprint) || sessions.length === 0) return undefined;
+    return { session: sessions.at(-1)!, thumbprint };
+  } catch {
+    return undefined;
+  } finally {
+    socket?.destroy();
+  }
+}
