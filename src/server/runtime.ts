@@ -197,7 +197,9 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const janitor = new UploadJanitor({ blobs, store, logger, retentionDays: settings.fileRetentionDays });
   const bus = clustered ? await PostgresBus.open(location, `${nodeName}/${randomUUID()}`, logger) : new LocalBus();
   closers.add('cluster bus', () => bus.close());
-  await trust.start(bus);
+  // One read of every machine at the start, for trust and for when each was last seen.
+  const machines = await store.listMachines();
+  await trust.start(bus, machines);
   closers.add('trust cache', () => trust.close());
   const ticketKeys = await TicketKeeper.start({
     dataDir: settings.dataDir,
@@ -209,7 +211,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   closers.add('session-ticket keys', () => ticketKeys.close());
 
   const lastSeen = new Map<Thumbprint, Date>();
-  for (const machine of await store.listMachines()) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
+  for (const machine of machines) if (machine.lastSeenAt) lastSeen.set(machine.thumbprint, new Date(machine.lastSeenAt));
   let rotator: CertificateRotator | undefined;
   comms = new CommsServer({
     identity,

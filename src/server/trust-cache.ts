@@ -32,9 +32,13 @@ export class TrustCache {
     private readonly onRevoked: (thumbprint: Thumbprint) => void = () => {},
   ) {}
 
-  /** Reads every machine once; then follows `bus` and re-reads everything every `refreshMs`. */
-  async start(bus: ClusterBus, refreshMs = 5 * 60_000): Promise<void> {
-    await this.reload();
+  /**
+   * Takes every machine (read by the caller, or here); then follows `bus` and re-reads
+   * everything every `refreshMs`.
+   */
+  async start(bus: ClusterBus, machines?: readonly Machine[], refreshMs = 5 * 60_000): Promise<void> {
+    if (machines) this.machines = thumbprintsOf(machines);
+    else await this.reload();
     bus.subscribe((event) => {
       if (event.kind === 'trust') void this.refresh(event.thumbprint, true);
       else if (event.kind === 'resync') void this.reload();
@@ -98,9 +102,7 @@ export class TrustCache {
     const changedMeanwhile = new Set<Thumbprint>();
     this.reloads.add(changedMeanwhile);
     try {
-      const machines = await this.store.listMachines();
-      const next = new Map<Thumbprint, string>();
-      for (const machine of machines) for (const thumbprint of trustedThumbprints(machine)) next.set(thumbprint, machine.id);
+      const next = thumbprintsOf(await this.store.listMachines());
       for (const thumbprint of changedMeanwhile) {
         const id = this.machines.get(thumbprint);
         if (id === undefined) next.delete(thumbprint);
@@ -152,6 +154,12 @@ export class TrustCache {
   private noteChange(thumbprint: Thumbprint): void {
     for (const changedMeanwhile of this.reloads) changedMeanwhile.add(thumbprint);
   }
+}
+
+function thumbprintsOf(machines: readonly Machine[]): Map<Thumbprint, string> {
+  const map = new Map<Thumbprint, string>();
+  for (const machine of machines) for (const thumbprint of trustedThumbprints(machine)) map.set(thumbprint, machine.id);
+  return map;
 }
 
 /**
