@@ -10,7 +10,7 @@ import { remoteAddressOf } from './front-door/remote-address.js';
 import type { CommsLimits } from './limits.js';
 import type { PeerInfo, TrustCheck } from './peer.js';
 import { requestedThumbprint } from './certificate-request.js';
-import { newTicketKeys, resumptionOptions, TICKET_KEYS_BYTES } from './session-resumption.js';
+import { newTicketKeys, resumptionOptions } from './session-resumption.js';
 import { baseTlsOptions, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN, selectAlpn, TICKET_ALPN } from './tls-config.js';
 import { writeVerdict } from './verdict.js';
 
@@ -82,7 +82,6 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
   // accepted it (a TLS socket wrapped around a WebSocket stream keeps no link back to that
   // stream). They share ticket keys, so a session resumes whichever way a peer returns.
   let ticketKeys = options.ticketKeys ?? newTicketKeys();
-  if (ticketKeys.length !== TICKET_KEYS_BYTES) throw new Error(`TLS session-ticket keys must be ${TICKET_KEYS_BYTES} bytes`);
   const tlsServers = new Map<string, tls.Server>();
   let identity = options.identity;
   let requestedContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
@@ -254,7 +253,6 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       for (const server of tlsServers.values()) server.setSecureContext({ ...baseTlsOptions(next), ...resumptionOptions(next.thumbprint, ticketKeys) });
     },
     setTicketKeys(keys) {
-      if (keys.length !== TICKET_KEYS_BYTES) throw new Error(`TLS session-ticket keys must be ${TICKET_KEYS_BYTES} bytes`);
       ticketKeys = keys;
       requestedContexts = new WeakMap();
       for (const server of tlsServers.values()) server.setTicketKeys(keys);
