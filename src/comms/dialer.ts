@@ -1,11 +1,10 @@
-import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { errorFromPeer, ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
 import type { PeerInfo } from './peer.js';
-import { clientSecureContext, COMMS_ALPN, peerCertificateDer, REGISTRATION_ALPN } from './tls-config.js';
+import { COMMS_ALPN, dialTlsOptions, peerCertificateDer, REGISTRATION_ALPN } from './tls-config.js';
 import { readVerdict } from './verdict.js';
 
 export interface DialOptions {
@@ -55,12 +54,7 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
   const raw = options.transport ? await options.transport() : undefined;
   const resume = options.resume && options.expected.includes(options.resume.thumbprint) ? options.resume : undefined;
   const socket = tls.connect({
-    secureContext: clientSecureContext(options.identity),
-    rejectUnauthorized: false, // the thumbprint is checked below instead
-    host: options.host,
-    port: options.port,
-    socket: raw,
-    servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host),
+    ...dialTlsOptions(options, raw), // the thumbprint is checked below
     ALPNProtocols: options.registering ? [REGISTRATION_ALPN, COMMS_ALPN] : [COMMS_ALPN],
     session: resume?.session,
   });

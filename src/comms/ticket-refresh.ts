@@ -1,9 +1,7 @@
-import net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
-import { clientSecureContext, peerCertificateDer, TICKET_ALPN } from './tls-config.js';
+import type { DialOptions } from './dialer.js';
+import { dialTlsOptions, peerCertificateDer, TICKET_ALPN } from './tls-config.js';
 
 /**
  * Tickets age from the full handshake that issued them, and Node's TLS server issues none
@@ -15,16 +13,8 @@ import { clientSecureContext, peerCertificateDer, TICKET_ALPN } from './tls-conf
  */
 export const SESSION_REFRESH_MS = 3 * 24 * 60 * 60 * 1000;
 
-export interface TicketFetch {
-  identity: CertificateIdentity;
-  host: string;
-  port: number;
-  servername?: string;
-  transport?: () => Promise<Duplex>;
-  /** The acceptor's certificate must be one of these, or the ticket is not kept. */
-  expected: readonly Thumbprint[];
-  timeoutMs: number;
-}
+/** Where to dial, as for a comms connection; the acceptor's certificate must be one of `expected`. */
+export type TicketFetch = Pick<DialOptions, 'identity' | 'host' | 'port' | 'servername' | 'transport' | 'expected'> & { timeoutMs: number };
 
 /**
  * A fresh session from a full handshake with a pinned acceptor, or undefined when none
@@ -34,15 +24,7 @@ export async function fetchSessionTicket(options: TicketFetch): Promise<{ sessio
   let socket: tls.TLSSocket | undefined;
   try {
     const raw = options.transport ? await options.transport() : undefined;
-    const connecting = tls.connect({
-      secureContext: clientSecureContext(options.identity),
-      rejectUnauthorized: false, // the thumbprint is checked below instead
-      host: options.host,
-      port: options.port,
-      socket: raw,
-      servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host),
-      ALPNProtocols: [TICKET_ALPN],
-    });
+    const connecting = tls.connect({ ...dialTlsOptions(options, raw), ALPNProtocols: [TICKET_ALPN] }); // the thumbprint is checked below
     socket = connecting;
     const sessions: Buffer[] = [];
     let thumbprint: Thumbprint | undefined;

@@ -1,3 +1,5 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { CertificateIdentity } from '../pki/certificate.js';
 
@@ -61,6 +63,25 @@ export function clientSecureContext(identity: CertificateIdentity): tls.SecureCo
 }
 
 const clientContexts = new WeakMap<CertificateIdentity, tls.SecureContext>();
+
+/**
+ * What every dial of ours passes to `tls.connect` besides ALPN and a session: our context,
+ * no CA check (the thumbprint is checked after the handshake instead), and the server name
+ * (SNI), by default `host` unless it is an IP address.
+ */
+export function dialTlsOptions(
+  to: { identity: CertificateIdentity; host: string; port: number; servername?: string },
+  socket: Duplex | undefined,
+): tls.ConnectionOptions {
+  return {
+    secureContext: clientSecureContext(to.identity),
+    rejectUnauthorized: false,
+    host: to.host,
+    port: to.port,
+    socket,
+    servername: to.servername ?? (net.isIP(to.host) ? undefined : to.host),
+  };
+}
 
 /**
  * The accepting side negotiates `reef-comms` for tentacles and servers, and HTTP/1.1 for
