@@ -1,0 +1,34 @@
+/**
+ * Entry of the reconnect benchmark's restarted server: plain `node` loading the built
+ * dist/, as `reef server run` does in production (no tsx compiling the sources on the
+ * way), so "server process start to listening" is the figure an operator's restart has.
+ * It speaks the worker protocol of workers.ts with two operations, `start` and `links`.
+ * Plain JavaScript on purpose: anything loaded through tsx here would be in the figure.
+ */
+const { startReefServer } = await import('../../dist/server/runtime.js');
+
+/** @type {Awaited<ReturnType<typeof startReefServer>> | undefined} */
+let running;
+
+const operations = {
+  /** Starts on the data directory and ports of the first start; `listeningMs` is this process's age once every port listens. */
+  async start({ dataDir, commsPort, httpsPort, limits }) {
+    running = await startReefServer({ dataDir, commsPort, httpsPort, host: '127.0.0.1', pollingHostnames: ['polling.reef.bench'], limits });
+    return { listeningMs: performance.now(), commsPort: running.commsPort, httpsPort: running.httpsPort, thumbprint: running.info.commsThumbprint };
+  },
+  async links() {
+    return running?.comms.links.size ?? 0;
+  },
+};
+
+process.on('disconnect', () => process.exit(0));
+process.on('message', (request) => {
+  const operation = operations[request.op];
+  const answer = (message) => process.connected && process.send(message);
+  if (!operation) return answer({ id: request.id, error: `the dist server has no operation "${request.op}"` });
+  operation(request.args).then(
+    (result) => answer({ id: request.id, result }),
+    (err) => answer({ id: request.id, error: err instanceof Error ? err.message : String(err) }),
+  );
+});
+process.send('loaded');
