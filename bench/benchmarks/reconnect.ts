@@ -16,6 +16,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CommsLimits } from '../../src/comms/limits.js';
 import type { Benchmark } from '../support/benchmark.js';
 import { startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
@@ -48,16 +49,30 @@ const benchmark: Benchmark = {
     context.log('restarting the server');
     const killed = performance.now();
     await first.worker.stop('SIGKILL');
-    const restarted = await restartFromDist(first);
+    // Admission bounds for the restarted server (-1: its defaults; 0: that bound off), to measure them.
+    const limits: Partial<CommsLimits> = {};
+    const maxHandshakes = context.param('max-handshakes-in-flight', -1);
+    const maxDelay = context.param('max-event-loop-delay-ms', -1);
+    if (maxHandshakes >= 0) limits.maxHandshakesInFlight = maxHandshakes;
+    if (maxDelay >= 0) limits.maxEventLoopDelayMs = maxDelay;
+    const restarted = await restartFromDist(first, limits);
     const listening = performance.now();
     const downMs = listening - killed;
 
-    const progress: { atMs: number; connected: number }[] = [];
+    /** Per sample: links, the server's admission signals, and the fleet's cumulative handshake timeouts and busy refusals. */
+    const progress: { atMs: number; connected: number; handshakesInFlight: number; eventLoopDelayMs: number; timeouts: number; busy: number }[] = [];
     const giveUpMs = context.param('give-up-seconds', 150) * 1000;
     await until(
       async () => {
-        const connected = await restarted.worker.call('links');
-        progress.push({ atMs: Math.round(since(listening)), connected });
+        const [connected, signals, failures] = await Promise.all([restarted.worker.call('links'), restarted.worker.call('admission'), fleet.failures()]);
+        progress.push({
+          atMs: Math.round(since(listening)),
+          connected,
+          handshakesInFlight: signals.handshakesInFlight,
+          eventLoopDelayMs: Math.round(signals.eventLoopDelayMs),
+          timeouts: (failures.REEF_HANDSHAKE_TIMEOUT ?? 0) - (failedBefore.REEF_HANDSHAKE_TIMEOUT ?? 0),
+          busy: (failures.REEF_SERVER_BUSY ?? 0) - (failedBefore.REEF_SERVER_BUSY ?? 0),
+        });
         return connected >= count || since(listening) > giveUpMs;
       },
     );
@@ -97,7 +112,8 @@ const benchmark: Benchmark = {
         fromKillSeconds: since(killed) / 1000,
         /** Connection attempts that failed from the kill until all were back, by error code. */
         failedAttempts,
-        progress: progress.filter((_, i) => i % 10 === 0 || i === progress.length - 1),
+        limits,
+        progress: progress.filter((_, i) => i % 4 === 0 || i === progress.length - 1),
       },
     };
   },

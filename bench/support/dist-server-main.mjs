@@ -19,6 +19,11 @@ const operations = {
   async links() {
     return running?.comms.links.size ?? 0;
   },
+  /** The signals admission control watches (src/comms/admission.ts), sampled by the benchmark. */
+  async admission() {
+    const admission = running?.comms.admission;
+    return { handshakesInFlight: admission?.handshakesInFlight ?? 0, eventLoopDelayMs: admission?.eventLoopDelayMs ?? 0 };
+  },
 };
 
 process.on('disconnect', () => process.exit(0));

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { distState } from '../../scripts/build.js';
+import type { CommsLimits } from '../../src/comms/limits.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import type { operations } from '../roles/reef-server.js';
 import { startWorker, type Worker } from './workers.js';
@@ -31,8 +32,9 @@ export async function startServerWorker(identities: readonly CertificateIdentity
 
 /** The operations of dist-server-main.mjs (the built server, run with plain node). */
 export type DistServerOperations = {
-  start(args: { dataDir: string; commsPort: number; httpsPort: number }): Promise<{ listeningMs: number; commsPort: number; httpsPort: number; thumbprint: string }>;
+  start(args: { dataDir: string; commsPort: number; httpsPort: number; limits?: Partial<CommsLimits> }): Promise<{ listeningMs: number; commsPort: number; httpsPort: number; thumbprint: string }>;
   links(): Promise<number>;
+  admission(): Promise<{ handshakesInFlight: number; eventLoopDelayMs: number }>;
 };
 
 const DIST_SERVER_ENTRY = fileURLToPath(new URL('./dist-server-main.mjs', import.meta.url));
@@ -42,10 +44,10 @@ const DIST_SERVER_ENTRY = fileURLToPath(new URL('./dist-server-main.mjs', import
  * data and ports of `restartOf`. `startToListeningMs`: from this process's start (its
  * performance.timeOrigin) until every port listened. Refuses a dist/ older than src/.
  */
-export async function restartFromDist(restartOf: ServerWorker): Promise<{ worker: Worker<DistServerOperations>; startToListeningMs: number }> {
+export async function restartFromDist(restartOf: ServerWorker, limits: Partial<CommsLimits> = {}): Promise<{ worker: Worker<DistServerOperations>; startToListeningMs: number }> {
   const state = await distState();
   if (state.state !== 'fresh') throw new Error(`dist/ is ${state.state === 'missing' ? 'missing' : `older than ${state.newer}`}: run "npm run build" first`);
   const worker = await startWorker<DistServerOperations>('dist-server', 'reef server (dist)', { entry: DIST_SERVER_ENTRY });
-  const started = await worker.call('start', { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort });
+  const started = await worker.call('start', { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort, limits });
   return { worker, startToListeningMs: started.listeningMs };
 }

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer } from '../pki/thumbprint.js';
-import { refuseBusy, type AdmissionControl } from './admission.js';
+import { LISTEN_BACKLOG, refuseBusy, type AdmissionControl } from './admission.js';
 import { ConnectionCap } from './connection-cap.js';
 import { createFriendlyPageServer } from './friendly-page.js';
 import { remoteAddressOf } from './front-door/remote-address.js';
@@ -289,7 +289,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       listeners.push(server);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve((server.address() as net.AddressInfo).port);
         });

@@ -2,6 +2,15 @@ import type { Duplex } from 'node:stream';
 import { BUSY_ALERT } from './busy.js';
 import type { CommsLimits } from './limits.js';
 
+/**
+ * Connections the kernel holds for a listener before the server accepts them (Linux caps
+ * it at net.core.somaxconn, 4096 by default since 5.4). Node's default, 511, overflows in a
+ * reconnect burst whenever the event loop is busy for a moment; the kernel then drops SYNs,
+ * the client's TCP resends them 1, 3, 7 s later, and its handshake times out. Queued
+ * instead, they are accepted (or refused with the busy alert) within the loop's delay.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** The bounds admission checks (server only; documented on CommsLimits). */
 export type AdmissionLimits = Pick<CommsLimits, 'maxHandshakesInFlight' | 'maxEventLoopDelayMs' | 'busyRetryAfterMs'>;
 

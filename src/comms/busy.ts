@@ -21,7 +21,7 @@ export const BUSY_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 90]);
 const BUSY_ALERT_ERROR_CODE = 'ERR_SSL_TLSV1_ALERT_USER_CANCELLED';
 
 /** The wait a Tentacle takes from a busy refusal that names none (a TLS carrier), before jitter. */
-export const BUSY_DEFAULT_HINT_MS = 2000;
+export const BUSY_DEFAULT_HINT_MS = 1000;
 
 /**
  * The longest a busy refusal can make a Tentacle wait. The hint comes before either side

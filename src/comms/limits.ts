@@ -66,9 +66,9 @@ export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
   registrationTimeoutMs: 20_000,
   maxRegistrationMessageBytes: 64 * 1024,
   maxRegistrationSessionsPerAddress: 16,
-  maxHandshakesInFlight: 256,
-  maxEventLoopDelayMs: 0,
-  busyRetryAfterMs: 2000,
+  maxHandshakesInFlight: 0,
+  maxEventLoopDelayMs: 500,
+  busyRetryAfterMs: 1000,
 });
 
 export function resolveLimits(overrides: Partial<CommsLimits> = {}): CommsLimits {
