@@ -109,6 +109,7 @@ const benchmark: Benchmark = {
         clientProcesses: processes,
         serverDownSeconds: downMs / 1000,
         serverStartToListeningSeconds: restarted.startToListeningMs / 1000,
+        serverStartBreakdownMs: restarted.startBreakdownMs,
         fromKillSeconds: since(killed) / 1000,
         /** Connection attempts that failed from the kill until all were back, by error code. */
         failedAttempts,

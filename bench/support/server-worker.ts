@@ -32,7 +32,7 @@ export async function startServerWorker(identities: readonly CertificateIdentity
 
 /** The operations of dist-server-main.mjs (the built server, run with plain node). */
 export type DistServerOperations = {
-  start(args: { dataDir: string; commsPort: number; httpsPort: number; limits?: Partial<CommsLimits> }): Promise<{ listeningMs: number; commsPort: number; httpsPort: number; thumbprint: string }>;
+  start(args: { dataDir: string; commsPort: number; httpsPort: number; limits?: Partial<CommsLimits> }): Promise<{ listeningMs: number; enteredMs: number; importedMs: number; commsPort: number; httpsPort: number; thumbprint: string }>;
   links(): Promise<number>;
   admission(): Promise<{ handshakesInFlight: number; eventLoopDelayMs: number }>;
 };
@@ -44,10 +44,18 @@ const DIST_SERVER_ENTRY = fileURLToPath(new URL('./dist-server-main.mjs', import
  * data and ports of `restartOf`. `startToListeningMs`: from this process's start (its
  * performance.timeOrigin) until every port listened. Refuses a dist/ older than src/.
  */
-export async function restartFromDist(restartOf: ServerWorker, limits: Partial<CommsLimits> = {}): Promise<{ worker: Worker<DistServerOperations>; startToListeningMs: number }> {
+export async function restartFromDist(restartOf: ServerWorker, limits: Partial<CommsLimits> = {}): Promise<{ worker: Worker<DistServerOperations>; startToListeningMs: number; startBreakdownMs: { nodeStart: number; loadDist: number; startReefServer: number } }> {
   const state = await distState();
   if (state.state !== 'fresh') throw new Error(`dist/ is ${state.state === 'missing' ? 'missing' : `older than ${state.newer}`}: run "npm run build" first`);
   const worker = await startWorker<DistServerOperations>('dist-server', 'reef server (dist)', { entry: DIST_SERVER_ENTRY });
   const started = await worker.call('start', { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort, limits });
-  return { worker, startToListeningMs: started.listeningMs };
+  return {
+    worker,
+    startToListeningMs: started.listeningMs,
+    startBreakdownMs: {
+      nodeStart: Math.round(started.enteredMs),
+      loadDist: Math.round(started.importedMs - started.enteredMs),
+      startReefServer: Math.round(started.listeningMs - started.importedMs),
+    },
+  };
 }
