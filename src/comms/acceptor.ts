@@ -257,7 +257,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     if (admission.refused()) {
       logger.warn(
         { carrier, signal, handshakesInFlight: admission.handshakesInFlight, eventLoopDelayMs: Math.round(admission.eventLoopDelayMs) },
-        'comms: saturated; refusing new connections before TLS with a retry hint until the handshakes in flight finish',
+        'comms: saturated; refusing new connections before TLS with a retry hint until it catches up',
       );
     }
     options.onRefused?.(carrier, 'server_busy');

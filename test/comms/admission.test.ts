@@ -88,6 +88,21 @@ describe('admission control: a saturated server refuses new connections before T
     await settlesToZero(server);
   });
 
+  test('busy refusals leave the backoff where it was: the next ordinary failure still waits under 1 s', async () => {
+    const ids = await testIdentities();
+    const { server, port } = await startServer(new Set([ids.tentacle.thumbprint]), { maxHandshakesInFlight: 1 });
+    await holdHandshakes(server, port, 1);
+    const { comms, poller } = await startPollingTentacle(port, { echo });
+    closers.push(() => comms.close());
+    for (let i = 0; i < 3; i++) assert.equal((await nextFailure(poller)).err.constructor, ServerBusyError);
+    // Nothing listens any more: a refused connection, never linked before, so the exponential
+    // backoff applies. Had the three busy refusals counted, it would wait up to 8 s.
+    await server.close();
+    const ordinary = await nextFailure(poller);
+    assert.ok(!(ordinary.err instanceof ServerBusyError), ordinary.err.message);
+    assert.ok(ordinary.retryInMs < 1000, `the first backoff step, got ${ordinary.retryInMs} ms`);
+  });
+
   test('through the front door (SNI) as on the comms port: the same bound and the same refusal', async () => {
     const ids = await testIdentities();
     const { server, port } = await startServer(new Set([ids.tentacle.thumbprint]), { maxHandshakesInFlight: 1 });
