@@ -117,6 +117,7 @@ export const ERROR_CODES = {
   REEF_REGISTRATION_UNAVAILABLE: { http: null, retry: 'no', meaning: 'Registration over comms cannot be done: the server does not offer it (older), or the carrier cannot carry it end to end.' },
   REEF_ROTATION_IN_PROGRESS: { http: 409, retry: 'no', meaning: 'A server certificate rotation is already under way; complete it before starting another.' },
   REEF_ROTATION_NOT_STARTED: { http: 409, retry: 'no', meaning: 'No server certificate rotation is under way (start one with "reef server rotate-certificate").' },
+  REEF_SERVER_BUSY: { http: 503, retry: 'later', meaning: 'The server was saturated and turned a new comms connection away before TLS (a busy alert, or 503 on a WebSocket upgrade); the Tentacle waits the hint, at most 30 s, and tries again.' },
   REEF_SERVICE_NEEDS_ROOT: { http: null, retry: 'no', meaning: 'Installing or removing a systemd service needs root.' },
   REEF_SERVICE_NOT_INSTALLED: { http: null, retry: 'no', meaning: "The Tentacle instance's service is not installed." },
   REEF_SERVICE_RUNNING: { http: null, retry: 'no', meaning: "The Tentacle instance's agent is already running, or another start is in progress (its pid file)." },

@@ -49,6 +49,11 @@ const running = new Set<ChildProcess>();
 export interface WorkerOptions {
   /** Runs the worker inside this network namespace (`ip netns exec`; see test/support/netns.ts). */
   netns?: string;
+  /**
+   * A plain JavaScript entry run with plain node, no tsx (the restarted server of
+   * `reconnect` runs the built dist/ this way); it speaks the same protocol as worker-main.ts.
+   */
+  entry?: string;
 }
 
 /** Starts `bench/roles/<role>.ts` in a process of its own; `name` appears in error messages. */
@@ -57,7 +62,8 @@ export async function startWorker<Ops extends Operations>(role: string, name = r
   const flags = (process.env.REEF_BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean);
   // The IPC channel is an inherited descriptor, so it survives `ip netns exec`.
   const inside = options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
-  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), ...inside, process.execPath, '--import', 'tsx', '--expose-gc', ...flags, ENTRY, role], {
+  const program = options.entry ? [options.entry] : ['--import', 'tsx', ENTRY];
+  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), ...inside, process.execPath, '--expose-gc', ...flags, ...program, role], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });

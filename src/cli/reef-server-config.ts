@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ReefError } from '../errors.js';
-import { MAX_LOG_QUOTA_MIB, MAX_PICKUP_TIMEOUT_SECONDS, MAX_REQUESTS_PER_MINUTE } from './reef-server.js';
+import { MAX_ADMISSION_BOUND, MAX_LOG_QUOTA_MIB, MAX_PICKUP_TIMEOUT_SECONDS, MAX_REQUESTS_PER_MINUTE } from './reef-server.js';
 
 /**
  * The JSON file of `reef server run --config FILE`: the same settings as the flags. In a
@@ -31,6 +31,8 @@ const ConfigFile = z
     metricsListen: z.string().min(1).optional(),
     apiRequestsPerMinute: z.number().int().min(1).max(MAX_REQUESTS_PER_MINUTE).optional(),
     anonymousRequestsPerMinute: z.number().int().min(1).max(MAX_REQUESTS_PER_MINUTE).optional(),
+    maxEventLoopDelayMs: z.number().int().min(0).max(MAX_ADMISSION_BOUND).optional(),
+    maxHandshakesInFlight: z.number().int().min(0).max(MAX_ADMISSION_BOUND).optional(),
   })
   .strict();
 

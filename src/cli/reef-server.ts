@@ -48,6 +48,8 @@ interface RunOptions {
   fileRetentionDays?: string;
   downloadsDir?: string;
   pickupTimeout?: string;
+  maxEventLoopDelay?: string;
+  maxHandshakesInFlight?: string;
   pollingHostname?: string[];
   websocketPath?: string;
   /** true for a bare --proxy-protocol; a string from --proxy-protocol VALUE or REEF_PROXY_PROTOCOL. */
@@ -90,7 +92,11 @@ export async function resolveServerSettings(opts: RunOptions): Promise<ServerSet
           ? 1000 * file.lostContactLimitSeconds
           : undefined,
     metricsListen: metricsListen(opts.metricsListen ?? file.metricsListen),
-    limits: { pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)) },
+    limits: {
+      pickupTimeoutMs: 1000 * (opts.pickupTimeout !== undefined ? parsePositive(opts.pickupTimeout, '--pickup-timeout') : (file.pickupTimeoutSeconds ?? 120)),
+      ...admissionBound('maxEventLoopDelayMs', opts.maxEventLoopDelay, file.maxEventLoopDelayMs, '--max-event-loop-delay (REEF_MAX_EVENT_LOOP_DELAY)'),
+      ...admissionBound('maxHandshakesInFlight', opts.maxHandshakesInFlight, file.maxHandshakesInFlight, '--max-handshakes-in-flight (REEF_MAX_HANDSHAKES_IN_FLIGHT)'),
+    },
     httpsCertificate: httpsCertificate(opts, file),
     apiLimits: {
       requestsPerMinutePerActor: perMinute(opts.apiRequestsPerMinute ?? file.apiRequestsPerMinute, '--api-requests-per-minute'),
@@ -136,6 +142,9 @@ function logQuotaBytes(mib: string | number | undefined): number | undefined {
 /** The most a request budget may be: past a million a minute it bounds nothing. */
 export const MAX_REQUESTS_PER_MINUTE = 1_000_000;
 
+/** The largest admission bound accepted (ms of event-loop delay, or handshakes): past it a bound bounds nothing. */
+export const MAX_ADMISSION_BOUND = 1_000_000;
+
 function perMinute(value: string | number | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -162,6 +171,14 @@ function parsePositive(value: string, option: string): number {
     throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a positive number of seconds up to ${MAX_PICKUP_TIMEOUT_SECONDS}, got "${value}".`);
   }
   return n;
+}
+
+/** An admission bound (docs/protocol.md, "Admission control") from its flag or the config file; absent: the default. 0 switches it off. */
+function admissionBound(name: 'maxEventLoopDelayMs' | 'maxHandshakesInFlight', flag: string | undefined, fromFile: number | undefined, option: string): Record<string, number> {
+  if (flag === undefined) return fromFile === undefined ? {} : { [name]: fromFile };
+  const n = Number(flag);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_ADMISSION_BOUND) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number from 0 (off) to ${MAX_ADMISSION_BOUND}, got "${flag}".`);
+  return { [name]: n };
 }
 
 function parseDays(value: string, option: string): number {
@@ -218,6 +235,20 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption('--pickup-timeout <seconds>', 'how long work waits for a polling Tentacle to connect, or keeps dialling a listening one that cannot be reached (default 120)', 'REEF_PICKUP_TIMEOUT'))
     .addOption(
       envOption(
+        '--max-event-loop-delay <ms>',
+        'admission control: while the event loop lags this much, new Tentacle connections are refused before TLS with a retry hint (default 500; 0: off)',
+        'REEF_MAX_EVENT_LOOP_DELAY',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--max-handshakes-in-flight <n>',
+        'admission control: the same refusal while this many Tentacle connections have no verdict yet (default 0: off; silent connections count, see docs/security.md)',
+        'REEF_MAX_HANDSHAKES_IN_FLIGHT',
+      ),
+    )
+    .addOption(
+      envOption(
         '--lost-contact-limit <seconds>',
         "how long a running script's Tentacle may be out of contact before its machine run fails (default 1800); a task may set its own",
         'REEF_LOST_CONTACT_LIMIT',
@@ -257,7 +288,7 @@ export function registerServerCommands(program: Command): void {
     .addOption(
       envOption(
         '--config <file>',
-        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, lostContactLimitSeconds, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen, apiRequestsPerMinute, anonymousRequestsPerMinute)',
+        'JSON file with the same settings (dataDir, store, httpsPort, commsPort, host, nodeName, filesDir, fileRetentionDays, downloadsDir, pickupTimeoutSeconds, pollingHostnames, websocketPath, proxyProtocol, logQuotaMiB, lostContactLimitSeconds, httpsCertificate, httpsCertificateKey, httpsCertificatePassword, metricsListen, apiRequestsPerMinute, anonymousRequestsPerMinute, maxEventLoopDelayMs, maxHandshakesInFlight)',
         'REEF_CONFIG',
       ),
     )

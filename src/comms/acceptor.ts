@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer } from '../pki/thumbprint.js';
+import { LISTEN_BACKLOG, refuseBusy, type AdmissionControl } from './admission.js';
 import { ConnectionCap } from './connection-cap.js';
 import { createFriendlyPageServer } from './friendly-page.js';
 import { remoteAddressOf } from './front-door/remote-address.js';
@@ -51,6 +52,11 @@ export interface AcceptorOptions {
    * maxRegistrationSessionsPerAddress at once per source address.
    */
   registration?: { enabled(): boolean; onSession(socket: tls.TLSSocket, peer: PeerInfo): void };
+  /**
+   * Set on the server: a connection arriving while it is saturated is refused before TLS
+   * with the busy alert (admission.ts), counted as `server_busy`.
+   */
+  admission?: AdmissionControl;
 }
 
 export interface Acceptor {
@@ -58,6 +64,11 @@ export interface Acceptor {
   listen(port: number, host?: string): Promise<number>;
   /** Hands over a raw byte stream that carries a client's TLS (front door, WebSocket). */
   accept(raw: Duplex, carrier: string): void;
+  /**
+   * For a carrier that refuses in its own terms (a WebSocket upgrade answered 503): while
+   * the server is saturated, counts a refusal and gives the retry hint in ms; else undefined.
+   */
+  busy(carrier: string): number | undefined;
   /** Presents another certificate from now on (a completed rotation); open connections keep theirs. */
   setIdentity(identity: CertificateIdentity): void;
   /** New session-ticket keys (a rotation): tickets issued before no longer resume. */
@@ -114,14 +125,19 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
       logger.debug({ err: err.code ?? err.message, carrier }, 'comms: TLS handshake failed');
       options.onRefused?.(carrier, 'tls_handshake_failed');
+      options.admission?.handshakeEnded();
       socket.destroy();
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       track(socket);
+      handshakeEndsWith(socket);
       if (socket.alpnProtocol === REGISTRATION_ALPN && options.registration) return admitRegistration(socket, carrier, options.registration);
       // The handshake's session tickets are what the peer came for (TICKET_ALPN): end it.
       if (socket.alpnProtocol === TICKET_ALPN) return void setImmediate(() => endSoon(socket));
-      if (socket.alpnProtocol !== COMMS_ALPN) return friendly.serve(socket);
+      if (socket.alpnProtocol !== COMMS_ALPN) {
+        handshakeEnded(socket);
+        return friendly.serve(socket);
+      }
       verify(socket, carrier).catch((err) => {
         logger.warn({ err }, 'comms: could not complete a connection');
         options.onRefused?.(carrier, 'internal_error');
@@ -171,6 +187,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     }
     await writeVerdict(socket, { ok: true });
     clearTimeout(deadline);
+    handshakeEnded(socket);
     if (socket.destroyed) return;
     const own = socket.getCertificate();
     const presented = own && 'raw' in own && own.raw ? thumbprintOfDer(own.raw) : undefined;
@@ -207,6 +224,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     socket.once('close', admission.release);
     void writeVerdict(socket, { ok: true }).then(() => {
       clearTimeout(deadline);
+      handshakeEnded(socket);
       if (socket.destroyed) return;
       logger.info({ remote: remoteAddress, thumbprint, carrier }, 'comms: registration session opened');
       registration.onSession(socket, { thumbprint, remoteAddress, carrier });
@@ -215,6 +233,7 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
 
   function endSoon(socket: tls.TLSSocket, deadline?: NodeJS.Timeout): void {
     clearTimeout(deadline);
+    handshakeEnded(socket);
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
   }
@@ -224,9 +243,57 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
     socket.once('close', () => open.delete(socket));
   }
 
+  /**
+   * A connection's handshake counts for admission from accept until its verdict is written
+   * or it closes; before TLS completes, 'tlsClientError' ends it (every failure, timeout and
+   * early close emits one).
+   */
+  const settled = new WeakSet<tls.TLSSocket>();
+  function handshakeEndsWith(socket: tls.TLSSocket): void {
+    if (options.admission) socket.once('close', () => handshakeEnded(socket));
+  }
+  function handshakeEnded(socket: tls.TLSSocket): void {
+    if (!options.admission || settled.has(socket)) return;
+    settled.add(socket);
+    options.admission.handshakeEnded();
+  }
+
+  /**
+   * When the server is saturated: counts and logs a refusal on `carrier` and gives the
+   * retry hint to send (ms); otherwise undefined.
+   */
+  function busyHint(carrier: string): number | undefined {
+    const admission = options.admission;
+    const signal = admission?.busy();
+    if (!admission || !signal) return undefined;
+    if (admission.refused()) {
+      logger.warn(
+        { carrier, signal, handshakesInFlight: admission.handshakesInFlight, eventLoopDelayMs: Math.round(admission.eventLoopDelayMs) },
+        'comms: saturated; refusing new connections before TLS with a retry hint until it catches up',
+      );
+    }
+    options.onRefused?.(carrier, 'server_busy');
+    return admission.limits.busyRetryAfterMs;
+  }
+
+  /** Before any TLS work: refuses the connection when the server is saturated; else counts its handshake. */
+  function admitted(raw: Duplex, carrier: string): boolean {
+    const admission = options.admission;
+    if (!admission) return true;
+    if (busyHint(carrier) !== undefined) {
+      refuseBusy(raw);
+      return false;
+    }
+    const refused = admission.admitted();
+    if (refused) logger.info({ refused }, `comms: admitting connections again after refusing ${refused} while saturated`);
+    admission.handshakeStarted();
+    return true;
+  }
+
   return {
     listen(port, host = '0.0.0.0') {
       const server = net.createServer({ noDelay: true }, (socket) => {
+        if (!admitted(socket, 'tcp')) return;
         socket.on('error', () => socket.destroy());
         track(socket);
         tlsServerFor('tcp').emit('connection', socket);
@@ -234,17 +301,19 @@ export function createAcceptor(options: AcceptorOptions): Acceptor {
       listeners.push(server);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve((server.address() as net.AddressInfo).port);
         });
       });
     },
     accept(raw, carrier) {
+      if (!admitted(raw, carrier)) return;
       raw.on('error', () => raw.destroy());
       track(raw);
       tlsServerFor(carrier).emit('connection', raw);
     },
+    busy: busyHint,
     setIdentity(next) {
       identity = next;
       // The ticket keys stay (a cluster's nodes share them): a session made on the old

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { errorFromPeer, ReefError } from '../errors.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import { thumbprintOfDer, type Thumbprint } from '../pki/thumbprint.js';
+import { isBusyAlert, ServerBusyError } from './busy.js';
 import type { PeerInfo } from './peer.js';
 import { COMMS_ALPN, dialTlsOptions, peerCertificateDer, REGISTRATION_ALPN } from './tls-config.js';
 import { readVerdict } from './verdict.js';
@@ -114,6 +115,8 @@ export async function dialSecure(options: DialOptions): Promise<DialedSession> {
     return { socket, resumed, peer: { thumbprint, remoteAddress: where, carrier: options.carrier, resumed } };
   } catch (err) {
     socket.destroy();
+    // A saturated server's refusal before TLS (busy.ts): said as such, so the Tentacle waits its hint instead of backing off.
+    if (isBusyAlert(err)) throw new ServerBusyError(where, undefined);
     throw err instanceof ReefError ? err : new ReefError('REEF_CONNECT_FAILED', `Could not connect to ${where}: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);

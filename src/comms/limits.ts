@@ -40,6 +40,17 @@ export interface CommsLimits {
    * can make certificates); failed API keys are limited per address as on the REST API.
    */
   maxRegistrationSessionsPerAddress: number;
+  /**
+   * Server only, admission control (docs/protocol.md): connections accepted whose TLS
+   * handshake and verdict are not done yet. Past this, a new connection is refused before
+   * any TLS work with the busy alert (src/comms/busy.ts), so the ones in flight finish
+   * within handshakeTimeoutMs instead of all timing out together. 0: no bound.
+   */
+  maxHandshakesInFlight: number;
+  /** Server only, admission control: the event loop's delay (worst of the last half second) past which new connections are refused. 0: not checked. */
+  maxEventLoopDelayMs: number;
+  /** Server only, admission control: the retry hint where a carrier can carry one (WebSocket `Retry-After`, whole seconds). */
+  busyRetryAfterMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
@@ -55,6 +66,9 @@ export const DEFAULT_LIMITS: Readonly<CommsLimits> = Object.freeze({
   registrationTimeoutMs: 20_000,
   maxRegistrationMessageBytes: 64 * 1024,
   maxRegistrationSessionsPerAddress: 16,
+  maxHandshakesInFlight: 0,
+  maxEventLoopDelayMs: 500,
+  busyRetryAfterMs: 1000,
 });
 
 export function resolveLimits(overrides: Partial<CommsLimits> = {}): CommsLimits {

@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
+import { AdmissionControl } from './admission.js';
 import { connectTcp, hostPort } from './carriers/tcp.js';
 import { dialSecure, type DialedSession } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
@@ -69,6 +70,8 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   private readonly options: CommsServerOptions;
   private readonly logger: Logger;
   private readonly acceptor: Acceptor;
+  /** Refuses new connections before TLS while the server is saturated (limits maxHandshakesInFlight, maxEventLoopDelayMs). */
+  readonly admission: AdmissionControl;
   /** Presented to polling tentacles and when dialling listening ones; changed by a completed rotation. */
   private identity: CertificateIdentity;
   private readonly dialing = new Map<Thumbprint, DialAttempt>();
@@ -85,6 +88,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
     this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? silentLogger;
+    this.admission = new AdmissionControl(this.limits);
     this.acceptor = createAcceptor({
       identity: options.identity,
       presentable: options.presentable,
@@ -108,6 +112,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
         enabled: () => this.registration !== undefined,
         onSession: (socket, peer) => void serveRegistration(socket, peer, this.registration!, this.limits, this.logger),
       },
+      admission: this.admission,
     });
     this.idleSweep = setInterval(() => this.closeIdleDialedLinks(), Math.max(1000, Math.min(30_000, this.limits.idleTimeoutMs / 4)));
     this.idleSweep.unref();
@@ -142,6 +147,11 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   /** Takes a raw byte stream carrying a tentacle's TLS (from the front door or a WebSocket). */
   accept(raw: Duplex, carrier: string): void {
     this.acceptor.accept(raw, carrier);
+  }
+
+  /** While the server is saturated: counts a refusal on `carrier` and gives the retry hint (ms) for it to send; else undefined. */
+  busy(carrier: string): number | undefined {
+    return this.acceptor.busy(carrier);
   }
 
   async call(target: TentacleAddress, method: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
@@ -213,6 +223,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
   async close(): Promise<void> {
     this.closing.abort();
     clearInterval(this.idleSweep);
+    this.admission.close();
     await this.acceptor.close();
     const clients = this.links.all();
     for (const client of clients) client.close(new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down.'));

@@ -7,6 +7,7 @@ import type { CertificateIdentity } from '../pki/certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { createAcceptor, type Acceptor } from './acceptor.js';
 import { backoffDelay, proxyAuthRetryDelay, RESTART_WINDOW_MS, restartRetryDelay } from './backoff.js';
+import { busyRetryDelay, ServerBusyError } from './busy.js';
 import { certificateRequestName } from './certificate-request.js';
 import { dialSecure } from './dialer.js';
 import { resolveLimits, type CommsLimits } from './limits.js';
@@ -261,6 +262,11 @@ export class Poller extends EventEmitter<PollerEvents> {
             { server: where, retryInMs: delay },
             `comms: ${message} Next attempt in ${Math.round(delay / 60_000)} min: a refused proxy login is retried slowly, so that a wrong password cannot lock the account.`,
           );
+        } else if (err instanceof ServerBusyError) {
+          // The server is up but saturated: its hint (bounded, jittered) instead of the
+          // exponential backoff, which it must not grow: it was no fault of this attempt.
+          delay = busyRetryDelay(err.retryAfterMs);
+          if (message !== this.lastError) this.logger.info({ server: where, retryInMs: delay }, `comms: ${message}`);
         } else if (isRefused(err) && Date.now() - linkLostAt < RESTART_WINDOW_MS) {
           delay = restartRetryDelay();
           if (message !== this.lastError) this.logger.info({ server: where, retryInMs: delay }, `comms: ${message} (the server is probably restarting)`);

@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { ReefError } from '../errors.js';
 import { identityFromParts, partsFromPem, readCertificate, type CertificateIdentity } from './identity.js';
@@ -7,7 +6,21 @@ import { thumbprintOfDer, type Thumbprint } from './thumbprint.js';
 
 export type { CertificateIdentity } from './identity.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+/**
+ * @peculiar/x509, with the reflect-metadata it needs, loaded on first use: it takes a few
+ * hundred ms to load, more than the rest of the server's start before it listens, and only
+ * generating a certificate needs it (a restart with its identity in place never does).
+ */
+let x509Loaded: Promise<typeof X509> | undefined;
+function loadX509(): Promise<typeof X509> {
+  x509Loaded ??= import('reflect-metadata')
+    .then(() => import('@peculiar/x509'))
+    .then((x509) => {
+      x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+      return x509;
+    });
+  return x509Loaded;
+}
 
 export interface GenerateOptions {
   /** Validity in years from now; self-signed identities are pinned, not expired, so long by default. */
@@ -29,6 +42,7 @@ export async function generateCertificate(
 ): Promise<CertificateIdentity> {
   if (!commonName.trim()) throw new ReefError('REEF_INVALID_ARGUMENT', 'A certificate needs a non-empty subject name.');
   const years = options.years ?? 100;
+  const x509 = await loadX509();
   const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 24 * 3600 * 1000); // tolerate clock skew between hosts
   const notAfter = new Date(notBefore);
@@ -44,7 +58,7 @@ export async function generateCertificate(
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      ...subjectAltNameExtension(options.subjectAltNames),
+      ...subjectAltNameExtension(x509, options.subjectAltNames),
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
@@ -55,7 +69,7 @@ export async function generateCertificate(
   return { certPem, keyPem, thumbprint: thumbprintOfDer(new Uint8Array(cert.rawData)) };
 }
 
-function subjectAltNameExtension(names: GenerateOptions['subjectAltNames']): x509.Extension[] {
+function subjectAltNameExtension(x509: typeof X509, names: GenerateOptions['subjectAltNames']): X509.Extension[] {
   const entries = [
     ...[...new Set(names?.dns ?? [])].map((value) => ({ type: 'dns' as const, value })),
     ...[...new Set(names?.ip ?? [])].map((value) => ({ type: 'ip' as const, value })),

@@ -1,4 +1,5 @@
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
 import { ReefError } from '../errors.js';
 import { passwordError } from './private-key.js';
 
@@ -17,6 +18,15 @@ export interface Pkcs12Contents {
   privateKeys: Buffer[];
 }
 
+/**
+ * node-forge, loaded on first use: it takes about 100 ms to load, on every server start
+ * otherwise, and only a PKCS#12 file needs it. `require`, since the callers are synchronous.
+ */
+let forgeLoaded: typeof Forge | undefined;
+const forge = new Proxy({} as typeof Forge, {
+  get: (_target, key) => (forgeLoaded ??= createRequire(import.meta.url)('node-forge') as typeof Forge)[key as keyof typeof Forge],
+});
+
 const OID = {
   data: '1.2.840.113549.1.7.1',
   encryptedData: '1.2.840.113549.1.7.6',
@@ -28,24 +38,25 @@ const OID = {
   pbes2: '1.2.840.113549.1.5.13',
 } as const;
 
-const MAC_DIGESTS: Record<string, () => forge.md.MessageDigest> = {
+const MAC_DIGESTS: Record<string, () => Forge.md.MessageDigest> = {
   '1.3.14.3.2.26': () => forge.md.sha1.create(),
   '2.16.840.1.101.3.4.2.1': () => forge.md.sha256.create(),
   '2.16.840.1.101.3.4.2.2': () => forge.md.sha384.create(),
   '2.16.840.1.101.3.4.2.3': () => forge.md.sha512.create(),
 };
 
-type Asn1 = forge.asn1.Asn1;
+type Asn1 = Forge.asn1.Asn1;
 
 /** Forge's PBE lookup; present at runtime but missing from @types/node-forge. */
 interface PbeCipher {
-  update(data: forge.util.ByteBuffer): void;
+  update(data: Forge.util.ByteBuffer): void;
   finish(): boolean;
-  output: forge.util.ByteBuffer;
+  output: Forge.util.ByteBuffer;
 }
-const pbe = (forge.pki as unknown as {
-  pbe: { getCipher(oid: string, params: Asn1, password: string): PbeCipher };
-}).pbe;
+const pbe = () =>
+  (forge.pki as unknown as {
+    pbe: { getCipher(oid: string, params: Asn1, password: string): PbeCipher };
+  }).pbe;
 
 /** Thrown inside the parser for structural problems; turned into REEF_BAD_CERTIFICATE. */
 class MalformedPkcs12 extends Error {}
@@ -116,7 +127,7 @@ function decryptEncryptedData(encryptedData: Asn1, pw: string, given: string | u
   const oid = oidOf(algorithmOid);
   let cipher: PbeCipher;
   try {
-    cipher = pbe.getCipher(oid, params as Asn1, passwordFor(oid, pw));
+    cipher = pbe().getCipher(oid, params as Asn1, passwordFor(oid, pw));
   } catch (err) {
     throw new MalformedPkcs12(`unsupported encryption: ${(err as Error).message}`);
   }

@@ -326,6 +326,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
       comms.accept(stream, 'websocket');
     },
     friendlyPage: writeFriendlyPage,
+    busy: () => comms.busy('websocket'),
   });
   closers.add('WebSocket endpoint', () => websockets.close());
   const api = https.createServer({ ...portalCertificate.tlsOptions(), ALPNProtocols: ['http/1.1'], maxHeaderSize: MAX_HEAD_BYTES }, (req, res) => {

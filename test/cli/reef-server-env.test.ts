@@ -83,3 +83,20 @@ test('a variable with a bad value stops the server with an error naming it', asy
   assert.equal(metrics.code, 1);
   assert.match(metrics.stderr, /^error: --metrics-listen \(REEF_METRICS_LISTEN\) must be HOST:PORT, such as 127\.0\.0\.1:9464 or \[::1\]:9464 \(got "9464"\)\./m);
 });
+
+test('admission bounds: a bad --max-event-loop-delay or REEF_MAX_HANDSHAKES_IN_FLIGHT is refused by name', async () => {
+  const dir = await trackedTempDir('reef-server-env-');
+  const ports = async () => ({ REEF_HTTPS_PORT: String(await freePort()), REEF_COMMS_PORT: String(await freePort()) });
+  const delay = await runTracked(process.execPath, [REEF, 'server', 'run', '--data', join(dir, 'data'), '--max-event-loop-delay', '-5'], {
+    env: { ...process.env, ...(await ports()) },
+    timeoutMs: 30_000,
+  });
+  assert.equal(delay.code, 1);
+  assert.match(delay.stderr, /--max-event-loop-delay \(REEF_MAX_EVENT_LOOP_DELAY\) must be a whole number from 0 \(off\) to 1000000, got "-5"/);
+  const inFlight = await runTracked(process.execPath, [REEF, 'server', 'run', '--data', join(dir, 'data')], {
+    env: { ...process.env, ...(await ports()), REEF_MAX_HANDSHAKES_IN_FLIGHT: 'many' },
+    timeoutMs: 30_000,
+  });
+  assert.equal(inFlight.code, 1);
+  assert.match(inFlight.stderr, /--max-handshakes-in-flight \(REEF_MAX_HANDSHAKES_IN_FLIGHT\) must be a whole number/);
+});

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createWebSocketStream, WebSocket, WebSocketServer } from 'ws';
 import { ReefError } from '../../errors.js';
+import { parseRetryAfter, ServerBusyError } from '../busy.js';
 import { connectThroughProxy, type ProxySettings } from './proxy.js';
 import { aborted, connectTcp } from './tcp.js';
 
@@ -49,7 +50,8 @@ export interface WebSocketConnectOptions {
  * the outer certificate would add nothing but failures where such devices sit.
  *
  * Errors: REEF_BAD_SERVER_ADDRESS; those of connectTcp / connectThroughProxy;
- * REEF_WEBSOCKET_REFUSED (an HTTP answer other than 101, with its status);
+ * REEF_WEBSOCKET_REFUSED (an HTTP answer other than 101, with its status); REEF_SERVER_BUSY
+ * (503 with Retry-After: a saturated server's refusal, ServerBusyError with the hint);
  * REEF_WEBSOCKET_FAILED (outer TLS or upgrade failed); REEF_WEBSOCKET_TIMEOUT; REEF_CALL_CANCELLED.
  */
 export async function connectWebSocket(url: string, options: WebSocketConnectOptions): Promise<Duplex> {
@@ -79,6 +81,8 @@ export async function connectWebSocket(url: string, options: WebSocketConnectOpt
     const onError = (err: Error) =>
       fail(new ReefError('REEF_WEBSOCKET_FAILED', `The WebSocket upgrade at ${where} failed: ${err.message}.`, { cause: err }));
     const onUnexpected = (_req: http.ClientRequest, res: http.IncomingMessage) => {
+      // A saturated server answers the upgrade 503 with a retry hint (busy.ts).
+      if (res.statusCode === 503 && res.headers['retry-after'] !== undefined) return fail(new ServerBusyError(where, parseRetryAfter(res.headers['retry-after'])));
       const status = `${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim();
       const location = res.headers.location ? ` (redirecting to ${res.headers.location})` : '';
       fail(
@@ -191,6 +195,11 @@ export interface WebSocketEndpointOptions {
   onStream(stream: Duplex, request: http.IncomingMessage): void;
   /** Answers a browser (or curl) that opens the path without upgrading. */
   friendlyPage(req: http.IncomingMessage, res: http.ServerResponse): void;
+  /**
+   * Asked before each upgrade: a retry hint in ms while the server is saturated (the
+   * upgrade is then answered 503 with Retry-After, and no WebSocket is made), else undefined.
+   */
+  busy?(): number | undefined;
 }
 
 export interface WebSocketEndpoint {
@@ -230,6 +239,11 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
   return {
     handleUpgrade(req, socket, head) {
       if (!matches(req)) return false;
+      const retryAfterMs = options.busy?.();
+      if (retryAfterMs !== undefined) {
+        answerBusy(socket, retryAfterMs);
+        return true;
+      }
       server.handleUpgrade(req, socket, head, (ws) => options.onStream(byteStream(ws), req));
       return true;
     },
@@ -248,6 +262,21 @@ export function createWebSocketEndpoint(options: WebSocketEndpointOptions): WebS
       server.close();
     },
   };
+}
+
+/** 503 with Retry-After (whole seconds, at least 1) on the raw socket of an upgrade request, then closed. */
+function answerBusy(socket: Duplex, retryAfterMs: number): void {
+  const body = 'The Reef server is saturated; try again after the time in Retry-After.\r\n';
+  socket.on('error', () => socket.destroy());
+  socket.end(
+    'HTTP/1.1 503 Service Unavailable\r\n' +
+      `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1000))}\r\n` +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 /** An open WebSocket as a byte stream, sending messages of at most WEBSOCKET_MESSAGE_BYTES. */

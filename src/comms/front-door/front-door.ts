@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../logging.js';
+import { LISTEN_BACKLOG } from '../admission.js';
 import { ConnectionCap } from '../connection-cap.js';
 import { resolveFrontDoorLimits, type FrontDoorLimits } from '../limits.js';
 import { COMMS_ALPN, TICKET_ALPN } from '../tls-config.js';
@@ -117,7 +118,7 @@ export function createFrontDoor(options: FrontDoorOptions): FrontDoor {
       servers.push(server);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve((server.address() as net.AddressInfo).port);
         });

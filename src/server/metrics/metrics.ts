@@ -28,6 +28,8 @@ export interface MetricSources {
   msSinceLeaseRenewal(): number;
   /** Answers the Tentacle contract refused (tentacle-client.ts; counted for the whole process). */
   invalidAnswers(): number;
+  /** Comms connections accepted whose TLS handshake and verdict are not done yet (admission control). */
+  handshakesInFlight?(): number;
 }
 
 const RPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -111,6 +113,11 @@ export class ServerMetrics {
     });
     this.gauge('reef_rpc_calls_in_flight', 'Calls to Tentacles under way on this node.', () => links()?.inflight);
     this.gauge('reef_pickup_waiting', 'Calls waiting now for a polling Tentacle to connect.', () => sources()?.waitingForPickup());
+    this.gauge(
+      'reef_comms_handshakes_in_flight',
+      'Tentacle connections accepted whose TLS handshake and verdict are not done yet (admission control: --max-handshakes-in-flight).',
+      () => sources()?.handshakesInFlight?.(),
+    );
     this.gauge('reef_task_machines_running', "Machines' parts of tasks this node works on now.", () => sources()?.activeRuns());
     this.gauge(
       'reef_cluster_lease_renewal_age_seconds',

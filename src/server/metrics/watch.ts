@@ -35,6 +35,7 @@ export function watchNode(metrics: ServerMetrics, { node, version, comms, engine
     activeRuns: () => engine.scheduler.activeRuns,
     msSinceLeaseRenewal: () => engine.scheduler.msSinceRenewal,
     invalidAnswers: () => protocolErrors.count,
+    handshakesInFlight: () => comms.admission.handshakesInFlight,
   });
 }
 
