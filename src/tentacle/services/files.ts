@@ -21,7 +21,7 @@
  * A file replaced by an upload keeps its mode (and, when the Tentacle runs as root, its
  * owner): deploying a new config over a 0600 file must not leave it world-readable.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readFile, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -31,7 +31,6 @@ import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { syncDir, writeFileAtomic } from '../../durable-fs.js';
 import { isWithin, type ProtectedPaths } from '../own-paths.js';
-import { uploadHash, type UploadHash } from './upload-hash.js';
 
 export interface FileServiceOptions {
   /** Absolute directories that transfers may read and write under (symlinks resolved). */
@@ -139,86 +138,70 @@ export class FileService {
         );
       }
       const partial = target + PARTIAL;
-      // The whole file is hashed, a resumed upload's prefix on disk included.
-      const hash = uploadHash(size);
-      try {
-        return await this.receive(target, partial, size, sha256, current, hash, body);
-      } finally {
-        hash.close();
-      }
-    });
-  }
-
-  /** Appends `body` to the partial from `current`, then verifies the whole file and moves it into place. */
-  private async receive(target: string, partial: string, size: number, sha256: string, current: number, hash: UploadHash, body: Readable): Promise<UploadResult> {
-    if (current > 0) {
-      const prefix = await open(partial, constants.O_RDONLY | NOFOLLOW);
-      try {
-        await hashInto(hash, prefix, current);
-      } finally {
-        await prefix.close();
-      }
-    }
-
-    let received = current;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        if (received + chunk.length > size) {
-          callback(tooLarge(target, size));
-          return;
-        }
-        received += chunk.length;
-        let hashed: void | Promise<void>;
+      const hash = createHash('sha256');
+      if (current > 0) {
+        const prefix = await open(partial, constants.O_RDONLY | NOFOLLOW);
         try {
-          hashed = hash.update(chunk);
-        } catch (err) {
-          return callback(err as Error);
+          await hashInto(hash, prefix, current);
+        } finally {
+          await prefix.close();
         }
-        if (hashed) hashed.then(() => callback(null, chunk), callback);
-        else callback(null, chunk);
-      },
-    });
-    // O_NOFOLLOW: a symlink planted as the partial must not redirect the write.
-    const fh = await open(partial, constants.O_WRONLY | constants.O_APPEND | NOFOLLOW);
-    let failure: unknown;
-    try {
-      await pipeline(body, counter, appendTo(fh));
-      if (received === size) await keepModeOf(target, fh);
-    } catch (err) {
-      failure = err;
-    } finally {
-      await fh.sync().catch(() => undefined); // also after a failure: the offset to resume from must hold
-      await fh.close();
-    }
+      }
 
-    if (failure instanceof ReefError && failure.code === 'REEF_UPLOAD_TOO_LARGE') {
-      await discardPartial(target);
-      throw failure;
-    }
-    if (failure !== undefined || received < size) {
-      const kept = (await lstat(partial)).size;
-      throw new ReefError(
-        'REEF_UPLOAD_INCOMPLETE',
-        `The upload of ${target} stopped after ${kept} of ${size} bytes` +
-          (failure !== undefined ? ` (${failure instanceof Error ? failure.message : String(failure)})` : '') +
-          `; the partial file is kept: resume from offset ${kept}.`,
-        { cause: failure },
-      );
-    }
-    const digest = await hash.digest();
-    if (digest !== sha256) {
-      await discardPartial(target);
-      throw new ReefError(
-        'REEF_HASH_MISMATCH',
-        `The uploaded ${target} has SHA-256 ${digest}, but ${sha256} was expected; the received bytes were discarded. ` +
-          `Check the source file and send it again from offset 0.`,
-      );
-    }
-    await rename(partial, target);
-    await syncDir(path.dirname(target));
-    await rm(target + SIDECAR, { force: true });
-    this.logger.info({ path: target, size }, 'file uploaded');
-    return { path: target, size, sha256: digest };
+      let received = current;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          if (received + chunk.length > size) {
+            callback(tooLarge(target, size));
+            return;
+          }
+          received += chunk.length;
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      // O_NOFOLLOW: a symlink planted as the partial must not redirect the write.
+      const fh = await open(partial, constants.O_WRONLY | constants.O_APPEND | NOFOLLOW);
+      let failure: unknown;
+      try {
+        await pipeline(body, counter, appendTo(fh));
+        if (received === size) await keepModeOf(target, fh);
+      } catch (err) {
+        failure = err;
+      } finally {
+        await fh.sync().catch(() => undefined); // also after a failure: the offset to resume from must hold
+        await fh.close();
+      }
+
+      if (failure instanceof ReefError && failure.code === 'REEF_UPLOAD_TOO_LARGE') {
+        await discardPartial(target);
+        throw failure;
+      }
+      if (failure !== undefined || received < size) {
+        const kept = (await lstat(partial)).size;
+        throw new ReefError(
+          'REEF_UPLOAD_INCOMPLETE',
+          `The upload of ${target} stopped after ${kept} of ${size} bytes` +
+            (failure !== undefined ? ` (${failure instanceof Error ? failure.message : String(failure)})` : '') +
+            `; the partial file is kept: resume from offset ${kept}.`,
+          { cause: failure },
+        );
+      }
+      const digest = hash.digest('hex');
+      if (digest !== sha256) {
+        await discardPartial(target);
+        throw new ReefError(
+          'REEF_HASH_MISMATCH',
+          `The uploaded ${target} has SHA-256 ${digest}, but ${sha256} was expected; the received bytes were discarded. ` +
+            `Check the source file and send it again from offset 0.`,
+        );
+      }
+      await rename(partial, target);
+      await syncDir(path.dirname(target));
+      await rm(target + SIDECAR, { force: true });
+      this.logger.info({ path: target, size }, 'file uploaded');
+      return { path: target, size, sha256: digest };
+    });
   }
 
   async download(request: DownloadRequest): Promise<DownloadResult> {
@@ -414,17 +397,17 @@ function tooLarge(target: string, size: number): ReefError {
 
 async function hashRange(fh: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256');
-  await hashInto({ update: (chunk) => void hash.update(chunk) }, fh, size);
+  await hashInto(hash, fh, size);
   return hash.digest('hex');
 }
 
 /** Feeds bytes [0, size) of `fh` to `hash`. (Not a stream: a FileHandle stream left open would keep fh.close() waiting.) */
-async function hashInto(hash: Pick<UploadHash, 'update'>, fh: FileHandle, size: number): Promise<void> {
+async function hashInto(hash: Hash, fh: FileHandle, size: number): Promise<void> {
   const chunk = Buffer.allocUnsafe(256 * 1024);
   for (let pos = 0; pos < size; ) {
     const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
     if (bytesRead === 0) throw new Error(`file shrank while being hashed (at ${pos} of ${size} bytes)`);
-    await hash.update(chunk.subarray(0, bytesRead));
+    hash.update(chunk.subarray(0, bytesRead));
     pos += bytesRead;
   }
 }

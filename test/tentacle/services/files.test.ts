@@ -9,7 +9,6 @@ import { Readable } from 'node:stream';
 import { isReefError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging.js';
 import { FileService } from '../../../src/tentacle/services/files.js';
-import { OFF_THREAD_HASH_BYTES } from '../../../src/tentacle/services/upload-hash.js';
 
 let dir: string;
 let root: string;
@@ -73,23 +72,6 @@ test('an upload cut halfway resumes from where it stopped', async () => {
   assert.equal(result.sha256, sha256(data));
   assert.ok((await readFile(target)).equals(data));
   assert.deepEqual(await readdir(root), ['resume.bin']);
-});
-
-test('a large upload, hashed on a worker thread, resumes with its prefix hashed and refuses a wrong hash', async () => {
-  const data = randomBytes(OFF_THREAD_HASH_BYTES + 3 * 1024 * 1024 + 7);
-  const cut = 9 * 1024 * 1024 + 1;
-  const target = join(root, 'large.bin');
-  const request = { path: target, size: data.length, sha256: sha256(data) };
-  await assert.rejects(files.upload({ ...request, offset: 0 }, body(data.subarray(0, cut))), (e) => isReefError(e, 'REEF_UPLOAD_INCOMPLETE'));
-  const result = await files.upload({ ...request, offset: cut }, body(data.subarray(cut), 64 * 1024));
-  assert.equal(result.sha256, sha256(data));
-  assert.ok((await readFile(target)).equals(data));
-
-  const corrupted = Buffer.from(data);
-  corrupted[corrupted.length - 1]! ^= 1;
-  const other = join(root, 'corrupted.bin');
-  await assert.rejects(files.upload({ ...request, path: other, offset: 0 }, body(corrupted)), (e) => isReefError(e, 'REEF_HASH_MISMATCH'));
-  assert.deepEqual(await readdir(root), ['large.bin']);
 });
 
 test('a partial upload of a different file is discarded', async () => {
