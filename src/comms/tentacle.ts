@@ -53,9 +53,11 @@ export class TentacleComms {
   private readonly logger: Logger;
   private readonly pollers = new Set<Poller>();
   private acceptor: Acceptor | undefined;
+  private identity: CertificateIdentity;
 
   constructor(options: TentacleCommsOptions) {
     this.options = options;
+    this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? silentLogger;
     this.host = new ServiceHost(options.services, this.limits, this.logger);
@@ -63,7 +65,7 @@ export class TentacleComms {
 
   /** Starts polling one server node; the loop reconnects until closed. */
   poll(target: PollTarget): Poller {
-    const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle');
+    const poller = new Poller(target, this.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle');
     this.pollers.add(poller);
     poller.once('closed', () => this.pollers.delete(poller));
     poller.start();
@@ -74,7 +76,7 @@ export class TentacleComms {
   listen(port: number, host: string | undefined, trust: TrustCheck, trustedForMessages: () => readonly Thumbprint[]): Promise<number> {
     const instance = this.options.instance ?? 'Tentacle';
     this.acceptor ??= createAcceptor({
-      identity: this.options.identity,
+      identity: this.identity,
       trust,
       limits: this.limits,
       logger: this.logger,
@@ -87,6 +89,18 @@ export class TentacleComms {
       },
     });
     return this.acceptor.listen(port, host);
+  }
+
+  /**
+   * Presents `identity` from now on (a Tentacle certificate rotation): polling loops drop
+   * their link and dial again with it; the listening endpoint presents it to the next dial.
+   * Links the server dialled stay until they close (the server closes them once it has the
+   * new certificate).
+   */
+  setIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    this.acceptor?.setIdentity(identity);
+    for (const poller of this.pollers) poller.useIdentity(identity);
   }
 
   /** Ends every connection with this server thumbprint, polling and listening. */
@@ -117,7 +131,7 @@ export class Poller extends EventEmitter<PollerEvents> {
 
   constructor(
     private readonly target: PollTarget,
-    private readonly identity: CertificateIdentity,
+    private identity: CertificateIdentity,
     private readonly host: ServiceHost,
     private readonly limits: CommsLimits,
     private readonly logger: Logger,
@@ -128,6 +142,14 @@ export class Poller extends EventEmitter<PollerEvents> {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /** Dials with `identity` from now on: the live link (made with the old one) is closed, and the loop dials again at once. */
+  useIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    // A session resumed from the old certificate's handshake would present the old one.
+    this.resume = undefined;
+    this.current?.close();
   }
 
   async close(): Promise<void> {
