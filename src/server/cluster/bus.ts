@@ -15,7 +15,9 @@ export type ClusterEvent =
   /** A tentacle connected to the sending node. */
   | { kind: 'link'; thumbprint: string }
   /** A server certificate rotation started or completed: nodes re-read it (and switch certificate). */
-  | { kind: 'certificate' };
+  | { kind: 'certificate' }
+  /** A Tentacle certificate rotation revoked this thumbprint: nodes close its live links. */
+  | { kind: 'revoked'; thumbprint: string };
 
 export interface ClusterBus {
   /** Queued and sent in batches; never throws. */
@@ -59,7 +61,8 @@ export function eventKey(event: ClusterEvent): string {
     case 'certificate':
       return event.kind;
     case 'link':
-      return `link:${event.thumbprint}`;
+    case 'revoked':
+      return `${event.kind}:${event.thumbprint}`;
     default:
       return `${event.kind}:${event.taskId}`;
   }
