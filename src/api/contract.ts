@@ -11,6 +11,7 @@
  * `.describe()` gives a field its description there; neither changes how zod parses. This
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
+import { DEFAULT_FLEET_MAX_PARALLEL } from './fleet.js';
 import { z } from 'zod';
 import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
@@ -78,9 +79,6 @@ export const FleetTarget = named('FleetTarget', z.union([
   z.object({ all: z.literal(true) }).strict(),
 ]).describe('An environment (and role), a worker pool (every worker in it), machines by name or id, or every machine ({"all": true}).'));
 export type FleetTarget = z.infer<typeof FleetTarget>;
-
-/** How many machines a fleet operation works on at once when not told. */
-export const DEFAULT_FLEET_MAX_PARALLEL = 10;
 
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MachineView } from '../api/contract.js';
 import { ReefError } from '../errors.js';
 import { note, printJson, printLine, runAction } from './common.js';
+import { registerRotateCertificate } from './reef-machines-rotate.js';
 import { cell, formatAge, formatTable, list } from './output.js';
 import { addConnectionOptions, connect, itemsOf, query, segment, type ConnectionOpts } from './reef-connection.js';
 
@@ -58,6 +59,8 @@ export function registerMachineCommands(program: Command): void {
       else note(`Deleted machine "${name}".`);
     }),
   );
+
+  registerRotateCertificate(machines);
 
   registerNamedCollection(program, 'environments', 'environment', '/api/environments', 'environments deployment targets belong to');
   registerNamedCollection(program, 'worker-pools', 'worker pool', '/api/worker-pools', 'pools of workers');

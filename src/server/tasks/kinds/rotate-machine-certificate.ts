@@ -16,7 +16,7 @@
  * the store are, and goes on from there.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_FLEET_MAX_PARALLEL } from '../../../api/contract.js';
+import { DEFAULT_FLEET_MAX_PARALLEL } from '../../../api/fleet.js';
 import { isReefError, ReefError, RETRYABLE_CALL_CODES } from '../../../errors.js';
 import { formatDuration } from '../../../format.js';
 import type { Thumbprint } from '../../../pki/thumbprint.js';
