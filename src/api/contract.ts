@@ -271,6 +271,10 @@ export const MachineView = named(
     name: z.string(),
     kind: MachineKind,
     thumbprint: z.string(),
+    nextThumbprint: z
+      .string()
+      .nullable()
+      .describe("During a Tentacle certificate rotation: its new certificate's thumbprint, accepted beside `thumbprint` until the Tentacle connects with it."),
     commsStyle: CommsStyle,
     endpoint: z.object({ host: z.string(), port: z.number().int() }).nullable(),
     environments: z.array(z.string()),

@@ -101,6 +101,7 @@ function describeMachine(m: MachineView): string {
     ['Endpoint', m.endpoint ? `${m.endpoint.host}:${m.endpoint.port}` : '-'],
     ['Carrier', cell(m.carrier)],
     ['Thumbprint', m.thumbprint],
+    ...(m.nextThumbprint ? [['Next thumbprint', `${m.nextThumbprint} (certificate rotation under way: either is accepted)`] as [string, string]] : []),
     [m.kind === 'worker' ? 'Worker pools' : 'Environments', list(m.kind === 'worker' ? m.workerPools : m.environments)],
     ['Roles', list(m.roles)],
     ['Version', cell(m.tentacleVersion)],
