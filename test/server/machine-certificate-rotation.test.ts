@@ -36,7 +36,7 @@ after(async () => {
 });
 
 /** A Tentacle with its certificate in its home, registered polling or listening, its agent running. */
-async function tentacle(name: string, style: 'polling' | 'listening', options: { next?: CertificateIdentity } = {}) {
+async function tentacle(name: string, style: 'polling' | 'listening', options: { next?: CertificateIdentity; workerPool?: string } = {}) {
   const identity = await generateCertificate(name);
   const home = join(dir, name);
   await mkdir(home, { recursive: true });
@@ -50,16 +50,17 @@ async function tentacle(name: string, style: 'polling' | 'listening', options: {
   await writeConfigFile(configPath, config);
   const agent = await startAgent({ config, identity, configPath, configPollMs: 50 });
   agents.push(agent);
+  const membership = options.workerPool ? { kind: 'worker' as const, workerPools: [options.workerPool] } : { kind: 'target' as const, environments: ['Test'], roles: [name] };
   const machine = await server.store.createMachine({
-    name, kind: 'target', thumbprint: identity.thumbprint, commsStyle: style, environments: ['Test'], roles: [name],
+    name, thumbprint: identity.thumbprint, commsStyle: style, ...membership,
     ...(style === 'listening' ? { endpoint: { host: '127.0.0.1', port: agent.listeningPort! } } : {}),
   });
   if (style === 'polling') await until(`${name} to connect`, async () => server.comms.links.connections(identity.thumbprint).length > 0);
   return { identity, home, agent, machine };
 }
 
-async function rotate(target: Record<string, unknown>): Promise<TaskView> {
-  const created = await api.json<TaskView>('POST', '/api/tasks', { body: { kind: 'rotate-machine-certificate', target } });
+async function rotate(target: Record<string, unknown>, maxParallel?: number): Promise<TaskView> {
+  const created = await api.json<TaskView>('POST', '/api/tasks', { body: { kind: 'rotate-machine-certificate', target, ...(maxParallel ? { maxParallel } : {}) } });
   return until(`task ${created.id} to finish`, async () => {
     const task = await api.json<TaskView>('GET', `/api/tasks/${created.id}`);
     return ['Success', 'Failed', 'Cancelled', 'TimedOut'].includes(task.state) && task;
@@ -147,4 +148,30 @@ test("a machine's pending thumbprint is that machine's only: connecting with it 
   assert.equal((await server.store.getMachine(b.machine.id))!.thumbprint, b.identity.thumbprint, 'b is untouched');
   // a's old link was closed when its certificate was revoked.
   await until("a's old link to be closed", async () => server.comms.links.connections(a.identity.thumbprint).length === 0);
+});
+
+test('only a role with machines:certificate may start a rotation; an operator may not', async () => {
+  const made = await api.json<{ key: string }>('POST', '/api/apikeys', { body: { name: 'tcert-operator', role: 'operator' } });
+  const operator = new ApiClient({ server: `https://127.0.0.1:${server.httpsPort}`, apiKey: made.key, serverThumbprint: server.info.commsThumbprint });
+  const before = (await server.store.listTasks()).length;
+  await assert.rejects(
+    operator.json('POST', '/api/tasks', { body: { kind: 'rotate-machine-certificate', target: { all: true } } }),
+    (err: Error & { code?: string }) => err.code === 'REEF_FORBIDDEN' && /machines:certificate|rotate Tentacles' certificates/.test(err.message),
+  );
+  assert.equal((await server.store.listTasks()).length, before, 'nothing was stored');
+});
+
+test('a worker pool means every worker in it, and --max-parallel 1 rotates them one after another', async () => {
+  const workers = [await tentacle('tcert-w1', 'polling', { workerPool: 'Rotating' }), await tentacle('tcert-w2', 'polling', { workerPool: 'Rotating' }), await tentacle('tcert-w3', 'polling', { workerPool: 'Rotating' })];
+  const task = await rotate({ workerPool: 'Rotating' }, 1);
+  assert.equal(task.state, 'Success', await logOf(task.id));
+  assert.equal(task.machines.length, 3);
+  for (const w of workers) assert.notEqual((await server.store.getMachine(w.machine.id))!.thumbprint, w.identity.thumbprint);
+  // One at a time: each machine's first step comes after the previous one's last.
+  const lines = (await api.json<{ items: { text: string; machineId: string | null }[] }>('GET', `/api/tasks/${task.id}/log`)).items;
+  const spans = workers.map((w) => {
+    const mine = lines.map((l, i) => [l, i] as const).filter(([l]) => l.machineId === w.machine.id);
+    return [mine[0]![1], mine.at(-1)![1]] as const;
+  }).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] > spans[i - 1]![1], `machine runs overlapped: ${JSON.stringify(spans)}`);
 });
