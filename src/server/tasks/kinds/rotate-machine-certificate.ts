@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_FLEET_MAX_PARALLEL } from '../../../api/fleet.js';
-import { isReefError, ReefError, RETRYABLE_CALL_CODES } from '../../../errors.js';
+import { ReefError, RETRYABLE_CALL_CODES } from '../../../errors.js';
 import { formatDuration } from '../../../format.js';
 import type { Thumbprint } from '../../../pki/thumbprint.js';
 import type { Machine } from '../../store/types.js';
@@ -38,6 +38,8 @@ export const rotateMachineCertificateKind: TaskKind<'rotate-machine-certificate'
 
 /** How often the store is read while waiting for the new thumbprint to be confirmed. */
 const CONFIRM_POLL_MS = 200;
+/** The longest one wait for the Tentacle on its new certificate lasts before the store is asked again. */
+const CONFIRM_WAIT_MS = 2000;
 
 async function rotate(run: MachineRun): Promise<MachineOutcome> {
   let machine = await current(run);
@@ -109,26 +111,26 @@ async function switchTo(run: MachineRun, machine: Machine, next: Thumbprint): Pr
 
 /**
  * Reaches the Tentacle on its new certificate (a polling one connects with it, a listening
- * one is dialled expecting it), which confirms it (src/server/machine-certificates.ts), then
- * waits for the store to say so. Bounded by the pickup timeout.
+ * one is dialled expecting it), which confirms it on whichever node it reaches
+ * (src/server/machine-certificates.ts), until the store says so. In a cluster the Tentacle
+ * may come back to another node: the store is asked between short waits. Bounded by the
+ * pickup timeout.
  */
 async function confirm(run: MachineRun, machine: Machine, next: Thumbprint): Promise<void> {
   const limitMs = run.comms.limits.pickupTimeoutMs;
   const deadline = Date.now() + limitMs;
   const onNew = endpointOf(run, next, machine);
-  for (;;) {
-    try {
-      await callTentacle(onNew, 'health.ping', {}, { signal: run.signal, pickupTimeoutMs: Math.max(1, deadline - Date.now()), deadlineMs: 30_000 });
-      break;
-    } catch (err) {
-      // A listening Tentacle dialled in the moment before it switched still presents the old certificate.
-      const retry = isReefError(err, 'REEF_UNTRUSTED_CERTIFICATE') || (err instanceof ReefError && RETRYABLE_CALL_CODES.has(err.code) && err.code !== 'REEF_TENTACLE_NOT_CONNECTED');
-      if (run.signal.aborted || !retry || Date.now() >= deadline) throw notConfirmed(machine, next, limitMs, err);
-      await sleep(500, undefined, { signal: run.signal });
-    }
-  }
+  let last: unknown;
   while ((await current(run)).thumbprint !== next) {
-    if (Date.now() >= deadline) throw notConfirmed(machine, next, limitMs);
+    const left = deadline - Date.now();
+    if (left <= 0) throw notConfirmed(machine, next, limitMs, last);
+    try {
+      await callTentacle(onNew, 'health.ping', {}, { signal: run.signal, pickupTimeoutMs: Math.min(CONFIRM_WAIT_MS, left), deadlineMs: 30_000 });
+    } catch (err) {
+      // Not there yet: not connected (or to another node), a listening one dialled the moment before it switched, restarting.
+      if (run.signal.aborted || !(err instanceof ReefError)) throw err;
+      last = err;
+    }
     await sleep(CONFIRM_POLL_MS, undefined, { signal: run.signal });
   }
 }
