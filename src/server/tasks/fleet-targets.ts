@@ -2,7 +2,7 @@ import type { FleetTarget } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import { ReefError } from '../../errors.js';
 import type { Machine, Store } from '../store/types.js';
-import { resolveTarget } from './targets.js';
+import { resolveTarget, workersOf } from './targets.js';
 
 /**
  * The machines of a fleet operation (docs/operations.md): as a task's target, except that a
@@ -14,12 +14,6 @@ export async function resolveFleetTarget(store: Store, comms: CommsServer, targe
     if (machines.length === 0) throw new ReefError('REEF_NO_MACHINES', 'No machine is registered.');
     return machines;
   }
-  if ('workerPool' in target) {
-    const pool = await store.getWorkerPool(target.workerPool);
-    if (!pool) throw new ReefError('REEF_NOT_FOUND', `Worker pool "${target.workerPool}" does not exist.`);
-    const workers = await store.listMachines({ kind: 'worker', workerPool: pool.name });
-    if (workers.length === 0) throw new ReefError('REEF_NO_MACHINES', `Worker pool "${pool.name}" has no workers.`);
-    return workers;
-  }
+  if ('workerPool' in target) return workersOf(store, target.workerPool);
   return resolveTarget(store, comms, target);
 }
