@@ -52,5 +52,20 @@ forEachStore((kind, open) => {
       assert.equal((await store.setNextThumbprint(b.id, other)).nextThumbprint, other);
       assert.equal(await store.getMachineByNextThumbprint(pending), null);
     });
+
+    it('refuses to register a pending thumbprint as another machine, and a registration with a new certificate ends the rotation', async () => {
+      const c = await store.createMachine(target('tcert-c'));
+      const pending = thumbprint();
+      await store.setNextThumbprint(c.id, pending);
+      await assert.rejects(store.createMachine(target('tcert-d', { thumbprint: pending })), code('REEF_CONFLICT'));
+      await assert.rejects(store.upsertMachine(target('tcert-d', { thumbprint: pending })), code('REEF_CONFLICT'));
+      // Its own machine may be registered again with it (tentacle register-with --force after a switch).
+      const replaced = await store.upsertMachine(target('tcert-c', { thumbprint: pending }));
+      assert.deepEqual([replaced.machine.thumbprint, replaced.machine.nextThumbprint], [pending, null]);
+      // A new certificate by hand clears a pending one.
+      await store.setNextThumbprint(c.id, thumbprint());
+      const byHand = thumbprint();
+      assert.equal((await store.upsertMachine(target('tcert-c', { thumbprint: byHand }))).machine.nextThumbprint, null);
+    });
   });
 });
