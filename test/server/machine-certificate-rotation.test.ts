@@ -14,7 +14,9 @@ import { TentacleComms } from '../../src/comms/index.js';
 import { generateCertificate, type CertificateIdentity } from '../../src/pki/certificate.js';
 import { identityFiles, loadIdentity, saveIdentity } from '../../src/pki/identity-files.js';
 import { startReefServer, type RunningServer } from '../../src/server/runtime.js';
+import { silentLogger } from '../../src/logging.js';
 import { startAgent, type Agent } from '../../src/tentacle/agent.js';
+import { CertificateRotationService } from '../../src/tentacle/certificate-rotation.js';
 import { defaultConfig, writeConfigFile } from '../../src/tentacle/config.js';
 import { freePort } from '../e2e/harness.js';
 import { until } from './certificate-rotation-harness.js';
@@ -174,4 +176,17 @@ test('a worker pool means every worker in it, and --max-parallel 1 rotates them 
     return [mine[0]![1], mine.at(-1)![1]] as const;
   }).sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] > spans[i - 1]![1], `machine runs overlapped: ${JSON.stringify(spans)}`);
+});
+
+test('a listening Tentacle that switched without the server seeing it is still reached, and the dial confirms its new certificate', async () => {
+  const t = await tentacle('tcert-listen-2', 'listening');
+  // What a run cut off right after the switch leaves: next recorded, the Tentacle on it, nothing confirmed.
+  const service = new CertificateRotationService({ home: t.home, commonName: 'Reef Tentacle test', onSwitch: (identity) => t.agent.comms.setIdentity(identity), logger: silentLogger });
+  const { next } = await service.prepareNext();
+  await server.store.setNextThumbprint(t.machine.id, next!);
+  await service.switchTo(next!);
+  const health = await api.json<TaskView>('POST', '/api/tasks', { body: { kind: 'health-check', target: { machines: ['tcert-listen-2'] } } });
+  await until('the health check to succeed', async () => (await api.json<TaskView>('GET', `/api/tasks/${health.id}`)).state === 'Success', 30_000);
+  const machine = (await server.store.getMachine(t.machine.id))!;
+  assert.deepEqual([machine.thumbprint, machine.nextThumbprint], [next, null]);
 });
