@@ -15,7 +15,7 @@ import { LateReports } from './late-reports.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
-import { routedEndpoint } from '../tentacle-client.js';
+import { machineAddress, routedEndpoint } from '../tentacle-client.js';
 
 export interface TaskEngineOptions {
   store: Store;
@@ -209,13 +209,7 @@ export class TaskEngine implements TaskEngineApi {
         task,
         taskMachine: tm,
         machine,
-        tentacle: routedEndpoint(comms, {
-          thumbprint: machine.thumbprint,
-          name: machine.name,
-          listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
-          // Mid certificate rotation a listening Tentacle may present either certificate.
-          alternates: machine.nextThumbprint ? [machine.nextThumbprint] : undefined,
-        }),
+        tentacle: routedEndpoint(comms, machineAddress(machine)),
         store,
         comms,
         blobs,

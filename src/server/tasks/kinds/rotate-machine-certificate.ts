@@ -21,7 +21,7 @@ import { ReefError, RETRYABLE_CALL_CODES } from '../../../errors.js';
 import { formatDuration } from '../../../format.js';
 import type { Thumbprint } from '../../../pki/thumbprint.js';
 import type { Machine } from '../../store/types.js';
-import { callTentacle, routedEndpoint } from '../../tentacle-client.js';
+import { callTentacle, machineAddress, routedEndpoint } from '../../tentacle-client.js';
 import { resolveFleetTarget } from '../fleet-targets.js';
 import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
 import type { TaskKind } from '../task-kind.js';
@@ -82,16 +82,7 @@ async function current(run: MachineRun): Promise<Machine> {
 
 /** The run, calling the Tentacle on a link pinned to its certificate or (mid rotation) its next one. */
 function pinned(run: MachineRun, machine: Machine): MachineRun {
-  return { ...run, tentacle: endpointOf(run, machine.thumbprint, machine, machine.nextThumbprint ? [machine.nextThumbprint] : undefined) };
-}
-
-function endpointOf(run: MachineRun, thumbprint: Thumbprint, machine: Machine, alternates?: Thumbprint[]) {
-  return routedEndpoint(run.comms, {
-    thumbprint,
-    name: machine.name,
-    listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
-    alternates,
-  });
+  return { ...run, tentacle: routedEndpoint(run.comms, machineAddress(machine)) };
 }
 
 /**
@@ -119,7 +110,7 @@ async function switchTo(run: MachineRun, machine: Machine, next: Thumbprint): Pr
 async function confirm(run: MachineRun, machine: Machine, next: Thumbprint): Promise<void> {
   const limitMs = run.comms.limits.pickupTimeoutMs;
   const deadline = Date.now() + limitMs;
-  const onNew = endpointOf(run, next, machine);
+  const onNew = routedEndpoint(run.comms, machineAddress({ ...machine, thumbprint: next, nextThumbprint: null }));
   let last: unknown;
   while ((await current(run)).thumbprint !== next) {
     const left = deadline - Date.now();
