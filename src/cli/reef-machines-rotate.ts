@@ -23,7 +23,7 @@ export function registerRotateCertificate(machines: Command): void {
   ).action(
     runAction(async (opts: FollowOpts & TargetOpts & { all?: boolean; maxParallel?: string }) => {
       const target: FleetTarget = opts.all ? allOnly(opts) : targetOf(opts);
-      const maxParallel = opts.maxParallel === undefined ? undefined : Number(opts.maxParallel);
+      const maxParallel = opts.maxParallel === undefined ? undefined : wholeNumber(opts.maxParallel, '--max-parallel');
       const request = await validRequest({ kind: 'rotate-machine-certificate', target, ...(maxParallel !== undefined ? { maxParallel } : {}) });
       await startTask(await connect(opts), request, opts);
     }),
@@ -35,4 +35,10 @@ function allOnly(opts: TargetOpts): { all: true } {
     throw new ReefError('REEF_INVALID_ARGUMENT', '--all targets every machine: use it without --environment, --role, --worker-pool or --machine.');
   }
   return { all: true };
+}
+
+/** A whole number as typed ("10"); anything else is refused here, the range by the contract. */
+function wholeNumber(value: string, option: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number, not "${value}".`);
+  return Number(value.trim());
 }
