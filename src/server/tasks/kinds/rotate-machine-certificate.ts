@@ -44,6 +44,7 @@ const CONFIRM_WAIT_MS = 2000;
 async function rotate(run: MachineRun): Promise<MachineOutcome> {
   let machine = await current(run);
   const state = await callRetrying(pinned(run, machine), 'certificate.state', {});
+  await run.log('info', `Rotating the Tentacle's certificate: it presents ${state.current}.`);
   let next: Thumbprint;
   if (machine.nextThumbprint !== null && state.current === machine.nextThumbprint) {
     next = machine.nextThumbprint;
