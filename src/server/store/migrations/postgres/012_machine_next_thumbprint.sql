@@ -4,4 +4,4 @@ CREATE UNIQUE INDEX machines_next_thumbprint ON machines (next_thumbprint);
 
 -- Task kinds: the list in tasks.kind's CHECK is dropped (see the SQLite migration of the
 -- same number); src/server/store/input.ts checks the kind on every insert.
-ALTER TABLE tasks DROP CONSTRAINT tasks_kind_check;
+ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_kind_check;
