@@ -179,8 +179,9 @@ export class Poller extends EventEmitter<PollerEvents> {
       askFor = undefined;
       try {
         const trusted = this.target.trusted();
+        const identity = this.identity;
         const dialed = await dialSecure({
-          identity: this.identity,
+          identity,
           host: this.target.host,
           port: this.target.port,
           servername: asked ? certificateRequestName(asked) : this.target.servername,
@@ -201,6 +202,12 @@ export class Poller extends EventEmitter<PollerEvents> {
         if (this.closing) {
           dialed.socket.destroy();
           break;
+        }
+        if (identity !== this.identity) {
+          // The certificate changed while this dial was under way (a certificate rotation): dial again with the new one.
+          dialed.socket.destroy();
+          this.resume = undefined;
+          continue;
         }
         attempt = 0;
         proxyAuthAttempt = 0;

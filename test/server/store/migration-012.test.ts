@@ -46,7 +46,7 @@ test('migration 012 keeps every task, machine run and log line, and their foreig
   assert.deepEqual(db.prepare('SELECT text FROM task_log ORDER BY seq').pluck().all(), ['one', 'two']);
   assert.deepEqual(db.pragma('foreign_key_check'), []);
   for (const table of ['task_machines', 'task_log']) {
-    assert.deepEqual(db.pragma(`foreign_key_list(${table})`).map((fk) => (fk as { table: string }).table), ['tasks'], `${table} references tasks`);
+    assert.deepEqual((db.pragma(`foreign_key_list(${table})`) as { table: string }[]).map((fk) => fk.table), ['tasks'], `${table} references tasks`);
   }
   const indexes = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' AND tbl_name IN ('tasks', 'task_machines', 'task_log') ORDER BY name`).pluck().all();
   assert.deepEqual(indexes, ['task_machines_lost_contact', 'task_machines_machine', 'task_machines_unfinished', 'tasks_state']);
