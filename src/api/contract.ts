@@ -11,6 +11,7 @@
  * `.describe()` gives a field its description there; neither changes how zod parses. This
  * module does not load the OpenAPI generator (the CLI and the Tentacle read it too).
  */
+import { DEFAULT_FLEET_MAX_PARALLEL } from './fleet.js';
 import { z } from 'zod';
 import { INSTALL_CARRIERS } from './install.js';
 import { SHA256_HEADER } from './headers.js';
@@ -69,6 +70,16 @@ export const TaskTarget = named('TaskTarget', z.union([
 ]).describe('Which machines: an environment (and role), a worker pool, or machines by name or id.'));
 export type TaskTarget = z.infer<typeof TaskTarget>;
 
+/**
+ * Which machines a fleet operation (a Tentacle certificate rotation) reaches: as TaskTarget,
+ * except that a worker pool means every worker in it, and `all` every machine.
+ */
+export const FleetTarget = named('FleetTarget', z.union([
+  TaskTarget,
+  z.object({ all: z.literal(true) }).strict(),
+]).describe('An environment (and role), a worker pool (every worker in it), machines by name or id, or every machine ({"all": true}).'));
+export type FleetTarget = z.infer<typeof FleetTarget>;
+
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 
 export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion('kind', [
@@ -108,6 +119,20 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
     })
     .strict(),
   z.object({ kind: z.literal('health-check'), target: TaskTarget }).strict(),
+  z
+    .object({
+      kind: z.literal('rotate-machine-certificate'),
+      target: FleetTarget,
+      maxParallel: z
+        .number()
+        .int()
+        .positive()
+        .max(1000)
+        .optional()
+        .describe(`How many machines rotate at once (on each server node); default ${DEFAULT_FLEET_MAX_PARALLEL}.`),
+    })
+    .strict()
+    .describe('Tentacle certificate rotation (docs/operations.md): needs the machines:certificate permission.'),
 ]));
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
 
@@ -130,7 +155,7 @@ export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled
 export const TaskState = named('TaskState', z.enum(TASK_STATES));
 export type TaskState = z.infer<typeof TaskState>;
 
-export const TASK_KINDS = ['run-script', 'push-file', 'health-check'] as const;
+export const TASK_KINDS = ['run-script', 'push-file', 'health-check', 'rotate-machine-certificate'] as const;
 
 export const IdOrNameParams = z.object({
   idOrName: z.string().min(1).describe('An id or a name (names in any case).'),
@@ -246,6 +271,10 @@ export const MachineView = named(
     name: z.string(),
     kind: MachineKind,
     thumbprint: z.string(),
+    nextThumbprint: z
+      .string()
+      .nullable()
+      .describe("During a Tentacle certificate rotation: its new certificate's thumbprint, accepted beside `thumbprint` until the Tentacle connects with it."),
     commsStyle: CommsStyle,
     endpoint: z.object({ host: z.string(), port: z.number().int() }).nullable(),
     environments: z.array(z.string()),

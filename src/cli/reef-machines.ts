@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MachineView } from '../api/contract.js';
 import { ReefError } from '../errors.js';
 import { note, printJson, printLine, runAction } from './common.js';
+import { registerRotateCertificate } from './reef-machines-rotate.js';
 import { cell, formatAge, formatTable, list } from './output.js';
 import { addConnectionOptions, connect, itemsOf, query, segment, type ConnectionOpts } from './reef-connection.js';
 
@@ -59,6 +60,8 @@ export function registerMachineCommands(program: Command): void {
     }),
   );
 
+  registerRotateCertificate(machines);
+
   registerNamedCollection(program, 'environments', 'environment', '/api/environments', 'environments deployment targets belong to');
   registerNamedCollection(program, 'worker-pools', 'worker pool', '/api/worker-pools', 'pools of workers');
 }
@@ -98,6 +101,7 @@ function describeMachine(m: MachineView): string {
     ['Endpoint', m.endpoint ? `${m.endpoint.host}:${m.endpoint.port}` : '-'],
     ['Carrier', cell(m.carrier)],
     ['Thumbprint', m.thumbprint],
+    ...(m.nextThumbprint ? [['Next thumbprint', `${m.nextThumbprint} (certificate rotation under way: either is accepted)`] as [string, string]] : []),
     [m.kind === 'worker' ? 'Worker pools' : 'Environments', list(m.kind === 'worker' ? m.workerPools : m.environments)],
     ['Roles', list(m.roles)],
     ['Version', cell(m.tentacleVersion)],

@@ -24,6 +24,11 @@ export interface TentacleAddress {
   name?: string;
   /** Set for a listening tentacle: the server dials it. Polling tentacles dial the server. */
   listening?: { host: string; port: number };
+  /**
+   * Other thumbprints a listening Tentacle may present as this one: the next certificate of
+   * a Tentacle certificate rotation, recorded over the pinned link and not yet confirmed.
+   */
+  alternates?: readonly Thumbprint[];
 }
 
 export interface CommsServerOptions {
@@ -170,7 +175,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
    * waiting up to the pickup timeout for it to connect.
    */
   async connectionFor(target: TentacleAddress, signal?: AbortSignal, waitMs?: number, onWaiting?: (note: string) => void): Promise<RpcClient> {
-    const live = this.links.pick(target.thumbprint);
+    const live = [target.thumbprint, ...(target.alternates ?? [])].map((tp) => this.links.pick(tp)).find((client) => client !== undefined);
     if (live) return live;
     const pickupTimeoutMs = waitMs ?? this.limits.pickupTimeoutMs;
     const waiting = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
@@ -277,7 +282,7 @@ export class CommsServer extends EventEmitter<CommsServerEvents> {
             tcpConnectedTo = socket.remoteAddress;
             return socket;
           },
-          expected: [target.thumbprint],
+          expected: [target.thumbprint, ...(target.alternates ?? [])],
           carrier: 'listening',
           handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
           explainMismatch: (presented) => {

@@ -57,9 +57,11 @@ export class TentacleComms {
   private readonly logger: Logger;
   private readonly pollers = new Set<Poller>();
   private acceptor: Acceptor | undefined;
+  private identity: CertificateIdentity;
 
   constructor(options: TentacleCommsOptions) {
     this.options = options;
+    this.identity = options.identity;
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger ?? silentLogger;
     this.host = new ServiceHost(options.services, this.limits, this.logger);
@@ -67,7 +69,7 @@ export class TentacleComms {
 
   /** Starts polling one server node; the loop reconnects until closed. */
   poll(target: PollTarget): Poller {
-    const poller = new Poller(target, this.options.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle', this.options.sessionRefreshMs);
+    const poller = new Poller(target, this.identity, this.host, this.limits, this.logger, this.options.instance ?? 'Tentacle', this.options.sessionRefreshMs);
     this.pollers.add(poller);
     poller.once('closed', () => this.pollers.delete(poller));
     poller.start();
@@ -78,7 +80,7 @@ export class TentacleComms {
   listen(port: number, host: string | undefined, trust: TrustCheck, trustedForMessages: () => readonly Thumbprint[]): Promise<number> {
     const instance = this.options.instance ?? 'Tentacle';
     this.acceptor ??= createAcceptor({
-      identity: this.options.identity,
+      identity: this.identity,
       trust,
       limits: this.limits,
       logger: this.logger,
@@ -91,6 +93,18 @@ export class TentacleComms {
       },
     });
     return this.acceptor.listen(port, host);
+  }
+
+  /**
+   * Presents `identity` from now on (a Tentacle certificate rotation): polling loops drop
+   * their link and dial again with it; the listening endpoint presents it to the next dial.
+   * Links the server dialled stay until they close (the server closes them once it has the
+   * new certificate).
+   */
+  setIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    this.acceptor?.setIdentity(identity);
+    for (const poller of this.pollers) poller.useIdentity(identity);
   }
 
   /** Ends every connection with this server thumbprint, polling and listening. */
@@ -123,7 +137,7 @@ export class Poller extends EventEmitter<PollerEvents> {
 
   constructor(
     private readonly target: PollTarget,
-    private readonly identity: CertificateIdentity,
+    private identity: CertificateIdentity,
     private readonly host: ServiceHost,
     private readonly limits: CommsLimits,
     private readonly logger: Logger,
@@ -135,6 +149,14 @@ export class Poller extends EventEmitter<PollerEvents> {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /** Dials with `identity` from now on: the live link (made with the old one) is closed, and the loop dials again at once. */
+  useIdentity(identity: CertificateIdentity): void {
+    this.identity = identity;
+    // A session resumed from the old certificate's handshake would present the old one.
+    this.resume = undefined;
+    this.current?.close();
   }
 
   async close(): Promise<void> {
@@ -204,8 +226,9 @@ export class Poller extends EventEmitter<PollerEvents> {
       askFor = undefined;
       try {
         const trusted = this.target.trusted();
+        const identity = this.identity;
         const dialed = await dialSecure({
-          identity: this.identity,
+          identity,
           host: this.target.host,
           port: this.target.port,
           servername: asked ? certificateRequestName(asked) : this.target.servername,
@@ -228,6 +251,12 @@ export class Poller extends EventEmitter<PollerEvents> {
         if (this.closing) {
           dialed.socket.destroy();
           break;
+        }
+        if (identity !== this.identity) {
+          // The certificate changed while this dial was under way (a certificate rotation): dial again with the new one.
+          dialed.socket.destroy();
+          this.resume = undefined;
+          continue;
         }
         attempt = 0;
         proxyAuthAttempt = 0;

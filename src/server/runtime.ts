@@ -54,6 +54,7 @@ import { createScrapeListener, ServerMetrics, timeStore, watchNode } from './met
 import { createStore, parseStoreLocation } from './store/index.js';
 import type { ClusterTiming } from './tasks/scheduler.js';
 import type { Access, Store } from './store/types.js';
+import { watchMachineCertificates } from './machine-certificates.js';
 import { TaskEngine } from './tasks/engine.js';
 import { learnProxyCarrier } from './tentacle-carrier.js';
 import { portHolderPhrase } from './port-holder.js';
@@ -219,6 +220,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     presentable: (thumbprint) => rotator?.presentable(thumbprint),
     earlierIdentities: () => rotator?.earlierIdentities() ?? [],
     // Asked on every connection, resumed or not: a deleted machine is refused at once.
+    // During a Tentacle certificate rotation, a machine's next thumbprint is trusted as well.
     trust: (thumbprint) => trust.trusts(thumbprint),
     ticketKeys: ticketKeys.keys,
     limits: settings.limits,
@@ -269,6 +271,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
     audit,
   });
   closers.add('certificate rotation', () => rotator?.close());
+  watchMachineCertificates({ store, comms, bus, audit, logger });
   // Before the comms port opens: the first Tentacle to connect may be one that missed a rotation.
   await rotator.start();
   // One count of failed API keys per address, for the REST API and registrations over comms alike.

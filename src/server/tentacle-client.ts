@@ -8,12 +8,26 @@
 import { checkAnswer, type ArgsOf, type PlainMethod, type ResultOf } from '../api/tentacle/index.js';
 import type { CallOptions, CommsServer, RpcClient, TentacleAddress } from '../comms/index.js';
 import { ReefError } from '../errors.js';
+import type { Machine } from './store/types.js';
 
 /** One Tentacle to call: through the comms server's routing, or on a given connection. */
 export interface TentacleEndpoint {
   /** Names the Tentacle in messages: its machine name and thumbprint. */
   readonly description: string;
   call(method: string, args: unknown, options: CallOptions): Promise<unknown>;
+}
+
+/**
+ * Where the machine's Tentacle is reached: dialled at its endpoint when listening, awaited
+ * when polling. Mid certificate rotation a listening Tentacle may present either certificate.
+ */
+export function machineAddress(machine: Pick<Machine, 'thumbprint' | 'nextThumbprint' | 'name' | 'commsStyle' | 'endpoint'>): TentacleAddress {
+  return {
+    thumbprint: machine.thumbprint,
+    name: machine.name,
+    listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
+    alternates: machine.nextThumbprint ? [machine.nextThumbprint] : undefined,
+  };
 }
 
 /** A Tentacle by address: each call goes to one of its live connections (dialled or awaited as comms does). */

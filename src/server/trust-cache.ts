@@ -26,7 +26,7 @@ export class TrustCache {
   private readonly reloads = new Set<Set<Thumbprint>>();
 
   constructor(
-    private readonly store: Pick<Store, 'listMachines' | 'getMachineByThumbprint'>,
+    private readonly store: Pick<Store, 'listMachines' | 'getMachineByThumbprint' | 'getMachineByNextThumbprint'>,
     private readonly logger: Logger,
     /** Called when a thumbprint stops being trusted because of another node's change: live links go. */
     private readonly onRevoked: (thumbprint: Thumbprint) => void = () => {},
@@ -88,6 +88,21 @@ export class TrustCache {
         this.changed(result.machine);
         return result;
       },
+      // A Tentacle certificate rotation (machine-certificates.ts): the next thumbprint is
+      // trusted once recorded, and the one it replaces stops being trusted once promoted.
+      setNextThumbprint: async (machineId, thumbprint) => {
+        const machine = await store.setNextThumbprint(machineId, thumbprint);
+        this.changed(machine);
+        return machine;
+      },
+      promoteNextThumbprint: async (machineId, thumbprint) => {
+        const promoted = await store.promoteNextThumbprint(machineId, thumbprint);
+        if (promoted) {
+          this.forget(promoted.previous);
+          this.changed(promoted.machine);
+        }
+        return promoted;
+      },
       deleteMachine: async (idOrName) => {
         const machine = await store.getMachine(idOrName);
         const deleted = await store.deleteMachine(idOrName);
@@ -122,7 +137,7 @@ export class TrustCache {
   private async refresh(thumbprint: Thumbprint, announced: boolean): Promise<boolean> {
     let machine: Machine | null;
     try {
-      machine = await this.store.getMachineByThumbprint(thumbprint);
+      machine = (await this.store.getMachineByThumbprint(thumbprint)) ?? (await this.store.getMachineByNextThumbprint(thumbprint));
     } catch (err) {
       if (announced) this.logger.warn({ err, thumbprint }, 'could not re-read a Tentacle thumbprint another node changed');
       throw err;
@@ -163,9 +178,9 @@ function thumbprintsOf(machines: readonly Machine[]): Map<Thumbprint, string> {
 }
 
 /**
- * The certificates a machine's Tentacle may connect with. One today; a machine part way
- * through a Tentacle certificate rotation would add its next thumbprint here.
+ * The certificates a machine's Tentacle may connect with: its own, and during a Tentacle
+ * certificate rotation the next one it was told to make (machine-certificates.ts).
  */
 export function trustedThumbprints(machine: Machine): Thumbprint[] {
-  return [machine.thumbprint];
+  return machine.nextThumbprint ? [machine.thumbprint, machine.nextThumbprint] : [machine.thumbprint];
 }

@@ -14,7 +14,8 @@ import { TentacleComms, type CommsLimits, type Handler, type PollTarget, type Po
 import { errorMessage, ReefError } from '../errors.js';
 import { createLogger, silentLogger, type Logger } from '../logging.js';
 import type { CertificateIdentity } from '../pki/certificate.js';
-import { loadIdentity } from '../pki/identity-files.js';
+import { CertificateRotationService, loadTentacleIdentity } from './certificate-rotation.js';
+import { commonName } from './certificate.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { loadInstance, readConfigFile, type PolledServer, type TentacleConfig } from './config.js';
 import { pollTargetFor } from './network.js';
@@ -60,6 +61,9 @@ interface PolledNode {
   peer: Thumbprint | undefined;
 }
 
+/** How long after answering certificate.switch the agent starts presenting the new certificate. */
+const SWITCH_AFTER_ANSWER_MS = 200;
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const logger = options.logger ?? silentLogger;
   const { identity } = options;
@@ -79,7 +83,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     apply: (next) => (options.configPath ? reload() : apply(next)),
     logger,
   });
-  const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), trust, logger }), () => config.trust);
+  const certificates = new CertificateRotationService({
+    home: config.home,
+    commonName: commonName(config),
+    // After the answer to certificate.switch has gone out on the link the switch closes.
+    onSwitch: (next) => void setTimeout(() => comms.setIdentity(next), SWITCH_AFTER_ANSWER_MS),
+    logger,
+  });
+  const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), trust, certificates, logger }), () => config.trust);
   const comms = new TentacleComms({ identity, services, limits: options.limits, logger, instance });
   const nodes = new Map<string, PolledNode>();
   const trusted = () => config.trust;
@@ -229,9 +240,8 @@ function guardTrust(services: ServiceTable, trusted: () => readonly Thumbprint[]
 export async function runAgent(instanceName: string): Promise<void> {
   const logger = createLogger('tentacle');
   const { config, configPath } = await loadInstance(instanceName);
-  const identity = await loadIdentity(
+  const identity = await loadTentacleIdentity(
     config.home,
-    homeFiles.certBaseName,
     `This instance has no certificate yet: run "tentacle new-certificate --instance ${instanceName}" (or "tentacle import-certificate --instance ${instanceName} --from-file <file>").`,
   );
   if (config.servers.length === 0 && !config.listen.enabled) {

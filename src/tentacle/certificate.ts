@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import { generateCertificate, type CertificateIdentity } from '../pki/certificate.js';
-import { identityFiles, loadIdentity, loadOrCreateIdentity, saveIdentity } from '../pki/identity-files.js';
+import { identityFiles, loadOrCreateIdentity, saveIdentity } from '../pki/identity-files.js';
 import { importCertificateFiles } from '../pki/import.js';
 import type { Thumbprint } from '../pki/thumbprint.js';
 import { isReefError } from '../errors.js';
 import type { TentacleConfig } from './config.js';
+import { loadTentacleIdentity } from './certificate-rotation.js';
 import { homeFiles } from './paths.js';
 
 /** The Tentacle's own identity: `<home>/comms.cert.pem` + `<home>/comms.key.pem`, both 0600. */
@@ -21,7 +22,7 @@ export function certificateFiles(config: TentacleConfig) {
   return identityFiles(config.home, homeFiles.certBaseName);
 }
 
-function commonName(config: TentacleConfig): string {
+export function commonName(config: TentacleConfig): string {
   return `Reef Tentacle ${config.instance}@${hostname()}`;
 }
 
@@ -51,7 +52,8 @@ export async function importCertificateFile(config: TentacleConfig, file: string
 
 /** The instance's thumbprint; throws REEF_IDENTITY_MISSING with a hint when there is no certificate. */
 export async function currentThumbprint(config: TentacleConfig): Promise<Thumbprint> {
-  return (await loadIdentity(config.home, homeFiles.certBaseName, missingHint(config))).thumbprint;
+  // As the agent loads it: a certificate rotation cut off by a crash is finished first.
+  return (await loadTentacleIdentity(config.home, missingHint(config))).thumbprint;
 }
 
 /** Like currentThumbprint, but null when no certificate has been created yet. */

@@ -50,6 +50,9 @@ export function defaultConfigPath(name: string, root = tentacleRoot()): string {
 /** Files an instance keeps in its home folder. */
 export const homeFiles = {
   certBaseName: 'comms', // comms.cert.pem + comms.key.pem, written by pki/store
+  // During a certificate rotation (certificate-rotation.ts): the one made next, the one switched from.
+  nextCertBaseName: 'comms-next',
+  previousCertBaseName: 'comms-previous',
   workspace: 'workspace',
   logs: 'logs',
   log: join('logs', 'tentacle.log'),
@@ -63,6 +66,10 @@ export const homeFiles = {
 export const OWN_HOME_ENTRIES: readonly string[] = [
   `${homeFiles.certBaseName}.cert.pem`,
   `${homeFiles.certBaseName}.key.pem`,
+  `${homeFiles.nextCertBaseName}.cert.pem`,
+  `${homeFiles.nextCertBaseName}.key.pem`,
+  `${homeFiles.previousCertBaseName}.cert.pem`,
+  `${homeFiles.previousCertBaseName}.key.pem`,
   homeFiles.workspace,
   homeFiles.logs,
   homeFiles.pid,

@@ -23,6 +23,7 @@ import type { CapabilitiesService } from './services/capabilities.js';
 import type { FileService } from './services/files.js';
 import type { ScriptService } from './services/scripts/index.js';
 import type { TrustService } from './services/trust.js';
+import type { CertificateRotationService } from './certificate-rotation.js';
 
 export interface TentacleServicesOptions {
   scripts: ScriptService;
@@ -30,6 +31,8 @@ export interface TentacleServicesOptions {
   capabilities: CapabilitiesService;
   /** Absent where nothing may change the trust list (service tests): trust.* calls are refused. */
   trust?: TrustService;
+  /** Absent where the certificate cannot change (service tests): certificate.* calls are refused. */
+  certificates?: CertificateRotationService;
   logger: Logger;
   /** How often a long-polling scripts.status looks for new lines. Default 50 ms (the script service's own tick). */
   statusPollMs?: number;
@@ -48,11 +51,15 @@ type ContractHandlers = { [M in TentacleMethod]: (args: ParsedArgsOf<M>, ctx: Ca
 
 /** Every method of the contract, served by the given local services. */
 export function createTentacleServices(options: TentacleServicesOptions): ServiceTable {
-  const { scripts, files, capabilities, trust, logger } = options;
+  const { scripts, files, capabilities, trust, certificates, logger } = options;
   const statusPollMs = options.statusPollMs ?? 50;
   const trustService = (): TrustService => {
     if (!trust) throw new ReefError('REEF_TRUST_CHANGE_REFUSED', 'This Tentacle has no trust list that can be changed remotely.');
     return trust;
+  };
+  const certificateService = (): CertificateRotationService => {
+    if (!certificates) throw new ReefError('REEF_CERTIFICATE_SWITCH_REFUSED', 'This Tentacle cannot change its certificate remotely.');
+    return certificates;
   };
 
   const handlers: ContractHandlers = {
@@ -101,6 +108,14 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
     'trust.add': async ({ thumbprint }, ctx) => ({ trusted: await trustService().add(thumbprint, ctx.peer.thumbprint) }),
 
     'trust.drop': async ({ thumbprint }, ctx) => ({ trusted: await trustService().drop(thumbprint, ctx.peer.thumbprint) }),
+
+    'certificate.state': () => certificateService().state(),
+
+    'certificate.prepareNext': () => certificateService().prepareNext(),
+
+    'certificate.switch': ({ thumbprint }) => certificateService().switchTo(thumbprint),
+
+    'certificate.forgetPrevious': ({ thumbprint }) => certificateService().forgetPrevious(thumbprint),
   };
 
   return new Map(

@@ -93,6 +93,7 @@ function machineView(over: Partial<MachineView> & { name: string }): MachineView
     id: `m-${over.name}`,
     kind: 'target',
     thumbprint: 'AB'.repeat(32),
+    nextThumbprint: null,
     commsStyle: 'polling',
     endpoint: null,
     environments: [],

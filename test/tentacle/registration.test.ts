@@ -68,6 +68,7 @@ async function startFakeApi(): Promise<FakeApi> {
           name: r.name,
           kind: r.kind,
           thumbprint: r.thumbprint,
+          nextThumbprint: null,
           commsStyle: r.commsStyle,
           endpoint: r.endpoint ?? null,
           environments: r.environments ?? [],

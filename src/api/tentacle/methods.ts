@@ -68,6 +68,22 @@ export const TENTACLE_METHODS = {
     result: S.TrustResult,
     contradictions: (args, result) => (result.trusted.includes(args.thumbprint.toUpperCase()) ? [{ field: 'trusted', message: `must not include ${args.thumbprint}, the thumbprint dropped` }] : []),
   }),
+  // Tentacle certificate rotation (docs/protocol.md): the Tentacle's own certificate, over a link pinned to it.
+  'certificate.state': method({ args: S.NoArgs, result: S.CertificateState }),
+  'certificate.prepareNext': method({
+    args: S.NoArgs,
+    result: S.CertificateState,
+    contradictions: (_args, result) => [
+      ...(result.next === null ? [{ field: 'next', message: 'must be the thumbprint of the next certificate made' }] : []),
+      ...(result.next !== null && result.next === result.current ? [{ field: 'next', message: 'must differ from the current certificate' }] : []),
+    ],
+  }),
+  'certificate.switch': method({
+    args: S.CertificateArgs,
+    result: S.CertificateState,
+    contradictions: (args, result) => (result.current === args.thumbprint.toUpperCase() ? [] : [{ field: 'current', message: `must be ${args.thumbprint}, the certificate switched to` }]),
+  }),
+  'certificate.forgetPrevious': method({ args: S.CertificateArgs, result: S.CertificateState }),
 } as const;
 
 export type TentacleMethod = keyof typeof TENTACLE_METHODS;

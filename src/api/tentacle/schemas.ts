@@ -149,6 +149,18 @@ export const TrustResult = z.object({
   trusted: z.array(sha256).max(MAX_TRUSTED, `must list at most ${MAX_TRUSTED} thumbprints`),
 });
 
+// ---- the Tentacle's own certificate (Tentacle certificate rotation) -----------------
+
+/** certificate.switch / certificate.forgetPrevious: the certificate meant, by thumbprint. */
+export const CertificateArgs = z.object({ thumbprint: sha256 });
+
+/** The Tentacle's certificates: the one it presents, the one it made next, the one it switched away from. */
+export const CertificateState = z.object({
+  current: sha256,
+  next: sha256.nullable(),
+  previous: sha256.nullable(),
+});
+
 // ---- health -----------------------------------------------------------------------
 
 export const NoArgs = noArgs;

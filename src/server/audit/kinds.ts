@@ -24,6 +24,7 @@ export const AUDIT_KINDS = {
   'environment.deleted': { meaning: 'An environment was deleted.', target: 'environment' },
   'file.deleted': { meaning: 'An uploaded file was deleted over the API (not by retention).', target: 'file' },
   'file.uploaded': { meaning: 'A file was uploaded for push-file tasks (target: its SHA-256; details: its size).', target: 'file' },
+  'machine.certificate-rotated': { meaning: "A Tentacle connected with the new certificate of its rotation: that is now the machine's thumbprint, and the old one is revoked (details: old and new thumbprints).", target: 'machine' },
   'machine.deregistered': { meaning: 'A machine was deleted (removed in the portal, `reef machines delete`, or `tentacle deregister-from`); its certificate is no longer trusted.', target: 'machine' },
   'machine.registered': { meaning: 'A machine was registered (details: kind, thumbprint, environments, roles or pools, and whether `force` updated an existing one).', target: 'machine' },
   'machine.trust-changed': { meaning: "A registration with `force` replaced a machine's certificate: the old thumbprint is no longer trusted, the new one is (both in details).", target: 'machine' },

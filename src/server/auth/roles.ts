@@ -32,6 +32,7 @@ export const PERMISSIONS = {
   'users:manage': 'create, disable and reset the passwords of portal users',
   'audit:read': 'read the audit log',
   'server:certificate': 'rotate the server certificate, and see the rotation',
+  'machines:certificate': "rotate Tentacles' certificates (a rotate-machine-certificate task)",
   'account:self': 'change their own password',
 } as const;
 export type Permission = keyof typeof PERMISSIONS;
@@ -61,7 +62,7 @@ export const ROLE_SUMMARIES: Readonly<Record<Role, string>> = {
  * tokens are listed here too: a token's own scope is checked against nothing yet, so a
  * scoped registrar could otherwise mint a token for any environment.
  */
-export const WHOLE_SERVER_PERMISSIONS: ReadonlySet<Permission> = new Set(['nodes:read', 'metrics:read', 'groups:write', 'files:delete', 'apikeys:manage', 'tokens:manage', 'users:manage', 'audit:read', 'server:certificate']);
+export const WHOLE_SERVER_PERMISSIONS: ReadonlySet<Permission> = new Set(['nodes:read', 'metrics:read', 'groups:write', 'files:delete', 'apikeys:manage', 'tokens:manage', 'users:manage', 'audit:read', 'server:certificate', 'machines:certificate']);
 
 /** Who is asking: an API key or a signed-in portal user, with its role and scope. */
 export interface Actor {

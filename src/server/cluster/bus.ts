@@ -19,7 +19,9 @@ export type ClusterEvent =
   /** Which machine a Tentacle thumbprint belongs to changed (registered, deleted): nodes re-read it (trust-cache.ts). */
   | { kind: 'trust'; thumbprint: string }
   /** The comms TLS session-ticket keys were rotated: nodes re-read them (ticket-keys.ts). */
-  | { kind: 'ticket-keys' };
+  | { kind: 'ticket-keys' }
+  /** A Tentacle certificate rotation revoked this thumbprint: nodes close its live links. */
+  | { kind: 'revoked'; thumbprint: string };
 
 export interface ClusterBus {
   /** Queued and sent in batches; never throws. */
@@ -65,6 +67,7 @@ export function eventKey(event: ClusterEvent): string {
       return event.kind;
     case 'link':
     case 'trust':
+    case 'revoked':
       return `${event.kind}:${event.thumbprint}`;
     default:
       return `${event.kind}:${event.taskId}`;

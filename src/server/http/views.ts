@@ -18,6 +18,7 @@ export function machineView(machine: Machine, comms: CommsServer, links: Tentacl
     name: machine.name,
     kind: machine.kind,
     thumbprint: machine.thumbprint,
+    nextThumbprint: machine.nextThumbprint,
     commsStyle: machine.commsStyle,
     endpoint: machine.endpoint,
     environments: machine.environments,

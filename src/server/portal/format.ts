@@ -101,6 +101,7 @@ export const KIND_LABELS: Readonly<Record<string, string>> = {
   'run-script': 'Run a script',
   'push-file': 'Push a file',
   'health-check': 'Health check',
+  'rotate-machine-certificate': 'Rotate Tentacle certificates',
 };
 
 /** A path segment for links built from names and ids. */

@@ -37,6 +37,17 @@ function byIdOrName(db: Db, idOrName: string): Promise<MachineRow | undefined> {
 const byThumbprint = (db: Db, thumbprint: string) =>
   db.one<MachineRow>(sql`SELECT * FROM machines WHERE thumbprint = ${thumbprint}`);
 
+/** A certificate pending for another machine (a Tentacle certificate rotation) cannot be registered as anyone's. */
+async function refusePendingElsewhere(db: Db, thumbprint: string, machineId: string | null): Promise<void> {
+  const holder = await db.one<MachineRow>(sql`SELECT * FROM machines WHERE next_thumbprint = ${thumbprint}`);
+  if (holder && holder.id !== machineId) {
+    throw new ReefError(
+      'REEF_CONFLICT',
+      `Thumbprint ${thumbprint} is the pending new certificate of machine "${holder.name}" (${holder.id}), whose certificate rotation is under way; it cannot be registered as another machine.`,
+    );
+  }
+}
+
 const byName = (db: Db, name: string) => db.one<MachineRow>(sql`SELECT * FROM machines WHERE lower(name) = ${fold(name)}`);
 
 async function load(db: Db, id: string): Promise<Machine> {
@@ -90,6 +101,7 @@ export function machines(database: Database): Machines {
               `Register again with --force to replace it, or deregister it first.`,
           );
         }
+        await refusePendingElsewhere(db, m.thumbprint, null);
         const sameName = await byName(db, m.name);
         if (sameName) {
           throw new ReefError(
@@ -115,7 +127,10 @@ export function machines(database: Database): Machines {
           );
         }
         const existing = sameThumbprint ?? sameName;
+        await refusePendingElsewhere(db, m.thumbprint, existing?.id ?? null);
         if (!existing) return { machine: await insert(db, m), created: true };
+        // A new certificate registered by hand ends any rotation under way (its pending thumbprint with it).
+        if (existing.thumbprint !== m.thumbprint) await db.run(sql`UPDATE machines SET next_thumbprint = NULL WHERE id = ${existing.id}`);
         await db.run(sql`UPDATE machines SET name = ${m.name}, kind = ${m.kind}, thumbprint = ${m.thumbprint},
             comms_style = ${m.commsStyle}, endpoint_host = ${m.endpoint?.host ?? null}, endpoint_port = ${m.endpoint?.port ?? null},
             tentacle_version = coalesce(${m.tentacleVersion}, tentacle_version), platform = coalesce(${d.json(m.platform)}, platform)

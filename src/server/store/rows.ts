@@ -177,6 +177,7 @@ export function toMachines(rows: MachineRow[], environments: Membership[], roles
     name: r.name,
     kind: r.kind,
     thumbprint: r.thumbprint,
+    nextThumbprint: r.next_thumbprint ?? null,
     commsStyle: r.comms_style,
     endpoint: r.endpoint_host !== null && r.endpoint_port !== null ? { host: r.endpoint_host, port: r.endpoint_port } : null,
     environments: envsOf(r.id),

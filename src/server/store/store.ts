@@ -5,6 +5,7 @@ import { coordination } from './cluster.js';
 import { groups } from './groups.js';
 import { joinTokens } from './join-tokens.js';
 import { logs } from './logs.js';
+import { machineCertificates } from './machine-certificates.js';
 import { machines } from './machines.js';
 import type { Database } from './sql.js';
 import { tasks } from './tasks.js';
@@ -12,9 +13,11 @@ import type { Store } from './types.js';
 
 /** The Store on an opened, migrated database: the aggregates, each written once for both dialects. */
 export function storeOn(database: Database): Store {
+  const machineStore = machines(database);
   return {
     ...groups(database),
-    ...machines(database),
+    ...machineStore,
+    ...machineCertificates(database, machineStore.getMachine),
     ...auth(database),
     ...joinTokens(database),
     ...certificateRotations(database),

@@ -63,6 +63,11 @@ export interface Machine {
   name: string;
   kind: MachineKind;
   thumbprint: Thumbprint;
+  /**
+   * The thumbprint of the certificate its Tentacle made next during a certificate rotation,
+   * accepted beside `thumbprint` until the Tentacle connects with it; null otherwise.
+   */
+  nextThumbprint: Thumbprint | null;
   commsStyle: CommsStyle;
   /** Where the server dials a listening tentacle; null for polling. */
   endpoint: Endpoint | null;
@@ -279,7 +284,7 @@ export interface SessionInsert {
 
 // ---------------------------------------------------------------- tasks
 
-export type TaskKind = 'run-script' | 'push-file' | 'health-check';
+export type TaskKind = 'run-script' | 'push-file' | 'health-check' | 'rotate-machine-certificate';
 export type TaskState = 'Queued' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
 export type TaskMachineState = 'Pending' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
 export type FinalState = 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
@@ -494,6 +499,20 @@ export interface Store {
   upsertMachine(input: MachineInput): Promise<{ machine: Machine; created: boolean }>;
   getMachine(idOrName: string): Promise<Machine | null>;
   getMachineByThumbprint(thumbprint: string): Promise<Machine | null>;
+  /** The machine whose pending next thumbprint (certificate rotation) this is, if any. */
+  getMachineByNextThumbprint(thumbprint: string): Promise<Machine | null>;
+  /**
+   * Records the thumbprint of the certificate the machine's Tentacle made next; the same one
+   * again changes nothing. REEF_NOT_FOUND without the machine; REEF_THUMBPRINT_TAKEN when the
+   * thumbprint is any machine's current one, or another machine's next one.
+   */
+  setNextThumbprint(machineId: string, thumbprint: string): Promise<Machine>;
+  /**
+   * Makes the machine's next thumbprint its thumbprint, if it is still `thumbprint`; answers
+   * the thumbprint it replaced, or null when there was nothing to do (already done, or
+   * another rotation's). One node wins a race.
+   */
+  promoteNextThumbprint(machineId: string, thumbprint: string): Promise<{ machine: Machine; previous: Thumbprint } | null>;
   /** Sorted by name. */
   listMachines(filter?: MachineFilter): Promise<Machine[]>;
   /** false if missing. Health history goes with it; task history stays. */

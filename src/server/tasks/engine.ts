@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
+import type { CreateTaskRequest, NodeView, TaskTarget } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import { errorMessage, ReefError } from '../../errors.js';
 import { formatBytes } from '../../format.js';
@@ -15,7 +15,7 @@ import { LateReports } from './late-reports.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
-import { routedEndpoint } from '../tentacle-client.js';
+import { machineAddress, routedEndpoint } from '../tentacle-client.js';
 
 export interface TaskEngineOptions {
   store: Store;
@@ -130,9 +130,10 @@ export class TaskEngine implements TaskEngineApi {
   async createTask(request: CreateTaskRequest, guard?: (machines: Machine[]) => void): Promise<TaskWithMachines> {
     const { store, comms } = this.options;
     if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
-    const machines = await resolveTarget(store, comms, request.target);
+    const kind = taskKind(request.kind);
+    const machines = kind.machinesOf ? await kind.machinesOf(request, { store, comms }) : await resolveTarget(store, comms, request.target as TaskTarget);
     guard?.(machines);
-    const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs });
+    const spec = await kind.specOf(request, { blobs: this.options.blobs });
     const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });
     this.scheduler.claimSoon();
@@ -208,11 +209,7 @@ export class TaskEngine implements TaskEngineApi {
         task,
         taskMachine: tm,
         machine,
-        tentacle: routedEndpoint(comms, {
-          thumbprint: machine.thumbprint,
-          name: machine.name,
-          listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
-        }),
+        tentacle: routedEndpoint(comms, machineAddress(machine)),
         store,
         comms,
         blobs,

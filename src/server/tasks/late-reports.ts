@@ -16,7 +16,7 @@ import { errorMessage, isReefError } from '../../errors.js';
 import { formatDuration } from '../../format.js';
 import type { Logger } from '../../logging.js';
 import type { LogLine, Machine, Store, TaskMachine } from '../store/types.js';
-import { callTentacle, routedEndpoint, type TentacleEndpoint } from '../tentacle-client.js';
+import { callTentacle, machineAddress, routedEndpoint, type TentacleEndpoint } from '../tentacle-client.js';
 import { outcomeOf, streamOf } from './kinds/run-script.js';
 
 export interface LateReportOptions {
@@ -108,11 +108,7 @@ export class LateReports {
     if (this.busy.has(tm.ticket)) return;
     this.busy.add(tm.ticket);
     try {
-      const endpoint = routedEndpoint(this.options.comms, {
-        thumbprint: machine.thumbprint,
-        name: machine.name,
-        listening: machine.commsStyle === 'listening' ? (machine.endpoint ?? undefined) : undefined,
-      });
+      const endpoint = routedEndpoint(this.options.comms, machineAddress(machine));
       await this.follow(tm, endpoint, pickupTimeoutMs);
     } catch (err) {
       if (!isReefError(err) || !GONE_CODES.has(err.code)) {

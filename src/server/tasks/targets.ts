@@ -23,18 +23,21 @@ export async function resolveTarget(store: Store, comms: CommsServer, target: Ta
     }
     return machines;
   }
-  if ('workerPool' in target) {
-    const pool = await store.getWorkerPool(target.workerPool);
-    if (!pool) throw new ReefError('REEF_NOT_FOUND', `Worker pool "${target.workerPool}" does not exist.`);
-    const workers = await store.listMachines({ kind: 'worker', workerPool: pool.name });
-    if (workers.length === 0) throw new ReefError('REEF_NO_MACHINES', `Worker pool "${pool.name}" has no workers.`);
-    return [pickWorker(workers, comms)];
-  }
+  if ('workerPool' in target) return [pickWorker(await workersOf(store, target.workerPool), comms)];
   const machines = await store.listMachines({ names: target.machines });
   const found = new Set(machines.map((m) => m.name.toLowerCase()));
   const missing = target.machines.filter((name) => !found.has(name.toLowerCase()));
   if (missing.length) throw new ReefError('REEF_NOT_FOUND', `No machine is named ${missing.map((n) => `"${n}"`).join(', ')}.`);
   return machines;
+}
+
+/** Every worker in the pool; REEF_NOT_FOUND without the pool, REEF_NO_MACHINES when it has none. */
+export async function workersOf(store: Store, poolName: string): Promise<Machine[]> {
+  const pool = await store.getWorkerPool(poolName);
+  if (!pool) throw new ReefError('REEF_NOT_FOUND', `Worker pool "${poolName}" does not exist.`);
+  const workers = await store.listMachines({ kind: 'worker', workerPool: pool.name });
+  if (workers.length === 0) throw new ReefError('REEF_NO_MACHINES', `Worker pool "${pool.name}" has no workers.`);
+  return workers;
 }
 
 function pickWorker(workers: Machine[], comms: CommsServer): Machine {

@@ -1,4 +1,6 @@
 import type { CreateTaskRequest } from '../../api/contract.js';
+import type { CommsServer } from '../../comms/index.js';
+import type { Machine, Store } from '../store/types.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 
 export type TaskKindName = CreateTaskRequest['kind'];
@@ -14,6 +16,8 @@ type TaskRequest<K extends TaskKindName> = Extract<CreateTaskRequest, { kind: K 
 export interface TaskKind<K extends TaskKindName, Spec extends object> {
   /** Checks what the request's schema cannot (an uploaded file exists) and builds the stored spec. */
   specOf(request: TaskRequest<K>, context: { blobs: BlobSource }): Promise<Spec>;
+  /** The machines the request's target names, when the kind reads its target otherwise than tasks/targets.ts. */
+  machinesOf?(request: TaskRequest<K>, context: { store: Store; comms: CommsServer }): Promise<Machine[]>;
   /**
    * Runs one machine's part to its outcome. Rejects when it cannot: the engine records
    * Failed with the error's message, or Cancelled once the task was cancelled.

@@ -292,7 +292,7 @@ describe('OpenAPI document', () => {
   });
 
   it('catches an answer the contract does not describe', () => {
-    const machine = { id: 'm-1', name: 'web', kind: 'target', thumbprint: 'AB', commsStyle: 'polling', endpoint: null, environments: [], roles: [], workerPools: [], carrier: null, tentacleVersion: null, lastSeenAt: null, lastHealth: 'unknown', lastHealthAt: null, createdAt: '2026-01-01T00:00:00.000Z', connections: [], nodes: [], online: false, connectedSince: null };
+    const machine = { id: 'm-1', name: 'web', kind: 'target', thumbprint: 'AB', nextThumbprint: null, commsStyle: 'polling', endpoint: null, environments: [], roles: [], workerPools: [], carrier: null, tentacleVersion: null, lastSeenAt: null, lastHealth: 'unknown', lastHealthAt: null, createdAt: '2026-01-01T00:00:00.000Z', connections: [], nodes: [], online: false, connectedSince: null };
     const answer = (status: number, json: unknown): RawResponse => ({ status, headers: { 'content-type': 'application/json; charset=utf-8' }, text: JSON.stringify(json), json });
     contract.check('get', '/api/machines/web', answer(200, machine));
     assert.throws(() => contract.check('get', '/api/machines/web', answer(200, { ...machine, secret: 'x' })), /must NOT have additional properties/);

@@ -239,7 +239,10 @@ async function remove(ctx: ApiContext, machine: Machine): Promise<void> {
     throw new HttpError('REEF_NOT_FOUND', `Machine "${machine.name}" was deleted meanwhile.`);
   }
   // Refusing reconnects is the trust check's job (it reads the store); live links go now.
-  const closed = ctx.deps.comms.disconnect(machine.thumbprint, `machine ${machine.name} was deleted`);
+  // A certificate rotation under way: links made with the pending certificate go too.
+  const closed = [machine.thumbprint, ...(machine.nextThumbprint ? [machine.nextThumbprint] : [])]
+    .map((thumbprint) => ctx.deps.comms.disconnect(thumbprint, `machine ${machine.name} was deleted`))
+    .reduce((a, b) => a + b, 0);
   ctx.logger.info({ machine: machine.id, name: machine.name, closedConnections: closed, apiKey: ctx.key?.id }, 'api: machine deleted');
   await auditRequest(ctx, { kind: 'machine.deregistered', target: { id: machine.id, name: machine.name }, details: { thumbprint: machine.thumbprint, closedConnections: closed } });
   sendEmpty(ctx.res, 204);

@@ -1,5 +1,6 @@
 import { CreateTaskRequest, itemsOf, LOG_STREAM_EVENTS, LogPage, LogPageQuery, LogStreamQuery, IdParams, TaskListQuery, TaskView } from '../../../api/contract.js';
 import { ReefError } from '../../../errors.js';
+import { authorize } from '../../auth/roles.js';
 import { checkTargetInScope, machineIdsInScope, machinesGuard, taskInScope } from '../../auth/scope.js';
 import { auditRequest } from '../../audit/request.js';
 import type { TaskWithMachines } from '../../store/types.js';
@@ -34,7 +35,9 @@ export const taskRoutes: ApiRoute[] = [
       if (body.kind === 'push-file' && !(await deps.blobs.stat(body.file.sha256))) {
         throw new ReefError('REEF_NOT_FOUND', `No uploaded file has SHA-256 ${body.file.sha256}; upload it first (POST /api/files).`);
       }
-      await checkTargetInScope(deps.store, ctx.actor!, body.target);
+      // A rotation reaches machines in every scope ('all'): only the whole-server permission may start one.
+      if (body.kind === 'rotate-machine-certificate') authorize(ctx.actor!, 'machines:certificate', 'POST /api/tasks (rotate-machine-certificate)');
+      else await checkTargetInScope(deps.store, ctx.actor!, body.target);
       const task = await deps.engine.createTask(body, machinesGuard(ctx.actor!));
       ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
       await auditRequest(ctx, { kind: 'task.created', target: { id: task.id, name: null }, details: { kind: task.kind, target: task.target, machines: task.machines.length } });

@@ -1,6 +1,7 @@
 import type { TaskKind, TaskKindName } from '../task-kind.js';
 import { healthCheckKind } from './health-check.js';
 import { pushFileKind } from './push-file.js';
+import { rotateMachineCertificateKind } from './rotate-machine-certificate.js';
 import { runScriptKind } from './run-script.js';
 
 /** Every kind of task the REST contract accepts, by name: a kind missing here does not compile. */
@@ -8,6 +9,7 @@ export const TASK_KINDS: { readonly [K in TaskKindName]: TaskKind<K, object> } =
   'run-script': runScriptKind,
   'push-file': pushFileKind,
   'health-check': healthCheckKind,
+  'rotate-machine-certificate': rotateMachineCertificateKind,
 };
 
 /** The kind named, with its request typed as any kind's (the engine handles them alike). */
