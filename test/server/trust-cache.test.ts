@@ -11,7 +11,8 @@ import { TrustCache } from '../../src/server/trust-cache.js';
 
 const A = 'A'.repeat(64);
 const B = 'B'.repeat(64);
-const machine = (id: string, thumbprint: string) => ({ id, name: id, thumbprint }) as Machine;
+const C = 'C'.repeat(64);
+const machine = (id: string, thumbprint: string) => ({ id, name: id, thumbprint, nextThumbprint: null }) as Machine;
 
 /** A store of machines in memory whose listMachines can be held half-way. */
 function fakeStore(initial: Machine[]) {
@@ -27,6 +28,23 @@ function fakeStore(initial: Machine[]) {
     getMachineByThumbprint: async (thumbprint: string) => {
       lookups++;
       return machines.find((m) => m.thumbprint === thumbprint) ?? null;
+    },
+    getMachineByNextThumbprint: async (thumbprint: string) => {
+      lookups++;
+      return machines.find((m) => m.nextThumbprint === thumbprint) ?? null;
+    },
+    setNextThumbprint: async (id: string, thumbprint: string) => {
+      const found = machines.find((m) => m.id === id)!;
+      found.nextThumbprint = thumbprint;
+      return { ...found };
+    },
+    promoteNextThumbprint: async (id: string, thumbprint: string) => {
+      const found = machines.find((m) => m.id === id)!;
+      if (found.nextThumbprint !== thumbprint) return null;
+      const previous = found.thumbprint;
+      found.thumbprint = thumbprint;
+      found.nextThumbprint = null;
+      return { machine: { ...found }, previous };
     },
     getMachine: async (idOrName: string) => machines.find((m) => m.id === idOrName) ?? null,
     deleteMachine: async (idOrName: string) => {
@@ -87,6 +105,38 @@ test('a deletion made while a full re-read is under way is not undone by it', as
     release();
     await reloading;
     assert.equal(await cache.trusts(A), false);
+  } finally {
+    cache.close();
+  }
+});
+
+test('a Tentacle certificate rotation: the next thumbprint is trusted once recorded, the previous one no longer once it is promoted', async () => {
+  const fake = fakeStore([machine('m-a', A)]);
+  const cache = new TrustCache(fake.store, silentLogger);
+  await cache.start(new LocalBus());
+  try {
+    const store = cache.watch(fake.store);
+    await store.setNextThumbprint('m-a', C);
+    assert.equal(await cache.trusts(C), true);
+    assert.equal(await cache.trusts(A), true, 'the current certificate stays trusted until the switch is confirmed');
+    assert.equal(fake.lookups, 0);
+    await store.promoteNextThumbprint('m-a', C);
+    assert.equal(await cache.trusts(A), false, 'the replaced certificate is revoked');
+    assert.equal(await cache.trusts(C), true);
+    assert.equal(cache.machineOf(C), 'm-a');
+  } finally {
+    cache.close();
+  }
+});
+
+test('a next thumbprint recorded behind the cache (another node) is found in the store before a refusal', async () => {
+  const fake = fakeStore([machine('m-a', A)]);
+  const cache = new TrustCache(fake.store, silentLogger);
+  await cache.start(new LocalBus());
+  try {
+    await fake.store.setNextThumbprint('m-a', C);
+    assert.equal(await cache.trusts(C), true);
+    assert.equal(cache.machineOf(C), 'm-a');
   } finally {
     cache.close();
   }
