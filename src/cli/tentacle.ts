@@ -365,6 +365,11 @@ function addServiceCommands(program: Command): void {
   addInstanceOption(program.command(SUPERVISOR_MARKER, { hidden: true }).description('supervise the agent (internal)')).action(
     runAction(async (opts: InstanceOpts) => (await supervisorCode()).runSupervisor(opts.instance, { root: tentacleRoot() })),
   );
+
+  // Internal: started detached by an agent that upgrades itself (src/tentacle/upgrade/watch.ts).
+  addInstanceOption(program.command('upgrade-watch', { hidden: true }).description('roll an upgrade back unless it is confirmed in time (internal)')).action(
+    runAction(async (opts: InstanceOpts) => (await import('../tentacle/upgrade/run-watch.js')).runUpgradeWatch(opts.instance)),
+  );
 }
 
 // Run when started as the bin (bin/tentacle.js imports this module). The single executable

@@ -23,6 +23,7 @@ import type { CapabilitiesService } from './services/capabilities.js';
 import type { FileService } from './services/files.js';
 import type { ScriptService } from './services/scripts/index.js';
 import type { TrustService } from './services/trust.js';
+import type { UpgradeService } from './upgrade/service.js';
 
 export interface TentacleServicesOptions {
   scripts: ScriptService;
@@ -30,6 +31,8 @@ export interface TentacleServicesOptions {
   capabilities: CapabilitiesService;
   /** Absent where nothing may change the trust list (service tests): trust.* calls are refused. */
   trust?: TrustService;
+  /** Absent where the Tentacle cannot upgrade itself (service tests): upgrade.* calls are refused. */
+  upgrade?: UpgradeService;
   logger: Logger;
   /** How often a long-polling scripts.status looks for new lines. Default 50 ms (the script service's own tick). */
   statusPollMs?: number;
@@ -48,11 +51,15 @@ type ContractHandlers = { [M in TentacleMethod]: (args: ParsedArgsOf<M>, ctx: Ca
 
 /** Every method of the contract, served by the given local services. */
 export function createTentacleServices(options: TentacleServicesOptions): ServiceTable {
-  const { scripts, files, capabilities, trust, logger } = options;
+  const { scripts, files, capabilities, trust, upgrade, logger } = options;
   const statusPollMs = options.statusPollMs ?? 50;
   const trustService = (): TrustService => {
     if (!trust) throw new ReefError('REEF_TRUST_CHANGE_REFUSED', 'This Tentacle has no trust list that can be changed remotely.');
     return trust;
+  };
+  const upgradeService = (): UpgradeService => {
+    if (!upgrade) throw new ReefError('REEF_UPGRADE_UNSUPPORTED', 'This Tentacle cannot self-upgrade here.');
+    return upgrade;
   };
 
   const handlers: ContractHandlers = {
@@ -101,6 +108,22 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
     'trust.add': async ({ thumbprint }, ctx) => ({ trusted: await trustService().add(thumbprint, ctx.peer.thumbprint) }),
 
     'trust.drop': async ({ thumbprint }, ctx) => ({ trusted: await trustService().drop(thumbprint, ctx.peer.thumbprint) }),
+
+    'upgrade.begin': (target) => upgradeService().begin(target),
+
+    'upgrade.upload': async (request, ctx) => {
+      if (!ctx.body) {
+        throw new ReefError('REEF_INVALID_ARGUMENT', "Invalid call to upgrade.upload: the executable's bytes must be sent as the call's streamed body, and none came.");
+      }
+      return upgradeService().upload(request, ctx.body);
+    },
+
+    'upgrade.apply': (request) => upgradeService().apply(request),
+
+    'upgrade.status': async () => {
+      if (!upgrade) return { version: (await capabilities.capabilities()).tentacleVersion, state: 'none' as const };
+      return upgrade.status();
+    },
   };
 
   return new Map(
