@@ -108,6 +108,27 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
     })
     .strict(),
   z.object({ kind: z.literal('health-check'), target: TaskTarget }).strict(),
+  z
+    .object({
+      kind: z.literal('upgrade-tentacle'),
+      target: TaskTarget,
+      version: z
+        .string()
+        .trim()
+        .min(1)
+        .max(100)
+        .optional()
+        .describe("The Tentacle version to install; default the newest the server distributes for each machine's architecture (its downloads folder)."),
+      rollbackAfterSeconds: z
+        .number()
+        .int()
+        .min(10)
+        .max(24 * 3600)
+        .optional()
+        .describe('How long the new version has to reach the server before the Tentacle goes back to the previous one by itself. Default 120.'),
+      maxParallel: z.number().int().min(1).max(1000).optional().describe('Machines upgraded at once (per server node). Default 10.'),
+    })
+    .strict(),
 ]));
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
 
@@ -130,7 +151,7 @@ export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled
 export const TaskState = named('TaskState', z.enum(TASK_STATES));
 export type TaskState = z.infer<typeof TaskState>;
 
-export const TASK_KINDS = ['run-script', 'push-file', 'health-check'] as const;
+export const TASK_KINDS = ['run-script', 'push-file', 'health-check', 'upgrade-tentacle'] as const;
 
 export const IdOrNameParams = z.object({
   idOrName: z.string().min(1).describe('An id or a name (names in any case).'),

@@ -16,11 +16,14 @@ import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
 import { routedEndpoint } from '../tentacle-client.js';
+import { NO_RELEASES, type TentacleReleases } from '../tentacle-releases/index.js';
 
 export interface TaskEngineOptions {
   store: Store;
   comms: CommsServer;
   blobs: BlobSource;
+  /** The Tentacle executables the server distributes (upgrade-tentacle tasks); none when absent. */
+  releases?: TentacleReleases;
   logger: Logger;
   /** This server node, as the other nodes on the store see it. */
   node: { name: string; info: JsonObject };
@@ -132,7 +135,7 @@ export class TaskEngine implements TaskEngineApi {
     if (this.closing) throw new ReefError('REEF_SHUTTING_DOWN', 'The server is shutting down; try again shortly.');
     const machines = await resolveTarget(store, comms, request.target);
     guard?.(machines);
-    const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs });
+    const spec = await taskKind(request.kind).specOf(request, { blobs: this.options.blobs, releases: this.options.releases ?? NO_RELEASES });
     const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });
     this.scheduler.claimSoon();
@@ -216,6 +219,7 @@ export class TaskEngine implements TaskEngineApi {
         store,
         comms,
         blobs,
+        releases: this.options.releases ?? NO_RELEASES,
         logger,
         signal: AbortSignal.any([cancelled, stopped]),
         stopped,

@@ -1,4 +1,5 @@
 import type { CreateTaskRequest } from '../../api/contract.js';
+import type { TentacleReleases } from '../tentacle-releases/index.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 
 export type TaskKindName = CreateTaskRequest['kind'];
@@ -13,7 +14,7 @@ type TaskRequest<K extends TaskKindName> = Extract<CreateTaskRequest, { kind: K 
  */
 export interface TaskKind<K extends TaskKindName, Spec extends object> {
   /** Checks what the request's schema cannot (an uploaded file exists) and builds the stored spec. */
-  specOf(request: TaskRequest<K>, context: { blobs: BlobSource }): Promise<Spec>;
+  specOf(request: TaskRequest<K>, context: { blobs: BlobSource; releases?: TentacleReleases }): Promise<Spec>;
   /**
    * Runs one machine's part to its outcome. Rejects when it cannot: the engine records
    * Failed with the error's message, or Cancelled once the task was cancelled.
