@@ -167,6 +167,7 @@ export const MachineListQuery = z.object({
   environment: z.string().optional().describe('Only machines in this environment (404 when there is none of that name).'),
   role: z.string().optional(),
   workerPool: z.string().optional().describe('Only machines in this worker pool (404 when there is none of that name).'),
+  outdated: z.enum(['true', 'false']).optional().describe('`true`: only machines whose Tentacle is older than one the server distributes for their architecture.'),
 });
 export type MachineListQuery = z.infer<typeof MachineListQuery>;
 
@@ -274,6 +275,13 @@ export const MachineView = named(
     workerPools: z.array(z.string()),
     carrier: z.string().nullable(),
     tentacleVersion: z.string().nullable(),
+    upgradeAvailable: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        "The newest Tentacle version the server distributes for the machine's architecture when it is newer than the machine's (reef machines upgrade installs it); else null. Absent from servers older than this field.",
+      ),
     lastSeenAt: timestamp.nullable(),
     lastHealth: z.enum(['healthy', 'unhealthy', 'unknown']),
     lastHealthAt: timestamp.nullable(),

@@ -34,16 +34,16 @@ const contract = () => import('../api/contract.js');
 
 /** What following a task prints, and its exit code: said once, by --follow and by `tasks watch`. */
 const FOLLOW_OUTPUT = '"[machine] text" on stdout ("!" marks stderr and errors, "*" Reef\'s own messages), a summary on stderr; exit code 1 unless the task succeeds';
-const FOLLOW_HELP = `stream the log until the task ends: ${FOLLOW_OUTPUT}`;
+export const FOLLOW_HELP = `stream the log until the task ends: ${FOLLOW_OUTPUT}`;
 
-interface TargetOpts {
+export interface TargetOpts {
   environment?: string;
   role?: string;
   workerPool?: string;
   machine?: string[];
 }
 
-interface FollowOpts extends ConnectionOpts {
+export interface FollowOpts extends ConnectionOpts {
   follow?: boolean;
 }
 
@@ -170,7 +170,7 @@ export function registerTaskCommands(program: Command): void {
   );
 }
 
-function addTargetOptions(command: Command): Command {
+export function addTargetOptions(command: Command): Command {
   return command
     .option('--environment <name>', 'target the machines in this environment')
     .option('--role <role>', 'with --environment: only machines with this role')
@@ -178,7 +178,7 @@ function addTargetOptions(command: Command): Command {
     .option('--machine <name>', 'target this machine (repeatable)', collect);
 }
 
-function targetOf(opts: TargetOpts): TaskTarget {
+export function targetOf(opts: TargetOpts): TaskTarget {
   if (opts.role !== undefined && opts.environment === undefined) {
     throw new ReefError('REEF_INVALID_ARGUMENT', '--role needs --environment: roles select deployment targets within an environment.');
   }
@@ -232,10 +232,13 @@ const OPTION_OF_PATH: Record<string, string> = {
   'file.destination': 'DEST',
   timeoutSeconds: '--timeout',
   lostContactLimitSeconds: '--lost-contact-limit',
+  version: '--version',
+  rollbackAfterSeconds: '--rollback-after',
+  maxParallel: '--max-parallel',
 };
 
 /** Checks the request against the contract the server enforces, naming the option at fault. */
-async function validRequest(request: CreateTaskRequest): Promise<CreateTaskRequest> {
+export async function validRequest(request: CreateTaskRequest): Promise<CreateTaskRequest> {
   const result = (await contract()).CreateTaskRequest.safeParse(request);
   if (result.success) return request;
   const issue = result.error.issues[0]!;
@@ -245,7 +248,7 @@ async function validRequest(request: CreateTaskRequest): Promise<CreateTaskReque
   throw new ReefError('REEF_INVALID_ARGUMENT', `${what} ${message}${/[.]$/.test(message) ? '' : '.'}`);
 }
 
-async function startTask(api: ApiClient, request: CreateTaskRequest, opts: FollowOpts): Promise<void> {
+export async function startTask(api: ApiClient, request: CreateTaskRequest, opts: FollowOpts): Promise<void> {
   const task = await api.json<TaskView>('POST', '/api/tasks', { body: request });
   if (!opts.follow) {
     if (opts.json) printJson(task);
@@ -324,7 +327,7 @@ function taskState(value: string): TaskState {
   return found;
 }
 
-function positiveInteger(value: string, option: string): number {
+export function positiveInteger(value: string, option: string): number {
   const n = Number(value.trim());
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
     throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number above 0, not "${value}".`);

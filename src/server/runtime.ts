@@ -292,7 +292,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   };
   const apiHandler = createApiHandler({
     store, engine, comms, blobs, info, logger, metrics, audit, install, rotation: rotator, authLimiter, limits: settings.apiLimits,
-    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
+    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), releases: () => engine.releases(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
   });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,

@@ -16,7 +16,7 @@ import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
 import { routedEndpoint } from '../tentacle-client.js';
-import { NO_RELEASES, type TentacleReleases } from '../tentacle-releases/index.js';
+import { NO_RELEASES, type TentacleRelease, type TentacleReleases } from '../tentacle-releases/index.js';
 
 export interface TaskEngineOptions {
   store: Store;
@@ -122,6 +122,10 @@ export class TaskEngine implements TaskEngineApi {
 
   async links(): Promise<TentacleLinks> {
     return groupBy(await this.options.store.coordination.listLinks(this.scheduler.timing.staleAfterMs), (l) => l.thumbprint);
+  }
+
+  async releases(): Promise<TentacleRelease[]> {
+    return (this.options.releases ?? NO_RELEASES).list();
   }
 
   /** Joins the cluster (or the single node's store) and starts claiming work. */
