@@ -1,8 +1,8 @@
 /**
  * Tentacle versions as the server compares them: semantic versions (`1.2.3`, `1.2.3-rc.1`,
  * build metadata after `+` ignored), a release above its pre-releases. A version that is
- * not semantic compares after every one that is, by its text, so a strange file name
- * never hides the real releases.
+ * not semantic is older than every one that is (and compared by its text with its like),
+ * so a strange file name never becomes the newest release.
  */
 
 const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
@@ -23,8 +23,8 @@ export function compareVersions(a: string, b: string): number {
   const pa = parse(a);
   const pb = parse(b);
   if (!pa || !pb) {
-    if (pa) return -1;
-    if (pb) return 1;
+    if (pa) return 1;
+    if (pb) return -1;
     return a < b ? -1 : a > b ? 1 : 0;
   }
   for (let i = 0; i < 3; i++) if (pa.core[i] !== pb.core[i]) return pa.core[i]! - pb.core[i]!;
