@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CreateTaskRequest, MachineView, TaskTarget } from '../api/contract.js';
 import { ReefError } from '../errors.js';
 import { runAction } from './common.js';
-import { addConnectionOptions, connect, itemsOf, type ConnectionOpts } from './reef-connection.js';
+import { addConnectionOptions, connect, itemsOf } from './reef-connection.js';
 import { addTargetOptions, FOLLOW_HELP, positiveInteger, startTask, targetOf, validRequest, type FollowOpts, type TargetOpts } from './reef-tasks.js';
 import { parseDuration } from './reef-tokens.js';
 
@@ -25,24 +25,29 @@ export function registerUpgradeCommand(machines: Command): void {
     ),
   ).action(
     runAction(async (opts: FollowOpts & TargetOpts & { all?: boolean; version?: string; maxParallel?: string; rollbackAfter?: string }) => {
-      const api = await connect(opts);
-      const target = opts.all ? await everyMachine(opts, api) : targetOf(opts);
-      const request: CreateTaskRequest = {
-        kind: 'upgrade-tentacle',
-        target,
+      // Everything the command line alone can get wrong is said before the server is asked.
+      const options = {
         ...(opts.version !== undefined ? { version: opts.version } : {}),
         ...(opts.maxParallel !== undefined ? { maxParallel: positiveInteger(opts.maxParallel, '--max-parallel') } : {}),
         ...(opts.rollbackAfter !== undefined ? { rollbackAfterSeconds: parseDuration(opts.rollbackAfter, '--rollback-after', 10, 86_400) } : {}),
       };
+      const named = opts.all ? undefined : targetOf(opts);
+      if (opts.all) onlyAll(opts);
+      const api = await connect(opts);
+      const request: CreateTaskRequest = { kind: 'upgrade-tentacle', target: named ?? (await everyMachine(api)), ...options };
       await startTask(api, await validRequest(request), opts);
     }),
   );
 }
 
-async function everyMachine(opts: TargetOpts & ConnectionOpts, api: Awaited<ReturnType<typeof connect>>): Promise<TaskTarget> {
+function onlyAll(opts: TargetOpts): void {
   if (opts.environment !== undefined || opts.workerPool !== undefined || (opts.machine?.length ?? 0) > 0 || opts.role !== undefined) {
     throw new ReefError('REEF_INVALID_ARGUMENT', 'Use --all alone, or target with --environment, --worker-pool or --machine.');
   }
+}
+
+/** Every registered machine (that the caller may see), by name. */
+async function everyMachine(api: Awaited<ReturnType<typeof connect>>): Promise<TaskTarget> {
   const names = itemsOf<MachineView>(await api.json('GET', '/api/machines')).map((m) => m.name);
   if (names.length === 0) throw new ReefError('REEF_NO_MACHINES', 'No machine is registered.');
   return { machines: names };
