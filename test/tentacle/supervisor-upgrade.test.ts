@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { isProcessAlive } from '../../src/tentacle/pid-file.js';
 import { RESTART_NOW_SIGNAL, UPGRADE_RESTART_EXIT_CODE } from '../../src/tentacle/supervisor.js';
 import { tentacleCli, type TentacleCli } from '../cli/tentacle-cli.js';
+import { waitFor } from '../e2e/harness.js';
 
 /** Stands in for `tentacle agent`: exits 75 once if asked, crashes while FAKE_DIR/crash exists, else runs. */
 const FAKE_AGENT = `
@@ -26,16 +27,6 @@ if (existsSync(FAKE_DIR + '/crash')) process.exit(3);
 process.on('SIGTERM', () => process.exit(0));
 setInterval(() => {}, 1000);
 `;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('supervised service: restarts for an upgrade', () => {
   let cli: TentacleCli;
@@ -63,7 +54,7 @@ describe('supervised service: restarts for an upgrade', () => {
   test('exit code 75 restarts the agent at once; SIGUSR2 cuts a crash backoff short', async () => {
     await cli.ok(['service', '--instance', 'Up', '--install', '--start'], env);
     supervisor = Number((await readFile(join(home, 'tentacle.pid'), 'utf8')).trim());
-    const [first, second] = await waitFor('the agent to restart after exiting 75', async () => ((await starts()).length >= 2 ? await starts() : undefined));
+    const [first, second] = await waitFor('the agent to restart after exiting 75', async () => ((await starts()).length >= 2 ? await starts() : undefined), 15_000);
     // 100 ms of life, then a restart without the crash backoff (500 ms and up).
     assert.ok(second! - first! < 450, `restarted ${second! - first!} ms after the first start`);
     assert.match(await logText(), /agent restarting \(upgrade or rollback\)/);
@@ -80,7 +71,7 @@ describe('supervised service: restarts for an upgrade', () => {
     const restarted = await waitFor('the agent started on SIGUSR2', async () => {
       const all = await starts();
       return all.length > before ? all.at(-1) : undefined;
-    });
+    }, 15_000);
     assert.ok(restarted - asked < 1000, `started ${restarted - asked} ms after SIGUSR2 (the backoff was at least 3 s)`);
     await sleep(500);
     assert.ok(isProcessAlive(Number(await readFile(join(cli.root, 'agent.pid'), 'utf8'))), 'the agent runs');
