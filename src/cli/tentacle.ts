@@ -26,6 +26,7 @@ import {
 } from './common.js';
 import { registerProxyCommands } from './tentacle-proxy.js';
 import { registerRegistrationCommands } from './tentacle-registration.js';
+import { UPGRADE_WATCH_COMMAND } from '../tentacle/upgrade/commands.js';
 
 /**
  * The `tentacle` command line. Command and option names follow Octopus Tentacle, with kebab
@@ -367,7 +368,7 @@ function addServiceCommands(program: Command): void {
   );
 
   // Internal: started detached by an agent that upgrades itself (src/tentacle/upgrade/watch.ts).
-  addInstanceOption(program.command('upgrade-watch', { hidden: true }).description('roll an upgrade back unless it is confirmed in time (internal)')).action(
+  addInstanceOption(program.command(UPGRADE_WATCH_COMMAND, { hidden: true }).description('roll an upgrade back unless it is confirmed in time (internal)')).action(
     runAction(async (opts: InstanceOpts) => (await import('../tentacle/upgrade/run-watch.js')).runUpgradeWatch(opts.instance)),
   );
 }

@@ -5,10 +5,9 @@ import { isSea } from 'node:sea';
 import type { Logger } from '../../logging.js';
 import { VERSION } from '../../version.js';
 import { homeFiles } from '../paths.js';
+import { UPGRADE_WATCH_COMMAND } from './commands.js';
 import { UpgradeService } from './service.js';
 
-/** The hidden command the watcher runs as (`tentacle upgrade-watch --instance N`). */
-export const UPGRADE_WATCH_COMMAND = 'upgrade-watch'; // registered in src/cli/tentacle.ts
 
 /**
  * The agent's upgrade service: the single executable can replace itself; a Tentacle run by
@@ -28,7 +27,9 @@ export async function startUpgradeService(options: { instance: string; home: str
       mkdirSync(join(home, homeFiles.logs), { recursive: true, mode: 0o700 });
       const log = openSync(join(home, homeFiles.log), 'a', 0o600);
       try {
-        spawn(previous, [UPGRADE_WATCH_COMMAND, '--instance', instance], { cwd: home, detached: true, stdio: ['ignore', log, log], env: process.env }).unref();
+        const watcher = spawn(previous, [UPGRADE_WATCH_COMMAND, '--instance', instance], { cwd: home, detached: true, stdio: ['ignore', log, log], env: process.env });
+        watcher.unref();
+        return watcher.pid;
       } finally {
         closeSync(log);
       }

@@ -20,6 +20,8 @@ import { ReefError } from '../../errors.js';
 import type { Logger } from '../../logging.js';
 import { FileService } from '../services/files.js';
 import { readUpgradeState, updateUpgradeState, upgradeStatePath, writeUpgradeState } from './state.js';
+import { isProcessAlive } from '../pid-file.js';
+import { UPGRADE_WATCH_COMMAND } from './commands.js';
 import { checkExecutable, previousPath, stagedPath, swapIn } from './swap.js';
 
 export interface UpgradeServiceOptions {
@@ -29,8 +31,10 @@ export interface UpgradeServiceOptions {
   /** The version running. */
   version: string;
   logger: Logger;
-  /** Starts the detached watcher (from the previous executable) that rolls back if the new version does not come back. */
-  startWatcher(previousExecutable: string): void;
+  /** Starts the detached watcher (from the previous executable) that rolls back if the new version does not come back; answers its pid. */
+  startWatcher(previousExecutable: string): number | undefined;
+  /** Whether the watcher of that pid still runs (default: a live process with upgrade-watch in its command line). */
+  watcherAlive?(pid: number): boolean;
   /** Restarts the service: the agent exits, systemd or the supervisor start the (new) executable. */
   restart(): void;
   /** How long after answering upgrade.apply the agent restarts, so the answer gets out. Default 500 ms. */
@@ -84,9 +88,10 @@ export class UpgradeService {
       toVersion: request.version,
       executable,
       deadline: new Date(now + request.rollbackAfterMs).toISOString(),
+      startedAt: new Date(now).toISOString(),
       at: new Date(now).toISOString(),
     });
-    this.options.startWatcher(previousPath(executable));
+    await this.recordWatcher(this.options.startWatcher(previousPath(executable)));
     logger.info({ from: version, to: request.version, executable }, 'upgrade: new executable swapped in; restarting');
     setTimeout(() => this.options.restart(), this.options.restartDelayMs ?? 500).unref();
     return { previousVersion: version, executable };
@@ -128,10 +133,26 @@ export class UpgradeService {
     return this.confirming;
   }
 
-  /** Records this agent's pid in a pending upgrade to its version, so the watcher can stop it if it hangs. */
+  /**
+   * Records this agent's pid in a pending upgrade to its version, so the watcher can stop it
+   * if it hangs. A watcher that is gone (the machine rebooted within the rollback window) is
+   * started again, from the previous executable, with a whole window from now.
+   */
   async recordStart(pid = process.pid): Promise<void> {
-    const { version } = this.options;
-    await updateUpgradeState(this.statePath, (s) => s.state === 'pending' && s.toVersion === version, () => ({ agentPid: pid }));
+    const { version, executable, logger } = this.options;
+    const alive = this.options.watcherAlive ?? ((p: number) => isProcessAlive(p, UPGRADE_WATCH_COMMAND));
+    const state = await updateUpgradeState(this.statePath, (s) => s.state === 'pending' && s.toVersion === version, () => ({ agentPid: pid }));
+    if (!executable || state?.state !== 'pending' || state.toVersion !== version) return;
+    if (state.watcherPid !== undefined && alive(state.watcherPid)) return;
+    const window = Math.max(0, Date.parse(state.deadline) - Date.parse(state.startedAt ?? state.at));
+    await updateUpgradeState(this.statePath, (s) => s.state === 'pending' && s.toVersion === version, () => ({ deadline: new Date(Date.now() + window).toISOString() }));
+    logger.warn({ version }, 'upgrade: the rollback watcher is gone (a reboot?); starting it again');
+    await this.recordWatcher(this.options.startWatcher(previousPath(executable)));
+  }
+
+  private async recordWatcher(pid: number | undefined): Promise<void> {
+    if (pid === undefined) return;
+    await updateUpgradeState(this.statePath, (s) => s.state === 'pending', () => ({ watcherPid: pid }));
   }
 
   private async upgradable(): Promise<string> {

@@ -21,11 +21,15 @@ export interface UpgradeState {
   executable: string;
   /** When the new version must have reached a server, else the watcher rolls back (ISO time). */
   deadline: string;
+  /** When the new executable was swapped in (ISO time): the rollback window is deadline - startedAt. */
+  startedAt?: string;
   /** The last change of state (ISO time). */
   at: string;
   reason?: string;
   /** The new agent's pid, recorded when it starts: the watcher stops it if it hangs. */
   agentPid?: number;
+  /** The watcher's pid: a new agent that finds it gone (a reboot) starts another. */
+  watcherPid?: number;
 }
 
 export function upgradeStatePath(home: string): string {

@@ -49,7 +49,10 @@ describe('Tentacle self-upgrade', () => {
       home,
       version: '1.0.0',
       logger: silentLogger,
-      startWatcher: (previous) => events.push(`watch ${previous}`),
+      startWatcher: (previous) => {
+        events.push(`watch ${previous}`);
+        return 4343;
+      },
       restart: () => events.push('restart'),
       restartDelayMs: 0,
     });
@@ -83,6 +86,7 @@ describe('Tentacle self-upgrade', () => {
     assert.equal(state?.state, 'pending');
     assert.equal(state?.toVersion, '2.0.0');
     assert.equal(state?.fromVersion, '1.0.0');
+    assert.equal(state?.watcherPid, 4343);
     // The old agent, still answering, does not confirm an upgrade to another version.
     assert.equal((await service.status()).state, 'pending');
   });
@@ -90,15 +94,46 @@ describe('Tentacle self-upgrade', () => {
   test('the new version confirms the upgrade when a server reaches it', async () => {
     const { home, executable } = await install();
     await writeUpgradeState(upgradeStatePath(home), {
-      state: 'pending', fromVersion: '1.0.0', toVersion: '2.0.0', executable, deadline: new Date(Date.now() + 60_000).toISOString(), at: new Date().toISOString(),
+      state: 'pending', fromVersion: '1.0.0', toVersion: '2.0.0', executable, deadline: new Date(Date.now() + 60_000).toISOString(), at: new Date().toISOString(), watcherPid: 1,
     });
-    const upgraded = new UpgradeService({ executable, home, version: '2.0.0', logger: silentLogger, startWatcher: () => {}, restart: () => {} });
+    const upgraded = new UpgradeService({
+      executable, home, version: '2.0.0', logger: silentLogger, startWatcher: () => assert.fail('the watcher runs'), watcherAlive: () => true, restart: () => {},
+    });
     await upgraded.recordStart(4242);
     assert.equal((await readUpgradeState(upgradeStatePath(home)))?.agentPid, 4242);
     const status = await upgraded.status();
     assert.equal(status.state, 'confirmed');
     assert.equal(status.version, '2.0.0');
     assert.equal(await watchUpgrade({ home, logger: silentLogger, restartService: async () => assert.fail('no restart') }), 'confirmed');
+  });
+
+  test('a new agent that finds the watcher gone (a reboot) starts it again with a whole window', async () => {
+    const { home, executable } = await install();
+    const window = 60_000;
+    const at = Date.now() - 10 * window; // swapped long ago: the deadline passed while the machine was down
+    await writeUpgradeState(upgradeStatePath(home), {
+      state: 'pending', fromVersion: '1.0.0', toVersion: '2.0.0', executable, startedAt: new Date(at).toISOString(),
+      deadline: new Date(at + window).toISOString(), at: new Date(at).toISOString(), watcherPid: 999_999,
+    });
+    const watchers: string[] = [];
+    const upgraded = new UpgradeService({
+      executable, home, version: '2.0.0', logger: silentLogger, restart: () => {},
+      startWatcher: (previous) => {
+        watchers.push(previous);
+        return 5454;
+      },
+      watcherAlive: (pid) => pid !== 999_999,
+    });
+    const before = Date.now();
+    await upgraded.recordStart(4242);
+    assert.deepEqual(watchers, [previousPath(executable)]);
+    const state = (await readUpgradeState(upgradeStatePath(home)))!;
+    assert.equal(state.watcherPid, 5454);
+    assert.equal(state.agentPid, 4242);
+    assert.ok(Date.parse(state.deadline) >= before + window - 1000, `a whole window from now: ${state.deadline}`);
+    // With its watcher alive, a restart of the agent starts no other.
+    await upgraded.recordStart(4243);
+    assert.equal(watchers.length, 1);
   });
 
   test('a file that does not report the version asked for is refused and nothing changes', async () => {
