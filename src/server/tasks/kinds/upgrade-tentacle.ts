@@ -78,14 +78,14 @@ async function upgradeTentacle(run: MachineRun, spec: UpgradeSpec): Promise<Mach
     await run.log('info', `Tentacle ${current} is newer than the newest the server distributes (${release.version}); left as it is.`);
     return { state: 'Success', exitCode: null };
   }
-  const release_ = await slots.take(run.task.id, spec.maxParallel, run.signal, () =>
+  const giveBack = await slots.take(run.task.id, spec.maxParallel, run.signal, () =>
     run.log('info', `Waiting for a turn: at most ${spec.maxParallel} machines of this task upgrade at once.`),
   );
   try {
     await run.log('info', `Upgrading Tentacle ${current} to ${release.version} (${release.name}, SHA-256 ${release.sha256}).`);
     return await install(run, release, spec, current);
   } finally {
-    release_();
+    giveBack();
   }
 }
 
