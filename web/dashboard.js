@@ -1,4 +1,4 @@
-// Keeps the dashboard's live columns (status, last seen, carrier, version) current.
+// Keeps the dashboard's live columns (status, last seen, carrier, version and upgrade available) current.
 import { api, setBadge, timeElement } from './common.js';
 
 const REFRESH_MS = 5000;
@@ -49,6 +49,17 @@ function carrierNodes(machine) {
   return nodes;
 }
 
+/** As the server renders it (pages/dashboard.ts, versionCell()): the version, and "upgrade available" with the newer one. */
+function versionNodes(machine) {
+  if (!machine.upgradeAvailable) return [machine.tentacleVersion];
+  const tag = Object.assign(document.createElement('span'), {
+    className: 'tag upgrade-available',
+    title: 'reef machines upgrade installs it',
+    textContent: `upgrade available: ${machine.upgradeAvailable}`,
+  });
+  return [machine.tentacleVersion, ' ', tag];
+}
+
 async function refresh() {
   let machines;
   try {
@@ -65,7 +76,7 @@ async function refresh() {
       const carrier = row.querySelector('[data-field="carrier"]');
       if (carrier) carrier.replaceChildren(...carrierNodes(m));
       const version = row.querySelector('[data-field="version"]');
-      if (version && m.tentacleVersion) version.textContent = m.tentacleVersion;
+      if (version && m.tentacleVersion) version.replaceChildren(...versionNodes(m));
     }
   }
   const summary = document.getElementById('summary');

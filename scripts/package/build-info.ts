@@ -39,6 +39,19 @@ export function buildCommit(env: NodeJS.ProcessEnv = process.env): string {
   }
 }
 
+/**
+ * The version a build writes in: $REEF_BUILD_VERSION wins (a test building a Tentacle with
+ * another version string to upgrade to, a patched rebuild), else package.json's.
+ */
+export function buildVersion(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.REEF_BUILD_VERSION?.trim();
+  if (fromEnv) {
+    if (!/^[0-9][A-Za-z0-9.+~-]{0,99}$/.test(fromEnv)) throw new Error(`REEF_BUILD_VERSION must start with a digit and hold only letters, digits and ".+~-", not "${fromEnv}"`);
+    return fromEnv;
+  }
+  return packageVersion();
+}
+
 export function buildStamp(): BuildStamp {
-  return { version: packageVersion(), commit: buildCommit() };
+  return { version: buildVersion(), commit: buildCommit() };
 }

@@ -80,6 +80,15 @@ export const FleetTarget = named('FleetTarget', z.union([
 ]).describe('An environment (and role), a worker pool (every worker in it), machines by name or id, or every machine ({"all": true}).'));
 export type FleetTarget = z.infer<typeof FleetTarget>;
 
+/** How many machines of a fleet operation (certificate rotation, upgrade) work at once. */
+const FleetMaxParallel = z
+  .number()
+  .int()
+  .positive()
+  .max(1000)
+  .optional()
+  .describe(`How many machines work at once (on each server node); default ${DEFAULT_FLEET_MAX_PARALLEL}.`);
+
 const ScriptSyntax = z.enum(SCRIPT_SYNTAXES);
 
 export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion('kind', [
@@ -123,16 +132,32 @@ export const CreateTaskRequest = named('CreateTaskRequest', z.discriminatedUnion
     .object({
       kind: z.literal('rotate-machine-certificate'),
       target: FleetTarget,
-      maxParallel: z
-        .number()
-        .int()
-        .positive()
-        .max(1000)
-        .optional()
-        .describe(`How many machines rotate at once (on each server node); default ${DEFAULT_FLEET_MAX_PARALLEL}.`),
+      maxParallel: FleetMaxParallel,
     })
     .strict()
     .describe('Tentacle certificate rotation (docs/operations.md): needs the machines:certificate permission.'),
+  z
+    .object({
+      kind: z.literal('upgrade-tentacle'),
+      target: FleetTarget,
+      version: z
+        .string()
+        .trim()
+        .min(1)
+        .max(100)
+        .optional()
+        .describe("The Tentacle version to install; default the newest the server distributes for each machine's architecture (its downloads folder)."),
+      rollbackAfterSeconds: z
+        .number()
+        .int()
+        .min(10)
+        .max(24 * 3600)
+        .optional()
+        .describe('How long the new version has to reach the server before the Tentacle goes back to the previous one by itself. Default 120.'),
+      maxParallel: FleetMaxParallel,
+    })
+    .strict()
+    .describe('Tentacle upgrade (docs/operations.md, "Upgrading Tentacles").'),
 ]));
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
 
@@ -155,7 +180,7 @@ export const TASK_STATES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled
 export const TaskState = named('TaskState', z.enum(TASK_STATES));
 export type TaskState = z.infer<typeof TaskState>;
 
-export const TASK_KINDS = ['run-script', 'push-file', 'health-check', 'rotate-machine-certificate'] as const;
+export const TASK_KINDS = ['run-script', 'push-file', 'health-check', 'rotate-machine-certificate', 'upgrade-tentacle'] as const;
 
 export const IdOrNameParams = z.object({
   idOrName: z.string().min(1).describe('An id or a name (names in any case).'),
@@ -171,6 +196,7 @@ export const MachineListQuery = z.object({
   environment: z.string().optional().describe('Only machines in this environment (404 when there is none of that name).'),
   role: z.string().optional(),
   workerPool: z.string().optional().describe('Only machines in this worker pool (404 when there is none of that name).'),
+  outdated: z.enum(['true', 'false']).optional().describe('`true`: only machines whose Tentacle is older than one the server distributes for their architecture.'),
 });
 export type MachineListQuery = z.infer<typeof MachineListQuery>;
 
@@ -282,6 +308,13 @@ export const MachineView = named(
     workerPools: z.array(z.string()),
     carrier: z.string().nullable(),
     tentacleVersion: z.string().nullable(),
+    upgradeAvailable: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        "The newest Tentacle version the server distributes for the machine's architecture when it is newer than the machine's (reef machines upgrade installs it); else null. Absent from servers older than this field.",
+      ),
     lastSeenAt: timestamp.nullable(),
     lastHealth: z.enum(['healthy', 'unhealthy', 'unknown']),
     lastHealthAt: timestamp.nullable(),

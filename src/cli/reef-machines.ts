@@ -5,6 +5,7 @@ import { note, printJson, printLine, runAction } from './common.js';
 import { registerRotateCertificate } from './reef-machines-rotate.js';
 import { cell, formatAge, formatTable, list } from './output.js';
 import { addConnectionOptions, connect, itemsOf, query, segment, type ConnectionOpts } from './reef-connection.js';
+import { registerUpgradeCommand } from './reef-machines-upgrade.js';
 
 /**
  * `reef machines`, `reef environments`, `reef worker-pools`. Routes:
@@ -26,18 +27,19 @@ export function registerMachineCommands(program: Command): void {
       .option('--environment <name>', 'only targets in this environment')
       .option('--role <role>', 'only targets with this role')
       .option('--worker-pool <name>', 'only workers in this pool')
-      .option('--kind <kind>', 'target or worker'),
+      .option('--kind <kind>', 'target or worker')
+      .option('--outdated', 'only machines whose Tentacle is older than one the server distributes (reef machines upgrade)'),
   ).action(
-    runAction(async (opts: ConnectionOpts & { environment?: string; role?: string; workerPool?: string; kind?: string }) => {
+    runAction(async (opts: ConnectionOpts & { environment?: string; role?: string; workerPool?: string; kind?: string; outdated?: boolean }) => {
       const kind = opts.kind?.trim().toLowerCase();
       if (kind !== undefined && kind !== 'target' && kind !== 'worker') {
         throw new ReefError('REEF_INVALID_ARGUMENT', `--kind must be target or worker, not "${opts.kind}".`);
       }
       const api = await connect(opts);
-      const path = `/api/machines${query({ environment: opts.environment, role: opts.role, workerPool: opts.workerPool, kind })}`;
+      const path = `/api/machines${query({ environment: opts.environment, role: opts.role, workerPool: opts.workerPool, kind, outdated: opts.outdated ? 'true' : undefined })}`;
       const items = itemsOf<MachineView>(await api.json('GET', path));
       if (opts.json) return printJson(items);
-      if (!items.length) return note('No machines match.');
+      if (!items.length) return note(opts.outdated ? 'No machine runs an older Tentacle than the server distributes.' : 'No machines match.');
       printLine(machineTable(items));
     }),
   );
@@ -61,6 +63,7 @@ export function registerMachineCommands(program: Command): void {
   );
 
   registerRotateCertificate(machines);
+  registerUpgradeCommand(machines);
 
   registerNamedCollection(program, 'environments', 'environment', '/api/environments', 'environments deployment targets belong to');
   registerNamedCollection(program, 'worker-pools', 'worker pool', '/api/worker-pools', 'pools of workers');
@@ -77,9 +80,14 @@ export function machineTable(items: readonly MachineView[], now = Date.now()): s
       list(m.kind === 'worker' ? m.workerPools : m.environments),
       m.kind === 'worker' ? '-' : list(m.roles),
       seen(m, now),
-      cell(m.tentacleVersion),
+      versionCell(m),
     ]),
   );
+}
+
+/** The machine's Tentacle version, with the newer one the server distributes. */
+function versionCell(m: MachineView): string {
+  return m.upgradeAvailable ? `${cell(m.tentacleVersion)} (upgrade available: ${m.upgradeAvailable})` : cell(m.tentacleVersion);
 }
 
 /**
@@ -104,7 +112,7 @@ function describeMachine(m: MachineView): string {
     ...(m.nextThumbprint ? [['Next thumbprint', `${m.nextThumbprint} (certificate rotation under way: either is accepted)`] as [string, string]] : []),
     [m.kind === 'worker' ? 'Worker pools' : 'Environments', list(m.kind === 'worker' ? m.workerPools : m.environments)],
     ['Roles', list(m.roles)],
-    ['Version', cell(m.tentacleVersion)],
+    ['Version', versionCell(m)],
     m.online && m.connectedSince
       ? ['Connected since', `${m.connectedSince} (${formatAge(m.connectedSince)})`]
       : ['Last seen', m.lastSeenAt ? `${m.lastSeenAt} (${formatAge(m.lastSeenAt)})` : 'never'],

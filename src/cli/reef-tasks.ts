@@ -232,6 +232,8 @@ const OPTION_OF_PATH: Record<string, string> = {
   'file.destination': 'DEST',
   timeoutSeconds: '--timeout',
   lostContactLimitSeconds: '--lost-contact-limit',
+  version: '--version',
+  rollbackAfterSeconds: '--rollback-after',
   maxParallel: '--max-parallel',
 };
 
@@ -325,7 +327,7 @@ function taskState(value: string): TaskState {
   return found;
 }
 
-function positiveInteger(value: string, option: string): number {
+export function positiveInteger(value: string, option: string): number {
   const n = Number(value.trim());
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
     throw new ReefError('REEF_INVALID_ARGUMENT', `${option} must be a whole number above 0, not "${value}".`);

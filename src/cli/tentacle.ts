@@ -26,6 +26,7 @@ import {
 } from './common.js';
 import { registerProxyCommands } from './tentacle-proxy.js';
 import { registerRegistrationCommands } from './tentacle-registration.js';
+import { UPGRADE_WATCH_COMMAND } from '../tentacle/upgrade/commands.js';
 
 /**
  * The `tentacle` command line. Command and option names follow Octopus Tentacle, with kebab
@@ -364,6 +365,11 @@ function addServiceCommands(program: Command): void {
   // Internal: the process `service --start` leaves running in supervised mode.
   addInstanceOption(program.command(SUPERVISOR_MARKER, { hidden: true }).description('supervise the agent (internal)')).action(
     runAction(async (opts: InstanceOpts) => (await supervisorCode()).runSupervisor(opts.instance, { root: tentacleRoot() })),
+  );
+
+  // Internal: started detached by an agent that upgrades itself (src/tentacle/upgrade/watch.ts).
+  addInstanceOption(program.command(UPGRADE_WATCH_COMMAND, { hidden: true }).description('roll an upgrade back unless it is confirmed in time (internal)')).action(
+    runAction(async (opts: InstanceOpts) => (await import('../tentacle/upgrade/run-watch.js')).runUpgradeWatch(opts.instance)),
   );
 }
 

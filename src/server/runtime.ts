@@ -26,6 +26,7 @@ import { sessionActor, signedInAs } from './portal/pages/common.js';
 import { createBlobStore } from './files/blobs.js';
 import { findSession, readCookie, SESSION_COOKIE } from './auth/sessions.js';
 import { createDownloadsHandler, defaultDownloadsDir, DownloadsFolder } from './downloads/index.js';
+import { releasesIn } from './tentacle-releases/index.js';
 import { Closers } from './closers.js';
 import { ABANDONED_UPLOAD_MS, UploadJanitor } from './files/retention.js';
 import { createApiHandler, createAuthLimiter } from './http/handler.js';
@@ -242,10 +243,16 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   };
   const host = settings.host ?? '0.0.0.0';
   const info: ServerInfo = { product: 'Reef', version: VERSION, nodeName, commsThumbprint: identity.thumbprint, commsPort: 0 };
+  // Before the engine: upgrade-tentacle tasks stream the Tentacle executables it holds.
+  const downloads = new DownloadsFolder(settings.downloadsDir ?? defaultDownloadsDir(settings.dataDir), { logger });
+  closers.add('downloads folder', () => downloads.close());
+  downloads.start();
+  const releases = releasesIn(downloads);
   const engine = new TaskEngine({
     store,
     comms,
     blobs,
+    releases,
     logger,
     bus,
     node: { name: nodeName, info: { host: hostname(), pid: process.pid, version: VERSION } },
@@ -299,9 +306,6 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   const commsPort = await listenOn('comms port', '--comms-port, or commsPort in the config file', settings.commsPort, host, () => comms.listen(settings.commsPort, host));
   info.commsPort = commsPort;
 
-  const downloads = new DownloadsFolder(settings.downloadsDir ?? defaultDownloadsDir(settings.dataDir), { logger });
-  closers.add('downloads folder', () => downloads.close());
-  downloads.start();
   const downloadsHandler = createDownloadsHandler({
     folder: downloads,
     publicKeyPin: () => portalCertificate.publicKeyPin(),
@@ -319,7 +323,7 @@ async function start(settings: ServerSettings, logger: Logger, closers: Closers)
   };
   const apiHandler = createApiHandler({
     store, engine, comms, blobs, info, logger, metrics, audit, install, rotation: rotator, authLimiter, limits: settings.apiLimits,
-    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
+    portal: createPortalHandler({ store, comms, info, logger, audit, nodes: () => engine.nodes(), links: () => engine.links(), releases: () => engine.releases(), onSignedIn: (user) => forgetInitialCredentials(settings.dataDir, user.username, logger) }),
   });
   const websockets = createWebSocketEndpoint({
     path: settings.websocketPath ?? DEFAULT_WEBSOCKET_PATH,

@@ -21,11 +21,14 @@ import { loadInstance, readConfigFile, type PolledServer, type TentacleConfig } 
 import { pollTargetFor } from './network.js';
 import { tentacleOwnPaths } from './own-paths.js';
 import { homeFiles } from './paths.js';
+import { UPGRADE_RESTART_EXIT_CODE } from './supervisor.js';
 import { createTentacleServices } from './rpc-services.js';
 import { CapabilitiesService } from './services/capabilities.js';
 import { FileService } from './services/files.js';
 import { ScriptService } from './services/scripts/index.js';
 import { TrustService } from './services/trust.js';
+import { startUpgradeService } from './upgrade/agent.js';
+import type { UpgradeService } from './upgrade/service.js';
 
 export interface AgentOptions {
   config: TentacleConfig;
@@ -36,6 +39,8 @@ export interface AgentOptions {
   /** How often the config file is checked for changes. Default 1000 ms. */
   configPollMs?: number;
   limits?: Partial<CommsLimits>;
+  /** Self-upgrade (the single executable only): upgrade.* calls are refused without it. */
+  upgrade?: UpgradeService;
 }
 
 export interface Agent {
@@ -90,7 +95,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     onSwitch: (next) => void setTimeout(() => comms.setIdentity(next), SWITCH_AFTER_ANSWER_MS),
     logger,
   });
-  const services = guardTrust(createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), trust, certificates, logger }), () => config.trust);
+  const { upgrade } = options;
+  const served = createTentacleServices({ scripts, files, capabilities: new CapabilitiesService(), trust, certificates, upgrade, logger });
+  const services = guardTrust(upgrade ? confirmUpgradeOnCall(served, upgrade) : served, () => config.trust);
   const comms = new TentacleComms({ identity, services, limits: options.limits, logger, instance });
   const nodes = new Map<string, PolledNode>();
   const trusted = () => config.trust;
@@ -233,6 +240,23 @@ function guardTrust(services: ServiceTable, trusted: () => readonly Thumbprint[]
 }
 
 /**
+ * A server reaching this agent is what confirms a pending upgrade to its version (over any
+ * link: polling, listening, any carrier), so every call served confirms it first (a read
+ * of the state file, once).
+ */
+function confirmUpgradeOnCall(services: ServiceTable, upgrade: UpgradeService): ServiceTable {
+  return new Map(
+    [...services].map(([method, handler]): [string, Handler] => [
+      method,
+      async (args, ctx) => {
+        await upgrade.confirm();
+        return handler(args, ctx);
+      },
+    ]),
+  );
+}
+
+/**
  * `tentacle agent`: runs the instance in the foreground until SIGINT or SIGTERM, then
  * closes cleanly and exits 0 (the supervisor and systemd restart only non-zero exits).
  * Missing certificate or nothing to do are errors, so a misconfigured service says why.
@@ -256,23 +280,28 @@ export async function runAgent(instanceName: string): Promise<void> {
     logger.warn(`no server thumbprint is trusted yet: no server can connect until one is (tentacle configure --instance ${instanceName} --trust <thumbprint>)`);
   }
 
-  const stop = new Promise<NodeJS.Signals>((resolve) => {
+  let restartForUpgrade!: () => void;
+  const stop = new Promise<NodeJS.Signals | 'upgrade'>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    restartForUpgrade = () => resolve('upgrade');
   });
+  const upgrade = await startUpgradeService({ instance: instanceName, home: config.home, logger, restart: () => restartForUpgrade() });
   // The agent runs until a signal, whatever its links do. Waiting on a promise holds nothing
   // in the event loop: if every socket is gone while a poll loop waits (a link that vanished
   // without an event), Node would exit 0 in silence, which systemd and the supervisor take
   // for a deliberate stop. Seen in CI (test/e2e/faults.test.ts: "pid ... has exited (0)").
   const keepRunning = setInterval(() => {}, 2 ** 31 - 1);
-  const agent = await startAgent({ config, identity, logger, configPath });
+  const agent = await startAgent({ config, identity, logger, configPath, upgrade });
   logger.info({ instance: instanceName, thumbprint: identity.thumbprint }, 'agent started');
   const signal = await stop;
   clearInterval(keepRunning);
   logger.info({ signal }, 'stopping the agent');
   await agent.close();
   logger.info('agent stopped');
-  process.exitCode = 0;
+  // After an upgrade the service must start again (the new executable): a non-zero exit.
+  const code = signal === 'upgrade' ? UPGRADE_RESTART_EXIT_CODE : 0;
+  process.exitCode = code;
   // Scripts keep running by design; anything else left holding the event loop must not keep the agent alive.
-  setTimeout(() => process.exit(0), 2000).unref();
+  setTimeout(() => process.exit(code), 2000).unref();
 }

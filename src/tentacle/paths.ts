@@ -58,6 +58,7 @@ export const homeFiles = {
   log: join('logs', 'tentacle.log'),
   pid: 'tentacle.pid',
   agentPid: 'agent.pid', // the supervised agent, so one orphaned by a killed supervisor can be found
+  upgradeState: 'upgrade.json', // the last self-upgrade (src/tentacle/upgrade/state.ts)
 
   serviceMarker: 'service.json',
 } as const;
@@ -74,6 +75,7 @@ export const OWN_HOME_ENTRIES: readonly string[] = [
   homeFiles.logs,
   homeFiles.pid,
   homeFiles.agentPid,
+  homeFiles.upgradeState,
   homeFiles.serviceMarker,
 ];
 

@@ -24,6 +24,7 @@ import type { FileService } from './services/files.js';
 import type { ScriptService } from './services/scripts/index.js';
 import type { TrustService } from './services/trust.js';
 import type { CertificateRotationService } from './certificate-rotation.js';
+import type { UpgradeService } from './upgrade/service.js';
 
 export interface TentacleServicesOptions {
   scripts: ScriptService;
@@ -33,6 +34,8 @@ export interface TentacleServicesOptions {
   trust?: TrustService;
   /** Absent where the certificate cannot change (service tests): certificate.* calls are refused. */
   certificates?: CertificateRotationService;
+  /** Absent where the Tentacle cannot upgrade itself (service tests): upgrade.* calls are refused. */
+  upgrade?: UpgradeService;
   logger: Logger;
   /** How often a long-polling scripts.status looks for new lines. Default 50 ms (the script service's own tick). */
   statusPollMs?: number;
@@ -51,7 +54,7 @@ type ContractHandlers = { [M in TentacleMethod]: (args: ParsedArgsOf<M>, ctx: Ca
 
 /** Every method of the contract, served by the given local services. */
 export function createTentacleServices(options: TentacleServicesOptions): ServiceTable {
-  const { scripts, files, capabilities, trust, certificates, logger } = options;
+  const { scripts, files, capabilities, trust, certificates, upgrade, logger } = options;
   const statusPollMs = options.statusPollMs ?? 50;
   const trustService = (): TrustService => {
     if (!trust) throw new ReefError('REEF_TRUST_CHANGE_REFUSED', 'This Tentacle has no trust list that can be changed remotely.');
@@ -60,6 +63,10 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
   const certificateService = (): CertificateRotationService => {
     if (!certificates) throw new ReefError('REEF_CERTIFICATE_SWITCH_REFUSED', 'This Tentacle cannot change its certificate remotely.');
     return certificates;
+  };
+  const upgradeService = (): UpgradeService => {
+    if (!upgrade) throw new ReefError('REEF_UPGRADE_UNSUPPORTED', 'This Tentacle cannot self-upgrade here.');
+    return upgrade;
   };
 
   const handlers: ContractHandlers = {
@@ -116,6 +123,21 @@ export function createTentacleServices(options: TentacleServicesOptions): Servic
     'certificate.switch': ({ thumbprint }) => certificateService().switchTo(thumbprint),
 
     'certificate.forgetPrevious': ({ thumbprint }) => certificateService().forgetPrevious(thumbprint),
+    'upgrade.begin': (target) => upgradeService().begin(target),
+
+    'upgrade.upload': async (request, ctx) => {
+      if (!ctx.body) {
+        throw new ReefError('REEF_INVALID_ARGUMENT', "Invalid call to upgrade.upload: the executable's bytes must be sent as the call's streamed body, and none came.");
+      }
+      return upgradeService().upload(request, ctx.body);
+    },
+
+    'upgrade.apply': (request) => upgradeService().apply(request),
+
+    'upgrade.status': async () => {
+      if (!upgrade) return { version: (await capabilities.capabilities()).tentacleVersion, state: 'none' as const };
+      return upgrade.status();
+    },
   };
 
   return new Map(

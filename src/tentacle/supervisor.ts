@@ -45,6 +45,16 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   stopGraceMs: 10_000,
 };
 
+/**
+ * The agent's exit code when it restarts into a new executable after a self-upgrade
+ * (src/tentacle/upgrade/): restarted at once, without counting as a crash. systemd
+ * restarts any exit (Restart=always).
+ */
+export const UPGRADE_RESTART_EXIT_CODE = 75;
+
+/** Sent by the upgrade watcher after a rollback: restart the agent now, whatever the backoff. */
+export const RESTART_NOW_SIGNAL = 'SIGUSR2';
+
 /** Rotated (once, to tentacle.log.1) when the agent (re)starts and the log has grown past this. */
 const MAX_LOG_BYTES = 50 * 1024 * 1024;
 
@@ -99,12 +109,14 @@ export async function runSupervisor(instanceName: string, options: SupervisorOpt
   let stopping = false;
   let crashes = 0;
   let restartTimer: NodeJS.Timeout | null = null;
+  let restartNow = false;
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
 
   const cleanup = async () => {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    process.off(RESTART_NOW_SIGNAL, restart);
     await releasePidFile(pidPath);
     finish();
   };
@@ -141,6 +153,13 @@ export async function runSupervisor(instanceName: string, options: SupervisorOpt
         void cleanup();
         return;
       }
+      if (code === UPGRADE_RESTART_EXIT_CODE || restartNow) {
+        restartNow = false;
+        crashes = 0;
+        logger.info({ code, signal }, 'agent restarting (upgrade or rollback)');
+        restartTimer = setTimeout(startAgent, 0);
+        return;
+      }
       crashes = Date.now() - startedAt >= policy.healthyAfterMs ? 1 : crashes + 1;
       const delay = restartDelay(crashes, policy);
       logger.warn({ code, signal, crashes, restartInMs: delay }, 'agent exited; restarting');
@@ -174,8 +193,22 @@ export async function runSupervisor(instanceName: string, options: SupervisorOpt
     kill.unref();
   }
 
+  /** After a rollback: the executable was put back, so start it now rather than after the crash backoff. */
+  function restart() {
+    if (stopping) return;
+    crashes = 0;
+    if (restartTimer) {
+      clearTimeout(restartTimer);
+      startAgent();
+    } else if (child) {
+      restartNow = true;
+      child.kill('SIGKILL');
+    }
+  }
+
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.on(RESTART_NOW_SIGNAL, restart);
   logger.info({ instance: instanceName, log: logPath }, 'supervisor started');
   startAgent();
   await done;

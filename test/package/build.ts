@@ -18,10 +18,11 @@ export interface BuiltExecutable {
   codeCache: boolean;
 }
 
-export async function buildExecutable(arch: 'x64' | 'arm64', outDir: string): Promise<BuiltExecutable> {
+/** `env` is added to this process's: e.g. REEF_BUILD_VERSION for a build with another version string. */
+export async function buildExecutable(arch: 'x64' | 'arm64', outDir: string, env: NodeJS.ProcessEnv = {}): Promise<BuiltExecutable> {
   const result = await runTracked(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/package/package-tentacle.ts'), '--arch', arch, '--out-dir', outDir], {
     cwd: REPO,
-    env: process.env,
+    env: { ...process.env, ...env },
     timeoutMs: 240_000,
   });
   assert.equal(result.code, 0, `package:tentacle --arch ${arch} failed:\n${result.stderr}`);

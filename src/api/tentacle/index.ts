@@ -5,7 +5,7 @@
 export * from './limits.js';
 export * from './log-line.js';
 export * from './vocabulary.js';
-export { TICKET_PATTERN, TICKET_RULE } from './schemas.js';
+export { TICKET_PATTERN, TICKET_RULE, UPGRADE_STATES } from './schemas.js';
 export { TENTACLE_METHODS, type ArgsOf, type ParsedArgsOf, type PlainMethod, type ResultOf, type TentacleMethod } from './methods.js';
 export { checkAnswer, parseArgs } from './validate.js';
 export type * from './types.js';

@@ -84,6 +84,19 @@ export const TENTACLE_METHODS = {
     contradictions: (args, result) => (result.current === args.thumbprint.toUpperCase() ? [] : [{ field: 'current', message: `must be ${args.thumbprint}, the certificate switched to` }]),
   }),
   'certificate.forgetPrevious': method({ args: S.CertificateArgs, result: S.CertificateState }),
+  // Self-upgrade (docs/operations.md, "Upgrading Tentacles"): the new executable is staged, checked and swapped in.
+  'upgrade.begin': method({
+    args: S.UpgradeTarget,
+    result: S.UploadResume,
+    contradictions: (args, result) => (result.offset <= args.size ? [] : [{ field: 'offset', message: `must be at most the file's size, ${args.size}` }]),
+  }),
+  'upgrade.upload': method({
+    args: S.UpgradeUploadArgs,
+    result: S.UpgradeTarget,
+    contradictions: (args, result) => (result.sha256.toLowerCase() === args.sha256.toLowerCase() ? [] : [{ field: 'sha256', message: `must be ${args.sha256}, the SHA-256 sent` }]),
+  }),
+  'upgrade.apply': method({ args: S.UpgradeApplyArgs, result: S.UpgradeApplyResult }),
+  'upgrade.status': method({ args: S.NoArgs, result: S.UpgradeStatus }),
 } as const;
 
 export type TentacleMethod = keyof typeof TENTACLE_METHODS;

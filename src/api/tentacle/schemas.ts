@@ -186,3 +186,37 @@ export const Pong = z.object({
   /** How the Tentacle reached the server on this connection: tcp, sni, websocket, with "+proxy" when through a proxy. */
   carrier: bounded(100),
 });
+
+// ---- self-upgrade (docs/operations.md, "Upgrading Tentacles") -------------------------
+
+/** The states of a Tentacle's last self-upgrade, as upgrade.status reports them. */
+export const UPGRADE_STATES = ['none', 'pending', 'confirmed', 'rolled-back'] as const;
+
+const version = bounded(100).min(1, 'must not be empty');
+
+/** The new executable: the version it must report, its size and SHA-256. */
+export const UpgradeTarget = z.object({ version, size: byteCount, sha256 });
+
+/** `offset` must equal the bytes already received, as upgrade.begin reported. */
+export const UpgradeUploadArgs = UpgradeTarget.extend({ offset: byteCount });
+
+export const UpgradeApplyArgs = z.object({
+  version,
+  sha256,
+  /** How long the new version has to reach a server before the Tentacle rolls back to the previous one. */
+  rollbackAfterMs: wholeNumber().min(10_000, 'must be at least 10000 (10 s)').max(24 * 3600 * 1000, 'must be at most a day'),
+});
+
+export const UpgradeApplyResult = z.object({ previousVersion: version, executable: absolutePath });
+
+export const UpgradeStatus = z.object({
+  /** The version answering. */
+  version,
+  state: choice(UPGRADE_STATES),
+  /** The version the last upgrade installed (absent with state none). */
+  toVersion: version.optional(),
+  fromVersion: version.optional(),
+  /** Why it was rolled back. */
+  reason: bounded(MAX_MESSAGE_CHARS).optional(),
+  at: isoTime.optional(),
+});

@@ -7,3 +7,4 @@ export type ScriptLogLine = z.output<typeof S.ScriptLogLine>;
 export type ScriptStatus = z.output<typeof S.ScriptStatus>;
 export type StartScriptArgs = z.output<typeof S.StartScriptArgs>;
 export type UploadResult = z.output<typeof S.UploadResult>;
+export type UpgradeStatus = z.output<typeof S.UpgradeStatus>;

@@ -2,11 +2,13 @@ import type { ApiKeyView, ConnectionView, GroupView, HealthCheckView, LogLineVie
 import type { CommsServer } from '../../comms/index.js';
 import type { ApiKey, Environment, HealthCheck, LogLine, Machine, TaskMachine, TaskSummary, TaskWithMachines, User, WorkerPool } from '../store/types.js';
 import type { TentacleLinks } from '../tasks/api.js';
+import { availableUpgrade, type TentacleRelease } from '../tentacle-releases/index.js';
 
 /** Store rows to the contract's response shapes: internal fields (tickets, cursors) stay inside. */
 
 /** `links`: the cluster's live tentacle links (engine.links()); this node's own are in `comms`. */
-export function machineView(machine: Machine, comms: CommsServer, links: TentacleLinks): MachineView {
+/** `releases`: the Tentacle executables the server distributes, for `upgradeAvailable`. */
+export function machineView(machine: Machine, comms: CommsServer, links: TentacleLinks, releases: readonly TentacleRelease[] = []): MachineView {
   const nodes = (links.get(machine.thumbprint) ?? []).map((l) => ({ name: l.node, carrier: l.carrier, connectedAt: l.connectedAt }));
   const connections: ConnectionView[] = comms.links.connections(machine.thumbprint).map((client) => ({
     carrier: client.peer.carrier,
@@ -26,6 +28,7 @@ export function machineView(machine: Machine, comms: CommsServer, links: Tentacl
     workerPools: machine.workerPools,
     carrier: machine.carrier,
     tentacleVersion: machine.tentacleVersion,
+    upgradeAvailable: availableUpgrade(machine, releases)?.version ?? null,
     lastSeenAt: machine.lastSeenAt,
     lastHealth: machine.lastHealth,
     lastHealthAt: machine.lastHealthAt,

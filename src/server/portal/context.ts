@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TentacleRelease } from '../tentacle-releases/index.js';
 import type { NodeView, ServerInfo } from '../../api/contract.js';
 import type { TentacleLinks } from '../tasks/api.js';
 import type { CommsServer } from '../../comms/index.js';
@@ -25,6 +26,8 @@ export interface PortalDeps {
   nodes(): Promise<NodeView[]>;
   /** Which live nodes each tentacle is connected to. */
   links(): Promise<TentacleLinks>;
+  /** The Tentacle executables the server distributes, for "upgrade available". */
+  releases?(): Promise<TentacleRelease[]>;
   /** After each successful sign-in (the first one deletes the first-run credentials file). */
   onSignedIn?(user: User): Promise<void>;
   /** Where sign-ins are recorded; default an audit log on `store` for `info.nodeName`. */

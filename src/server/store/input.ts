@@ -102,7 +102,7 @@ export function checkMachineInput(input: MachineInput): CheckedMachine {
   };
 }
 
-const TASK_KINDS: readonly TaskKind[] = ['run-script', 'push-file', 'health-check', 'rotate-machine-certificate'];
+const TASK_KINDS: readonly TaskKind[] = ['run-script', 'push-file', 'health-check', 'rotate-machine-certificate', 'upgrade-tentacle'];
 const STREAMS: readonly LogStream[] = ['stdout', 'stderr', 'info', 'error'];
 
 export function checkTaskKind(kind: unknown): TaskKind {

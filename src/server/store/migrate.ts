@@ -78,7 +78,20 @@ export function migrationFailed(m: Migration, err: unknown): ReefError {
  * process applies a migration and the others find it done.
  */
 export async function migrate(database: Database, dir = migrationsDir(database.dialect.name)): Promise<number[]> {
-  const available = loadMigrations(dir);
+  // SQLite changes a table's CHECK by rebuilding it (sqlite.org/lang_altertable.html), with
+  // foreign keys off, or dropping the old table would cascade into the tables referring to
+  // it; each migration's transaction ends with a foreign key check instead. The pragma is
+  // a no-op inside a transaction, so it is set around them.
+  const sqlite = database.dialect.name === 'sqlite';
+  if (sqlite) await database.run(sql`PRAGMA foreign_keys = OFF`);
+  try {
+    return await applyPending(database, loadMigrations(dir));
+  } finally {
+    if (sqlite) await database.run(sql`PRAGMA foreign_keys = ON`);
+  }
+}
+
+async function applyPending(database: Database, available: Migration[]): Promise<number[]> {
   const appliedNow: number[] = [];
   for (;;) {
     const applied = await database.transaction(async (db) => {
@@ -92,6 +105,10 @@ export async function migrate(database: Database, dir = migrationsDir(database.d
       await db.script(next.sql).catch((err: unknown) => {
         throw migrationFailed(next, err);
       });
+      if (d.name === 'sqlite') {
+        const broken = await db.all<{ table: string; parent: string }>(sql`PRAGMA foreign_key_check`);
+        if (broken.length) throw migrationFailed(next, new Error(`it left rows of ${broken[0]!.table} without their ${broken[0]!.parent} row`));
+      }
       await db.run(sql`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${next.version}, ${next.name}, ${d.clock(0)})`);
       return next.version;
     });

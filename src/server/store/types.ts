@@ -284,7 +284,7 @@ export interface SessionInsert {
 
 // ---------------------------------------------------------------- tasks
 
-export type TaskKind = 'run-script' | 'push-file' | 'health-check' | 'rotate-machine-certificate';
+export type TaskKind = 'run-script' | 'push-file' | 'health-check' | 'rotate-machine-certificate' | 'upgrade-tentacle';
 export type TaskState = 'Queued' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
 export type TaskMachineState = 'Pending' | 'Running' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
 export type FinalState = 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';

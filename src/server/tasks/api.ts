@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { CreateTaskRequest, NodeView } from '../../api/contract.js';
 import type { TentacleLink } from '../store/coordination.js';
+import type { TentacleRelease } from '../tentacle-releases/index.js';
 import type { FinalState, LogLine, Machine, TaskKind, TaskWithMachines } from '../store/types.js';
 
 /** Live links by tentacle thumbprint. */
@@ -41,4 +42,6 @@ export interface TaskEngineApi {
   nodes(): Promise<NodeView[]>;
   /** Which live nodes each tentacle is connected to, by thumbprint. */
   links(): Promise<TentacleLinks>;
+  /** The Tentacle executables the server distributes (its downloads folder); none when absent. */
+  releases?(): Promise<TentacleRelease[]>;
 }

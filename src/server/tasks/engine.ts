@@ -16,11 +16,14 @@ import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 import { WorkScheduler, type ClusterTiming, type LocalRun } from './scheduler.js';
 import { resolveTarget } from './targets.js';
 import { machineAddress, routedEndpoint } from '../tentacle-client.js';
+import { NO_RELEASES, type TentacleRelease, type TentacleReleases } from '../tentacle-releases/index.js';
 
 export interface TaskEngineOptions {
   store: Store;
   comms: CommsServer;
   blobs: BlobSource;
+  /** The Tentacle executables the server distributes (upgrade-tentacle tasks); none when absent. */
+  releases?: TentacleReleases;
   logger: Logger;
   /** This server node, as the other nodes on the store see it. */
   node: { name: string; info: JsonObject };
@@ -121,6 +124,10 @@ export class TaskEngine implements TaskEngineApi {
     return groupBy(await this.options.store.coordination.listLinks(this.scheduler.timing.staleAfterMs), (l) => l.thumbprint);
   }
 
+  async releases(): Promise<TentacleRelease[]> {
+    return (this.options.releases ?? NO_RELEASES).list();
+  }
+
   /** Joins the cluster (or the single node's store) and starts claiming work. */
   async start(): Promise<void> {
     await this.scheduler.start();
@@ -133,7 +140,7 @@ export class TaskEngine implements TaskEngineApi {
     const kind = taskKind(request.kind);
     const machines = kind.machinesOf ? await kind.machinesOf(request, { store, comms }) : await resolveTarget(store, comms, request.target as TaskTarget);
     guard?.(machines);
-    const spec = await kind.specOf(request, { blobs: this.options.blobs });
+    const spec = await kind.specOf(request, { blobs: this.options.blobs, releases: this.options.releases ?? NO_RELEASES });
     const task = await store.createTask({ kind: request.kind, spec: { ...spec }, target: request.target, machineIds: machines.map((m) => m.id) });
     this.options.bus.publish({ kind: 'work' });
     this.scheduler.claimSoon();
@@ -213,6 +220,7 @@ export class TaskEngine implements TaskEngineApi {
         store,
         comms,
         blobs,
+        releases: this.options.releases ?? NO_RELEASES,
         logger,
         signal: AbortSignal.any([cancelled, stopped]),
         stopped,

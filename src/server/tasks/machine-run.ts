@@ -6,6 +6,7 @@ import { formatDuration } from '../../format.js';
 import type { Logger } from '../../logging.js';
 import type { FinalState, LogStream, Machine, Store, TaskMachine, TaskWithMachines } from '../store/types.js';
 import { callTentacle, type TentacleEndpoint } from '../tentacle-client.js';
+import type { TentacleReleases } from '../tentacle-releases/index.js';
 
 /** Where a task's file content comes from (the server's uploaded files). */
 export interface BlobSource {
@@ -29,6 +30,8 @@ export interface MachineRun {
   store: Store;
   comms: CommsServer;
   blobs: BlobSource;
+  /** The Tentacle executables the server distributes. */
+  releases: TentacleReleases;
   logger: Logger;
   /** Aborted when the task is cancelled or this node stops working on it. */
   signal: AbortSignal;

@@ -1,6 +1,7 @@
 import type { CreateTaskRequest } from '../../api/contract.js';
 import type { CommsServer } from '../../comms/index.js';
 import type { Machine, Store } from '../store/types.js';
+import type { TentacleReleases } from '../tentacle-releases/index.js';
 import type { BlobSource, MachineOutcome, MachineRun } from './machine-run.js';
 
 export type TaskKindName = CreateTaskRequest['kind'];
@@ -15,7 +16,7 @@ type TaskRequest<K extends TaskKindName> = Extract<CreateTaskRequest, { kind: K 
  */
 export interface TaskKind<K extends TaskKindName, Spec extends object> {
   /** Checks what the request's schema cannot (an uploaded file exists) and builds the stored spec. */
-  specOf(request: TaskRequest<K>, context: { blobs: BlobSource }): Promise<Spec>;
+  specOf(request: TaskRequest<K>, context: { blobs: BlobSource; releases?: TentacleReleases }): Promise<Spec>;
   /** The machines the request's target names, when the kind reads its target otherwise than tasks/targets.ts. */
   machinesOf?(request: TaskRequest<K>, context: { store: Store; comms: CommsServer }): Promise<Machine[]>;
   /**

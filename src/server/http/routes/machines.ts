@@ -77,7 +77,7 @@ export const machineRoutes: ApiRoute[] = [
     params: IdOrNameParams,
     responses: { 200: { description: 'The machine.', json: MachineView } },
     errors: { 404: NO_MACHINE },
-    handler: async (ctx, { params }) => sendJson(ctx.res, 200, machineView(await find(ctx, params.idOrName), ctx.deps.comms, await ctx.deps.engine.links())),
+    handler: async (ctx, { params }) => sendJson(ctx.res, 200, machineView(await find(ctx, params.idOrName), ctx.deps.comms, await ctx.deps.engine.links(), (await ctx.deps.engine.releases?.()) ?? [])),
   }),
   route({
     method: 'GET',
@@ -231,7 +231,9 @@ async function list(ctx: ApiContext, query: MachineListQuery): Promise<void> {
   if (query.role !== undefined) filter.role = query.role;
   const machines = (await store.listMachines(filter)).filter((m) => machineInScope(scope, m));
   const links = await ctx.deps.engine.links();
-  sendJson(ctx.res, 200, { items: machines.map((m) => machineView(m, comms, links)) });
+  const releases = (await ctx.deps.engine.releases?.()) ?? [];
+  const views = machines.map((m) => machineView(m, comms, links, releases));
+  sendJson(ctx.res, 200, { items: query.outdated === 'true' ? views.filter((v) => v.upgradeAvailable !== null) : views });
 }
 
 async function remove(ctx: ApiContext, machine: Machine): Promise<void> {

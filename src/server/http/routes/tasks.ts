@@ -37,7 +37,8 @@ export const taskRoutes: ApiRoute[] = [
       }
       // A rotation reaches machines in every scope ('all'): only the whole-server permission may start one.
       if (body.kind === 'rotate-machine-certificate') authorize(ctx.actor!, 'machines:certificate', 'POST /api/tasks (rotate-machine-certificate)');
-      else await checkTargetInScope(deps.store, ctx.actor!, body.target);
+      // A fleet target of every machine names no group to check: the guard below checks each machine it reached.
+      else if (!('all' in body.target)) await checkTargetInScope(deps.store, ctx.actor!, body.target);
       const task = await deps.engine.createTask(body, machinesGuard(ctx.actor!));
       ctx.logger.info({ task: task.id, kind: task.kind, machines: task.machines.length, apiKey: ctx.key?.id }, 'api: task created');
       await auditRequest(ctx, { kind: 'task.created', target: { id: task.id, name: null }, details: { kind: task.kind, target: task.target, machines: task.machines.length } });

@@ -16,7 +16,8 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
   if (!can(ctx.actor, 'machines:read')) return roleHome(ctx);
   const links = await ctx.deps.links();
   // A scoped user sees only their machines and groups (auth/scope.ts).
-  const machines = (await store.listMachines()).filter((m) => machineInScope(scope, m)).map((m) => machineView(m, comms, links));
+  const releases = (await ctx.deps.releases?.()) ?? [];
+  const machines = (await store.listMachines()).filter((m) => machineInScope(scope, m)).map((m) => machineView(m, comms, links, releases));
   const environments = (await store.listEnvironments()).filter((e) => environmentInScope(scope, e.name));
   const pools = (await store.listWorkerPools()).filter((p) => workerPoolInScope(scope, p.name));
   const online = machines.filter((m) => m.online).length;
@@ -60,13 +61,19 @@ function machineTable(machines: MachineView[], commsPort: number, showRoles: boo
   </table>`;
 }
 
+/** The Tentacle's version, and "upgrade available" when the server distributes a newer one for its architecture. */
+export function versionCell(m: MachineView): SafeHtml {
+  const version = m.tentacleVersion ?? html`<span class="muted">unknown</span>`;
+  return m.upgradeAvailable ? html`${version} <span class="tag upgrade-available" title="reef machines upgrade installs it">upgrade available: ${m.upgradeAvailable}</span>` : html`${version}`;
+}
+
 export function machineRow(m: MachineView, commsPort: number, showRoles: boolean): SafeHtml {
   return html`<tr data-machine-id="${m.id}">
     <th scope="row" data-label="Machine"><a href="/machines/${seg(m.id)}">${m.name}</a> <span class="muted small">${m.commsStyle}</span></th>
     <td data-label="Status" data-field="status">${badge(m.online ? 'online' : 'offline')}</td>
     <td data-label="Seen" data-field="last-seen">${seen(m)}</td>
     <td data-label="Carrier" data-field="carrier">${carrierCell(currentCarriers(m), commsPort)}${!m.online && m.carrier ? html` <span class="muted small">(last)</span>` : ''}</td>
-    <td data-label="Version" data-field="version">${m.tentacleVersion ?? html`<span class="muted">unknown</span>`}</td>
+    <td data-label="Version" data-field="version">${versionCell(m)}</td>
     ${showRoles ? html`<td data-label="Roles">${m.roles.length ? m.roles.map((r) => html`<span class="tag">${r}</span> `) : html`<span class="muted">none</span>`}</td>` : ''}
   </tr>`;
 }

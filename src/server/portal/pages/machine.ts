@@ -7,7 +7,7 @@ import { layout, sendPage } from '../layout.js';
 import { can } from '../../auth/roles.js';
 import { machineInScope } from '../../auth/scope.js';
 import { signedIn } from './common.js';
-import { currentCarriers } from './dashboard.js';
+import { currentCarriers, versionCell } from './dashboard.js';
 
 /** One machine: identity, connection, health history; health check and removal via machine.js. */
 export async function machinePage(ctx: PageContext): Promise<void> {
@@ -15,7 +15,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
   const found = await store.getMachine(ctx.params.idOrName!);
   // Outside the user's scope reads as missing, as in the API.
   if (!found || !machineInScope(ctx.actor.scope, found)) throw new ReefError('REEF_NOT_FOUND', `No machine has the id or name "${ctx.params.idOrName}". It may have been removed.`);
-  const m = machineView(found, comms, await ctx.deps.links());
+  const m = machineView(found, comms, await ctx.deps.links(), (await ctx.deps.releases?.()) ?? []);
   const health = await store.listHealth(m.id, 20);
   const lost = (await store.listLostContact(m.id)).map((run) => ({ taskId: run.taskId, ...taskMachineView(run) }));
   const row = (label: string, value: HtmlValue) => html`<div class="row"><dt>${label}</dt><dd>${value}</dd></div>`;
@@ -38,7 +38,7 @@ export async function machinePage(ctx: PageContext): Promise<void> {
       ${row('Carrier', carrierCell(currentCarriers(m), info.commsPort))}
       ${m.connections.length ? row('Connected from', m.connections.map((c) => html`<code>${c.remoteAddress}</code> since ${time(c.connectedAt)} `)) : ''}
       ${row('Thumbprint', html`<code class="thumbprint">${m.thumbprint}</code>`)}
-      ${row('Tentacle version', m.tentacleVersion ?? html`<span class="muted">unknown</span>`)}
+      ${row('Tentacle version', versionCell(m))}
       ${m.kind === 'target' ? row('Environments', list(m.environments)) : row('Worker pools', list(m.workerPools))}
       ${m.kind === 'target' ? row('Roles', list(m.roles)) : ''}
       ${row('Health', html`${badge(m.lastHealth)} ${m.lastHealthAt ? html`<span class="muted small">checked ${time(m.lastHealthAt)}</span>` : ''}`)}

@@ -3,6 +3,7 @@ import { healthCheckKind } from './health-check.js';
 import { pushFileKind } from './push-file.js';
 import { rotateMachineCertificateKind } from './rotate-machine-certificate.js';
 import { runScriptKind } from './run-script.js';
+import { upgradeTentacleKind } from './upgrade-tentacle.js';
 
 /** Every kind of task the REST contract accepts, by name: a kind missing here does not compile. */
 export const TASK_KINDS: { readonly [K in TaskKindName]: TaskKind<K, object> } = {
@@ -10,6 +11,7 @@ export const TASK_KINDS: { readonly [K in TaskKindName]: TaskKind<K, object> } =
   'push-file': pushFileKind,
   'health-check': healthCheckKind,
   'rotate-machine-certificate': rotateMachineCertificateKind,
+  'upgrade-tentacle': upgradeTentacleKind,
 };
 
 /** The kind named, with its request typed as any kind's (the engine handles them alike). */

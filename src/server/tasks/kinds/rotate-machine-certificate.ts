@@ -25,6 +25,7 @@ import { callTentacle, machineAddress, routedEndpoint } from '../../tentacle-cli
 import { resolveFleetTarget } from '../fleet-targets.js';
 import { callRetrying, type MachineOutcome, type MachineRun } from '../machine-run.js';
 import type { TaskKind } from '../task-kind.js';
+import { fleetTurns } from './slots.js';
 
 interface RotateSpec {
   maxParallel: number;
@@ -33,7 +34,7 @@ interface RotateSpec {
 export const rotateMachineCertificateKind: TaskKind<'rotate-machine-certificate', RotateSpec> = {
   specOf: async (request) => ({ maxParallel: request.maxParallel ?? DEFAULT_FLEET_MAX_PARALLEL }),
   machinesOf: (request, { store, comms }) => resolveFleetTarget(store, comms, request.target),
-  perform: (run, spec) => withSlot(run.task.id, spec.maxParallel, run.signal, () => rotate(run)),
+  perform: (run, spec) => fleetTurns.during(run, spec.maxParallel, 'rotate their certificate', () => rotate(run)),
 };
 
 /** How often the store is read while waiting for the new thumbprint to be confirmed. */
@@ -135,36 +136,4 @@ function notConfirmed(machine: Machine, next: Thumbprint, limitMs: number, cause
       ` The server accepts ${machine.thumbprint} and ${next} alike until it does; run the rotation again to finish it.`,
     cause instanceof Error ? { cause } : undefined,
   );
-}
-
-/** At most `max` machines of one task rotate at once on this node; the others wait their turn. */
-const slots = new Map<string, { running: number; waiting: (() => void)[] }>();
-
-async function withSlot<T>(taskId: string, max: number, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
-  let entry = slots.get(taskId);
-  if (!entry) slots.set(taskId, (entry = { running: 0, waiting: [] }));
-  const slot = entry;
-  if (slot.running >= max) {
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        slot.waiting.splice(slot.waiting.indexOf(go), 1);
-        reject(signal.reason);
-      };
-      const go = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      slot.waiting.push(go);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  } else {
-    slot.running++;
-  }
-  try {
-    return await work();
-  } finally {
-    const nextInLine = slot.waiting.shift();
-    if (nextInLine) nextInLine();
-    else if (--slot.running === 0) slots.delete(taskId);
-  }
 }
