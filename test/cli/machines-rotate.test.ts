@@ -17,7 +17,7 @@ test('refuses a missing or mixed target and a bad --max-parallel, naming the opt
   assert.match(mixed.stderr, /--all targets every machine: use it without/);
   const word = await rotate(['--all', '--max-parallel', 'ten']);
   assert.equal(word.code, 1);
-  assert.match(word.stderr, /--max-parallel must be a whole number, not "ten"/);
+  assert.match(word.stderr, /--max-parallel must be a whole number above 0, not "ten"/);
   const zero = await rotate(['--all', '--max-parallel', '0']);
   assert.equal(zero.code, 1);
   assert.match(zero.stderr, /--max-parallel/);

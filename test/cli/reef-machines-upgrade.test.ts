@@ -8,7 +8,7 @@ describe('reef machines upgrade: arguments', () => {
   const env = { REEF_SERVER: '', REEF_API_KEY: '' };
   const cases: Array<[string[], RegExp]> = [
     [[], /Say which machines: --environment NAME \[--role ROLE\], --worker-pool NAME, or --machine NAME/],
-    [['--all', '--machine', 'web-01'], /Use --all alone, or target with --environment, --worker-pool or --machine/],
+    [['--all', '--machine', 'web-01'], /--all targets every machine: use it without --environment, --role, --worker-pool or --machine/],
     [['--machine', 'web-01', '--rollback-after', '5s'], /--rollback-after must be between 10s and 1d, not "5s"/],
     [['--machine', 'web-01', '--rollback-after', 'soon'], /--rollback-after takes a duration such as 30m/],
     [['--machine', 'web-01', '--max-parallel', '0'], /--max-parallel must be a whole number above 0, not "0"/],

@@ -169,10 +169,11 @@ test('a worker pool means every worker in it, and --max-parallel 1 rotates them 
   assert.equal(task.state, 'Success', await logOf(task.id));
   assert.equal(task.machines.length, 3);
   for (const w of workers) assert.notEqual((await server.store.getMachine(w.machine.id))!.thumbprint, w.identity.thumbprint);
-  // One at a time: each machine's first step comes after the previous one's last.
+  // One at a time: each machine's first step comes after the previous one's last (a run
+  // waiting for its turn says so first).
   const lines = (await api.json<{ items: { text: string; machineId: string | null }[] }>('GET', `/api/tasks/${task.id}/log`)).items;
   const spans = workers.map((w) => {
-    const mine = lines.map((l, i) => [l, i] as const).filter(([l]) => l.machineId === w.machine.id);
+    const mine = lines.map((l, i) => [l, i] as const).filter(([l]) => l.machineId === w.machine.id && !l.text.startsWith('Waiting for a turn'));
     return [mine[0]![1], mine.at(-1)![1]] as const;
   }).sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] > spans[i - 1]![1], `machine runs overlapped: ${JSON.stringify(spans)}`);
