@@ -153,7 +153,20 @@ export async function bundleTentacle(outfile: string, stamp: BuildStamp, minify:
   const problems = [...result.errors, ...result.warnings].map((m) => `${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`);
   if (problems.length > 0) throw new Error(`Bundling the Tentacle reported:\n${problems.join('\n')}`);
   checkBundleInputs(result.metafile);
+  checkBundleCode(await readFile(outfile, 'utf8'));
   return result.metafile;
+}
+
+/**
+ * Fails on code that resolves a module from its own URL at run time: in a single executable
+ * import.meta.url is undefined, so `createRequire(import.meta.url)` throws there, and what it
+ * would require from disk is not in the bundle (import lazily loaded code with a dynamic
+ * `import()` instead: esbuild bundles that).
+ */
+export function checkBundleCode(code: string): void {
+  if (/createRequire\)?\(void 0\)/.test(code)) {
+    throw new Error('The Tentacle bundle calls createRequire(import.meta.url), which throws in a single executable; load the module with a dynamic import() instead.');
+  }
 }
 
 /** Fails when the bundle holds a server-only module or native code, or requires something a single executable cannot load. */

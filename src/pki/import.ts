@@ -8,7 +8,6 @@ import {
   type CertificateIdentity,
   type IdentityParts,
 } from './identity.js';
-import { readPkcs12 } from './pkcs12.js';
 import { readPrivateKeyDer } from './private-key.js';
 
 export interface ImportCertificateOptions {
@@ -23,8 +22,8 @@ export interface ImportCertificateOptions {
  * in the same text, or PKCS#12. The result is normalised (one PEM certificate, a PKCS#8
  * PEM key) and its key is checked against the certificate and for strength.
  */
-export function importCertificate({ data, password }: ImportCertificateOptions): CertificateIdentity {
-  return identityFromParts(partsFrom(data, password, 'The data'));
+export async function importCertificate({ data, password }: ImportCertificateOptions): Promise<CertificateIdentity> {
+  return identityFromParts(await partsFrom(data, password, 'The data'));
 }
 
 export interface ImportCertificateFilesOptions {
@@ -44,7 +43,7 @@ export async function readCertificateFiles(options: ImportCertificateFilesOption
   const files = [options.certFile, ...(options.keyFile === undefined ? [] : [options.keyFile])];
   const parts: IdentityParts = { certificates: [], keys: [] };
   for (const file of files) {
-    const found = partsFrom(await readInput(file), options.password, file);
+    const found = await partsFrom(await readInput(file), options.password, file);
     parts.certificates.push(...found.certificates);
     parts.keys.push(...found.keys);
   }
@@ -65,12 +64,16 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 /** `source` names the input in messages: a file path, or "The data". */
-function partsFrom(data: Uint8Array, password: string | undefined, source: string): IdentityParts {
+async function partsFrom(data: Uint8Array, password: string | undefined, source: string): Promise<IdentityParts> {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (bytes.length === 0) throw new ReefError('REEF_BAD_CERTIFICATE', `${source} is empty.`);
   // PEM may sit after a text preamble (openssl's "Bag Attributes"), so look for it anywhere.
   const text = bytes.toString('latin1');
   if (text.includes('-----BEGIN')) return partsFromPem(text, password);
+  // Loaded only for PKCS#12: node-forge takes about 100 ms to load, on every server start
+  // otherwise. A dynamic import of our own module (not a require of node-forge) so that the
+  // single executable Tentacle's bundle still holds it.
+  const { readPkcs12 } = await import('./pkcs12.js');
   try {
     const { certificates, privateKeys } = readPkcs12(bytes, password);
     return {

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import type Forge from 'node-forge';
+import forge from 'node-forge';
 import { ReefError } from '../errors.js';
 import { passwordError } from './private-key.js';
 
@@ -18,15 +17,6 @@ export interface Pkcs12Contents {
   privateKeys: Buffer[];
 }
 
-/**
- * node-forge, loaded on first use: it takes about 100 ms to load, on every server start
- * otherwise, and only a PKCS#12 file needs it. `require`, since the callers are synchronous.
- */
-let forgeLoaded: typeof Forge | undefined;
-const forge = new Proxy({} as typeof Forge, {
-  get: (_target, key) => (forgeLoaded ??= createRequire(import.meta.url)('node-forge') as typeof Forge)[key as keyof typeof Forge],
-});
-
 const OID = {
   data: '1.2.840.113549.1.7.1',
   encryptedData: '1.2.840.113549.1.7.6',
@@ -38,20 +28,20 @@ const OID = {
   pbes2: '1.2.840.113549.1.5.13',
 } as const;
 
-const MAC_DIGESTS: Record<string, () => Forge.md.MessageDigest> = {
+const MAC_DIGESTS: Record<string, () => forge.md.MessageDigest> = {
   '1.3.14.3.2.26': () => forge.md.sha1.create(),
   '2.16.840.1.101.3.4.2.1': () => forge.md.sha256.create(),
   '2.16.840.1.101.3.4.2.2': () => forge.md.sha384.create(),
   '2.16.840.1.101.3.4.2.3': () => forge.md.sha512.create(),
 };
 
-type Asn1 = Forge.asn1.Asn1;
+type Asn1 = forge.asn1.Asn1;
 
 /** Forge's PBE lookup; present at runtime but missing from @types/node-forge. */
 interface PbeCipher {
-  update(data: Forge.util.ByteBuffer): void;
+  update(data: forge.util.ByteBuffer): void;
   finish(): boolean;
-  output: Forge.util.ByteBuffer;
+  output: forge.util.ByteBuffer;
 }
 const pbe = () =>
   (forge.pki as unknown as {

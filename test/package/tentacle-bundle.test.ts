@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Metafile } from 'esbuild';
-import { bundleTentacle, checkBundleInputs } from '../../scripts/package/tentacle-executable.js';
+import { bundleTentacle, checkBundleCode, checkBundleInputs } from '../../scripts/package/tentacle-executable.js';
 import { stopAll, tempDir } from '../e2e/harness.js';
 
 after(stopAll);
@@ -27,6 +27,8 @@ test('the Tentacle bundle holds no server code, no server-only package and no na
   const inputs = Object.keys(meta.inputs);
   assert.ok(inputs.some((i) => i.endsWith('src/cli/tentacle.ts')), 'the Tentacle CLI is in');
   assert.ok(inputs.some((i) => i.includes('node_modules/ws/')), 'its libraries are in');
+  // Loaded lazily (PKCS#12 import only), and still in: `tentacle import-certificate --from-file x.pfx`.
+  assert.ok(inputs.some((i) => i.includes('node_modules/node-forge/')), 'node-forge is in');
   assert.deepEqual(inputs.filter((i) => /src\/server\/|node_modules\/(better-sqlite3|pg|kysely)\//.test(i)), []);
   const code = await readFile(out, 'utf8');
   assert.match(code, /9\.8\.7/);
@@ -45,4 +47,10 @@ test('the bundle check refuses server-only packages, server code, native addons 
   ] as const) {
     assert.throws(() => checkBundleInputs(metafile(inputs)), reason);
   }
+});
+
+test('the bundle check refuses code that requires a module relative to its own URL (undefined in a single executable)', () => {
+  assert.doesNotThrow(() => checkBundleCode('const { createRequire: createRequire2 } = require("module"); createRequire2(context)'));
+  assert.throws(() => checkBundleCode('(0,Xe.createRequire)(void 0)("node-forge")'), /createRequire\(import\.meta\.url\)/);
+  assert.throws(() => checkBundleCode('createRequire(void 0)("x")'), /dynamic import/);
 });

@@ -21,7 +21,7 @@ const code = (expected: ErrorCode) => (err: unknown) => {
 
 /** Imports a fixture file and checks the result against what openssl says about `certName`. */
 async function importAndCheck(file: string, certName: string, password?: string): Promise<CertificateIdentity> {
-  const identity = importCertificate({ data: await o.read(file), password });
+  const identity = await importCertificate({ data: await o.read(file), password });
   assert.equal(identity.thumbprint, normalizeThumbprint(await o.fingerprint(certName)), `thumbprint of ${file}`);
   assert.match(identity.keyPem, /^-----BEGIN PRIVATE KEY-----\n[^-]+-----END PRIVATE KEY-----\n$/);
   assert.match(identity.certPem, /^-----BEGIN CERTIFICATE-----\n[^-]+-----END CERTIFICATE-----\n$/);
@@ -81,8 +81,8 @@ describe('PEM', () => {
     await writeFile(o.path('ec.enc.pem'), Buffer.concat([await o.read('ec.crt'), await o.read('ec.enc.key')]));
     await importAndCheck('ec.enc.pem', 'ec.crt', PASSWORD);
     const data = await o.read('ec.enc.pem');
-    assert.throws(() => importCertificate({ data, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
-    assert.throws(() => importCertificate({ data }), code('REEF_PASSWORD_REQUIRED'));
+    await assert.rejects(() => importCertificate({ data, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
+    await assert.rejects(() => importCertificate({ data }), code('REEF_PASSWORD_REQUIRED'));
   });
 
   test('legacy OpenSSL-encrypted PKCS#1 key (Proc-Type: 4,ENCRYPTED)', async () => {
@@ -91,7 +91,7 @@ describe('PEM', () => {
     await writeFile(o.path('rsa.legacyenc.pem'), Buffer.concat([await o.read('rsa.crt'), await o.read('rsa.legacyenc.key')]));
     await importAndCheck('rsa.legacyenc.pem', 'rsa.crt', PASSWORD);
     const data = await o.read('rsa.legacyenc.pem');
-    assert.throws(() => importCertificate({ data, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
+    await assert.rejects(() => importCertificate({ data, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
   });
 
   test('a password given for an unencrypted key is ignored', async () => {
@@ -106,9 +106,9 @@ describe('PEM', () => {
   });
 
   test('a certificate without its key is REEF_NO_PRIVATE_KEY', async () => {
-    assert.throws(() => importCertificate({ data: Buffer.from(o.path('x')) }), code('REEF_BAD_CERTIFICATE'));
+    await assert.rejects(() => importCertificate({ data: Buffer.from(o.path('x')) }), code('REEF_BAD_CERTIFICATE'));
     const data = await o.read('rsa.crt');
-    assert.throws(() => importCertificate({ data }), (err) => {
+    await assert.rejects(() => importCertificate({ data }), (err) => {
       code('REEF_NO_PRIVATE_KEY')(err);
       assert.match((err as Error).message, /CN=rsa/);
       return true;
@@ -117,20 +117,20 @@ describe('PEM', () => {
 
   test('a key that belongs to another certificate is REEF_KEY_MISMATCH', async () => {
     const data = Buffer.concat([await o.read('rsa.crt'), await o.read('ec.key')]);
-    assert.throws(() => importCertificate({ data }), code('REEF_KEY_MISMATCH'));
+    await assert.rejects(() => importCertificate({ data }), code('REEF_KEY_MISMATCH'));
     const sameType = Buffer.concat([await o.read('ec.crt'), await o.read('ec384.key')]);
-    assert.throws(() => importCertificate({ data: sameType }), code('REEF_KEY_MISMATCH'));
+    await assert.rejects(() => importCertificate({ data: sameType }), code('REEF_KEY_MISMATCH'));
   });
 
   test('a damaged certificate or key block is refused', async () => {
     const cert = (await o.read('ec.crt')).toString();
     const key = (await o.read('ec.key')).toString();
     const damagedCert = cert.replace(/\n[A-Za-z0-9+/]{20}/, '\n!!!!');
-    assert.throws(() => importCertificate({ data: Buffer.from(damagedCert + key) }), code('REEF_BAD_CERTIFICATE'));
+    await assert.rejects(() => importCertificate({ data: Buffer.from(damagedCert + key) }), code('REEF_BAD_CERTIFICATE'));
     const damagedKey = key.replace(/\n[A-Za-z0-9+/]{10}/, '\nAAAAAAAAAA');
-    assert.throws(() => importCertificate({ data: Buffer.from(cert + damagedKey) }), code('REEF_BAD_PRIVATE_KEY'));
+    await assert.rejects(() => importCertificate({ data: Buffer.from(cert + damagedKey) }), code('REEF_BAD_PRIVATE_KEY'));
     const truncatedKey = key.split('\n').slice(0, 2).join('\n');
-    assert.throws(() => importCertificate({ data: Buffer.from(cert + truncatedKey) }), code('REEF_NO_PRIVATE_KEY'));
+    await assert.rejects(() => importCertificate({ data: Buffer.from(cert + truncatedKey) }), code('REEF_NO_PRIVATE_KEY'));
   });
 });
 
@@ -189,39 +189,39 @@ describe('PKCS#12', () => {
 
   test('wrong password is REEF_BAD_PASSWORD; none is REEF_PASSWORD_REQUIRED', async () => {
     const data = await o.read('rsa.pfx');
-    assert.throws(() => importCertificate({ data, password: 'wrong' }), (err) => {
+    await assert.rejects(() => importCertificate({ data, password: 'wrong' }), (err) => {
       code('REEF_BAD_PASSWORD')(err);
       assert.match((err as Error).message, /password/);
       return true;
     });
-    assert.throws(() => importCertificate({ data }), code('REEF_PASSWORD_REQUIRED'));
+    await assert.rejects(() => importCertificate({ data }), code('REEF_PASSWORD_REQUIRED'));
     if (legacySupported) {
       const legacy = await o.read('rsa.legacy.pfx');
-      assert.throws(() => importCertificate({ data: legacy, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
+      await assert.rejects(() => importCertificate({ data: legacy, password: 'wrong' }), code('REEF_BAD_PASSWORD'));
     }
   });
 
   test('a PFX without a private key is REEF_NO_PRIVATE_KEY; without a certificate, REEF_BAD_CERTIFICATE', async () => {
     await pfx('nokey.pfx', 'rsa.key', 'rsa.crt', PASSWORD, '-nokeys');
     const noKey = await o.read('nokey.pfx');
-    assert.throws(() => importCertificate({ data: noKey, password: PASSWORD }), code('REEF_NO_PRIVATE_KEY'));
+    await assert.rejects(() => importCertificate({ data: noKey, password: PASSWORD }), code('REEF_NO_PRIVATE_KEY'));
     await o.openssl('pkcs12', '-export', '-nocerts', '-inkey', 'rsa.key', '-passout', `pass:${PASSWORD}`, '-out', 'nocert.pfx');
     const noCert = await o.read('nocert.pfx');
-    assert.throws(() => importCertificate({ data: noCert, password: PASSWORD }), code('REEF_BAD_CERTIFICATE'));
+    await assert.rejects(() => importCertificate({ data: noCert, password: PASSWORD }), code('REEF_BAD_CERTIFICATE'));
   });
 
   test('a truncated or corrupted PFX gives a ReefError or the same identity, never a crash or another key', async () => {
     const data = await o.read('ec.pfx');
-    const original = importCertificate({ data, password: PASSWORD });
-    assert.throws(() => importCertificate({ data: data.subarray(0, data.length >> 1), password: PASSWORD }), code('REEF_BAD_CERTIFICATE'));
+    const original = await importCertificate({ data, password: PASSWORD });
+    await assert.rejects(() => importCertificate({ data: data.subarray(0, data.length >> 1), password: PASSWORD }), code('REEF_BAD_CERTIFICATE'));
     const expected = ['REEF_BAD_CERTIFICATE', 'REEF_BAD_PASSWORD', 'REEF_BAD_PRIVATE_KEY'];
-    fc.assert(
-      fc.property(fc.nat(data.length - 1), fc.integer({ min: 1, max: 255 }), (at, flip) => {
+    await fc.assert(
+      fc.asyncProperty(fc.nat(data.length - 1), fc.integer({ min: 1, max: 255 }), async (at, flip) => {
         const damaged = Buffer.from(data);
         damaged[at] = damaged[at]! ^ flip;
         let imported: CertificateIdentity;
         try {
-          imported = importCertificate({ data: damaged, password: PASSWORD });
+          imported = await importCertificate({ data: damaged, password: PASSWORD });
         } catch (err) {
           assert.ok(isReefError(err) && expected.includes(err.code), String(err));
           return;
@@ -237,19 +237,19 @@ describe('PKCS#12', () => {
 describe('key policy', () => {
   test('RSA below 2048 bits is refused with REEF_WEAK_KEY, from PEM and from PFX', async () => {
     const data = Buffer.concat([await o.read('rsa1024.crt'), await o.read('rsa1024.key')]);
-    assert.throws(() => importCertificate({ data }), (err) => {
+    await assert.rejects(() => importCertificate({ data }), (err) => {
       code('REEF_WEAK_KEY')(err);
       assert.match((err as Error).message, /1024 bits.*2048/);
       return true;
     });
     await pfx('rsa1024.pfx', 'rsa1024.key', 'rsa1024.crt', PASSWORD);
     const weakPfx = await o.read('rsa1024.pfx');
-    assert.throws(() => importCertificate({ data: weakPfx, password: PASSWORD }), code('REEF_WEAK_KEY'));
+    await assert.rejects(() => importCertificate({ data: weakPfx, password: PASSWORD }), code('REEF_WEAK_KEY'));
   });
 
   test('an EC curve TLS cannot use is REEF_UNSUPPORTED_KEY', async () => {
     const data = Buffer.concat([await o.read('k1.crt'), await o.read('k1.key')]);
-    assert.throws(() => importCertificate({ data }), (err) => {
+    await assert.rejects(() => importCertificate({ data }), (err) => {
       code('REEF_UNSUPPORTED_KEY')(err);
       assert.match((err as Error).message, /secp256k1/);
       return true;
@@ -275,16 +275,16 @@ describe('garbage', () => {
       Buffer.from('-----BEGIN CERTIFICATE-----\nnot base64 at all\n'),
       await o.read('ec.key.der'),
     ]) {
-      assert.throws(() => importCertificate({ data, password: PASSWORD }), code('REEF_BAD_CERTIFICATE'), data.subarray(0, 16).toString('hex'));
+      await assert.rejects(() => importCertificate({ data, password: PASSWORD }), code('REEF_BAD_CERTIFICATE'), data.subarray(0, 16).toString('hex'));
     }
   });
 
-  test('property: arbitrary bytes, or arbitrary text in PEM armour, end in a ReefError', () => {
+  test('property: arbitrary bytes, or arbitrary text in PEM armour, end in a ReefError', async () => {
     const armoured = fc.tuple(fc.constantFrom('CERTIFICATE', 'PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY'), fc.string())
       .map(([label, body]) => Buffer.from(`-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`));
-    fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)), armoured), fc.option(fc.string()), (data, password) => {
-        assert.throws(() => importCertificate({ data, password: password ?? undefined }), (err) => isReefError(err));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)), armoured), fc.option(fc.string()), async (data, password) => {
+        await assert.rejects(() => importCertificate({ data, password: password ?? undefined }), (err) => isReefError(err));
       }),
       { numRuns: 300 },
     );
@@ -293,7 +293,7 @@ describe('garbage', () => {
   test('an OpenSSH private key gets advice on converting it', async () => {
     const data = Buffer.concat([await o.read('ec.crt'),
       Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n')]);
-    assert.throws(() => importCertificate({ data }), (err) => {
+    await assert.rejects(() => importCertificate({ data }), (err) => {
       code('REEF_BAD_PRIVATE_KEY')(err);
       assert.match((err as Error).message, /ssh-keygen/);
       return true;
@@ -341,7 +341,7 @@ describe('imported identities in a real TLS handshake', () => {
     ['Ed25519 from PEM', 'ed25519.pem', 'ed25519.crt', undefined],
   ] as const) {
     test(name, async () => {
-      const identity = importCertificate({ data: await o.read(file), password });
+      const identity = await importCertificate({ data: await o.read(file), password });
       assert.equal(identity.thumbprint, normalizeThumbprint(await o.fingerprint(certName)));
       const seen = await handshake(identity);
       assert.equal(seen.serverThumbprint, identity.thumbprint);
@@ -349,8 +349,8 @@ describe('imported identities in a real TLS handshake', () => {
   }
 
   test('mutual TLS between an imported RSA server and an imported EC client', async () => {
-    const server = importCertificate({ data: await o.read('rsa.pfx'), password: PASSWORD });
-    const client = importCertificate({ data: await o.read('ec.pfx'), password: PASSWORD });
+    const server = await importCertificate({ data: await o.read('rsa.pfx'), password: PASSWORD });
+    const client = await importCertificate({ data: await o.read('ec.pfx'), password: PASSWORD });
     const seen = await handshake(server, client);
     assert.equal(seen.serverThumbprint, server.thumbprint);
     assert.equal(seen.clientThumbprint, client.thumbprint);
