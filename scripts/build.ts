@@ -12,11 +12,13 @@
  * run time (the .sql migrations) are copied beside the code.
  *
  * The compiled tree is wiped first; dist/packages/ (the outputs of `npm run package`) is kept.
+ * A dist/ that already holds this build is left alone (`--force` rebuilds it).
  * dist/build.json, written last, records what was built; `distState()` compares it with src/.
  */
 import { build } from 'esbuild';
-import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildStamp, PACKAGES_DIR, REPO, type BuildStamp } from './package/build-info.js';
 
 export const SRC = join(REPO, 'src');
@@ -39,10 +41,22 @@ export interface BuildResult extends BuildStamp {
   modules: number;
   assets: number;
   ms: number;
+  /** dist/ was already this build: nothing was written. */
+  skipped?: boolean;
 }
 
-export async function buildDist(): Promise<BuildResult> {
+/**
+ * Compiles src/ into dist/, unless dist/ already holds a complete build of these sources
+ * with the same stamp (`force` rebuilds anyway). Skipping matters beyond the time saved: a
+ * rebuild empties dist/ first, and a test suite's processes (or a running quick start) load
+ * from dist/ while other test files package (`npm run package`, `npm pack` build too).
+ */
+export async function buildDist({ force = false }: { force?: boolean } = {}): Promise<BuildResult> {
   const started = performance.now();
+  if (!force) {
+    const current = await currentBuild();
+    if (current) return { ...current, ms: performance.now() - started, skipped: true };
+  }
   const files = await listFiles(SRC);
   const modules: string[] = [];
   const assets: string[] = [];
@@ -88,6 +102,18 @@ export async function buildDist(): Promise<BuildResult> {
   return { ...stamp, modules: modules.length, assets: assets.length, ms: performance.now() - started };
 }
 
+/** dist/'s build when it is fresh and stamped as a build now would be; undefined otherwise. */
+async function currentBuild(): Promise<Omit<BuildResult, 'ms'> | undefined> {
+  if ((await distState()).state !== 'fresh') return undefined;
+  try {
+    const built = JSON.parse(await readFile(STAMP, 'utf8')) as Omit<BuildResult, 'ms'>;
+    const stamp = buildStamp();
+    return built.version === stamp.version && built.commit === stamp.commit ? built : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export type DistState = { state: 'fresh' } | { state: 'missing' } | { state: 'stale'; newer: string };
 
 /**
@@ -97,7 +123,8 @@ export type DistState = { state: 'fresh' } | { state: 'missing' } | { state: 'st
 export async function distState(): Promise<DistState> {
   const built = await stat(STAMP).catch(() => undefined);
   if (!built) return { state: 'missing' };
-  for (const file of [join(REPO, 'package.json'), ...(await listFiles(SRC))]) {
+  // The build script itself counts as a source: a change to it changes what it writes.
+  for (const file of [join(REPO, 'package.json'), fileURLToPath(import.meta.url), ...(await listFiles(SRC))]) {
     if ((await stat(file)).mtimeMs > built.mtimeMs) return { state: 'stale', newer: relative(REPO, file) };
   }
   return { state: 'fresh' };
@@ -105,9 +132,11 @@ export async function distState(): Promise<DistState> {
 
 if (import.meta.filename === process.argv[1]) {
   try {
-    const result = await buildDist();
+    const result = await buildDist({ force: process.argv.includes('--force') });
     process.stdout.write(
-      `Built dist/: ${result.modules} modules, ${result.assets} assets, Reef ${result.version} (commit ${result.commit}) in ${Math.round(result.ms)} ms\n`,
+      result.skipped
+        ? `dist/ is up to date: ${result.modules} modules, ${result.assets} assets, Reef ${result.version} (commit ${result.commit}); --force rebuilds it\n`
+        : `Built dist/: ${result.modules} modules, ${result.assets} assets, Reef ${result.version} (commit ${result.commit}) in ${Math.round(result.ms)} ms\n`,
     );
   } catch (err) {
     // esbuild has printed its own diagnostics already; the message names what failed.

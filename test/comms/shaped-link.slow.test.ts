@@ -101,6 +101,8 @@ describe('comms on a real 256 kbit/s link', { skip: unavailable && `skipped: ${u
     await server.next('the server to listen', (line) => line.event === 'listening');
     tentacle = await start(branchNs, 'tentacle', settings);
     await server.next('the Tentacle to connect', (line) => line.event === 'connected');
+    // The Tentacle reports its side a moment later; the tests count reconnects after it.
+    await tentacle.next('the Tentacle to see its connection', (line) => line.event === 'connected');
   });
 
   after(async () => {
