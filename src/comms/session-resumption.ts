@@ -2,13 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Thumbprint } from '../pki/thumbprint.js';
 
 /**
- * How long a TLS session ticket the accepting side issues stays good (seconds): the most
- * TLS 1.3 allows (RFC 8446 4.6.1; OpenSSL caps the lifetime it announces there). Node's
- * default is 300 s, which made every reconnect after five minutes of a link's life a full
- * handshake. A ticket is issued at the handshake only (Node cannot send a fresh one on a
- * live link), so a link older than this cannot resume when it drops.
+ * How long a TLS session ticket the accepting side issues stays good (seconds): one day,
+ * like the ticket keys (src/server/ticket-keys.ts), since a ticket is only as forward
+ * secret as the keys that sealed it are short-lived (testssl.sh rates more than a day LOW).
+ * Node's default is 300 s, which made every reconnect after five minutes of a link's life a
+ * full handshake. A ticket is issued at the handshake only (Node cannot send a fresh one on a
+ * live link), so connected Tentacles fetch a fresh one every few hours (ticket-refresh.ts).
  */
-export const SESSION_LIFETIME_SECONDS = 7 * 24 * 60 * 60;
+export const SESSION_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /** Node takes exactly one ticket key set: 16 bytes of name, 16 of HMAC key, 16 of AES key. */
 export const TICKET_KEYS_BYTES = 48;

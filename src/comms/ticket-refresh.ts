@@ -7,11 +7,13 @@ import { dialTlsOptions, peerCertificateDer, TICKET_ALPN } from './tls-config.js
  * Tickets age from the full handshake that issued them, and Node's TLS server issues none
  * on a live link or on a resumed handshake (docs/protocol.md, section 6). A Tentacle whose
  * link outlives the ticket lifetime would come back after a server restart with a full
- * handshake. So every few days (jittered, so a fleet spreads them) a connected poller makes
+ * handshake. So every 6 hours (jittered, so a fleet spreads them) a connected poller makes
  * one extra full handshake beside its link, with ALPN `reef-ticket`, keeps the ticket it is
- * given and is then ended by the acceptor: the live link is not touched.
+ * given and is then ended by the acceptor: the live link is not touched. A quarter of the
+ * day-long ticket lifetime and key rotation: after the server's daily key rotation, the
+ * fleet is resumable again within about 6 hours.
  */
-export const SESSION_REFRESH_MS = 3 * 24 * 60 * 60 * 1000;
+export const SESSION_REFRESH_MS = 6 * 60 * 60 * 1000;
 
 /** Where to dial, as for a comms connection; the acceptor's certificate must be one of `expected`. */
 export type TicketFetch = Pick<DialOptions, 'identity' | 'host' | 'port' | 'servername' | 'transport' | 'expected'> & { timeoutMs: number };

@@ -23,7 +23,8 @@ import type { Coordination } from './store/coordination.js';
  * full handshake. Keys are therefore rotated while the server runs (checked hourly, after
  * TICKET_KEYS_ROTATE_MS), never at a start, when the whole fleet is coming back at once.
  */
-export const TICKET_KEYS_ROTATE_MS = 7 * 24 * 60 * 60 * 1000;
+/** Daily: tickets sealed with a stolen key set open for at most a day more (security.md). */
+export const TICKET_KEYS_ROTATE_MS = 24 * 60 * 60 * 1000;
 const CHECK_MS = 60 * 60 * 1000;
 export const TICKET_KEYS_FILE = 'comms-ticket-keys.json';
 const SHARED_SETTING = 'comms-ticket-keys';
