@@ -3,18 +3,24 @@
  * (src/comms/tls-config.ts), and nothing on top (no ALPN, verdict, HTTP/2 or RPC). What
  * Reef adds is measured against these.
  *
- * A listener runs in one of three modes: `hold` keeps connections open and idle, `echo`
+ * A listener runs in one of four modes: `hold` keeps connections open and idle, `echo`
  * sends every byte back (ping-pong), `sink` reads a copy announced by an 8-byte length
- * and answers one byte once all of it arrived (bulk copy).
+ * and answers one byte once all of it arrived (bulk copy), and `store` does what any
+ * receiver of a file must at least do on top: SHA-256 the bytes and write them to a file
+ * (fsynced before the answer), with nothing of Reef's (no HTTP/2, RPC or checks).
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { baseTlsOptions, clientSecureContext } from '../../src/comms/tls-config.js';
 
-export type ListenMode = 'hold' | 'echo' | 'sink';
+export type ListenMode = 'hold' | 'echo' | 'sink' | 'store';
 
 export interface RawTlsListener {
   port: number;
@@ -23,7 +29,8 @@ export interface RawTlsListener {
   close(): Promise<void>;
 }
 
-export async function listenRawTls(identity: CertificateIdentity, mode: ListenMode, host = '127.0.0.1'): Promise<RawTlsListener> {
+/** `storeDir`: where `store` mode writes (tmpfs, as the Tentacles' homes are). */
+export async function listenRawTls(identity: CertificateIdentity, mode: ListenMode, host = '127.0.0.1', storeDir = '/dev/shm'): Promise<RawTlsListener> {
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ ...baseTlsOptions(identity), requestCert: true }, (socket) => {
     sockets.add(socket);
@@ -32,6 +39,7 @@ export async function listenRawTls(identity: CertificateIdentity, mode: ListenMo
     socket.setNoDelay(true);
     if (mode === 'echo') socket.pipe(socket);
     else if (mode === 'sink') sink(socket);
+    else if (mode === 'store') store(socket, join(storeDir, `reef-bench-store-${process.pid}-${sockets.size}.bin`));
   });
   // Thousands of clients connect at once in the fleet baseline.
   server.listen({ port: 0, host, backlog: 4096 });
@@ -63,6 +71,39 @@ function sink(socket: tls.TLSSocket): void {
       expected = -1;
       received = 0;
       header = Buffer.alloc(0);
+    }
+  });
+}
+
+/** Like `sink`, but every copy is hashed and written to `path` (removed after the answer). */
+function store(socket: tls.TLSSocket, path: string): void {
+  let header = Buffer.alloc(0);
+  let copy: { remaining: number; hash: ReturnType<typeof createHash>; file: ReturnType<typeof createWriteStream> } | undefined;
+  const finish = (current: NonNullable<typeof copy>) => {
+    current.hash.digest();
+    current.file.end();
+    current.file.once('close', () => {
+      void rm(path, { force: true }).then(() => socket.write('k'));
+    });
+  };
+  socket.on('data', (chunk: Buffer) => {
+    if (!copy) {
+      header = Buffer.concat([header, chunk]);
+      if (header.length < 8) return;
+      // flush: fsync before close, as a Tentacle does before it moves a file into place; writes
+      // queued while one is under way go down together (writev), up to 1 MiB, as a Tentacle's do.
+      copy = { remaining: Number(header.readBigUInt64BE(0)), hash: createHash('sha256'), file: createWriteStream(path, { flush: true, highWaterMark: 1024 * 1024 }) };
+      copy.file.on('error', (err) => socket.destroy(err));
+      copy.file.on('drain', () => socket.resume());
+      chunk = header.subarray(8);
+      header = Buffer.alloc(0);
+    }
+    copy.hash.update(chunk);
+    if (!copy.file.write(chunk)) socket.pause();
+    copy.remaining -= chunk.length;
+    if (copy.remaining <= 0) {
+      finish(copy);
+      copy = undefined;
     }
   });
 }
