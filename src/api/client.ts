@@ -29,7 +29,20 @@ export interface ApiClientOptions {
   timeoutMs?: number;
   /** Opens the TCP connection (through a proxy, to a fixed address); direct otherwise. */
   transport?: (host: string, port: number) => Promise<net.Socket>;
+  /**
+   * How long one call may spend waiting out the server's request budget (429 with
+   * Retry-After) before it fails with REEF_TOO_MANY_REQUESTS. Default 60 s; 0 never waits.
+   */
+  rateLimitWaitMs?: number;
 }
+
+/** A request refused for the budget was not processed, so any method may be sent again. */
+const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
+/**
+ * The refusals worth waiting out: the request budget and a server too busy checking keys.
+ * Not REEF_RATE_LIMITED (failed keys from this address): the same key would fail again.
+ */
+const WAITED_OUT: ReadonlySet<ErrorCode> = new Set(['REEF_TOO_MANY_REQUESTS', 'REEF_BUSY']);
 
 export interface RequestOptions {
   body?: unknown;
@@ -100,8 +113,26 @@ export class ApiClient {
     return parsed as T;
   }
 
-  /** Opens a request and resolves with the response once its status is known; errors (4xx/5xx) reject. */
-  request(method: string, path: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+  /**
+   * Opens a request and resolves with the response once its status is known; errors (4xx/5xx)
+   * reject. A request over the server's budget is waited out and sent again (Retry-After,
+   * within `rateLimitWaitMs` per call), except a streamed body, which cannot be sent twice.
+   */
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+    let budgetMs = options.stream ? 0 : (this.options.rateLimitWaitMs ?? DEFAULT_RATE_LIMIT_WAIT_MS);
+    for (;;) {
+      try {
+        return await this.send(method, path, options);
+      } catch (err) {
+        const waitMs = err instanceof ApiCallError && WAITED_OUT.has(err.code) && err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : undefined;
+        if (waitMs === undefined || waitMs > budgetMs) throw err;
+        budgetMs -= waitMs;
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
+  }
+
+  private send(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
     const url = new URL(path, this.baseUrl);
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (this.options.apiKey) headers[API_KEY_HEADER] = this.options.apiKey;
@@ -127,7 +158,7 @@ export class ApiClient {
         } as http.RequestOptions,
         (res) => {
           if ((res.statusCode ?? 500) >= 400) {
-            readAll(res).then((text) => reject(apiError(method, path, res.statusCode ?? 500, text)), reject);
+            readAll(res).then((text) => reject(apiError(method, path, res.statusCode ?? 500, text, retryAfterOf(res))), reject);
             return;
           }
           resolve(res);
@@ -211,22 +242,30 @@ export class ApiCallError extends ReefError {
     code: ErrorCode,
     message: string,
     receivedAs?: string,
+    /** The server's Retry-After, in seconds, when it gave one. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(code, message, receivedAs === undefined ? undefined : { receivedAs });
   }
 }
 
-function apiError(method: string, path: string, status: number, text: string): ReefError {
+function apiError(method: string, path: string, status: number, text: string, retryAfterSeconds?: number): ReefError {
   try {
     const body = JSON.parse(text) as ApiError;
     if (typeof body?.error?.message === 'string') {
       const { code, receivedAs } = receivedCode(body.error.code);
-      return new ApiCallError(status, code, body.error.message, receivedAs);
+      return new ApiCallError(status, code, body.error.message, receivedAs, retryAfterSeconds);
     }
   } catch {
     // not JSON: fall through
   }
-  return new ApiCallError(status, 'REEF_BAD_RESPONSE', `${method} ${path} failed with HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}.`);
+  return new ApiCallError(status, 'REEF_BAD_RESPONSE', `${method} ${path} failed with HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}.`, undefined, retryAfterSeconds);
+}
+
+/** Retry-After in seconds (the delay form; an HTTP date, which Reef never sends, is ignored). */
+function retryAfterOf(res: IncomingMessage): number | undefined {
+  const value = res.headers['retry-after'];
+  return value !== undefined && /^\d{1,6}$/.test(value) ? Number(value) : undefined;
 }
 
 /** Parses a text/event-stream response into events. */

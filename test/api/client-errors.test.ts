@@ -19,18 +19,41 @@ const ANSWERS: Record<string, { status: number; body: string }> = {
   '/proxy': { status: 502, body: '<html><body>Bad Gateway</body></html>' },
 };
 
+/** Paths answering 429 (Retry-After `retryAfter` s) to their first `refusals` requests, then 200. */
+const BUDGETS: Record<string, { refusals: number; retryAfter: number; seen: number }> = {
+  '/busy-once': { refusals: 1, retryAfter: 1, seen: 0 },
+  '/busy-long': { refusals: 1, retryAfter: 120, seen: 0 },
+  '/busy-always': { refusals: Infinity, retryAfter: 1, seen: 0 },
+};
+
 let server: https.Server;
+let serverAddress: string;
+let portalThumbprint: string;
 let api: ApiClient;
 
 before(async () => {
   const portal = await generateCertificate('Reef Portal');
   server = https.createServer({ cert: portal.certPem, key: portal.keyPem }, (req, res) => {
+    const budget = BUDGETS[req.url ?? ''];
+    if (budget) {
+      budget.seen++;
+      if (budget.seen <= budget.refusals) {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(budget.retryAfter) });
+        res.end(JSON.stringify({ error: { code: 'REEF_TOO_MANY_REQUESTS', message: `Too many requests; try again in ${budget.retryAfter} s.` } }));
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true }));
+      }
+      return;
+    }
     const answer = ANSWERS[req.url ?? ''] ?? { status: 500, body: '' };
     res.writeHead(answer.status, { 'content-type': answer.body.startsWith('{') ? 'application/json' : 'text/html' });
     res.end(answer.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  api = new ApiClient({ server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, serverThumbprint: portal.thumbprint });
+  serverAddress = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  portalThumbprint = portal.thumbprint;
+  api = new ApiClient({ server: serverAddress, serverThumbprint: portal.thumbprint });
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
@@ -64,4 +87,22 @@ test('an error page without a Reef error body is REEF_BAD_RESPONSE with its stat
   assert.equal(err.code, 'REEF_BAD_RESPONSE');
   assert.equal(err.status, 502);
   assert.match(err.message, /GET \/proxy failed with HTTP 502: <html>/);
+});
+
+test("a request refused for the server's request budget (429) is sent again after its Retry-After, within the client's wait", async () => {
+  const started = Date.now();
+  assert.deepEqual(await api.json('POST', '/busy-once', { body: { name: 'm-1' } }), { ok: true });
+  assert.ok(Date.now() - started >= 900, 'waited the Retry-After second');
+  assert.equal(BUDGETS['/busy-once']!.seen, 2);
+
+  // Longer than the client waits: refused at once, saying so.
+  const long = await failure('/busy-long');
+  assert.deepEqual([long.code, long.status, long.retryAfterSeconds], ['REEF_TOO_MANY_REQUESTS', 429, 120]);
+  assert.equal(BUDGETS['/busy-long']!.seen, 1);
+
+  // Refused every time: the wait is bounded, then the 429 is the answer.
+  const patient = new ApiClient({ server: serverAddress, serverThumbprint: portalThumbprint, rateLimitWaitMs: 2000 });
+  const err = await patient.json('GET', '/busy-always').then(() => assert.fail('succeeded'), (e: unknown) => e as ApiCallError);
+  assert.deepEqual([err.code, err.status], ['REEF_TOO_MANY_REQUESTS', 429]);
+  assert.equal(BUDGETS['/busy-always']!.seen, 3, 'the first try and two waits of 1 s');
 });
