@@ -13,6 +13,7 @@
  *     [--per-connection=nothing|select|select-later|ping] (comms only)
  *     [--tentacles=2000] [--processes=2] [--window=32] [--no-malloc-info]
  *     [--heaptrack=FILE] [--reef-without=WORD,...] [--trace-sql] [--perf-events=EVENT,...]
+ *     [--rounds=N]
  *
  * `reef` is the real server (as in the fleet benchmark), `comms` a CommsServer alone
  * (bench/roles/comms-server.ts), `tls` a bare mutual-TLS listener. The Tentacles are the
@@ -33,6 +34,10 @@
  * sqlite3BtreeOpen` once, then --perf-events=probe_better_sqlite3:sqlite3BtreeOpen (and
  * `perf probe -d 'probe_better_sqlite3:*'` when done).
  *
+ * --rounds=N (reef, comms): after the first measurement the Tentacle processes are killed
+ * (the server sees every link close), and a new fleet of as many connects; N rounds in all,
+ * each measured against the server before the first: what churn leaves behind.
+ *
  * --heaptrack=FILE runs the server under heaptrack (no malloc_info then) and ends it first,
  * links still open, so that `heaptrack_print --print-leaks FILE.zst` lists by call stack
  * what was still allocated: the links' part is what comes about N (or a multiple) times.
@@ -41,6 +46,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { operations as commsOperations, PerConnection } from '../roles/comms-server.js';
 import type { operations as tlsOperations } from '../roles/tls.js';
@@ -66,6 +72,7 @@ const { values } = parseArgs({
     'reef-without': { type: 'string', default: '' },
     'trace-sql': { type: 'boolean', default: false },
     'perf-events': { type: 'string' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const count = Number(values.tentacles);
@@ -94,6 +101,8 @@ try {
   let measured: Measurable;
   let reefWorker: Awaited<ReturnType<typeof startServerWorker>>['worker'] | undefined;
   let connect: () => Promise<unknown>;
+  /** Kills the Tentacle processes of the last connect (not for tls). */
+  let disconnect: (() => Promise<void>) | undefined;
   if (server === 'tls') {
     const listener = await startWorker<typeof tlsOperations>('tls', 'tls listener', { wrapper });
     const port = await listener.call('listen', { identity: serverIdentity, mode: 'hold' });
@@ -115,8 +124,14 @@ try {
       measured = reef.worker as unknown as Measurable;
       reefWorker = reef.worker;
     } else throw new Error(`--server=${server}: expected reef, comms or tls`);
-    const fleet = await startFleet(context, processes);
-    connect = () => fleet.grow({ identities, serverThumbprint: thumbprint, address: `tcp://127.0.0.1:${commsPort}`, window }, count);
+    let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
+    connect = async () => {
+      fleet = await startFleet(context, processes);
+      await fleet.grow({ identities, serverThumbprint: thumbprint, address: `tcp://127.0.0.1:${commsPort}`, window }, count);
+    };
+    disconnect = async () => {
+      await Promise.all(fleet!.workers.map((worker) => worker.stop('SIGKILL')));
+    };
   }
   const before = await snapshot(measured);
   if (values['trace-sql']) await reefWorker?.call('traceSql');
@@ -130,9 +145,30 @@ try {
   const after = await snapshot(measured);
   const chunks = values['no-malloc-info'] || values.heaptrack ? undefined : await heapChunks(measured.pid);
   const sqlite = values['trace-sql'] ? await reefWorker?.call('tracedSql') : undefined;
+  const rounds: { round: number; links: number; rssKiB: number; heapKiB: number; readBuffer?: string }[] = [];
+  for (let round = 2; round <= Number(values.rounds); round++) {
+    if (!disconnect) throw new Error('--rounds: reef or comms only');
+    await disconnect();
+    for (let waited = 0; (await measured.call('links')) > 0; waited++) {
+      if (waited > 600) throw new Error('the server still holds links 60 s after their Tentacles were killed');
+      await sleep(100);
+    }
+    context.log(`round ${round}: connecting ${count} again`);
+    await connect();
+    const again = await snapshot(measured);
+    const held = await measured.call('links');
+    const readBuffer = values['no-malloc-info'] || values.heaptrack ? undefined : (await heapChunks(measured.pid)).largestInUse.find((c) => c.size === 65552);
+    rounds.push({
+      round,
+      links: held,
+      rssKiB: round1((again.breakdown.memoryUsage.rss - before.breakdown.memoryUsage.rss) / 1024 / held),
+      heapKiB: round1((again.breakdown.memoryUsage.heapUsed - before.breakdown.memoryUsage.heapUsed) / 1024 / held),
+      readBuffer: readBuffer && `${readBuffer.count} x 64 KiB, ${round1(readBuffer.resident / 1024 / held)} KiB resident per link`,
+    });
+  }
   // Ends at once (process.exit), every link still held: what they hold counts as leaked.
   if (values.heaptrack) await measured.stop();
-  console.log(JSON.stringify({ server, reefWithout: values['reef-without'] || undefined, perConnection: server === 'comms' ? values['per-connection'] : undefined, links, connectSeconds: round(connectSeconds), perLinkKiB: perLink(before, after, links), glibcBefore: before.malloc && { trimThreshold: before.malloc.trimThreshold, mmapThreshold: before.malloc.mmapThreshold, topChunk: before.malloc.topChunk }, after: summary(after), events: events && Object.fromEntries(Object.entries(events).map(([event, n]) => [event, { total: n, perLink: round(n / links) }])), chunks: chunks && describeChunks(chunks, links), sqlite }, null, 1));
+  console.log(JSON.stringify({ server, reefWithout: values['reef-without'] || undefined, perConnection: server === 'comms' ? values['per-connection'] : undefined, links, connectSeconds: round1(connectSeconds), perLinkKiB: perLink(before, after, links), glibcBefore: before.malloc && { trimThreshold: before.malloc.trimThreshold, mmapThreshold: before.malloc.mmapThreshold, topChunk: before.malloc.topChunk }, after: summary(after), events: events && Object.fromEntries(Object.entries(events).map(([event, n]) => [event, { total: n, perLink: round1(n / links) }])), chunks: chunks && describeChunks(chunks, links), sqlite, rounds: rounds.length ? rounds : undefined }, null, 1));
 } finally {
   await stopAllWorkers();
   for (const cleanup of cleanups.reverse()) await cleanup();
@@ -160,7 +196,7 @@ function countEvents(pid: number, events: string) {
 
 /** What the links added, in KiB per link, by account. */
 function perLink(before: Awaited<ReturnType<typeof snapshot>>, after: Awaited<ReturnType<typeof snapshot>>, links: number) {
-  const kib = (a: number, b: number) => round((b - a) / 1024 / links);
+  const kib = (a: number, b: number) => round1((b - a) / 1024 / links);
   const b = before.breakdown;
   const a = after.breakdown;
   const result: Record<string, number> = {
@@ -181,7 +217,7 @@ function perLink(before: Awaited<ReturnType<typeof snapshot>>, after: Awaited<Re
 }
 
 function summary({ breakdown, malloc }: Awaited<ReturnType<typeof snapshot>>) {
-  const mib = (n: number) => round(n / 2 ** 20);
+  const mib = (n: number) => round1(n / 2 ** 20);
   return {
     rssMiB: mib(breakdown.memoryUsage.rss),
     smapsMiB: Object.fromEntries(Object.entries(breakdown.smaps).map(([kind, { rss, mappings }]) => [kind, `${mib(rss)} (${mappings})`])),
@@ -192,17 +228,17 @@ function summary({ breakdown, malloc }: Awaited<ReturnType<typeof snapshot>>) {
 
 /** The main arena's chunks after: in use and free, resident or not, in MiB; the largest size classes per link. */
 function describeChunks(chunks: Awaited<ReturnType<typeof heapChunks>>, links: number) {
-  const mib = (n: number) => round(n / 2 ** 20);
+  const mib = (n: number) => round1(n / 2 ** 20);
   return {
     heapMiB: mib(chunks.heapBytes),
     heapResidentMiB: mib(chunks.heapResident),
     walkedMiB: mib(chunks.walkedBytes),
     inUseMiB: { bytes: mib(chunks.inUse.bytes), resident: mib(chunks.inUse.resident) },
     freeMiB: { bytes: mib(chunks.free.bytes), resident: mib(chunks.free.resident) },
-    largestInUse: chunks.largestInUse.map(({ size, count, bytes, resident }) => `${size} B x ${count}: ${round(bytes / 1024 / links)} KiB per link, ${round(resident / 1024 / links)} resident`),
+    largestInUse: chunks.largestInUse.map(({ size, count, bytes, resident }) => `${size} B x ${count}: ${round1(bytes / 1024 / links)} KiB per link, ${round1(resident / 1024 / links)} resident`),
   };
 }
 
-function round(n: number): number {
+function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
