@@ -4,19 +4,64 @@
  */
 import { registerMachines, startBenchServer, type BenchServer, type BenchServerOptions, type MachineToRegister } from '../support/reef-server.js';
 import { settledMemory } from '../support/memory.js';
+import { memoryBreakdown, type MemoryBreakdown } from '../support/memory-breakdown.js';
 import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import Database, { type Statement } from 'better-sqlite3';
 
 let running: BenchServer | undefined;
+/** SQL text → executions, while tracing (bench/experiments/fleet-memory.ts --trace-sql). */
+let traced: Map<string, number> | undefined;
 /** Tentacle connections this process accepted, by whether the TLS handshake resumed a session. */
 const handshakes = { resumed: 0, full: 0 };
 
 export const operations = {
-  async start(options: BenchServerOptions & { machines?: MachineToRegister[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string }> {
+  async start(options: BenchServerOptions & { machines?: MachineToRegister[]; withoutConnected?: string[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string }> {
     running = await startBenchServer(options);
+    // Experiments (bench/experiments/fleet-memory.ts): the server's own per-connection work
+    // left out, each 'connected' listener picked by a word of its source text.
+    for (const listener of running.server.comms.listeners('connected')) {
+      const source = String(listener);
+      if (options.withoutConnected?.some((word) => source.includes(word))) running.server.comms.off('connected', listener as never);
+    }
     running.server.comms.on('connected', (client) => void (client.peer.resumed ? handshakes.resumed++ : handshakes.full++));
     await registerMachines(running.server, options.machines ?? []);
     const { server, thumbprint, dataDir } = running;
     return { thumbprint, commsPort: server.commsPort, httpsPort: server.httpsPort, dataDir };
+  },
+
+  /** Counts every SQLite statement this process executes from now on, by its text. */
+  async traceSql(): Promise<void> {
+    traced = new Map();
+    const probe = new Database(':memory:');
+    const prototype = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (this: Statement, ...args: unknown[]) => unknown>;
+    probe.close();
+    for (const method of ['run', 'get', 'all', 'iterate']) {
+      const original = prototype[method]!;
+      prototype[method] = function (this: Statement, ...args: unknown[]) {
+        traced?.set(this.source, (traced.get(this.source) ?? 0) + 1);
+        return original.apply(this, args);
+      };
+    }
+  },
+
+  /**
+   * The statements counted since traceSql, most executed first, each with the opcodes of its
+   * plan that build a temporary b-tree (an ephemeral table, an automatic index) or a sorter:
+   * each of those allocates a page cache of its own and frees it when the statement ends.
+   */
+  async tracedSql(): Promise<{ sql: string; count: number; temporary: string[] }[]> {
+    const db = new Database(join(running!.dataDir, 'reef.db'), { readonly: true });
+    try {
+      return [...(traced ?? [])].sort((a, b) => b[1] - a[1]).map(([sql, count]) => ({ sql: sql.replace(/\s+/g, ' '), count, temporary: temporaryOpcodes(db, sql) }));
+    } finally {
+      db.close();
+    }
+  },
+
+  /** The source text of each 'connected' listener (what `withoutConnected` can pick). */
+  async connectedListeners(): Promise<string[]> {
+    return running!.server.comms.listeners('connected').map(String);
   },
 
   /** Live tentacle connections. */
@@ -51,4 +96,31 @@ export const operations = {
   async memory(): Promise<{ rss: number; heapUsed: number }> {
     return settledMemory();
   },
+
+  /** Where the memory is, after GC (bench/experiments/fleet-memory.ts). */
+  async breakdown(): Promise<MemoryBreakdown> {
+    await settledMemory();
+    return memoryBreakdown();
+  },
 };
+
+const TEMPORARY_OPCODES = new Set(['OpenEphemeral', 'OpenAutoindex', 'SorterOpen', 'OpenDup']);
+
+function temporaryOpcodes(db: Database.Database, sql: string): string[] {
+  let explain: Statement;
+  try {
+    explain = db.prepare(`EXPLAIN ${sql}`);
+  } catch (err) {
+    return [`(cannot explain: ${(err as Error).message})`];
+  }
+  // Parameters unbound are NULL; better-sqlite3 wants them all the same.
+  for (let params = 0; params <= 500; params++) {
+    try {
+      const rows = explain.all(...new Array(params).fill(null)) as { opcode: string }[];
+      return [...new Set(rows.map((row) => row.opcode).filter((opcode) => TEMPORARY_OPCODES.has(opcode)))];
+    } catch (err) {
+      if (!/Too few parameter/.test((err as Error).message)) return [`(cannot explain: ${(err as Error).message})`];
+    }
+  }
+  return ['(too many parameters)'];
+}

@@ -2,6 +2,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { settledMemory } from '../support/memory.js';
+import { memoryBreakdown, type MemoryBreakdown } from '../support/memory-breakdown.js';
 import { connectRawTls, listenRawTls, type ListenMode, type RawTlsListener } from '../support/raw-tls.js';
 
 let listener: RawTlsListener | undefined;
@@ -34,5 +35,11 @@ export const operations = {
 
   async memory(): Promise<{ rss: number; heapUsed: number }> {
     return settledMemory();
+  },
+
+  /** Where the memory is, after GC (bench/experiments/fleet-memory.ts). */
+  async breakdown(): Promise<MemoryBreakdown> {
+    await settledMemory();
+    return memoryBreakdown();
   },
 };

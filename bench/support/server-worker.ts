@@ -8,7 +8,7 @@ import { distState } from '../../scripts/build.js';
 import type { CommsLimits } from '../../src/comms/limits.js';
 import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import type { operations } from '../roles/reef-server.js';
-import { startWorker, type Worker } from './workers.js';
+import { startWorker, type Worker, type WorkerOptions } from './workers.js';
 
 export interface ServerWorker {
   worker: Worker<typeof operations>;
@@ -19,13 +19,18 @@ export interface ServerWorker {
 }
 
 /** Starts a server; a restart passes the data directory and ports of the first start (machines are then already registered). */
-export async function startServerWorker(identities: readonly CertificateIdentity[], restartOf?: ServerWorker): Promise<ServerWorker> {
-  const worker = await startWorker<typeof operations>('reef-server', 'reef server');
+export async function startServerWorker(
+  identities: readonly CertificateIdentity[],
+  restartOf?: ServerWorker,
+  /** `withoutConnected`: for experiments, see bench/roles/reef-server.ts. */
+  { withoutConnected, ...options }: WorkerOptions & { withoutConnected?: string[] } = {},
+): Promise<ServerWorker> {
+  const worker = await startWorker<typeof operations>('reef-server', 'reef server', options);
   const started = await worker.call(
     'start',
     restartOf
-      ? { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort }
-      : { machines: identities.map((identity, i) => ({ name: `bench-${i + 1}`, thumbprint: identity.thumbprint })) },
+      ? { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort, withoutConnected }
+      : { machines: identities.map((identity, i) => ({ name: `bench-${i + 1}`, thumbprint: identity.thumbprint })), withoutConnected },
   );
   return { worker, ...started };
 }

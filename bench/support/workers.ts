@@ -54,6 +54,8 @@ export interface WorkerOptions {
    * `reconnect` runs the built dist/ this way); it speaks the same protocol as worker-main.ts.
    */
   entry?: string;
+  /** A command the worker's node runs under, e.g. `['heaptrack', '-o', FILE]` (bench/experiments/). */
+  wrapper?: string[];
 }
 
 /** Starts `bench/roles/<role>.ts` in a process of its own; `name` appears in error messages. */
@@ -63,7 +65,7 @@ export async function startWorker<Ops extends Operations>(role: string, name = r
   // The IPC channel is an inherited descriptor, so it survives `ip netns exec`.
   const inside = options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
   const program = options.entry ? [options.entry] : ['--import', 'tsx', ENTRY];
-  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), ...inside, process.execPath, '--expose-gc', ...flags, ...program, role], {
+  const child = spawn('bash', ['-c', raise, String(OPEN_FILES), ...inside, ...(options.wrapper ?? []), process.execPath, '--expose-gc', ...flags, ...program, role], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });

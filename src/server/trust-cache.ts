@@ -5,11 +5,12 @@ import type { Machine, Store } from './store/types.js';
 
 /**
  * The Tentacle thumbprints the server trusts, in memory: the comms acceptor asks on every
- * new connection, and a store read per connection cost CPU on a reconnect burst and, with
- * SQLite, memory per link (docs/performance.md, "fleet"). Filled by one store query at the
- * start, kept current by the machine changes this process makes (through `watch`) and by
- * other nodes' changes announced on the cluster bus (`trust` events), and re-read whole
- * after the bus was lost (`resync`) and every few minutes (a notification is only a hint).
+ * new connection, and a store read per connection cost CPU on a reconnect burst (and, by
+ * the machine lookup's temporary b-trees, memory per link: docs/performance.md "fleet").
+ * Filled by one store query at the start, kept current by the machine changes this
+ * process makes (through `watch`) and by other nodes' changes announced on the cluster bus
+ * (`trust` events), and re-read whole after the bus was lost (`resync`) and every few
+ * minutes (a notification is only a hint).
  *
  * A thumbprint not found here is looked up in the store before it is refused: a Tentacle
  * registered on another node may connect here before that node's notification arrives.

@@ -8,7 +8,7 @@
  */
 import type { ClaimOptions, Coordination, TentacleLink, WorkKey } from './coordination.js';
 import { jsonOf, type JsonColumn } from './rows.js';
-import { raw, sql, type Database, type Db, type Sql } from './sql.js';
+import { join, raw, sql, type Database, type Db, type Sql } from './sql.js';
 
 interface NodeRow {
   name: string;
@@ -22,7 +22,8 @@ interface NodeRow {
   owned: number;
 }
 
-const UNFINISHED = sql`('Pending', 'Running')`;
+const UNFINISHED_STATES = ['Pending', 'Running'] as const;
+const UNFINISHED = raw(`(${UNFINISHED_STATES.map((state) => `'${state}'`).join(', ')})`);
 
 /** Releases what a node held: its links and its leases. */
 async function forget(db: Db, name: string): Promise<void> {
@@ -32,18 +33,34 @@ async function forget(db: Db, name: string): Promise<void> {
 
 /** Task machines `node` may claim now (see Coordination.claimWork), oldest task first. */
 function claimable(db: Db, node: string, options: ClaimOptions, lock: Sql): Sql {
-  return sql`SELECT c.task_id AS pick_task, c.machine_id AS pick_machine FROM task_machines c
+  return sql`${claimableWhere(db, node, options, sql`c.task_id AS pick_task, c.machine_id AS pick_machine`, sql`IN ${UNFINISHED}`)}
+    ORDER BY t.num, c.machine_id
+    LIMIT ${options.limit}
+    ${lock}`;
+}
+
+/**
+ * Whether `claimable` has any row: asked on every new Tentacle connection, and most often
+ * the answer is no. One branch per unfinished state with `=`, and no ORDER BY: for an IN
+ * list that walks an index, and for ORDER BY with LIMIT, SQLite builds temporary b-trees
+ * (see the SQLite dialect's inList), which this query on every connection must not.
+ */
+function anyClaimable(db: Db, node: string, options: ClaimOptions): Sql {
+  const branches = UNFINISHED_STATES.map((state) => claimableWhere(db, node, options, sql`1 AS found`, sql`= ${state}`));
+  return sql`${join(branches, ' UNION ALL ')} LIMIT 1`;
+}
+
+/** The columns of unfinished task machines (`state`: the condition on their state) that `node` may claim now. */
+function claimableWhere(db: Db, node: string, options: ClaimOptions, columns: Sql, state: Sql): Sql {
+  return sql`SELECT ${columns} FROM task_machines c
     JOIN tasks t ON t.id = c.task_id
     LEFT JOIN machines m ON m.id = c.machine_id
-    WHERE c.state IN ${UNFINISHED} AND t.state IN ('Queued', 'Running')
+    WHERE c.state ${state} AND t.state IN ('Queued', 'Running')
       AND (c.owner_node IS NULL OR c.lease_expires_at < ${db.dialect.clock(0)})
       AND (t.cancel_requested_at IS NOT NULL OR m.id IS NULL OR m.comms_style = 'listening'
         OR EXISTS (SELECT 1 FROM tentacle_links l WHERE l.thumbprint = m.thumbprint AND l.node_name = ${node})
         OR NOT EXISTS (SELECT 1 FROM tentacle_links l JOIN nodes n ON n.name = l.node_name
-                       WHERE l.thumbprint = m.thumbprint AND ${liveNode(db, options.staleAfterMs)}))
-    ORDER BY t.num, c.machine_id
-    LIMIT ${options.limit}
-    ${lock}`;
+                       WHERE l.thumbprint = m.thumbprint AND ${liveNode(db, options.staleAfterMs)}))`;
 }
 
 /** Node `n` heartbeats within `staleAfterMs` and has not stopped. */
@@ -119,7 +136,14 @@ export function coordination(database: Database): Coordination {
 
     removeLinks: async (node, thumbprints) => {
       if (thumbprints.length === 0) return;
-      await database.run(sql`DELETE FROM tentacle_links WHERE node_name = ${node} AND ${d.inList(raw('thumbprint'), thumbprints)}`);
+      const remove = (db: Db, list: readonly string[]) => db.run(sql`DELETE FROM tentacle_links WHERE node_name = ${node} AND ${d.inList(raw('thumbprint'), list)}`);
+      const lists = d.listsPerStatement(thumbprints);
+      if (lists.length === 1) await remove(database, lists[0]!);
+      else {
+        await database.transaction(async (db) => {
+          for (const list of lists) await remove(db, list);
+        });
+      }
     },
 
     listLinks: (staleAfterMs) =>
@@ -137,7 +161,7 @@ export function coordination(database: Database): Coordination {
     claimWork: async (node, options) => {
       // Most calls find nothing (every tentacle connecting asks): those are answered by a
       // read that takes no write lock (SQLite) and no row locks (PostgreSQL).
-      if ((await database.all(claimable(database, node, options, sql``))).length === 0) return [];
+      if ((await database.all(anyClaimable(database, node, options))).length === 0) return [];
       return database.all<WorkKey>(sql`UPDATE task_machines
         SET owner_node = ${node}, lease_expires_at = ${d.clock(options.leaseMs)}
         FROM (${claimable(database, node, options, d.forUpdateSkipLocked('c'))}) AS picked

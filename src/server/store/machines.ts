@@ -195,7 +195,9 @@ export function machines(database: Database): Machines {
         for (const [carrier, thumbprints] of byCarrier) {
           const sets = [sql`last_seen_at = ${toTimestamp(at)}`];
           if (carrier !== undefined) sets.push(sql`carrier = ${carrier}`);
-          await db.run(sql`UPDATE machines SET ${join(sets, ', ')} WHERE ${d.inList(raw('thumbprint'), thumbprints)}`);
+          for (const list of d.listsPerStatement(thumbprints)) {
+            await db.run(sql`UPDATE machines SET ${join(sets, ', ')} WHERE ${d.inList(raw('thumbprint'), list)}`);
+          }
         }
       });
     },

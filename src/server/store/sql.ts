@@ -101,6 +101,14 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
   /** `expr IN (values)` for a list of text bound as one parameter (arrays). */
   inList(expr: Sql, values: readonly string[]): Sql;
+  /**
+   * How a write by `inList` splits `values` over statements run in one transaction, for the
+   * writes that every new Tentacle connection causes: PostgreSQL takes the whole list in one
+   * statement (one round trip); SQLite one value per statement (see its inList: a list
+   * builds temporary b-trees, and the memory they write and free per connection ends up
+   * under the connections' TLS buffers, docs/performance.md "fleet").
+   */
+  listsPerStatement(values: readonly string[]): (readonly string[])[];
   /** Rows of text with these column names, bound as one parameter per column at most (arrays), to select from. */
   textRows(columns: readonly string[], rows: readonly (readonly string[])[]): Sql;
   /** A JSON object parameter (SQLite keeps text, PostgreSQL a json column). */

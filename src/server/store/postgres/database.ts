@@ -98,6 +98,7 @@ function unreachable(url: string, err: unknown, code: 'REEF_STORE_OPEN_FAILED' |
 const postgresDialect: Dialect = {
   name: 'postgres',
   inList: (expr, values) => sql`${expr} = ANY(${values}::text[])`,
+  listsPerStatement: (values) => [values],
   textRows: (columns, rows) => {
     const arrays = columns.map((_, i) => sql`${rows.map((row) => row[i])}::text[]`);
     return sql`SELECT * FROM unnest(${join(arrays, ', ')}) AS r (${raw(columns.join(', '))})`;
