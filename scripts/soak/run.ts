@@ -41,9 +41,13 @@ export interface SoakOptions {
   store?: string;
 }
 
-/** Fleet processes: about 500 tentacles each, at most 4 (a 2-core machine gains nothing from more). */
+/**
+ * Fleet processes: about 500 tentacles each. Not fewer and larger: a process stalls every
+ * tentacle it hosts while it forks scripts (fork costs with the parent's size), and at 2,500
+ * a process their links missed heartbeats for 15 s and all 10,000 dropped (2026-12-06).
+ */
 export function defaultProcesses(tentacles: number): number {
-  return Math.min(4, Math.ceil(tentacles / 500));
+  return Math.min(40, Math.ceil(tentacles / 500));
 }
 
 export const DEFAULT_SOAK_OPTIONS: SoakOptions = {
