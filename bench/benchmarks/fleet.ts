@@ -21,6 +21,7 @@ import type { Benchmark } from '../support/benchmark.js';
 import { share, startFleet } from '../support/fleet.js';
 import { tentacleIdentities } from '../support/identities.js';
 import { certificatesFor, openFileHardLimit } from '../support/limits.js';
+import { growth } from '../support/memory.js';
 import { startServerWorker } from '../support/server-worker.js';
 import { since } from '../support/stats.js';
 import { startWorker, startWorkers } from '../support/workers.js';
@@ -96,25 +97,5 @@ const benchmark: Benchmark = {
     };
   },
 };
-
-interface Memory {
-  rss: number;
-  heapUsed: number;
-}
-
-/** What `connections` added to a process's memory, per connection (the JS heap is part of RSS). */
-function growth(before: Memory, after: Memory, connections: number) {
-  return {
-    connections,
-    rssBeforeMiB: mib(before.rss),
-    rssAfterMiB: mib(after.rss),
-    rssKiB: (after.rss - before.rss) / 1024 / connections,
-    heapKiB: (after.heapUsed - before.heapUsed) / 1024 / connections,
-  };
-}
-
-function mib(bytes: number): number {
-  return Math.round((bytes / 2 ** 20) * 10) / 10;
-}
 
 export default benchmark;

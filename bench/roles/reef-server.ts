@@ -16,7 +16,7 @@ let traced: Map<string, number> | undefined;
 const handshakes = { resumed: 0, full: 0 };
 
 export const operations = {
-  async start(options: BenchServerOptions & { machines?: MachineToRegister[]; withoutConnected?: string[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string }> {
+  async start(options: BenchServerOptions & { machines?: MachineToRegister[]; withoutConnected?: string[] }): Promise<{ thumbprint: string; commsPort: number; httpsPort: number; dataDir: string; apiKey: string }> {
     running = await startBenchServer(options);
     // Experiments (bench/experiments/fleet-memory.ts): the server's own per-connection work
     // left out, each 'connected' listener picked by a word of its source text.
@@ -26,8 +26,8 @@ export const operations = {
     }
     running.server.comms.on('connected', (client) => void (client.peer.resumed ? handshakes.resumed++ : handshakes.full++));
     await registerMachines(running.server, options.machines ?? []);
-    const { server, thumbprint, dataDir } = running;
-    return { thumbprint, commsPort: server.commsPort, httpsPort: server.httpsPort, dataDir };
+    const { server, thumbprint, dataDir, apiKey } = running;
+    return { thumbprint, commsPort: server.commsPort, httpsPort: server.httpsPort, dataDir, apiKey };
   },
 
   /** Counts every SQLite statement this process executes from now on, by its text. */
@@ -91,6 +91,11 @@ export const operations = {
       ms.push(performance.now() - started);
     }
     return { ms, bytes: Buffer.byteLength(text), gzipBytes: gzipSync(text).length };
+  },
+
+  /** What /metrics sends now (before gzip). */
+  async metricsText(): Promise<string> {
+    return running!.server.metrics.render();
   },
 
   async memory(): Promise<{ rss: number; heapUsed: number }> {

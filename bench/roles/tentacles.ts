@@ -13,6 +13,7 @@ import type { CertificateIdentity } from '../../src/pki/certificate.js';
 import { startAgent, type Agent } from '../../src/tentacle/agent.js';
 import { defaultConfig, type TentacleConfig } from '../../src/tentacle/config.js';
 import { pollTargetFor } from '../../src/tentacle/network.js';
+import { settledMemory, type Memory } from '../support/memory.js';
 import { timeEach } from '../support/stats.js';
 
 export interface TentacleGroup {
@@ -86,6 +87,11 @@ export const operations = {
     };
     await Promise.all(Array.from({ length: Math.min(group.window, group.count) }, connectWindow));
     return { homes };
+  },
+
+  /** This process's memory after GC (the simulated fleet's own cost, to size a run by). */
+  async memory(): Promise<Memory> {
+    return settledMemory();
   },
 
   /** Failed connection attempts so far, by error code (a restarted server refuses some while down). */

@@ -34,7 +34,7 @@ export interface Measured {
   details?: Record<string, unknown>;
 }
 
-export type Unit = 'ms' | 's' | 'KiB' | 'MiB' | 'MiB/s' | 'kbit/s' | 'per s' | 'tentacles' | 'attempts';
+export type Unit = 'ms' | 's' | 'KiB' | 'MiB' | 'MiB/s' | 'kbit/s' | 'per s' | 'tentacles' | 'machines' | 'attempts';
 
 /**
  * A target is a ratio to the baseline measured in the same run (noise on a shared machine

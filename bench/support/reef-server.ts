@@ -1,7 +1,7 @@
 /**
- * A real Reef server (startReefServer: SQLite store, comms port, 443-style front door,
- * WebSocket endpoint, task engine, REST API) on loopback with a temp data directory, and
- * the API client a user would point at it. Machines are registered straight into its
+ * A real Reef server (startReefServer: SQLite store, or PostgreSQL for a node of a
+ * cluster; comms port, 443-style front door, WebSocket endpoint, task engine, REST API) on
+ * loopback with a temp data directory, and the API client a user would point at it. Machines are registered straight into its
  * store: registration is not what the benchmarks measure, and 1,000 HTTPS round trips
  * would only spend the time budget.
  */
@@ -28,6 +28,10 @@ export interface BenchServerOptions {
   limits?: Partial<CommsLimits>;
   /** Where it listens; 127.0.0.1 unless a benchmark puts it in a network namespace. */
   host?: string;
+  /** A node of a cluster: its PostgreSQL store, its node name and the files directory the nodes share. */
+  store?: string;
+  nodeName?: string;
+  filesDir?: string;
 }
 
 export interface BenchServer {
@@ -35,6 +39,8 @@ export interface BenchServer {
   dataDir: string;
   thumbprint: string;
   api: ApiClient;
+  /** The key `api` uses, for a client in another process. */
+  apiKey: string;
   /** Stops the server; the data directory is kept (see removeData). */
   close(): Promise<void>;
   removeData(): Promise<void>;
@@ -54,6 +60,9 @@ export async function startBenchServer(options: BenchServerOptions = {}): Promis
     host: options.host ?? '127.0.0.1',
     pollingHostnames: [POLLING_HOSTNAME],
     limits: options.limits,
+    store: options.store,
+    nodeName: options.nodeName,
+    filesDir: options.filesDir,
   });
   const thumbprint = server.info.commsThumbprint;
   // The first start prints the admin key once; a restart makes a key of its own.
@@ -64,6 +73,7 @@ export async function startBenchServer(options: BenchServerOptions = {}): Promis
     dataDir,
     thumbprint,
     api,
+    apiKey,
     close: () => server.close(),
     removeData: () => rm(dataDir, { recursive: true, force: true }),
   };

@@ -113,6 +113,8 @@ export function formatValue(value: number, unit: Unit): string {
       return `${Math.round(value).toLocaleString('en-US')}/s`;
     case 'tentacles':
       return `${Math.round(value).toLocaleString('en-US')} tentacles`;
+    case 'machines':
+      return `${Math.round(value).toLocaleString('en-US')} machines`;
     case 'attempts':
       return `${Math.round(value).toLocaleString('en-US')} attempts`;
   }

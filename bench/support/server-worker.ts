@@ -16,21 +16,34 @@ export interface ServerWorker {
   commsPort: number;
   httpsPort: number;
   dataDir: string;
+  /** An API key of the server, for a client in the benchmark's process. */
+  apiKey: string;
 }
 
-/** Starts a server; a restart passes the data directory and ports of the first start (machines are then already registered). */
+/** A node of a cluster: every node on one PostgreSQL store, each under a name of its own, sharing one files directory. */
+export interface ClusterNodeSettings {
+  store: string;
+  nodeName: string;
+  filesDir: string;
+}
+
+/**
+ * Starts a server, with `identities` registered as machines `bench-1`, `bench-2`, ... (a
+ * cluster registers them through one node: the store is shared); a restart passes the
+ * data directory and ports of the first start (machines are then already registered).
+ */
 export async function startServerWorker(
   identities: readonly CertificateIdentity[],
   restartOf?: ServerWorker,
-  /** `withoutConnected`: for experiments, see bench/roles/reef-server.ts. */
-  { withoutConnected, ...options }: WorkerOptions & { withoutConnected?: string[] } = {},
+  /** `withoutConnected`: for experiments, see bench/roles/reef-server.ts. `cluster`: a node of a cluster. */
+  { withoutConnected, cluster, ...options }: WorkerOptions & { withoutConnected?: string[]; cluster?: ClusterNodeSettings } = {},
 ): Promise<ServerWorker> {
-  const worker = await startWorker<typeof operations>('reef-server', 'reef server', options);
+  const worker = await startWorker<typeof operations>('reef-server', cluster ? `reef server ${cluster.nodeName}` : 'reef server', options);
   const started = await worker.call(
     'start',
     restartOf
-      ? { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort, withoutConnected }
-      : { machines: identities.map((identity, i) => ({ name: `bench-${i + 1}`, thumbprint: identity.thumbprint })), withoutConnected },
+      ? { dataDir: restartOf.dataDir, commsPort: restartOf.commsPort, httpsPort: restartOf.httpsPort, withoutConnected, ...cluster }
+      : { machines: identities.map((identity, i) => ({ name: `bench-${i + 1}`, thumbprint: identity.thumbprint })), withoutConnected, ...cluster },
   );
   return { worker, ...started };
 }

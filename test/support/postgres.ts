@@ -11,6 +11,9 @@ import { openPostgres } from '../../src/server/store/postgres/database.js';
 /** A database on the server to connect to as a superuser; override with REEF_TEST_POSTGRES_URL. */
 export const ADMIN_URL = process.env.REEF_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
+/** How a test database's name starts; on a PostgreSQL server shared with others, set REEF_TEST_DATABASE_PREFIX to keep to names of your own. */
+const DATABASE_PREFIX = process.env.REEF_TEST_DATABASE_PREFIX ?? 'reef_test_';
+
 /** Serializes template creation and cloning across test files running at once: ("REEF", 2). */
 const TEMPLATE_LOCK = [0x52454546, 2] as const;
 
@@ -81,7 +84,7 @@ async function ensureTemplate(admin: pg.Client, template: string): Promise<void>
 
 /** A new database with a unique name: a clone of the migrated template, or empty. */
 export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
-  const name = `reef_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+  const name = `${DATABASE_PREFIX}${process.pid}_${randomBytes(6).toString('hex')}`;
   const admin = await connectAdmin();
   try {
     if (options.empty) {
