@@ -4,7 +4,8 @@
  * a machine's lines are filtered against its log cursor under that task machine's lock, so
  * a retried fetch (also after a failover to another node) stores no line twice. Lock order
  * is always the task_machines row, then the tasks row. How the lines are stored is the
- * dialect's (`Dialect.appendLog`): one statement on PostgreSQL, where this is the hot path.
+ * dialect's (`Dialect.appendLog`): one statement on PostgreSQL, where this is the hot path;
+ * a task-level line needs no other lock, so there that statement runs without a transaction.
  *
  * The same locked row keeps the machine's log quota (`log_bytes`, `dropped_log_*`), so it
  * holds across restarts and nodes; and reads come in pages bounded by bytes as well as
@@ -14,7 +15,7 @@ import { ReefError } from '../../errors.js';
 import { formatBytes } from '../../format.js';
 import { checkStream, clampLimit, invalid, toTimestamp } from './input.js';
 import { toLogLine, type LogRow } from './rows.js';
-import { sql, type Database, type LineToStore, type MachineLogUsage } from './sql.js';
+import { sql, type Database, type Db, type LineToStore, type MachineLogUsage } from './sql.js';
 import type { Store } from './types.js';
 
 type Logs = Pick<Store, 'appendMachineLog' | 'appendTaskLog' | 'readLog'>;
@@ -59,7 +60,13 @@ export function logs(database: Database): Logs {
 
     appendTaskLog: async (taskId, machineId, stream, text, at) => {
       const line: LineToStore = { at: toTimestamp(at), stream: checkStream(stream), text: String(text) };
-      const [stored] = await database.transaction((db) => d.appendLog(db, taskId, machineId, [line], null));
+      // Every line of a task takes the task row's lock for its seq, from every node. Run alone,
+      // PostgreSQL's one statement holds it only while PostgreSQL runs it; in a transaction it
+      // would hold it until this process sent COMMIT, a round trip through an event loop that a
+      // large fan-out keeps busy, and every other line of the task (and, queued behind them,
+      // the nodes' pooled connections) would wait that long.
+      const append = (db: Db) => d.appendLog(db, taskId, machineId, [line], null);
+      const [stored] = d.appendLogIsOneStatement ? await append(database) : await database.transaction(append);
       if (!stored) throw new ReefError('REEF_NOT_FOUND', `No task has id ${taskId}.`);
       return toLogLine(stored);
     },

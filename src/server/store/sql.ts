@@ -126,7 +126,10 @@ export interface Dialect {
   /**
    * Stores lines after the task's last seq, in the order given, and sets the machine's log
    * cursor and quota counters when `usage` is not null; returns the stored rows in seq order,
-   * none when the task does not exist. The caller runs it inside a transaction.
+   * none when the task does not exist. The caller runs it inside a transaction, unless
+   * `appendLogIsOneStatement`.
    */
   appendLog(db: Db, taskId: string, machineId: string | null, lines: readonly LineToStore[], usage: MachineLogUsage | null): Promise<LogRow[]>;
+  /** appendLog is a single statement, atomic without a transaction of its own. */
+  readonly appendLogIsOneStatement: boolean;
 }

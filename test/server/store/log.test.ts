@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
+import { logs } from '../../../src/server/store/logs.js';
+import { connectPostgres } from '../../../src/server/store/postgres/database.js';
+import type { Database } from '../../../src/server/store/sql.js';
 import type { LogLine, Machine, Store, TentacleLogLine } from '../../../src/server/store/types.js';
 import { forEachStore, target, type TempStore } from './helpers.js';
 
@@ -194,6 +197,59 @@ forEachStore((kind, open) => {
         await Promise.all(nodes.slice(1).map((node) => node.close()));
       }
     });
+
+    it('numbers the task-level lines of several nodes appending at once in one sequence with the machines\' output', async () => {
+      // A fan-out on a cluster: every node stores its machines' result lines in one task at
+      // once, all of them at the task row's lock (on PostgreSQL each line is a statement of
+      // its own, not a transaction), while a script's output goes in under its machine's lock.
+      const task = await newTask();
+      const nodes = [store, await t.reopen(), await t.reopen()];
+      try {
+        const perNode = 40;
+        const output = machines[3]!.id;
+        const [taskLines] = await Promise.all([
+          Promise.all(
+            nodes.flatMap((node, n) =>
+              Array.from({ length: perNode }, (_, i) => node.appendTaskLog(task.id, machines[n]!.id, 'info', `node ${n} line ${i}`)),
+            ),
+          ),
+          (async () => {
+            for (let s = 1; s <= 30; s += 3) await store.appendMachineLog(task.id, output, [line(s), line(s + 1), line(s + 2)]);
+          })(),
+        ]);
+        const all = await readAll(store, task.id);
+        assertContiguous(all);
+        assert.equal(all.length, nodes.length * perNode + 30);
+        const stored = new Map(all.map((l) => [l.seq, l.text]));
+        for (const l of taskLines) assert.equal(stored.get(l.seq), l.text, `line ${l.seq} is stored as returned`);
+        assert.deepEqual(all.filter((l) => l.machineId === output).map((l) => l.text), Array.from({ length: 30 }, (_, i) => `line ${i + 1}`));
+      } finally {
+        await Promise.all(nodes.slice(1).map((node) => node.close()));
+      }
+    });
+
+    if (kind === 'postgres') {
+      it('stores a task-level line in one statement, outside any transaction (the task row is not held for a round trip)', async () => {
+        const task = await newTask();
+        const database = await connectPostgres(t.location);
+        try {
+          const noTransactions: Database = {
+            dialect: database.dialect,
+            all: (q) => database.all(q),
+            one: (q) => database.one(q),
+            run: (q) => database.run(q),
+            script: (text) => database.script(text),
+            transaction: () => Promise.reject(new Error('appendTaskLog opened a transaction')),
+            close: () => database.close(),
+          };
+          const stored = await logs(noTransactions).appendTaskLog(task.id, null, 'info', 'Healthy');
+          assert.deepEqual((await store.readLog(task.id)).map((l) => [l.seq, l.text]), [[stored.seq, 'Healthy']]);
+          await assert.rejects(logs(noTransactions).appendTaskLog('T-999999', null, 'info', 'x'), { code: 'REEF_NOT_FOUND' });
+        } finally {
+          await database.close();
+        }
+      });
+    }
 
     it('property: any mix of overlapping, repeated, reordered batches stores each line once, in order', async () => {
       await fc.assert(

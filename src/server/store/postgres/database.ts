@@ -115,6 +115,7 @@ const postgresDialect: Dialect = {
     const rows = await db.all<LogRow>(appendLines(taskId, machineId, lines, usage));
     return rows.sort((a, b) => a.seq - b.seq);
   },
+  appendLogIsOneStatement: true,
 };
 
 /** Text parameters lose U+0000 (see pgText); everything else passes as is. */

@@ -102,6 +102,7 @@ const sqliteDialect: Dialect = {
     }
     return rows;
   },
+  appendLogIsOneStatement: false,
 };
 
 /** better-sqlite3 binds no booleans: they are stored as 0/1, as the schema's INTEGER columns expect. */
