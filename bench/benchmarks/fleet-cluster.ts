@@ -23,7 +23,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setInterval as every } from 'node:timers/promises';
+import { setInterval as every, setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { ApiClient } from '../../src/api/client.js';
 import type { NodeView, TaskView } from '../../src/api/contract.js';
@@ -60,6 +60,23 @@ async function withProgress<T>(context: BenchContext, node: ServerWorker, label:
 async function fleetMiB(fleet: Fleet): Promise<number[]> {
   const memories: Memory[] = await Promise.all(fleet.workers.map((worker) => worker.call('memory')));
   return memories.map((m) => Math.round(m.rss / 2 ** 20));
+}
+
+/** Seconds over which the CPU of an idle fleet is measured. */
+const IDLE_SECONDS = 10;
+
+/**
+ * What the connected fleet costs while idle (the heartbeat: on both ends of each link a
+ * check every 2.5 s, a PING after 7.5 s of silence): CPU ms per second of each node, and of
+ * each node's client processes together, over IDLE_SECONDS.
+ */
+async function idleCpu(nodes: readonly ServerWorker[], fleets: readonly Fleet[]): Promise<{ nodes: number[]; clients: number[] }> {
+  const fleetCpuMs = async (fleet: Fleet) => (await Promise.all(fleet.workers.map((worker) => worker.call('cpuMs')))).reduce((sum, ms) => sum + ms, 0);
+  const read = () => Promise.all([...nodes.map((node) => node.worker.call('cpuMs')), ...fleets.map(fleetCpuMs)]);
+  const before = await read();
+  await sleep(IDLE_SECONDS * 1000);
+  const used = (await read()).map((ms, i) => Math.round((ms - before[i]!) / IDLE_SECONDS));
+  return { nodes: used.slice(0, nodes.length), clients: used.slice(nodes.length) };
 }
 
 /**
@@ -144,6 +161,8 @@ const benchmark: Benchmark = {
     const apiA = new ApiClient({ server: `https://127.0.0.1:${a.httpsPort}`, apiKey: a.apiKey, serverThumbprint: a.thumbprint });
     const nodes = (await apiA.json<{ items: NodeView[] }>('GET', '/api/nodes')).items;
     const clientMiB = { a: await fleetMiB(fleetA), b: await fleetMiB(fleetB) };
+    const idle = await idleCpu([a, b], [fleetA, fleetB]);
+    context.log(`idle: nodes A and B ${idle.nodes.join(' and ')} ms of CPU a second, their client processes ${idle.clients.join(' and ')}`);
 
     // 3. The fan-out, posted to node A.
     const machines = identities.length;
@@ -193,6 +212,8 @@ const benchmark: Benchmark = {
         held: { aAlone: alone, ...held },
         memory: { aAlone, ...memory },
         clientProcessRssMiB: clientMiB,
+        /** CPU ms per second with every tentacle connected and idle, by node and by each node's client processes together. */
+        idleCpuMsPerSecond: { nodes: { a: idle.nodes[0], b: idle.nodes[1] }, clients: { a: idle.clients[0], b: idle.clients[1] } },
         connectFailures: { a: await fleetA.failures(), b: await fleetB.failures() },
         nodesApi: nodes.map((node) => ({ name: node.name, alive: node.alive, connectedTentacles: node.connectedTentacles })),
         fanOut: {

@@ -94,6 +94,12 @@ export const operations = {
     return settledMemory();
   },
 
+  /** CPU time this process has used so far (user + system), in ms. */
+  async cpuMs(): Promise<number> {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  },
+
   /** Failed connection attempts so far, by error code (a restarted server refuses some while down). */
   async failures(): Promise<Record<string, number>> {
     return { ...failures };
