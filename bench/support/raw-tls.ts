@@ -54,57 +54,63 @@ export async function listenRawTls(identity: CertificateIdentity, mode: ListenMo
   };
 }
 
-function sink(socket: tls.TLSSocket): void {
-  let expected = -1;
-  let received = 0;
-  let header = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    if (expected < 0) {
-      header = Buffer.concat([header, chunk]);
-      if (header.length < 8) return;
-      expected = Number(header.readBigUInt64BE(0));
-      chunk = header.subarray(8);
-    }
-    received += chunk.length;
-    if (received >= expected) {
-      socket.write('k');
-      expected = -1;
-      received = 0;
-      header = Buffer.alloc(0);
-    }
-  });
+/** What a listener does with one copy's bytes; `done` settles before the copy is answered. */
+interface CopyReceiver {
+  take(chunk: Buffer): void;
+  done(): Promise<void>;
 }
 
-/** Like `sink`, but every copy is hashed and written to `path` (removed after the answer). */
-function store(socket: tls.TLSSocket, path: string): void {
+/**
+ * Reads copies announced by an 8-byte length, one after another, and answers one byte once
+ * `receiver` is done with each. (A copy's bytes never run into the next one's header: the
+ * sender waits for the answer.)
+ */
+function receiveCopies(socket: tls.TLSSocket, receiverFor: (size: number) => CopyReceiver): void {
   let header = Buffer.alloc(0);
-  let copy: { remaining: number; hash: ReturnType<typeof createHash>; file: ReturnType<typeof createWriteStream> } | undefined;
-  const finish = (current: NonNullable<typeof copy>) => {
-    current.hash.digest();
-    current.file.end();
-    current.file.once('close', () => {
-      void rm(path, { force: true }).then(() => socket.write('k'));
-    });
-  };
+  let copy: { remaining: number; receiver: CopyReceiver } | undefined;
   socket.on('data', (chunk: Buffer) => {
     if (!copy) {
       header = Buffer.concat([header, chunk]);
       if (header.length < 8) return;
-      // flush: fsync before close, as a Tentacle does before it moves a file into place; writes
-      // queued while one is under way go down together (writev), up to 1 MiB, as a Tentacle's do.
-      copy = { remaining: Number(header.readBigUInt64BE(0)), hash: createHash('sha256'), file: createWriteStream(path, { flush: true, highWaterMark: 1024 * 1024 }) };
-      copy.file.on('error', (err) => socket.destroy(err));
-      copy.file.on('drain', () => socket.resume());
+      const size = Number(header.readBigUInt64BE(0));
+      copy = { remaining: size, receiver: receiverFor(size) };
       chunk = header.subarray(8);
       header = Buffer.alloc(0);
     }
-    copy.hash.update(chunk);
-    if (!copy.file.write(chunk)) socket.pause();
+    copy.receiver.take(chunk);
     copy.remaining -= chunk.length;
     if (copy.remaining <= 0) {
-      finish(copy);
+      void copy.receiver.done().then(() => socket.write('k'), (err: Error) => socket.destroy(err));
       copy = undefined;
     }
+  });
+}
+
+function sink(socket: tls.TLSSocket): void {
+  receiveCopies(socket, () => ({ take: () => {}, done: async () => {} }));
+}
+
+/** Like `sink`, but every copy is hashed and written to `path` (removed before the answer). */
+function store(socket: tls.TLSSocket, path: string): void {
+  receiveCopies(socket, () => {
+    const hash = createHash('sha256');
+    // flush: fsync before close, as a Tentacle does before it moves a file into place; writes
+    // queued while one is under way go down together (writev), up to 1 MiB, as a Tentacle's do.
+    const file = createWriteStream(path, { flush: true, highWaterMark: 1024 * 1024 });
+    file.on('error', (err) => socket.destroy(err));
+    file.on('drain', () => socket.resume());
+    return {
+      take(chunk) {
+        hash.update(chunk);
+        if (!file.write(chunk)) socket.pause();
+      },
+      async done() {
+        hash.digest();
+        file.end();
+        await once(file, 'close');
+        await rm(path, { force: true });
+      },
+    };
   });
 }
 
