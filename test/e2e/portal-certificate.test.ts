@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { ApiClient } from '../../src/api/client.js';
+import { isBusyAlert } from '../../src/comms/busy.js';
 import type { MachineView } from '../../src/api/contract.js';
 import { spkiPinOfPem } from '../../src/pki/spki-pin.js';
 import { thumbprintOfDer } from '../../src/pki/thumbprint.js';
@@ -42,8 +43,28 @@ interface Presented {
   chain: string[];
 }
 
-/** A real TLS handshake: what the port presents for this SNI and ALPN. */
+/** How long `presented` keeps coming back when comms turns it away as busy. */
+const BUSY_RETRY_LIMIT_MS = 15_000;
+
+/**
+ * A real TLS handshake: what the port presents for this SNI and ALPN. Comms refuses new
+ * connections with the busy alert while the server's event loop lags (admission control:
+ * a PKCS#12 reload on a loaded machine can stall it past the bound); like a Tentacle, this
+ * comes back after a moment, within a bound.
+ */
 async function presented(port: number, options: { servername?: string; alpn?: string[]; ca?: string } = {}): Promise<Presented> {
+  const deadline = Date.now() + BUSY_RETRY_LIMIT_MS;
+  for (;;) {
+    try {
+      return await handshake(port, options);
+    } catch (err) {
+      if (!isBusyAlert(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function handshake(port: number, options: { servername?: string; alpn?: string[]; ca?: string }): Promise<Presented> {
   const socket = tls.connect({
     host: '127.0.0.1',
     port,
