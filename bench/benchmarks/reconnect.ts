@@ -26,6 +26,15 @@ import { restartFromDist, startServerWorker } from '../support/server-worker.js'
 import { since } from '../support/stats.js';
 
 const POLL_MS = 250;
+/**
+ * The simulated fleet runs at this nice level (0: the server's). Real Tentacles run on
+ * their own machines; here their processes share the server's two cores, and at the same
+ * priority they took about half of the CPU the restarted server needed (their
+ * handshakes, retries and timers), so the figure measured the machine's two cores split
+ * five ways rather than what the server can do. Niced, the server gets the CPU it asks for
+ * and the fleet the rest.
+ */
+const FLEET_NICE = 19;
 /** Issue 18: all back within 15 s of the restarted server listening, no handshake timing out; listening within 1 s of the process starting. */
 const TARGET_SECONDS = 15;
 const START_TARGET_SECONDS = 1;
@@ -42,7 +51,7 @@ const benchmark: Benchmark = {
 
     const first = await startServerWorker(identities);
     context.defer(() => rm(first.dataDir, { recursive: true, force: true }));
-    const fleet = await startFleet(context, processes);
+    const fleet = await startFleet(context, processes, { nice: context.param('fleet-nice', FLEET_NICE) });
     context.log(`connecting ${count} polling tentacles in ${processes} processes`);
     await fleet.grow({ identities, serverThumbprint: first.thumbprint, address: `tcp://127.0.0.1:${first.commsPort}` }, count);
 
@@ -64,20 +73,33 @@ const benchmark: Benchmark = {
     /** Per sample: links, the server's admission signals, and the fleet's cumulative handshake timeouts and busy refusals. */
     const progress: { atMs: number; connected: number; handshakesInFlight: number; eventLoopDelayMs: number; timeouts: number; busy: number }[] = [];
     const giveUpMs = context.param('give-up-seconds', 150) * 1000;
+    // The fleet's failure counts come from busy (and, by default, low-priority) processes
+    // that may take seconds to answer: they are read on their own, and a server sample
+    // carries the latest that arrived, so the server's count is never late.
+    let fleetFailures = failedBefore;
+    let sampling = true;
+    const fleetReader = (async () => {
+      while (sampling) {
+        fleetFailures = await fleet.failures();
+        await sleep(POLL_MS);
+      }
+    })();
     await until(
       async () => {
-        const [connected, signals, failures] = await Promise.all([restarted.worker.call('links'), restarted.worker.call('admission'), fleet.failures()]);
+        const [connected, signals] = await Promise.all([restarted.worker.call('links'), restarted.worker.call('admission')]);
         progress.push({
           atMs: Math.round(since(listening)),
           connected,
           handshakesInFlight: signals.handshakesInFlight,
           eventLoopDelayMs: Math.round(signals.eventLoopDelayMs),
-          timeouts: (failures.REEF_HANDSHAKE_TIMEOUT ?? 0) - (failedBefore.REEF_HANDSHAKE_TIMEOUT ?? 0),
-          busy: (failures.REEF_SERVER_BUSY ?? 0) - (failedBefore.REEF_SERVER_BUSY ?? 0),
+          timeouts: (fleetFailures.REEF_HANDSHAKE_TIMEOUT ?? 0) - (failedBefore.REEF_HANDSHAKE_TIMEOUT ?? 0),
+          busy: (fleetFailures.REEF_SERVER_BUSY ?? 0) - (failedBefore.REEF_SERVER_BUSY ?? 0),
         });
         return connected >= count || since(listening) > giveUpMs;
       },
     );
+    sampling = false;
+    await fleetReader;
     const seconds = since(listening) / 1000;
     const failedAttempts = Object.fromEntries(Object.entries(await fleet.failures()).map(([code, n]) => [code, n - (failedBefore[code] ?? 0)]));
     const handshakeTimeouts = failedAttempts.REEF_HANDSHAKE_TIMEOUT ?? 0;

@@ -40,9 +40,14 @@ export async function tentacleRoot(context: BenchContext): Promise<string> {
   return root;
 }
 
-export async function startFleet(context: BenchContext, processes: number): Promise<Fleet> {
+export interface FleetOptions {
+  /** The processes' nice level (0 or absent: the caller's priority), so the fleet's CPU does not come out of the server's share. */
+  nice?: number;
+}
+
+export async function startFleet(context: BenchContext, processes: number, options: FleetOptions = {}): Promise<Fleet> {
   const root = await tentacleRoot(context);
-  const workers = await startWorkers<typeof operations>('tentacles', processes);
+  const workers = await startWorkers<typeof operations>('tentacles', processes, options.nice ? { wrapper: ['nice', '-n', String(options.nice)] } : {});
   return {
     workers,
     async grow(group, count) {

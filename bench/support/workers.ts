@@ -105,8 +105,8 @@ export async function startWorker<Ops extends Operations>(role: string, name = r
 }
 
 /** Starts `count` workers of one role in parallel, named `<role>-1`, `<role>-2`, ... */
-export function startWorkers<Ops extends Operations>(role: string, count: number): Promise<Worker<Ops>[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => startWorker<Ops>(role, `${role}-${i + 1}`)));
+export function startWorkers<Ops extends Operations>(role: string, count: number, options: WorkerOptions = {}): Promise<Worker<Ops>[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => startWorker<Ops>(role, `${role}-${i + 1}`, options)));
 }
 
 /** Stops every worker still running; the runner calls this after each benchmark. */
