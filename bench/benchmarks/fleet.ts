@@ -14,7 +14,8 @@
  *
  * Then the fleet grows towards as many as this machine allows: the server process's
  * open-file limit (the sandbox's hard limit), or as many as the connect rate seen so far
- * brings in `--grow-seconds`, whichever is fewer.
+ * brings in `--grow-seconds`, whichever is fewer. Issue 18 asks for the open-file limit,
+ * at the same memory per Tentacle: both are figures with targets.
  */
 import { rm } from 'node:fs/promises';
 import type { Benchmark } from '../support/benchmark.js';
@@ -34,12 +35,13 @@ const benchmark: Benchmark = {
   name: 'fleet',
   order: 2,
   title: 'server memory per idle polling tentacle',
-  timeoutMs: 10 * 60_000,
+  timeoutMs: 15 * 60_000,
   async run(context) {
     const count = context.param('tentacles', 10_000);
     const processes = context.param('processes', 4);
     const certificates = context.param('certificates', certificatesFor(count));
-    const growSeconds = context.param('grow-seconds', 60);
+    // Enough for the rest up to a 20,000 descriptor limit at this machine's connect rate.
+    const growSeconds = context.param('grow-seconds', 300);
     /** Handshakes in flight per client process. */
     const window = context.param('window', 32);
     const identities = await tentacleIdentities(Math.min(certificates, count));
@@ -90,8 +92,17 @@ const benchmark: Benchmark = {
           what: `most tentacles held (ceiling: ${ceiling === Infinity ? '' : `${ceiling.toLocaleString('en-US')} by the open-file limit, or `}about ${growSeconds} s more of connecting)`,
           value: most.connections,
           unit: 'tentacles',
+          // Issue 18: up to the open-file limit.
+          ...(ceiling === Infinity ? {} : { target: { kind: 'at-least' as const, limit: ceiling } }),
         },
-        { what: `server RSS per tentacle at ${most.connections.toLocaleString('en-US')}`, value: most.rssKiB, unit: 'KiB' },
+        {
+          what: `server RSS per tentacle at ${most.connections.toLocaleString('en-US')}`,
+          value: most.rssKiB,
+          unit: 'KiB',
+          baseline: { what: `per tentacle at ${count.toLocaleString('en-US')}`, value: reef.rssKiB },
+          // Issue 18: the most held at the same memory per Tentacle (within 10%).
+          target: { kind: 'ratio-at-most', limit: 1.1 },
+        },
       ],
       details: { tentacles: count, certificates: identities.length, clientProcesses: processes, connectSeconds, baseline, reef, most, openFileHardLimit: openFileHardLimit() },
     };

@@ -14,6 +14,44 @@ export interface RssSample {
   rssBytes: number;
 }
 
+/** What the server's V8 heap held at a moment (from its /metrics), to tell a heap that grows from native memory that does. */
+export interface HeapSample {
+  at: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+}
+
+/** The V8 heap figures of a Prometheus text page (prom-client's default metrics), or undefined when it has none. */
+export function heapOfMetrics(text: string, at: number): HeapSample | undefined {
+  const value = (name: string) => {
+    const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return match ? Number(match[1]) : undefined;
+  };
+  const heapUsedBytes = value('nodejs_heap_size_used_bytes');
+  const externalBytes = value('nodejs_external_memory_bytes');
+  return heapUsedBytes === undefined || externalBytes === undefined ? undefined : { at, heapUsedBytes, externalBytes };
+}
+
+/** Reads `read` every `intervalMs` (one read at a time, a failed one skipped) until stopped. */
+export function sampleHeap(read: () => Promise<HeapSample | undefined>, intervalMs: number): { stop(): HeapSample[] } {
+  const samples: HeapSample[] = [];
+  let reading = false;
+  const timer = setInterval(() => {
+    if (reading) return;
+    reading = true;
+    read()
+      .then((sample) => sample && samples.push(sample))
+      .catch(() => {})
+      .finally(() => (reading = false));
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return samples;
+    },
+  };
+}
+
 /** VmRSS of a live process, or undefined once it is gone. */
 export function readRss(pid: number): number | undefined {
   try {

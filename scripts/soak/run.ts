@@ -17,7 +17,7 @@ import { ApiClient } from '../../src/api/client.js';
 import type { TaskState, TaskView } from '../../src/api/contract.js';
 import { freePort, ok, startServer, tempDir, waitFor, type ServerProcess } from '../../test/e2e/harness.js';
 import { machinesIn, registerMachines, relinkedSince } from './machines.js';
-import { judgeMemory, readRss, sampleRss, SHORTEST_JUDGED_LOAD_MS, windowsFor, type MemoryVerdict, type RssSample } from './memory.js';
+import { heapOfMetrics, judgeMemory, readRss, sampleHeap, sampleRss, SHORTEST_JUDGED_LOAD_MS, windowsFor, type HeapSample, type MemoryVerdict, type RssSample } from './memory.js';
 import { runWorkload, type WorkloadResult } from './workload.js';
 
 export interface SoakOptions {
@@ -99,7 +99,11 @@ export interface SoakResult {
   };
   throughput: { tasksPerMinute: number; machineRunsPerSecond: number; linesPerSecond: number };
   latency: { taskMs: Distribution; machineRunMs: Distribution };
-  memory: MemoryVerdict & { samples: { atSeconds: number; rssMiB: number }[] };
+  memory: MemoryVerdict & {
+    samples: { atSeconds: number; rssMiB: number }[];
+    /** The V8 heap in use and its external memory (Buffers), from the server's /metrics. */
+    heapSamples: { atSeconds: number; heapUsedMiB: number; externalMiB: number }[];
+  };
   fleet: FleetSummary;
 }
 
@@ -114,6 +118,7 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
   const context: BenchContext = { param: (_name, fallback) => fallback, log: progress, defer: (cleanup) => cleanups.push(cleanup) };
   let server: ServerProcess | undefined;
   let sampler: ReturnType<typeof sampleRss> | undefined;
+  let heapSampler: ReturnType<typeof sampleHeap> | undefined;
   try {
     server = await startServer({
       name: 'soak-server',
@@ -125,6 +130,12 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     const apiKey = server.adminKey ?? (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', `soak-${Date.now()}`, ...(options.store ? ['--store', options.store] : [])]));
     const api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
     sampler = sampleRss(server.child.pid!, options.sampleMs);
+    heapSampler = sampleHeap(async () => {
+      const res = await api.request('GET', '/metrics');
+      let text = '';
+      for await (const chunk of res) text += chunk;
+      return res.statusCode === 200 ? heapOfMetrics(text, Date.now()) : undefined;
+    }, options.sampleMs);
     progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles and starting them in ${options.processes} processes`);
 
     const setupStarted = Date.now();
@@ -140,15 +151,17 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     const workload = await runWorkload({ api, machineNames: machines.map((m) => m.name), ...options });
     const leftUnfinished = await unfinishedTaskCount(api);
     const samples = sampler.stop();
+    const heapSamples = heapSampler.stop();
     const fleetSummary: FleetSummary = {
       processes: fleet.workers.length,
       relinked: relinkedSince(await machinesIn(api, ENVIRONMENT), workload.startedAt),
       rssMiB: fleet.workers.map((worker) => mib(readRss(worker.pid) ?? 0)),
     };
     progress(`load done: ${workload.tasks.length} tasks`);
-    return assess(options, { registerAndConnectMs, workload, leftUnfinished, samples, fleet: fleetSummary });
+    return assess(options, { registerAndConnectMs, workload, leftUnfinished, samples, heapSamples, fleet: fleetSummary });
   } finally {
     sampler?.stop();
+    heapSampler?.stop();
     await stopAllWorkers();
     await server?.kill();
     for (const cleanup of cleanups.reverse()) await cleanup();
@@ -161,6 +174,7 @@ interface Observations {
   /** Tasks the server still had Queued or Running after the grace period. */
   leftUnfinished: number;
   samples: RssSample[];
+  heapSamples: HeapSample[];
   fleet: FleetSummary;
 }
 /** Turns what the run saw into figures and the three verdicts. */
@@ -221,7 +235,11 @@ function assess(options: SoakOptions, seen: Observations): SoakResult {
       taskMs: distribution(tasks.flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]))),
       machineRunMs: distribution(tasks.flatMap((t) => t.machineRunMs)),
     },
-    memory: { ...memory, samples: seen.samples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), rssMiB: mib(s.rssBytes) })) },
+    memory: {
+      ...memory,
+      samples: seen.samples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), rssMiB: mib(s.rssBytes) })),
+      heapSamples: seen.heapSamples.map((s) => ({ atSeconds: round((s.at - workload.startedAt) / 1000), heapUsedMiB: mib(s.heapUsedBytes), externalMiB: mib(s.externalBytes) })),
+    },
     fleet: seen.fleet,
   };
 }
