@@ -24,6 +24,7 @@ export function formatSummary(result: SoakResult): string {
     `  Task latency: ${formatMs(latency.taskMs)} (created -> finished, server clock)`,
     `  Script run:   ${formatMs(latency.machineRunMs)} (one machine, start -> finish)`,
     `  Server RSS:   peak ${mib(memory.peakBytes)} MiB`,
+    `  V8 heap:      ${heapLine(memory.heapSamples)}`,
     `  Fleet:        ${fleet.relinked} tentacles lost their link during the load; RSS per process ${fleet.rssMiB.join(', ')} MiB`,
     `  [${verdict(checks.tasksFinished)}] no task stuck: ${checks.tasksFinished.detail}`,
     `  [${verdict(checks.logsComplete)}] no line lost: ${checks.logsComplete.detail}`,
@@ -33,6 +34,18 @@ export function formatSummary(result: SoakResult): string {
     lines.push(`  Problems (${load.problemCount}, first ${load.problems.length}):`, ...load.problems.map((p) => `    - ${p}`));
   }
   return lines.join('\n');
+}
+
+/** The server's V8 heap in use, lowest of the first and of the last fifth of the load (after a GC, roughly), and the highest. */
+function heapLine(samples: SoakResult['memory']['heapSamples']): string {
+  const during = samples.filter((s) => s.atSeconds >= 0);
+  if (during.length < 5) return 'not sampled';
+  const fifth = Math.max(1, Math.floor(during.length / 5));
+  const low = (part: typeof during) => Math.min(...part.map((s) => s.heapUsedMiB));
+  return (
+    `used ${low(during.slice(0, fifth))} MiB at the lowest in the load's first fifth, ${low(during.slice(-fifth))} MiB in its last, ` +
+    `${Math.max(...during.map((s) => s.heapUsedMiB))} MiB at most; external (Buffers) ${during.at(-1)!.externalMiB} MiB at the end`
+  );
 }
 
 /**

@@ -25,6 +25,8 @@ test('a small soak: every task finishes and every log line arrives, once and in 
   assert.ok(result.load.tasks >= 3, `only ${result.load.tasks} tasks ran in 10 s`);
   assert.equal(result.load.linesReceived, result.load.machineRuns * DEFAULT_SOAK_OPTIONS.linesPerScript);
   assert.deepEqual(result.memory.samplesInWindows.map((n) => n > 0), [true, true], 'RSS was sampled in both windows');
+  assert.ok(result.memory.heapSamples.length >= 5, `the V8 heap was sampled from /metrics (${result.memory.heapSamples.length} samples)`);
+  assert.ok(result.memory.heapSamples.every((s) => s.heapUsedMiB > 1 && s.externalMiB >= 0), JSON.stringify(result.memory.heapSamples.slice(0, 3)));
   assert.equal(result.checks.memoryStable.skipped, true, 'a 10 s load is too short to judge memory');
   assert.ok(result.passed, 'a skipped check does not fail the run');
   assert.equal(result.fleet.relinked, 0, 'no tentacle link dropped');
