@@ -1,9 +1,16 @@
 /**
- * The server's resident memory over the soak, and whether it grew. RSS is read from
- * /proc (the server is another process, and RSS is what an operator's monitoring sees).
- * RSS rises while a process warms up (JIT code, heap growing to its working size, the
- * SQLite page cache), so the first window starts only after a warm-up, and the verdict
- * compares means over windows rather than single samples, which jump with every GC.
+ * The server's memory over the soak, and whether it grew. RSS is read from /proc (the
+ * server is another process, and RSS is what an operator's monitoring sees); the V8 heap
+ * from the server's /metrics.
+ *
+ * RSS rises while a process warms up (JIT code, the heap growing to its working size),
+ * for a minute with 2,000 Tentacles and about six with 10,000, and under load it swings by
+ * a quarter with every major garbage collection (every one or two minutes). So the verdict
+ * compares the load's middle third with its last third: after a warm-up that scales with
+ * the run, over windows several GC cycles long, a server that has settled shows no growth,
+ * and one that leaks shows it between the two. Two figures are compared: the mean RSS, and
+ * the V8 heap's lowest use (what survives a major GC, where a leak of JavaScript objects
+ * shows first).
  */
 import { readFileSync } from 'node:fs';
 import { distribution } from '../../bench/support/stats.js';
@@ -101,32 +108,46 @@ export interface MemoryVerdict extends MemoryWindows {
   firstWindowMeanBytes: number;
   lastWindowMeanBytes: number;
   peakBytes: number;
-  /** (last - first) / first. */
+  /** (last - first) / first, of the RSS means. */
   growth: number;
   samplesInWindows: [number, number];
+  /** The V8 heap's lowest use in each window, when the heap was sampled in both. */
+  heap?: { firstWindowLowBytes: number; lastWindowLowBytes: number; growth: number };
   passed: boolean;
 }
 
-/**
- * Warm-up and windows for a load of `loadMs`: a minute each on a long run, a fifth of the
- * run each on a short one, so that the two windows never overlap.
- */
+/** Warm-up and windows for a load of `loadMs`: its first third, then its middle and its last third. */
 export function windowsFor(loadMs: number, tolerance: number): MemoryWindows {
-  const slice = Math.min(60_000, Math.floor(loadMs / 5));
-  return { warmupMs: slice, windowMs: slice, tolerance };
+  const third = Math.floor(loadMs / 3);
+  return { warmupMs: third, windowMs: third, tolerance };
 }
 
-/** Compares the mean RSS of the first window after warm-up with that of the load's last window. */
-export function judgeMemory(samples: readonly RssSample[], load: { startedAt: number; stoppedAt: number }, windows: MemoryWindows): MemoryVerdict {
+/**
+ * Compares the first window after warm-up with the load's last window: the mean RSS, and
+ * (when `heap` has samples in both) the V8 heap's lowest use. Each may grow by `tolerance`.
+ */
+export function judgeMemory(
+  samples: readonly RssSample[],
+  load: { startedAt: number; stoppedAt: number },
+  windows: MemoryWindows,
+  heap: readonly HeapSample[] = [],
+): MemoryVerdict {
   const judged = load.stoppedAt - load.startedAt >= SHORTEST_JUDGED_LOAD_MS;
   const { warmupMs, windowMs, tolerance } = windows;
-  const within = (from: number, to: number) => samples.filter((s) => s.at >= from && s.at <= to).map((s) => s.rssBytes);
   const firstFrom = load.startedAt + warmupMs;
-  const first = within(firstFrom, firstFrom + windowMs);
-  const last = within(load.stoppedAt - windowMs, load.stoppedAt);
+  const inFirst = (s: { at: number }) => s.at >= firstFrom && s.at <= firstFrom + windowMs;
+  const inLast = (s: { at: number }) => s.at >= load.stoppedAt - windowMs && s.at <= load.stoppedAt;
+  const first = samples.filter(inFirst).map((s) => s.rssBytes);
+  const last = samples.filter(inLast).map((s) => s.rssBytes);
   const firstMean = distribution(first).mean;
   const lastMean = distribution(last).mean;
   const growth = firstMean > 0 ? (lastMean - firstMean) / firstMean : 0;
+  const heapFirst = heap.filter(inFirst).map((s) => s.heapUsedBytes);
+  const heapLast = heap.filter(inLast).map((s) => s.heapUsedBytes);
+  const heapVerdict =
+    heapFirst.length && heapLast.length
+      ? { firstWindowLowBytes: Math.min(...heapFirst), lastWindowLowBytes: Math.min(...heapLast), growth: Math.min(...heapLast) / Math.min(...heapFirst) - 1 }
+      : undefined;
   return {
     ...windows,
     firstWindowMeanBytes: Math.round(firstMean),
@@ -134,8 +155,9 @@ export function judgeMemory(samples: readonly RssSample[], load: { startedAt: nu
     peakBytes: Math.max(0, ...samples.map((s) => s.rssBytes)),
     growth,
     samplesInWindows: [first.length, last.length],
+    ...(heapVerdict ? { heap: heapVerdict } : {}),
     judged,
     // Without samples in both windows there is nothing to judge, and that is a failure.
-    passed: first.length > 0 && last.length > 0 && (!judged || growth <= tolerance),
+    passed: first.length > 0 && last.length > 0 && (!judged || (growth <= tolerance && (!heapVerdict || heapVerdict.growth <= tolerance))),
   };
 }

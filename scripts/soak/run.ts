@@ -181,7 +181,7 @@ interface Observations {
 function assess(options: SoakOptions, seen: Observations): SoakResult {
   const { workload, leftUnfinished } = seen;
   const tasks = workload.tasks;
-  const memory = judgeMemory(seen.samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance));
+  const memory = judgeMemory(seen.samples, workload, windowsFor(workload.stoppedAt - workload.startedAt, options.memoryTolerance), seen.heapSamples);
   const problems = [...workload.requestFailures.map((message) => `request failed: ${message}`), ...tasks.flatMap((t) => t.problems)];
   const stuck = tasks.filter((t) => t.state === 'stuck').length;
   const finishedMachineRuns = tasks.filter((t) => t.state !== 'stuck').reduce((sum, t) => sum + t.machines, 0);
@@ -203,8 +203,10 @@ function assess(options: SoakOptions, seen: Observations): SoakResult {
       passed: memory.passed,
       ...(memory.judged ? {} : { skipped: true as const }),
       detail:
-        `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the first ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
-        `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}% ` +
+        `server RSS ${mib(memory.firstWindowMeanBytes)} MiB (mean of the ${memory.windowMs / 1000} s after ${memory.warmupMs / 1000} s of warm-up) -> ` +
+        `${mib(memory.lastWindowMeanBytes)} MiB (mean of the last ${memory.windowMs / 1000} s): ${(memory.growth * 100).toFixed(1)}%` +
+        (memory.heap ? `; V8 heap at its lowest ${mib(memory.heap.firstWindowLowBytes)} -> ${mib(memory.heap.lastWindowLowBytes)} MiB: ${(memory.heap.growth * 100).toFixed(1)}%` : '') +
+        ' ' +
         (memory.judged ? `(tolerance ${(options.memoryTolerance * 100).toFixed(0)}%)` : `(not judged: a load under ${SHORTEST_JUDGED_LOAD_MS / 60_000} minutes measures warm-up)`),
     },
   };
