@@ -1,7 +1,7 @@
 /**
  * `npm run soak`: the load test of docs/reliability.md. 2,000 polling tentacles against
  * one server running scripts in a loop for 5 minutes by default; prints a summary, writes
- * bench/results/soak.json and the "Last soak result" of docs/reliability.md, and exits
+ * bench/results/soak.json (and its rows of the table in docs/performance.md) and the "Last soak result" of docs/reliability.md, and exits
  * non-zero when a check fails.
  *
  *   npm run soak -- --minutes 1 --tentacles 200
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { errorMessage } from '../src/errors.js';
 import { REPO } from '../test/e2e/harness.js';
 import { ensureOpenFileLimit } from './soak/open-files.js';
+import { updatePerformanceDoc } from '../bench/support/report.js';
 import { formatSummary, updateReliabilityDoc, writeResultFile } from './soak/report.js';
 import { DEFAULT_SOAK_OPTIONS, defaultProcesses, runSoak, type SoakOptions } from './soak/run.js';
 
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
   const result = await runSoak(options, (line) => process.stderr.write(`soak: ${line}\n`));
   process.stdout.write(`${formatSummary(result)}\n`);
   await writeResultFile(result, (performance.now() - started) / 1000);
+  await updatePerformanceDoc(); // its headline figures are rows of the benchmarks' table
   await updateReliabilityDoc(result, join(REPO, 'docs/reliability.md'), ['npm run soak', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '));
   process.exitCode = result.passed ? 0 : 1;
 }
