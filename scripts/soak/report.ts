@@ -36,16 +36,11 @@ export function formatSummary(result: SoakResult): string {
   return lines.join('\n');
 }
 
-/** The server's V8 heap in use, lowest of the first and of the last fifth of the load (after a GC, roughly), and the highest. */
+/** The V8 heap figures the memory verdict does not give (it gives the lows of its windows): the highest use, and Buffers at the end. */
 function heapLine(samples: SoakResult['memory']['heapSamples']): string {
   const during = samples.filter((s) => s.atSeconds >= 0);
-  if (during.length < 5) return 'not sampled';
-  const fifth = Math.max(1, Math.floor(during.length / 5));
-  const low = (part: typeof during) => Math.min(...part.map((s) => s.heapUsedMiB));
-  return (
-    `used ${low(during.slice(0, fifth))} MiB at the lowest in the load's first fifth, ${low(during.slice(-fifth))} MiB in its last, ` +
-    `${Math.max(...during.map((s) => s.heapUsedMiB))} MiB at most; external (Buffers) ${during.at(-1)!.externalMiB} MiB at the end`
-  );
+  if (during.length === 0) return 'not sampled';
+  return `${Math.max(...during.map((s) => s.heapUsedMiB))} MiB in use at most (its lows are judged below); external (Buffers) ${during.at(-1)!.externalMiB} MiB at the end`;
 }
 
 /**

@@ -7,6 +7,7 @@
  * docs/reliability.md describes it.
  */
 import { rm } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
 import type { BenchContext } from '../../bench/support/benchmark.js';
 import { startFleet } from '../../bench/support/fleet.js';
 import { tentacleIdentities } from '../../bench/support/identities.js';
@@ -130,12 +131,8 @@ export async function runSoak(options: SoakOptions, progress: (line: string) => 
     const apiKey = server.adminKey ?? (await ok('reef', ['apikey', 'create', '--data', dataDir, '--name', `soak-${Date.now()}`, ...(options.store ? ['--store', options.store] : [])]));
     const api = new ApiClient({ server: server.url, apiKey, serverThumbprint: server.thumbprint });
     sampler = sampleRss(server.child.pid!, options.sampleMs);
-    heapSampler = sampleHeap(async () => {
-      const res = await api.request('GET', '/metrics');
-      let text = '';
-      for await (const chunk of res) text += chunk;
-      return res.statusCode === 200 ? heapOfMetrics(text, Date.now()) : undefined;
-    }, options.sampleMs);
+    // A refused scrape rejects, and the sampler skips it.
+    heapSampler = sampleHeap(async () => heapOfMetrics(await text(await api.request('GET', '/metrics')), Date.now()), options.sampleMs);
     progress(`server started (pid ${server.child.pid}); registering ${options.tentacles} tentacles and starting them in ${options.processes} processes`);
 
     const setupStarted = Date.now();
